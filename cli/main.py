@@ -1,0 +1,15 @@
+"""The ``numbnn`` command: a thin typer front-end over the library.
+
+Each ``commands_*`` module parses options, calls numbnn and prints; importing it registers its
+commands on :data:`cli.common.app`.
+"""
+
+from cli import commands_env  # noqa: F401  (registers `env`)
+from cli.common import app
+
+__all__ = ["app"]
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
