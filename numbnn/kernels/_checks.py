@@ -1,0 +1,57 @@
+"""Argument checks shared by the kernel wrappers.
+
+Every public kernel is a thin Python function that runs these checks and then calls an ``@njit``
+implementation, so bad input ends as one :class:`numbnn.errors.InputError` naming the argument and
+never as a Numba typing traceback.
+"""
+
+import numbers
+
+import numpy as np
+
+from numbnn.errors import InputError
+
+
+def as_pair(value, name: str, minimum: int) -> tuple[int, int]:
+    """``value`` as an (h, w) pair of Python ints, each >= ``minimum``."""
+    if _is_int(value):
+        pair = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise InputError(f"{name} must be an int or an (h, w) pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise InputError(f"{name} must be >= {minimum}, got {value!r}")
+    return pair
+
+
+def as_int(value, name: str, minimum: int) -> int:
+    """``value`` as a Python int >= ``minimum``."""
+    if not _is_int(value):
+        raise InputError(f"{name} must be an int, got {value!r}")
+    if int(value) < minimum:
+        raise InputError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def require_array(x, name: str, dtypes: tuple, ndim: int | None = None, min_ndim: int = 0) -> np.ndarray:
+    """Check ``x`` is an ndarray of one of ``dtypes`` with the given rank; return it C-contiguous."""
+    if not isinstance(x, np.ndarray):
+        raise InputError(f"{name} must be a numpy array, got {type(x).__name__}")
+    if x.dtype not in [np.dtype(d) for d in dtypes]:
+        allowed = "/".join(np.dtype(d).name for d in dtypes)
+        raise InputError(f"{name} must have dtype {allowed}, got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise InputError(f"{name} must have rank {ndim}, got shape {x.shape}")
+    if x.ndim < min_ndim:
+        raise InputError(f"{name} must have rank >= {min_ndim}, got shape {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+def words_for(n_bits: int) -> int:
+    """Number of 64-bit words that hold ``n_bits`` bits: ceil(n_bits / 64)."""
+    return (n_bits + 63) // 64
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -1,0 +1,47 @@
+"""Convolution geometry shared by the float and binary kernels (and by every layer above them)."""
+
+from typing import NamedTuple
+
+from numbnn.errors import InputError
+from numbnn.kernels._checks import as_pair
+
+
+def conv_output_size(size: int, k: int, stride: int = 1, pad: int = 0, dilation: int = 1) -> int:
+    """Output length of a convolution along one axis.
+
+    A dilated kernel spans ``dilation*(k-1) + 1`` input positions; it fits
+    ``(size + 2*pad - span) // stride + 1`` times. May be < 1 when the kernel does not fit.
+    """
+    span = dilation * (k - 1) + 1
+    return (size + 2 * pad - span) // stride + 1
+
+
+class ConvGeometry(NamedTuple):
+    """Validated (h, w) pairs of a 2-D convolution and its output size."""
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    dh: int
+    dw: int
+    ho: int
+    wo: int
+
+
+def conv_geometry(height, width, kernel_size, stride, padding, dilation, input_name: str = "x") -> ConvGeometry:
+    """Check the convolution arguments and compute the output size; raise InputError if it is < 1."""
+    kh, kw = as_pair(kernel_size, "kernel_size", 1)
+    sh, sw = as_pair(stride, "stride", 1)
+    ph, pw = as_pair(padding, "padding", 0)
+    dh, dw = as_pair(dilation, "dilation", 1)
+    ho = conv_output_size(height, kh, sh, ph, dh)
+    wo = conv_output_size(width, kw, sw, pw, dw)
+    if ho < 1 or wo < 1:
+        raise InputError(
+            f"{input_name}: spatial size {height}x{width} is too small for kernel {kh}x{kw} with "
+            f"padding {(ph, pw)} and dilation {(dh, dw)} (output would be {ho}x{wo})"
+        )
+    return ConvGeometry(kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)

@@ -1,0 +1,109 @@
+"""Float im2col / col2im for NHWC convolutions.
+
+``im2col`` turns a convolution into one matrix product. Row ``r = (n*Ho + oy)*Wo + ox`` of the
+column matrix holds the receptive field of output pixel (n, oy, ox), ordered (kh, kw, c), so an OHWI
+weight reshaped to [O, KH*KW*C] multiplies it directly::
+
+    out[n, oy, ox, o] = sum_{kh,kw,c} x[n, oy*sh - ph + kh*dh, ox*sw - pw + kw*dw, c] * w[o, kh, kw, c]
+    out.reshape(-1, O) == im2col(x, ...) @ w.reshape(O, -1).T
+
+Taps that fall in the padding are 0. ``col2im`` is the exact adjoint (the transpose of the linear map
+``im2col``): it scatter-adds every column entry back onto the input pixel it was read from, which is
+the input gradient of the convolution.
+"""
+
+import numba as nb
+import numpy as np
+
+from numbnn.errors import InputError
+from numbnn.kernels._checks import require_array
+from numbnn.kernels.geometry import conv_geometry
+
+_FLOATS = (np.float32, np.float64)
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
+    """Receptive fields of NHWC float ``x`` as a [N*Ho*Wo, KH*KW*C] matrix, columns ordered (kh, kw, c).
+
+    ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are ints or (h, w) pairs. The result
+    has the dtype of ``x`` (float32 or float64); padding taps are 0.
+    """
+    x = require_array(x, "x", _FLOATS, ndim=4)
+    g = conv_geometry(x.shape[1], x.shape[2], kernel_size, stride, padding, dilation)
+    return _im2col(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo)
+
+
+def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
+    """Adjoint of :func:`im2col`: scatter-add ``cols`` [N*Ho*Wo, KH*KW*C] back to an ``input_shape`` array.
+
+    Satisfies ``<im2col(x), c> == <x, col2im(c, x.shape)>`` for all x, c (up to rounding).
+    """
+    cols = require_array(cols, "cols", _FLOATS, ndim=2)
+    shape = _as_shape4(input_shape)
+    n, h, w, c = shape
+    g = conv_geometry(h, w, kernel_size, stride, padding, dilation, input_name="input_shape")
+    expected = (n * g.ho * g.wo, g.kh * g.kw * c)
+    if cols.shape != expected:
+        raise InputError(f"cols must have shape {expected} for input_shape {shape}, got {cols.shape}")
+    return _col2im(cols, n, h, w, c, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo)
+
+
+def _as_shape4(input_shape) -> tuple[int, int, int, int]:
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise InputError(f"input_shape must be a tuple of 4 ints, got {input_shape!r}") from None
+    if len(shape) != 4 or min(shape) < 1:
+        raise InputError(f"input_shape must be 4 positive ints (N, H, W, C), got {input_shape!r}")
+    return shape
+
+
+@nb.njit(parallel=True, cache=True)
+def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
+    n_img, h, w, c = x.shape
+    cols = np.empty((n_img * ho * wo, kh * kw * c), dtype=x.dtype)
+    # One task per output row (n, oy); each writes only its own Wo rows of `cols`.
+    for task in nb.prange(n_img * ho):
+        n = task // ho
+        oy = task % ho
+        for ox in range(wo):
+            row = task * wo + ox
+            for i in range(kh):
+                iy = oy * sh - ph + i * dh
+                for j in range(kw):
+                    ix = ox * sw - pw + j * dw
+                    col = (i * kw + j) * c
+                    if 0 <= iy < h and 0 <= ix < w:
+                        for ch in range(c):
+                            cols[row, col + ch] = x[n, iy, ix, ch]
+                    else:
+                        for ch in range(c):
+                            cols[row, col + ch] = 0
+    return cols
+
+
+@nb.njit(parallel=True, cache=True)
+def _col2im(cols, n_img, h, w, c, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
+    x = np.zeros((n_img, h, w, c), dtype=cols.dtype)
+    # Gather form of the scatter-add, one task per *input* row (n, iy): it sums every column entry
+    # read from that row, so no two tasks write the same pixel (no races, parallel even at batch 1).
+    # Input row iy is read by output row oy through kernel row i iff oy*sh - ph + i*dh == iy.
+    for task in nb.prange(n_img * h):
+        n = task // h
+        iy = task % h
+        for i in range(kh):
+            t = iy + ph - i * dh
+            if t < 0 or t % sh != 0:
+                continue
+            oy = t // sh
+            if oy >= ho:
+                continue
+            for ox in range(wo):
+                row = (n * ho + oy) * wo + ox
+                for j in range(kw):
+                    ix = ox * sw - pw + j * dw
+                    if 0 <= ix < w:
+                        col = (i * kw + j) * c
+                        for ch in range(c):
+                            x[n, iy, ix, ch] += cols[row, col + ch]
+    return x

@@ -1,0 +1,95 @@
+"""im2col / col2im against naive loops, the adjoint identity, and argument errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive
+from numbnn.errors import InputError
+from numbnn.kernels import col2im, conv_output_size, im2col
+
+
+@st.composite
+def conv_case(draw):
+    """A float NHWC input and conv arguments whose output is at least 1x1."""
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 8))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 8))
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 7))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    args = dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw))
+    return x, args, rng
+
+
+@settings(max_examples=60)
+@given(conv_case())
+def test_im2col_matches_naive(case):
+    x, args, _ = case
+    got = im2col(x, **args)
+    assert got.dtype == x.dtype
+    np.testing.assert_array_equal(got, naive.im2col(x, **args))
+
+
+@settings(max_examples=60)
+@given(conv_case())
+def test_col2im_matches_naive_and_is_adjoint(case):
+    x, args, rng = case
+    cols = rng.standard_normal(im2col(x, **args).shape).astype(x.dtype)
+    got = col2im(cols, x.shape, **args)
+    assert got.dtype == x.dtype and got.shape == x.shape
+    tol = 1e-5 if x.dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, naive.col2im(cols, x.shape, **args), rtol=tol, atol=tol)
+    lhs = np.dot(im2col(x, **args).astype(np.float64).ravel(), cols.astype(np.float64).ravel())
+    rhs = np.dot(x.astype(np.float64).ravel(), got.astype(np.float64).ravel())
+    assert lhs == pytest.approx(rhs, rel=tol * 10, abs=tol * 10)
+
+
+def test_im2col_matmul_is_a_convolution():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 5, 3))
+    w = rng.standard_normal((4, 3, 2, 3))  # OHWI
+    out = im2col(x, (3, 2), stride=(2, 1), padding=(1, 0)) @ w.reshape(4, -1).T
+    ho, wo = conv_output_size(6, 3, 2, 1, 1), conv_output_size(5, 2, 1, 0, 1)
+    xp = np.pad(x, ((0, 0), (1, 1), (0, 0), (0, 0)))
+    expected = np.zeros((2, ho, wo, 4))
+    for oy in range(ho):
+        for ox in range(wo):
+            patch = xp[:, 2 * oy : 2 * oy + 3, ox : ox + 2, :]
+            expected[:, oy, ox, :] = np.einsum("nhwc,ohwc->no", patch, w)
+    np.testing.assert_allclose(out.reshape(2, ho, wo, 4), expected, rtol=1e-12)
+
+
+def test_conv_output_size():
+    assert conv_output_size(14, 3, 1, 1, 1) == 14
+    assert conv_output_size(14, 3, 2, 1, 1) == 7
+    assert conv_output_size(7, 3, 1, 0, 2) == 3
+    assert conv_output_size(2, 3, 1, 0, 1) == 0
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: im2col(np.zeros((1, 4, 4, 2), np.int32), 3), "x"),
+        (lambda: im2col(np.zeros((4, 4, 2), np.float32), 3), "x"),
+        (lambda: im2col([[1.0]], 3), "x"),
+        (lambda: im2col(np.zeros((1, 4, 4, 2)), 0), "kernel_size"),
+        (lambda: im2col(np.zeros((1, 4, 4, 2)), (3, 3, 3)), "kernel_size"),
+        (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, stride=0), "stride"),
+        (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, padding=-1), "padding"),
+        (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, dilation=0), "dilation"),
+        (lambda: im2col(np.zeros((1, 2, 2, 2)), 3), "x"),
+        (lambda: col2im(np.zeros((5, 18)), (1, 4, 4, 2), 3), "cols"),
+        (lambda: col2im(np.zeros((4, 18), np.int64), (1, 4, 4, 2), 3), "cols"),
+        (lambda: col2im(np.zeros((4, 18)), (1, 4, 4), 3), "input_shape"),
+        (lambda: col2im(np.zeros((4, 18)), (1, 4, -4, 2), 3), "input_shape"),
+    ],
+)
+def test_bad_arguments_name_the_argument(call, name):
+    with pytest.raises(InputError, match=name):
+        call()
