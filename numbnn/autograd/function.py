@@ -1,0 +1,106 @@
+"""The op base class and the grad-mode switch.
+
+Every differentiable op is a subclass of :class:`Function` with two static methods side by side:
+``forward(ctx, *arrays, **kwargs) -> ndarray`` computes the value from plain numpy arrays, and
+``backward(ctx, grad) -> tuple`` returns one gradient (or ``None``) per positional input, each of the
+shape of the op's *broadcast* computation; the engine sums it back to the input's own shape.
+``Function.apply`` runs ``forward`` and records the op in the graph only when grad mode is on and some
+input requires a gradient, so inference under :class:`no_grad` builds no graph and keeps nothing alive.
+"""
+
+import numbers
+
+import numpy as np
+
+from numbnn.autograd.tensor import Tensor
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record the graph for backward (the default)."""
+    return _grad_enabled
+
+
+class no_grad:
+    """Context manager (and decorator) that turns graph recording off inside its block."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous
+        return False
+
+    def __call__(self, fn):
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        wrapper.__name__ = fn.__name__
+        wrapper.__doc__ = fn.__doc__
+        return wrapper
+
+
+class Context:
+    """Scratch space one op call shares between its forward and backward.
+
+    ``needs_input_grad[i]`` tells backward whether input i wants a gradient (skip the work if not);
+    ``saved`` holds what ``save_for_backward`` stored; ops may also set plain attributes.
+    """
+
+    def __init__(self, fn, needs_input_grad):
+        self.fn = fn
+        self.needs_input_grad = needs_input_grad
+        self.parents = ()
+        self.saved = ()
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+
+class Function:
+    """Base class of differentiable ops (see the module docstring for the contract)."""
+
+    @staticmethod
+    def forward(ctx, *arrays, **kwargs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs) -> Tensor:
+        """Run the op on Tensors / arrays / scalars and return a Tensor wired into the graph."""
+        arrays = _input_arrays(inputs)
+        needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+        track = _grad_enabled and any(needs)
+        ctx = Context(cls, needs if track else (False,) * len(inputs))
+        out = cls.forward(ctx, *arrays, **kwargs)
+        result = Tensor(out, requires_grad=track)
+        if track:
+            ctx.parents = inputs
+            result._ctx = ctx
+            result._is_leaf = False
+        return result
+
+
+def _input_arrays(inputs) -> list:
+    """Unwrap Tensors; turn Python/numpy scalars into 0-d arrays of the first float input's dtype.
+
+    Casting scalars to the Tensors' float dtype keeps float32 graphs float32 (a float64 0-d array
+    would upcast every result under numpy's promotion rules).
+    """
+    arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
+    float_dtype = next((a.dtype for a in arrays if isinstance(a, np.ndarray) and a.dtype.kind == "f"), None)
+    for i, a in enumerate(arrays):
+        if isinstance(a, (numbers.Number, np.generic)):
+            arrays[i] = np.asarray(a, dtype=float_dtype)
+        elif not isinstance(a, np.ndarray):
+            arrays[i] = Tensor(a).data
+    return arrays
