@@ -55,3 +55,36 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
                         if 0 <= iy < h and 0 <= ix < w:
                             x[b, iy, ix, :] += blocks[b, oy, ox, i, j, :]
     return x
+
+
+# ---- bit packing --------------------------------------------------------------------------------
+
+
+def pack_bits(x, axis=-1):
+    """Bit i of word j along `axis` is 1 iff x[..., 64*j + i] < 0; built word by word from Python ints."""
+    moved = np.moveaxis(np.asarray(x), axis, -1)
+    n = moved.shape[-1]
+    n_words = (n + 63) // 64
+    rows = moved.reshape(-1, n)
+    out = np.zeros((rows.shape[0], n_words), dtype=np.uint64)
+    for r in range(rows.shape[0]):
+        for j in range(n_words):
+            word = 0
+            for i in range(64):
+                t = 64 * j + i
+                if t < n and rows[r, t] < 0:
+                    word |= 1 << i
+            out[r, j] = np.uint64(word)
+    return np.moveaxis(out.reshape(moved.shape[:-1] + (n_words,)), -1, axis)
+
+
+def unpack_bits(p, n, axis=-1):
+    """+1/-1 float32 values from the bits of each word (set bit = -1)."""
+    moved = np.moveaxis(np.asarray(p), axis, -1)
+    rows = moved.reshape(-1, moved.shape[-1])
+    out = np.ones((rows.shape[0], n), dtype=np.float32)
+    for r in range(rows.shape[0]):
+        for t in range(n):
+            if (int(rows[r, t // 64]) >> (t % 64)) & 1:
+                out[r, t] = -1.0
+    return np.moveaxis(out.reshape(moved.shape[:-1] + (n,)), -1, axis)

@@ -3,9 +3,27 @@
 Numpy arrays in, numpy arrays out; no autograd. Every public function validates its arguments in
 Python (raising :class:`numbnn.errors.InputError` naming the argument) and then calls an ``@njit``
 implementation compiled on first use and cached on disk.
+
+Threads: with Numba's OpenMP layer, GNU OpenMP's default "spin, then sleep" wait makes every
+parallel region cost milliseconds as soon as another busy thread (OpenBLAS, another process) shares
+a core. numbnn therefore asks for passive waiting unless the user chose a policy; this only takes
+effect if libgomp was not already loaded by another library.
 """
 
-from numbnn.kernels.geometry import conv_output_size
-from numbnn.kernels.im2col import col2im, im2col
+import os
 
-__all__ = ["col2im", "conv_output_size", "im2col"]
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from numbnn.kernels.geometry import conv_output_size  # noqa: E402
+from numbnn.kernels.im2col import col2im, im2col  # noqa: E402
+from numbnn.kernels.packing import pack_activations, pack_bits, pack_conv_weight, unpack_bits  # noqa: E402
+
+__all__ = [
+    "col2im",
+    "conv_output_size",
+    "im2col",
+    "pack_activations",
+    "pack_bits",
+    "pack_conv_weight",
+    "unpack_bits",
+]

@@ -1,0 +1,86 @@
+"""LLVM intrinsics the kernels need and Numba does not expose.
+
+- :func:`popcount` emits ``llvm.ctpop.i64``; LLVM turns it into one POPCNT instruction (or, inside
+  a vectorised loop on AVX-512 VPOPCNTDQ, into VPOPCNTQ on 8 words at once).
+- :func:`sign_bits64` loads 64 consecutive elements, compares them with 0 and bitcasts the 64 result
+  flags to one i64 (bit i = element i < 0). LLVM lowers this to a few vector compares plus a mask move
+  (VCMPPS into k-registers on AVX-512, VMOVMSKPS on AVX2): packing runs at memory speed.
+- :func:`store_signs64` does the reverse: bit i of a word selects -1 (set) or +1 (clear) for
+  element i of 64 consecutive float32 outputs.
+
+The two vector helpers read/write ``arr.flat[offset : offset + 64]`` of a C-contiguous array with no
+bounds check; callers guarantee ``offset + 64 <= arr.size``.
+"""
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+_I64 = ir.IntType(64)
+
+
+@intrinsic
+def popcount(typingctx, word):
+    """Number of set bits of a uint64 (returned as uint64)."""
+    if not isinstance(word, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = context.cast(builder, args[0], signature.args[0], types.uint64)
+        ctpop = builder.module.declare_intrinsic("llvm.ctpop", [_I64])
+        return builder.call(ctpop, [value])
+
+    return types.uint64(word), codegen
+
+
+def _element_pointer(context, builder, array_type, array, offset):
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.gep(data, [offset])
+
+
+@intrinsic
+def sign_bits64(typingctx, array, offset):
+    """uint64 whose bit i is 1 iff ``array.flat[offset + i] < 0`` (float32, float64 or int8 array)."""
+    if not (isinstance(array, types.Array) and array.layout == "C" and isinstance(offset, types.Integer)):
+        return None
+    dtype = array.dtype
+    if dtype not in (types.float32, types.float64, types.int8):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_value, offset_value = args
+        offset64 = context.cast(builder, offset_value, signature.args[1], types.int64)
+        element = context.get_data_type(dtype)
+        vector = ir.VectorType(element, 64)
+        pointer = _element_pointer(context, builder, signature.args[0], array_value, offset64)
+        loaded = builder.load(builder.bitcast(pointer, vector.as_pointer()), align=1)
+        zero = ir.Constant(vector, [ir.Constant(element, 0)] * 64)
+        if dtype == types.int8:
+            negative = builder.icmp_signed("<", loaded, zero)
+        else:
+            negative = builder.fcmp_ordered("<", loaded, zero)
+        return builder.bitcast(negative, _I64)
+
+    return types.uint64(array, offset), codegen
+
+
+@intrinsic
+def store_signs64(typingctx, word, out, offset):
+    """Write ``out.flat[offset + i] = -1.0 if bit i of word else +1.0`` for i < 64 (float32 ``out``)."""
+    if not (isinstance(out, types.Array) and out.layout == "C" and out.dtype == types.float32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        word_value, out_value, offset_value = args
+        bits = context.cast(builder, word_value, signature.args[0], types.uint64)
+        offset64 = context.cast(builder, offset_value, signature.args[2], types.int64)
+        vector = ir.VectorType(ir.FloatType(), 64)
+        flags = builder.bitcast(bits, ir.VectorType(ir.IntType(1), 64))
+        minus = ir.Constant(vector, [ir.Constant(ir.FloatType(), -1.0)] * 64)
+        plus = ir.Constant(vector, [ir.Constant(ir.FloatType(), 1.0)] * 64)
+        pointer = _element_pointer(context, builder, signature.args[1], out_value, offset64)
+        builder.store(builder.select(flags, minus, plus), builder.bitcast(pointer, vector.as_pointer()), align=1)
+        return context.get_dummy_value()
+
+    return types.none(word, out, offset), codegen
