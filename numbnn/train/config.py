@@ -23,9 +23,9 @@ from numbnn.errors import InputError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("linear", "cosine", "constant")
-# Which parameters weight decay applies to: "conv" = 4-d conv weights only (ReActNet's rule),
-# "weights" = every weight matrix/kernel (ndim >= 2), "all" = every parameter.
-DECAY_RULES = ("conv", "weights", "all")
+# Which parameters weight decay applies to (the rules of numbnn.optim.split_decay): "conv_only" = 4-d
+# conv kernels only (ReActNet), "ndim>1" = every kernel and weight matrix (PokeBNN), "all" = everything.
+DECAY_RULES = ("conv_only", "ndim>1", "all")
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     momentum: float = 0.9  # SGD only (Nesterov)
     weight_decay: float = 0.0
-    decay_rule: str = "conv"
+    decay_rule: str = "conv_only"
     label_smoothing: float = 0.0
     grad_clip: float | None = None  # clip the global gradient L2 norm to this value
     crop_padding: int = 2

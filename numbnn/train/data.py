@@ -138,3 +138,16 @@ class BatchIterator:
 
     def __iter__(self):
         return self.batches()
+
+
+def load_split(split: str, limit: int | None = None, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
+    """FashionMNIST ``split`` ("train" or "test") as (uint8 images [N, 28, 28], labels [N]), the first
+    ``limit`` images only if given (a view, not a copy)."""
+    from numbnn.datasets import fashion_mnist
+
+    images, labels = fashion_mnist(split, data_dir=data_dir)
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+            raise InputError(f"limit must be a positive integer, got {limit!r}")
+        images, labels = images[:limit], labels[:limit]
+    return images, labels
