@@ -1,0 +1,133 @@
+"""Element-wise activations, including the learnable per-channel ones of the BNN papers.
+
+Every per-channel parameter has shape [C] and broadcasts over the last (channel) axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import numbnn.functional as F
+from numbnn.autograd import Tensor
+from numbnn.errors import InputError
+from numbnn.nn.module import Module
+from numbnn.nn.quantizers import get_quantizer
+
+
+def check_channels(channels) -> None:
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise InputError(f"channels must be a positive integer, got {channels!r}")
+
+
+def _per_channel(channels: int, value: float) -> Tensor:
+    check_channels(channels)
+    return Tensor(np.full(channels, value, np.float32), requires_grad=True)
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class HardSigmoid(Module):
+    """min(max(x + 3, 0), 6) / 6, the gate of PokeBNN's squeeze-and-excitation."""
+
+    def forward(self, x):
+        return F.hard_sigmoid(x)
+
+
+class LearnableBias(Module):
+    """x + b_c, b initialised to 0 (ReActNet's LearnableBias)."""
+
+    def __init__(self, channels: int):
+        self.bias = _per_channel(channels, 0.0)
+
+    def forward(self, x):
+        return x + self.bias
+
+    def extra_repr(self) -> str:
+        return str(self.bias.shape[0])
+
+
+class PReLU(Module):
+    """x for x >= 0, a_c x otherwise (He et al. 2015), a initialised to ``init``."""
+
+    def __init__(self, channels: int, init: float = 0.25):
+        self.slope = _per_channel(channels, init)
+
+    def forward(self, x):
+        return F.prelu(x, self.slope)
+
+    def extra_repr(self) -> str:
+        return str(self.slope.shape[0])
+
+
+class RSign(Module):
+    """ReActNet's RSign: q(x - alpha_c), alpha learnable, initialised to 0; q a 1-bit quantizer.
+
+    ``grad`` names the quantizer's backward ("approx" = ApproxSign, "ste" = clipped STE with ``clip``).
+    When the next layer is a :class:`~numbnn.nn.conv.BinaryConv2d`, ``LearnableBias`` followed by the
+    conv's own quantizer computes the same thing on the packed path.
+    """
+
+    def __init__(self, channels: int, grad: str = "approx", clip: float = 1.0):
+        self.quantizer = get_quantizer(grad)
+        if self.quantizer.bits != 1:
+            raise InputError(f"grad must name a 1-bit quantizer ('approx' or 'ste'), got {grad!r}")
+        self.clip = float(clip)
+        self.alpha = _per_channel(channels, 0.0)
+
+    def forward(self, x):
+        return self.quantizer(x - self.alpha, self.clip)
+
+    def extra_repr(self) -> str:
+        return f"{self.alpha.shape[0]}, grad={self.quantizer.name!r}"
+
+
+class RPReLU(Module):
+    """ReActNet's RPReLU: PReLU_beta(x - gamma_c) + zeta_c; gamma, zeta initialised 0, slope beta to ``init``."""
+
+    def __init__(self, channels: int, init: float = 0.25):
+        self.gamma = _per_channel(channels, 0.0)
+        self.slope = _per_channel(channels, init)
+        self.zeta = _per_channel(channels, 0.0)
+
+    def forward(self, x):
+        return F.prelu(x - self.gamma, self.slope) + self.zeta
+
+    def extra_repr(self) -> str:
+        return str(self.slope.shape[0])
+
+
+class DPReLU(Module):
+    """PokeBNN's dynamic PReLU, per channel: u = x - shift_x; y = (pos_slope if u >= 0 else neg_slope) u - shift_y.
+
+    Initialised to shift_x = shift_y = 0, pos_slope = 1, neg_slope = 0.25. ``learn_shifts=False`` drops
+    both shifts (fixed at 0), which is FTBNN's FPReLU.
+    """
+
+    def __init__(self, channels: int, learn_shifts: bool = True, pos_init: float = 1.0, neg_init: float = 0.25):
+        self.pos_slope = _per_channel(channels, pos_init)
+        self.neg_slope = _per_channel(channels, neg_init)
+        self.learn_shifts = bool(learn_shifts)
+        if self.learn_shifts:
+            self.shift_x = _per_channel(channels, 0.0)
+            self.shift_y = _per_channel(channels, 0.0)
+
+    def forward(self, x):
+        if self.learn_shifts:
+            return F.dprelu(x, self.pos_slope, self.neg_slope, self.shift_x, self.shift_y)
+        return F.dprelu(x, self.pos_slope, self.neg_slope, 0.0, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.pos_slope.shape[0]}" + ("" if self.learn_shifts else ", learn_shifts=False")
+
+
+class FPReLU(DPReLU):
+    """FTBNN's fully parametric ReLU: a_c x for x >= 0, b_c x otherwise, both slopes learnable (DPReLU without shifts)."""
+
+    def __init__(self, channels: int, pos_init: float = 1.0, neg_init: float = 0.25):
+        super().__init__(channels, learn_shifts=False, pos_init=pos_init, neg_init=neg_init)
+
+    def extra_repr(self) -> str:
+        return f"{self.pos_slope.shape[0]}"

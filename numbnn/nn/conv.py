@@ -1,0 +1,141 @@
+"""Convolution layers on NHWC activations with OHWI weights: float ``Conv2d`` and ``BinaryConv2d``.
+
+Both record the cost-model facts a summary needs after one forward pass: ``last_output_hw`` (the
+output's spatial size), ``weight_bits`` and ``act_bits``; MACs = N * Ho * Wo * KH * KW * C_in/groups * C_out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import numbnn.functional as F
+from numbnn.autograd import Tensor
+from numbnn.errors import InputError
+from numbnn.nn import init
+from numbnn.nn.module import Module
+from numbnn.nn.quantizers import get_quantizer
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+        raise InputError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return pair
+
+
+class _ConvBase(Module):
+    """Shared geometry, the Kaiming-initialised OHWI weight, and the cost record."""
+
+    weight_bits = 32
+    act_bits = 32
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, rng):
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if in_channels % groups or out_channels % groups:
+            raise InputError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.dilation = _pair(dilation, "dilation")
+        kh, kw = self.kernel_size
+        fan_in = kh * kw * in_channels // groups
+        shape = (out_channels, kh, kw, in_channels // groups)
+        self.weight = Tensor(init.kaiming_normal(shape, fan_in, rng), requires_grad=True)
+        self.last_output_hw: tuple[int, int] | None = None
+
+    def _record(self, y: Tensor) -> Tensor:
+        self.last_output_hw = tuple(y.shape[1:3])
+        return y
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.in_channels}, {self.out_channels}", f"kernel_size={self.kernel_size}"]
+        for name, default in (("stride", (1, 1)), ("padding", (0, 0)), ("dilation", (1, 1))):
+            if getattr(self, name) != default:
+                parts.append(f"{name}={getattr(self, name)}")
+        if self.groups != 1:
+            parts.append(f"groups={self.groups}")
+        return ", ".join(parts)
+
+
+class Conv2d(_ConvBase):
+    """Real-valued convolution: y = conv(x, W) + b, W of shape [C_out, KH, KW, C_in/groups]."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = False, rng: np.random.Generator | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, rng)
+        self.bias = Tensor(np.zeros(out_channels, np.float32), requires_grad=True) if bias else None
+
+    def forward(self, x):
+        return self._record(F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", bias=True" if self.bias is not None else "")
+
+
+class BinaryConv2d(_ConvBase):
+    """Binary convolution with latent real weights (XNOR-Net, Rastegari et al. 2016; ReActNet's HardBinaryConv).
+
+    Forward: y_o = alpha_o * conv(q(x), sign(W))_o with alpha_o = mean|W_o| over (KH, KW, C_in) for
+    ``scale="mean_abs"`` (a constant in backward: it is computed from ``W.data``), or alpha = 1 for
+    ``scale=None``. q is the activation quantizer (see :mod:`numbnn.nn.quantizers`); the weight gradient
+    is the clipped STE: passed where |W| <= ``weight_clip`` (the gradient of clamp(W, -1, 1) in ReActNet).
+
+    When both weights and activations are binary the forward runs on packed bits
+    (``F.binary_conv2d``), with ``pad_value`` the value padded positions take. The other settings run
+    a float convolution on the quantized operands, zero-padded:
+
+    - ``binarize_weights=False``: ReActNet's step 1, binary activations with real weights;
+    - ``act_quantizer=None``: binary weights on real activations.
+
+    An input that is already +-1 (e.g. from :class:`RSign`) should use ``act_quantizer="ste"`` with
+    ``act_clip >= 1``, whose gradient is the identity there (ApproxSign's is 0 at +-1).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, pad_value: float = 0, scale: str | None = "mean_abs",
+                 act_quantizer: str | None = "approx", act_clip: float = 1.0, weight_clip: float = 1.0,
+                 binarize_weights: bool = True, rng: np.random.Generator | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, rng)
+        if scale not in ("mean_abs", None):
+            raise InputError(f"scale must be 'mean_abs' or None, got {scale!r}")
+        for name, value in (("act_clip", act_clip), ("weight_clip", weight_clip)):
+            if not value > 0:
+                raise InputError(f"{name} must be > 0, got {value!r}")
+        self.quantizer = get_quantizer(act_quantizer)
+        self.pad_value = pad_value
+        self.scale = scale
+        self.act_clip, self.weight_clip = float(act_clip), float(weight_clip)
+        self.binarize_weights = bool(binarize_weights)
+        self.weight_bits = 1 if self.binarize_weights else 32
+        self.act_bits = self.quantizer.bits
+
+    def alpha(self) -> np.ndarray | None:
+        """Per-output-channel scale mean|W_o| (a numpy array: no gradient flows through it)."""
+        if self.scale is None or not self.binarize_weights:
+            return None
+        return np.abs(self.weight.data).mean(axis=(1, 2, 3))
+
+    def forward(self, x):
+        geometry = (self.stride, self.padding, self.dilation, self.groups)
+        alpha = self.alpha()
+        if self.binarize_weights and self.quantizer.act_grad is not None:
+            y = F.binary_conv2d(x, self.weight, *geometry, pad_value=self.pad_value, act_grad=self.quantizer.act_grad,
+                                act_clip=self.act_clip, weight_clip=self.weight_clip, scale=alpha)
+        else:
+            xq = self.quantizer(x, self.act_clip)
+            w = F.sign(self.weight, self.weight_clip) if self.binarize_weights else self.weight
+            y = F.conv2d(xq, w, None, *geometry)
+            if alpha is not None:
+                y = y * alpha
+        return self._record(y)
+
+    def extra_repr(self) -> str:
+        parts = [super().extra_repr(), f"act_quantizer={self.quantizer.name!r}"]
+        if not self.binarize_weights:
+            parts.append("binarize_weights=False")
+        if self.scale is None:
+            parts.append("scale=None")
+        return ", ".join(parts)
