@@ -93,6 +93,8 @@ class Function:
 def _input_arrays(inputs) -> list:
     """Unwrap Tensors; turn Python/numpy scalars into 0-d arrays of the first float input's dtype.
 
+    ``None`` passes through (an absent optional input, e.g. a bias).
+
     Casting scalars to the Tensors' float dtype keeps float32 graphs float32 (a float64 0-d array
     would upcast every result under numpy's promotion rules).
     """
@@ -101,6 +103,6 @@ def _input_arrays(inputs) -> list:
     for i, a in enumerate(arrays):
         if isinstance(a, (numbers.Number, np.generic)):
             arrays[i] = np.asarray(a, dtype=float_dtype)
-        elif not isinstance(a, np.ndarray):
+        elif a is not None and not isinstance(a, np.ndarray):
             arrays[i] = Tensor(a).data
     return arrays

@@ -1,0 +1,151 @@
+"""Binary convolution and linear layers: packed-bit forward, float straight-through backward.
+
+Value: ``conv2d(sign(x), sign(w)) * scale`` (scale: optional per-output-channel alpha, e.g. XNOR-Net /
+ReActNet's mean|W_o|). The forward never builds the float product: x and w are packed to one bit
+per value and multiplied by :mod:`numbnn.kernels`' XNOR-popcount kernels, which return the exact
+integer dot products of the +1/-1 values.
+
+Backward, with g the incoming gradient times scale: the derivative wrt sign(x) and sign(w) is
+that of an ordinary float convolution of the +1/-1 tensors, computed with BLAS as in
+:mod:`numbnn.functional.conv`; each is then multiplied by its straight-through mask,
+``act_grad``'s for x ("ste": 1{|x| <= act_clip}, "approx": max(0, 2 - 2|x|)) and the clipped
+identity 1{|w| <= weight_clip} for w (ReActNet's weight STE). dscale = sum over pixels of g * conv.
+
+``pad_value`` says what the padded border holds: 0 contributes nothing (a float convolution of
+sign(x) with zero padding), +1 or -1 are constant taps of that value. Padding taps are constants,
+so they never send gradient to x; they do enter dw.
+"""
+
+import numpy as np
+
+from numbnn.autograd import Function, Tensor
+from numbnn.errors import InputError
+from numbnn.functional.conv import columns, columns_adjoint, conv_shape, grouped_backward, grouped_forward
+from numbnn.functional.quantizers import approx_sign_derivative, sign_values, ste_mask
+
+_ACT_GRADS = ("ste", "approx")
+
+
+def _act_derivative(x, act_grad, act_clip):
+    return ste_mask(x, act_clip) if act_grad == "ste" else approx_sign_derivative(x)
+
+
+def _padded_signs(x, s, pad_value):
+    """sign(x) with its border padded by pad_value, and the geometry of an unpadded conv on it."""
+    g = s.geom
+    xp = np.pad(sign_values(x), ((0, 0), (g.ph, g.ph), (g.pw, g.pw), (0, 0)), constant_values=pad_value)
+    unpadded = conv_shape(xp.shape, (s.o, g.kh, g.kw, s.c // s.groups), (g.sh, g.sw), 0, (g.dh, g.dw), s.groups)
+    return xp, unpadded
+
+
+def _sign_columns(x, s, pad_value):
+    """im2col of sign(x) whose padding taps hold pad_value."""
+    if pad_value == 0 or (s.geom.ph == s.geom.pw == 0):
+        return columns(sign_values(x), s)
+    xp, unpadded = _padded_signs(x, s, pad_value)
+    return columns(xp, unpadded)
+
+
+def _binary_conv_values(x, w, s, pad_value):
+    """Integer-valued conv2d(sign(x), sign(w)) as float: [N*Ho*Wo, O]."""
+    return grouped_forward(_sign_columns(x, s, pad_value), sign_values(w), s)
+
+
+class BinaryConv2d(Function):
+    @staticmethod
+    def forward(ctx, x, w, scale, stride, padding, dilation, groups, pad_value, act_grad, act_clip, weight_clip):
+        s = conv_shape(x.shape, w.shape, stride, padding, dilation, groups)
+        conv = _binary_conv_values(x, w, s, pad_value).astype(x.dtype, copy=False)
+        out = conv * scale if scale is not None else conv
+        ctx.shape = s
+        ctx.options = (pad_value, act_grad, act_clip, weight_clip)
+        ctx.save_for_backward(x, w, scale, conv if ctx.needs_input_grad[2] else None)
+        return out.reshape(s.out_shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        s = ctx.shape
+        x, w, scale, conv = ctx.saved
+        pad_value, act_grad, act_clip, weight_clip = ctx.options
+        need_x, need_w, need_scale = ctx.needs_input_grad
+        grad2 = grad.reshape(s.rows, s.o)
+        dscale = np.einsum("mo,mo->o", grad2, conv) if need_scale else None
+        g = grad2 * scale if scale is not None else grad2
+        cols = _sign_columns(x, s, pad_value) if need_w else None
+        dcols, dsw = grouped_backward(g, cols, sign_values(w), s, need_x, need_w)
+        dx = dw = None
+        if need_x:
+            dx = columns_adjoint(dcols, s)
+            dx *= _act_derivative(x, act_grad, act_clip)
+        if need_w:
+            dw = dsw * ste_mask(w, weight_clip)
+        return dx, dw, dscale
+
+
+class BinaryLinear(Function):
+    @staticmethod
+    def forward(ctx, x, w, scale, act_grad, act_clip, weight_clip):
+        x2 = x.reshape(-1, x.shape[-1])
+        conv = (sign_values(x2) @ sign_values(w).T).astype(x.dtype, copy=False)
+        out = conv * scale if scale is not None else conv
+        ctx.options = (act_grad, act_clip, weight_clip)
+        ctx.save_for_backward(x, w, scale, conv if ctx.needs_input_grad[2] else None)
+        return out.reshape(x.shape[:-1] + (w.shape[0],))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, scale, conv = ctx.saved
+        act_grad, act_clip, weight_clip = ctx.options
+        need_x, need_w, need_scale = ctx.needs_input_grad
+        grad2 = grad.reshape(-1, w.shape[0])
+        dscale = np.einsum("mo,mo->o", grad2, conv) if need_scale else None
+        g = grad2 * scale if scale is not None else grad2
+        dx = dw = None
+        if need_x:
+            dx = (g @ sign_values(w)).reshape(x.shape)
+            dx *= _act_derivative(x, act_grad, act_clip)
+        if need_w:
+            dw = g.T @ sign_values(x.reshape(-1, x.shape[-1]))
+            dw *= ste_mask(w, weight_clip)
+        return dx, dw, dscale
+
+
+def _check_options(pad_value, act_grad, act_clip, weight_clip):
+    if pad_value not in (0, 1, -1):
+        raise InputError(f"pad_value must be 0, 1 or -1, got {pad_value!r}")
+    if act_grad not in _ACT_GRADS:
+        raise InputError(f"act_grad must be one of {_ACT_GRADS}, got {act_grad!r}")
+    if not act_clip > 0 or not weight_clip > 0:
+        raise InputError(f"act_clip and weight_clip must be > 0, got {act_clip!r} and {weight_clip!r}")
+
+
+def _check_scale(scale, out_channels):
+    if scale is not None and tuple(scale.shape) not in ((out_channels,), (1,), ()):
+        raise InputError(f"scale must have shape ({out_channels},) (one alpha per output channel), got {tuple(scale.shape)}")
+
+
+def binary_conv2d(
+    x, w, stride=1, padding=0, dilation=1, groups=1, pad_value=0,
+    act_grad="ste", act_clip=1.0, weight_clip=1.0, scale=None,
+) -> Tensor:
+    """conv2d(sign(x), sign(w)) * scale with STE gradients; forward on packed bits (module docstring).
+
+    x NHWC float, w OHWI latent float weights [O, KH, KW, C/groups], scale None or [O].
+    """
+    _check_options(pad_value, act_grad, act_clip, weight_clip)
+    _check_scale(scale, w.shape[0])
+    return BinaryConv2d.apply(
+        x, w, scale, stride=stride, padding=padding, dilation=dilation, groups=groups,
+        pad_value=pad_value, act_grad=act_grad, act_clip=float(act_clip), weight_clip=float(weight_clip),
+    )
+
+
+def binary_linear(x, w, act_grad="ste", act_clip=1.0, weight_clip=1.0, scale=None) -> Tensor:
+    """(sign(x) @ sign(w).T) * scale with STE gradients; x [..., in], w [out, in], scale None or [out]."""
+    if len(w.shape) != 2 or x.shape[-1] != w.shape[1]:
+        raise InputError(f"w must be [out, {x.shape[-1]}] for x of shape {tuple(x.shape)}, got {tuple(w.shape)}")
+    _check_options(0, act_grad, act_clip, weight_clip)
+    _check_scale(scale, w.shape[0])
+    return BinaryLinear.apply(
+        x, w, scale, act_grad=act_grad, act_clip=float(act_clip), weight_clip=float(weight_clip)
+    )

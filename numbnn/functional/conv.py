@@ -1,0 +1,240 @@
+"""Float 2-D convolution on NHWC activations and OHWI weights.
+
+With ``cols = im2col(x)`` ([N*Ho*Wo, KH*KW*C], columns ordered (kh, kw, c)) and the weight viewed
+as ``W = w.reshape(O, KH*KW*C_in/groups)``, a convolution is one BLAS product per group::
+
+    out = cols @ W.T            dW = grad.T @ cols            dx = col2im(grad @ W)
+
+since col2im is the adjoint of im2col. A 1x1 kernel without padding needs no im2col (a reshape, or
+a strided slice for stride > 1). Convolutions with one input channel per group (depthwise, and
+depthwise with a channel multiplier) are computed tap by tap instead, shift-and-add over KH*KW
+strided views, which avoids a GEMM whose inner dimension is only KH*KW.
+
+The helpers here (geometry, columns and their adjoint, grouped products) are shared with the binary
+convolution in :mod:`numbnn.functional.binary`, whose backward is an ordinary float convolution.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from numbnn.autograd import Function, Tensor
+from numbnn.errors import InputError
+from numbnn.kernels import col2im, im2col
+from numbnn.kernels.geometry import ConvGeometry, conv_geometry
+
+
+class ConvShape(NamedTuple):
+    """Validated shapes of a grouped NHWC/OHWI convolution."""
+
+    n: int
+    h: int
+    w: int
+    c: int  # input channels
+    o: int  # output channels
+    groups: int
+    geom: ConvGeometry
+
+    @property
+    def rows(self) -> int:  # output pixels: rows of the column matrix
+        return self.n * self.geom.ho * self.geom.wo
+
+    @property
+    def out_shape(self) -> tuple:
+        return (self.n, self.geom.ho, self.geom.wo, self.o)
+
+
+def conv_shape(x_shape, w_shape, stride, padding, dilation, groups) -> ConvShape:
+    """Check x [N,H,W,C] against w [O,KH,KW,C/groups] and the conv arguments; InputError if inconsistent."""
+    if len(x_shape) != 4:
+        raise InputError(f"x must be NHWC (rank 4), got shape {tuple(x_shape)}")
+    if len(w_shape) != 4:
+        raise InputError(f"w must be OHWI (rank 4), got shape {tuple(w_shape)}")
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise InputError(f"groups must be a positive int, got {groups!r}")
+    n, h, w, c = x_shape
+    o, kh, kw, cg = w_shape
+    if c != cg * groups:
+        raise InputError(f"x has {c} channels but w expects {cg} per group x {groups} groups = {cg * groups}")
+    if o % groups:
+        raise InputError(f"w has {o} output channels, not divisible by groups={groups}")
+    geom = conv_geometry(h, w, (kh, kw), stride, padding, dilation)
+    return ConvShape(n, h, w, c, o, int(groups), geom)
+
+
+def _is_pointwise(g: ConvGeometry) -> bool:
+    return g.kh == g.kw == 1 and g.ph == g.pw == 0
+
+
+def columns(x: np.ndarray, s: ConvShape) -> np.ndarray:
+    """The im2col matrix of x [N*Ho*Wo, KH*KW*C] (a reshape or strided copy for 1x1 kernels)."""
+    g = s.geom
+    if _is_pointwise(g):
+        if g.sh == g.sw == 1:
+            return x.reshape(-1, s.c)
+        return np.ascontiguousarray(x[:, :: g.sh, :: g.sw]).reshape(-1, s.c)
+    return im2col(x, (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw))
+
+
+def columns_adjoint(dcols: np.ndarray, s: ConvShape) -> np.ndarray:
+    """Adjoint of :func:`columns`: the gradient wrt x [N,H,W,C] of a gradient wrt the columns."""
+    g = s.geom
+    shape = (s.n, s.h, s.w, s.c)
+    if _is_pointwise(g):
+        if g.sh == g.sw == 1:
+            return dcols.reshape(shape)
+        dx = np.zeros(shape, dtype=dcols.dtype)
+        dx[:, :: g.sh, :: g.sw] = dcols.reshape(s.n, g.ho, g.wo, s.c)
+        return dx
+    return col2im(np.ascontiguousarray(dcols), shape, (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw))
+
+
+def split_groups(cols: np.ndarray, groups: int, channels: int) -> np.ndarray:
+    """[M, T*C] columns (tap-major, channel-minor) -> [G, M, T*C/G], each group's taps together."""
+    if groups == 1:
+        return cols[None]
+    m, k = cols.shape
+    taps, cg = k // channels, channels // groups
+    return cols.reshape(m, taps, groups, cg).transpose(2, 0, 1, 3).reshape(groups, m, taps * cg)
+
+
+def merge_groups(cols_g: np.ndarray, channels: int) -> np.ndarray:
+    """Inverse of :func:`split_groups`: [G, M, T*C/G] -> [M, T*C]."""
+    groups, m, kg = cols_g.shape
+    if groups == 1:
+        return cols_g[0]
+    cg = channels // groups
+    taps = kg // cg
+    return cols_g.reshape(groups, m, taps, cg).transpose(1, 2, 0, 3).reshape(m, taps * channels)
+
+
+def grouped_forward(cols: np.ndarray, w: np.ndarray, s: ConvShape) -> np.ndarray:
+    """out [M, O] = per group, cols_g @ W_g.T (one BLAS GEMM when groups == 1)."""
+    w2 = w.reshape(s.o, -1)
+    if s.groups == 1:
+        return cols @ w2.T
+    cols_g = split_groups(cols, s.groups, s.c)
+    wg = w2.reshape(s.groups, s.o // s.groups, -1)
+    out = np.matmul(cols_g, wg.transpose(0, 2, 1))  # [G, M, O/G]
+    return out.transpose(1, 0, 2).reshape(s.rows, s.o)
+
+
+def grouped_backward(grad2: np.ndarray, cols, w: np.ndarray, s: ConvShape, need_cols: bool, need_w: bool):
+    """Gradients of :func:`grouped_forward` wrt the columns [M, K] and the weight (w's shape)."""
+    w2 = w.reshape(s.o, -1)
+    dcols = dw = None
+    if s.groups == 1:
+        if need_cols:
+            dcols = grad2 @ w2
+        if need_w:
+            dw = (grad2.T @ cols).reshape(w.shape)
+        return dcols, dw
+    og = s.o // s.groups
+    grad_g = grad2.reshape(s.rows, s.groups, og).transpose(1, 0, 2)  # [G, M, O/G]
+    if need_cols:
+        dcols = merge_groups(np.matmul(grad_g, w2.reshape(s.groups, og, -1)), s.c)
+    if need_w:
+        cols_g = split_groups(cols, s.groups, s.c)
+        dw = np.matmul(grad_g.transpose(0, 2, 1), cols_g).reshape(w.shape)
+    return dcols, dw
+
+
+class Conv2d(Function):
+    """Grouped convolution through im2col + GEMM (see the module docstring for the math)."""
+
+    @staticmethod
+    def forward(ctx, x, w, bias, stride, padding, dilation, groups):
+        s = conv_shape(x.shape, w.shape, stride, padding, dilation, groups)
+        cols = columns(x, s)
+        out = grouped_forward(cols, w, s)
+        if bias is not None:
+            out += bias
+        need_x, need_w = ctx.needs_input_grad[:2]
+        ctx.shape = s
+        ctx.save_for_backward(cols if need_w else None, w if need_x else None)
+        return out.reshape(s.out_shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        s = ctx.shape
+        cols, w = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad
+        grad2 = grad.reshape(s.rows, s.o)
+        dcols, dw = grouped_backward(grad2, cols, w, s, need_x, need_w)
+        dx = columns_adjoint(dcols, s) if need_x else None
+        db = grad2.sum(axis=0) if need_b else None
+        return dx, dw, db
+
+
+class DepthwiseConv2d(Function):
+    """Convolution with one input channel per group (w [C*m, KH, KW, 1]) by shift-and-add over taps.
+
+    out[n, y, x, c*m + j] = sum_{i,k} xpad[n, y*sh + i*dh, x*sw + k*dw, c] * w[c*m + j, i, k, 0]
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, bias, stride, padding, dilation, groups):
+        s = conv_shape(x.shape, w.shape, stride, padding, dilation, groups)
+        g = s.geom
+        mult = s.o // s.c
+        xp = _pad_spatial(x, g)
+        taps = w.reshape(s.c, mult, g.kh, g.kw)
+        out = np.zeros((s.n, g.ho, g.wo, s.c, mult), dtype=np.result_type(x, w))
+        for i in range(g.kh):
+            for k in range(g.kw):
+                out += _tap(xp, g, i, k)[..., None] * taps[:, :, i, k]
+        out = out.reshape(s.out_shape)
+        if bias is not None:
+            out += bias
+        ctx.shape = s
+        ctx.save_for_backward(xp, w)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        s = ctx.shape
+        g = s.geom
+        xp, w = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad
+        mult = s.o // s.c
+        taps = w.reshape(s.c, mult, g.kh, g.kw)
+        grad5 = grad.reshape(s.n, g.ho, g.wo, s.c, mult)
+        dxp = np.zeros(xp.shape, dtype=grad.dtype) if need_x else None
+        dtaps = np.empty(taps.shape, dtype=grad.dtype) if need_w else None
+        for i in range(g.kh):
+            for k in range(g.kw):
+                if need_x:
+                    window = _tap(dxp, g, i, k)
+                    if mult == 1:
+                        window += grad5[..., 0] * taps[:, 0, i, k]
+                    else:
+                        window += (grad5 * taps[:, :, i, k]).sum(axis=-1)
+                if need_w:
+                    dtaps[:, :, i, k] = np.einsum("nyxc,nyxcm->cm", _tap(xp, g, i, k), grad5)
+        dx = dxp[:, g.ph : g.ph + s.h, g.pw : g.pw + s.w] if need_x else None
+        dw = dtaps.reshape(w.shape) if need_w else None
+        db = grad.reshape(-1, s.o).sum(axis=0) if need_b else None
+        return dx, dw, db
+
+
+def _pad_spatial(x, g: ConvGeometry, value=0.0):
+    if g.ph == g.pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (g.ph, g.ph), (g.pw, g.pw), (0, 0)), constant_values=value)
+
+
+def _tap(xp, g: ConvGeometry, i: int, k: int):
+    """Strided view of padded input read by kernel tap (i, k) for every output pixel: [N, Ho, Wo, C]."""
+    y0, x0 = i * g.dh, k * g.dw
+    return xp[:, y0 : y0 + g.sh * (g.ho - 1) + 1 : g.sh, x0 : x0 + g.sw * (g.wo - 1) + 1 : g.sw]
+
+
+def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-D convolution of NHWC ``x`` with OHWI ``w`` [O, KH, KW, C/groups], optional ``bias`` [O].
+
+    ``stride``, ``padding`` (zeros) and ``dilation`` are ints or (h, w) pairs. Returns NHWC
+    [N, Ho, Wo, O] with Ho = (H + 2*ph - dh*(KH-1) - 1) // sh + 1.
+    """
+    depthwise = isinstance(groups, int) and groups > 1 and groups == x.shape[-1]
+    fn = DepthwiseConv2d if depthwise else Conv2d
+    return fn.apply(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)

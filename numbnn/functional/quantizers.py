@@ -1,0 +1,126 @@
+"""Sign functions with straight-through estimators (STEs), and fake quantization.
+
+sign() has zero gradient almost everywhere, so binary networks train by keeping a real-valued
+(latent) input, binarizing it in the forward pass and substituting a surrogate gradient in the
+backward pass. Each estimator below is a pure function: forward value, then the surrogate
+derivative it multiplies the incoming gradient by.
+
+Forward convention of every sign here: +1 where x >= 0 and -1 where x < 0 (so sign(0) = +1,
+matching the packed-bit convention of :mod:`numbnn.kernels`: a set bit means x < 0).
+"""
+
+import numpy as np
+
+from numbnn.autograd import Function, Tensor
+from numbnn.errors import InputError
+
+
+def sign_values(x: np.ndarray) -> np.ndarray:
+    """+1 / -1 array of x's float dtype (+1 for x >= 0, including -0.0)."""
+    one = x.dtype.type(1)
+    return np.where(x < 0, -one, one)
+
+
+def ste_mask(x: np.ndarray, clip: float) -> np.ndarray:
+    """Clipped-identity STE derivative: 1 where |x| <= clip, else 0 (x's dtype)."""
+    return (np.abs(x) <= clip).astype(x.dtype)
+
+
+def approx_sign_derivative(x: np.ndarray) -> np.ndarray:
+    """ApproxSign derivative max(0, 2 - 2|x|) (Bi-Real Net, Liu et al. 2018, eq. 5; used by ReActNet)."""
+    d = np.abs(x)
+    d *= -2
+    d += 2
+    np.maximum(d, 0, out=d)
+    return d
+
+
+class SteSign(Function):
+    """sign with the clipped straight-through estimator.
+
+    Forward: sign(x). Backward: dL/dx = dL/dy * 1{|x| <= clip}, the derivative of clip(x, -c, c)
+    (Hubara et al. 2016, "Binarized Neural Networks", sec. 1.3; Larq's ``ste_sign``). PokeBNN tunes
+    ``clip`` (its bound B) as a hyper-parameter.
+    """
+
+    @staticmethod
+    def forward(ctx, x, clip):
+        ctx.save_for_backward(x)
+        ctx.clip = clip
+        return sign_values(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return grad * ste_mask(x, ctx.clip)
+
+
+class ApproxSign(Function):
+    """sign with Bi-Real Net's piecewise-polynomial estimator.
+
+    Backward uses the derivative of F(x) = -1 (x < -1), 2x + x^2 (-1 <= x < 0), 2x - x^2 (0 <= x < 1),
+    1 (x >= 1), namely max(0, 2 - 2|x|): a triangle that peaks at 0 (Liu et al. 2018, eq. 5).
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return sign_values(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return grad * approx_sign_derivative(x)
+
+
+def sign(x, clip: float = 1.0) -> Tensor:
+    """+1 where x >= 0 else -1; gradient passed where |x| <= ``clip`` (clipped STE)."""
+    if not clip > 0:
+        raise InputError(f"clip must be > 0, got {clip!r}")
+    return SteSign.apply(x, clip=float(clip))
+
+
+ste_sign = sign
+
+
+def approx_sign(x) -> Tensor:
+    """+1 where x >= 0 else -1; gradient times max(0, 2 - 2|x|) (ApproxSign, Bi-Real Net / ReActNet)."""
+    return ApproxSign.apply(x)
+
+
+class FakeQuant(Function):
+    """Uniform fake quantization with a straight-through rounding estimator.
+
+    Signed: levels k * s for integer k in [-(2^(b-1) - 1), 2^(b-1) - 1] with s = bound / (2^(b-1) - 1)
+    (symmetric, zero exactly representable). Unsigned: k in [0, 2^b - 1], s = bound / (2^b - 1).
+    Forward: s * round(clip(x, lo, hi) / s). Backward: round is treated as the identity and the
+    clip passes the gradient only inside [lo, hi], as in PokeBNN/AQT's int8 and int4 layers.
+    """
+
+    @staticmethod
+    def forward(ctx, x, bits, bound, signed):
+        levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+        lo = -bound if signed else 0.0
+        step = x.dtype.type(bound / levels)
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, bound
+        q = np.clip(x, lo, bound)
+        q /= step
+        np.rint(q, out=q)
+        q *= step
+        return q
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        inside = (x >= ctx.lo) & (x <= ctx.hi)
+        return grad * inside.astype(grad.dtype)
+
+
+def fake_quant(x, bits: int, bound: float, signed: bool = True) -> Tensor:
+    """Quantize ``x`` to ``bits``-bit uniform levels on [-bound, bound] (or [0, bound] unsigned) with an STE."""
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 16:
+        raise InputError(f"bits must be an int in [2, 16], got {bits!r}")
+    if not bound > 0:
+        raise InputError(f"bound must be > 0, got {bound!r}")
+    return FakeQuant.apply(x, bits=bits, bound=float(bound), signed=bool(signed))

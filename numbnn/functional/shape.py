@@ -1,0 +1,109 @@
+"""Shape and combination ops: add, concat, reshape, padding, and NHWC channel/space rearrangements."""
+
+import numpy as np
+
+from numbnn.autograd import Function, Tensor
+from numbnn.errors import InputError
+
+
+def _tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def add(a, b) -> Tensor:
+    """a + b with numpy broadcasting (residual shortcuts)."""
+    return _tensor(a) + b
+
+
+def reshape(x, shape) -> Tensor:
+    """x with a new shape (one axis may be -1)."""
+    return _tensor(x).reshape(tuple(shape))
+
+
+class Concat(Function):
+    """Join inputs along ``axis``; the gradient is split back at the same offsets."""
+
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        ctx.axis = axis
+        ctx.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(np.split(grad, ctx.bounds, axis=ctx.axis))
+
+
+def concat(tensors, axis: int = -1) -> Tensor:
+    """Concatenate Tensors/arrays along ``axis`` (default: channels)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise InputError("concat needs at least one tensor")
+    return Concat.apply(*tensors, axis=axis)
+
+
+class Pad(Function):
+    """Constant padding with numpy's ``pad_width`` convention; the gradient is the interior slice."""
+
+    @staticmethod
+    def forward(ctx, x, pad_width, value):
+        ctx.interior = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, x.shape))
+        return np.pad(x, pad_width, constant_values=value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[ctx.interior]
+
+
+def pad(x, pad_width, value: float = 0.0) -> Tensor:
+    """Pad with a constant: ``pad_width`` is one (before, after) pair per axis, as in ``np.pad``."""
+    pad_width = tuple((int(a), int(b)) for a, b in pad_width)
+    if len(pad_width) != len(x.shape) or min(min(p) for p in pad_width) < 0:
+        raise InputError(f"pad_width must be one non-negative (before, after) pair per axis of x {tuple(x.shape)}")
+    return Pad.apply(x, pad_width=pad_width, value=value)
+
+
+def _check_block(x, block: int, divide_spatial: bool):
+    if len(x.shape) != 4:
+        raise InputError(f"x must be NHWC (rank 4), got shape {tuple(x.shape)}")
+    if not isinstance(block, int) or block < 1:
+        raise InputError(f"block must be a positive int, got {block!r}")
+    n, h, w, c = x.shape
+    if divide_spatial and (h % block or w % block):
+        raise InputError(f"spatial size {h}x{w} is not divisible by block={block}")
+    if not divide_spatial and c % (block * block):
+        raise InputError(f"{c} channels are not divisible by block*block={block * block}")
+    return n, h, w, c
+
+
+def space_to_depth(x, block: int) -> Tensor:
+    """[N, H, W, C] -> [N, H/b, W/b, b*b*C]; output channel (dy*b + dx)*C + c holds x[n, y*b+dy, x*b+dx, c].
+
+    This is TensorFlow's NHWC ``space_to_depth`` order, the exact inverse of :func:`depth_to_space`.
+    """
+    n, h, w, c = _check_block(x, block, divide_spatial=True)
+    blocks = _tensor(x).reshape(n, h // block, block, w // block, block, c)
+    return blocks.transpose(0, 1, 3, 2, 4, 5).reshape(n, h // block, w // block, block * block * c)
+
+
+def depth_to_space(x, block: int) -> Tensor:
+    """[N, H, W, b*b*C] -> [N, H*b, W*b, C] in DCR order: channel (dy*b + dx)*C + c moves to (y*b+dy, x*b+dx)."""
+    n, h, w, c = _check_block(x, block, divide_spatial=False)
+    c_out = c // (block * block)
+    blocks = _tensor(x).reshape(n, h, w, block, block, c_out)
+    return blocks.transpose(0, 1, 3, 2, 4, 5).reshape(n, h * block, w * block, c_out)
+
+
+def channel_shuffle(x, groups: int) -> Tensor:
+    """ShuffleNet's channel shuffle on the last axis: view C as [groups, C/groups], transpose, flatten.
+
+    Output channel j*groups + g is input channel g*(C/groups) + j.
+    """
+    shape = tuple(x.shape)
+    c = shape[-1]
+    if not isinstance(groups, int) or groups < 1 or c % groups:
+        raise InputError(f"groups must be a positive int dividing {c} channels, got {groups!r}")
+    split = _tensor(x).reshape(*shape[:-1], groups, c // groups)
+    axes = list(range(len(shape) + 1))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return split.transpose(*axes).reshape(shape)
