@@ -88,3 +88,40 @@ def unpack_bits(p, n, axis=-1):
             if (int(rows[r, t // 64]) >> (t % 64)) & 1:
                 out[r, t] = -1.0
     return np.moveaxis(out.reshape(moved.shape[:-1] + (n,)), -1, axis)
+
+
+# ---- binary matmul / convolution ----------------------------------------------------------------
+
+
+def binary_matmul(a, b, k):
+    """Dot products of the +1/-1 rows that the bits encode."""
+    return (unpack_bits(a, k).astype(np.int64) @ unpack_bits(b, k).astype(np.int64).T).astype(np.int32)
+
+
+def float_conv2d(x, w, stride=1, padding=0, dilation=1, pad_value=0.0, groups=1):
+    """Grouped NHWC x OHWI convolution of float arrays; the border is filled with `pad_value`."""
+    (sh, sw), (ph, pw), (dh, dw) = map(pair, (stride, padding, dilation))
+    n, h, width, c = x.shape
+    o_count, kh, kw, c_group = w.shape
+    assert c == c_group * groups
+    padded = np.full((n, h + 2 * ph, width + 2 * pw, c), float(pad_value))
+    padded[:, ph : ph + h, pw : pw + width, :] = x
+    ho, wo = out_size(h, kh, sh, ph, dh), out_size(width, kw, sw, pw, dw)
+    per_group = o_count // groups
+    out = np.zeros((n, ho, wo, o_count))
+    for oy in range(ho):
+        for ox in range(wo):
+            window = padded[:, oy * sh : oy * sh + dh * (kh - 1) + 1 : dh, ox * sw : ox * sw + dw * (kw - 1) + 1 : dw, :]
+            for o in range(o_count):
+                g = o // per_group
+                out[:, oy, ox, o] = np.einsum("nhwc,hwc->n", window[..., g * c_group : (g + 1) * c_group], w[o])
+    return out
+
+
+def binary_conv2d(x, w, in_channels, stride=1, padding=0, dilation=1, pad_value=0, groups=1):
+    """Unpack each group's channels to +1/-1 floats and run the float convolution."""
+    c_group = in_channels // groups
+    words = (c_group + 63) // 64
+    xs = np.concatenate([unpack_bits(x[..., g * words : (g + 1) * words], c_group) for g in range(groups)], axis=-1)
+    ws = unpack_bits(w, c_group)
+    return float_conv2d(xs, ws, stride, padding, dilation, pad_value, groups).astype(np.int32)

@@ -14,11 +14,15 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from numbnn.kernels.binary_conv import binary_conv2d  # noqa: E402
+from numbnn.kernels.binary_gemm import binary_matmul  # noqa: E402
 from numbnn.kernels.geometry import conv_output_size  # noqa: E402
 from numbnn.kernels.im2col import col2im, im2col  # noqa: E402
 from numbnn.kernels.packing import pack_activations, pack_bits, pack_conv_weight, unpack_bits  # noqa: E402
 
 __all__ = [
+    "binary_conv2d",
+    "binary_matmul",
     "col2im",
     "conv_output_size",
     "im2col",

@@ -22,7 +22,7 @@ _I64 = ir.IntType(64)
 
 @intrinsic
 def popcount(typingctx, word):
-    """Number of set bits of a uint64 (returned as uint64)."""
+    """Number of set bits of a 64-bit integer, as an int64 (so sums stay integer in Numba's typing)."""
     if not isinstance(word, types.Integer):
         return None
 
@@ -31,7 +31,7 @@ def popcount(typingctx, word):
         ctpop = builder.module.declare_intrinsic("llvm.ctpop", [_I64])
         return builder.call(ctpop, [value])
 
-    return types.uint64(word), codegen
+    return types.int64(word), codegen
 
 
 def _element_pointer(context, builder, array_type, array, offset):
