@@ -19,8 +19,10 @@ from numbnn.kernels.binary_gemm import binary_matmul  # noqa: E402
 from numbnn.kernels.geometry import conv_output_size  # noqa: E402
 from numbnn.kernels.im2col import col2im, im2col  # noqa: E402
 from numbnn.kernels.packing import pack_activations, pack_bits, pack_conv_weight, unpack_bits  # noqa: E402
+from numbnn.kernels.threshold import affine_thresholds, threshold_pack  # noqa: E402
 
 __all__ = [
+    "affine_thresholds",
     "binary_conv2d",
     "binary_matmul",
     "col2im",
@@ -29,5 +31,6 @@ __all__ = [
     "pack_activations",
     "pack_bits",
     "pack_conv_weight",
+    "threshold_pack",
     "unpack_bits",
 ]
