@@ -85,7 +85,10 @@ class RSign(Module):
 
 
 class RPReLU(Module):
-    """ReActNet's RPReLU: PReLU_beta(x - gamma_c) + zeta_c; gamma, zeta initialised 0, slope beta to ``init``."""
+    """ReActNet's RPReLU: PReLU_beta(x - gamma_c) + zeta_c; gamma, zeta initialised 0, slope beta to ``init``.
+
+    Computed as one fused op, DPReLU with pos_slope = 1, neg_slope = beta, shift_x = gamma, shift_y = -zeta.
+    """
 
     def __init__(self, channels: int, init: float = 0.25):
         self.gamma = _per_channel(channels, 0.0)
@@ -93,7 +96,7 @@ class RPReLU(Module):
         self.zeta = _per_channel(channels, 0.0)
 
     def forward(self, x):
-        return F.prelu(x - self.gamma, self.slope) + self.zeta
+        return F.dprelu(x, 1.0, self.slope, self.gamma, -self.zeta)
 
     def extra_repr(self) -> str:
         return str(self.slope.shape[0])

@@ -83,9 +83,9 @@ class BinaryConv2d(_ConvBase):
     ``scale=None``. q is the activation quantizer (see :mod:`numbnn.nn.quantizers`); the weight gradient
     is the clipped STE: passed where |W| <= ``weight_clip`` (the gradient of clamp(W, -1, 1) in ReActNet).
 
-    When both weights and activations are binary the forward runs on packed bits
-    (``F.binary_conv2d``), with ``pad_value`` the value padded positions take. The other settings run
-    a float convolution on the quantized operands, zero-padded:
+    ``pad_value`` (0, +1 or -1) is the value padded positions take. When both weights and activations
+    are binary the forward runs on packed bits (``F.binary_conv2d``); the other settings run a float
+    convolution on the quantized operands:
 
     - ``binarize_weights=False``: ReActNet's step 1, binary activations with real weights;
     - ``act_quantizer=None``: binary weights on real activations.
@@ -104,6 +104,8 @@ class BinaryConv2d(_ConvBase):
         for name, value in (("act_clip", act_clip), ("weight_clip", weight_clip)):
             if not value > 0:
                 raise InputError(f"{name} must be > 0, got {value!r}")
+        if pad_value not in (0, 1, -1):
+            raise InputError(f"pad_value must be 0, 1 or -1, got {pad_value!r}")
         self.quantizer = get_quantizer(act_quantizer)
         self.pad_value = pad_value
         self.scale = scale
@@ -126,6 +128,9 @@ class BinaryConv2d(_ConvBase):
                                 act_clip=self.act_clip, weight_clip=self.weight_clip, scale=alpha)
         else:
             xq = self.quantizer(x, self.act_clip)
+            if self.pad_value != 0 and self.padding != (0, 0):
+                (ph, pw), geometry = self.padding, (self.stride, 0, self.dilation, self.groups)
+                xq = F.pad(xq, ((0, 0), (ph, ph), (pw, pw), (0, 0)), value=self.pad_value)
             w = F.sign(self.weight, self.weight_clip) if self.binarize_weights else self.weight
             y = F.conv2d(xq, w, None, *geometry)
             if alpha is not None:
@@ -138,4 +143,6 @@ class BinaryConv2d(_ConvBase):
             parts.append("binarize_weights=False")
         if self.scale is None:
             parts.append("scale=None")
+        if self.pad_value != 0:
+            parts.append(f"pad_value={self.pad_value}")
         return ", ".join(parts)

@@ -66,13 +66,13 @@ def get_quantizer(name: str | None) -> Quantizer:
 
 
 class FakeQuant(Module):
-    """Symmetric uniform fake quantization to ``bits`` bits within [-bound, bound] (STE gradient inside).
+    """Uniform fake quantization to ``bits`` bits on [-bound, bound], or [0, bound] if not ``signed`` (STE inside).
 
-    Used where a paper runs a layer's inputs at 8 or 4 bits (PokeBNN's stem, head and SE convolutions);
-    ``act_bits`` lets a cost model price the consuming layer.
+    Used where a paper runs a layer's inputs at 8 or 4 bits (PokeBNN's stem, head and SE convolutions,
+    the SE's second one unsigned); ``act_bits`` lets a cost model price the consuming layer.
     """
 
-    def __init__(self, bits: int, bound: float):
+    def __init__(self, bits: int, bound: float, signed: bool = True):
         if isinstance(bits, bool) or not isinstance(bits, int) or not 1 < bits <= 16:
             raise InputError(f"bits must be an integer in 2..16, got {bits!r}")
         if not bound > 0:
@@ -80,9 +80,10 @@ class FakeQuant(Module):
         self.bits = bits
         self.act_bits = bits
         self.bound = float(bound)
+        self.signed = bool(signed)
 
     def forward(self, x):
-        return F.fake_quant(x, self.bits, self.bound)
+        return F.fake_quant(x, self.bits, self.bound, self.signed)
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, bound={self.bound}"
+        return f"bits={self.bits}, bound={self.bound}" + ("" if self.signed else ", signed=False")
