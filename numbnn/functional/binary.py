@@ -18,9 +18,10 @@ so they never send gradient to x; they do enter dw.
 
 import numpy as np
 
+from numbnn import kernels
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
-from numbnn.functional.conv import columns, columns_adjoint, conv_shape, grouped_backward, grouped_forward
+from numbnn.functional.conv import columns, columns_adjoint, conv_shape, grouped_backward
 from numbnn.functional.quantizers import approx_sign_derivative, sign_values, ste_mask
 
 _ACT_GRADS = ("ste", "approx")
@@ -47,15 +48,20 @@ def _sign_columns(x, s, pad_value):
 
 
 def _binary_conv_values(x, w, s, pad_value):
-    """Integer-valued conv2d(sign(x), sign(w)) as float: [N*Ho*Wo, O]."""
-    return grouped_forward(_sign_columns(x, s, pad_value), sign_values(w), s)
+    """conv2d(sign(x), sign(w)) on packed bits: exact integers, returned in x's float dtype [N*Ho*Wo, O]."""
+    g = s.geom
+    acc = kernels.binary_conv2d(
+        kernels.pack_activations(x, s.groups), kernels.pack_conv_weight(w), in_channels=s.c,
+        stride=(g.sh, g.sw), padding=(g.ph, g.pw), dilation=(g.dh, g.dw), pad_value=pad_value, groups=s.groups,
+    )
+    return acc.reshape(s.rows, s.o).astype(x.dtype)
 
 
 class BinaryConv2d(Function):
     @staticmethod
     def forward(ctx, x, w, scale, stride, padding, dilation, groups, pad_value, act_grad, act_clip, weight_clip):
         s = conv_shape(x.shape, w.shape, stride, padding, dilation, groups)
-        conv = _binary_conv_values(x, w, s, pad_value).astype(x.dtype, copy=False)
+        conv = _binary_conv_values(x, w, s, pad_value)
         out = conv * scale if scale is not None else conv
         ctx.shape = s
         ctx.options = (pad_value, act_grad, act_clip, weight_clip)
@@ -86,7 +92,7 @@ class BinaryLinear(Function):
     @staticmethod
     def forward(ctx, x, w, scale, act_grad, act_clip, weight_clip):
         x2 = x.reshape(-1, x.shape[-1])
-        conv = (sign_values(x2) @ sign_values(w).T).astype(x.dtype, copy=False)
+        conv = kernels.binary_matmul(kernels.pack_bits(x2), kernels.pack_bits(w), x2.shape[1]).astype(x.dtype)
         out = conv * scale if scale is not None else conv
         ctx.options = (act_grad, act_clip, weight_clip)
         ctx.save_for_backward(x, w, scale, conv if ctx.needs_input_grad[2] else None)

@@ -149,9 +149,8 @@ class Conv2d(Function):
         out = grouped_forward(cols, w, s)
         if bias is not None:
             out += bias
-        need_x, need_w = ctx.needs_input_grad[:2]
         ctx.shape = s
-        ctx.save_for_backward(cols if need_w else None, w if need_x else None)
+        ctx.save_for_backward(cols if ctx.needs_input_grad[1] else None, w)
         return out.reshape(s.out_shape)
 
     @staticmethod

@@ -1,0 +1,237 @@
+"""Sign STEs, fake quantization, and the packed binary conv / linear ops.
+
+binary_conv2d and binary_linear must equal the float reference conv2d(pad(sign(x)), sign(w)) * scale
+*exactly* in the forward pass, and their gradients must equal the autograd gradients of that
+reference built from the same straight-through estimators.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import numbnn.functional as F
+import numbnn.kernels
+from numbnn.autograd import Tensor
+from numbnn.errors import InputError
+
+GRID = np.array([-2.0, -1.5, -1.0, -0.75, -0.5, -0.25, -0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0])
+
+
+def _grad_of(fn, x):
+    t = Tensor(x, requires_grad=True)
+    fn(t).backward(np.ones(x.shape, dtype=x.dtype))
+    return t.grad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sign_forward_values_and_dtype(dtype):
+    x = GRID.astype(dtype)
+    expected = np.where(x < 0, -1, 1).astype(dtype)  # -0.0 and 0.0 map to +1
+    for fn in (F.sign, F.ste_sign, F.approx_sign):
+        y = fn(x)
+        assert y.dtype == dtype
+        np.testing.assert_array_equal(y.data, expected)
+
+
+@pytest.mark.parametrize("clip", [0.5, 1.0, 1.5])
+def test_ste_sign_gradient_is_the_clip_mask(clip):
+    grad = _grad_of(lambda t: F.sign(t, clip=clip), GRID)
+    np.testing.assert_array_equal(grad, (np.abs(GRID) <= clip).astype(float))
+
+
+def test_approx_sign_gradient_is_the_triangle():
+    grad = _grad_of(F.approx_sign, GRID)
+    np.testing.assert_array_equal(grad, np.maximum(0.0, 2 - 2 * np.abs(GRID)))
+    assert grad[GRID.tolist().index(0.5)] == 1.0 and grad[GRID.tolist().index(-0.25)] == 1.5
+
+
+def test_sign_gradient_scales_the_incoming_gradient():
+    x = Tensor(np.array([0.5, -0.5, 3.0]), requires_grad=True)
+    F.sign(x).backward(np.array([2.0, -3.0, 5.0]))
+    np.testing.assert_array_equal(x.grad, [2.0, -3.0, 0.0])
+
+
+@pytest.mark.parametrize("bits,bound,signed", [(8, 1.0, True), (4, 2.5, True), (4, 1.0, False), (2, 1.0, True)])
+def test_fake_quant_levels_and_straight_through_gradient(bits, bound, signed):
+    x = np.linspace(-1.5 * bound, 1.5 * bound, 301)
+    levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    lo = -bound if signed else 0.0
+    step = bound / levels
+    y = F.fake_quant(x, bits, bound, signed=signed).data
+    np.testing.assert_allclose(y, np.round(np.clip(x, lo, bound) / step) * step, atol=1e-12)
+    assert len(np.unique(np.round(y / step))) <= (2 * levels + 1 if signed else levels + 1)
+    grad = _grad_of(lambda t: F.fake_quant(t, bits, bound, signed=signed), x)
+    np.testing.assert_array_equal(grad, ((x >= lo) & (x <= bound)).astype(float))
+    assert F.fake_quant(x.astype(np.float32), bits, bound).dtype == np.float32
+
+
+def test_quantizer_argument_errors():
+    with pytest.raises(InputError, match="clip"):
+        F.sign(np.ones(2), clip=0)
+    with pytest.raises(InputError, match="bits"):
+        F.fake_quant(np.ones(2), 1, 1.0)
+    with pytest.raises(InputError, match="bound"):
+        F.fake_quant(np.ones(2), 8, -1.0)
+
+
+# ---- binary convolution ------------------------------------------------------------------------
+
+
+def reference_binary_conv2d(x, w, stride, padding, dilation, groups, pad_value, act_grad, act_clip, weight_clip, scale):
+    """The float definition, built from autograd ops: conv2d(pad(sign_STE(x), pad_value), sign_STE(w)) * scale."""
+    sx = F.sign(x, clip=act_clip) if act_grad == "ste" else F.approx_sign(x)
+    sx = F.pad(sx, ((0, 0), (padding, padding), (padding, padding), (0, 0)), value=pad_value)
+    out = F.conv2d(sx, F.sign(w, clip=weight_clip), stride=stride, dilation=dilation, groups=groups)
+    return out if scale is None else out * scale
+
+
+@st.composite
+def binary_conv_case(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cg = draw(st.sampled_from([1, 3, 7, 64, 65]))
+    og = draw(st.integers(1, 4))
+    k = draw(st.sampled_from([1, 3]))
+    dilation = draw(st.integers(1, 2))
+    padding = draw(st.integers(0, 2))
+    span = dilation * (k - 1) + 1
+    h = draw(st.integers(max(1, span - 2 * padding), 6))
+    w = draw(st.integers(max(1, span - 2 * padding), 6))
+    return dict(
+        shape_x=(draw(st.integers(1, 2)), h, w, cg * groups),
+        shape_w=(og * groups, k, k, cg),
+        stride=draw(st.integers(1, 2)),
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        pad_value=draw(st.sampled_from([0, 1, -1])),
+        act_grad=draw(st.sampled_from(["ste", "approx"])),
+        act_clip=draw(st.sampled_from([1.0, 0.5])),
+        weight_clip=draw(st.sampled_from([1.0, 0.3])),
+        with_scale=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**16)),
+    )
+
+
+def _inputs(case, dtype):
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal(case["shape_x"]).astype(dtype)
+    w = (0.5 * rng.standard_normal(case["shape_w"])).astype(dtype)
+    scale = np.abs(rng.standard_normal(case["shape_w"][0])).astype(dtype) if case["with_scale"] else None
+    options = {k: case[k] for k in ("stride", "padding", "dilation", "groups", "pad_value", "act_grad", "act_clip", "weight_clip")}
+    return x, w, scale, options
+
+
+@settings(max_examples=40)
+@given(binary_conv_case(), st.sampled_from([np.float32, np.float64]))
+def test_binary_conv2d_forward_equals_float_reference_exactly(case, dtype):
+    x, w, _, options = _inputs(case, dtype)
+    out = F.binary_conv2d(x, w, **options)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out.data, reference_binary_conv2d(x, w, scale=None, **options).data)
+
+
+@settings(max_examples=30)
+@given(binary_conv_case())
+def test_binary_conv2d_gradients_equal_reference_gradients(case):
+    x, w, scale, options = _inputs(case, np.float64)
+    rng = np.random.default_rng(case["seed"] + 1)
+    tensors = [Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)]
+    ref_tensors = [Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)]
+    if scale is not None:
+        tensors.append(Tensor(scale, requires_grad=True))
+        ref_tensors.append(Tensor(scale, requires_grad=True))
+    out = F.binary_conv2d(tensors[0], tensors[1], scale=tensors[2] if scale is not None else None, **options)
+    ref = reference_binary_conv2d(ref_tensors[0], ref_tensors[1], scale=ref_tensors[2] if scale is not None else None, **options)
+    np.testing.assert_array_equal(out.data, ref.data)
+    upstream = rng.standard_normal(out.shape)
+    out.backward(upstream)
+    ref.backward(upstream)
+    for got, want in zip(tensors, ref_tensors):
+        np.testing.assert_allclose(got.grad, want.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_binary_conv2d_forward_runs_on_the_packed_kernel(monkeypatch):
+    calls = []
+    kernel = numbnn.kernels.binary_conv2d
+
+    def spy(xb, wb, *args, **kwargs):
+        calls.append((xb.dtype, wb.dtype))
+        return kernel(xb, wb, *args, **kwargs)
+
+    monkeypatch.setattr(numbnn.kernels, "binary_conv2d", spy)
+    F.binary_conv2d(np.ones((1, 4, 4, 3), np.float32), np.ones((2, 3, 3, 3), np.float32), padding=1)
+    assert calls == [(np.uint64, np.uint64)]
+
+
+def test_binary_conv2d_padding_semantics():
+    """All-ones 3x3 kernel over all-(+1) input: a corner output sums 4 real taps and 5 padding taps."""
+    x = np.ones((1, 3, 3, 2))
+    w = np.ones((1, 3, 3, 2))
+    for pad_value, corner in ((0, 8), (1, 18), (-1, -2)):
+        out = F.binary_conv2d(x, w, padding=1, pad_value=pad_value).data
+        assert out[0, 0, 0, 0] == corner and out[0, 1, 1, 0] == 18
+
+
+def test_binary_conv2d_padding_taps_send_no_gradient_to_x():
+    x = Tensor(0.1 * np.ones((1, 1, 1, 1)), requires_grad=True)
+    w = Tensor(0.1 * np.ones((1, 3, 3, 1)), requires_grad=True)
+    F.binary_conv2d(x, w, padding=1, pad_value=-1).backward(np.ones((1, 1, 1, 1)))
+    np.testing.assert_array_equal(x.grad, [[[[1.0]]]])  # only the centre tap reads x
+    expected_w = -np.ones((1, 3, 3, 1))
+    expected_w[0, 1, 1, 0] = 1.0  # the centre tap saw sign(x) = +1, the border taps the pad value -1
+    np.testing.assert_array_equal(w.grad, expected_w)
+
+
+def test_binary_conv2d_argument_errors():
+    x, w = np.ones((1, 4, 4, 2)), np.ones((1, 3, 3, 2))
+    with pytest.raises(InputError, match="pad_value"):
+        F.binary_conv2d(x, w, pad_value=0.5)
+    with pytest.raises(InputError, match="act_grad"):
+        F.binary_conv2d(x, w, act_grad="swish")
+    with pytest.raises(InputError, match="scale"):
+        F.binary_conv2d(x, w, scale=np.ones(3))
+    with pytest.raises(InputError, match="channels"):
+        F.binary_conv2d(x, np.ones((1, 3, 3, 3)))
+
+
+# ---- binary linear -----------------------------------------------------------------------------
+
+
+@settings(max_examples=20)
+@given(
+    st.integers(1, 5), st.sampled_from([1, 5, 63, 64, 65, 130]), st.integers(1, 4),
+    st.sampled_from(["ste", "approx"]), st.booleans(), st.integers(0, 2**16),
+)
+def test_binary_linear_matches_reference(n, k, out_features, act_grad, with_scale, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, k))
+    w = 0.7 * rng.standard_normal((out_features, k))
+    scale = np.abs(rng.standard_normal(out_features)) if with_scale else None
+    xs = [Tensor(x, requires_grad=True) for _ in range(2)]
+    ws = [Tensor(w, requires_grad=True) for _ in range(2)]
+    ss = [Tensor(scale, requires_grad=True) if with_scale else None for _ in range(2)]
+    out = F.binary_linear(xs[0], ws[0], act_grad=act_grad, act_clip=0.8, weight_clip=0.5, scale=ss[0])
+    sx = F.sign(xs[1], clip=0.8) if act_grad == "ste" else F.approx_sign(xs[1])
+    ref = sx @ F.sign(ws[1], clip=0.5).T
+    ref = ref * ss[1] if with_scale else ref
+    np.testing.assert_array_equal(out.data, ref.data)
+    upstream = rng.standard_normal(out.shape)
+    out.backward(upstream)
+    ref.backward(upstream)
+    np.testing.assert_allclose(xs[0].grad, xs[1].grad, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ws[0].grad, ws[1].grad, rtol=1e-12, atol=1e-12)
+    if with_scale:
+        np.testing.assert_allclose(ss[0].grad, ss[1].grad, rtol=1e-12, atol=1e-12)
+
+
+def test_binary_linear_float32_and_kernel(monkeypatch):
+    calls = []
+    kernel = numbnn.kernels.binary_matmul
+    monkeypatch.setattr(numbnn.kernels, "binary_matmul", lambda a, b, k: calls.append(k) or kernel(a, b, k))
+    x = Tensor(np.random.default_rng(0).standard_normal((3, 70)).astype(np.float32), requires_grad=True)
+    w = Tensor(np.random.default_rng(1).standard_normal((4, 70)).astype(np.float32), requires_grad=True)
+    y = F.binary_linear(x, w)
+    assert y.dtype == np.float32 and calls == [70]
+    y.sum().backward()
+    assert x.grad.dtype == w.grad.dtype == np.float32
