@@ -205,8 +205,8 @@ def reference_conv(layer, x):
 @pytest.mark.parametrize("mode", ["packed", "real_weights", "real_acts"])
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(), dict(stride=2, padding=1), dict(padding=1, pad_value=1, groups=2), dict(padding=2, dilation=2, pad_value=-1),
-     dict(padding=1, scale=None)],
+    [dict(), dict(stride=2, padding=1), dict(padding=1, pad_value=1, groups=2),
+     dict(padding=2, dilation=2, pad_value=-1), dict(padding=1, scale=None)],
 )
 def test_binary_conv2d_forward_matches_numpy(mode, kwargs):
     layer = binary_conv(mode, **kwargs)
@@ -224,7 +224,8 @@ def test_binary_conv2d_cost_attributes():
 
 
 @pytest.mark.parametrize(
-    "binarize_weights, act_quantizer", [(True, "ste"), (True, "approx"), (False, "ste"), (False, "approx"), (True, None)]
+    "binarize_weights, act_quantizer",
+    [(True, "ste"), (True, "approx"), (False, "ste"), (False, "approx"), (True, None)],
 )
 def test_binary_conv2d_gradients_apply_the_ste_masks(binarize_weights, act_quantizer):
     """Gradients equal those of alpha * conv(q(x), q(W)) with q's surrogate derivative and a constant alpha."""

@@ -127,7 +127,10 @@ class DPReLU(Module):
 
 
 class FPReLU(DPReLU):
-    """FTBNN's fully parametric ReLU: a_c x for x >= 0, b_c x otherwise, both slopes learnable (DPReLU without shifts)."""
+    """FTBNN's fully parametric ReLU: a_c x for x >= 0, b_c x otherwise, both slopes learnable.
+
+    It is DPReLU without shifts.
+    """
 
     def __init__(self, channels: int, pos_init: float = 1.0, neg_init: float = 0.25):
         super().__init__(channels, learn_shifts=False, pos_init=pos_init, neg_init=neg_init)

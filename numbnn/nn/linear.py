@@ -23,7 +23,9 @@ class _LinearBase(Module):
         self.in_features, self.out_features = in_features, out_features
         rng = init.generator(rng)
         self.weight = Tensor(init.kaiming_uniform((out_features, in_features), in_features, rng), requires_grad=True)
-        self.bias = Tensor(init.kaiming_uniform((out_features,), in_features, rng), requires_grad=True) if bias else None
+        self.bias = None
+        if bias:
+            self.bias = Tensor(init.kaiming_uniform((out_features,), in_features, rng), requires_grad=True)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}" + (", bias=True" if self.bias is not None else "")

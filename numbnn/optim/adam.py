@@ -26,7 +26,7 @@ class Adam(Optimizer):
     decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
-        if len(tuple(betas)) != 2:
+        if not isinstance(betas, tuple | list):
             raise InputError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         defaults = {"lr": float(lr), "betas": tuple(float(b) for b in betas), "eps": float(eps),
                     "weight_decay": float(weight_decay)}
@@ -34,6 +34,8 @@ class Adam(Optimizer):
 
     def _validate(self, group: dict) -> None:
         super()._validate(group)
+        if len(group["betas"]) != 2:
+            raise InputError(f"betas must be a pair (beta1, beta2), got {group['betas']!r}")
         for i, beta in enumerate(group["betas"]):
             if not 0.0 <= beta < 1.0:
                 raise InputError(f"betas[{i}] must be in [0, 1), got {beta}")

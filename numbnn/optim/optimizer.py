@@ -52,7 +52,10 @@ class Optimizer:
             if id(p) in seen:
                 raise InputError("params: a parameter appears in more than one group")
             seen.add(id(p))
-        full = {key: _plain(group.get(key, default)) for key, default in self.defaults.items()}
+        try:  # every hyper-parameter takes its default's Python type (an int lr becomes a float)
+            full = {key: _like(default, group.get(key, default)) for key, default in self.defaults.items()}
+        except (TypeError, ValueError) as err:
+            raise InputError(f"params: a group option has the wrong type ({err})") from None
         self._validate(full)
         self.param_groups.append({"params": params, **full})
 
@@ -132,7 +135,8 @@ class Optimizer:
             saved = groups[str(gi)]
             if int(saved.get("num_params", -1)) != len(group["params"]):
                 raise CheckpointError(
-                    f"optimizer state: group {gi} saved {saved.get('num_params')} parameters, has {len(group['params'])}"
+                    f"optimizer state: group {gi} saved {saved.get('num_params')} parameters, "
+                    f"has {len(group['params'])}"
                 )
             restored = dict(group)
             for key, default in self.defaults.items():
