@@ -4,6 +4,7 @@ Each ``commands_*`` module parses options, calls numbnn and prints; importing it
 commands on :data:`cli.common.app`.
 """
 
+from cli import commands_bench  # noqa: F401  (registers `bench kernels`)
 from cli import commands_env  # noqa: F401  (registers `env`)
 from cli.common import app
 

@@ -1,0 +1,43 @@
+"""`numbnn env` and `numbnn bench kernels` through typer's CliRunner (tiny shapes via --quick)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+
+runner = CliRunner()
+
+
+def test_env_lists_versions_flags_and_threads():
+    result = runner.invoke(app, ["env"])
+    assert result.exit_code == 0, result.output
+    for key in ("numba:", "llvmlite:", "numpy:", "cpu_model:", "avx512vpopcntdq=", "threading_layer:", "threads:", "cache_dir:"):
+        assert key in result.stdout
+
+
+def test_env_json_is_one_object_on_the_last_line():
+    result = runner.invoke(app, ["env", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(info["cpu_flags"]) == {"avx2", "avx512f", "avx512vpopcntdq"}
+    assert info["threads"] >= 1 and info["threading_layer"] in ("omp", "tbb", "workqueue")
+
+
+def test_bench_kernels_quick_json_reports_ratios():
+    result = runner.invoke(app, ["bench", "kernels", "--quick", "--repeats", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(report["matmul"]) == 2 and len(report["conv"]) == 2
+    for row in report["matmul"] + report["conv"]:
+        assert row["binary_gmacs"] > 0 and row["ratio"] > 0 and row["binary_warm_ms"] > 0
+    row = report["matmul"][0]  # ratio = binary / float MAC rate (the GMAC/s figures are rounded)
+    assert row["ratio"] == pytest.approx(row["binary_gmacs"] / row["float_blas_gmacs"], rel=0.1, abs=0.02)
+    assert report["machine"]["popcount_ceiling_gmacs"] > 0
+    assert "ratio" in result.stderr  # the table goes to stderr
+
+
+def test_bench_kernels_rejects_zero_repeats():
+    result = runner.invoke(app, ["bench", "kernels", "--quick", "--repeats", "0"])
+    assert result.exit_code != 0
