@@ -1,0 +1,106 @@
+"""``numbnn summary``: the cost model of a registered model or a checkpoint, as a table or JSON."""
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.common import app, handle_errors, print_json
+from numbnn.errors import InputError
+
+
+@app.command()
+@handle_errors
+def summary(
+    checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint written by `numbnn train` (or use --model)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name (see `numbnn models`)."),
+    model_arg: Optional[list[str]] = typer.Option(
+        None, "--model-arg", help="Constructor argument K=V for --model, V read as JSON if it parses (repeatable)."),
+    input_size: int = typer.Option(28, "--input-size", help="Height and width of the dummy input image."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object (layers, total) instead of the table."),
+):
+    """Per-layer and total cost: parameters (binary/real), size, packed size, FLOPs, BOPs, OPs, ACE.
+
+    Counts come from one eval-mode forward pass on a zero image. BOPs are 1-bit x 1-bit MACs, FLOPs all
+    other MACs, OPs = BOPs/64 + FLOPs, ACE = sum over MACs of weight bits x activation bits (a float
+    operand priced at 16 bits). Size: binary weights at 1 bit, real parameters at 32 bits.
+    """
+    from numbnn.models.cost import default_input_shape, summarize
+
+    network = _load_model(checkpoint, model, model_arg or [])
+    report = summarize(network, default_input_shape(network, input_size))
+    if json_output:
+        print_json(report.as_dict())
+        return
+    console = Console()  # the table is the output: stdout
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 160))  # piped: do not squeeze the columns to 80
+    console.print(_table(report))
+
+
+def _load_model(checkpoint, model, model_args):
+    if (checkpoint is None) == (model is None):
+        raise InputError("give exactly one of a checkpoint path or --model NAME")
+    if checkpoint is not None:
+        if model_args:
+            raise InputError("--model-arg only applies to --model")
+        if not checkpoint.is_file():
+            raise InputError(f"checkpoint: no such file {str(checkpoint)!r}")
+        import numbnn.io
+
+        return numbnn.io.load(checkpoint)
+    from numbnn.models import build_model
+
+    return build_model(model, **dict(_parse_model_arg(text) for text in model_args))
+
+
+def _parse_model_arg(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise InputError(f"--model-arg must look like KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _table(report) -> Table:
+    from numbnn.models.cost import CONVENTIONS
+
+    table = Table(title=f"{report.model}: cost per image of {'x'.join(map(str, report.input_shape[1:]))}",
+                  caption="\n".join(report.notes + list(CONVENTIONS)), caption_justify="left")
+    for column in ("layer", "kind", "output", "w x a bits", "binary params", "real params", "size", "packed size",
+                   "FLOPs", "BOPs", "OPs", "ACE"):
+        table.add_column(column, justify="left" if column in ("layer", "kind") else "right", no_wrap=True)
+    for row in report.layers:
+        table.add_row(*_cells(row, note=row.note))
+    table.add_section()
+    table.add_row(*_cells(report.total), style="bold")
+    return table
+
+
+def _cells(row, note: str = "") -> list[str]:
+    bits = f"{row.weight_bits} x {row.act_bits}" if row.weight_bits is not None else ""
+    shape = "x".join(map(str, row.output_shape[1:])) if row.output_shape else note
+    return [row.name, row.kind, shape, bits, _count(row.binary_params), _count(row.real_params),
+            _bytes(row.size_bytes), _bytes(row.packed_size_bytes), _count(row.flops), _count(row.bops),
+            _count(row.ops), _count(row.ace)]
+
+
+def _count(value) -> str:
+    if not value:
+        return "0"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _bytes(value: int) -> str:
+    for scale, suffix in ((2**20, "MiB"), (2**10, "KiB")):
+        if value >= scale:
+            return f"{value / scale:.3g} {suffix}"
+    return f"{value} B"

@@ -1,0 +1,108 @@
+"""``numbnn summary``: JSON keys and figures, the table, checkpoints, and one-line errors for bad input."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from numbnn.models import available_models, build_model, register_model
+from numbnn.models.registry import model_spec
+from numbnn.errors import UnknownModelError
+from numbnn.nn import BinaryConv2d, Conv2d, Linear, Module
+import numbnn.functional as F
+
+runner = CliRunner()
+TOTAL_KEYS = {"params", "binary_params", "size_bytes", "flops", "bops", "ops", "ace"}
+
+
+class CliTiny(Module):
+    """float conv 1->4 (28x28) -> binary conv 4->8 stride 2 (14x14) -> pool -> linear 8->3."""
+
+    def __init__(self, width: int = 8, in_channels: int = 1):
+        self.stem = Conv2d(in_channels, 4, 3, padding=1)
+        self.binary = BinaryConv2d(4, width, 3, stride=2, padding=1)
+        self.head = Linear(width, 3)
+
+    def forward(self, x):
+        return self.head(F.global_avg_pool(self.binary(self.stem(x))))
+
+
+try:
+    model_spec("cli-summary-tiny")
+except UnknownModelError:
+    register_model("cli-summary-tiny", summary="test model for the summary CLI")(CliTiny)
+
+
+def _json(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_json_keys_and_figures():
+    out = _json(runner.invoke(app, ["summary", "--model", "cli-summary-tiny", "--json"]))
+    assert TOTAL_KEYS <= set(out["total"])
+    assert isinstance(out["layers"], list) and [row["name"] for row in out["layers"]] == ["stem", "binary", "head"]
+    total = out["total"]
+    assert total["flops"] == 28 * 28 * 9 * 1 * 4 + 8 * 3
+    assert total["bops"] == 14 * 14 * 9 * 4 * 8
+    assert total["ops"] == total["bops"] / 64 + total["flops"]
+    assert total["ace"] == 256 * total["flops"] + total["bops"]
+    assert (total["binary_params"], total["params"]) == (288, 36 + 288 + 27)
+    assert total["size_bytes"] == (288 + 32 * (36 + 27)) // 8
+    assert any("1 bit" in line for line in out["conventions"])
+
+
+def test_model_args_and_input_size():
+    base = _json(runner.invoke(app, ["summary", "-m", "cli-summary-tiny", "--json"]))["total"]
+    wide = _json(runner.invoke(app, ["summary", "-m", "cli-summary-tiny", "--model-arg", "width=16", "--json"]))["total"]
+    assert wide["bops"] == 2 * base["bops"]
+    big = _json(runner.invoke(app, ["summary", "-m", "cli-summary-tiny", "--input-size", "56", "--json"]))
+    assert big["total"]["bops"] == 4 * base["bops"] and big["input_shape"] == [1, 56, 56, 1]
+    rgb = _json(runner.invoke(app, ["summary", "-m", "cli-summary-tiny", "--model-arg", "in_channels=3", "--json"]))
+    assert rgb["input_shape"] == [1, 28, 28, 3] and rgb["total"]["flops"] == 3 * 28 * 28 * 9 * 4 + 8 * 3
+
+
+def test_table():
+    result = runner.invoke(app, ["summary", "--model", "cli-summary-tiny"])
+    assert result.exit_code == 0, result.output
+    for text in ("total", "BOPs", "ACE", "OPs = BOPs/64 + FLOPs", "binary weights at 1 bit"):
+        assert text in result.stdout, text
+    row = next(line for line in result.stdout.splitlines() if "BinaryConv2d" in line)
+    assert "binary" in row and "1 x 1" in row and "14x14x8" in row and "56.4k" in row  # 14*14*9*4*8 BOPs
+
+
+@pytest.mark.skipif("reactnet-a" not in {spec.name for spec in available_models()}, reason="reactnet-a not registered")
+def test_reactnet_a_tiny_from_the_command_line():
+    args = ["summary", "-m", "reactnet-a", "--model-arg", "widths=[32,64,128,128,256,256]",
+            "--model-arg", "stem_stride=1", "--json"]
+    total = _json(runner.invoke(app, args))["total"]
+    assert round(total["bops"] / 1e6, 1) == 90.7  # NOTES.md section 1
+    assert round(total["ops"] / 1e6, 2) == 1.65
+
+
+def test_checkpoint_gives_the_same_figures(tmp_path):
+    numbnn_io = pytest.importorskip("numbnn.io")
+    if not hasattr(numbnn_io, "save"):
+        pytest.skip("numbnn.io.save is not available yet")
+    path = tmp_path / "tiny.h5"
+    numbnn_io.save(build_model("cli-summary-tiny", width=16), path)
+    from_file = _json(runner.invoke(app, ["summary", str(path), "--json"]))
+    from_name = _json(runner.invoke(app, ["summary", "-m", "cli-summary-tiny", "--model-arg", "width=16", "--json"]))
+    assert from_file["total"] == from_name["total"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "cli-summary-tinyy"], "did you mean 'cli-summary-tiny'"),
+    (["no/such/file.h5"], "no such file"),
+    ([], "exactly one of"),
+    (["x.h5", "--model", "cli-summary-tiny"], "exactly one of"),
+    (["--model", "cli-summary-tiny", "--model-arg", "width"], "KEY=VALUE"),
+    (["--model", "cli-summary-tiny", "--model-arg", "depth=3"], "no option 'depth'"),
+    (["--model", "cli-summary-tiny", "--input-size", "0"], "input size"),
+])
+def test_bad_input_is_one_error_line(args, message):
+    result = runner.invoke(app, ["summary", *args])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
