@@ -1,9 +1,10 @@
-"""Element-wise activations: ReLU, hard sigmoid, PReLU and PokeBNN's DPReLU."""
+"""Element-wise activations: ReLU, hard sigmoid, PReLU and PokeBNN's DPReLU (fused Numba passes)."""
 
 import numpy as np
 
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
+from numbnn.functional import _fused
 
 
 class Relu(Function):
@@ -36,52 +37,42 @@ class HardSigmoid(Function):
         return grad * ((x > -3) & (x < 3)) / 6
 
 
-class PRelu(Function):
-    """x where x >= 0, slope * x otherwise; ``slope`` broadcasts against x (per channel: shape [C])."""
-
-    @staticmethod
-    def forward(ctx, x, slope):
-        negative = x < 0
-        ctx.save_for_backward(x, slope, negative)
-        return np.where(negative, x * slope, x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, slope, negative = ctx.saved
-        dx = np.where(negative, grad * slope, grad) if ctx.needs_input_grad[0] else None
-        dslope = grad * x * negative if ctx.needs_input_grad[1] else None
-        return dx, dslope
-
-
 class DPRelu(Function):
     """PokeBNN's dynamic PReLU, all four parameters per channel (NOTES.md sec. 5).
 
     With u = x - shift_x and s = pos_slope if u >= 0 else neg_slope: y = s * u - shift_y.
     Gradients: dy/dx = s, dy/dpos = u * [u >= 0], dy/dneg = u * [u < 0], dy/dshift_x = -s,
-    dy/dshift_y = -1.
+    dy/dshift_y = -1; the parameter gradients are summed over all rows (one fused pass).
     """
 
     @staticmethod
     def forward(ctx, x, pos_slope, neg_slope, shift_x, shift_y):
-        u = x - shift_x
-        positive = u >= 0
-        slope = np.where(positive, pos_slope, neg_slope)
-        ctx.save_for_backward(u, positive, slope)
-        out = slope * u
-        out -= shift_y
-        return out
+        c = x.shape[-1]
+        x2 = np.ascontiguousarray(x).reshape(-1, c)
+        params = [_channel_vector(p, c, x.dtype) for p in (pos_slope, neg_slope, shift_x, shift_y)]
+        ctx.save_for_backward(x2, *params[:3])
+        return _fused.dprelu_forward(x2, *params).reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        u, positive, slope = ctx.saved
-        need_x, need_pos, need_neg, need_sx, need_sy = ctx.needs_input_grad
-        dx = grad * slope if (need_x or need_sx) else None
-        gu = grad * u if (need_pos or need_neg) else None
-        dpos = gu * positive if need_pos else None
-        dneg = gu * ~positive if need_neg else None
-        dsx = -dx if need_sx else None
-        dsy = -grad if need_sy else None
-        return (dx if need_x else None), dpos, dneg, dsx, dsy
+        x2, pos, neg, shift_x = ctx.saved
+        g2 = np.ascontiguousarray(grad, dtype=x2.dtype).reshape(x2.shape)
+        dx = np.empty_like(x2)
+        sums = _fused.dprelu_backward(g2, x2, pos, neg, shift_x, dx, _fused.n_chunks(x2.shape[0])).sum(axis=1)
+        d_pos, d_neg, sum_dx, sum_g = sums
+        return dx.reshape(grad.shape), d_pos, d_neg, -sum_dx, -sum_g
+
+
+def _channel_vector(p: np.ndarray, channels: int, dtype) -> np.ndarray:
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(p, dtype=dtype), (channels,)))
+
+
+def _check_channel_params(x, **params):
+    channels = x.shape[-1]
+    for name, p in params.items():
+        shape = tuple(np.shape(p.data if isinstance(p, Tensor) else p))
+        if shape not in ((), (1,), (channels,)):
+            raise InputError(f"{name} must be a scalar or have shape ({channels},) (one per channel), got {shape}")
 
 
 class Dropout(Function):
@@ -111,16 +102,19 @@ def hard_sigmoid(x) -> Tensor:
 
 
 def prelu(x, slope) -> Tensor:
-    """Parametric ReLU (He et al. 2015): learnable ``slope`` for negative inputs, per channel."""
-    return PRelu.apply(x, slope)
+    """Parametric ReLU (He et al. 2015): x for x >= 0, slope * x otherwise; ``slope`` scalar or per channel."""
+    _check_channel_params(x, slope=slope)
+    return DPRelu.apply(x, 1.0, slope, 0.0, 0.0)
 
 
 def dprelu(x, pos_slope, neg_slope, shift_x, shift_y) -> Tensor:
     """(pos_slope if u >= 0 else neg_slope) * u - shift_y with u = x - shift_x (PokeBNN's DPReLU).
 
-    FTBNN's FPReLU is the case shift_x = shift_y = 0; ReActNet's RPReLU(x) = PReLU_beta(x - gamma) + zeta
-    is pos_slope = 1, neg_slope = beta, shift_x = gamma, shift_y = -zeta.
+    Each parameter is a scalar or one value per channel (last axis of x). FTBNN's FPReLU is the case
+    shift_x = shift_y = 0; ReActNet's RPReLU(x) = PReLU_beta(x - gamma) + zeta is pos_slope = 1,
+    neg_slope = beta, shift_x = gamma, shift_y = -zeta.
     """
+    _check_channel_params(x, pos_slope=pos_slope, neg_slope=neg_slope, shift_x=shift_x, shift_y=shift_y)
     return DPRelu.apply(x, pos_slope, neg_slope, shift_x, shift_y)
 
 

@@ -22,13 +22,16 @@ from numbnn import kernels
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
 from numbnn.functional.conv import columns, columns_adjoint, conv_shape, grouped_backward
-from numbnn.functional.quantizers import approx_sign_derivative, sign_values, ste_mask
+from numbnn.functional.quantizers import approx_sign_backward, sign_values, ste_backward
 
 _ACT_GRADS = ("ste", "approx")
 
 
-def _act_derivative(x, act_grad, act_clip):
-    return ste_mask(x, act_clip) if act_grad == "ste" else approx_sign_derivative(x)
+def _act_backward(grad, x, act_grad, act_clip):
+    """grad times the activation STE's derivative at x, in place (grad is a fresh array)."""
+    if act_grad == "ste":
+        return ste_backward(grad, x, act_clip, out=grad)
+    return approx_sign_backward(grad, x, out=grad)
 
 
 def _padded_signs(x, s, pad_value):
@@ -81,10 +84,9 @@ class BinaryConv2d(Function):
         dcols, dsw = grouped_backward(g, cols, sign_values(w), s, need_x, need_w)
         dx = dw = None
         if need_x:
-            dx = columns_adjoint(dcols, s)
-            dx *= _act_derivative(x, act_grad, act_clip)
+            dx = _act_backward(columns_adjoint(dcols, s), x, act_grad, act_clip)
         if need_w:
-            dw = dsw * ste_mask(w, weight_clip)
+            dw = ste_backward(dsw, w, weight_clip, out=dsw)
         return dx, dw, dscale
 
 
@@ -108,11 +110,9 @@ class BinaryLinear(Function):
         g = grad2 * scale if scale is not None else grad2
         dx = dw = None
         if need_x:
-            dx = (g @ sign_values(w)).reshape(x.shape)
-            dx *= _act_derivative(x, act_grad, act_clip)
+            dx = _act_backward((g @ sign_values(w)).reshape(x.shape), x, act_grad, act_clip)
         if need_w:
-            dw = g.T @ sign_values(x.reshape(-1, x.shape[-1]))
-            dw *= ste_mask(w, weight_clip)
+            dw = ste_backward(g.T @ sign_values(x.reshape(-1, x.shape[-1])), w, weight_clip)
         return dx, dw, dscale
 
 

@@ -4,10 +4,11 @@ import numpy as np
 
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
+from numbnn.functional import _fused
 
 
 class BatchNorm(Function):
-    """y = gamma * (x - mu) / sqrt(var + eps) + beta, per channel.
+    """y = gamma * (x - mu) / sigma + beta per channel, sigma = sqrt(var + eps).
 
     Training: mu and var (biased) are the statistics of the M = x.size / C values of each channel in
     this batch, and the running statistics move by PyTorch's rule
@@ -19,20 +20,21 @@ class BatchNorm(Function):
         dbeta = sum(g)      dgamma = sum(g * xhat)
         dx = gamma / sigma * (g - dbeta / M - xhat * dgamma / M)
 
-    and in evaluation mode simply dx = g * gamma / sigma.
+    and in evaluation mode dx = g * gamma / sigma. Both directions are per-channel affine maps of
+    x and g, so each runs as one fused pass (plus one reduction pass); xhat is never stored.
     """
 
     @staticmethod
     def forward(ctx, x, gamma, beta, running_mean, running_var, training, momentum, eps):
         c = x.shape[-1]
-        x2 = x.reshape(-1, c)
+        x2 = np.ascontiguousarray(x).reshape(-1, c)
+        m = x2.shape[0]
         if training:
-            m = x2.shape[0]
             if m < 2:
                 raise InputError(f"batch_norm in training mode needs more than 1 value per channel, got x {x.shape}")
-            mean = x2.mean(axis=0)
-            xhat = x2 - mean
-            var = np.einsum("ij,ij->j", xhat, xhat) / m
+            chunks = _fused.n_chunks(m)
+            mean = _fused.chunk_sums(x2, np.zeros(c), False, chunks).sum(axis=0) / m
+            var = _fused.chunk_sums(x2, mean, True, chunks).sum(axis=0) / m
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
@@ -40,36 +42,33 @@ class BatchNorm(Function):
                 running_var *= 1 - momentum
                 running_var += (momentum * m / (m - 1)) * var
         else:
-            mean, var = running_mean.astype(x.dtype, copy=False), running_var.astype(x.dtype, copy=False)
-            xhat = x2 - mean
-        inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-        xhat *= inv_std
-        out = xhat * gamma if gamma is not None else xhat.copy()
-        if beta is not None:
-            out += beta
+            mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
+        inv_std = 1.0 / np.sqrt(var + eps)
+        scale = inv_std if gamma is None else gamma * inv_std
+        shift = -mean * scale if beta is None else beta - mean * scale
         ctx.training = training
-        ctx.save_for_backward(xhat, inv_std, gamma)
-        return out.reshape(x.shape)
+        ctx.save_for_backward(x2, mean, inv_std, gamma)
+        return _fused.affine(x2, scale.astype(x.dtype), shift.astype(x.dtype)).reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        xhat, inv_std, gamma = ctx.saved
+        x2, mean, inv_std, gamma = ctx.saved
         need_x, need_gamma, need_beta = ctx.needs_input_grad[:3]
-        g = grad.reshape(xhat.shape)
-        dbeta = g.sum(axis=0)
-        dgamma = np.einsum("ij,ij->j", g, xhat)
-        dx = None
+        dtype = x2.dtype
+        g2 = np.ascontiguousarray(grad, dtype=dtype).reshape(x2.shape)
+        m = x2.shape[0]
+        scale = inv_std if gamma is None else gamma * inv_std
+        dgamma = dbeta = dx = None
+        if need_gamma or need_beta or (need_x and ctx.training):
+            sum_g, sum_g_centered = _fused.grad_sums(g2, x2, mean, _fused.n_chunks(m)).sum(axis=1)
+            dbeta, dgamma = sum_g, sum_g_centered * inv_std
         if need_x:
-            scale = inv_std if gamma is None else gamma * inv_std
-            if ctx.training:
-                m = g.shape[0]
-                dx = xhat * (-dgamma / m)
-                dx += g
-                dx -= dbeta / m
-                dx *= scale
+            if ctx.training:  # dx = scale*g + b*(x - mean) - scale*dbeta/M, b = -scale*inv_std*dgamma/M
+                b = -scale * inv_std * dgamma / m
+                shift = -scale * dbeta / m - b * mean
             else:
-                dx = g * scale
-            dx = dx.reshape(grad.shape)
+                b = shift = np.zeros_like(scale)
+            dx = _fused.affine2(g2, x2, scale.astype(dtype), b.astype(dtype), shift.astype(dtype)).reshape(grad.shape)
         return dx, (dgamma if need_gamma else None), (dbeta if need_beta else None), None, None
 
 

@@ -13,26 +13,41 @@ import numpy as np
 
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
+from numbnn.functional import _fused
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def sign_values(x: np.ndarray) -> np.ndarray:
-    """+1 / -1 array of x's float dtype (+1 for x >= 0, including -0.0)."""
-    one = x.dtype.type(1)
-    return np.where(x < 0, -one, one)
+    """+1 / -1 array of x's dtype (+1 for x >= 0, including -0.0)."""
+    if x.dtype not in _FLOATS:
+        return np.where(x < 0, -1, 1).astype(x.dtype)
+    x = np.ascontiguousarray(x)
+    return _fused.sign(x.reshape(-1)).reshape(x.shape)
 
 
-def ste_mask(x: np.ndarray, clip: float) -> np.ndarray:
-    """Clipped-identity STE derivative: 1 where |x| <= clip, else 0 (x's dtype)."""
-    return (np.abs(x) <= clip).astype(x.dtype)
+def ste_backward(grad: np.ndarray, x: np.ndarray, clip: float, out: np.ndarray | None = None) -> np.ndarray:
+    """grad * 1{|x| <= clip}: the clipped-identity STE derivative applied to ``grad`` (into ``out`` if given)."""
+    g, xf, out = _flat_operands(grad, x, out)
+    _fused.ste_grad(g, xf, clip, out.reshape(-1))
+    return out
 
 
-def approx_sign_derivative(x: np.ndarray) -> np.ndarray:
-    """ApproxSign derivative max(0, 2 - 2|x|) (Bi-Real Net, Liu et al. 2018, eq. 5; used by ReActNet)."""
-    d = np.abs(x)
-    d *= -2
-    d += 2
-    np.maximum(d, 0, out=d)
-    return d
+def approx_sign_backward(grad: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """grad * max(0, 2 - 2|x|): ApproxSign's derivative (Bi-Real Net, Liu et al. 2018, eq. 5; ReActNet)."""
+    g, xf, out = _flat_operands(grad, x, out)
+    _fused.approx_sign_grad(g, xf, out.reshape(-1))
+    return out
+
+
+def _flat_operands(grad, x, out):
+    """Flat contiguous views of grad (in x's dtype) and x, and a C-contiguous output buffer of x's dtype
+    (``out`` itself when it qualifies, so the result can overwrite the gradient in place)."""
+    x = np.ascontiguousarray(x)
+    grad = np.ascontiguousarray(grad, dtype=x.dtype)
+    if out is None or out.dtype != x.dtype or not out.flags.c_contiguous or out.shape != x.shape:
+        out = np.empty_like(x)
+    return grad.reshape(-1), x.reshape(-1), out
 
 
 class SteSign(Function):
@@ -52,7 +67,7 @@ class SteSign(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved
-        return grad * ste_mask(x, ctx.clip)
+        return ste_backward(grad, x, ctx.clip)
 
 
 class ApproxSign(Function):
@@ -70,7 +85,7 @@ class ApproxSign(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved
-        return grad * approx_sign_derivative(x)
+        return approx_sign_backward(grad, x)
 
 
 def sign(x, clip: float = 1.0) -> Tensor:

@@ -1,0 +1,131 @@
+"""Fused, parallel Numba loops for the memory-bound element-wise ops of training.
+
+A chain of numpy ufuncs makes one full pass over memory (and often one fresh temporary) per step;
+the activations, STEs and batch norm below each touch their data in a single parallel pass instead.
+Per-channel reductions split the rows into a fixed number of chunks, sum each chunk into its own
+float64 row and add the rows afterwards, so results do not depend on the thread count.
+
+Conventions: 2-D arrays are [rows, channels] C-contiguous views of NHWC data; per-channel vectors have
+length ``channels`` and the dtype of the data. Each function has a plain-numpy twin in the tests.
+"""
+
+import numba as nb
+import numpy as np
+
+_CHUNKS = 64
+
+
+# ---- element-wise (flat arrays) ------------------------------------------------------------------
+
+
+@nb.njit(parallel=True, cache=True)
+def sign(x):
+    """+1 where x >= 0 else -1 (so -0.0 and 0.0 give +1)."""
+    out = np.empty_like(x)
+    for i in nb.prange(x.size):
+        out[i] = -1.0 if x[i] < 0 else 1.0
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def ste_grad(grad, x, clip, out):
+    """out = grad * 1{|x| <= clip}; ``out`` may be ``grad`` itself."""
+    for i in nb.prange(x.size):
+        out[i] = grad[i] if abs(x[i]) <= clip else 0.0
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def approx_sign_grad(grad, x, out):
+    """out = grad * max(0, 2 - 2|x|); ``out`` may be ``grad`` itself."""
+    for i in nb.prange(x.size):
+        d = 2.0 - 2.0 * abs(x[i])
+        out[i] = grad[i] * d if d > 0 else 0.0
+    return out
+
+
+# ---- per-channel ([rows, channels]) --------------------------------------------------------------
+# Reductions return per-chunk partial sums [chunks, channels] (float64); the Python callers add the
+# chunks up. Keeping that last step out of the jitted code keeps compile times short.
+
+
+def n_chunks(rows: int) -> int:
+    return min(_CHUNKS, rows)
+
+
+@nb.njit(parallel=True, cache=True)
+def chunk_sums(x, center, squared, n_chunks):
+    """Per chunk of rows, per channel: sum of (x - center), or of (x - center)^2 if ``squared``."""
+    rows, c = x.shape
+    partial = np.zeros((n_chunks, c))
+    for chunk in nb.prange(n_chunks):
+        for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
+            for j in range(c):
+                d = x[i, j] - center[j]
+                partial[chunk, j] += d * d if squared else d
+    return partial
+
+
+@nb.njit(parallel=True, cache=True)
+def grad_sums(g, x, center, n_chunks):
+    """Per chunk, per channel: [sum g, sum g * (x - center)]."""
+    rows, c = x.shape
+    partial = np.zeros((2, n_chunks, c))
+    for chunk in nb.prange(n_chunks):
+        for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
+            for j in range(c):
+                partial[0, chunk, j] += g[i, j]
+                partial[1, chunk, j] += g[i, j] * (x[i, j] - center[j])
+    return partial
+
+
+@nb.njit(parallel=True, cache=True)
+def affine(x, scale, shift):
+    """out[i, j] = x[i, j] * scale[j] + shift[j]."""
+    rows, c = x.shape
+    out = np.empty_like(x)
+    for i in nb.prange(rows):
+        for j in range(c):
+            out[i, j] = x[i, j] * scale[j] + shift[j]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def affine2(g, x, a, b, shift):
+    """out[i, j] = a[j] * g[i, j] + b[j] * x[i, j] + shift[j]."""
+    rows, c = x.shape
+    out = np.empty_like(x)
+    for i in nb.prange(rows):
+        for j in range(c):
+            out[i, j] = a[j] * g[i, j] + b[j] * x[i, j] + shift[j]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def dprelu_forward(x, pos, neg, shift_x, shift_y):
+    """u = x - shift_x; out = (pos if u >= 0 else neg) * u - shift_y, per channel."""
+    rows, c = x.shape
+    out = np.empty_like(x)
+    for i in nb.prange(rows):
+        for j in range(c):
+            u = x[i, j] - shift_x[j]
+            out[i, j] = (pos[j] if u >= 0 else neg[j]) * u - shift_y[j]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def dprelu_backward(g, x, pos, neg, shift_x, dx, n_chunks):
+    """dx = g * slope(u); per chunk and channel [sum g*u*(u>=0), sum g*u*(u<0), sum dx, sum g]."""
+    rows, c = x.shape
+    partial = np.zeros((4, n_chunks, c))
+    for chunk in nb.prange(n_chunks):
+        for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
+            for j in range(c):
+                u = x[i, j] - shift_x[j]
+                gi = g[i, j]
+                slope = pos[j] if u >= 0 else neg[j]
+                dx[i, j] = gi * slope
+                partial[0 if u >= 0 else 1, chunk, j] += gi * u
+                partial[2, chunk, j] += gi * slope
+                partial[3, chunk, j] += gi
+    return partial

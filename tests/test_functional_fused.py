@@ -1,0 +1,90 @@
+"""The fused Numba loops behind the activations, STEs and batch norm, each against a numpy twin."""
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from numbnn.functional import _fused
+
+DTYPES = st.sampled_from([np.float32, np.float64])
+
+
+@st.composite
+def rows_channels(draw):
+    rows = draw(st.sampled_from([1, 2, 5, 63, 64, 65, 300]))
+    channels = draw(st.sampled_from([1, 3, 16, 33]))
+    dtype = draw(DTYPES)
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = (2 * rng.standard_normal((rows, channels))).astype(dtype)
+    x.flat[:: max(1, x.size // 4)] = 0.0  # exact zeros exercise the u >= 0 / x >= 0 boundaries
+    vectors = [rng.standard_normal(channels).astype(dtype) for _ in range(4)]
+    return x, vectors, rng.standard_normal((rows, channels)).astype(dtype)
+
+
+def _tol(dtype):
+    return dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-10)
+
+
+@settings(max_examples=25)
+@given(rows_channels())
+def test_elementwise_kernels(case):
+    x, (clip, *_), g = case
+    xf, gf = x.reshape(-1), g.reshape(-1)
+    clip = float(abs(clip[0])) + 0.1
+    sign = _fused.sign(xf)
+    assert sign.dtype == x.dtype
+    np.testing.assert_array_equal(sign, np.where(xf < 0, -1.0, 1.0))
+    np.testing.assert_array_equal(_fused.ste_grad(gf, xf, clip, np.empty_like(xf)), gf * (np.abs(xf) <= clip))
+    triangle = np.maximum(0, 2 - 2 * np.abs(xf.astype(np.float64)))  # the kernel rounds once, from float64
+    np.testing.assert_array_equal(
+        _fused.approx_sign_grad(gf, xf, np.empty_like(xf)), (gf.astype(np.float64) * triangle).astype(x.dtype)
+    )
+    inplace = gf.copy()
+    _fused.ste_grad(inplace, xf, clip, inplace)
+    np.testing.assert_array_equal(inplace, gf * (np.abs(xf) <= clip))
+
+
+@settings(max_examples=25)
+@given(rows_channels())
+def test_per_channel_kernels(case):
+    x, (a, b, c, d), g = case
+    tol = _tol(x.dtype)
+    chunks = _fused.n_chunks(x.shape[0])
+    mean = _fused.chunk_sums(x, np.zeros(x.shape[1]), False, chunks).sum(axis=0) / x.shape[0]
+    var = _fused.chunk_sums(x, mean, True, chunks).sum(axis=0) / x.shape[0]
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(var, x.astype(np.float64).var(axis=0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(_fused.affine(x, a, b), x * a + b, **tol)
+    np.testing.assert_allclose(_fused.affine2(g, x, a, b, c), a * g + b * x + c, **tol)
+    sum_g, sum_gc = _fused.grad_sums(g, x, mean, chunks).sum(axis=1)
+    g64, x64 = g.astype(np.float64), x.astype(np.float64)
+    np.testing.assert_allclose(sum_g, g64.sum(axis=0), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(sum_gc, (g64 * (x64 - mean)).sum(axis=0), rtol=1e-10, atol=1e-9)
+
+    u = x - c
+    slope = np.where(u >= 0, a, b)
+    np.testing.assert_allclose(_fused.dprelu_forward(x, a, b, c, d), slope * u - d, **tol)
+    dx = np.empty_like(x)
+    sums = _fused.dprelu_backward(g, x, a, b, c, dx, chunks).sum(axis=1)
+    np.testing.assert_allclose(dx, g * slope, **tol)
+    u64 = x64 - c
+    slope64 = np.where(u64 >= 0, a, b).astype(np.float64)
+    expected = [(g64 * u64 * (u64 >= 0)).sum(0), (g64 * u64 * (u64 < 0)).sum(0), (g64 * slope64).sum(0), g64.sum(0)]
+    np.testing.assert_allclose(sums, expected, rtol=1e-5 if x.dtype == np.float32 else 1e-10, atol=1e-6)
+
+
+def test_reductions_do_not_depend_on_the_thread_count():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs at least 2 Numba threads")
+    x = np.random.default_rng(0).standard_normal((5000, 7)).astype(np.float32)
+    before = numba.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            results.append(_fused.chunk_sums(x, np.zeros(7), True, _fused.n_chunks(5000)).sum(axis=0))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(results[0], results[1])
