@@ -106,3 +106,42 @@ def test_bad_input_is_one_error_line(args, message):
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
+
+
+def _results_table_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "results_table.py"
+    spec = importlib.util.spec_from_file_location("results_table", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_results_table(tmp_path, capsys):
+    numbnn_io = pytest.importorskip("numbnn.io")
+    if not hasattr(numbnn_io, "save"):
+        pytest.skip("numbnn.io.save is not available yet")
+    table = _results_table_module()
+    numbnn_io.save(build_model("cli-summary-tiny", width=16), tmp_path / "wide.h5")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    command = "numbnn train --model cli-summary-tiny --json"
+    (runs / "a.json").write_text(json.dumps({"model": "cli-summary-tiny", "test_accuracy": 0.9123, "epochs": 3,
+                                             "seconds": 150.0, "checkpoint": str(tmp_path / "wide.h5"), "command": command}))
+    (runs / "b.json").write_text(json.dumps({"model": "cli-summary-tiny", "test_accuracy": 0.5, "epochs": 1,
+                                             "minutes": 0.25, "checkpoint": str(tmp_path / "gone.h5"), "command": command}))
+    assert table.main([str(runs), "--out", str(tmp_path / "table.md")]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "table.md").read_text() == out
+    rows = [line for line in out.splitlines() if line.startswith("| cli-summary-tiny")]
+    # a.json: the checkpoint's width-16 model (14*14*9*4*16 = 113k BOPs); b.json: default width 8 (56.4k), daggered
+    assert rows[0].split(" | ")[1:4] == ["91.23%", "3", "2.5"] and "| 113k |" in rows[0]
+    assert rows[1].startswith("| cli-summary-tiny \u2020 | 50.00% | 1 | 0.2") and "| 56.4k |" in rows[1]
+    assert "| ReActXGB (paper) | 90.38% |" in out and "| CBCNN (paper) | 92.86% |" in out
+
+    (runs / "c.json").write_text(json.dumps({"model": "cli-summary-tiny"}))
+    assert table.main([str(runs)]) == 2
+    assert "c.json: missing test_accuracy, epochs, command" in capsys.readouterr().err
+    assert table.main([str(tmp_path / "nothing")]) == 2

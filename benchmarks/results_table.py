@@ -1,0 +1,150 @@
+"""The README's results table: accuracy and training time of recorded runs next to their cost and the papers.
+
+Usage::
+
+    python3 benchmarks/results_table.py RUNS_DIR [--out results.md]
+
+RUNS_DIR holds one JSON file per training run (``benchmarks/run_zoo.sh`` writes them). A run file is
+the object ``numbnn train --json`` prints, plus the command that produced it::
+
+    {"model": "reactnet-a", "test_accuracy": 0.9213, "epochs": 20, "seconds": 1130.4,
+     "checkpoint": "runs/zoo/reactnet-a.h5",
+     "command": "numbnn train --model reactnet-a --threads 2 --out runs/zoo/reactnet-a.h5 --json"}
+
+``minutes`` may be given instead of ``seconds``. The cost columns come from
+:func:`numbnn.models.cost.summarize` on the run's checkpoint; if the checkpoint is gone they come from
+the registered model's default configuration and are marked with a dagger. The papers' FashionMNIST
+figures (NOTES.md section 6) follow as rows of their own; their cost columns are empty because none of
+them was reported for this input size in this cost model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+# NOTES.md section 6: (model, test accuracy as reported, params if reported, source).
+PAPER_ROWS = (
+    ("ReActNet-A, as trained by the ReActXGB paper", "88.91%", "",
+     "derived: arXiv 2405.08020 reports ReActXGB 90.38% = ReActNet-A + 1.47"),
+    ("ReActXGB", "90.38%", "", "arXiv 2405.08020 (Chu & Chen)"),
+    ("CBCNN", "92.86%", "0.48M", "Hindawi Mob. Inf. Syst. 2023, art. 5870630, Table 2"),
+    ("OneBNet (ResNet-18 based)", "93.4%", "", "OpenReview 6fFd8QaPVx (ICLR 2024 submission)"),
+)
+COLUMNS = ("model", "test acc.", "epochs", "train min (2 cores)", "params (binary)", "size", "BOPs", "FLOPs",
+           "OPs", "ACE", "command / source")
+REQUIRED = ("model", "test_accuracy", "epochs", "command")
+
+
+class RunFileError(ValueError):
+    """A run file is missing, unreadable or lacks a field; the message names the file."""
+
+
+def load_runs(directory: Path) -> list[dict]:
+    """Every ``*.json`` run in ``directory``, sorted by model name then file name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RunFileError(f"{directory}: not a directory")
+    runs = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            run = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise RunFileError(f"{path}: not a JSON run file ({error})") from None
+        missing = [key for key in REQUIRED if not isinstance(run, dict) or key not in run]
+        if missing or ("seconds" not in run and "minutes" not in run):
+            raise RunFileError(f"{path}: missing {', '.join(missing) or 'seconds (or minutes)'}")
+        runs.append({**run, "_file": str(path)})
+    if not runs:
+        raise RunFileError(f"{directory}: no *.json run files")
+    return sorted(runs, key=lambda run: (run["model"], run["_file"]))
+
+
+def run_cost(run: dict):
+    """(CostReport, from_checkpoint) for a run: its checkpoint's architecture, else the default config."""
+    import numbnn.io
+    from numbnn.models import build_model
+    from numbnn.models.cost import default_input_shape, summarize
+
+    checkpoint = Path(run.get("checkpoint") or "")
+    if checkpoint.is_file():
+        model, from_checkpoint = numbnn.io.load(checkpoint), True
+    else:
+        model, from_checkpoint = build_model(run["model"]), False
+    return summarize(model, default_input_shape(model)), from_checkpoint
+
+
+def markdown_table(runs: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    daggers = False
+    for run in runs:
+        report, from_checkpoint = run_cost(run)
+        daggers |= not from_checkpoint
+        total = report.total
+        minutes = run["minutes"] if "minutes" in run else run["seconds"] / 60
+        cells = [
+            run["model"] + ("" if from_checkpoint else " \u2020"),
+            f"{100 * run['test_accuracy']:.2f}%",
+            str(run["epochs"]),
+            f"{minutes:.1f}",
+            f"{_count(total.params)} ({_count(total.binary_params)})",
+            _bytes(total.size_bytes),
+            _count(total.bops),
+            _count(total.flops),
+            _count(total.ops),
+            _count(total.ace),
+            f"`{run['command']}`",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    for name, accuracy, params, source in PAPER_ROWS:
+        cells = [f"{name} (paper)", accuracy, "", "", params] + [""] * (len(COLUMNS) - 6) + [source]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [
+        "",
+        "Costs per 28x28 image (`numbnn summary`): BOPs = 1-bit x 1-bit MACs, FLOPs = other MACs, "
+        "OPs = BOPs/64 + FLOPs, ACE = sum over MACs of weight bits x activation bits (a float operand at 16 bits); "
+        "size with binary weights at 1 bit and real parameters at 32 bits.",
+    ]
+    if daggers:
+        notes.append("\u2020 checkpoint not found: costs of the model's default configuration.")
+    return "\n".join(lines + notes) + "\n"
+
+
+def _count(value) -> str:
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _bytes(value: int) -> str:
+    for scale, suffix in ((2**20, "MiB"), (2**10, "KiB")):
+        if value >= scale:
+            return f"{value / scale:.3g} {suffix}"
+    return f"{value} B"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs_dir", type=Path, help="directory of run JSON files (see benchmarks/run_zoo.sh)")
+    parser.add_argument("--out", type=Path, help="also write the table to this file (atomically)")
+    args = parser.parse_args(argv)
+    from numbnn._atomic import atomic_path
+    from numbnn.errors import NumbnnError
+
+    try:
+        table = markdown_table(load_runs(args.runs_dir))
+    except (RunFileError, NumbnnError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(table)
+    if args.out is not None:
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
