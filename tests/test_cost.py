@@ -10,7 +10,7 @@ import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models import available_models, build_model
 from numbnn.models.cost import CostExtra, LayerCost, summarize, tree_ensemble_cost
-from numbnn.nn import BatchNorm, BinaryConv2d, BinaryLinear, Conv2d, FakeQuant, Linear, Module
+from numbnn.nn import BatchNorm, BinaryConv2d, BinaryLinear, Conv2d, FakeQuant, Linear, Module, RSign
 
 
 class Tiny(Module):
@@ -68,7 +68,8 @@ def test_tiny_model_by_hand():
 
 class Mixed(Module):
     """The special cases: ReActNet step-1 conv, binary weights on real inputs, 4-bit fake quant, BinaryLinear
-    with a 100-wide input (two words, 36 tail bits), a layer called twice and one never called."""
+    with a 100-wide input (two words, 36 tail bits), a layer called twice, one never called, and a float
+    layer fed by RSign."""
 
     def __init__(self):
         self.step1 = BinaryConv2d(1, 4, 3, padding=1, binarize_weights=False)  # real W x binary a
@@ -80,11 +81,13 @@ class Mixed(Module):
         self.unused = Linear(7, 3)
         self.wide = Linear(4, 100)
         self.bin_head = BinaryLinear(100, 10)
+        self.sign = RSign(10)
+        self.after_sign = Linear(10, 2)  # a float layer, but fed +-1 by RSign: real weight x 1-bit activation
 
     def forward(self, x):
         x = self.se(self.quant(self.real_act(self.step1(x))))
         x = self.shared(self.shared(F.global_avg_pool(x)))
-        return self.bin_head(self.wide(x))
+        return self.after_sign(self.sign(self.bin_head(self.wide(x))))
 
 
 def test_special_layers():
@@ -113,9 +116,12 @@ def test_special_layers():
     assert (rows["bin_head"].bops, rows["bin_head"].flops, rows["bin_head"].binary_params) == (1000, 0, 1000)
     assert rows["bin_head"].packed_size_bytes == 10 * 2 * 8 + 10 * 4  # ceil(100/64) = 2 words per output
 
+    assert (rows["after_sign"].act_bits, rows["after_sign"].flops, rows["after_sign"].ace) == (1, 20, 16 * 1 * 20)
+
     assert total.bops == 1000
-    assert total.flops == step1_macs + real_act_macs + se_macs + 2 * 16 + 4 * 100
-    assert total.ace == 16 * step1_macs + 16 * real_act_macs + 16 * se_macs + 256 * (2 * 16 + 4 * 100) + 1000
+    assert total.flops == step1_macs + real_act_macs + se_macs + 2 * 16 + 4 * 100 + 20
+    assert total.ace == (16 * step1_macs + 16 * real_act_macs + 16 * se_macs + 256 * (2 * 16 + 4 * 100) + 1000
+                         + 16 * 20)
     assert total.params == Mixed().num_parameters()
 
 

@@ -17,8 +17,9 @@ Conventions (NOTES.md section 0; :data:`CONVENTIONS` prints them with every summ
   here) priced at 16 bits as PokeBNN prices bf16: a float MAC costs 256, a binary MAC 1, an int4 x int4
   MAC 16, a real weight on a binary activation (ReActNet step 1) 16 x 1 = 16. BN, activations,
   residual adds, pooling and tree comparisons are not MACs and are not in ACE.
-- A layer's activation bits are its ``act_bits`` (1 for binary layers), lowered to ``bits`` when its
-  input is the direct output of a :class:`~numbnn.nn.FakeQuant` (PokeBNN's SE and 8-bit stem/head).
+- A layer's activation bits are its ``act_bits`` (1 for binary layers), lowered when its input is the
+  direct output of a quantizing module: a :class:`~numbnn.nn.FakeQuant` (its ``bits``; PokeBNN's SE and
+  8-bit stem/head) or an :class:`~numbnn.nn.RSign` (1 bit).
   Weight bits are the layer's ``weight_bits``; a model that fake-quantizes weights sets that attribute.
 - **params** are trainable parameters (the paper convention); BN running statistics are *buffers*,
   listed separately and not in params or ``size_bytes``. **size_bytes**: binary weights at 1 bit,
@@ -48,7 +49,7 @@ import numpy as np
 from numbnn.autograd import Tensor, no_grad
 from numbnn.errors import InputError
 from numbnn.kernels import pack_bits
-from numbnn.nn import BinaryConv2d, BinaryLinear, Conv2d, FakeQuant, Linear, Module
+from numbnn.nn import BinaryConv2d, BinaryLinear, Conv2d, FakeQuant, Linear, Module, RSign
 
 REAL_BITS = 32  # the bit width of a float operand, as layers report it
 ACE_REAL_BITS = 16  # what ACE charges for a float operand (PokeBNN: bf16, so a float MAC is 16 x 16)
@@ -243,7 +244,7 @@ def _trace_forward(model: Module, input_shape: tuple) -> dict[int, list[_Call]]:
     """Run the model once in eval mode on zeros and return each MAC layer's calls (keyed by id)."""
     modes = [(module, module.training) for module in model.modules()]
     calls: dict[int, list[_Call]] = defaultdict(list)
-    quantized: dict[int, tuple[object, int]] = {}  # id(output) -> (output kept alive, bits) of FakeQuant layers
+    quantized: dict[int, tuple[object, int]] = {}  # id(output) -> (output kept alive, bits) of quantizing layers
     try:
         model.eval()
         with _instrumented(model, calls, quantized), no_grad():
@@ -256,14 +257,16 @@ def _trace_forward(model: Module, input_shape: tuple) -> dict[int, list[_Call]]:
 
 @contextlib.contextmanager
 def _instrumented(model: Module, calls, quantized):
-    """Wrap the ``forward`` of every MAC layer and FakeQuant instance for the duration of the block."""
+    """Wrap the ``forward`` of every MAC layer and quantizing module for the duration of the block."""
     wrapped = []
     try:
         for module in model.modules():
             if isinstance(module, _CONV_LAYERS + _LINEAR_LAYERS):
                 _wrap(module, _mac_recorder(module, calls, quantized), wrapped)
             elif isinstance(module, FakeQuant):
-                _wrap(module, _quantized_recorder(module, quantized), wrapped)
+                _wrap(module, _quantized_recorder(module.bits, quantized), wrapped)
+            elif isinstance(module, RSign):
+                _wrap(module, _quantized_recorder(module.quantizer.bits, quantized), wrapped)
         yield
     finally:
         for module, previous in wrapped:
@@ -294,11 +297,11 @@ def _mac_recorder(module, calls, quantized):
     return make
 
 
-def _quantized_recorder(module, quantized):
+def _quantized_recorder(bits: int, quantized):
     def make(original):
         def forward(x, *args, **kwargs):
             y = original(x, *args, **kwargs)
-            quantized[id(y)] = (y, module.bits)
+            quantized[id(y)] = (y, bits)
             return y
 
         return forward
