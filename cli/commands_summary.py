@@ -20,7 +20,8 @@ def summary(
     model_arg: Optional[list[str]] = typer.Option(
         None, "--model-arg", help="Constructor argument K=V for --model, V read as JSON if it parses (repeatable)."),
     input_size: int = typer.Option(28, "--input-size", help="Height and width of the dummy input image."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object (layers, total) instead of the table."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print one JSON object (layers, total, conventions) instead of the table."),
 ):
     """Per-layer and total cost: parameters (binary/real), size, packed size, FLOPs, BOPs, OPs, ACE.
 

@@ -55,7 +55,8 @@ def test_json_keys_and_figures():
 
 def test_model_args_and_input_size():
     base = _json(runner.invoke(app, ["summary", "-m", "cli-summary-tiny", "--json"]))["total"]
-    wide = _json(runner.invoke(app, ["summary", "-m", "cli-summary-tiny", "--model-arg", "width=16", "--json"]))["total"]
+    wide_args = ["summary", "-m", "cli-summary-tiny", "--model-arg", "width=16", "--json"]
+    wide = _json(runner.invoke(app, wide_args))["total"]
     assert wide["bops"] == 2 * base["bops"]
     big = _json(runner.invoke(app, ["summary", "-m", "cli-summary-tiny", "--input-size", "56", "--json"]))
     assert big["total"]["bops"] == 4 * base["bops"] and big["input_shape"] == [1, 56, 56, 1]
@@ -128,10 +129,11 @@ def test_results_table(tmp_path, capsys):
     runs = tmp_path / "runs"
     runs.mkdir()
     command = "numbnn train --model cli-summary-tiny --json"
-    (runs / "a.json").write_text(json.dumps({"model": "cli-summary-tiny", "test_accuracy": 0.9123, "epochs": 3,
-                                             "seconds": 150.0, "checkpoint": str(tmp_path / "wide.h5"), "command": command}))
-    (runs / "b.json").write_text(json.dumps({"model": "cli-summary-tiny", "test_accuracy": 0.5, "epochs": 1,
-                                             "minutes": 0.25, "checkpoint": str(tmp_path / "gone.h5"), "command": command}))
+    base = {"model": "cli-summary-tiny", "command": command}
+    (runs / "a.json").write_text(json.dumps({**base, "test_accuracy": 0.9123, "epochs": 3, "seconds": 150.0,
+                                             "checkpoint": str(tmp_path / "wide.h5")}))
+    (runs / "b.json").write_text(json.dumps({**base, "test_accuracy": 0.5, "epochs": 1, "minutes": 0.25,
+                                             "checkpoint": str(tmp_path / "gone.h5")}))
     assert table.main([str(runs), "--out", str(tmp_path / "table.md")]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "table.md").read_text() == out

@@ -1,15 +1,13 @@
 """The cost model (numbnn.models.cost): hand-computed figures for small models, the ReActNet-A check of
 NOTES.md section 0, the cost_extra hook and tree pricing, and bad input."""
 
-import math
-
 import numpy as np
 import pytest
 
 import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models import available_models, build_model
-from numbnn.models.cost import CostExtra, LayerCost, summarize, tree_ensemble_cost
+from numbnn.models.cost import CostExtra, summarize, tree_ensemble_cost
 from numbnn.nn import BatchNorm, BinaryConv2d, BinaryLinear, Conv2d, FakeQuant, Linear, Module, RSign
 
 
@@ -252,7 +250,8 @@ def test_reactnet_a_tiny_matches_notes_section_1():
     on binary activations) moves every binary MAC to FLOPs at 16 ACE each."""
     widths = [32, 64, 128, 128, 256, 256]
     stride1 = summarize(build_model("reactnet-a", widths=widths, stem_stride=1)).total
-    assert (round(stride1.bops / 1e6, 1), round(stride1.flops / 1e6, 2), round(stride1.ops / 1e6, 2)) == (90.7, 0.23, 1.65)
+    assert round(stride1.bops / 1e6, 1) == 90.7
+    assert (round(stride1.flops / 1e6, 2), round(stride1.ops / 1e6, 2)) == (0.23, 1.65)
     assert round(stride1.binary_params / 1e6, 2) == 1.06
     stride2 = summarize(build_model("reactnet-a", widths=widths, stem_stride=2)).total
     assert (round(stride2.bops / 1e6, 1), round(stride2.ops / 1e6, 2)) == (25.8, 0.46)
@@ -269,8 +268,8 @@ def test_every_registered_model_is_priced(spec):
     report = summarize(model)
     total = report.total
     extra = model.cost_extra() if hasattr(model, "cost_extra") else CostExtra()
-    dropped = [name for name, _ in model.named_parameters() if any(name.startswith(path + ".") for path in extra.exclude)]
-    dropped_size = sum(dict(model.named_parameters())[name].size for name in dropped)
+    dropped_size = sum(p.size for name, p in model.named_parameters()
+                       if any(name.startswith(path + ".") for path in extra.exclude))
     assert total.params == model.num_parameters() - dropped_size + sum(row.params for row in extra.rows)
     assert total.buffers <= sum(array.size for array in model.buffers())
     assert total.flops + total.bops > 0
