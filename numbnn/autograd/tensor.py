@@ -24,12 +24,9 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        if isinstance(data, (np.ndarray, np.generic)):
-            array = np.asarray(data, dtype=dtype)
-        else:
-            array = np.asarray(data, dtype=dtype)
-            if dtype is None and array.dtype == np.float64:
-                array = array.astype(np.float32)
+        array = np.asarray(data, dtype=dtype)
+        if dtype is None and array.dtype == np.float64 and not isinstance(data, (np.ndarray, np.generic)):
+            array = array.astype(np.float32)  # Python floats and lists of them
         if requires_grad and array.dtype.kind != "f":
             raise InputError(f"requires_grad needs a floating dtype, got {array.dtype}")
         self.data = array

@@ -34,19 +34,13 @@ def _act_backward(grad, x, act_grad, act_clip):
     return approx_sign_backward(grad, x, out=grad)
 
 
-def _padded_signs(x, s, pad_value):
-    """sign(x) with its border padded by pad_value, and the geometry of an unpadded conv on it."""
+def _sign_columns(x, s, pad_value):
+    """im2col of sign(x) whose padding taps hold pad_value (explicitly padded when pad_value != 0)."""
     g = s.geom
+    if pad_value == 0 or g.ph == g.pw == 0:
+        return columns(sign_values(x), s)
     xp = np.pad(sign_values(x), ((0, 0), (g.ph, g.ph), (g.pw, g.pw), (0, 0)), constant_values=pad_value)
     unpadded = conv_shape(xp.shape, (s.o, g.kh, g.kw, s.c // s.groups), (g.sh, g.sw), 0, (g.dh, g.dw), s.groups)
-    return xp, unpadded
-
-
-def _sign_columns(x, s, pad_value):
-    """im2col of sign(x) whose padding taps hold pad_value."""
-    if pad_value == 0 or (s.geom.ph == s.geom.pw == 0):
-        return columns(sign_values(x), s)
-    xp, unpadded = _padded_signs(x, s, pad_value)
     return columns(xp, unpadded)
 
 
