@@ -5,4 +5,7 @@ Importing this package registers every model; build one with :func:`build_model`
 
 from numbnn.models.registry import available_models, build_model, model_spec, register_model
 
+from numbnn.models import reactnet  # noqa: F401,E402  (registers reactnet-a)
+from numbnn.models import reactxgb  # noqa: F401,E402  (registers reactxgb)
+
 __all__ = ["available_models", "build_model", "model_spec", "register_model"]

@@ -26,6 +26,9 @@ SCHEDULES = ("linear", "cosine", "constant")
 # Which parameters weight decay applies to (the rules of numbnn.optim.split_decay): "conv_only" = 4-d
 # conv kernels only (ReActNet), "ndim>1" = every kernel and weight matrix (PokeBNN), "all" = everything.
 DECAY_RULES = ("conv_only", "ndim>1", "all")
+# How a run trains (numbnn.train.recipes): "single" = one fit; "two-step" = ReActNet's step 1 (binary
+# activations, real weights) then step 2 (all binary, initialised from step 1).
+RECIPES = ("single", "two-step")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class TrainConfig:
     eval_batch_size: int = 500
     save_every: int = 1  # write a checkpoint every this many epochs (and after the last)
     teacher: str | None = None  # checkpoint of a distillation teacher (soft cross-entropy to its softmax)
+    recipe: str = "single"  # see RECIPES
+    step1_epochs: int | None = None  # two-step only: epochs of step 1 (default: half of `epochs`, rounded up)
 
     def __post_init__(self):
         _check_int(self, "epochs", 1)
@@ -57,12 +62,13 @@ class TrainConfig:
         _check_int(self, "save_every", 1)
         _check_int(self, "crop_padding", 0)
         _check_int(self, "seed", 0)
-        for name in ("limit", "test_limit"):
+        for name in ("limit", "test_limit", "step1_epochs"):
             if getattr(self, name) is not None:
                 _check_int(self, name, 1)
         _check_choice(self, "optimizer", OPTIMIZERS)
         _check_choice(self, "schedule", SCHEDULES)
         _check_choice(self, "decay_rule", DECAY_RULES)
+        _check_choice(self, "recipe", RECIPES)
         _check_float(self, "lr", 0.0, strict=True)
         _check_float(self, "weight_decay", 0.0)
         _check_float(self, "warmup_epochs", 0.0)

@@ -1,0 +1,140 @@
+"""``reactnet-a``: ReActNet-A (Liu, Shen, Savvides, Cheng, ECCV 2020, arXiv 2003.03488), scaled to 28x28.
+
+Block diagram (NHWC; the defaults)::
+
+    x [N,28,28,1]
+    -> Conv2d 3x3 stride 2, 1->32 (float) -> BN                  stem, no activation (as in the paper)    14x14
+    -> BasicBlock  32->64   stride 1                                                                      14x14
+    -> BasicBlock  64->128  stride 2                                                                       7x7
+    -> BasicBlock 128->128  stride 1                                                                       7x7
+    -> BasicBlock 128->256  stride 2                                                                       4x4
+    -> BasicBlock 256->256  stride 1                                                                       4x4
+    -> global average pool -> Linear 256->10 (float)
+
+    BasicBlock(C -> C', stride s), paper Fig. 2 / ``mobilenet/2_step2/reactnet.py``:
+        out1 = BN(BinaryConv3x3_s(RSign(x)))           C -> C
+        out1 = RPReLU(out1 + AvgPool2x2(x) if s = 2 else out1 + x)
+        z    = RSign(out1)
+        C' = C  : out2 = BN(BinaryConv1x1(z)) + out1
+        C' = 2C : out2 = concat(BN_a(BinaryConv1x1_a(z)) + out1, BN_b(BinaryConv1x1_b(z)) + out1)
+                  (channel duplication: two separate 1x1 convs, each with its own BN and shortcut)
+        out  = RPReLU(out2)
+
+    RSign(x)  = sign(x - alpha_c)                   per-channel learnable threshold (paper eq. 1)
+    RPReLU(x) = PReLU_beta(x - gamma_c) + zeta_c    per-channel learnable shifts (paper eq. 2)
+    BinaryConv: alpha_o * conv(sign(a), sign(W))_o with alpha_o = mean|W_o| (no gradient through alpha);
+    activation gradient ApproxSign (Bi-Real Net), weight gradient that of clamp(W, -1, 1).
+
+RSign is written as ``LearnableBias`` (the threshold) followed by the binary conv's own ApproxSign
+quantizer: the same function, but the conv then receives real values and runs its forward on packed
+bits (XNOR-popcount), and ApproxSign is applied once (applying it twice would zero the gradient at +-1).
+
+Scaled down for 28x28 FashionMNIST, and assumptions:
+
+- widths 32-64-128-128-256-256 (5 blocks) instead of the paper's 32 ... 1024 (13 blocks);
+- the stem stride is an option; the default 2 downsamples early (28 -> 14), which divides the binary
+  MACs by four at little cost in accuracy on this data; with ``stem_stride=1`` the maps are 28 -> 14 -> 7;
+- as in the code, a block is strided where the width changes, except the first (32 -> 64);
+- the strided shortcut is a 2x2 average pool with TensorFlow "same" padding, so odd maps (7x7) give the
+  same output size as the padded 3x3 conv (4x4); the paper's maps are always even;
+- padded border taps of the binary 3x3 conv are 0 (the paper's zero padding of the +-1 map);
+- ``binary_weights=False`` gives the network of ReActNet's training step 1 (binary activations, real
+  weights, no scale), used by the two-step recipe (:mod:`numbnn.train.recipes`).
+"""
+
+import numbnn.functional as F
+from numbnn.errors import InputError
+from numbnn.models.registry import register_model
+from numbnn.nn import (
+    BatchNorm, BinaryConv2d, Conv2d, LearnableBias, Linear, Module, ModuleList, RPReLU,
+)
+
+DEFAULT_WIDTHS = (32, 64, 128, 128, 256, 256)
+
+
+def binary_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int, binary_weights: bool):
+    """ReActNet's HardBinaryConv: ApproxSign on the input, alpha = mean|W_o|, clamp STE on W."""
+    return BinaryConv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
+                        act_quantizer="approx", scale="mean_abs", binarize_weights=binary_weights)
+
+
+class PointwiseBranch(Module):
+    """RSign'd input -> binary 1x1 conv -> BN, plus the block's shortcut (one half of a duplication)."""
+
+    def __init__(self, channels: int, binary_weights: bool):
+        self.conv = binary_conv(channels, channels, 1, 1, binary_weights)
+        self.norm = BatchNorm(channels)
+
+    def forward(self, z, shortcut):
+        return self.norm(self.conv(z)) + shortcut
+
+
+class BasicBlock(Module):
+    """ReActNet-A's block: binary 3x3 (C -> C, stride s) then binary 1x1 (C -> C or 2C), see module docstring."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, binary_weights: bool = True):
+        if out_channels not in (in_channels, 2 * in_channels):
+            raise InputError(f"a ReActNet block keeps or doubles its width, got {in_channels} -> {out_channels}")
+        if stride not in (1, 2):
+            raise InputError(f"stride must be 1 or 2, got {stride!r}")
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+        self.threshold_3x3 = LearnableBias(in_channels)  # RSign = threshold + the conv's sign
+        self.conv_3x3 = binary_conv(in_channels, in_channels, 3, stride, binary_weights)
+        self.norm_3x3 = BatchNorm(in_channels)
+        self.act_3x3 = RPReLU(in_channels)
+        self.threshold_1x1 = LearnableBias(in_channels)
+        copies = out_channels // in_channels  # 2 = channel duplication
+        self.pointwise = ModuleList(PointwiseBranch(in_channels, binary_weights) for _ in range(copies))
+        self.act_1x1 = RPReLU(out_channels)
+
+    def shortcut(self, x):
+        return F.avg_pool2d(x, 2, 2, padding="same") if self.stride == 2 else x
+
+    def forward(self, x):
+        out1 = self.norm_3x3(self.conv_3x3(self.threshold_3x3(x)))
+        out1 = self.act_3x3(out1 + self.shortcut(x))
+        z = self.threshold_1x1(out1)
+        branches = [branch(z, out1) for branch in self.pointwise]
+        out2 = branches[0] if len(branches) == 1 else F.concat(branches, axis=-1)
+        return self.act_1x1(out2)
+
+
+def block_strides(widths) -> list[int]:
+    """ReActNet's rule: stride 2 where the width changes, except the first block (32 -> 64 in the paper)."""
+    return [1 if i == 0 or c_out == c_in else 2 for i, (c_in, c_out) in enumerate(zip(widths, widths[1:]))]
+
+
+@register_model("reactnet-a", summary="ReActNet-A: RSign/RPReLU MobileNet-like BNN, 3x3 + 1x1 binary convs, channel duplication",
+                paper="Liu et al., ECCV 2020, arXiv 2003.03488")
+class ReActNetA(Module):
+    """See the module docstring.
+
+    ``widths``: the stem's output channels, then each block's; consecutive widths are equal or double.
+    ``stem_stride``: 1 or 2. ``binary_weights``: False for training step 1 (real weights).
+    """
+
+    def __init__(self, widths=DEFAULT_WIDTHS, stem_stride: int = 2, binary_weights: bool = True,
+                 num_classes: int = 10, in_channels: int = 1):
+        widths = [int(w) for w in widths]
+        if len(widths) < 2:
+            raise InputError(f"widths needs the stem width and at least one block width, got {widths}")
+        if stem_stride not in (1, 2):
+            raise InputError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
+        self.widths, self.binary_weights = widths, bool(binary_weights)
+        self.stem = Conv2d(in_channels, widths[0], 3, stride=stem_stride, padding=1)
+        self.stem_norm = BatchNorm(widths[0])
+        self.blocks = ModuleList(
+            BasicBlock(c_in, c_out, s, self.binary_weights)
+            for (c_in, c_out), s in zip(zip(widths, widths[1:]), block_strides(widths))
+        )
+        self.classifier = Linear(widths[-1], num_classes)
+
+    def features(self, x):
+        """The pooled features [N, widths[-1]] the classifier (or ReActXGB's trees) sees."""
+        x = self.stem_norm(self.stem(x))
+        for block in self.blocks:
+            x = block(x)
+        return F.global_avg_pool(x)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
