@@ -40,6 +40,7 @@ class TrainConfig:
     schedule: str = "linear"  # per-iteration learning-rate schedule after warm-up
     warmup_epochs: float = 0.0
     momentum: float = 0.9  # SGD only (Nesterov)
+    beta2: float = 0.999  # Adam/AdamW second-moment decay (PokeBNN uses 0.99)
     weight_decay: float = 0.0
     decay_rule: str = "conv_only"
     label_smoothing: float = 0.0
@@ -73,6 +74,7 @@ class TrainConfig:
         _check_float(self, "weight_decay", 0.0)
         _check_float(self, "warmup_epochs", 0.0)
         _check_float(self, "momentum", 0.0, upper=1.0)
+        _check_float(self, "beta2", 0.0, upper=1.0, upper_open=True)
         _check_float(self, "label_smoothing", 0.0, upper=1.0, upper_open=True)
         if self.grad_clip is not None:
             _check_float(self, "grad_clip", 0.0, strict=True)

@@ -1,6 +1,6 @@
 """Build the optimizer and its per-iteration learning-rate schedule from a :class:`TrainConfig`.
 
-- ``adam``: Adam with L2 decay in the gradient (ReActNet trains this way);
+- ``adam``: Adam with L2 decay in the gradient (ReActNet trains this way); beta1 0.9, beta2 ``config.beta2``;
 - ``adamw``: AdamW, decoupled decay;
 - ``sgd``: SGD with Nesterov momentum ``config.momentum``.
 
@@ -18,9 +18,9 @@ def build_optimizer(model, config: TrainConfig, steps_per_epoch: int):
     """Return ``(optimizer, scheduler)`` for ``model``'s parameters."""
     groups = optim.split_decay(model.named_parameters(), config.weight_decay, config.decay_rule)
     if config.optimizer == "adam":
-        optimizer = optim.Adam(groups, lr=config.lr)
+        optimizer = optim.Adam(groups, lr=config.lr, betas=(0.9, config.beta2))
     elif config.optimizer == "adamw":
-        optimizer = optim.AdamW(groups, lr=config.lr)
+        optimizer = optim.AdamW(groups, lr=config.lr, betas=(0.9, config.beta2))
     else:
         momentum = config.momentum
         optimizer = optim.SGD(groups, lr=config.lr, momentum=momentum, nesterov=momentum > 0)
