@@ -6,8 +6,10 @@ Every differentiable op is a subclass of :class:`Function` with two static metho
 shape of the op's *broadcast* computation; the engine sums it back to the input's own shape.
 ``Function.apply`` runs ``forward`` and records the op in the graph only when grad mode is on and some
 input requires a gradient, so inference under :class:`no_grad` builds no graph and keeps nothing alive.
+Inside :func:`trace` every op call is also reported to a hook (``numbnn.inference`` compiles models so).
 """
 
+import contextlib
 import numbers
 
 import numpy as np
@@ -15,6 +17,19 @@ import numpy as np
 from numbnn.autograd.tensor import Tensor
 
 _grad_enabled = True
+_trace_hook = None  # set by trace(): called after every op
+
+
+@contextlib.contextmanager
+def trace(hook):
+    """Inside the block, call ``hook(fn, input_arrays, kwargs, output)`` after every op (``fn`` is the
+    Function subclass, ``input_arrays`` the unwrapped inputs, ``output`` the forward's array)."""
+    global _trace_hook
+    previous, _trace_hook = _trace_hook, hook
+    try:
+        yield
+    finally:
+        _trace_hook = previous
 
 
 def is_grad_enabled() -> bool:
@@ -82,6 +97,8 @@ class Function:
         track = _grad_enabled and any(needs)
         ctx = Context(cls, needs if track else (False,) * len(inputs))
         out = cls.forward(ctx, *arrays, **kwargs)
+        if _trace_hook is not None:
+            _trace_hook(cls, arrays, kwargs, out)
         result = Tensor(out, requires_grad=track)
         if track:
             ctx.parents = inputs
