@@ -1,0 +1,146 @@
+"""``numbnn train``, ``numbnn eval`` and ``numbnn models``: parse, call :mod:`numbnn.train.run`, print."""
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.common import app, handle_errors, print_json
+
+
+@app.command()
+@handle_errors
+def train(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name (see `numbnn models`)."),
+    model_arg: Optional[list[str]] = typer.Option(
+        None, "--model-arg", help="Model constructor argument KEY=VALUE, repeatable; VALUE is read as JSON when it parses, "
+        "else as text (e.g. --model-arg groups=1, --model-arg clip=2, --model-arg 'widths=[16,32,64]')."
+    ),
+    epochs: Optional[int] = typer.Option(None, help="Total epochs (on --resume: the new total)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per optimizer step."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
+    optimizer: Optional[str] = typer.Option(None, help="adam (L2 decay, ReActNet), adamw or sgd (Nesterov momentum)."),
+    schedule: Optional[str] = typer.Option(None, help="Per-iteration schedule: linear (to 0), cosine or constant."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (on conv kernels only by default)."),
+    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="Label smoothing of the cross-entropy, in [0, 1)."),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Clip the global gradient norm to this value."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the weights, shuffling and augmentation."),
+    limit: Optional[int] = typer.Option(None, help="Train on the first N training images only."),
+    test_limit: Optional[int] = typer.Option(None, "--test-limit", help="Evaluate on the first N test images only."),
+    save_every: Optional[int] = typer.Option(None, "--save-every", help="Write the checkpoint every N epochs (and after the last)."),
+    teacher: Optional[Path] = typer.Option(None, help="Checkpoint of a distillation teacher (soft cross-entropy to its softmax)."),
+    recipe: Optional[str] = typer.Option(
+        None, help="single, or two-step: ReActNet's step 1 (real weights) then step 2 (binary, initialised from step 1)."
+    ),
+    step1_epochs: Optional[int] = typer.Option(None, "--step1-epochs", help="two-step: epochs of step 1 [default: half of --epochs]."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory holding the FashionMNIST files."),
+    out: Optional[Path] = typer.Option(None, help="Checkpoint to write [default: the --resume file, else runs/<model>-<time>.h5]."),
+    resume: Optional[Path] = typer.Option(None, help="Continue exactly from this checkpoint (its settings are reused)."),
+    threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS [default: all cores]."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
+):
+    """Train a model on FashionMNIST, evaluating on the test split after every epoch.
+
+    Settings not given come from the model's recipe (shown by `numbnn models`), then from the defaults
+    (Adam, lr 1e-3 decaying linearly to 0, batch 128, 2-pixel crop + flip). Ctrl-C saves a checkpoint
+    that `--resume` continues exactly; a non-finite loss stops with an error and keeps the last checkpoint.
+    """
+    from numbnn.train import run
+    from numbnn.train.recipes import heads_line
+    from numbnn.train.threads import set_threads
+
+    if threads is not None:
+        set_threads(threads)
+    options = {
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "schedule": schedule,
+        "weight_decay": weight_decay, "label_smoothing": label_smoothing, "grad_clip": grad_clip, "seed": seed,
+        "limit": limit, "test_limit": test_limit, "save_every": save_every,
+        "teacher": str(teacher) if teacher is not None else None, "recipe": recipe, "step1_epochs": step1_epochs,
+    }
+    model_args = _key_values(model_arg or [], "--model-arg")
+    outcome = run.train(model, options=options, model_args=model_args, resume=resume, out=out, data_dir=data_dir)
+    result = outcome.result
+    if result.interrupted:
+        where = f"epoch {result.epochs_completed + 1}, step {result.step}" if result.step else f"epoch {result.epochs_completed}"
+        typer.echo(f"interrupted after {where}; resumable checkpoint: {outcome.checkpoint}", err=True)
+        typer.echo(f"continue with: numbnn train --resume {outcome.checkpoint}", err=True)
+        raise typer.Exit(130)
+    summary = {
+        "model": outcome.model_name,
+        "recipe": outcome.config.recipe,
+        "test_accuracy": result.test_accuracy,
+        "epochs": result.epochs_completed,
+        "seconds": result.seconds,
+        "images_per_s": result.images_per_s,
+        "checkpoint": outcome.checkpoint,
+    }
+    typer.echo(
+        f"{outcome.model_name}: test accuracy {result.test_accuracy:.2%} after {result.epochs_completed} epoch(s), "
+        f"{result.seconds:.1f} s ({result.images_per_s:,.0f} training images/s); checkpoint written to {outcome.checkpoint}"
+    )
+    last = result.history[-1] if result.history else {}
+    if "trees" in last:  # ReActXGB: both heads side by side
+        typer.echo(heads_line(last))
+        summary.update({key: last[key] for key in ("fc_test_accuracy", "tree_test_accuracy", "trees") if key in last})
+    if json_output:
+        print_json(summary)
+
+
+def _key_values(pairs: list[str], option: str) -> dict:
+    """["k=v", ...] -> {k: json(v) or v}."""
+    from numbnn.errors import InputError
+
+    values = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{option} expects KEY=VALUE, got {pair!r}")
+        try:
+            values[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key.strip()] = text
+    return values
+
+
+@app.command("eval")
+@handle_errors
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `numbnn train`."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate on the first N test images only."),
+    batch_size: int = typer.Option(500, "--batch-size", help="Images per forward pass."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory holding the FashionMNIST files."),
+    threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS [default: all cores]."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
+):
+    """Test-split accuracy of a checkpoint (the same computation as training's end-of-epoch evaluation)."""
+    from numbnn.train import run
+    from numbnn.train.threads import set_threads
+
+    if threads is not None:
+        set_threads(threads)
+    result = run.evaluate_checkpoint(checkpoint, limit=limit, batch_size=batch_size, data_dir=data_dir)
+    typer.echo(f"accuracy {result.accuracy:.2%} ({result.correct}/{result.n} test images), loss {result.loss:.4f}")
+    if json_output:
+        print_json({"accuracy": result.accuracy, "n": result.n, "correct": result.correct, "loss": result.loss})
+
+
+@app.command()
+@handle_errors
+def models(json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line.")):
+    """List the registered models with their papers and training recipes."""
+    from numbnn.train.run import describe_models
+
+    entries = describe_models()
+    if json_output:
+        print_json({"models": entries})
+        return
+    table = Table(title="numbnn models")
+    for column in ("name", "summary", "paper", "recipe"):
+        table.add_column(column)
+    for entry in entries:
+        recipe = ", ".join(f"{key}={value}" for key, value in entry["recipe"].items())
+        table.add_row(entry["name"], entry["summary"], entry["paper"], recipe or "defaults")
+    Console().print(table)  # the table is the output: stdout

@@ -1,0 +1,87 @@
+"""``bnn-small``: the first, small binary network, a ReActNet-style residual BNN for 28x28 inputs.
+
+Block diagram (NHWC; widths are the defaults)::
+
+    x [N,28,28,1]
+    -> Conv2d 3x3, 1->32 (float) -> BN                          stem: the input stays real, as in every BNN paper
+    -> BinaryBlock 32->32  stride 1   28x28
+    -> BinaryBlock 32->64  stride 2   14x14
+    -> BinaryBlock 64->128 stride 2    7x7
+    -> BinaryBlock 128->128 stride 1   7x7
+    -> global average pool -> Linear 128->10 (float)            the classifier stays real as well
+
+    BinaryBlock(C -> C', stride s):
+        out = BN(BinaryConv3x3_s(RSign(x)))      alpha_o = mean|W_o| per output channel (XNOR-Net)
+        out = out + shortcut(x)                  shortcut: AvgPool 2x2 when s = 2, channels repeated C'/C times
+        out = RPReLU(out)
+
+Why this shape: it keeps ReActNet's ingredients (Liu et al. 2020, arXiv 2003.03488) at a size that trains
+in about a minute per epoch on two cores. RSign (a learnable per-channel threshold before the sign) and
+RPReLU (learnable shifts around a PReLU) let each channel move the distribution the sign sees; the real
+shortcut around every binary conv carries the real-valued information a 1-bit conv throws away
+(Bi-Real Net); BN after the binary conv rescales the popcount sums. The shortcut is parameter-free
+(average pooling, channel repetition as ReActNet's channel duplication) so the only real-valued
+weights are the stem and the classifier. RSign is written as ``LearnableBias`` followed by the binary
+conv's own ApproxSign quantizer, which lets the forward pass run on packed bits (XNOR-popcount);
+the weights get the clipped STE (gradient of clamp(W, -1, 1)). A block's stride is 2 exactly where the
+width grows.
+"""
+
+import numbnn.functional as F
+from numbnn.errors import InputError
+from numbnn.models.registry import register_model
+from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, LearnableBias, Linear, Module, ModuleList, RPReLU
+
+
+class BinaryBlock(Module):
+    """RSign -> BinaryConv2d 3x3 -> BN, plus a real shortcut, then RPReLU (see the module docstring)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        if out_channels % in_channels:
+            raise InputError(f"a block's width can only grow by a whole factor, got {in_channels} -> {out_channels}")
+        self.stride, self.repeat = stride, out_channels // in_channels
+        self.threshold = LearnableBias(in_channels)  # with the conv's sign below: RSign
+        self.conv = BinaryConv2d(in_channels, out_channels, 3, stride=stride, padding=1, act_quantizer="approx")
+        self.norm = BatchNorm(out_channels)
+        self.activation = RPReLU(out_channels)
+
+    def shortcut(self, x):
+        if self.stride != 1:
+            x = F.avg_pool2d(x, self.stride)
+        if self.repeat != 1:
+            x = F.concat([x] * self.repeat, axis=-1)
+        return x
+
+    def forward(self, x):
+        out = self.norm(self.conv(self.threshold(x)))
+        return self.activation(out + self.shortcut(x))
+
+
+@register_model("bnn-small", summary="Small ReActNet-style BNN: float stem, 4 binary residual blocks, float classifier",
+                paper="ReActNet (arXiv 2003.03488), simplified")
+class BnnSmall(Module):
+    """See the module docstring. ``widths``: output channels of the stem and of each binary block."""
+
+    def __init__(self, widths=(32, 32, 64, 128, 128), num_classes: int = 10, in_channels: int = 1):
+        widths = [int(w) for w in widths]
+        if len(widths) < 2:
+            raise InputError(f"widths needs the stem width and at least one block width, got {widths}")
+        self.stem = Conv2d(in_channels, widths[0], 3, padding=1)
+        self.stem_norm = BatchNorm(widths[0])
+        self.blocks = ModuleList(
+            BinaryBlock(c_in, c_out, 2 if c_out > c_in else 1) for c_in, c_out in zip(widths, widths[1:])
+        )
+        self.classifier = Linear(widths[-1], num_classes)
+
+    @classmethod
+    def default_recipe(cls) -> dict:
+        """ReActNet's optimiser (Adam, lr 1e-3 decaying linearly to 0, no weight decay in the binary
+        phase) with the small-image augmentation of NOTES.md section 1 (2-pixel crop, flip)."""
+        return {"optimizer": "adam", "lr": 1e-3, "schedule": "linear", "epochs": 10, "batch_size": 128,
+                "weight_decay": 0.0, "crop_padding": 2, "flip": True}
+
+    def forward(self, x):
+        x = self.stem_norm(self.stem(x))
+        for block in self.blocks:
+            x = block(x)
+        return self.classifier(F.global_avg_pool(x))

@@ -1,0 +1,142 @@
+"""Whole runs as the CLI starts them: build or resume, load data and teacher, fit, evaluate a checkpoint.
+
+These functions hold every decision the ``numbnn train`` / ``numbnn eval`` / ``numbnn models`` commands
+need, so the commands only parse options and print.
+"""
+
+import datetime
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from numbnn.errors import InputError
+from numbnn.train.checkpoint import read_training_state
+from numbnn.train.config import TrainConfig, make_config, model_recipe
+from numbnn.train.data import load_split
+from numbnn.train.evaluate import Evaluation, evaluate
+from numbnn.train.loop import FitResult
+from numbnn.train.progress import ProgressBar
+from numbnn.train.recipes import run_recipe
+
+# Settings that may change when a run is resumed; every other one must stay as the checkpoint says,
+# or the resumed run would no longer continue the same computation.
+RESUMABLE_CHANGES = ("epochs", "save_every")
+
+
+@dataclass
+class TrainOutcome:
+    model_name: str
+    config: TrainConfig
+    result: FitResult
+    checkpoint: str
+    resumed_from: str | None
+
+
+def default_checkpoint_path(model_name: str, now: datetime.datetime | None = None) -> Path:
+    """``runs/<model>-<YYYYmmdd-HHMMSS>.h5`` under the current directory."""
+    stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{model_name}-{stamp}.h5"
+
+
+def train(
+    model_name: str | None = None,
+    *,
+    options: dict | None = None,
+    model_args: dict | None = None,
+    resume: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    after_step=None,
+) -> TrainOutcome:
+    """Train a registered model (or continue ``resume``) and write checkpoints to ``out``.
+
+    ``options`` are :class:`TrainConfig` fields; ``None`` values mean "not given", so the model's
+    recipe and then the defaults apply (see :func:`numbnn.train.config.make_config`). When resuming,
+    the checkpoint's settings are reused and only ``epochs`` and ``save_every`` may change.
+    ``model_args`` are constructor arguments of a new model (e.g. smaller widths for a quick test).
+    ``out`` defaults to the resumed file, else to :func:`default_checkpoint_path`.
+    """
+    from numbnn.models import build_model
+    from numbnn.nn import init
+
+    options = {key: value for key, value in (options or {}).items() if value is not None}
+    state = None
+    if resume is not None:
+        state = read_training_state(_existing_file(resume, "--resume"))
+        saved_name = state.model.config["name"]
+        if model_args:
+            raise InputError("model arguments cannot change when resuming (the checkpoint's model is reused)")
+        if model_name is not None and model_name != saved_name:
+            raise InputError(f"--model {model_name!r} does not match the resumed checkpoint's model {saved_name!r}")
+        fixed = sorted(key for key, value in options.items() if key not in RESUMABLE_CHANGES and value != getattr(state.config, key))
+        if fixed:
+            raise InputError(
+                f"cannot change {', '.join(fixed)} when resuming (the checkpoint's settings are reused; "
+                f"only {', '.join(RESUMABLE_CHANGES)} may change)"
+            )
+        model_name, config, model = saved_name, state.config.replace(**options), state.model
+        if state.epoch >= config.epochs:
+            raise InputError(f"the checkpoint already finished {state.epoch} epoch(s); pass --epochs above {state.epoch}")
+    else:
+        if model_name is None:
+            raise InputError("--model is required unless --resume is given")
+        config = make_config(model_name, **options)
+        init.seed(config.seed)
+        model = build_model(model_name, **(model_args or {}))
+    teacher = _load_teacher(config.teacher)
+    train_set = load_split("train", config.limit, data_dir)
+    test_set = load_split("test", config.test_limit, data_dir)
+    out = Path(out) if out is not None else Path(resume) if resume is not None else default_checkpoint_path(model_name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = run_recipe(
+        model, config, train_set, test_set,
+        teacher=teacher, checkpoint=str(out), resume=state, progress=progress, after_step=after_step,
+    )
+    return TrainOutcome(model_name, config, result, str(out), str(resume) if resume is not None else None)
+
+
+def evaluate_checkpoint(
+    path: str | os.PathLike,
+    *,
+    limit: int | None = None,
+    batch_size: int = TrainConfig.eval_batch_size,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Evaluation:
+    """Accuracy of the model stored at ``path`` on the first ``limit`` test images (all by default)."""
+    import numbnn.io
+
+    model = numbnn.io.load(_existing_file(path, "checkpoint"))
+    images, labels = load_split("test", limit, data_dir)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    with ProgressBar(progress) as bar:
+        return evaluate(model, images, labels, batch_size, bar)
+
+
+def describe_models() -> list[dict]:
+    """Every registered model: name, summary, paper and its training recipe (``{}`` if none)."""
+    from numbnn.models import available_models
+
+    return [
+        {"name": spec.name, "summary": spec.summary, "paper": spec.paper, "recipe": model_recipe(spec.name)}
+        for spec in available_models()
+    ]
+
+
+def _load_teacher(path):
+    if path is None:
+        return None
+    import numbnn.io
+
+    teacher = numbnn.io.load(_existing_file(path, "--teacher"))
+    teacher.eval()
+    return teacher
+
+
+def _existing_file(path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what}: no such file {str(path)!r}")
+    return path
