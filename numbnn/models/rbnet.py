@@ -1,0 +1,185 @@
+"""``rbnet``: RB-Net (Liu, Ding, Chen, Zhuang, Wang, Zhao, Zhang, Han, "RB-Net: Training Highly Accurate and
+Efficient Binary Neural Networks with Reshaped Point-wise Convolution and Balanced Activation", IEEE TCSVT
+32(9):6414-6424, 2022), scaled for 28x28 inputs.
+
+Block diagram (NHWC; default ``widths=(32, 64, 128)``, ``blocks=(2, 2, 2)``)::
+
+    x [N,28,28,1]
+    -> Conv2d 3x3 stride 2, 1->32 (float) -> BN        stem; 28 -> 14
+    -> stage 1: 2 BasicBlocks 32           14x14
+    -> stage 2: 2 BasicBlocks 64           7x7    (the first one strided)
+    -> stage 3: 2 BasicBlocks 128          4x4    (the first one strided)
+    -> global average pool -> Linear 128->10 (float)
+
+    BasicBlock: BinaryUnit(stride) then BinaryUnit(1, shifted cells)   (ResNet-18 block, a shortcut per conv)
+    BinaryUnit(C -> C', stride s):
+        out = BN(RPC_s(BA(x))) + shortcut(x)        shortcut: identity, or AvgPool 2x2 -> Conv1x1 -> BN
+
+    RPC_1 (C -> C'): SpaceToDepth(2) -> BinaryConv1x1 4C -> 4C' -> DepthToSpace(2)
+    RPC_2 (C -> C'): SpaceToDepth(2) -> BinaryConv1x1 4C -> C'          (a 2x2 stride-2 conv)
+
+What the paper says (verified from its abstract, NOTES.md section 4): the reshaped point-wise convolution
+(RPC) moves spatial information into depth and convolves point-wise, "at least 2.25x" cheaper than a 3x3
+conv; the balanced activation (BA) adjusts the distribution of the scaled activations after
+binarization; ResNet-18 backbone. RPC's cost: a 2x2 cell becomes one pixel of 4C channels, so a 1x1 conv
+4C -> 4C' on (H/2)(W/2) pixels costs 4HWCC' MACs against 9HWCC' for a 3x3 conv: 9/4 = 2.25.
+
+The paper is closed access; everything below is our assumption:
+
+- BA (formula not retrieved): a per-channel standardisation with learnable scale s_c and shift t_c in front
+  of the sign, BA(x)_c = s_c (x_c - mu_c) / sigma_c + t_c (mu, sigma: batch statistics in training, running
+  ones in evaluation), so sign(BA(x)_c) = +1 iff x_c >= mu_c - t_c sigma_c / s_c (s_c > 0). At
+  initialisation (s = 1, t = 0) each channel's threshold is its mean, a balanced +1/-1 split; the learned
+  s and t re-balance it, and s also sets the width of the sign's gradient window in units of sigma_c.
+  We did not use the form s_c sign(x_c - tau_c) + t_c: a per-*input*-channel scale or offset after the sign
+  weights the channels inside the XNOR-popcount sum differently, which a single popcount cannot compute,
+  so the binary conv could no longer run on packed bits; at inference our BA is one threshold per channel.
+- Crossing the 2x2 cells: an RPC output sees only its own cell, so the second RPC of every basic block
+  uses cells shifted by one pixel (down and right). On even maps this is a cyclic shift (the cost stays
+  exactly 4/9 of a 3x3 conv; the wrap-around cell pairs opposite borders, which on FashionMNIST are mostly
+  background); on odd maps (7x7) the map is padded to even size with one row and column of +1 (a sign
+  value), at the bottom/right for unshifted cells and at the top/left for shifted ones. Stride-2 RPCs are
+  never shifted, so their cells coincide with the 2x2 average-pool windows of the shortcut. The 7x7
+  padding makes those layers 1.72x (not 2.25x) cheaper than a 3x3 conv, so the whole default network is
+  about 2.1x cheaper.
+- Backbone details as in Bi-Real Net (the ResNet-18 BNN the paper compares with): real stem, classifier and
+  1x1 downsampling shortcuts; sign with ApproxSign's gradient; weight scale mean|W_o| with the clipped STE.
+
+``conv="3x3"`` builds the same network with binary 3x3 convs in place of RPC (the cost reference).
+Scaled down for FashionMNIST: three stages instead of four, widths 32-128 instead of 64-512.
+"""
+
+import numbnn.functional as F
+from numbnn.errors import InputError
+from numbnn.models.ftbnn import DownsampleShortcut  # Bi-Real Net's real-valued downsampling shortcut
+from numbnn.models.registry import register_model
+from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, ModuleList, Sequential
+
+CONV_KINDS = ("rpc", "3x3")
+
+
+class BalancedActivation(BatchNorm):
+    """BA: s_c (x_c - mu_c) / sigma_c + t_c before the next conv's sign (formula and why: module docstring)."""
+
+
+def _cyclic_shift(x, axis: int, step: int):
+    """Roll ``x`` by ``step`` = +1 or -1 along ``axis`` (out[i] = x[i - step], wrapping around)."""
+    head, tail = [slice(None)] * 4, [slice(None)] * 4
+    head[axis], tail[axis] = (slice(-1, None), slice(None, -1)) if step > 0 else (slice(1, None), slice(None, 1))
+    return F.concat([x[tuple(head)], x[tuple(tail)]], axis=axis)
+
+
+def _crop(x, axis: int, start: int, size: int):
+    index = [slice(None)] * 4
+    index[axis] = slice(start, start + size)
+    return x[tuple(index)]
+
+
+def align_cells(x, shifted: bool):
+    """Rearrange NHWC ``x`` so 2x2 cells tile it, their grid starting at pixel 0 (or 1 if ``shifted``).
+
+    Returns ``(x_aligned, restore)`` where ``restore`` maps a same-shaped result back onto x's pixels
+    (see the module docstring: cyclic shift on even sizes, +1 padding on odd ones).
+    """
+    undo = []
+    for axis in (1, 2):
+        size = x.shape[axis]
+        if size % 2 == 0 and shifted:
+            x = _cyclic_shift(x, axis, -1)
+            undo.append(lambda y, axis=axis: _cyclic_shift(y, axis, +1))
+        elif size % 2 == 1:
+            before = 1 if shifted else 0
+            widths = [(0, 0)] * 4
+            widths[axis] = (before, 1 - before)
+            x = F.pad(x, widths, value=1.0)
+            undo.append(lambda y, axis=axis, before=before, size=size: _crop(y, axis, before, size))
+
+    def restore(y):
+        for step in reversed(undo):
+            y = step(y)
+        return y
+
+    return x, restore
+
+
+class ReshapedPointwiseConv(Module):
+    """RPC: SpaceToDepth(2) -> binary 1x1 conv -> DepthToSpace(2) (stride 1) or not (stride 2)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, shifted: bool = False):
+        if stride not in (1, 2):
+            raise InputError(f"an RPC's stride must be 1 or 2, got {stride!r}")
+        if stride == 2 and shifted:
+            raise InputError("a strided RPC keeps its cells on the shortcut's pooling windows (shifted=False)")
+        self.stride, self.shifted = stride, shifted
+        conv_out = 4 * out_channels if stride == 1 else out_channels
+        self.conv = BinaryConv2d(4 * in_channels, conv_out, 1, act_quantizer="approx")
+
+    def forward(self, x):
+        x, restore = align_cells(x, self.shifted)
+        y = self.conv(F.space_to_depth(x, 2))
+        return restore(F.depth_to_space(y, 2)) if self.stride == 1 else y
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}" + (", shifted=True" if self.shifted else "")
+
+
+class BinaryUnit(Module):
+    """BN(conv(BA(x))) + shortcut(x), conv an RPC (or a binary 3x3 conv for ``conv="3x3"``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, conv: str, shifted: bool):
+        self.balance = BalancedActivation(in_channels)
+        if conv == "rpc":
+            self.conv = ReshapedPointwiseConv(in_channels, out_channels, stride, shifted)
+        else:
+            self.conv = BinaryConv2d(in_channels, out_channels, 3, stride=stride, padding=1, act_quantizer="approx")
+        self.norm = BatchNorm(out_channels)
+        changes_shape = stride != 1 or in_channels != out_channels
+        self.shortcut = DownsampleShortcut(in_channels, out_channels, stride) if changes_shape else None
+
+    def forward(self, x):
+        out = self.norm(self.conv(self.balance(x)))
+        return out + (self.shortcut(x) if self.shortcut is not None else x)
+
+
+class BasicBlock(Sequential):
+    """ResNet-18's basic block as two :class:`BinaryUnit`; the second one's RPC cells are shifted by a pixel."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, conv: str):
+        super().__init__(BinaryUnit(in_channels, out_channels, stride, conv, shifted=False),
+                         BinaryUnit(out_channels, out_channels, 1, conv, shifted=True))
+
+
+@register_model("rbnet", summary="RB-Net: Bi-Real ResNet with reshaped point-wise convs (RPC) and balanced activations (BA)",
+                paper="RB-Net, Liu et al. (IEEE TCSVT 2022)")
+class RbNet(Module):
+    """See the module docstring. ``widths``/``blocks``: per stage; ``conv``: "rpc" or "3x3" (the reference)."""
+
+    def __init__(self, widths=(32, 64, 128), blocks=(2, 2, 2), conv: str = "rpc", num_classes: int = 10,
+                 in_channels: int = 1):
+        widths, blocks = [int(w) for w in widths], [int(b) for b in blocks]
+        if not widths or len(widths) != len(blocks) or min(blocks) < 1:
+            raise InputError(f"widths and blocks need one entry per stage (blocks >= 1), got {widths} and {blocks}")
+        if conv not in CONV_KINDS:
+            raise InputError(f"conv must be one of {CONV_KINDS}, got {conv!r}")
+        self.stem = Conv2d(in_channels, widths[0], 3, stride=2, padding=1)
+        self.stem_norm = BatchNorm(widths[0])
+        stages, channels = [], widths[0]
+        for index, (width, count) in enumerate(zip(widths, blocks)):
+            for block in range(count):
+                stride = 2 if index > 0 and block == 0 else 1
+                stages.append(BasicBlock(channels, width, stride, conv))
+                channels = width
+        self.blocks = ModuleList(stages)
+        self.classifier = Linear(channels, num_classes)
+
+    @classmethod
+    def default_recipe(cls) -> dict:
+        """Adam with linear decay to 0 as in ReActNet, lr 1e-3, no weight decay, 2-pixel crop + flip."""
+        return {"optimizer": "adam", "lr": 1e-3, "schedule": "linear", "epochs": 10, "batch_size": 128,
+                "weight_decay": 0.0, "crop_padding": 2, "flip": True}
+
+    def forward(self, x):
+        x = self.stem_norm(self.stem(x))
+        for block in self.blocks:
+            x = block(x)
+        return self.classifier(F.global_avg_pool(x))
