@@ -21,7 +21,7 @@ import numpy as np
 from numbnn import kernels
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
-from numbnn.functional.conv import columns, columns_adjoint, conv_shape, grouped_backward
+from numbnn.functional.conv import blocked_backward, columns, conv_shape
 from numbnn.functional.quantizers import approx_sign_backward, sign_values, ste_backward
 
 _ACT_GRADS = ("ste", "approx")
@@ -73,14 +73,12 @@ class BinaryConv2d(Function):
         need_x, need_w, need_scale = ctx.needs_input_grad
         grad2 = grad.reshape(s.rows, s.o)
         dscale = np.einsum("mo,mo->o", grad2, conv) if need_scale else None
-        g = grad2 * scale if scale is not None else grad2
-        cols = _sign_columns(x, s, pad_value) if need_w else None
-        dcols, dsw = grouped_backward(g, cols, sign_values(w), s, need_x, need_w)
-        dx = dw = None
-        if need_x:
-            dx = _act_backward(columns_adjoint(dcols, s), x, act_grad, act_clip)
-        if need_w:
-            dw = ste_backward(dsw, w, weight_clip, out=dsw)
+        g = grad2 * scale if scale is not None else np.ascontiguousarray(grad2)
+        dsx, dsw = blocked_backward(
+            g, lambda n0, n1, block: _sign_columns(x[n0:n1], block, pad_value), sign_values(w), s, need_x, need_w
+        )
+        dx = _act_backward(dsx, x, act_grad, act_clip) if need_x else None
+        dw = ste_backward(dsw, w, weight_clip, out=dsw) if need_w else None
         return dx, dw, dscale
 
 

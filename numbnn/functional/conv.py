@@ -139,28 +139,69 @@ def grouped_backward(grad2: np.ndarray, cols, w: np.ndarray, s: ConvShape, need_
     return dcols, dw
 
 
+# Column matrices are built and consumed a few images at a time: a block of about BLOCK_ROWS output
+# pixels keeps its [rows, KH*KW*C] columns in cache between im2col and the GEMM, instead of writing
+# the whole-batch matrix to memory and reading it back (about 2x faster on the 28x28 layers, and the
+# large column buffers never exist).
+BLOCK_ROWS = 1024
+
+
+def image_blocks(s: ConvShape):
+    """(first, stop) image ranges of about BLOCK_ROWS output pixels each (one range for 1x1 kernels)."""
+    per_block = s.n if _is_pointwise(s.geom) else max(1, BLOCK_ROWS // (s.geom.ho * s.geom.wo))
+    return [(n0, min(n0 + per_block, s.n)) for n0 in range(0, s.n, per_block)]
+
+
+def blocked_forward(x: np.ndarray, w: np.ndarray, s: ConvShape) -> np.ndarray:
+    """conv of x with w as [N*Ho*Wo, O], block by block."""
+    out = np.empty((s.rows, s.o), dtype=np.result_type(x, w))
+    pixels = s.geom.ho * s.geom.wo
+    for n0, n1 in image_blocks(s):
+        block = s._replace(n=n1 - n0)
+        out[n0 * pixels : n1 * pixels] = grouped_forward(columns(x[n0:n1], block), w, block)
+    return out
+
+
+def blocked_backward(grad2, block_columns, w, s: ConvShape, need_x: bool, need_w: bool):
+    """dx [N,H,W,C] and dw of a convolution, block by block.
+
+    ``block_columns(n0, n1, block_shape)`` returns the column matrix of images n0:n1 (the forward's
+    im2col, recomputed here rather than kept from the forward pass).
+    """
+    dx = np.empty((s.n, s.h, s.w, s.c), dtype=grad2.dtype) if need_x else None
+    dw = np.zeros(w.shape, dtype=np.result_type(grad2, w)) if need_w else None
+    pixels = s.geom.ho * s.geom.wo
+    for n0, n1 in image_blocks(s):
+        block = s._replace(n=n1 - n0)
+        cols = block_columns(n0, n1, block) if need_w else None
+        dcols, dw_block = grouped_backward(grad2[n0 * pixels : n1 * pixels], cols, w, block, need_x, need_w)
+        if need_w:
+            dw += dw_block
+        if need_x:
+            dx[n0:n1] = columns_adjoint(dcols, block)
+    return dx, dw
+
+
 class Conv2d(Function):
     """Grouped convolution through im2col + GEMM (see the module docstring for the math)."""
 
     @staticmethod
     def forward(ctx, x, w, bias, stride, padding, dilation, groups):
         s = conv_shape(x.shape, w.shape, stride, padding, dilation, groups)
-        cols = columns(x, s)
-        out = grouped_forward(cols, w, s)
+        out = blocked_forward(x, w, s)
         if bias is not None:
             out += bias
         ctx.shape = s
-        ctx.save_for_backward(cols if ctx.needs_input_grad[1] else None, w)
+        ctx.save_for_backward(x, w)
         return out.reshape(s.out_shape)
 
     @staticmethod
     def backward(ctx, grad):
         s = ctx.shape
-        cols, w = ctx.saved
+        x, w = ctx.saved
         need_x, need_w, need_b = ctx.needs_input_grad
-        grad2 = grad.reshape(s.rows, s.o)
-        dcols, dw = grouped_backward(grad2, cols, w, s, need_x, need_w)
-        dx = columns_adjoint(dcols, s) if need_x else None
+        grad2 = np.ascontiguousarray(grad).reshape(s.rows, s.o)
+        dx, dw = blocked_backward(grad2, lambda n0, n1, block: columns(x[n0:n1], block), w, s, need_x, need_w)
         db = grad2.sum(axis=0) if need_b else None
         return dx, dw, db
 
