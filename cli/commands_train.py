@@ -9,6 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import app, handle_errors, print_json
+from numbnn.train.config import TrainConfig
+
+EVAL_BATCH_SIZE = TrainConfig.eval_batch_size
 
 
 @app.command()
@@ -110,7 +113,7 @@ def _key_values(pairs: list[str], option: str) -> dict:
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by `numbnn train`."),
     limit: Optional[int] = typer.Option(None, help="Evaluate on the first N test images only."),
-    batch_size: int = typer.Option(500, "--batch-size", help="Images per forward pass."),
+    batch_size: int = typer.Option(EVAL_BATCH_SIZE, "--batch-size", help="Images per forward pass (as in training)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory holding the FashionMNIST files."),
     threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS [default: all cores]."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),

@@ -110,6 +110,7 @@ def test_non_finite_loss_is_one_error_line_and_keeps_the_last_checkpoint(tmp_pat
         (["train"], ["--model is required"]),
         (["eval", "missing.h5"], ["missing.h5"]),
         (["eval", "not-hdf5.h5"], ["not-hdf5.h5"]),
+        (["train", "--model", "bnn-small", "--limit", "32", "--out", "not-hdf5.h5/run.h5"], ["--out", "not-hdf5.h5"]),
     ],
 )
 def test_bad_options_give_one_error_line(args, fragments, tmp_path, monkeypatch):

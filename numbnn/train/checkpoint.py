@@ -34,8 +34,11 @@ def save_training_state(path, model, optimizer, scheduler, config: TrainConfig, 
     import numbnn.io
 
     extra = {"train_config": config.to_dict(), "step": int(step), "partial_epoch": {k: partial[k] for k in _PARTIAL_KEYS}}
-    numbnn.io.save(model, path, optimizer=optimizer, scheduler=scheduler, rng=rng_state, epoch=int(epoch),
-                   history=history, extra=extra)
+    try:
+        numbnn.io.save(model, path, optimizer=optimizer, scheduler=scheduler, rng=rng_state, epoch=int(epoch),
+                       history=history, extra=extra)
+    except OSError as error:
+        raise CheckpointError(f"cannot write the checkpoint {str(path)!r}: {error.strerror or error}") from None
 
 
 def read_training_state(path) -> TrainingState:

@@ -88,7 +88,10 @@ def train(
     train_set = load_split("train", config.limit, data_dir)
     test_set = load_split("test", config.test_limit, data_dir)
     out = Path(out) if out is not None else Path(resume) if resume is not None else default_checkpoint_path(model_name)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"--out: cannot create the directory {str(out.parent)!r}: {error.strerror}") from None
     result = run_recipe(
         model, config, train_set, test_set,
         teacher=teacher, checkpoint=str(out), resume=state, progress=progress, after_step=after_step,
