@@ -1,6 +1,37 @@
-"""Training: the data pipeline, the run's configuration and recipe hook, the epoch loop, evaluation."""
+"""Training: the data pipeline, the run's configuration and recipe hook, the epoch loop, evaluation.
 
-from numbnn.train.config import TrainConfig, make_config, model_recipe
-from numbnn.train.data import Augmentation, BatchIterator, normalize
+>>> from numbnn.train import fit, make_config, load_split
+>>> result = fit(model, make_config("bnn-small", epochs=2), load_split("train"), load_split("test"))
 
-__all__ = ["Augmentation", "BatchIterator", "TrainConfig", "make_config", "model_recipe", "normalize"]
+Names resolve lazily, so importing :mod:`numbnn.train.config` (the CLI does) stays light.
+"""
+
+from importlib import import_module
+
+_LAZY = {
+    "TrainConfig": "numbnn.train.config",
+    "make_config": "numbnn.train.config",
+    "model_recipe": "numbnn.train.config",
+    "Augmentation": "numbnn.train.data",
+    "BatchIterator": "numbnn.train.data",
+    "load_split": "numbnn.train.data",
+    "normalize": "numbnn.train.data",
+    "Evaluation": "numbnn.train.evaluate",
+    "evaluate": "numbnn.train.evaluate",
+    "FitResult": "numbnn.train.loop",
+    "fit": "numbnn.train.loop",
+    "TrainingState": "numbnn.train.checkpoint",
+    "read_training_state": "numbnn.train.checkpoint",
+    "set_threads": "numbnn.train.threads",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'numbnn.train' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_LAZY)
