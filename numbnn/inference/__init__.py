@@ -1,0 +1,31 @@
+"""Packed inference: compile a trained model into XNOR-popcount layers, save, load and predict.
+
+    packed = numbnn.inference.compile(model)        # trace, lower, fuse, verify (numbnn.inference.compiler)
+    logits = packed.predict(uint8_images)           # numpy + Numba only, batched
+    packed.save("model.h5"); packed = numbnn.inference.load("model.h5")
+
+Names resolve lazily so that ``load`` + ``predict`` never import the autograd (fast start-up).
+"""
+
+from importlib import import_module
+
+_LAZY = {
+    "compile": ("numbnn.inference.compiler", "compile"),
+    "PackedModel": ("numbnn.inference.model", "PackedModel"),
+    "load": ("numbnn.inference.format", "load"),
+    "save": ("numbnn.inference.format", "save"),
+    "is_packed_model": ("numbnn.inference.format", "is_packed_model"),
+}
+
+
+def __getattr__(name: str):
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'numbnn.inference' has no attribute {name!r}") from None
+    value = getattr(import_module(module_name), attribute)
+    globals()[name] = value
+    return value
+
+
+__all__ = list(_LAZY)

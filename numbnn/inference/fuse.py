@@ -1,0 +1,187 @@
+"""Rewrites that make a lowered graph fast without changing a single output bit.
+
+1. :func:`share_packs`: one ``pack`` per distinct (value, groups, threshold): two binary convs reading
+   the same activation (ReActNet's duplicated 1x1 branches) pack it once.
+2. :func:`merge_steps`: chains of ``elementwise`` nodes become one node, so e.g. alpha, batch norm, the
+   residual add and RPReLU after a binary conv are one pass over the int32 result (same float32 steps
+   in the same order). A residual read as the first input is swapped to the second when legal.
+3. :func:`fold_into_packs`: a ``pack`` reading ``x + b`` / ``x - b`` / ``sign(x)`` packs x against the
+   threshold -b / b / 0 instead (exact in floating point, see :class:`numbnn.inference.ops.Pack`):
+   RSign's threshold is applied while packing.
+4. :func:`fold_accumulator_packs`: a ``pack`` of per-channel float steps of a binary layer's int32
+   result (no residual in between) becomes integer thresholds on the accumulator (``pack_acc``), LCE's
+   bitpacked output. The steps are evaluated in float32 on *every* accumulator value the layer can
+   produce; a channel whose sign pattern is one switch gives threshold + flip (a negative scale flips
+   the comparison), so the bits equal the float model's. A channel with more switches keeps the float
+   path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numbnn.inference.graph import Graph, Node
+from numbnn.inference.ops import STAGES, Elementwise
+
+_PEELABLE = {"add": lambda p: -p, "sub": lambda p: p}
+_TABLE_CHUNK = 1 << 22  # accumulator values x channels evaluated at once
+
+
+def optimize(graph: Graph) -> Graph:
+    share_packs(graph)
+    merge_steps(graph)
+    fold_into_packs(graph)
+    share_packs(graph)
+    fold_accumulator_packs(graph)
+    graph.prune()
+    return graph
+
+
+def share_packs(graph: Graph) -> None:
+    seen: dict[tuple, int] = {}
+    for node in list(graph.nodes):
+        if node.op != "pack":
+            continue
+        threshold = node.consts.get("threshold")
+        key = (node.inputs[0], node.attrs["groups"], None if threshold is None else threshold.tobytes())
+        if key in seen:
+            graph.replace_uses(node.output, seen[key])
+            graph.nodes.remove(node)
+        else:
+            seen[key] = node.output
+
+
+def merge_steps(graph: Graph) -> None:
+    changed = True
+    while changed:
+        changed = False
+        producers = graph.producers()
+        for node in graph.nodes:
+            if node.op != "elementwise":
+                continue
+            for position in range(len(node.inputs)):
+                first = producers.get(node.inputs[position])
+                if first is not None and first.op == "elementwise" and graph.use_count(first.output) == 1 \
+                        and _merge_pair(graph, first, node, position):
+                    changed = True
+                    break
+            if changed:
+                break
+
+
+def _merge_pair(graph: Graph, first: Node, second: Node, position: int) -> bool:
+    """Replace ``second`` by first's steps followed by second's, if the result has at most one extra input."""
+    stages = second.attrs["stages"]
+    if position == 1:  # first feeds the residual/gate: swap the operands of second's leading input step
+        swapped = {"add_input": "add_input", "mul_input": "mul_input", "sub_input": "rsub_input"}
+        if not stages or stages[0] not in swapped or len(second.inputs) != 2:
+            return False
+        specs = _specs(graph)
+        if specs[second.inputs[1]].shape != specs[second.inputs[0]].shape or specs[second.inputs[0]].dtype != "float32":
+            return False
+        stages = [swapped[stages[0]]] + stages[1:]
+        second_other = second.inputs[0]
+    else:
+        second_other = second.inputs[1] if len(second.inputs) == 2 else None
+    first_other = first.inputs[1] if len(first.inputs) == 2 else None
+    if first_other is not None and second_other is not None:
+        return False
+    second.attrs = {"stages": first.attrs["stages"] + stages}
+    second.consts = {"params": np.concatenate([first.consts["params"], second.consts["params"]])}
+    other = first_other if first_other is not None else second_other
+    second.inputs = [first.inputs[0]] + ([other] if other is not None else [])
+    graph.nodes.remove(first)
+    return True
+
+
+def fold_into_packs(graph: Graph) -> None:
+    producers = graph.producers()
+    for node in graph.nodes:
+        if node.op != "pack":
+            continue
+        source = producers.get(node.inputs[0])
+        if source is None or source.op != "elementwise" or graph.use_count(source.output) != 1:
+            continue
+        stages = list(source.attrs["stages"])
+        params = source.consts["params"]
+        threshold = node.consts.get("threshold")
+        while stages and stages[-1] == "sign" and threshold is None:  # sign(y) < 0 exactly when y < 0
+            stages.pop()
+        if stages and stages[-1] in _PEELABLE and threshold is None:
+            threshold = _PEELABLE[stages.pop()](params[-1]).astype(np.float32)
+            params = params[:-1]
+        if len(stages) == len(source.attrs["stages"]):
+            continue
+        if threshold is not None:
+            node.consts["threshold"] = threshold
+        if not stages and len(source.inputs) == 1 and _specs(graph)[source.inputs[0]].dtype == "float32":
+            node.inputs = [source.inputs[0]]  # nothing left to compute: pack the source's input
+        else:
+            source.attrs = {"stages": stages}
+            source.consts = {"params": params}
+    graph.prune()
+
+
+def fold_accumulator_packs(graph: Graph) -> None:
+    producers = graph.producers()
+    for index, node in enumerate(graph.nodes):
+        if node.op != "pack":
+            continue
+        steps = producers.get(node.inputs[0])
+        if steps is None or steps.op != "elementwise" or len(steps.inputs) != 1 or graph.use_count(steps.output) != 1:
+            continue
+        layer = producers.get(steps.inputs[0])
+        bound = _accumulator_bound(layer)
+        if bound is None:
+            continue
+        folded = accumulator_thresholds(steps, node.consts.get("threshold"), bound)
+        if folded is None:
+            continue
+        thresholds, flip = folded
+        graph.nodes[index] = Node("pack_acc", [layer.output], node.output, {"groups": node.attrs["groups"]},
+                                  {"threshold": thresholds, "flip": flip})
+    graph.prune()
+
+
+def _accumulator_bound(layer: Node | None) -> int | None:
+    """Largest |acc| the layer can produce: taps x channels per group (or in_features)."""
+    if layer is None:
+        return None
+    if layer.op == "bconv":
+        _, kh, kw, _ = layer.consts["weight"].shape
+        return kh * kw * layer.attrs["in_channels"] // layer.attrs["groups"]
+    if layer.op == "bdense":
+        return layer.attrs["in_features"]
+    return None
+
+
+def accumulator_thresholds(steps: Node, threshold, bound: int):
+    """int32 thresholds and flips with bit = (acc < t) XOR flip == (steps(acc) < threshold) for every
+    integer acc in [-bound, bound]; None if some channel's bits switch more than once."""
+    op = Elementwise(steps.attrs, steps.consts)
+    channels = steps.consts["params"].shape[1]
+    values = np.arange(-bound, bound + 1, dtype=np.int32)
+    limit = np.zeros(channels, np.float32) if threshold is None else threshold
+    thresholds = np.empty(channels, np.int32)
+    flip = np.empty(channels, np.bool_)
+    step = max(1, _TABLE_CHUNK // values.size)
+    for start in range(0, channels, step):
+        stop = min(channels, start + step)
+        sub = Elementwise(steps.attrs, {"params": np.ascontiguousarray(op.params[:, start:stop])})
+        table = np.ascontiguousarray(np.broadcast_to(values[:, None], (values.size, stop - start)))
+        bits = sub(table) < limit[start:stop]
+        changes = np.diff(bits.astype(np.int8), axis=0)
+        falling, rising = (changes <= 0).all(axis=0), (changes >= 0).all(axis=0)
+        if not (falling | rising).all():
+            return None
+        ones, zeros = bits.sum(axis=0), (~bits).sum(axis=0)
+        flip[start:stop] = ~falling
+        thresholds[start:stop] = -bound + np.where(falling, ones, zeros)
+    return thresholds, flip
+
+
+def _specs(graph: Graph):
+    return graph.check()[1]
+
+
+__all__ = ["optimize", "STAGES"]

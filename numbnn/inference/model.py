@@ -1,0 +1,93 @@
+"""``PackedModel``: a compiled model that predicts from images with packed binary layers.
+
+It holds a checked :class:`~numbnn.inference.graph.Graph` and a little metadata (the source model's
+config, the input shape, the input normalisation and the class names). Prediction uses numpy and the
+Numba kernels only; nothing here imports the autograd.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numbnn.errors import InputError
+from numbnn.inference.graph import Graph, Program
+
+DEFAULT_BATCH = 256
+
+
+class PackedModel:
+    """Predict with ``predict`` (logits) or ``predict_proba``; write with ``save`` (see :mod:`numbnn.inference.format`).
+
+    ``meta`` keys: ``config`` (the source model's {"name", "args"}), ``input_shape`` [H, W, C],
+    ``mean``/``std`` (uint8 images are scaled to [0, 1] and standardised with them, as in training),
+    ``classes`` (one name per output), ``report`` (what the compiler did; informative only).
+    """
+
+    def __init__(self, graph: Graph, meta: dict):
+        self.program = Program(graph)
+        self.graph = graph
+        self.meta = meta
+        out = self.program.specs[graph.output]
+        if out.dtype != "float32" or len(out.shape) != 1:
+            raise InputError(f"packed model output must be float32 [classes], got {out}")
+        self.num_classes = out.shape[0]
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.meta["input_shape"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta.get("classes") or [str(i) for i in range(self.num_classes)])
+
+    def prepare(self, images) -> np.ndarray:
+        """float32 NHWC input: uint8 [N, H, W] or [N, H, W, C] is normalised as in training; float NHWC is
+        taken as already normalised."""
+        images = np.asarray(images)
+        h, w, c = self.input_shape
+        if images.dtype == np.uint8:
+            if images.ndim == 3 and c == 1:
+                images = images[..., None]
+            if images.ndim != 4 or images.shape[1:] != (h, w, c):
+                raise InputError(f"images: expected uint8 [N, {h}, {w}]" + (f" or [N, {h}, {w}, {c}]" if c == 1 else
+                                 f", {c}]") + f", got shape {images.shape}")
+            scale = np.float32(1.0 / (255.0 * self.meta["std"]))
+            shift = np.float32(self.meta["mean"] / self.meta["std"])
+            return (images.astype(np.float32) * scale - shift).astype(np.float32, copy=False)
+        if images.dtype.kind != "f" or images.ndim != 4 or images.shape[1:] != (h, w, c):
+            raise InputError(f"images: expected uint8 [N, {h}, {w}] or float NHWC [N, {h}, {w}, {c}], "
+                             f"got {images.dtype} {images.shape}")
+        return np.ascontiguousarray(images, dtype=np.float32)
+
+    def predict(self, images, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        """Logits float32 [N, classes] (for ReActXGB: the trees' margins)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        x = self.prepare(images)
+        if len(x) <= batch_size:
+            return self.program.run(x)
+        return np.concatenate([self.program.run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    def predict_proba(self, images, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        """Class probabilities float32 [N, classes]: the softmax of :meth:`predict`."""
+        logits = self.predict(images, batch_size).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        probabilities = np.exp(logits)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        return probabilities.astype(np.float32)
+
+    def save(self, path):
+        """Write the model to ``path`` (HDF5, atomically); returns the path."""
+        from numbnn.inference.format import save
+
+        return save(self, path)
+
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for node in self.graph.nodes:
+            counts[node.op] = counts.get(node.op, 0) + 1
+        return counts
+
+    def __repr__(self) -> str:
+        ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.op_counts().items()))
+        return f"PackedModel({self.meta['config'].get('name', '?')}, input {self.input_shape}, {ops})"
