@@ -104,10 +104,15 @@ class QuantConv2d(Conv2d):
 
 
 class QuantLinear(Linear):
-    """Linear on ``bits``-bit fake-quantized inputs (unsigned if not ``signed``) and weights (SE and head)."""
+    """Linear on ``bits``-bit fake-quantized inputs (unsigned if not ``signed``) and weights (SE and head).
+
+    The bias starts at 0 (Flax's default, which the AQT code uses): a random negative bias can leave the
+    SE's few hidden ReLU units dead for every image from the start.
+    """
 
     def __init__(self, in_features: int, out_features: int, bits: int, signed: bool = True):
         super().__init__(in_features, out_features)
+        self.bias.data[:] = 0
         self.input_quant = RunningBoundQuant(bits, signed)
         self.weight_bits = self.act_bits = bits
 

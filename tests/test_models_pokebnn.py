@@ -1,0 +1,158 @@
+"""PokeBNN: shapes, PokeConv pieces (shortcuts, zero-init BN, SE gate, clip bound B), quantized stem/head, training."""
+
+import numpy as np
+import pytest
+
+import numbnn.functional as F
+from numbnn.autograd import Tensor
+from numbnn.errors import InputError
+from numbnn.models import build_model
+from numbnn.models.pokebnn import Bottleneck, PokeConv, RunningBoundQuant, SqueezeExcite, reshape_shortcut
+from numbnn.nn import BinaryConv2d, init
+from numbnn.optim import Adam
+from numbnn.train.data import load_split, normalize
+
+SMALL = {"widths": (8, 16, 32), "blocks": (1, 1, 1), "stem_widths": (8, 16)}
+
+
+def images(n, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, 28, 28, 1)).astype(np.float32)
+
+
+def test_default_builds_and_gives_logits():
+    model = build_model("pokebnn")
+    assert model.clip == 3.0
+    model.eval()
+    logits = model(Tensor(images(2)))
+    assert logits.shape == (2, 10)
+    assert np.all(np.isfinite(logits.data))
+
+
+def test_bottleneck_layout_and_zero_initialised_third_bn():
+    model = build_model("pokebnn")
+    blocks = [m for m in model.modules() if isinstance(m, Bottleneck)]
+    assert len(blocks) == 3
+    for block, width in zip(blocks, (32, 64, 128)):
+        assert [c.conv.kernel_size for c in (block.reduce, block.spatial, block.expand)] == [(1, 1), (3, 3), (1, 1)]
+        assert block.expand.conv.out_channels == 4 * width
+        np.testing.assert_array_equal(block.expand.norm.gamma.data, 0.0)
+        np.testing.assert_array_equal(block.reduce.norm.gamma.data, 1.0)
+        np.testing.assert_array_equal(block.spatial.norm.gamma.data, 1.0)
+    assert [b.spatial.conv.stride for b in blocks] == [(1, 1), (2, 2), (2, 2)]
+
+
+def test_zero_gamma_makes_the_third_conv_start_as_its_shortcuts():
+    """With gamma = 0 the third PokeConv's binary branch is silent: the output only depends on the shortcuts."""
+    init.seed(2)
+    conv = PokeConv(8, 32, 1, 1, clip=3.0, bottleneck_input=(16, 1))
+    x = Tensor(np.random.default_rng(0).normal(size=(4, 5, 5, 8)).astype(np.float32))
+    r1 = Tensor(np.random.default_rng(1).normal(size=(4, 5, 5, 16)).astype(np.float32))
+    out = conv(x, r1).data
+    conv.conv.weight.data *= -1  # a different binary conv changes nothing while gamma is 0
+    np.testing.assert_allclose(conv(x, r1).data, out, rtol=1e-5, atol=1e-5)
+
+
+def test_reshape_shortcut_pads_tiles_averages_and_pools():
+    r = np.arange(2 * 4 * 4 * 4, dtype=np.float32).reshape(2, 4, 4, 4)
+    padded = reshape_shortcut(Tensor(r), 8, 1, "zeros").data
+    np.testing.assert_array_equal(padded[..., :4], r)
+    np.testing.assert_array_equal(padded[..., 4:], 0)
+    np.testing.assert_array_equal(reshape_shortcut(Tensor(r), 12, 1, "tile").data, np.concatenate([r] * 3, axis=-1))
+    np.testing.assert_allclose(reshape_shortcut(Tensor(r), 2, 1, "zeros").data,
+                               r.reshape(2, 4, 4, 2, 2).mean(axis=-1))  # consecutive channel pairs averaged
+    pooled = reshape_shortcut(Tensor(r), 4, 2, "zeros").data
+    assert pooled.shape == (2, 2, 2, 4)
+    # SAME 3x3 stride 2 on 4x4 pads one row/column at the end: windows cover rows/cols 0-2 and 2-3
+    np.testing.assert_allclose(pooled[:, 0, 0], r[:, :3, :3].mean(axis=(1, 2)))
+    np.testing.assert_allclose(pooled[:, 1, 1], r[:, 2:, 2:].mean(axis=(1, 2)))
+    with pytest.raises(InputError, match="shortcut"):
+        PokeConv(12, 8, 1, 1, clip=3.0)
+
+
+def test_se_gate_lies_in_zero_one_and_comes_from_the_block_input():
+    init.seed(3)
+    se = SqueezeExcite(16, 32)
+    r = Tensor(50 * np.random.default_rng(4).normal(size=(6, 5, 5, 16)).astype(np.float32))
+    gate = se(r).data
+    assert gate.shape == (6, 1, 1, 32)
+    assert gate.min() >= 0.0 and gate.max() <= 1.0
+    se.excite.bias.data[:] = np.repeat([10.0, -10.0], 16)  # far outside [-3, 3]: the hard sigmoid saturates
+    gate = se(r).data.reshape(6, 32)
+    np.testing.assert_array_equal(gate[:, :16], 1.0)
+    np.testing.assert_array_equal(gate[:, 16:], 0.0)
+    assert se.squeeze.input_quant.bits == 4 and se.excite.input_quant.bits == 4 and not se.excite.input_quant.signed
+
+
+def test_clip_bound_sets_the_ste_window_but_not_the_forward():
+    x = np.linspace(-4, 4, 2 * 3 * 3 * 16, dtype=np.float32).reshape(2, 3, 3, 16)
+    outputs, grads = [], []
+    for clip in (1.0, 2.5):
+        init.seed(7)
+        model = build_model("pokebnn", **SMALL, clip=clip)
+        conv = model.blocks[0].reduce.conv
+        assert isinstance(conv, BinaryConv2d) and conv.act_clip == clip and conv.scale is None
+        xt = Tensor(x, requires_grad=True)
+        y = conv(xt)
+        (y * y).sum().backward()
+        outputs.append(y.data)
+        grads.append(xt.grad)
+    np.testing.assert_array_equal(outputs[0], outputs[1])  # +-1 values: the forward is the integer popcount
+    np.testing.assert_array_equal(outputs[0], np.round(outputs[0]))
+    magnitude = np.abs(x)
+    assert np.all(grads[0][magnitude > 1.0] == 0) and np.all(grads[1][magnitude > 2.5] == 0)
+    between = (magnitude > 1.0) & (magnitude <= 2.5)
+    assert np.any(grads[1][between] != 0)
+    with pytest.raises(InputError, match="clip"):
+        build_model("pokebnn", clip=0)
+
+
+def test_stem_and_head_are_int8_and_the_stem_never_reuses_a_pixel():
+    model = build_model("pokebnn")
+    stem = model.stem
+    assert stem.patchify.kernel_size == stem.patchify.stride == (2, 2)
+    assert stem.grouped.groups == stem.grouped.in_channels == 16 and stem.grouped.out_channels == 32
+    for layer in (stem.patchify, stem.grouped, model.classifier):
+        assert layer.weight_bits == 8 and layer.act_bits == 8
+
+
+def test_running_bound_quant_uses_the_batch_bound_in_training_and_the_average_in_eval():
+    quant = RunningBoundQuant(4)
+    x = np.array([[1.2, -3.0], [0.3, -2.0]], np.float32)  # per-row max |x|: 3 and 2 -> bound 2.5
+    y = quant(Tensor(x)).data
+    assert quant.running_bound[0] == pytest.approx(2.5)
+    step = 2.5 / 7  # 4 bits signed: levels k * bound / 7, |k| <= 7
+    np.testing.assert_allclose(y, [[3 * step, -2.5], [step, -6 * step]], rtol=1e-6)
+    quant.eval()
+    np.testing.assert_allclose(quant(Tensor(4 * x)).data.max(), 2.5, rtol=1e-6)  # clipped to the stored bound
+
+
+def test_one_training_step_changes_the_parameters_with_a_gradient():
+    init.seed(0)
+    model = build_model("pokebnn", **SMALL)
+    before = {name: p.data.copy() for name, p in model.named_parameters()}
+    optimizer = Adam(list(model.parameters()), lr=1e-2)
+    loss = F.cross_entropy(model(Tensor(images(8))), np.arange(8) % 10)
+    loss.backward()
+    optimizer.step()
+    assert np.isfinite(loss.item())
+    unchanged = sorted(name for name, p in model.named_parameters() if np.array_equal(p.data, before[name]))
+    # Only the third convs' binary weights wait (their BN gamma is 0, so their first gradient is 0), and SE
+    # weights behind hidden ReLU units that no image of this batch activates; every gate's output bias moves.
+    assert [name for name in unchanged if ".excite." not in name] == [f"blocks.{i}.expand.conv.weight" for i in range(3)]
+    assert not any(name.endswith("excite.excite.bias") for name in unchanged)
+
+
+def test_adam_steps_reduce_the_loss_on_fashion_mnist():
+    init.seed(1)
+    raw, labels = load_split("train", 64)
+    x = normalize(raw)
+    model = build_model("pokebnn", **SMALL)
+    optimizer = Adam(list(model.parameters()), lr=3e-3, betas=(0.9, 0.99))
+    losses = []
+    for _ in range(12):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(Tensor(x)), labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0], losses
