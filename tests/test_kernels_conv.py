@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 import naive
 from numbnn.errors import InputError
 from numbnn.kernels import binary_conv2d, binary_matmul, pack_activations, pack_bits, pack_conv_weight
+from numbnn.kernels.binary_gemm import ROW_BLOCK
+from numbnn.kernels.tiles import TILE_COLS
 
 
 def random_signs(rng, shape):
@@ -110,3 +112,53 @@ def _conv_inputs(c=10, groups=1, o=2):
 def test_bad_arguments_name_the_argument(call, name):
     with pytest.raises(InputError, match=name):
         call()
+
+
+# ---- the register-tiled paths: full tiles, edge tiles, several parallel blocks -------------------
+
+
+@settings(max_examples=25)
+@given(
+    st.integers(1, 3), st.integers(-3, 3), st.integers(1, 3), st.integers(-31, 31), st.integers(1, 200), st.integers(0, 2**32 - 1)
+)
+def test_binary_matmul_full_and_edge_tiles(row_tiles, row_extra, col_panels, col_extra, k, seed):
+    """Shapes around multiples of the tile (TILE_ROWS x TILE_COLS) and of the row block, so full
+    tiles, partial last rows/columns and the zero-padded last row block are all exercised."""
+    m = max(1, row_tiles * ROW_BLOCK + row_extra)
+    n = max(1, col_panels * TILE_COLS + col_extra)
+    rng = np.random.default_rng(seed)
+    a, b = pack_bits(random_signs(rng, (m, k))), pack_bits(random_signs(rng, (n, k)))
+    np.testing.assert_array_equal(binary_matmul(a, b, k), naive_matmul_fast(a, b, k))
+
+
+def naive_matmul_fast(a, b, k):
+    """naive.binary_matmul without the per-bit Python loop (too slow at these sizes): unpack with numpy."""
+    bits = np.arange(64, dtype=np.uint64)
+
+    def signs(p):
+        unpacked = ((p[:, :, None] >> bits) & np.uint64(1)).reshape(p.shape[0], -1)[:, :k]
+        return 1 - 2 * unpacked.astype(np.int64)
+
+    return (signs(a) @ signs(b).T).astype(np.int32)
+
+
+@settings(max_examples=20)
+@given(
+    st.integers(1, 2),
+    st.integers(1, 80),
+    st.sampled_from([1, 2, 3]),
+    st.integers(1, 130),
+    st.sampled_from([0, 1, -1]),
+    st.integers(1, 2),
+    st.integers(9, 13),
+    st.integers(0, 2**32 - 1),
+)
+def test_binary_conv2d_full_and_edge_tiles(groups, per_group_out, kernel, c_group, pad_value, stride, size, seed):
+    """Up to 80 output channels per group (two full 32-wide panels plus an edge panel) and more output
+    pixels than one parallel block (PIXEL_BLOCK), with the padding correction on every path."""
+    rng = np.random.default_rng(seed)
+    x = random_signs(rng, (2, size, 11, groups * c_group))
+    w = random_signs(rng, (groups * per_group_out, kernel, kernel, c_group))
+    args = dict(stride=stride, padding=1, pad_value=pad_value, groups=groups)
+    got = binary_conv2d(pack_activations(x, groups=groups), pack_conv_weight(w), groups * c_group, **args)
+    np.testing.assert_array_equal(got, naive.float_conv2d(naive.signs(x), naive.signs(w), **args))

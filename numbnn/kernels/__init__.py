@@ -4,6 +4,10 @@ Numpy arrays in, numpy arrays out; no autograd. Every public function validates 
 Python (raising :class:`numbnn.errors.InputError` naming the argument) and then calls an ``@njit``
 implementation compiled on first use and cached on disk.
 
+Caching: Numba re-validates a cached function only against its own source file. After editing a
+kernel module, delete ``numbnn/kernels/__pycache__/*.nb[ic]`` (or set NUMBA_CACHE_DIR to a fresh
+directory), or callers in other files keep running their cached copies of the old code.
+
 Threads: with Numba's OpenMP layer, GNU OpenMP's default "spin, then sleep" wait makes every
 parallel region cost milliseconds as soon as another busy thread (OpenBLAS, another process) shares
 a core. numbnn therefore asks for passive waiting unless the user chose a policy; this only takes

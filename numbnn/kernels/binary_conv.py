@@ -14,9 +14,10 @@ full K-bit vector and one popcount pass gives K - 2*popcount(patch XOR w). That 
 padding tap: nothing for p = +1 (LCE's "one-padding"), -wsum for p = 0 (taps count as 0, the same
 as a float conv with zero padding) and -2*wsum for p = -1. Only border pixels have padding taps.
 
-Layout. Per task (image n, output row oy) the receptive fields of the Wo output pixels are gathered
-into a small [Wo, KH*KW*W_g] word buffer (word order (kh, kw, word), the order of the reshaped
-weight), so the input is never copied in full; the product with the weights then runs as a GEMM.
+Layout. Each parallel task takes PIXEL_BLOCK consecutive output pixels (over n, oy, ox) and gathers
+their receptive fields into a small [PIXEL_BLOCK, KH*KW*W_g] word buffer (word order (kh, kw, word),
+the order of the reshaped weight), so the input is never copied in full; the buffer times the
+weight panels then runs on the register-tiled micro-kernel of :mod:`numbnn.kernels.tiles`.
 """
 
 import numbers
@@ -28,6 +29,7 @@ from numbnn.errors import InputError
 from numbnn.kernels._checks import as_int, require_array, words_for
 from numbnn.kernels.geometry import conv_geometry
 from numbnn.kernels.intrinsics import popcount
+from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot
 
 
 def binary_conv2d(x, w, in_channels, stride=1, padding=0, dilation=1, pad_value=0, groups=1) -> np.ndarray:
@@ -83,57 +85,141 @@ def _tap_weight_sums(w, channels):
     return wsum
 
 
+# Output pixels per parallel task; their receptive fields (at most PIXEL_BLOCK x KH*KW*W_g words)
+# stay in L1/L2 while the tiles sweep every weight panel.
+PIXEL_BLOCK = 16 * TILE_ROWS
+
+
 @nb.njit(parallel=True, cache=True)
 def _binary_conv2d(x, w, channels, groups, sh, sw, ph, pw, dh, dw, ho, wo, pad_value):
-    n_img, h, width, _ = x.shape
+    n_img = x.shape[0]
     out_channels, kh, kw, n_words = w.shape
-    per_group = out_channels // groups
-    taps = kh * kw
-    k_bits = taps * channels
-    w_rows = w.reshape(out_channels, taps * n_words)
+    panels = _group_panels(w.reshape(out_channels, kh * kw * n_words), groups)
     wsum = _tap_weight_sums(w, channels)
-    out = np.empty((n_img, ho, wo, out_channels), dtype=np.int32)
-    for task in nb.prange(n_img * ho):
-        n = task // ho
-        oy = task % ho
-        patch = np.empty((wo, taps * n_words), dtype=np.uint64)
-        padded = np.empty((wo, taps), dtype=np.bool_)  # padded[ox, tap]: tap falls in the padding
-        for g in range(groups):
-            _gather_row_patch(x, n, oy, g * n_words, n_words, kh, kw, sh, sw, ph, pw, dh, dw, patch, padded)
-            for ox in range(wo):
-                for o in range(g * per_group, (g + 1) * per_group):
-                    disagreements = 0
-                    for t in range(taps * n_words):
-                        disagreements += popcount(patch[ox, t] ^ w_rows[o, t])
-                    out[n, oy, ox, o] = k_bits - 2 * disagreements
-            if pad_value != 1:
-                _correct_padding_taps(out, n, oy, padded, wsum, g * per_group, (g + 1) * per_group, pad_value)
-    return out
+    pixels = n_img * ho * wo
+    out = np.empty((pixels, out_channels), dtype=np.int32)
+    geometry = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+    for block in nb.prange((pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK):
+        _conv_pixel_block(x, panels, wsum, channels, groups, geometry, pad_value, out, block * PIXEL_BLOCK)
+    return out.reshape(n_img, ho, wo, out_channels)
+
+
+@nb.njit(cache=True)
+def _conv_pixel_block(x, panels, wsum, channels, groups, geometry, pad_value, out, first):
+    """Output pixels first .. first+PIXEL_BLOCK-1 (fewer at the end), all channels of all groups."""
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
+    out_channels = out.shape[1]
+    per_group = out_channels // groups
+    panels_per_group = panels.shape[0] // groups
+    n_words = x.shape[3] // groups
+    k_bits = kh * kw * channels
+    count = min(PIXEL_BLOCK, out.shape[0] - first)
+    fields = np.zeros((PIXEL_BLOCK, kh * kw * n_words), dtype=np.uint64)  # rows past `count` stay zero
+    for g in range(groups):
+        _gather_fields(x, first, count, g * n_words, n_words, geometry, fields)
+        for q in range(panels_per_group):
+            panel = g * panels_per_group + q
+            col0 = g * per_group + q * TILE_COLS
+            for tile in range(0, count, TILE_ROWS):
+                if tile + TILE_ROWS <= count and q * TILE_COLS + TILE_COLS <= per_group:
+                    tile_dot(fields, tile, panels, panel, k_bits, out, first + tile, col0)
+                else:
+                    _store_group_edge_tile(fields, tile, panels, panel, k_bits, out, first + tile, col0,
+                                           min(TILE_COLS, per_group - q * TILE_COLS))
+        if pad_value != 1:
+            _correct_padding_taps(out, first, count, geometry, x.shape[1], x.shape[2], wsum, g * per_group, (g + 1) * per_group, pad_value)
+
+
+@nb.njit(cache=True)
+def _store_group_edge_tile(fields, row0, panels, panel, k, out, out_row, out_col, cols):
+    """Edge tile: at most `cols` columns (the group's last panel) and the rows that exist in `out`."""
+    scratch = np.empty((TILE_ROWS, TILE_COLS), dtype=np.int32)
+    tile_dot(fields, row0, panels, panel, k, scratch, 0, 0)
+    for r in range(min(TILE_ROWS, out.shape[0] - out_row)):
+        for c in range(cols):
+            out[out_row + r, out_col + c] = scratch[r, c]
+
+
+@nb.njit(cache=True)
+def _group_panels(w_rows, groups):
+    """Weight panels of every group, group after group: [groups * panels_per_group, field_words, TILE_COLS]."""
+    per_group = w_rows.shape[0] // groups
+    per = (per_group + TILE_COLS - 1) // TILE_COLS
+    panels = np.empty((groups * per, w_rows.shape[1], TILE_COLS), dtype=np.uint64)
+    for g in range(groups):
+        panels[g * per : (g + 1) * per] = column_panels(w_rows[g * per_group : (g + 1) * per_group])
+    return panels
 
 
 @nb.njit(inline="always")
-def _gather_row_patch(x, n, oy, first_word, n_words, kh, kw, sh, sw, ph, pw, dh, dw, patch, padded):
-    """Receptive fields of output row oy (one group's words); padding taps become zero words (+1)."""
-    h, width = x.shape[1], x.shape[2]
-    wo = patch.shape[0]
-    for ox in range(wo):
-        for i in range(kh):
-            iy = oy * sh - ph + i * dh
-            for j in range(kw):
-                ix = ox * sw - pw + j * dw
-                tap = i * kw + j
-                inside = 0 <= iy < h and 0 <= ix < width
-                padded[ox, tap] = not inside
-                for t in range(n_words):
-                    patch[ox, tap * n_words + t] = x[n, iy, ix, first_word + t] if inside else np.uint64(0)
+def _gather_fields(x, first, count, first_word, n_words, geometry, fields):
+    """Receptive fields of output pixels first .. first+count-1 (one group's words) as rows of `fields`;
+    padding taps become zero words (+1)."""
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
+    h, width, pixel_words = x.shape[1], x.shape[2], x.shape[3]
+    source = x.reshape(-1)  # flat offsets: one multiply-add per tap instead of a 4-D index per word
+    target = fields.reshape(-1)
+    field_words = fields.shape[1]
+    row_words = kw * n_words
+    # With dilation 1 and one group, the kw taps of a kernel row lie side by side in x: one run.
+    runs = dw == 1 and n_words == pixel_words
+    n, oy, ox = _pixel_coordinates(first, ho, wo)
+    for i in range(count):
+        dst = i * field_words
+        for a in range(kh):
+            iy = oy * sh - ph + a * dh
+            ix0 = ox * sw - pw
+            if iy < 0 or iy >= h:
+                for t in range(row_words):
+                    target[dst + t] = 0
+            elif runs and ix0 >= 0 and ix0 + kw <= width:
+                src = ((n * h + iy) * width + ix0) * pixel_words
+                for t in range(row_words):
+                    target[dst + t] = source[src + t]
+            else:
+                row_start = (n * h + iy) * width
+                for b in range(kw):
+                    ix = ix0 + b * dw
+                    if 0 <= ix < width:
+                        src = (row_start + ix) * pixel_words + first_word
+                        for t in range(n_words):
+                            target[dst + b * n_words + t] = source[src + t]
+                    else:
+                        for t in range(n_words):
+                            target[dst + b * n_words + t] = 0
+            dst += row_words
+        n, oy, ox = _next_pixel(n, oy, ox, ho, wo)
 
 
 @nb.njit(inline="always")
-def _correct_padding_taps(out, n, oy, padded, wsum, o_start, o_stop, pad_value):
+def _pixel_coordinates(pixel, ho, wo):
+    return pixel // (ho * wo), (pixel // wo) % ho, pixel % wo
+
+
+@nb.njit(inline="always")
+def _next_pixel(n, oy, ox, ho, wo):
+    """(n, oy, ox) of the next output pixel, without a division."""
+    ox += 1
+    if ox == wo:
+        ox = 0
+        oy += 1
+        if oy == ho:
+            oy = 0
+            n += 1
+    return n, oy, ox
+
+
+@nb.njit(inline="always")
+def _correct_padding_taps(out, first, count, geometry, h, width, wsum, o_start, o_stop, pad_value):
     """Padding taps were counted as +1; add (pad_value - 1) * wsum[o, tap] for each (see module doc)."""
-    wo, taps = padded.shape
-    for ox in range(wo):
-        for tap in range(taps):
-            if padded[ox, tap]:
-                for o in range(o_start, o_stop):
-                    out[n, oy, ox, o] += (pad_value - 1) * wsum[o, tap]
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
+    n, oy, ox = _pixel_coordinates(first, ho, wo)
+    for i in range(count):
+        for a in range(kh):
+            iy = oy * sh - ph + a * dh
+            for b in range(kw):
+                ix = ox * sw - pw + b * dw
+                if iy < 0 or iy >= h or ix < 0 or ix >= width:
+                    for o in range(o_start, o_stop):
+                        out[first + i, o] += (pad_value - 1) * wsum[o, a * kw + b]
+        n, oy, ox = _next_pixel(n, oy, ox, ho, wo)

@@ -5,7 +5,8 @@ the bits are equal, so with d = popcount(a XOR b) disagreements::
 
     sum_t s_a[t] * s_b[t] = (k - d) - d = k - 2 * popcount(a XOR b)
 
-The tail bits past k are 0 in both operands, so they XOR to 0 and add nothing to d.
+The tail bits past k are 0 in both operands, so they XOR to 0 and add nothing to d. The popcount
+sums run in register tiles (see :mod:`numbnn.kernels.tiles`).
 """
 
 import numba as nb
@@ -13,7 +14,7 @@ import numpy as np
 
 from numbnn.errors import InputError
 from numbnn.kernels._checks import as_int, require_array, words_for
-from numbnn.kernels.intrinsics import popcount
+from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, store_edge_tile, tile_dot
 
 
 def binary_matmul(a, b, k) -> np.ndarray:
@@ -31,15 +32,36 @@ def binary_matmul(a, b, k) -> np.ndarray:
     return _binary_matmul(a, b, k)
 
 
+# Rows of `a` per parallel task: its tiles sweep every column panel while the rows stay in L1.
+ROW_BLOCK = 16 * TILE_ROWS
+
+
 @nb.njit(parallel=True, cache=True)
 def _binary_matmul(a, b, k):
-    m, n_words = a.shape
-    n = b.shape[0]
-    out = np.empty((m, n), dtype=np.int32)
-    for i in nb.prange(m):
-        for j in range(n):
-            disagreements = 0
-            for t in range(n_words):
-                disagreements += popcount(a[i, t] ^ b[j, t])
-            out[i, j] = k - 2 * disagreements
+    panels = column_panels(b)
+    out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
+    for block in nb.prange((a.shape[0] + ROW_BLOCK - 1) // ROW_BLOCK):
+        _matmul_row_block(a, panels, k, out, block * ROW_BLOCK)
     return out
+
+
+@nb.njit(cache=True)
+def _matmul_row_block(a, panels, k, out, first):
+    """Rows first .. first+ROW_BLOCK-1 of `out` (fewer at the end), every column panel."""
+    m, n_words = a.shape
+    n = out.shape[1]
+    count = min(ROW_BLOCK, m - first)
+    rows, row0 = a, first
+    if count % TILE_ROWS:  # last block: copy into zero rows so every tile reads TILE_ROWS rows
+        rows = np.zeros((ROW_BLOCK, n_words), dtype=np.uint64)
+        for r in range(count):
+            for t in range(n_words):
+                rows[r, t] = a[first + r, t]
+        row0 = 0
+    for p in range(panels.shape[0]):
+        col0 = p * TILE_COLS
+        for tile in range(0, count, TILE_ROWS):
+            if tile + TILE_ROWS <= count and col0 + TILE_COLS <= n:
+                tile_dot(rows, row0 + tile, panels, p, k, out, first + tile, col0)
+            else:
+                store_edge_tile(rows, row0 + tile, panels, p, k, out, first + tile, col0)
