@@ -97,7 +97,8 @@ def run_stages(x, codes, first_rows, params, other, other_div, out):
             elif code == DPRELU:  # u = y - shift_x; (pos if u >= 0 else neg) * u - shift_y
                 for c in range(channels):
                     u = y[c] - params[p, c]
-                    y[c] = (params[p + 1, c] if u >= 0 else params[p + 2, c]) * u - params[p + 3, c]
+                    pos, neg = params[p + 1, c], params[p + 2, c]  # both loaded: a select, not a branch
+                    y[c] = (pos if u >= 0 else neg) * u - params[p + 3, c]
             elif code == RELU:
                 for c in range(channels):
                     y[c] = y[c] * np.float32(y[c] > 0)
@@ -116,15 +117,22 @@ def run_stages(x, codes, first_rows, params, other, other_div, out):
             elif code == NEG:
                 for c in range(channels):
                     y[c] = -y[c]
-            elif code == ADD_INPUT:
-                for c in range(channels):
-                    y[c] = y[c] + o[c % other_channels]
-            elif code == SUB_INPUT:
-                for c in range(channels):
-                    y[c] = y[c] - o[c % other_channels]
-            elif code == RSUB_INPUT:
-                for c in range(channels):
-                    y[c] = o[c % other_channels] - y[c]
-            elif code == MUL_INPUT:
-                for c in range(channels):
-                    y[c] = y[c] * o[c % other_channels]
+            elif code >= ADD_INPUT:  # the second input, its channels repeated to fill ours
+                for base in range(0, channels, other_channels):
+                    _input_step(code, y[base:base + other_channels], o)
+
+
+@nb.njit(inline="always")
+def _input_step(code, y, o):
+    if code == ADD_INPUT:
+        for c in range(y.size):
+            y[c] = y[c] + o[c]
+    elif code == SUB_INPUT:
+        for c in range(y.size):
+            y[c] = y[c] - o[c]
+    elif code == RSUB_INPUT:
+        for c in range(y.size):
+            y[c] = o[c] - y[c]
+    else:
+        for c in range(y.size):
+            y[c] = y[c] * o[c]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from numbnn.inference.graph import Graph, Node
-from numbnn.inference.ops import STAGES, Elementwise
+from numbnn.inference.ops import Elementwise
 
 _PEELABLE = {"add": lambda p: -p, "sub": lambda p: p}
 _TABLE_CHUNK = 1 << 22  # accumulator values x channels evaluated at once
@@ -183,5 +183,3 @@ def accumulator_thresholds(steps: Node, threshold, bound: int):
 def _specs(graph: Graph):
     return graph.check()[1]
 
-
-__all__ = ["optimize", "STAGES"]
