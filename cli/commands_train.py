@@ -111,7 +111,8 @@ def _key_values(pairs: list[str], option: str) -> dict:
 @app.command("eval")
 @handle_errors
 def evaluate(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `numbnn train`."),
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `numbnn train`, or a packed model (`numbnn export`)."),
+    packed: bool = typer.Option(False, "--packed", help="Compile the checkpoint and evaluate its packed inference model."),
     limit: Optional[int] = typer.Option(None, help="Evaluate on the first N test images only."),
     batch_size: int = typer.Option(EVAL_BATCH_SIZE, "--batch-size", help="Images per forward pass (as in training)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory holding the FashionMNIST files."),
@@ -124,7 +125,15 @@ def evaluate(
 
     if threads is not None:
         set_threads(threads)
-    result = run.evaluate_checkpoint(checkpoint, limit=limit, batch_size=batch_size, data_dir=data_dir)
+    from numbnn.inference.format import is_packed_model
+
+    if packed or is_packed_model(checkpoint):  # the packed path: numbnn.inference.evaluate
+        from numbnn.inference.evaluate import evaluate_file
+
+        result = evaluate_file(checkpoint, from_checkpoint=not is_packed_model(checkpoint), limit=limit,
+                               batch_size=batch_size, data_dir=data_dir)
+    else:
+        result = run.evaluate_checkpoint(checkpoint, limit=limit, batch_size=batch_size, data_dir=data_dir)
     typer.echo(f"accuracy {result.accuracy:.2%} ({result.correct}/{result.n} test images), loss {result.loss:.4f}")
     if json_output:
         print_json({"accuracy": result.accuracy, "n": result.n, "correct": result.correct, "loss": result.loss})
