@@ -52,6 +52,22 @@ def test_zero_gamma_makes_the_third_conv_start_as_its_shortcuts():
     np.testing.assert_allclose(conv(x, r1).data, out, rtol=1e-5, atol=1e-5)
 
 
+def test_pokeconv_applies_its_pieces_in_the_papers_order():
+    """out = BN(DPReLU(BN(conv(x)) + local(x) + tiled(r1)) * SE(x)), with a stride-2 3x3 conv."""
+    init.seed(4)
+    conv = PokeConv(8, 16, 3, 2, clip=3.0, bottleneck_input=(4, 2))
+    conv.norm.gamma.data[:] = 0.5  # let the binary branch contribute
+    rng = np.random.default_rng(5)
+    x = Tensor(rng.normal(size=(4, 6, 6, 8)).astype(np.float32))
+    r1 = Tensor(rng.normal(size=(4, 6, 6, 4)).astype(np.float32))
+    conv(x, r1)  # one training-mode call sets the quantizers' running bounds and BN statistics
+    conv.eval()
+    y = conv.norm(conv.conv(x)) + reshape_shortcut(x, 16, 2, "zeros") + reshape_shortcut(r1, 16, 2, "tile")
+    expected = conv.out_norm(conv.activation(y) * conv.excite(x))
+    np.testing.assert_allclose(conv(x, r1).data, expected.data, rtol=1e-6, atol=1e-6)
+    assert conv(x, r1).shape == (4, 3, 3, 16)
+
+
 def test_reshape_shortcut_pads_tiles_averages_and_pools():
     r = np.arange(2 * 4 * 4 * 4, dtype=np.float32).reshape(2, 4, 4, 4)
     padded = reshape_shortcut(Tensor(r), 8, 1, "zeros").data
@@ -69,7 +85,7 @@ def test_reshape_shortcut_pads_tiles_averages_and_pools():
         PokeConv(12, 8, 1, 1, clip=3.0)
 
 
-def test_se_gate_lies_in_zero_one_and_comes_from_the_block_input():
+def test_se_gate_lies_in_zero_one():
     init.seed(3)
     se = SqueezeExcite(16, 32)
     r = Tensor(50 * np.random.default_rng(4).normal(size=(6, 5, 5, 16)).astype(np.float32))

@@ -96,7 +96,7 @@ class BasicBlock(Sequential):
                          BinaryUnit(out_channels, out_channels, 1, groups))
 
 
-@register_model("ftbnn", summary="FTBNN: Bi-Real ResNet with FPReLU after every binary conv and group execution (--model-arg groups=1 for the baseline)",
+@register_model("ftbnn", summary="FTBNN: Bi-Real ResNet, FPReLU after each binary conv, group execution (groups=1: baseline)",
                 paper="FTBNN, Su et al. (arXiv 2010.09294)")
 class Ftbnn(Module):
     """See the module docstring. ``widths``: stage widths before widening (the stem has the first);
@@ -109,7 +109,6 @@ class Ftbnn(Module):
             raise InputError(f"widths and blocks need one entry per stage (blocks >= 1), got {widths} and {blocks}")
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
             raise InputError(f"groups must be a positive integer, got {groups!r}")
-        self.groups = groups
         widths = [grouped_width(w, groups) for w in widths]
         self.stem = Conv2d(in_channels, widths[0], 3, stride=2, padding=1)
         self.stem_norm = BatchNorm(widths[0])
@@ -124,8 +123,8 @@ class Ftbnn(Module):
 
     @classmethod
     def default_recipe(cls) -> dict:
-        """ReActNet's optimiser as the papers of this family use it (Adam, linear decay to 0, no weight decay
-        once weights are binary), lr 1e-3, with the 2-pixel crop + flip augmentation."""
+        """ReActNet's optimiser (FTBNN's own recipe was not retrieved): Adam, lr 1e-3 decaying linearly to 0,
+        no weight decay on the binary network; 2-pixel crop + flip augmentation."""
         return {"optimizer": "adam", "lr": 1e-3, "schedule": "linear", "epochs": 10, "batch_size": 128,
                 "weight_decay": 0.0, "crop_padding": 2, "flip": True}
 

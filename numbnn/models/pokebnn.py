@@ -100,7 +100,8 @@ class QuantConv2d(Conv2d):
 
     def forward(self, x):
         w = quantized_weight(self.weight, self.weight_bits)
-        return self._record(F.conv2d(self.input_quant(x), w, self.bias, self.stride, self.padding, self.dilation, self.groups))
+        y = F.conv2d(self.input_quant(x), w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return self._record(y)
 
 
 class QuantLinear(Linear):

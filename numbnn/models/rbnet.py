@@ -22,7 +22,8 @@ What the paper says (verified from its abstract, NOTES.md section 4): the reshap
 (RPC) moves spatial information into depth and convolves point-wise, "at least 2.25x" cheaper than a 3x3
 conv; the balanced activation (BA) adjusts the distribution of the scaled activations after
 binarization; ResNet-18 backbone. RPC's cost: a 2x2 cell becomes one pixel of 4C channels, so a 1x1 conv
-4C -> 4C' on (H/2)(W/2) pixels costs 4HWCC' MACs against 9HWCC' for a 3x3 conv: 9/4 = 2.25.
+4C -> 4C' on (H/2)(W/2) pixels costs 4HWCC' MACs against 9HWCC' for a 3x3 conv: 9/4 = 2.25. (Its kernel
+has 16CC' binary weights against 9CC': RPC trades weights for MACs.)
 
 The paper is closed access; everything below is our assumption:
 
@@ -174,7 +175,8 @@ class RbNet(Module):
 
     @classmethod
     def default_recipe(cls) -> dict:
-        """Adam with linear decay to 0 as in ReActNet, lr 1e-3, no weight decay, 2-pixel crop + flip."""
+        """ReActNet's optimiser (RB-Net's own recipe was not retrieved): Adam, lr 1e-3 decaying linearly to 0,
+        no weight decay; 2-pixel crop + flip augmentation."""
         return {"optimizer": "adam", "lr": 1e-3, "schedule": "linear", "epochs": 10, "batch_size": 128,
                 "weight_decay": 0.0, "crop_padding": 2, "flip": True}
 
