@@ -1,0 +1,111 @@
+"""The report's figures (matplotlib, the optional extra ``numbnn[plot]``), saved as PNG and SVG.
+
+Figures are built with ``matplotlib.figure.Figure`` directly, never through pyplot, so no GUI backend or
+global state is touched: PNG files are rendered by the Agg backend, SVG files by the SVG backend, in
+any process (a notebook keeps its own backend). Sizes are fixed (no tight bounding box), so a figure's
+pixel size is ``FIGSIZE x DPI``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from numbnn._atomic import atomic_path
+from numbnn.errors import MissingDependencyError
+
+DPI = 150
+TRADEOFF_FIGSIZE = (7.0, 5.0)  # inches: 1050 x 750 pixels
+CURVES_FIGSIZE = (11.0, 5.5)  # inches: 1650 x 825 pixels
+FORMATS = ("png", "svg")
+LOG_AXIS_SPAN = 10
+MAX_POINT_LABELS = 30  # above this many runs, points are not labelled (the legend still names the models)
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MissingDependencyError("numbnn report needs matplotlib for its plots: pip install 'numbnn[plot]'") from None
+    return matplotlib, Figure
+
+
+def save_figure(figure, stem: Path) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.svg`` atomically; return both paths."""
+    paths = []
+    for fmt in FORMATS:
+        path = stem.with_suffix(f".{fmt}")
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=fmt, dpi=DPI)
+        paths.append(path)
+    return paths
+
+
+def model_colors(records: list[dict]) -> dict[str, tuple]:
+    """One colour per model name (matplotlib's tab10 cycle, models in sorted order)."""
+    matplotlib, _ = _matplotlib()
+    palette = matplotlib.colormaps["tab10"]
+    models = sorted({r["config"]["model"] for r in records})
+    return {model: palette(i % 10) for i, model in enumerate(models)}
+
+
+def tradeoff_figure(records: list[dict], cost_key: str, axis_title: str, front: list[str], title: str):
+    """Test accuracy against one cost, a point per run coloured by model, the Pareto front as a step line.
+
+    The step line holds each front point's accuracy until the next front point's cost: the best accuracy
+    reachable at or below a given cost. Costs spanning a factor of ``LOG_AXIS_SPAN`` or more are drawn on a
+    log axis.
+    """
+    _, Figure = _matplotlib()
+    figure = Figure(figsize=TRADEOFF_FIGSIZE, layout="constrained")
+    axes = figure.add_subplot()
+    colors = model_colors(records)
+    by_key = {r["key"]: r for r in records}
+    for model, color in colors.items():
+        points = [r for r in records if r["config"]["model"] == model]
+        axes.scatter([r["cost"][cost_key] for r in points], [100 * r["test_accuracy"] for r in points],
+                     color=color, s=36, alpha=0.85, label=model, zorder=3)
+    front_points = [by_key[key] for key in front]
+    axes.plot([r["cost"][cost_key] for r in front_points], [100 * r["test_accuracy"] for r in front_points],
+              drawstyle="steps-post", color="black", linewidth=1.2, zorder=2, label="Pareto front")
+    axes.scatter([r["cost"][cost_key] for r in front_points], [100 * r["test_accuracy"] for r in front_points],
+                 s=110, facecolors="none", edgecolors="black", linewidths=1.4, zorder=4)
+    if len(records) <= MAX_POINT_LABELS:
+        for r in records:
+            axes.annotate(r["label"], (r["cost"][cost_key], 100 * r["test_accuracy"]), fontsize=7,
+                          xytext=(4, 4), textcoords="offset points", zorder=5)
+    costs = [r["cost"][cost_key] for r in records]
+    if min(costs) > 0 and max(costs) >= LOG_AXIS_SPAN * min(costs):
+        axes.set_xscale("log")
+    axes.set_xlabel(axis_title)
+    axes.set_ylabel("test accuracy (%)")
+    axes.set_title(f"{title}: accuracy vs {axis_title.split(' (')[0].split(' per ')[0]}")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def curves_figure(records: list[dict], title: str):
+    """Training curves, one line per run: training loss and test accuracy after each epoch."""
+    matplotlib, Figure = _matplotlib()
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=CURVES_FIGSIZE, layout="constrained")
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
+    palette = matplotlib.colormaps["tab20"]
+    for i, record in enumerate(sorted(records, key=lambda r: r["label"])):
+        history = record["history"]
+        epochs = [h["epoch"] for h in history]
+        style = {"color": palette(i % 20), "marker": "o", "markersize": 3, "linewidth": 1.2}
+        loss_axes.plot(epochs, [h["train_loss"] for h in history], label=record["label"], **style)
+        accuracy = [100 * h["test_accuracy"] if h.get("test_accuracy") is not None else math.nan for h in history]
+        accuracy_axes.plot(epochs, accuracy, **style)
+    loss_axes.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    accuracy_axes.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy after each epoch")
+    for axes in (loss_axes, accuracy_axes):
+        axes.grid(True, alpha=0.3)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.suptitle(f"{title}: training curves")
+    figure.legend(loc="outside right upper", fontsize=7)
+    return figure

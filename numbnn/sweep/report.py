@@ -1,0 +1,152 @@
+"""A sweep's report: one row per run (CSV and Markdown), the Pareto fronts, and the plots.
+
+Costs come from each run's ``metrics.json`` (:func:`numbnn.models.cost.summarize` of the trained
+checkpoint, NOTES.md section 0): OPs = BOPs/64 + FLOPs, ACE (a float MAC costs 256, a binary MAC 1),
+model size with binary weights at 1 bit. Accuracy is the test accuracy after the run's last epoch
+(for ReActXGB the tree head's). A run is on the front of a cost axis when no other finished run is
+both cheaper and more accurate (:mod:`numbnn.sweep.pareto`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from numbnn._atomic import atomic_path
+from numbnn.errors import InputError
+from numbnn.sweep import store
+from numbnn.sweep.pareto import pareto_front
+
+# (row key, axis title, file stem) of every accuracy-vs-cost plot.
+COST_AXES = (
+    ("ops", "OPs per image (BOPs/64 + FLOPs)", "accuracy_vs_ops"),
+    ("ace", "ACE per image (sum of weight bits x activation bits)", "accuracy_vs_ace"),
+    ("size_bytes", "model size in bytes (binary weights at 1 bit)", "accuracy_vs_size"),
+)
+FRONT_NAMES = {"ops": "OPs", "ace": "ACE", "size_bytes": "size"}
+COST_KEYS = ("params", "binary_params", "size_bytes", "packed_size_bytes", "flops", "bops", "ops", "ace")
+CSV_COLUMNS = ("label", "model", "status", "test_accuracy", "epochs", "seconds", "train_seconds", *COST_KEYS,
+               "pareto", "key", "model_args", "error")
+CURVES_STEM = "training_curves"
+
+
+@dataclass
+class Report:
+    title: str
+    rows: list[dict]  # finished runs by decreasing accuracy, then failed runs
+    fronts: dict[str, list[str]]  # cost key -> keys of the runs on its Pareto front, by increasing cost
+    files: list[Path] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"title": self.title, "runs": self.rows, "pareto": self.fronts, "files": [str(p) for p in self.files]}
+
+
+def build_report(sweep_dir) -> Report:
+    """Read every run record under ``sweep_dir`` and compute the rows and fronts (no files written)."""
+    records = store.load_records(sweep_dir)
+    if not records:
+        raise InputError(f"{sweep_dir}: no finished or failed runs (no <key>/metrics.json or error.json)")
+    sweep = store.load_sweep_file(sweep_dir) or {}
+    title = sweep.get("name") or Path(sweep_dir).name
+    finished = [r for r in records if r.get("status") == "finished" and r.get("test_accuracy") is not None]
+    finished.sort(key=lambda r: (-r["test_accuracy"], r["cost"]["ops"], r["label"]))
+    finished_keys = {r["key"] for r in finished}
+    others = sorted((r for r in records if r["key"] not in finished_keys), key=lambda r: r["label"])
+    fronts = {}
+    for key, _, _ in COST_AXES:
+        points = [(r["cost"][key], r["test_accuracy"]) for r in finished]
+        fronts[key] = [finished[i]["key"] for i in pareto_front(points)]
+    rows = [result_row(r, fronts) for r in finished + others]
+    return Report(title, rows, fronts, records=finished + others)
+
+
+def write_report(sweep_dir, out=None, *, plots: bool = True) -> Report:
+    """Write ``results.csv``, ``results.md`` and (``plots``) PNG + SVG plots into ``out``
+    (default ``<sweep_dir>/report``); returns the :class:`Report` with the files written."""
+    report = build_report(sweep_dir)
+    out = Path(out) if out is not None else Path(sweep_dir) / "report"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"--out: cannot create the directory {str(out)!r}: {error.strerror}") from None
+    report.files.append(_write_csv(report.rows, out / "results.csv"))
+    report.files.append(_write_text(markdown_table(report.rows), out / "results.md"))
+    finished = [r for r in report.records if r.get("status") == "finished"]
+    if plots and finished:
+        from numbnn.sweep import plots as plotting
+
+        for key, axis_title, stem in COST_AXES:
+            figure = plotting.tradeoff_figure(finished, key, axis_title, report.fronts[key], report.title)
+            report.files += plotting.save_figure(figure, out / stem)
+        report.files += plotting.save_figure(plotting.curves_figure(finished, report.title), out / CURVES_STEM)
+    return report
+
+
+def result_row(record: dict, fronts: dict) -> dict:
+    """One flat row of the table: label, model, status, accuracy, time, costs, fronts, key, arguments, error."""
+    config = record.get("config", {})
+    row = {
+        "label": record.get("label"),
+        "model": config.get("model"),
+        "status": record.get("status"),
+        "test_accuracy": record.get("test_accuracy"),
+        "epochs": record.get("epochs"),
+        "seconds": record.get("seconds"),
+        "train_seconds": record.get("train_seconds"),
+        **{key: record.get("cost", {}).get(key) for key in COST_KEYS},
+        "pareto": fronts_of(record["key"], fronts),
+        "key": record["key"],
+        "model_args": json.dumps(config.get("model_args", {}), sort_keys=True, separators=(",", ":")),
+        "error": f"{record['error_type']}: {record['error']}" if record.get("status") == "failed" else "",
+    }
+    for name, value in sorted(config.get("train", {}).items()):
+        row[f"train.{name}"] = value
+    return row
+
+
+def fronts_of(key: str, fronts: dict) -> str:
+    """The cost axes whose Pareto front the run ``key`` is on, e.g. "OPs ACE"."""
+    return " ".join(FRONT_NAMES[name] for name, keys in fronts.items() if key in keys)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The table for a README: label, model, accuracy, epochs, minutes, params, size, BOPs, FLOPs, OPs, ACE, front."""
+    lines = ["| run | model | test acc. | epochs | minutes | params | size (KiB) | BOPs | FLOPs | OPs | ACE | Pareto front |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for row in rows:
+        if row["status"] != "finished":
+            lines.append(f"| {row['label']} | {row['model']} | {row['status']}: {row['error']} |  |  |  |  |  |  |  |  |  |")
+            continue
+        lines.append(
+            f"| {row['label']} | {row['model']} | {row['test_accuracy']:.2%} | {row['epochs']} | {row['seconds'] / 60:.1f} "
+            f"| {row['params']:,} | {row['size_bytes'] / 1024:.1f} | {human(row['bops'])} | {human(row['flops'])} "
+            f"| {human(row['ops'])} | {human(row['ace'])} | {row['pareto']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def human(value: float) -> str:
+    """3 significant digits with an SI suffix: 1234567 -> '1.23M'."""
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _write_csv(rows: list[dict], path: Path) -> Path:
+    columns = list(CSV_COLUMNS) + sorted({name for row in rows for name in row if name.startswith("train.")})
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as file:
+            writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+def _write_text(text: str, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path

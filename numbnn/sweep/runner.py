@@ -1,0 +1,187 @@
+"""Run a sweep on Dask: skip finished runs, submit the rest as tasks, follow them on one progress bar.
+
+Each pending run becomes one task, :func:`numbnn.sweep.task.execute_run`, which writes the run's files
+itself. The client only decides what to submit (a run whose ``metrics.json`` exists is skipped, so an
+interrupted sweep restarted with the same spec redoes nothing that finished), shows progress, and
+records failures the task could not record itself (a worker that died, numbnn missing on a worker).
+Progress counts epochs: workers send an event per finished epoch (Dask's event log), so the bar moves
+during long runs, not only when a run ends.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from numbnn.errors import InputError
+from numbnn.sweep import store
+from numbnn.sweep.cluster import dask_client, default_workers, import_distributed
+from numbnn.sweep.spec import Run, Sweep
+from numbnn.sweep.task import execute_run
+from numbnn.train.progress import ProgressBar
+
+POLL_S = 0.2
+
+
+@dataclass
+class SweepOutcome:
+    sweep: Sweep
+    out: Path
+    records: list[dict]  # one per run of the spec, in spec order: metrics.json, error.json, or status "missing"
+    skipped: list[str]  # keys already finished before this call
+    ran: list[str]  # keys this call trained successfully
+    failed: list[str]  # keys that failed in this call
+    wall_seconds: float
+    cluster: str  # where the runs went
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.sweep.name, "out": str(self.out), "cluster": self.cluster, "runs": len(self.sweep.runs),
+            "skipped": len(self.skipped), "ran": len(self.ran), "failed": len(self.failed),
+            "wall_seconds": self.wall_seconds,
+            "results": [_brief(record) for record in self.records],
+        }
+
+
+def plan(sweep: Sweep, out) -> list[tuple[Run, str]]:
+    """Each run with its state in ``out``: "finished", "failed" (will be retried) or "pending"."""
+    states = []
+    for run in sweep.runs:
+        directory = store.run_dir(out, run.key)
+        if (directory / store.METRICS_FILE).is_file():
+            states.append((run, "finished"))
+        elif (directory / store.ERROR_FILE).is_file():
+            states.append((run, "failed"))
+        else:
+            states.append((run, "pending"))
+    return states
+
+
+def run_sweep(sweep: Sweep, out, *, scheduler: str | None = None, workers: int | None = None,
+              data_dir=None, progress: bool = True) -> SweepOutcome:
+    """Train every run of ``sweep`` not yet finished in ``out`` on Dask (see :mod:`numbnn.sweep.cluster`)."""
+    started = time.perf_counter()
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"--out: cannot create the directory {str(out)!r}: {error.strerror}") from None
+    store.write_json(out / store.SWEEP_FILE, {
+        "name": sweep.name, "description": sweep.description, "spec": sweep.source,
+        "runs": [{"key": run.key, "label": run.label} for run in sweep.runs],
+    })
+    states = plan(sweep, out)
+    todo = [run for run, state in states if state != "finished"]
+    skipped = [run.key for run, state in states if state == "finished"]
+    summaries: dict[str, dict] = {}
+    cluster = scheduler or f"local cluster, {workers or default_workers()} single-threaded workers"
+    if todo:
+        import_distributed()
+        with dask_client(scheduler, workers) as client, ProgressBar(progress) as bar:
+            summaries = _run_on(client, todo, out, data_dir, _Tracker(todo, bar))
+    records = [_record(out, run) for run in sweep.runs]
+    ran = [key for key, summary in summaries.items() if summary["status"] == "finished"]
+    failed = [key for key, summary in summaries.items() if summary["status"] == "failed"]
+    return SweepOutcome(sweep, out, records, skipped, ran, failed, time.perf_counter() - started, cluster)
+
+
+def _run_on(client, runs: list[Run], out: Path, data_dir, tracker: "_Tracker") -> dict[str, dict]:
+    """Submit one task per run and wait for all of them; returns each run's summary by key."""
+    import distributed
+
+    topic = f"numbnn-sweep-{uuid.uuid4().hex}"
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    client.subscribe_topic(topic, events.put)
+    token = uuid.uuid4().hex[:8]
+    futures = {
+        client.submit(execute_run, run.as_dict(), str(out), data_dir=str(data_dir) if data_dir else None,
+                      threads=1, topic=topic, key=f"numbnn-run-{run.key}-{token}", pure=False): run
+        for run in runs
+    }
+    summaries = {}
+    completed = distributed.as_completed(futures)
+    try:
+        while not completed.is_empty() or completed.has_ready():
+            for future in completed.next_batch(block=False) if completed.has_ready() else []:
+                run = futures[future]
+                summaries[run.key] = _summary(future, run, out)
+                tracker.finish(run.key, summaries[run.key]["status"])
+            while not events.empty():
+                _, message = events.get()
+                tracker.event(message)
+            time.sleep(POLL_S)
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    finally:
+        client.unsubscribe_topic(topic)
+    return summaries
+
+
+def _summary(future, run: Run, out: Path) -> dict:
+    """The task's own summary, or (the task itself failed: dead worker, import error) a recorded failure."""
+    if future.status == "finished":
+        return future.result()
+    error = future.exception() if future.status == "error" else RuntimeError(f"task {future.status}")
+    record = store.write_error(out, run.as_dict(), error, tb=f"{type(error).__name__}: {error}\n(raised outside the run)")
+    return {"key": run.key, "label": run.label, "status": "failed", "test_accuracy": None, "seconds": 0.0,
+            "error": f"{record['error_type']}: {record['error']}"}
+
+
+def _record(out: Path, run: Run) -> dict:
+    directory = store.run_dir(out, run.key)
+    for name in (store.METRICS_FILE, store.ERROR_FILE):
+        if (directory / name).is_file():
+            return store.read_json(directory / name)
+    return {"key": run.key, "label": run.label, "status": "missing", "config": run.config}
+
+
+def _brief(record: dict) -> dict:
+    brief = {key: record.get(key) for key in ("key", "label", "status", "test_accuracy", "epochs", "seconds")}
+    brief["model"] = record.get("config", {}).get("model")
+    if record.get("status") == "failed":
+        brief["error"] = f"{record['error_type']}: {record['error']}"
+    if "cost" in record:
+        brief.update({name: record["cost"][name] for name in ("params", "size_bytes", "ops", "ace")})
+    return brief
+
+
+class _Tracker:
+    """The sweep's one progress bar, in epochs: +1 per epoch event, the rest when a run ends."""
+
+    def __init__(self, runs: list[Run], bar: ProgressBar):
+        self.bar = bar
+        self.epochs = {run.key: run.train["epochs"] for run in runs}
+        self.counted = dict.fromkeys(self.epochs, 0)
+        self.running, self.ended = set(), {}
+        self.task = bar.task("sweep (epochs)", sum(self.epochs.values()))
+        self._refresh(0)
+
+    def event(self, message: dict) -> None:
+        """A worker's event: "started" (with the epochs a resumed run already has) or "epoch" (one more)."""
+        key = message.get("key")
+        if key not in self.epochs or key in self.ended:
+            return  # events can arrive after the task's result; the run is already fully counted then
+        if message.get("event") == "started":
+            self.running.add(key)
+            self._advance(key, message.get("epoch", 0))
+        elif message.get("event") == "epoch":
+            self._advance(key, 1)
+
+    def finish(self, key: str, status: str) -> None:
+        self.ended[key] = status
+        self.running.discard(key)
+        self._advance(key, self.epochs[key])
+
+    def _advance(self, key: str, epochs: int) -> None:
+        step = max(0, min(epochs, self.epochs[key] - self.counted[key]))
+        self.counted[key] += step
+        self._refresh(step)
+
+    def _refresh(self, advance: int) -> None:
+        failed = sum(status == "failed" for status in self.ended.values())
+        text = f"{len(self.ended) - failed}/{len(self.epochs)} runs done, {failed} failed, {len(self.running)} running"
+        self.bar.update(self.task, advance=advance, metrics=text)

@@ -1,0 +1,305 @@
+"""Sweep specifications: a TOML file -> the validated, normalised list of training runs it describes.
+
+Format (``examples/sweep_*.toml``; every table is optional, but each run must end up with a model)::
+
+    name = "pokebnn-clip"                 # title of tables and plots
+    description = "PokeBNN's clipping bound B"
+
+    [defaults]                            # every run starts from these
+    model = "pokebnn"
+    epochs = 10
+    [defaults.model_args]
+    widths = [32, 64, 128]
+
+    [grid]                                # cartesian product: each key holds a list of values
+    seed = [0, 1]
+    [grid.model_args]
+    clip = [1.0, 2.0, 3.0, 4.0]
+
+    [[runs]]                              # an explicit list; crossed with every grid point when both exist
+    model = "ftbnn"
+    label = "FTBNN, 1 group"              # name in tables and plots (default: model + the keys it sets)
+    model_args = { groups = 1 }
+
+A run's keys: ``model`` (a registry name), ``model_args`` (constructor arguments of the model, e.g.
+``widths``, ``groups``, ``clip``), ``label`` (runs only) and any training setting of
+:class:`numbnn.train.TrainConfig` (``epochs``, ``lr``, ``batch_size``, ``seed``, ``limit``, ``test_limit``,
+``recipe``, ...). Precedence, later winning: the model's own recipe, ``[defaults]``, the grid point and
+the run entry (which may not set the same key), then overrides (``numbnn sweep --set KEY=VALUE``).
+
+Validation happens here, before anything runs: unknown keys (with the closest known name), wrong types,
+unknown models, unknown model arguments and invalid training settings are :class:`InputError`s naming
+the table and key. Values a model's constructor rejects (e.g. widths it cannot build) surface when the
+run starts and are recorded as that run's failure, so the other runs go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from numbnn.errors import InputError, UnknownModelError
+from numbnn.sweep.hashing import config_hash, plain_value
+
+TOP_LEVEL_KEYS = ("name", "description", "defaults", "grid", "runs")
+
+
+def train_fields() -> dict:
+    """TrainConfig's fields by name."""
+    from numbnn.train.config import TrainConfig
+
+    return {field.name: field for field in dataclasses.fields(TrainConfig)}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: what to build and how to train it, every default filled in, and its key."""
+
+    key: str
+    label: str
+    model: str
+    model_args: dict
+    train: dict
+
+    @property
+    def config(self) -> dict:
+        """The normalised configuration the key is the hash of."""
+        return {"model": self.model, "model_args": self.model_args, "train": self.train}
+
+    def as_dict(self) -> dict:
+        """Plain data for a Dask task and for ``metrics.json``."""
+        return {"key": self.key, "label": self.label, **self.config}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    description: str
+    runs: list[Run]
+    source: str
+
+
+def load_spec(path, overrides: dict | None = None) -> Sweep:
+    """Read and validate the TOML spec at ``path``; ``overrides`` (see :func:`parse_overrides`) win last."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"sweep spec: no such file {str(path)!r}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"sweep spec {str(path)!r}: cannot read it: {error}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"sweep spec {str(path)!r}: invalid TOML: {error}") from None
+    return parse_spec(data, source=str(path), default_name=path.stem, overrides=overrides)
+
+
+def parse_spec(data: dict, *, source: str = "spec", default_name: str = "sweep", overrides: dict | None = None) -> Sweep:
+    """Validate a parsed spec and expand it into runs (module docstring)."""
+    _reject_unknown(data, TOP_LEVEL_KEYS, "the spec's top level")
+    name = _string(data.get("name", default_name), "name")
+    description = _string(data.get("description", ""), "description")
+    defaults = _settings(data.get("defaults", {}), "defaults", allow_label=False)
+    grid = _grid_points(data.get("grid"))
+    entries = data.get("runs")
+    if entries is not None and (not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries)):
+        raise InputError("runs: must be an array of tables ([[runs]] sections)")
+    if grid is None and not entries:
+        raise InputError("the spec describes no runs: add a [grid] table or [[runs]] sections")
+    runs_given = [(f"runs[{i}]", _settings(entry, f"runs[{i}]", allow_label=True)) for i, entry in enumerate(entries or [])]
+    overrides = _settings(overrides or {}, "overrides", allow_label=False)
+
+    combined = []
+    for (grid_where, point), (run_where, entry) in itertools.product(grid or [("", {})], runs_given or [("", {})]):
+        where = " ".join(part for part in (run_where, grid_where) if part)
+        _reject_conflicts(point, entry, where)
+        chosen = _merge(point, entry)
+        label = entry.get("label") or _auto_label(_merge(defaults, chosen), chosen)
+        combined.append((where, label, _merge(_merge(defaults, chosen), overrides)))
+
+    runs, seen = [], {}
+    for where, label, settings in combined:
+        run = _normalise(settings, where, label)
+        if run.key in seen:
+            raise InputError(f"{where} is the same configuration as {seen[run.key]} (key {run.key}); remove one of them")
+        seen[run.key] = where
+        runs.append(run)
+    return Sweep(name, description, runs, source)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["epochs=1", "model_args.clip=2"]`` -> ``{"epochs": 1, "model_args": {"clip": 2}}``.
+
+    A value is read as a TOML value when it parses (``2000``, ``1e-3``, ``true``, ``[8, 16]``, ``"x"``),
+    otherwise kept as text (``two-step``). Only training settings and ``model_args.NAME`` can be overridden.
+    """
+    overrides: dict = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            value = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        if key.startswith("model_args."):
+            overrides.setdefault("model_args", {})[key.removeprefix("model_args.")] = value
+        elif key in ("model", "label", "model_args"):
+            raise InputError(f"--set {key}: only training settings and model_args.NAME can be overridden")
+        else:
+            overrides[key] = value
+    return overrides
+
+
+# -- validation ------------------------------------------------------------------------------------------------
+
+
+def _string(value, where: str) -> str:
+    if not isinstance(value, str):
+        raise InputError(f"{where}: must be a string, got {value!r}")
+    return value
+
+
+def _reject_unknown(table: dict, known, where: str) -> None:
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(sorted(known))})"
+            raise InputError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _settings(table, where: str, *, allow_label: bool) -> dict:
+    """Check one run-like table (``[defaults]``, a ``[[runs]]`` entry, overrides) and return a copy."""
+    if not isinstance(table, dict):
+        raise InputError(f"{where}: must be a table, got {table!r}")
+    known = set(train_fields()) | {"model", "model_args"} | ({"label"} if allow_label else set())
+    _reject_unknown(table, known, where)
+    if "model" in table:
+        _string(table["model"], f"{where}.model")
+    if "label" in table:
+        _string(table["label"], f"{where}.label")
+    if not isinstance(table.get("model_args", {}), dict):
+        raise InputError(f"{where}.model_args: must be a table of constructor arguments, got {table['model_args']!r}")
+    return {key: (dict(value) if key == "model_args" else value) for key, value in table.items()}
+
+
+def _grid_points(grid) -> list[tuple[str, dict]] | None:
+    """The cartesian product of ``[grid]`` as ``(where, settings)`` pairs, in the order the keys appear."""
+    if grid is None:
+        return None
+    _settings(grid, "grid", allow_label=False)
+    axes = [((key,), values) for key, values in grid.items() if key != "model_args"]
+    axes += [(("model_args", key), values) for key, values in grid.get("model_args", {}).items()]
+    if not axes:
+        raise InputError("grid: is empty; give each swept key a list of values")
+    for path, values in axes:
+        if not isinstance(values, list) or not values:
+            raise InputError(f"grid.{'.'.join(path)}: must be a non-empty list of values, got {values!r}")
+        if path == ("model",):
+            for value in values:
+                _string(value, "grid.model")
+    points = []
+    for choice in itertools.product(*(values for _, values in axes)):
+        point: dict = {}
+        for (path, _), value in zip(axes, choice):
+            if len(path) == 2:
+                point.setdefault("model_args", {})[path[1]] = value
+            else:
+                point[path[0]] = value
+        where = "grid point (" + ", ".join(f"{path[-1]}={_show(value)}" for (path, _), value in zip(axes, choice)) + ")"
+        points.append((where, point))
+    return points
+
+
+def _reject_conflicts(point: dict, entry: dict, where: str) -> None:
+    both = [key for key in point if key != "model_args" and key in entry]
+    both += [f"model_args.{key}" for key in point.get("model_args", {}) if key in entry.get("model_args", {})]
+    if both:
+        raise InputError(f"{where}: {both[0]} is set by both the grid and the run; set it in one place")
+
+
+def _merge(base: dict, top: dict) -> dict:
+    merged = {**base, **top}
+    if "model_args" in base or "model_args" in top:
+        merged["model_args"] = {**base.get("model_args", {}), **top.get("model_args", {})}
+    return merged
+
+
+def _show(value) -> str:
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else str(value)
+
+
+def _auto_label(settings: dict, chosen: dict) -> str:
+    """``model`` followed by ``key=value`` for what this grid point / run entry sets."""
+    parts = [settings.get("model", "?")]
+    parts += [f"{key}={_show(value)}" for key, value in chosen.items() if key not in ("model", "model_args", "label")]
+    parts += [f"{key}={_show(value)}" for key, value in chosen.get("model_args", {}).items()]
+    return " ".join(parts)
+
+
+# -- normalisation -----------------------------------------------------------------------------------------------
+
+
+def _normalise(settings: dict, where: str, label: str) -> Run:
+    """Fill in every default and build the :class:`Run` (its key hashes the result)."""
+    from numbnn.models import model_spec
+
+    if "model" not in settings:
+        raise InputError(f"{where}: no model; set `model` in [defaults], [grid] or the run")
+    try:
+        spec = model_spec(settings["model"])
+    except UnknownModelError as error:
+        raise UnknownModelError(f"{where}: {error}") from None
+    model_args = _normalise_model_args(spec, settings.get("model_args", {}), where)
+    train_options = {key: value for key, value in settings.items() if key not in ("model", "model_args", "label")}
+    train = _normalise_train(spec.name, train_options, where)
+    run_config = {"model": spec.name, "model_args": model_args, "train": train}
+    return Run(config_hash(run_config), label, spec.name, model_args, train)
+
+
+def _normalise_model_args(spec, args: dict, where: str) -> dict:
+    """Every constructor argument, defaults included; an int given for a float default becomes a float."""
+    parameters = inspect.signature(spec.constructor).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        for key in args:
+            if key not in parameters:
+                close = difflib.get_close_matches(key, list(parameters), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f" (options: {', '.join(parameters)})"
+                raise InputError(f"{where}: model {spec.name!r} has no argument {key!r}{hint}")
+    values = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
+    values.update(args)
+    for name, value in values.items():
+        default = parameters[name].default if name in parameters else None
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            values[name] = float(value)
+    return plain_value(values, f"{where}.model_args")
+
+
+def _normalise_train(model: str, options: dict, where: str) -> dict:
+    """The full TrainConfig (model recipe, then ``options``) as a dict, float settings as floats."""
+    from numbnn.train.config import make_config
+
+    try:
+        values = make_config(model, **options).to_dict()
+    except InputError as error:
+        raise InputError(f"{where} ({model}): {error}") from None
+    for name, field in train_fields().items():
+        value = values[name]
+        if _is_float_field(field) and isinstance(value, int) and not isinstance(value, bool):
+            values[name] = float(value)
+    return plain_value(values, f"{where}.train")
+
+
+def _is_float_field(field) -> bool:
+    import typing
+
+    kind = field.type  # a type, or its text under postponed annotations
+    return kind is float or float in typing.get_args(kind) or (isinstance(kind, str) and "float" in kind)

@@ -1,0 +1,168 @@
+"""One run of a sweep, as a Dask worker executes it: train in-process, price the model, write the results.
+
+:func:`execute_run` calls :func:`numbnn.train.run.train`, the same library function ``numbnn train`` uses,
+so a sweep run and a ``numbnn train`` call with the same settings compute the same thing. It never
+raises for a run that fails: the error goes into ``error.json`` and the returned summary, so one bad
+configuration does not stop the sweep. It needs nothing from Dask (tests and library users can call it
+directly); inside a Dask worker it reports each finished epoch as an event on ``topic`` so the client's
+progress bar moves between runs.
+
+A run whose directory holds a checkpoint but no ``metrics.json`` was interrupted (a killed worker, a
+stopped sweep). With the single-fit recipe it continues from that checkpoint (the loop's exact resume);
+a two-step run, or a checkpoint that cannot be continued, starts over.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+
+from numbnn.sweep import store
+
+
+def execute_run(run: dict, out: str, *, data_dir: str | None = None, threads: int = 1, topic: str | None = None) -> dict:
+    """Train ``run`` (:meth:`Run.as_dict`) into ``<out>/<key>/`` and return a short summary dict.
+
+    ``threads``: Numba/BLAS threads for this run (a sweep uses 1: one single-threaded run per worker core).
+    Summary keys: ``key``, ``label``, ``status`` ("finished", "failed" or "skipped" if another process
+    finished it first), ``test_accuracy``, ``seconds``, ``error``.
+    """
+    directory = store.run_dir(out, run["key"])
+    summary = {"key": run["key"], "label": run["label"], "status": "finished", "test_accuracy": None,
+               "seconds": 0.0, "error": None}
+    if store.is_finished(out, run["key"]):
+        return {**summary, "status": "skipped"}
+    started = time.perf_counter()
+    worker = _worker_name()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / store.ERROR_FILE).unlink(missing_ok=True)  # a retry: the old failure no longer holds
+        record = _train_and_measure(run, directory, data_dir, threads, topic, worker)
+    except Exception as error:  # noqa: BLE001  (any failure of one run is recorded, never propagated)
+        record = store.write_error(out, run, error, worker=worker, tb=traceback.format_exc())
+        return {**summary, "status": "failed", "error": f"{record['error_type']}: {record['error']}",
+                "seconds": time.perf_counter() - started}
+    return {**summary, "test_accuracy": record["test_accuracy"], "seconds": record["seconds"]}
+
+
+def _train_and_measure(run: dict, directory: Path, data_dir, threads: int, topic, worker: str) -> dict:
+    import numba
+
+    import numbnn
+    import numbnn.io
+    from numbnn.models.cost import summarize
+    from numbnn.train import run as training
+    from numbnn.train.threads import set_threads
+
+    started = time.perf_counter()
+    thread_counts = set_threads(threads)
+    checkpoint = directory / store.CHECKPOINT_FILE
+    resume_epoch = _resumable_epoch(checkpoint, run["train"])
+    if resume_epoch is None:
+        _remove_partial_files(checkpoint)
+    report = _EpochReporter(topic, run["key"])
+    report.emit("started", epoch=resume_epoch or 0)
+    if resume_epoch is not None:
+        outcome = training.train(options={"epochs": run["train"]["epochs"]}, resume=checkpoint, out=checkpoint,
+                                 data_dir=data_dir, progress=False, after_step=report.after_step)
+    else:
+        outcome = training.train(run["model"], options=run["train"], model_args=run["model_args"], out=checkpoint,
+                                 data_dir=data_dir, progress=False, after_step=report.after_step)
+    result = outcome.result
+    if result.interrupted:
+        raise RuntimeError(f"training was interrupted after {result.epochs_completed} epoch(s)")
+    cost = summarize(numbnn.io.load(checkpoint)).as_dict()["total"]
+    last = result.history[-1]
+    record = {
+        "format": store.RECORD_FORMAT,
+        "version": store.RECORD_VERSION,
+        "status": "finished",
+        "key": run["key"],
+        "label": run["label"],
+        "config": {name: run[name] for name in ("model", "model_args", "train")},
+        "test_accuracy": result.test_accuracy,
+        "epochs": result.epochs_completed,
+        "seconds": time.perf_counter() - started,
+        "train_seconds": sum(epoch["seconds"] for epoch in result.history),
+        "images_per_s": result.images_per_s,
+        "history": result.history,
+        "cost": cost,
+        "checkpoint": store.CHECKPOINT_FILE,
+        "resumed_from_epoch": resume_epoch,
+        "threads": {"numba": numba.get_num_threads(), "numba_pool": numba.config.NUMBA_NUM_THREADS,
+                    "blas": thread_counts["blas"]},
+        "worker": worker,
+        "numbnn_version": numbnn.__version__,
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    record.update({key: last[key] for key in ("fc_test_accuracy", "tree_test_accuracy", "trees") if key in last})
+    store.write_json(directory / store.METRICS_FILE, record)  # last: its presence marks the run as done
+    report.emit("finished")
+    return record
+
+
+def _resumable_epoch(checkpoint: Path, train: dict) -> int | None:
+    """Epochs completed by an interrupted single-fit run's checkpoint that can be continued, else None."""
+    if train["recipe"] != "single" or not checkpoint.is_file():
+        return None
+    from numbnn.errors import NumbnnError
+    from numbnn.train.checkpoint import read_training_state
+
+    try:
+        state = read_training_state(checkpoint)
+    except (NumbnnError, OSError):
+        return None
+    same_settings = {**state.config.to_dict(), "epochs": train["epochs"]} == {**train}
+    if not same_settings or state.epoch >= train["epochs"]:
+        return None
+    return state.epoch
+
+
+def _remove_partial_files(checkpoint: Path) -> None:
+    """Start over cleanly: drop a checkpoint (and a two-step run's step-1 file) that will not be continued."""
+    from numbnn.train.recipes import step1_checkpoint_path
+
+    checkpoint.unlink(missing_ok=True)
+    step1_checkpoint_path(checkpoint).unlink(missing_ok=True)
+
+
+def _worker_name() -> str:
+    worker = _current_worker()
+    return worker.address if worker is not None else f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _EpochReporter:
+    """Sends ``{"key", "event", "epoch"}`` to the client: "started" (``epoch``: epochs a resumed run already
+    has), "epoch" (one more epoch finished) and "finished".
+
+    The loop's ``after_step(epoch, step)`` hook sees a new epoch when the step index does not grow
+    (steps restart at 0 each epoch, including step 2 of the two-step recipe). Outside a Dask worker,
+    or without a topic, nothing is sent.
+    """
+
+    def __init__(self, topic: str | None, key: str):
+        self.key, self.last = key, None
+        self.worker = _current_worker() if topic is not None else None
+        self.topic = topic
+
+    def emit(self, event: str, epoch: int = 0) -> None:
+        if self.worker is not None:
+            self.worker.log_event(self.topic, {"key": self.key, "event": event, "epoch": int(epoch)})
+
+    def after_step(self, epoch: int, step: int) -> None:
+        if self.last is not None and step <= self.last[1]:
+            self.emit("epoch")
+        self.last = (epoch, step)
+
+
+def _current_worker():
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except (ImportError, ValueError):
+        return None
