@@ -296,6 +296,17 @@ def _pad(b, inputs, kw, out):
                   {"pad_width": [[int(x), int(y)] for x, y in kw["pad_width"]], "value": float(kw["value"])})
 
 
+def _getitem(b, inputs, kw, out):
+    """Basic slicing (e.g. RB-Net's cyclic shifts and crops); the batch axis must stay whole."""
+    index = kw["index"] if isinstance(kw["index"], tuple) else (kw["index"],)
+    if not all(isinstance(s, slice) for s in index) or not index or index[0] != slice(None):
+        raise InputError(f"model: indexing with {kw['index']!r}; packed inference supports slices that keep the batch whole")
+    entries = [[s.start, s.stop, s.step] for s in index]
+    if any(isinstance(v, BatchDim) or not (v is None or isinstance(v, int)) for e in entries for v in e):
+        raise InputError(f"model: slice bounds {kw['index']!r} must be plain integers")
+    return b.emit("slice", [_value(inputs[0], "sliced input")], {"index": entries})
+
+
 RULES = {
     binary.BinaryConv2d: _binary_conv,
     binary.BinaryLinear: _binary_linear,
@@ -312,6 +323,7 @@ RULES = {
     basic_ops.Sum: _reduce("sum"),
     basic_ops.Max: _reduce("max"),
     basic_ops.Reshape: _reshape,
+    basic_ops.GetItem: _getitem,
     basic_ops.Transpose: _transpose,
     activations.DPRelu: _dprelu,
     activations.Relu: _channel_step("relu"),

@@ -717,8 +717,34 @@ class Pad(Op):
         return np.pad(x, self.pad_width, constant_values=self.value)
 
 
+class Slice(Op):
+    """x[index] with basic slices only: ``index`` is one [start, stop, step] (null = default) per leading
+    axis, the batch axis's being [null, null, null]."""
+
+    name = "slice"
+
+    def __init__(self, attrs, consts):
+        super().__init__(attrs, consts)
+        index = _get(attrs, "index", self.name)
+        _expect(isinstance(index, list) and len(index) >= 1 and all(
+            isinstance(entry, list) and len(entry) == 3
+            and all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in entry) for entry in index),
+            "slice: index must be a list of [start, stop, step] entries")
+        _expect(index[0] == [None, None, None], "slice: the batch axis must be taken whole")
+        _expect(all(entry[2] is None or entry[2] != 0 for entry in index), "slice: a step must not be 0")
+        self.index = tuple(slice(*entry) for entry in index)
+
+    def output_spec(self, specs):
+        _expect(len(self.index) <= len(specs[0].shape) + 1, "slice: more index entries than axes")
+        shape = tuple(len(range(*s.indices(n))) for s, n in zip(self.index[1:], specs[0].shape))
+        return Spec(specs[0].dtype, shape + specs[0].shape[len(shape):])
+
+    def __call__(self, x):
+        return x[self.index]
+
+
 OPS = {cls.name: cls for cls in (Pack, PackAccumulator, BinaryConv, BinaryDense, Elementwise, Ufunc, Conv2d, Linear,
-                                 AvgPool, MaxPool, Reduce, Concat, Reshape, Transpose, Pad)}
+                                 AvgPool, MaxPool, Reduce, Concat, Reshape, Transpose, Pad, Slice)}
 
 
 def register_op(cls):
