@@ -154,7 +154,8 @@ def test_one_training_step_changes_the_parameters_with_a_gradient():
     unchanged = sorted(name for name, p in model.named_parameters() if np.array_equal(p.data, before[name]))
     # Only the third convs' binary weights wait (their BN gamma is 0, so their first gradient is 0), and SE
     # weights behind hidden ReLU units that no image of this batch activates; every gate's output bias moves.
-    assert [name for name in unchanged if ".excite." not in name] == [f"blocks.{i}.expand.conv.weight" for i in range(3)]
+    third_conv_weights = [f"blocks.{i}.expand.conv.weight" for i in range(3)]
+    assert [name for name in unchanged if ".excite." not in name] == third_conv_weights
     assert not any(name.endswith("excite.excite.bias") for name in unchanged)
 
 

@@ -96,8 +96,11 @@ class BasicBlock(Sequential):
                          BinaryUnit(out_channels, out_channels, 1, groups))
 
 
-@register_model("ftbnn", summary="FTBNN: Bi-Real ResNet, FPReLU after each binary conv, group execution (groups=1: baseline)",
-                paper="FTBNN, Su et al. (arXiv 2010.09294)")
+@register_model(
+    "ftbnn",
+    summary="FTBNN: Bi-Real ResNet, FPReLU after each binary conv, group execution (groups=1: baseline)",
+    paper="FTBNN, Su et al. (arXiv 2010.09294)",
+)
 class Ftbnn(Module):
     """See the module docstring. ``widths``: stage widths before widening (the stem has the first);
     ``blocks``: basic blocks per stage; ``groups``: G of group execution (1 = the baseline)."""

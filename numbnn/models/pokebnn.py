@@ -214,8 +214,11 @@ class Bottleneck(Module):
         return self.expand(self.spatial(self.reduce(x)), x)
 
 
-@register_model("pokebnn", summary="PokeBNN: PokeInit stem, bottlenecks of PokeConvs (shortcuts, DPReLU, SE), clip bound B",
-                paper="PokeBNN, Zhang, Zhang, Lew (arXiv 2112.00133)")
+@register_model(
+    "pokebnn",
+    summary="PokeBNN: PokeInit stem, bottlenecks of PokeConvs (shortcuts, DPReLU, SE), clip bound B",
+    paper="PokeBNN, Zhang, Zhang, Lew (arXiv 2112.00133)",
+)
 class PokeBnn(Module):
     """See the module docstring. ``widths``: f per stage; ``blocks``: bottlenecks per stage; ``clip``: B;
     ``stem_widths``: PokeInit's two conv widths."""

@@ -150,8 +150,11 @@ class BasicBlock(Sequential):
                          BinaryUnit(out_channels, out_channels, 1, conv, shifted=True))
 
 
-@register_model("rbnet", summary="RB-Net: Bi-Real ResNet with reshaped point-wise convs (RPC) and balanced activations (BA)",
-                paper="RB-Net, Liu et al. (IEEE TCSVT 2022)")
+@register_model(
+    "rbnet",
+    summary="RB-Net: Bi-Real ResNet with reshaped point-wise convs (RPC) and balanced activations (BA)",
+    paper="RB-Net, Liu et al. (IEEE TCSVT 2022)",
+)
 class RbNet(Module):
     """See the module docstring. ``widths``/``blocks``: per stage; ``conv``: "rpc" or "3x3" (the reference)."""
 
