@@ -1,4 +1,4 @@
-"""Direct XNOR-popcount 2-D convolution on bit-packed NHWC activations and OHWI weights.
+"""XNOR-popcount 2-D convolution on bit-packed NHWC activations and OHWI weights (no im2col copy).
 
 Notation: C_g = in_channels / groups channels per group, packed into W_g = ceil(C_g/64) words per
 pixel; a tap is one (kh, kw) kernel position; K = KH*KW*C_g is the length of one receptive field.
@@ -14,10 +14,14 @@ full K-bit vector and one popcount pass gives K - 2*popcount(patch XOR w). That 
 padding tap: nothing for p = +1 (LCE's "one-padding"), -wsum for p = 0 (taps count as 0, the same
 as a float conv with zero padding) and -2*wsum for p = -1. Only border pixels have padding taps.
 
-Layout. Each parallel task takes PIXEL_BLOCK consecutive output pixels (over n, oy, ox) and gathers
-their receptive fields into a small [PIXEL_BLOCK, KH*KW*W_g] word buffer (word order (kh, kw, word),
-the order of the reshaped weight), so the input is never copied in full; the buffer times the
-weight panels then runs on the register-tiled micro-kernel of :mod:`numbnn.kernels.tiles`.
+Layout (indirect convolution, as in XNNPack/LCE's indirect BGEMM). The receptive field of one
+output pixel is KH runs, one per kernel row, of KW*W_g words each, in word order (kh, kw, word), the
+order of the reshaped weight. With dilation 1 and one group a run is contiguous in x, so for
+interior pixels the tiled micro-kernel (:mod:`numbnn.kernels.tiles`) reads it in place through a
+table of run offsets; only runs touching the padding (or strided by dilation/groups) are copied into
+a small per-task buffer, with zero words for the padding taps. The input is never copied in full.
+Each parallel task takes PIXEL_BLOCK consecutive output pixels (over n, oy, ox) and sweeps every
+weight panel with them.
 """
 
 import numbers
@@ -29,7 +33,7 @@ from numbnn.errors import InputError
 from numbnn.kernels._checks import as_int, require_array, words_for
 from numbnn.kernels.geometry import conv_geometry
 from numbnn.kernels.intrinsics import popcount
-from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot
+from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot_runs
 
 
 def binary_conv2d(x, w, in_channels, stride=1, padding=0, dilation=1, pad_value=0, groups=1) -> np.ndarray:
@@ -85,8 +89,8 @@ def _tap_weight_sums(w, channels):
     return wsum
 
 
-# Output pixels per parallel task; their receptive fields (at most PIXEL_BLOCK x KH*KW*W_g words)
-# stay in L1/L2 while the tiles sweep every weight panel.
+# Output pixels per parallel task; their receptive fields stay in L1/L2 while the tiles sweep every
+# weight panel.
 PIXEL_BLOCK = 16 * TILE_ROWS
 
 
@@ -112,32 +116,29 @@ def _conv_pixel_block(x, panels, wsum, channels, groups, geometry, pad_value, ou
     per_group = out_channels // groups
     panels_per_group = panels.shape[0] // groups
     n_words = x.shape[3] // groups
+    run_words = kw * n_words
     k_bits = kh * kw * channels
     count = min(PIXEL_BLOCK, out.shape[0] - first)
-    fields = np.zeros((PIXEL_BLOCK, kh * kw * n_words), dtype=np.uint64)  # rows past `count` stay zero
+    source = x.reshape(-1)
+    offsets = np.empty((PIXEL_BLOCK, kh), dtype=np.int64)
+    gathered = np.zeros((PIXEL_BLOCK * kh + 1) * run_words, dtype=np.uint64)  # last run: all zero
+    edge = np.empty((TILE_ROWS, TILE_COLS), dtype=np.int32)
     for g in range(groups):
-        _gather_fields(x, first, count, g * n_words, n_words, geometry, fields)
+        _locate_runs(x, first, count, g * n_words, n_words, geometry, offsets, gathered)
         for q in range(panels_per_group):
             panel = g * panels_per_group + q
             col0 = g * per_group + q * TILE_COLS
+            cols = min(TILE_COLS, per_group - q * TILE_COLS)
             for tile in range(0, count, TILE_ROWS):
-                if tile + TILE_ROWS <= count and q * TILE_COLS + TILE_COLS <= per_group:
-                    tile_dot(fields, tile, panels, panel, k_bits, out, first + tile, col0)
-                else:
-                    _store_group_edge_tile(fields, tile, panels, panel, k_bits, out, first + tile, col0,
-                                           min(TILE_COLS, per_group - q * TILE_COLS))
+                if tile + TILE_ROWS <= count and cols == TILE_COLS:
+                    tile_dot_runs(source, gathered, offsets, tile, run_words, panels, panel, k_bits, out, first + tile, col0)
+                else:  # edge tile: compute into scratch, keep the part inside `out`
+                    tile_dot_runs(source, gathered, offsets, tile, run_words, panels, panel, k_bits, edge, 0, 0)
+                    for r in range(min(TILE_ROWS, count - tile)):
+                        for c in range(cols):
+                            out[first + tile + r, col0 + c] = edge[r, c]
         if pad_value != 1:
             _correct_padding_taps(out, first, count, geometry, x.shape[1], x.shape[2], wsum, g * per_group, (g + 1) * per_group, pad_value)
-
-
-@nb.njit(cache=True)
-def _store_group_edge_tile(fields, row0, panels, panel, k, out, out_row, out_col, cols):
-    """Edge tile: at most `cols` columns (the group's last panel) and the rows that exist in `out`."""
-    scratch = np.empty((TILE_ROWS, TILE_COLS), dtype=np.int32)
-    tile_dot(fields, row0, panels, panel, k, scratch, 0, 0)
-    for r in range(min(TILE_ROWS, out.shape[0] - out_row)):
-        for c in range(cols):
-            out[out_row + r, out_col + c] = scratch[r, c]
 
 
 @nb.njit(cache=True)
@@ -152,42 +153,37 @@ def _group_panels(w_rows, groups):
 
 
 @nb.njit(inline="always")
-def _gather_fields(x, first, count, first_word, n_words, geometry, fields):
-    """Receptive fields of output pixels first .. first+count-1 (one group's words) as rows of `fields`;
-    padding taps become zero words (+1)."""
+def _locate_runs(x, first, count, first_word, n_words, geometry, offsets, gathered):
+    """Where each kernel row's run of kw*n_words words lives, for output pixels first .. first+count-1.
+
+    offsets[i, a] >= 0: the run is contiguous in x (flat index), as for every interior pixel with
+    dilation 1 and one group (or 1-wide kernels). Otherwise the run is copied into `gathered` with
+    padding taps as zero words (+1), and offsets[i, a] = -(its start) - 1; kernel rows wholly in the
+    padding and rows past `count` point at the all-zero last run."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     h, width, pixel_words = x.shape[1], x.shape[2], x.shape[3]
-    source = x.reshape(-1)  # flat offsets: one multiply-add per tap instead of a 4-D index per word
-    target = fields.reshape(-1)
-    field_words = fields.shape[1]
-    row_words = kw * n_words
-    # With dilation 1 and one group, the kw taps of a kernel row lie side by side in x: one run.
-    runs = dw == 1 and n_words == pixel_words
+    source = x.reshape(-1)
+    run_words = kw * n_words
+    zero_run = -(PIXEL_BLOCK * kh * run_words) - 1
+    contiguous = kw == 1 or (dw == 1 and n_words == pixel_words)
     n, oy, ox = _pixel_coordinates(first, ho, wo)
-    for i in range(count):
-        dst = i * field_words
+    for i in range(PIXEL_BLOCK):
         for a in range(kh):
             iy = oy * sh - ph + a * dh
             ix0 = ox * sw - pw
-            if iy < 0 or iy >= h:
-                for t in range(row_words):
-                    target[dst + t] = 0
-            elif runs and ix0 >= 0 and ix0 + kw <= width:
-                src = ((n * h + iy) * width + ix0) * pixel_words
-                for t in range(row_words):
-                    target[dst + t] = source[src + t]
+            if i >= count or iy < 0 or iy >= h:
+                offsets[i, a] = zero_run
+            elif contiguous and ix0 >= 0 and ix0 + (kw - 1) * dw < width:
+                offsets[i, a] = ((n * h + iy) * width + ix0) * pixel_words + first_word
             else:
-                row_start = (n * h + iy) * width
+                start = (i * kh + a) * run_words
                 for b in range(kw):
                     ix = ix0 + b * dw
-                    if 0 <= ix < width:
-                        src = (row_start + ix) * pixel_words + first_word
-                        for t in range(n_words):
-                            target[dst + b * n_words + t] = source[src + t]
-                    else:
-                        for t in range(n_words):
-                            target[dst + b * n_words + t] = 0
-            dst += row_words
+                    inside = 0 <= ix < width
+                    src = ((n * h + iy) * width + ix) * pixel_words + first_word
+                    for t in range(n_words):
+                        gathered[start + b * n_words + t] = source[src + t] if inside else np.uint64(0)
+                offsets[i, a] = -start - 1
         n, oy, ox = _next_pixel(n, oy, ox, ho, wo)
 
 

@@ -1,15 +1,18 @@
 """Register-tiled XNOR-popcount micro-kernel shared by binary_matmul and binary_conv2d.
 
-The product out[i, j] = sum_t popcount(a[i, t] XOR b[j, t]) is computed in tiles of ``TILE_ROWS``
-rows of ``a`` by ``TILE_COLS`` rows of ``b``. The tile's TILE_ROWS x TILE_COLS partial sums stay in
-vector registers (TILE_ROWS x TILE_VECTORS vectors of LANES int64) for the whole sweep over the
-words t; per word t the kernel loads TILE_VECTORS vectors of ``b`` words and, per tile row, one
-``a`` word broadcast to all lanes, then does XOR, vector popcount and add per accumulator. So each
-loaded ``b`` vector serves TILE_ROWS rows and each ``a`` word TILE_COLS columns.
+The product out[i, j] = k - 2 * sum_t popcount(a[i, t] XOR b[j, t]) is computed in tiles of
+``TILE_ROWS`` rows of ``a`` by ``TILE_COLS`` rows of ``b``. The tile's TILE_ROWS x TILE_COLS partial
+sums stay in vector registers (TILE_ROWS x TILE_VECTORS vectors of LANES int64) for the whole sweep
+over the words t; per word t the kernel loads TILE_VECTORS vectors of ``b`` words and, per tile row,
+one ``a`` word broadcast to all lanes, then does XOR, vector popcount and add per accumulator. So
+each loaded ``b`` vector serves TILE_ROWS rows and each ``a`` word TILE_COLS columns. Those three
+vector operations per 512 bits are the floor: with two vector ports, a core does at most two thirds
+of one VPOPCNTQ per cycle.
 
 For contiguous vector loads ``b`` is re-laid out once per call as column panels
 [n_panels, n_words, TILE_COLS] (panel p holds rows p*TILE_COLS ... of ``b``, interleaved by word;
-missing rows are zero words). Rows of ``a`` past its end are zero rows; their sums are never stored.
+missing rows are zero words). ``tile_dot`` reads tile rows from a matrix; ``tile_dot_runs`` reads
+each tile row as a list of runs found through an offset table (indirect convolution).
 
 The tile shape follows the vector width of the code Numba generates: with AVX-512 (32 vector
 registers of 8 int64) a 4 x 32 tile uses 16 accumulators; with AVX2 (16 registers of 4 int64) a
@@ -44,97 +47,183 @@ TILE_ROWS, TILE_VECTORS, LANES = _tile_shape(_target_features())
 TILE_COLS = TILE_VECTORS * LANES
 
 
-def _make_tile_dot(rows: int, vectors: int, lanes: int):
-    cols = vectors * lanes
+def _is_array(t, ndim, dtype) -> bool:
+    return isinstance(t, types.Array) and t.ndim == ndim and t.layout == "C" and t.dtype == dtype
 
+
+class _TileEmitter:
+    """Emits the LLVM IR of one tile: sums over `n_runs` runs of `run_words` words, then the store.
+
+    Tile row r reads run j from ``row_pointer(r, j)`` (an i64*), word t of the run at +t; the panel
+    word for run j, word t is at ``b_base + (j*run_words + t)*cols``. The sums stay in registers
+    across both loops (phi nodes); at the end out[out_row + r, out_col + c] = k - 2*sum as int32.
+    """
+
+    def __init__(self, context, builder, rows, vectors, lanes):
+        self.context, self.builder = context, builder
+        self.rows, self.vectors, self.lanes, self.cols = rows, vectors, lanes, vectors * lanes
+        self.i64, self.i32 = ir.IntType(64), ir.IntType(32)
+        self.vec = ir.VectorType(self.i64, lanes)
+        self.ctpop = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(self.vec, [self.vec]), f"llvm.ctpop.v{lanes}i64"
+        )
+
+    def const(self, value):
+        return ir.Constant(self.i64, value)
+
+    def splat(self, value):
+        b = self.builder
+        one_lane = b.insert_element(ir.Constant(self.vec, ir.Undefined), value, ir.Constant(self.i32, 0))
+        mask = ir.Constant(ir.VectorType(self.i32, self.lanes), [0] * self.lanes)
+        return b.shuffle_vector(one_lane, ir.Constant(self.vec, ir.Undefined), mask)
+
+    def vector_pointer(self, base, offset, vector_type=None):
+        return self.builder.bitcast(self.builder.gep(base, [offset]), (vector_type or self.vec).as_pointer())
+
+    def emit(self, row_pointer, n_runs, run_words, b_base, k, out_data, out_stride, out_row, out_col):
+        b, rows, vectors = self.builder, self.rows, self.vectors
+        zero = ir.Constant(self.vec, [self.const(0)] * self.lanes)
+        entry = b.basic_block
+        outer = b.append_basic_block("tile.run")
+        inner = b.append_basic_block("tile.word")
+        inner_exit = b.append_basic_block("tile.run_end")
+        done = b.append_basic_block("tile.done")
+        nonempty = b.and_(b.icmp_signed(">", n_runs, self.const(0)), b.icmp_signed(">", run_words, self.const(0)))
+        b.cbranch(nonempty, outer, done)
+
+        # outer loop over runs j: the tile rows' pointers for this run, and the panel offset
+        b.position_at_end(outer)
+        j = b.phi(self.i64)
+        outer_sums = [[b.phi(self.vec) for _ in range(vectors)] for _ in range(rows)]
+        pointers = [row_pointer(r, j) for r in range(rows)]
+        b_run = b.gep(b_base, [b.mul(b.mul(j, run_words), self.const(self.cols))])
+        b.branch(inner)
+
+        # inner loop over words t: `vectors` panel loads, `rows` broadcasts, rows*vectors xor-popcount-adds
+        b.position_at_end(inner)
+        t = b.phi(self.i64)
+        sums = [[b.phi(self.vec) for _ in range(vectors)] for _ in range(rows)]
+        b_row = b.gep(b_run, [b.mul(t, self.const(self.cols))])
+        b_vectors = [b.load(self.vector_pointer(b_row, self.const(v * self.lanes)), align=8) for v in range(vectors)]
+        updated = []
+        for r in range(rows):
+            a_vector = self.splat(b.load(b.gep(pointers[r], [t])))
+            updated.append([b.add(sums[r][v], b.call(self.ctpop, [b.xor(a_vector, b_vectors[v])])) for v in range(vectors)])
+        t_next = b.add(t, self.const(1))
+        b.cbranch(b.icmp_signed("<", t_next, run_words), inner, inner_exit)
+
+        b.position_at_end(inner_exit)
+        j_next = b.add(j, self.const(1))
+        b.cbranch(b.icmp_signed("<", j_next, n_runs), outer, done)
+
+        t.add_incoming(self.const(0), outer)
+        t.add_incoming(t_next, inner)
+        j.add_incoming(self.const(0), entry)
+        j.add_incoming(j_next, inner_exit)
+        for r in range(rows):
+            for v in range(vectors):
+                outer_sums[r][v].add_incoming(zero, entry)
+                outer_sums[r][v].add_incoming(updated[r][v], inner_exit)
+                sums[r][v].add_incoming(outer_sums[r][v], outer)
+                sums[r][v].add_incoming(updated[r][v], inner)
+
+        # out = k - 2 * sum, truncated to int32 lanes
+        b.position_at_end(done)
+        finals = [[b.phi(self.vec) for _ in range(vectors)] for _ in range(rows)]  # phis first
+        k_vector = self.splat(k)
+        two = ir.Constant(self.vec, [self.const(1)] * self.lanes)
+        out_vec = ir.VectorType(self.i32, self.lanes)
+        for r in range(rows):
+            row_base = b.gep(out_data, [b.add(b.mul(b.add(out_row, self.const(r)), out_stride), out_col)])
+            for v in range(vectors):
+                finals[r][v].add_incoming(zero, entry)
+                finals[r][v].add_incoming(updated[r][v], inner_exit)
+                result = b.trunc(b.sub(k_vector, b.shl(finals[r][v], two)), out_vec)
+                b.store(result, self.vector_pointer(row_base, self.const(v * self.lanes), out_vec), align=4)
+
+
+def _int64_args(context, builder, sig, args, indices):
+    return [context.cast(builder, args[i], sig.args[i], types.int64) for i in indices]
+
+
+def _make_tile_dot(rows: int, vectors: int, lanes: int):
     @intrinsic
     def tile_dot(typingctx, a, row0, panels, panel, k, out, out_row, out_col):
         """out[out_row + r, out_col + c] = k - 2 * sum_t popcount(a[row0 + r, t] XOR panels[panel, t, c])
-        for r < rows, c < cols, t over all n_words words (int32 results).
+        for r < TILE_ROWS, c < TILE_COLS, t over all n_words words (int32 results).
 
-        ``a`` uint64 [>= row0 + rows, n_words], ``panels`` uint64 [n_panels, n_words, cols],
+        ``a`` uint64 [>= row0 + TILE_ROWS, n_words], ``panels`` uint64 [n_panels, n_words, TILE_COLS],
         ``out`` int32 with room for the whole tile; all C-contiguous; no bounds checks (callers size
         them, and route edge tiles through a scratch tile).
         """
-        arrays_ok = (
-            isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" and a.dtype == types.uint64
-            and isinstance(panels, types.Array) and panels.ndim == 3 and panels.layout == "C"
-            and panels.dtype == types.uint64
-            and isinstance(out, types.Array) and out.ndim == 2 and out.layout == "C" and out.dtype == types.int32
-        )
-        if not arrays_ok:
+        if not (_is_array(a, 2, types.uint64) and _is_array(panels, 3, types.uint64) and _is_array(out, 2, types.int32)):
             return None
-        signature = types.none(a, row0, panels, panel, k, out, out_row, out_col)
 
         def codegen(context, builder, sig, args):
-            i64, i32 = ir.IntType(64), ir.IntType(32)
-            vec = ir.VectorType(i64, lanes)
-            ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec]), f"llvm.ctpop.v{lanes}i64")
-            a_arr = context.make_array(sig.args[0])(context, builder, args[0])
-            p_arr = context.make_array(sig.args[2])(context, builder, args[2])
-            o_arr = context.make_array(sig.args[5])(context, builder, args[5])
-            row0_v, panel_v, k_v, out_row_v, out_col_v = (
-                context.cast(builder, args[i], sig.args[i], types.int64) for i in (1, 3, 4, 6, 7)
-            )
+            e = _TileEmitter(context, builder, rows, vectors, lanes)
+            a_arr, p_arr, o_arr = (context.make_array(sig.args[i])(context, builder, args[i]) for i in (0, 2, 5))
+            row0_v, panel_v, k_v, out_row_v, out_col_v = _int64_args(context, builder, sig, args, (1, 3, 4, 6, 7))
             n_words = builder.extract_value(a_arr.shape, 1)
-            out_stride = builder.extract_value(o_arr.shape, 1)
             a_base = builder.gep(a_arr.data, [builder.mul(row0_v, n_words)])
-            b_base = builder.gep(p_arr.data, [builder.mul(builder.mul(panel_v, n_words), ir.Constant(i64, cols))])
+            b_base = builder.gep(p_arr.data, [builder.mul(builder.mul(panel_v, n_words), e.const(e.cols))])
 
-            def splat(value):
-                one_lane = builder.insert_element(ir.Constant(vec, ir.Undefined), value, ir.Constant(i32, 0))
-                return builder.shuffle_vector(one_lane, ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+            def row_pointer(r, _run):
+                return builder.gep(a_base, [builder.mul(e.const(r), n_words)])
 
-            def vector_pointer(base, offset, vector_type=vec):
-                return builder.bitcast(builder.gep(base, [offset]), vector_type.as_pointer())
-
-            zero = ir.Constant(vec, [ir.Constant(i64, 0)] * lanes)
-            entry = builder.basic_block
-            loop = builder.append_basic_block("tile.loop")
-            done = builder.append_basic_block("tile.done")
-            builder.cbranch(builder.icmp_signed("<", ir.Constant(i64, 0), n_words), loop, done)
-
-            # loop over words t: per t, `vectors` panel loads, `rows` broadcasts, rows*vectors xor-popcount-adds
-            builder.position_at_end(loop)
-            t = builder.phi(i64)
-            sums = [[builder.phi(vec) for _ in range(vectors)] for _ in range(rows)]
-            b_row = builder.gep(b_base, [builder.mul(t, ir.Constant(i64, cols))])
-            b_vectors = [builder.load(vector_pointer(b_row, ir.Constant(i64, v * lanes)), align=8) for v in range(vectors)]
-            updated = []
-            for r in range(rows):
-                word = builder.load(builder.gep(a_base, [builder.add(builder.mul(ir.Constant(i64, r), n_words), t)]))
-                a_vector = splat(word)
-                updated.append([builder.add(sums[r][v], builder.call(ctpop, [builder.xor(a_vector, b_vectors[v])])) for v in range(vectors)])
-            t_next = builder.add(t, ir.Constant(i64, 1))
-            loop_end = builder.basic_block
-            t.add_incoming(ir.Constant(i64, 0), entry)
-            t.add_incoming(t_next, loop_end)
-            for r in range(rows):
-                for v in range(vectors):
-                    sums[r][v].add_incoming(zero, entry)
-                    sums[r][v].add_incoming(updated[r][v], loop_end)
-            builder.cbranch(builder.icmp_signed("<", t_next, n_words), loop, done)
-
-            # out = k - 2 * sum, truncated to int32 lanes
-            builder.position_at_end(done)
-            finals = [[builder.phi(vec) for _ in range(vectors)] for _ in range(rows)]  # phis first
-            k_vector = splat(k_v)
-            out_vec = ir.VectorType(i32, lanes)
-            for r in range(rows):
-                out_row_base = builder.gep(o_arr.data, [builder.add(builder.mul(builder.add(out_row_v, ir.Constant(i64, r)), out_stride), out_col_v)])
-                for v in range(vectors):
-                    finals[r][v].add_incoming(zero, entry)
-                    finals[r][v].add_incoming(updated[r][v], loop_end)
-                    result = builder.sub(k_vector, builder.shl(finals[r][v], ir.Constant(vec, [ir.Constant(i64, 1)] * lanes)))
-                    builder.store(builder.trunc(result, out_vec), vector_pointer(out_row_base, ir.Constant(i64, v * lanes), out_vec), align=4)
+            e.emit(row_pointer, e.const(1), n_words, b_base, k_v, o_arr.data, builder.extract_value(o_arr.shape, 1), out_row_v, out_col_v)
             return context.get_dummy_value()
 
-        return signature, codegen
+        return types.none(a, row0, panels, panel, k, out, out_row, out_col), codegen
 
     return tile_dot
 
 
+def _make_tile_dot_runs(rows: int, vectors: int, lanes: int):
+    @intrinsic
+    def tile_dot_runs(typingctx, source, gathered, offsets, row0, run_words, panels, panel, k, out, out_row, out_col):
+        """Indirect tile_dot: tile row r is the concatenation of n_runs = offsets.shape[1] runs of
+        ``run_words`` words; run j of row r starts at source[o] if o = offsets[row0 + r, j] >= 0,
+        else at gathered[-o - 1]. The panel words are in the same (run, word) order.
+
+        ``source``, ``gathered`` uint64 1-D; ``offsets`` int64 [>= row0 + TILE_ROWS, n_runs]; panels
+        uint64 [n_panels, n_runs*run_words, TILE_COLS]; ``out`` int32; all C-contiguous, unchecked.
+        """
+        arrays_ok = (
+            _is_array(source, 1, types.uint64) and _is_array(gathered, 1, types.uint64)
+            and _is_array(offsets, 2, types.int64) and _is_array(panels, 3, types.uint64)
+            and _is_array(out, 2, types.int32)
+        )
+        if not arrays_ok:
+            return None
+
+        def codegen(context, builder, sig, args):
+            e = _TileEmitter(context, builder, rows, vectors, lanes)
+            s_arr, g_arr, off_arr, p_arr, o_arr = (
+                context.make_array(sig.args[i])(context, builder, args[i]) for i in (0, 1, 2, 5, 8)
+            )
+            row0_v, run_words_v, panel_v, k_v, out_row_v, out_col_v = _int64_args(context, builder, sig, args, (3, 4, 6, 7, 9, 10))
+            n_runs = builder.extract_value(off_arr.shape, 1)
+            field_words = builder.extract_value(p_arr.shape, 1)
+            b_base = builder.gep(p_arr.data, [builder.mul(builder.mul(panel_v, field_words), e.const(e.cols))])
+
+            def row_pointer(r, run):
+                index = builder.add(builder.mul(builder.add(row0_v, e.const(r)), n_runs), run)
+                offset = builder.load(builder.gep(off_arr.data, [index]))
+                in_source = builder.gep(s_arr.data, [offset])
+                in_gathered = builder.gep(g_arr.data, [builder.sub(e.const(-1), offset)])
+                return builder.select(builder.icmp_signed(">=", offset, e.const(0)), in_source, in_gathered)
+
+            e.emit(row_pointer, n_runs, run_words_v, b_base, k_v, o_arr.data, builder.extract_value(o_arr.shape, 1), out_row_v, out_col_v)
+            return context.get_dummy_value()
+
+        signature = types.none(source, gathered, offsets, row0, run_words, panels, panel, k, out, out_row, out_col)
+        return signature, codegen
+
+    return tile_dot_runs
+
+
 tile_dot = _make_tile_dot(TILE_ROWS, TILE_VECTORS, LANES)
+tile_dot_runs = _make_tile_dot_runs(TILE_ROWS, TILE_VECTORS, LANES)
 
 
 @nb.njit(cache=True)
