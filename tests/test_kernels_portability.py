@@ -1,0 +1,45 @@
+"""The kernels on a CPU without AVX-512: compiled for Haswell (AVX2) in a subprocess, still exact.
+
+NUMBA_CPU_NAME alone keeps the host's feature flags, so NUMBA_CPU_FEATURES="" is set too: the code
+is then generated for a plain Haswell, and numbnn picks its AVX2 tile shape.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+CHECK = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    import naive
+    from numbnn.kernels import binary_conv2d, binary_matmul, pack_activations, pack_bits, pack_conv_weight, unpack_bits
+    from numbnn.kernels.platform import target_has_vector_popcount
+    from numbnn.kernels.tiles import TILE_COLS
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((70, 130)), rng.standard_normal((37, 130))
+    assert (binary_matmul(pack_bits(a), pack_bits(b), 130) == naive.signs(a) @ naive.signs(b).T).all()
+    x, w = rng.standard_normal((2, 9, 8, 140)), rng.standard_normal((40, 3, 3, 70))
+    for pad_value in (0, 1, -1):
+        args = dict(stride=2, padding=1, pad_value=pad_value, groups=2)
+        got = binary_conv2d(pack_activations(x, 2), pack_conv_weight(w), 140, **args)
+        assert (got == naive.float_conv2d(naive.signs(x), naive.signs(w), **args)).all()
+    w = rng.standard_normal((33, 3, 3, 140))  # one group: interior runs read in place, one edge panel
+    got = binary_conv2d(pack_activations(x), pack_conv_weight(w), 140, padding=1)
+    assert (got == naive.float_conv2d(naive.signs(x), naive.signs(w), padding=1)).all()
+    assert (unpack_bits(pack_bits(x), 140) == naive.signs(x)).all()
+    print("tile_cols", TILE_COLS, "vector_popcount", target_has_vector_popcount())
+    """
+)
+
+
+def test_kernels_are_exact_when_compiled_for_haswell():
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="")
+    tests = str(Path(__file__).parent)
+    result = subprocess.run([sys.executable, "-c", CHECK.format(tests=tests)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tile_cols 8 vector_popcount False" in result.stdout
