@@ -55,6 +55,8 @@ def _binary_conv_values(x, w, s, pad_value):
 
 
 class BinaryConv2d(Function):
+    """Packed XNOR-popcount forward; float STE backward, block by block (see the module docstring)."""
+
     @staticmethod
     def forward(ctx, x, w, scale, stride, padding, dilation, groups, pad_value, act_grad, act_clip, weight_clip):
         s = conv_shape(x.shape, w.shape, stride, padding, dilation, groups)
@@ -83,6 +85,8 @@ class BinaryConv2d(Function):
 
 
 class BinaryLinear(Function):
+    """binary_matmul forward on packed rows; backward dx = g @ sign(w), dw = g.T @ sign(x), times the STE masks."""
+
     @staticmethod
     def forward(ctx, x, w, scale, act_grad, act_clip, weight_clip):
         x2 = x.reshape(-1, x.shape[-1])

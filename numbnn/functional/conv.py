@@ -5,8 +5,9 @@ as ``W = w.reshape(O, KH*KW*C_in/groups)``, a convolution is one BLAS product pe
 
     out = cols @ W.T            dW = grad.T @ cols            dx = col2im(grad @ W)
 
-since col2im is the adjoint of im2col. A 1x1 kernel without padding needs no im2col (a reshape, or
-a strided slice for stride > 1). Convolutions with one input channel per group (depthwise, and
+since col2im is the adjoint of im2col. The products run a few images at a time (see ``BLOCK_ROWS``)
+and the backward recomputes each block's columns instead of keeping them. A 1x1 kernel without
+padding needs no im2col (a reshape, or a strided slice for stride > 1). Convolutions with one input channel per group (depthwise, and
 depthwise with a channel multiplier) are computed tap by tap instead, shift-and-add over KH*KW
 strided views, which avoids a GEMM whose inner dimension is only KH*KW.
 
