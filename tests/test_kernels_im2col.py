@@ -36,6 +36,14 @@ def test_im2col_matches_naive(case):
     np.testing.assert_array_equal(got, naive.im2col(x, **args))
 
 
+def test_im2col_fills_a_given_out_buffer():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 6, 3)).astype(np.float32)
+    out = np.full((2 * 5 * 6, 27), np.nan, dtype=np.float32)
+    assert im2col(x, 3, padding=1, out=out) is out
+    np.testing.assert_array_equal(out, naive.im2col(x, 3, padding=1))
+
+
 @settings(max_examples=60)
 @given(conv_case())
 def test_col2im_matches_naive_and_is_adjoint(case):
@@ -84,6 +92,9 @@ def test_conv_output_size():
         (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, padding=-1), "padding"),
         (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, dilation=0), "dilation"),
         (lambda: im2col(np.zeros((1, 2, 2, 2)), 3), "x"),
+        (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, out=np.zeros((4, 18), np.float32)), "out"),
+        (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, out=np.zeros((4, 17))), "out"),
+        (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, out=np.zeros((18, 4)).T), "out"),
         (lambda: col2im(np.zeros((5, 18)), (1, 4, 4, 2), 3), "cols"),
         (lambda: col2im(np.zeros((4, 18), np.int64), (1, 4, 4, 2), 3), "cols"),
         (lambda: col2im(np.zeros((4, 18)), (1, 4, 4), 3), "input_shape"),

@@ -22,15 +22,24 @@ from numbnn.kernels.geometry import conv_geometry
 _FLOATS = (np.float32, np.float64)
 
 
-def im2col(x, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None) -> np.ndarray:
     """Receptive fields of NHWC float ``x`` as a [N*Ho*Wo, KH*KW*C] matrix, columns ordered (kh, kw, c).
 
     ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are ints or (h, w) pairs. The result
-    has the dtype of ``x`` (float32 or float64); padding taps are 0.
+    has the dtype of ``x`` (float32 or float64); padding taps are 0. ``out``, a C-contiguous array of
+    that shape and dtype, is filled and returned instead of a new array (reusing one buffer across
+    calls saves the page faults of a fresh large allocation).
     """
     x = require_array(x, "x", _FLOATS, ndim=4)
     g = conv_geometry(x.shape[1], x.shape[2], kernel_size, stride, padding, dilation)
-    return _im2col(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo)
+    shape = (x.shape[0] * g.ho * g.wo, g.kh * g.kw * x.shape[3])
+    if out is None:
+        out = np.empty(shape, dtype=x.dtype)
+    elif not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == x.dtype and out.flags.c_contiguous):
+        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise InputError(f"out must be a C-contiguous {x.dtype} array of shape {shape}, got {got}")
+    _im2col(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, out)
+    return out
 
 
 def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
@@ -59,27 +68,39 @@ def _as_shape4(input_shape) -> tuple[int, int, int, int]:
 
 
 @nb.njit(parallel=True, cache=True)
-def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
+def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     n_img, h, w, c = x.shape
-    cols = np.empty((n_img * ho * wo, kh * kw * c), dtype=x.dtype)
-    # One task per output row (n, oy); each writes only its own Wo rows of `cols`.
+    source = x.reshape(-1)
+    target = cols.reshape(-1)
+    row_len = kh * kw * c
+    # One task per output row (n, oy); each writes only its own Wo rows of `cols`. With dilation 1
+    # the kw taps of a kernel row are one contiguous run of kw*c values in x: copied as a block.
     for task in nb.prange(n_img * ho):
         n = task // ho
         oy = task % ho
         for ox in range(wo):
-            row = task * wo + ox
+            dst = (task * wo + ox) * row_len
+            ix0 = ox * sw - pw
             for i in range(kh):
                 iy = oy * sh - ph + i * dh
-                for j in range(kw):
-                    ix = ox * sw - pw + j * dw
-                    col = (i * kw + j) * c
-                    if 0 <= iy < h and 0 <= ix < w:
-                        for ch in range(c):
-                            cols[row, col + ch] = x[n, iy, ix, ch]
-                    else:
-                        for ch in range(c):
-                            cols[row, col + ch] = 0
-    return cols
+                if iy < 0 or iy >= h:
+                    for t in range(kw * c):
+                        target[dst + t] = 0
+                elif dw == 1 and ix0 >= 0 and ix0 + kw <= w:
+                    src = ((n * h + iy) * w + ix0) * c
+                    for t in range(kw * c):
+                        target[dst + t] = source[src + t]
+                else:
+                    for j in range(kw):
+                        ix = ix0 + j * dw
+                        if 0 <= ix < w:
+                            src = ((n * h + iy) * w + ix) * c
+                            for ch in range(c):
+                                target[dst + j * c + ch] = source[src + ch]
+                        else:
+                            for ch in range(c):
+                                target[dst + j * c + ch] = 0
+                dst += kw * c
 
 
 @nb.njit(parallel=True, cache=True)
