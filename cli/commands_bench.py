@@ -1,5 +1,7 @@
 """``numbnn bench kernels``: binary kernel MAC/s against float32 BLAS; logic in numbnn.kernels.bench."""
 
+from typing import Optional
+
 import typer
 from rich.progress import Progress
 from rich.table import Table
@@ -12,6 +14,7 @@ from cli.common import bench_app, console, handle_errors, print_json
 def kernels(
     repeats: int = typer.Option(5, min=1, help="Timed calls per kernel; the median is reported."),
     quick: bool = typer.Option(False, "--quick", help="Tiny shapes (seconds, for smoke tests); ratios are meaningless."),
+    threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS alike [default: all cores]."),
     json_output: bool = typer.Option(False, "--json", help="Also print one JSON object as the last stdout line."),
 ):
     """Binary MAC/s of binary_matmul and binary_conv2d against numpy's float32 BLAS matmul and an
@@ -19,6 +22,9 @@ def kernels(
     N=256 K=2304, M=N=K=4096; 3x3 convs at stride 1 and 2), with ratios, share of the machine's
     popcount ceiling, warm medians and the cold first call (compile or on-disk cache load)."""
     from numbnn.kernels.bench import FULL_CONVS, FULL_MATMULS, QUICK_CONVS, QUICK_MATMULS, run_kernel_benchmarks
+    from numbnn.train.threads import set_threads
+
+    blas_threads = set_threads(threads)["blas"] if threads is not None else None
 
     steps = 1 + (len(QUICK_MATMULS) + len(QUICK_CONVS) if quick else len(FULL_MATMULS) + len(FULL_CONVS))
     with Progress(console=console, transient=True) as bar:
@@ -31,6 +37,8 @@ def kernels(
             started.append(text)
 
         results = run_kernel_benchmarks(repeats=repeats, quick=quick, progress=advance)
+    if threads is not None:
+        results["machine"]["blas_threads"] = blas_threads
     console.print(_table(results))
     if json_output:
         print_json(results)
@@ -39,8 +47,9 @@ def kernels(
 def _table(results: dict) -> Table:
     machine = results["machine"]
     table = Table(title=f"binary vs float32, {machine['ceiling_basis']}, popcount ceiling {machine['popcount_ceiling_gmacs']} GMAC/s")
-    for column in ("shape", "binary GMAC/s", "f32 GMAC/s", "ratio", "% ceiling", "cold ms", "pack %"):
-        table.add_column(column, justify="left" if column == "shape" else "right")
+    table.add_column("shape", no_wrap=True)
+    for column in ("binary GMAC/s", "f32 GMAC/s", "ratio", "% ceiling", "cold ms", "pack %"):
+        table.add_column(column, justify="right")
     for row in results["matmul"] + results["conv"]:
         float_key = "float_blas" if "float_blas_gmacs" in row else "float_im2col_blas"
         cold = "-" if row["binary_cold_ms"] is None else f"{row['binary_cold_ms']:.0f} {row['binary_cold_cache']}"

@@ -38,6 +38,17 @@ def test_bench_kernels_quick_json_reports_ratios():
     assert "ratio" in result.stderr  # the table goes to stderr
 
 
+def test_bench_kernels_threads_option_sets_the_thread_count():
+    result = runner.invoke(app, ["bench", "kernels", "--quick", "--repeats", "1", "--threads", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["machine"]["threads"] == 1
+
+
+def test_bench_kernels_rejects_bad_threads():
+    result = runner.invoke(app, ["bench", "kernels", "--quick", "--threads", "999"])
+    assert result.exit_code == 2 and "threads" in result.stderr
+
+
 def test_bench_kernels_rejects_zero_repeats():
     result = runner.invoke(app, ["bench", "kernels", "--quick", "--repeats", "0"])
     assert result.exit_code != 0
