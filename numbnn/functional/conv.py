@@ -212,6 +212,9 @@ class DepthwiseConv2d(Function):
     """Convolution with one input channel per group (w [C*m, KH, KW, 1]) by shift-and-add over taps.
 
     out[n, y, x, c*m + j] = sum_{i,k} xpad[n, y*sh + i*dh, x*sw + k*dw, c] * w[c*m + j, i, k, 0]
+
+    Every step is a vectorised multiply-add over [N, Ho, Wo, C] for one tap (i, k) and one
+    multiplier index j, so the loops run over KH*KW*m, never over pixels or channels.
     """
 
     @staticmethod
@@ -221,10 +224,15 @@ class DepthwiseConv2d(Function):
         mult = s.o // s.c
         xp = _pad_spatial(x, g)
         taps = w.reshape(s.c, mult, g.kh, g.kw)
-        out = np.zeros((s.n, g.ho, g.wo, s.c, mult), dtype=np.result_type(x, w))
+        out = np.zeros((mult, s.n, g.ho, g.wo, s.c), dtype=np.result_type(x, w))
+        product = np.empty_like(out[0])
         for i in range(g.kh):
             for k in range(g.kw):
-                out += _tap(xp, g, i, k)[..., None] * taps[:, :, i, k]
+                window = _tap(xp, g, i, k)
+                for j in range(mult):
+                    np.multiply(window, taps[:, j, i, k], out=product)
+                    out[j] += product
+        out = out[0] if mult == 1 else out.transpose(1, 2, 3, 4, 0)
         out = out.reshape(s.out_shape)
         if bias is not None:
             out += bias
@@ -241,18 +249,20 @@ class DepthwiseConv2d(Function):
         mult = s.o // s.c
         taps = w.reshape(s.c, mult, g.kh, g.kw)
         grad5 = grad.reshape(s.n, g.ho, g.wo, s.c, mult)
+        grads = [np.ascontiguousarray(grad5[..., j]) for j in range(mult)]  # one [N, Ho, Wo, C] per j
         dxp = np.zeros(xp.shape, dtype=grad.dtype) if need_x else None
         dtaps = np.empty(taps.shape, dtype=grad.dtype) if need_w else None
+        product = np.empty_like(grads[0])
         for i in range(g.kh):
             for k in range(g.kw):
-                if need_x:
-                    window = _tap(dxp, g, i, k)
-                    if mult == 1:
-                        window += grad5[..., 0] * taps[:, 0, i, k]
-                    else:
-                        window += (grad5 * taps[:, :, i, k]).sum(axis=-1)
-                if need_w:
-                    dtaps[:, :, i, k] = np.einsum("nyxc,nyxcm->cm", _tap(xp, g, i, k), grad5)
+                window = _tap(xp, g, i, k)
+                dwindow = _tap(dxp, g, i, k) if need_x else None
+                for j in range(mult):
+                    if need_x:
+                        np.multiply(grads[j], taps[:, j, i, k], out=product)
+                        dwindow += product
+                    if need_w:
+                        dtaps[:, j, i, k] = np.einsum("nyxc,nyxc->c", window, grads[j])
         dx = dxp[:, g.ph : g.ph + s.h, g.pw : g.pw + s.w] if need_x else None
         dw = dtaps.reshape(w.shape) if need_w else None
         db = grad.reshape(-1, s.o).sum(axis=0) if need_b else None
