@@ -1,0 +1,243 @@
+"""numbnn.inference.compile: parity with the float model for every registered model, exact thresholds,
+what the fusion passes do, and clear errors for models the compiler cannot follow.
+
+Parity tolerance (documented in numbnn.inference.compiler): the packed model repeats the float model's
+float32 arithmetic step by step and its binary layers are exact integers in both, so predicted classes
+must be equal (except exact ties in the float model's logits) and logits equal to
+``LOGIT_TOL * (1 + max |logit|)``; in practice they are bit-identical.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import numbnn.functional as F
+from numbnn.autograd import Tensor, no_grad
+from numbnn.datasets import fashion_mnist
+from numbnn.errors import InputError
+from numbnn.inference import compile
+from numbnn.models import available_models, build_model
+from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, DPReLU, Linear, Module
+from numbnn.optim import Adam
+from numbnn.train.data import normalize
+
+LOGIT_TOL = 1e-5
+SMALL_ARGS = {"reactxgb": {"trees": 3, "max_depth": 3}}
+
+
+def train_a_little(model, steps=2, batch=16, lr=1e-2):
+    """A few Adam steps on FashionMNIST so batch-norm statistics, thresholds and slopes are not at init."""
+    images, labels = fashion_mnist("train")
+    optimizer = Adam(model.parameters(), lr=lr)
+    model.train()
+    for step in range(steps):
+        part = slice(step * batch, (step + 1) * batch)
+        loss = F.cross_entropy(model(Tensor(normalize(images[part]))), labels[part].astype(np.int64))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    if hasattr(model, "fit_trees"):
+        with no_grad():
+            features = model.features(Tensor(normalize(images[:300]))).data
+        model.fit_trees(features, labels[:300], threads=1)
+    return model
+
+
+def float_logits(model, x):
+    with no_grad():
+        return model(Tensor(x)).data
+
+
+def assert_parity(reference, got):
+    assert got.shape == reference.shape and got.dtype == np.float32
+    scale = 1.0 + np.abs(reference).max()
+    assert np.abs(got - reference).max() <= LOGIT_TOL * scale
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    untied = top2[:, 0] != top2[:, 1]
+    np.testing.assert_array_equal(got.argmax(axis=1)[untied], reference.argmax(axis=1)[untied])
+
+
+_TRAINED = {}
+
+
+def trained(name):
+    """A registered model after a few training steps (built once per test session)."""
+    if name not in _TRAINED:
+        _TRAINED[name] = train_a_little(build_model(name, **SMALL_ARGS.get(name, {})))
+    return _TRAINED[name]
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    images, labels = fashion_mnist("test")
+    return images[:200], labels[:200]
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in available_models()])
+def test_packed_model_matches_the_float_model(name, test_images):
+    model = trained(name)
+    packed = compile(model)
+    assert model.training is False  # modes restored (eval, as left by train_a_little)
+    images, _ = test_images
+    assert_parity(float_logits(model, normalize(images)), packed.predict(images))
+    noise = np.random.default_rng(1).standard_normal((16, 28, 28, 1)).astype(np.float32)
+    assert_parity(float_logits(model, noise), packed.predict(noise))
+    probabilities = packed.predict_proba(images[:5])
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    if any(isinstance(m, BinaryConv2d) for m in model.modules()):
+        assert packed.op_counts().get("bconv", 0) >= 1  # binary layers really run packed
+
+
+def test_reactxgb_trees_replace_the_classifier(test_images):
+    model = trained("reactxgb")
+    packed = compile(model)
+    assert packed.graph.nodes[-1].op == "trees" and "linear" not in packed.op_counts()
+    images, _ = test_images
+    np.testing.assert_array_equal(packed.predict(images), float_logits(model, normalize(images)))
+
+
+def test_predict_batches_and_inputs(test_images):
+    packed = compile(train_a_little(build_model("bnn-small", widths=(8, 8, 16))))
+    images, _ = test_images
+    whole = packed.predict(images[:20])
+    np.testing.assert_array_equal(packed.predict(images[:20], batch_size=7), whole)
+    np.testing.assert_array_equal(packed.predict(images[:20, :, :, None]), whole)
+    np.testing.assert_array_equal(packed.predict(normalize(images[:20])), whole)
+    with pytest.raises(InputError, match="images"):
+        packed.predict(images[:2, :27])
+    with pytest.raises(InputError, match="batch_size"):
+        packed.predict(images[:2], batch_size=0)
+
+
+# ---- exact thresholds -------------------------------------------------------------------------------
+
+
+class PlainBNN(Module):
+    """Binary conv -> BN -> (sign inside the next binary conv): no residual, so BN + sign become thresholds."""
+
+    def __init__(self, bend=False):
+        self.stem = Conv2d(1, 8, 3, padding=1)
+        self.conv1 = BinaryConv2d(8, 16, 3, padding=1, scale=None, act_quantizer="ste")
+        self.norm1 = BatchNorm(16)
+        self.bend = DPReLU(16) if bend else None
+        self.conv2 = BinaryConv2d(16, 8, 3, stride=2, padding=1, act_quantizer="ste")
+        self.norm2 = BatchNorm(8)
+        self.head = Linear(8, 10)
+
+    def forward(self, x):
+        y = self.norm1(self.conv1(self.stem(x)))
+        if self.bend is not None:
+            y = self.bend(y)
+        return self.head(F.global_avg_pool(self.norm2(self.conv2(y))))
+
+
+def _exact_zero_at(model, channel, crossing, gamma):
+    """Set norm1 so that channel's output is exactly 0.0 at the integer accumulator ``crossing``."""
+    norm = model.norm1
+    norm.running_mean[channel], norm.running_var[channel] = 0.0, 1.0
+    scale = np.float32(np.float32(gamma) * (1.0 / np.sqrt(np.float64(1.0) + norm.eps)))  # as the float model computes it
+    norm.gamma.data[channel] = gamma
+    norm.beta.data[channel] = -(np.float32(crossing) * scale)
+
+
+def test_thresholds_are_exact_at_the_boundary():
+    model = train_a_little(PlainBNN())
+    _exact_zero_at(model, 0, crossing=4, gamma=0.75)
+    _exact_zero_at(model, 1, crossing=-6, gamma=-1.25)
+    packed = compile(model)
+    (node,) = [n for n in packed.graph.nodes if n.op == "pack_acc"]
+    threshold, flip = node.consts["threshold"], node.consts["flip"]
+    # bit = (acc < t) XOR flip; y(acc) == 0 gives bit 0 (sign(0) = +1)
+    assert (threshold[0], flip[0]) == (4, False)  # y < 0 exactly for acc <= 3
+    assert (threshold[1], flip[1]) == (-5, True)  # negative scale: y < 0 exactly for acc >= -5
+    # every accumulator value the layer can produce gives the float model's sign
+    bound = 9 * 8
+    acc = np.arange(-bound, bound + 1, dtype=np.float32)[:, None].repeat(16, axis=1)[None, None]
+    n = model.norm1
+    y = F.batch_norm(Tensor(acc), n.gamma, n.beta, n.running_mean, n.running_var, training=False).data[0, 0]
+    bits = (np.arange(-bound, bound + 1)[:, None] < threshold) != flip
+    np.testing.assert_array_equal(bits, y < 0)
+    assert y[4 + bound, 0] == 0.0 and y[-6 + bound, 1] == 0.0
+    noise = np.random.default_rng(2).standard_normal((8, 28, 28, 1)).astype(np.float32)
+    assert_parity(float_logits(model, noise), packed.predict(noise))
+
+
+def test_non_monotone_steps_keep_the_float_path():
+    model = train_a_little(PlainBNN(bend=True))
+    model.bend.neg_slope.data[:] = -1.0  # |u|-like: the sign switches twice, no single threshold exists
+    packed = compile(model)
+    assert "pack_acc" not in packed.op_counts()
+    noise = np.random.default_rng(3).standard_normal((8, 28, 28, 1)).astype(np.float32)
+    assert_parity(float_logits(model, noise), packed.predict(noise))
+
+
+# ---- what the fusion passes leave ------------------------------------------------------------------------
+
+
+def _single_use_step_chains(graph):
+    producers = graph.producers()
+    return [n for n in graph.nodes if n.op == "elementwise" and n.inputs[0] in producers
+            and producers[n.inputs[0]].op == "elementwise" and graph.use_count(n.inputs[0]) == 1]
+
+
+def test_rsign_thresholds_are_folded_into_packing():
+    packed = compile(build_model("bnn-small"))
+    packs = [n for n in packed.graph.nodes if n.op == "pack"]
+    assert len(packs) == 4 and all("threshold" in n.consts for n in packs)
+    producers = packed.graph.producers()
+    assert all(producers[n.inputs[0]].attrs.get("stages") != ["add"] for n in packs)
+    assert not _single_use_step_chains(packed.graph)
+
+
+def test_duplicated_branches_share_one_packing():
+    packed = compile(build_model("reactnet-a"))
+    counts = packed.op_counts()
+    assert counts["bconv"] == 13 and counts["pack"] == 10  # 5 blocks x (3x3 input, 1x1 input)
+    stages = [n.attrs["stages"] for n in packed.graph.nodes if n.op == "elementwise"]
+    assert ["mul", "affine", "add_input", "dprelu"] in stages  # alpha, BN, shortcut, RPReLU in one pass
+    assert not _single_use_step_chains(packed.graph)
+
+
+# ---- errors ---------------------------------------------------------------------------------------------
+
+
+class Sneaky(Module):
+    def __init__(self, mode):
+        self.mode = mode
+        self.head = Linear(28 * 28, 10)
+
+    def forward(self, x):
+        x = x.reshape(x.shape[0], -1)
+        if self.mode == "outside":
+            return Tensor(np.maximum(self.head(x).data, 0))
+        if self.mode == "hidden":
+            return self.head(x + Tensor(x.data * 2))
+        return self.head(x).exp()
+
+
+@pytest.mark.parametrize("mode, message", [("outside", "not computed by numbnn ops"),
+                                           ("hidden", "computed outside numbnn's ops"),
+                                           ("exp", "Exp")])
+def test_models_the_compiler_cannot_follow_are_refused(mode, message):
+    with pytest.raises(InputError, match=message):
+        compile(Sneaky(mode))
+
+
+def test_compile_checks_its_arguments():
+    with pytest.raises(InputError, match="Module"):
+        compile("reactnet-a")
+    with pytest.raises(InputError, match="input_shape"):
+        compile(build_model("bnn-small"), input_shape=(28, 28))
+
+
+def test_loading_and_predicting_never_import_the_autograd(tmp_path):
+    path = tmp_path / "m.h5"
+    compile(build_model("bnn-small", widths=(8, 8))).save(path)
+    code = ("import sys, numpy as np, numbnn.inference as inference; "
+            f"inference.load({str(path)!r}).predict(np.zeros((2, 28, 28), np.uint8)); "
+            "print(sorted(m for m in sys.modules if m.startswith(('numbnn.autograd', 'numbnn.functional', 'numbnn.nn'))))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
