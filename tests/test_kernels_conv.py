@@ -162,3 +162,27 @@ def test_binary_conv2d_full_and_edge_tiles(groups, per_group_out, kernel, c_grou
     args = dict(stride=stride, padding=1, pad_value=pad_value, groups=groups)
     got = binary_conv2d(pack_activations(x, groups=groups), pack_conv_weight(w), groups * c_group, **args)
     np.testing.assert_array_equal(got, naive.float_conv2d(naive.signs(x), naive.signs(w), **args))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_few_row_blocks_share_out_the_column_panels(threads):
+    """Batch-1 shapes (one row block) split the column panels over tasks; results stay exact."""
+    import numba
+
+    from numbnn.kernels.tiles import column_splits
+
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        assert column_splits(1, 7, threads) == min(7, 2 * threads)
+        assert column_splits(2 * threads, 7, threads) == 1
+        rng = np.random.default_rng(7)
+        a, b = pack_bits(random_signs(rng, (3, 150))), pack_bits(random_signs(rng, (7 * TILE_COLS - 5, 150)))
+        np.testing.assert_array_equal(binary_matmul(a, b, 150), naive_matmul_fast(a, b, 150))
+        x, w = random_signs(rng, (1, 5, 4, 70)), random_signs(rng, (5 * TILE_COLS - 3, 3, 3, 70))
+        for pad_value in (0, -1):
+            got = binary_conv2d(pack_activations(x), pack_conv_weight(w), 70, padding=1, pad_value=pad_value)
+            np.testing.assert_array_equal(got, naive.float_conv2d(naive.signs(x), naive.signs(w), padding=1, pad_value=pad_value))
+    finally:
+        numba.set_num_threads(previous)

@@ -33,7 +33,7 @@ from numbnn.errors import InputError
 from numbnn.kernels._checks import as_int, require_array, words_for
 from numbnn.kernels.geometry import conv_geometry
 from numbnn.kernels.intrinsics import popcount
-from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot_runs
+from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, column_splits, tile_dot_runs
 
 
 def binary_conv2d(x, w, in_channels, stride=1, padding=0, dilation=1, pad_value=0, groups=1) -> np.ndarray:
@@ -65,7 +65,9 @@ def binary_conv2d(x, w, in_channels, stride=1, padding=0, dilation=1, pad_value=
     if w.shape[3] != group_words:
         raise InputError(f"w has {w.shape[3]} words per tap, but {in_channels // groups} channels per group need {group_words}")
     g = conv_geometry(x.shape[1], x.shape[2], (w.shape[1], w.shape[2]), stride, padding, dilation)
-    return _binary_conv2d(x, w, in_channels // groups, groups, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, pad_value)
+    return _binary_conv2d(
+        x, w, in_channels // groups, groups, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, pad_value, nb.get_num_threads()
+    )
 
 
 def _as_pad_value(pad_value) -> int:
@@ -95,7 +97,7 @@ PIXEL_BLOCK = 16 * TILE_ROWS
 
 
 @nb.njit(parallel=True, cache=True)
-def _binary_conv2d(x, w, channels, groups, sh, sw, ph, pw, dh, dw, ho, wo, pad_value):
+def _binary_conv2d(x, w, channels, groups, sh, sw, ph, pw, dh, dw, ho, wo, pad_value, threads):
     n_img = x.shape[0]
     out_channels, kh, kw, n_words = w.shape
     panels = _group_panels(w.reshape(out_channels, kh * kw * n_words), groups)
@@ -103,14 +105,18 @@ def _binary_conv2d(x, w, channels, groups, sh, sw, ph, pw, dh, dw, ho, wo, pad_v
     pixels = n_img * ho * wo
     out = np.empty((pixels, out_channels), dtype=np.int32)
     geometry = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
-    for block in nb.prange((pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK):
-        _conv_pixel_block(x, panels, wsum, channels, groups, geometry, pad_value, out, block * PIXEL_BLOCK)
+    blocks = (pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK
+    splits = column_splits(blocks, panels.shape[0] // groups, threads)
+    for task in nb.prange(blocks * splits):
+        first = (task // splits) * PIXEL_BLOCK
+        _conv_pixel_block(x, panels, wsum, channels, groups, geometry, pad_value, out, first, task % splits, splits)
     return out.reshape(n_img, ho, wo, out_channels)
 
 
 @nb.njit(cache=True)
-def _conv_pixel_block(x, panels, wsum, channels, groups, geometry, pad_value, out, first):
-    """Output pixels first .. first+PIXEL_BLOCK-1 (fewer at the end), all channels of all groups."""
+def _conv_pixel_block(x, panels, wsum, channels, groups, geometry, pad_value, out, first, split, splits):
+    """Output pixels first .. first+PIXEL_BLOCK-1 (fewer at the end); of each group's column panels
+    the ones numbered split, split+splits, ... (and their padding corrections)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     out_channels = out.shape[1]
     per_group = out_channels // groups
@@ -125,7 +131,7 @@ def _conv_pixel_block(x, panels, wsum, channels, groups, geometry, pad_value, ou
     edge = np.empty((TILE_ROWS, TILE_COLS), dtype=np.int32)
     for g in range(groups):
         _locate_runs(x, first, count, g * n_words, n_words, geometry, offsets, gathered)
-        for q in range(panels_per_group):
+        for q in range(split, panels_per_group, splits):
             panel = g * panels_per_group + q
             col0 = g * per_group + q * TILE_COLS
             cols = min(TILE_COLS, per_group - q * TILE_COLS)
@@ -137,8 +143,8 @@ def _conv_pixel_block(x, panels, wsum, channels, groups, geometry, pad_value, ou
                     for r in range(min(TILE_ROWS, count - tile)):
                         for c in range(cols):
                             out[first + tile + r, col0 + c] = edge[r, c]
-        if pad_value != 1:
-            _correct_padding_taps(out, first, count, geometry, x.shape[1], x.shape[2], wsum, g * per_group, (g + 1) * per_group, pad_value)
+            if pad_value != 1:
+                _correct_padding_taps(out, first, count, geometry, x.shape[1], x.shape[2], wsum, col0, col0 + cols, pad_value)
 
 
 @nb.njit(cache=True)

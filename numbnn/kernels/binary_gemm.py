@@ -14,7 +14,7 @@ import numpy as np
 
 from numbnn.errors import InputError
 from numbnn.kernels._checks import as_int, require_array, words_for
-from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, store_edge_tile, tile_dot
+from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, column_splits, store_edge_tile, tile_dot
 
 
 def binary_matmul(a, b, k) -> np.ndarray:
@@ -29,7 +29,7 @@ def binary_matmul(a, b, k) -> np.ndarray:
     for name, m in (("a", a), ("b", b)):
         if m.shape[1] != words_for(k):
             raise InputError(f"{name} has {m.shape[1]} words per row, but k={k} needs {words_for(k)}")
-    return _binary_matmul(a, b, k)
+    return _binary_matmul(a, b, k, nb.get_num_threads())
 
 
 # Rows of `a` per parallel task: its tiles sweep every column panel while the rows stay in L1.
@@ -37,17 +37,19 @@ ROW_BLOCK = 16 * TILE_ROWS
 
 
 @nb.njit(parallel=True, cache=True)
-def _binary_matmul(a, b, k):
+def _binary_matmul(a, b, k, threads):
     panels = column_panels(b)
     out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
-    for block in nb.prange((a.shape[0] + ROW_BLOCK - 1) // ROW_BLOCK):
-        _matmul_row_block(a, panels, k, out, block * ROW_BLOCK)
+    blocks = (a.shape[0] + ROW_BLOCK - 1) // ROW_BLOCK
+    splits = column_splits(blocks, panels.shape[0], threads)
+    for task in nb.prange(blocks * splits):
+        _matmul_row_block(a, panels, k, out, (task // splits) * ROW_BLOCK, task % splits, splits)
     return out
 
 
 @nb.njit(cache=True)
-def _matmul_row_block(a, panels, k, out, first):
-    """Rows first .. first+ROW_BLOCK-1 of `out` (fewer at the end), every column panel."""
+def _matmul_row_block(a, panels, k, out, first, split, splits):
+    """Rows first .. first+ROW_BLOCK-1 of `out` (fewer at the end), column panels split, split+splits, ..."""
     m, n_words = a.shape
     n = out.shape[1]
     count = min(ROW_BLOCK, m - first)
@@ -58,7 +60,7 @@ def _matmul_row_block(a, panels, k, out, first):
             for t in range(n_words):
                 rows[r, t] = a[first + r, t]
         row0 = 0
-    for p in range(panels.shape[0]):
+    for p in range(split, panels.shape[0], splits):
         col0 = p * TILE_COLS
         for tile in range(0, count, TILE_ROWS):
             if tile + TILE_ROWS <= count and col0 + TILE_COLS <= n:

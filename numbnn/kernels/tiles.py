@@ -249,3 +249,15 @@ def store_edge_tile(a, row0, panels, panel, k, out, out_row, out_col):
     for r in range(min(TILE_ROWS, out.shape[0] - out_row)):
         for c in range(min(TILE_COLS, out.shape[1] - out_col)):
             out[out_row + r, out_col + c] = scratch[r, c]
+
+
+@nb.njit(cache=True)
+def column_splits(row_blocks, n_panels, threads):
+    """How many tasks share one block of rows, each taking every splits-th column panel.
+
+    Enough row blocks keep every thread busy on their own; with few (batch-1 inference, small
+    layers) the column panels are dealt out too, so all threads still get work."""
+    wanted = 2 * threads
+    if row_blocks >= wanted:
+        return 1
+    return max(1, min(n_panels, (wanted + row_blocks - 1) // row_blocks))
