@@ -13,6 +13,8 @@ This module uses the model and the autograd (compile time); the :class:`PackedMo
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from numbnn.errors import InputError
@@ -85,7 +87,7 @@ def _meta(model, input_shape) -> dict:
     from numbnn.train.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 
     config = getattr(model, "config", None) or {"name": type(model).__name__, "args": {}}
-    return {"config": config, "input_shape": list(input_shape), "mean": float(FASHION_MNIST_MEAN),
+    return {"config": json.loads(json.dumps(config)), "input_shape": list(input_shape), "mean": float(FASHION_MNIST_MEAN),
             "std": float(FASHION_MNIST_STD), "classes": list(CLASSES)}
 
 
