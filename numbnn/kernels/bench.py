@@ -11,13 +11,13 @@ generated code uses AVX-512 VPOPCNTQ (one per cycle), else an estimate of 128 fo
 nibble-table popcount.
 """
 
+import importlib
 import time
 from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
 
-from numbnn.kernels import binary_conv, binary_gemm, im2col, packing
 from numbnn.kernels.binary_conv import binary_conv2d
 from numbnn.kernels.binary_gemm import binary_matmul
 from numbnn.kernels.geometry import conv_output_size
@@ -117,7 +117,7 @@ def _bench_matmul(shape: MatmulShape, repeats: int, rng, ceiling: float) -> dict
     b_float = _random_signs(rng, (shape.n, shape.k))
     a, b = pack_bits(a_float), pack_bits(b_float)
     b_float_t = np.ascontiguousarray(b_float.T)
-    binary = _measure(lambda: binary_matmul(a, b, shape.k), repeats, [binary_gemm])
+    binary = _measure(lambda: binary_matmul(a, b, shape.k), repeats, ["binary_gemm"])
     blas = _measure(lambda: a_float @ b_float_t, repeats, [])
     return _summarise(shape, ceiling, binary=binary, float_blas=blas)
 
@@ -128,14 +128,14 @@ def _bench_conv(shape: ConvShape, repeats: int, rng, ceiling: float) -> dict:
     w_matrix_t = np.ascontiguousarray(w_float.reshape(shape.out_channels, -1).T)
     x, w = pack_activations(x_float), pack_conv_weight(w_float)
     args = dict(stride=shape.stride, padding=shape.padding, pad_value=1)
-    binary = _measure(lambda: binary_conv2d(x, w, shape.in_channels, **args), repeats, [binary_conv])
+    binary = _measure(lambda: binary_conv2d(x, w, shape.in_channels, **args), repeats, ["binary_conv"])
 
     def float_conv():
         cols = float_im2col(x_float, shape.kernel, stride=shape.stride, padding=shape.padding)
         return cols @ w_matrix_t
 
-    float_result = _measure(float_conv, repeats, [im2col])
-    packing_result = _measure(lambda: pack_bits(x_float), repeats, [packing])
+    float_result = _measure(float_conv, repeats, ["im2col"])
+    packing_result = _measure(lambda: pack_bits(x_float), repeats, ["packing"])
     summary = _summarise(shape, ceiling, binary=binary, float_im2col_blas=float_result)
     summary["pack_activations_ms"] = round(packing_result["warm_s"] * 1e3, 3)
     summary["pack_share_of_binary_conv"] = round(packing_result["warm_s"] / binary["warm_s"], 3)
@@ -161,25 +161,31 @@ def _summarise(shape, ceiling: float, binary: dict, **float_results) -> dict:
     }
 
 
-def _measure(call, repeats: int, modules: list) -> dict:
-    """First call (cold if the modules' kernels were never called in this process), then warm median."""
-    dispatchers = [obj for module in modules for obj in vars(module).values() if isinstance(obj, nb.core.dispatcher.Dispatcher)]
-    already_compiled = any(d.signatures for d in dispatchers)
+def _measure(call, repeats: int, kernel_modules: list) -> dict:
+    """Warm median of `repeats` calls after a first call. The first call is "cold" if no Numba
+    function of `kernel_modules` (names in numbnn.kernels) ran before in this process; its cache
+    field then says whether it loaded the on-disk cache ("hit") or compiled."""
+    dispatchers = [
+        obj
+        for name in kernel_modules
+        for obj in vars(importlib.import_module(f"numbnn.kernels.{name}")).values()
+        if isinstance(obj, nb.core.dispatcher.Dispatcher)
+    ]
+    fresh = bool(dispatchers) and not any(d.signatures for d in dispatchers)
     hits_before, misses_before = _cache_counts(dispatchers)
     start = time.perf_counter()
     call()
     first = time.perf_counter() - start
     hits, misses = _cache_counts(dispatchers)
-    if already_compiled or not dispatchers:
-        cold, cache = (None if dispatchers else first), "warm already" if dispatchers else "n/a"
-    else:
-        cold, cache = first, ("hit" if misses == misses_before and hits > hits_before else "compiled")
     times = []
     for _ in range(max(1, repeats)):
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
-    return {"warm_s": float(np.median(times)), "cold_s": cold, "cache": cache}
+    if not fresh:
+        return {"warm_s": float(np.median(times)), "cold_s": None, "cache": "already compiled" if dispatchers else None}
+    cache = "compiled" if misses > misses_before or hits == hits_before else "hit"
+    return {"warm_s": float(np.median(times)), "cold_s": first, "cache": cache}
 
 
 def _cache_counts(dispatchers) -> tuple[int, int]:
