@@ -1,7 +1,8 @@
 """Kernel benchmark behind ``numbnn bench kernels``: binary MAC/s against float32 BLAS on the same shapes.
 
 A binary MAC is one +1/-1 multiply-add done as one bit of XOR-popcount. For each shape the binary
-kernel and its float32 counterpart run in the same process on the same data, each as the median of
+kernel and its float32 counterpart (numpy's BLAS matmul; for convolutions numbnn's im2col into a
+reused buffer, then one BLAS product) run in the same process on the same data, each as the median of
 ``repeats`` timed calls after a warm-up ("warm"). "Cold" is the first call of a kernel in the process,
 compile or on-disk cache load included, with the Numba cache hits/misses it caused; it is only
 measurable when nothing in the process called that kernel before.
@@ -130,9 +131,11 @@ def _bench_conv(shape: ConvShape, repeats: int, rng, ceiling: float) -> dict:
     args = dict(stride=shape.stride, padding=shape.padding, pad_value=1)
     binary = _measure(lambda: binary_conv2d(x, w, shape.in_channels, **args), repeats, ["binary_conv"])
 
-    def float_conv():
-        cols = float_im2col(x_float, shape.kernel, stride=shape.stride, padding=shape.padding)
-        return cols @ w_matrix_t
+    columns = np.empty((x.shape[0] * shape.out_size**2, shape.kernel**2 * shape.in_channels), dtype=np.float32)
+
+    def float_conv():  # the column buffer is reused, as a training loop would: no page faults timed
+        float_im2col(x_float, shape.kernel, stride=shape.stride, padding=shape.padding, out=columns)
+        return columns @ w_matrix_t
 
     float_result = _measure(float_conv, repeats, ["im2col"])
     packing_result = _measure(lambda: pack_bits(x_float), repeats, ["packing"])
