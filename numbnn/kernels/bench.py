@@ -7,6 +7,10 @@ reused buffer, then one BLAS product) run in the same process on the same data, 
 compile or on-disk cache load included, with the Numba cache hits/misses it caused; it is only
 measurable when nothing in the process called that kernel before.
 
+With one thread (``--threads 1``, BLAS included) all work runs in the calling thread, so rates per
+second of that thread's CPU time are reported too: on a machine shared with other jobs they show
+what a core does while it runs, where wall-clock rates also count time spent descheduled.
+
 The popcount ceiling is threads x measured clock x bits popcounted per cycle per core: 512 where the
 generated code uses AVX-512 VPOPCNTQ (one per cycle), else an estimate of 128 for AVX2's
 nibble-table popcount.
@@ -148,7 +152,14 @@ def _bench_conv(shape: ConvShape, repeats: int, rng, ceiling: float) -> dict:
 def _summarise(shape, ceiling: float, binary: dict, **float_results) -> dict:
     (float_name, reference), = float_results.items()
     binary_rate, float_rate = shape.macs / binary["warm_s"], shape.macs / reference["warm_s"]
-    return {
+    single_thread = {}
+    if nb.get_num_threads() == 1:  # all work ran in this thread: CPU-time rates ignore other load
+        single_thread = {
+            "binary_gmacs_per_cpu_s": round(shape.macs / binary["cpu_s"] / 1e9, 1),
+            f"{float_name}_gmacs_per_cpu_s": round(shape.macs / reference["cpu_s"] / 1e9, 1),
+            "ratio_cpu": round(reference["cpu_s"] / binary["cpu_s"], 2),
+        }
+    return single_thread | {
         "shape": shape.name,
         "label": shape.label,
         "macs": shape.macs,
@@ -180,15 +191,19 @@ def _measure(call, repeats: int, kernel_modules: list) -> dict:
     call()
     first = time.perf_counter() - start
     hits, misses = _cache_counts(dispatchers)
-    times = []
+    times, cpu_times = [], []
     for _ in range(max(1, repeats)):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         call()
         times.append(time.perf_counter() - start)
-    if not fresh:
-        return {"warm_s": float(np.median(times)), "cold_s": None, "cache": "already compiled" if dispatchers else None}
-    cache = "compiled" if misses > misses_before or hits == hits_before else "hit"
-    return {"warm_s": float(np.median(times)), "cold_s": first, "cache": cache}
+        cpu_times.append(time.thread_time() - cpu_start)
+    result = {"warm_s": float(np.median(times)), "cpu_s": float(np.median(cpu_times)), "cold_s": None, "cache": None}
+    if fresh:
+        result["cold_s"] = first
+        result["cache"] = "compiled" if misses > misses_before or hits == hits_before else "hit"
+    elif dispatchers:
+        result["cache"] = "already compiled"
+    return result
 
 
 def _cache_counts(dispatchers) -> tuple[int, int]:
