@@ -38,11 +38,11 @@ def train(
     recipe: Optional[str] = typer.Option(
         None, help="single, or two-step: ReActNet's step 1 (real weights) then step 2 (binary, initialised from step 1)."
     ),
-    step1_epochs: Optional[int] = typer.Option(None, "--step1-epochs", help="two-step: epochs of step 1 [default: half of --epochs]."),
+    step1_epochs: Optional[int] = typer.Option(None, "--step1-epochs", help="two-step: epochs of step 1 (default: half of --epochs)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory holding the FashionMNIST files."),
-    out: Optional[Path] = typer.Option(None, help="Checkpoint to write [default: the --resume file, else runs/<model>-<time>.h5]."),
+    out: Optional[Path] = typer.Option(None, help="Checkpoint to write (default: the --resume file, else runs/<model>-<time>.h5)."),
     resume: Optional[Path] = typer.Option(None, help="Continue exactly from this checkpoint (its settings are reused)."),
-    threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS [default: all cores]."),
+    threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS (default: all cores)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ):
     """Train a model on FashionMNIST, evaluating on the test split after every epoch.
@@ -116,7 +116,7 @@ def evaluate(
     limit: Optional[int] = typer.Option(None, help="Evaluate on the first N test images only."),
     batch_size: int = typer.Option(EVAL_BATCH_SIZE, "--batch-size", help="Images per forward pass (as in training)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory holding the FashionMNIST files."),
-    threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS [default: all cores]."),
+    threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS (default: all cores)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ):
     """Test-split accuracy of a checkpoint (the same computation as training's end-of-epoch evaluation)."""
