@@ -185,6 +185,7 @@ def _single_use_step_chains(graph):
 
 def test_rsign_thresholds_are_folded_into_packing():
     packed = compile(build_model("bnn-small"))
+    assert "concat" not in packed.op_counts()  # the repeated-channel shortcut is read in place
     packs = [n for n in packed.graph.nodes if n.op == "pack"]
     assert len(packs) == 4 and all("threshold" in n.consts for n in packs)
     producers = packed.graph.producers()
@@ -195,7 +196,8 @@ def test_rsign_thresholds_are_folded_into_packing():
 def test_duplicated_branches_share_one_packing():
     packed = compile(build_model("reactnet-a"))
     counts = packed.op_counts()
-    assert counts["bconv"] == 13 and counts["pack"] == 10  # 5 blocks x (3x3 input, 1x1 input)
+    # 5 blocks x (3x3 input, 1x1 input); the two 1x1 branches of a widening block are one conv, no concat
+    assert counts["bconv"] == 10 and counts["pack"] == 10 and "concat" not in counts
     stages = [n.attrs["stages"] for n in packed.graph.nodes if n.op == "elementwise"]
     assert ["mul", "affine", "add_input", "dprelu"] in stages  # alpha, BN, shortcut, RPReLU in one pass
     assert not _single_use_step_chains(packed.graph)

@@ -75,9 +75,10 @@ def run_stages(x, codes, first_rows, params, other, other_div, out):
     Step s reads parameter rows params[first_rows[s]:] (one value per channel). The *_INPUT steps read
     ``other`` [R, Co]: row r // other_div, channel c % Co (a residual of the same shape, a repeated
     residual, or a per-image gate). Arithmetic is float32 throughout, step by step, as in the float model.
-    Rows go in blocks of ROW_BLOCK, each step over a whole block, so the step dispatch is amortised.
+    Rows go in blocks of ROW_BLOCK that stay in L1 while every step sweeps them.
     """
     rows, channels = x.shape
+    width = other.shape[1]
     n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
     for block in nb.prange(n_blocks):
         first, last = block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK)
@@ -85,75 +86,120 @@ def run_stages(x, codes, first_rows, params, other, other_div, out):
             for c in range(channels):
                 out[r, c] = np.float32(x[r, c])
         for s in range(codes.size):
-            for r in range(first, last):
-                _step(codes[s], out[r], params, first_rows[s], other[r // other_div])
+            code, p = codes[s], first_rows[s]
+            if code == MUL:
+                for r in range(first, last):
+                    for c in range(channels):
+                        out[r, c] = out[r, c] * params[p, c]
+            elif code == ADD:
+                for r in range(first, last):
+                    for c in range(channels):
+                        out[r, c] = out[r, c] + params[p, c]
+            elif code == SUB:
+                for r in range(first, last):
+                    for c in range(channels):
+                        out[r, c] = out[r, c] - params[p, c]
+            elif code == RSUB:
+                for r in range(first, last):
+                    for c in range(channels):
+                        out[r, c] = params[p, c] - out[r, c]
+            elif code == DIV:
+                for r in range(first, last):
+                    for c in range(channels):
+                        out[r, c] = out[r, c] / params[p, c]
+            elif code == RDIV:
+                for r in range(first, last):
+                    for c in range(channels):
+                        out[r, c] = params[p, c] / out[r, c]
+            elif code == AFFINE:
+                for r in range(first, last):
+                    for c in range(channels):
+                        out[r, c] = out[r, c] * params[p, c] + params[p + 1, c]
+            elif code == DPRELU:  # u = y - shift_x; (pos if u >= 0 else neg) * u - shift_y
+                for r in range(first, last):
+                    for c in range(channels):
+                        u = out[r, c] - params[p, c]
+                        pos, neg = params[p + 1, c], params[p + 2, c]  # both loaded: a select, not a branch
+                        out[r, c] = (pos if u >= 0 else neg) * u - params[p + 3, c]
+            elif code == RELU:
+                for r in range(first, last):
+                    for c in range(channels):
+                        out[r, c] = out[r, c] * np.float32(out[r, c] > 0)
+            elif code == HARD_SIGMOID:
+                for r in range(first, last):
+                    for c in range(channels):
+                        v = min(max(out[r, c] + np.float32(3.0), np.float32(0.0)), np.float32(6.0))
+                        out[r, c] = v / np.float32(6.0)
+            elif code == FAKE_QUANT:  # lo, hi, step
+                for r in range(first, last):
+                    for c in range(channels):
+                        v = min(max(out[r, c], params[p, c]), params[p + 1, c])
+                        out[r, c] = np.rint(v / params[p + 2, c]) * params[p + 2, c]
+            elif code == SIGN:
+                for r in range(first, last):
+                    for c in range(channels):
+                        out[r, c] = np.float32(-1.0) if out[r, c] < 0 else np.float32(1.0)
+            elif code == NEG:
+                for r in range(first, last):
+                    for c in range(channels):
+                        out[r, c] = -out[r, c]
+            else:  # the second input, its channels repeated to fill ours
+                for r in range(first, last):
+                    o = r // other_div
+                    for base in range(0, channels, width):
+                        if code == ADD_INPUT:
+                            for c in range(width):
+                                out[r, base + c] = out[r, base + c] + other[o, c]
+                        elif code == SUB_INPUT:
+                            for c in range(width):
+                                out[r, base + c] = out[r, base + c] - other[o, c]
+                        elif code == RSUB_INPUT:
+                            for c in range(width):
+                                out[r, base + c] = other[o, c] - out[r, base + c]
+                        else:
+                            for c in range(width):
+                                out[r, base + c] = out[r, base + c] * other[o, c]
 
 
-@nb.njit(inline="always")
-def _step(code, y, params, p, o):
-    """One step on one row ``y`` (in place)."""
-    channels = y.size
-    if code == MUL:
-        for c in range(channels):
-            y[c] = y[c] * params[p, c]
-    elif code == ADD:
-        for c in range(channels):
-            y[c] = y[c] + params[p, c]
-    elif code == SUB:
-        for c in range(channels):
-            y[c] = y[c] - params[p, c]
-    elif code == RSUB:
-        for c in range(channels):
-            y[c] = params[p, c] - y[c]
-    elif code == DIV:
-        for c in range(channels):
-            y[c] = y[c] / params[p, c]
-    elif code == RDIV:
-        for c in range(channels):
-            y[c] = params[p, c] / y[c]
-    elif code == AFFINE:
-        for c in range(channels):
-            y[c] = y[c] * params[p, c] + params[p + 1, c]
-    elif code == DPRELU:  # u = y - shift_x; (pos if u >= 0 else neg) * u - shift_y
-        for c in range(channels):
-            u = y[c] - params[p, c]
-            pos, neg = params[p + 1, c], params[p + 2, c]  # both loaded: a select, not a branch
-            y[c] = (pos if u >= 0 else neg) * u - params[p + 3, c]
-    elif code == RELU:
-        for c in range(channels):
-            y[c] = y[c] * np.float32(y[c] > 0)
-    elif code == HARD_SIGMOID:
-        for c in range(channels):
-            v = y[c] + np.float32(3.0)
-            v = min(max(v, np.float32(0.0)), np.float32(6.0))
-            y[c] = v / np.float32(6.0)
-    elif code == FAKE_QUANT:  # lo, hi, step
-        for c in range(channels):
-            v = min(max(y[c], params[p, c]), params[p + 1, c])
-            y[c] = np.rint(v / params[p + 2, c]) * params[p + 2, c]
-    elif code == SIGN:
-        for c in range(channels):
-            y[c] = np.float32(-1.0) if y[c] < 0 else np.float32(1.0)
-    elif code == NEG:
-        for c in range(channels):
-            y[c] = -y[c]
-    else:  # the second input, its channels repeated to fill ours
-        width = o.size
-        for base in range(0, channels, width):
-            _input_step(code, y[base:base + width], o)
+@nb.njit(parallel=True, cache=True)
+def avg_pool(x, kh, kw, sh, sw, top, left, ho, wo, tiled, out):
+    """Mean of each window's real pixels, summed in the float model's order.
+
+    ``tiled`` (windows tile x exactly): numpy's mean over the window axes, x[first tap] + the others in
+    row-major order, divided by KH*KW. Otherwise the float model's tap loop: 0 + every tap in row-major
+    order (a padding tap adds 0.0), divided by the number of real pixels.
+    """
+    n, h, w, channels = x.shape
+    for task in nb.prange(n * ho):
+        b, oy = task // ho, task % ho
+        for ox in range(wo):
+            y0, x0 = oy * sh - top, ox * sw - left
+            count = np.float32((min(y0 + kh, h) - max(y0, 0)) * (min(x0 + kw, w) - max(x0, 0)))
+            for c in range(channels):
+                total = x[b, y0, x0, c] if tiled else np.float32(0.0)
+                for i in range(kh):
+                    for k in range(kw):
+                        if tiled and i == 0 and k == 0:
+                            continue
+                        iy, ix = y0 + i, x0 + k
+                        inside = 0 <= iy < h and 0 <= ix < w
+                        total = total + (x[b, iy, ix, c] if inside else np.float32(0.0))
+                out[b, oy, ox, c] = total / count
 
 
-@nb.njit(inline="always")
-def _input_step(code, y, o):
-    if code == ADD_INPUT:
-        for c in range(y.size):
-            y[c] = y[c] + o[c]
-    elif code == SUB_INPUT:
-        for c in range(y.size):
-            y[c] = y[c] - o[c]
-    elif code == RSUB_INPUT:
-        for c in range(y.size):
-            y[c] = o[c] - y[c]
-    else:
-        for c in range(y.size):
-            y[c] = y[c] * o[c]
+@nb.njit(parallel=True, cache=True)
+def spatial_mean(x, out):
+    """out[n, c] = mean over (h, w) of x[n, h, w, c], as numpy's mean: x[n, 0, 0] + the rest row-major."""
+    n, h, w, channels = x.shape
+    count = np.float32(h * w)
+    for b in nb.prange(n):
+        for c in range(channels):
+            out[b, c] = x[b, 0, 0, c]
+        for i in range(h):
+            for k in range(w):
+                if i == 0 and k == 0:
+                    continue
+                for c in range(channels):
+                    out[b, c] = out[b, c] + x[b, i, k, c]
+        for c in range(channels):
+            out[b, c] = out[b, c] / count

@@ -8,7 +8,11 @@
 3. :func:`fold_into_packs`: a ``pack`` reading ``x + b`` / ``x - b`` / ``sign(x)`` packs x against the
    threshold -b / b / 0 instead (exact in floating point, see :class:`numbnn.inference.ops.Pack`):
    RSign's threshold is applied while packing.
-4. :func:`fold_accumulator_packs`: a ``pack`` of per-channel float steps of a binary layer's int32
+4. :func:`repeated_inputs_as_other` / :func:`merge_concatenated_branches`: a residual made of channel
+   copies (``concat([x] * k)``) is read as x with repeated channels; binary convs on the same packed
+   input whose step outputs are concatenated (ReActNet's duplicated 1x1 branches) become one conv with
+   the output channels of all, one steps node, and no concatenation.
+5. :func:`fold_accumulator_packs`: a ``pack`` of per-channel float steps of a binary layer's int32
    result (no residual in between) becomes integer thresholds on the accumulator (``pack_acc``), LCE's
    bitpacked output. The steps are evaluated in float32 on *every* accumulator value the layer can
    produce; a channel whose sign pattern is one switch gives threshold + flip (a negative scale flips
@@ -29,6 +33,9 @@ _TABLE_CHUNK = 1 << 22  # accumulator values x channels evaluated at once
 
 def optimize(graph: Graph) -> Graph:
     share_packs(graph)
+    repeated_inputs_as_other(graph)
+    merge_steps(graph)
+    merge_concatenated_branches(graph)
     merge_steps(graph)
     fold_into_packs(graph)
     share_packs(graph)
@@ -92,6 +99,63 @@ def _merge_pair(graph: Graph, first: Node, second: Node, position: int) -> bool:
     second.inputs = [first.inputs[0]] + ([other] if other is not None else [])
     graph.nodes.remove(first)
     return True
+
+
+def repeated_inputs_as_other(graph: Graph) -> None:
+    producers = graph.producers()
+    for node in graph.nodes:
+        if node.op != "elementwise" or len(node.inputs) != 2:
+            continue
+        source = producers.get(node.inputs[1])
+        if source is not None and source.op == "concat" and _last_axis(graph, source) and len(set(source.inputs)) == 1:
+            node.inputs[1] = source.inputs[0]  # other[..., c % C] already repeats the channels
+    graph.prune()
+
+
+def merge_concatenated_branches(graph: Graph) -> None:
+    for concat in [n for n in graph.nodes if n.op == "concat"]:
+        merged = _merge_branches(graph, concat)
+        if merged is not None:
+            position = graph.nodes.index(concat)
+            graph.nodes[position:position + 1] = merged
+    graph.prune()
+
+
+def _merge_branches(graph: Graph, concat: Node):
+    """[bconv, elementwise] computing concat's value in one conv, or None if the branches do not fit."""
+    if len(concat.inputs) < 2 or len(set(concat.inputs)) != len(concat.inputs) or not _last_axis(graph, concat):
+        return None
+    producers = graph.producers()
+    steps = [producers.get(v) for v in concat.inputs]
+    if any(s is None or s.op != "elementwise" or graph.use_count(s.output) != 1 for s in steps):
+        return None
+    convs = [producers.get(s.inputs[0]) for s in steps]
+    if any(c is None or c.op != "bconv" or graph.use_count(c.output) != 1 for c in convs):
+        return None
+    first = convs[0]
+    same_conv = all(c.inputs == first.inputs and c.attrs == first.attrs and c.attrs["groups"] == 1
+                    and c.consts["weight"].shape[1:] == first.consts["weight"].shape[1:] for c in convs)
+    others = {tuple(s.inputs[1:]) for s in steps}
+    if not same_conv or len(others) != 1 or len({tuple(s.attrs["stages"]) for s in steps}) != 1:
+        return None
+    (other,) = others
+    if other:
+        width = _specs(graph)[other[0]].shape[-1]
+        if any(c.consts["weight"].shape[0] % width for c in convs):
+            return None  # channel c of the merged node reads other[c % width]: each branch must start at a multiple
+    conv = Node("bconv", list(first.inputs), graph.new_value(), dict(first.attrs),
+                {"weight": np.concatenate([c.consts["weight"] for c in convs])})
+    params = np.concatenate([s.consts["params"] for s in steps], axis=1)
+    step = Node("elementwise", [conv.output, *other], concat.output, {"stages": list(steps[0].attrs["stages"])},
+                {"params": params})
+    for node in steps + convs:
+        graph.nodes.remove(node)
+    return [conv, step]
+
+
+def _last_axis(graph: Graph, concat: Node) -> bool:
+    rank = len(_specs(graph)[concat.output].shape) + 1
+    return concat.attrs["axis"] % rank == rank - 1
 
 
 def fold_into_packs(graph: Graph) -> None:

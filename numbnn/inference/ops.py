@@ -552,23 +552,22 @@ class _Pool(Op):
 
 
 class AvgPool(_Pool):
-    """Mean over each window's real pixels (padding not counted), in the float model's summation order."""
+    """Mean over each window's real pixels (padding not counted), in the float model's summation order
+    (windows of more than 8 taps could be summed pairwise by numpy: refused at construction)."""
 
     name = "avg_pool"
+
+    def __init__(self, attrs, consts):
+        super().__init__(attrs, consts)
+        _expect(self.kernel[1] <= 8, "avg_pool: windows wider than 8 are not supported")
 
     def __call__(self, x):
         n, h, w, c = x.shape
         pad, ho, wo = self.window(h, w)
         (kh, kw), (sh, sw) = self.kernel, self.stride
-        if pad == (0, 0, 0, 0) and (kh, kw) == (sh, sw) and h % kh == 0 and w % kw == 0:
-            return x.reshape(n, h // kh, kh, w // kw, kw, c).mean(axis=(2, 4))
-        xp = np.pad(x, ((0, 0), pad[:2], pad[2:], (0, 0))) if any(pad) else x
-        out = np.zeros((n, ho, wo, c), dtype=x.dtype)
-        for view in self.taps(xp, ho, wo):
-            out += view
-        rows = np.minimum(np.arange(ho) * sh - pad[0] + kh, h) - np.maximum(np.arange(ho) * sh - pad[0], 0)
-        cols = np.minimum(np.arange(wo) * sw - pad[2] + kw, w) - np.maximum(np.arange(wo) * sw - pad[2], 0)
-        out /= np.outer(rows, cols).astype(x.dtype)[None, :, :, None]
+        tiled = pad == (0, 0, 0, 0) and (kh, kw) == (sh, sw) and h % kh == 0 and w % kw == 0
+        out = np.empty((n, ho, wo, c), np.float32)
+        _kernels.avg_pool(np.ascontiguousarray(x), kh, kw, sh, sw, pad[0], pad[2], ho, wo, tiled, out)
         return out
 
 
@@ -613,6 +612,10 @@ class Reduce(Op):
         return Spec("float32", shape[1:])
 
     def __call__(self, x):
+        if self.fn == "mean" and x.ndim == 4 and sorted(a % 4 for a in self.axis) == [1, 2] and not self.keepdims:
+            out = np.empty((x.shape[0], x.shape[3]), np.float32)  # global average pooling
+            _kernels.spatial_mean(np.ascontiguousarray(x), out)
+            return out
         return getattr(np, self.fn)(x, axis=self.axis, keepdims=self.keepdims)
 
 
