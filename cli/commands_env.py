@@ -9,7 +9,7 @@ from cli.common import app, handle_errors, print_json
 @handle_errors
 def env(json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of lines.")):
     """Show numbnn/numba/llvmlite/numpy versions, the CPU model and its vector flags (avx2, avx512f,
-    avx512vpopcntdq), whether generated code uses VPOPCNTQ, Numba's threading layer, thread count
+    avx512_vpopcntdq), whether generated code uses VPOPCNTQ, Numba's threading layer, thread count
     and kernel cache directory. Paste it into bug reports and benchmark records."""
     from numbnn.kernels.platform import environment
 

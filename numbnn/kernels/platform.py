@@ -9,7 +9,8 @@ from pathlib import Path
 import numba as nb
 import numpy as np
 
-_FEATURES = ("avx2", "avx512f", "avx512vpopcntdq")
+# Flags reported, by their /proc/cpuinfo names, with LLVM's name for the same feature.
+_FEATURES = {"avx2": "avx2", "avx512f": "avx512f", "avx512_vpopcntdq": "avx512vpopcntdq"}
 _CHAIN_CYCLES = 5  # shift + xor (1 cycle each) + 64-bit multiply (3 cycles) per step of _dependent_chain
 
 
@@ -30,7 +31,7 @@ def environment() -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
-        "cpu_flags": {name: bool(host_features.get(name, False)) for name in _FEATURES},
+        "cpu_flags": {name: bool(host_features.get(llvm_name, False)) for name, llvm_name in _FEATURES.items()},
         "numba_target_cpu": target_cpu,
         "numba_target_features": nb.config.CPU_FEATURES or "host",
         "vector_popcount_in_generated_code": target_has_vector_popcount(),
