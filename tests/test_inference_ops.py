@@ -177,3 +177,27 @@ def test_slice_keeps_the_batch_and_rejects_batch_slicing():
 def test_unknown_op_is_a_graph_error():
     with pytest.raises(GraphError, match="unknown op 'exec'"):
         build_op("exec", {}, {})
+
+
+# ---- binary convolution ----------------------------------------------------------------------------------
+
+
+@settings(max_examples=40)
+@given(st.integers(1, 2), st.integers(3, 8), st.sampled_from([1, 2]), st.integers(1, 70), st.integers(1, 5),
+       st.sampled_from([(1, 0), (3, 1), (3, 0), (2, 0)]), st.sampled_from([1, 2]), st.sampled_from([0, 1, -1]),
+       st.integers(0, 2**32 - 1))
+def test_binary_conv_matches_naive(batch, size, groups, per_group, outputs, kernel_padding, stride, pad_value, seed):
+    rng = np.random.default_rng(seed)
+    kernel, padding = kernel_padding
+    channels, out_channels = groups * per_group, groups * outputs
+    x = rng.standard_normal((batch, size, size, channels)).astype(np.float32)
+    w = rng.standard_normal((out_channels, kernel, kernel, per_group)).astype(np.float32)
+    op = build_op("bconv", {"in_channels": channels, "groups": groups, "stride": [stride, stride],
+                            "padding": [padding, padding], "dilation": [1, 1], "pad_value": pad_value},
+                  {"weight": naive.pack_bits(w)})
+    packed = Pack({"groups": groups}, {})(x)
+    expected = naive.binary_conv2d(naive.pack_bits(x.reshape(batch, size, size, groups, per_group)).reshape(batch, size, size, -1),
+                                   naive.pack_bits(w), channels, stride, padding, 1, pad_value, groups)
+    got = op(packed)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, expected)

@@ -203,3 +203,38 @@ def spatial_mean(x, out):
                     out[b, c] = out[b, c] + x[b, i, k, c]
         for c in range(channels):
             out[b, c] = out[b, c] / count
+
+
+@nb.njit(parallel=True, cache=True)
+def packed_im2col(x, first_word, words, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """cols[(n*Ho + oy)*Wo + ox] = the packed receptive field of output pixel (n, oy, ox): for each tap
+    (kh, kw) in row-major order, words first_word .. first_word+words-1 of the input pixel it reads, or
+    zero words (+1 values) for a tap in the padding."""
+    n, h, w, _ = x.shape
+    for task in nb.prange(n * ho):
+        b, oy = task // ho, task % ho
+        for ox in range(wo):
+            row = task * wo + ox
+            for i in range(kh):
+                iy = oy * sh - ph + i * dh
+                for j in range(kw):
+                    ix = ox * sw - pw + j * dw
+                    base = (i * kw + j) * words
+                    if 0 <= iy < h and 0 <= ix < w:
+                        for t in range(words):
+                            cols[row, base + t] = x[b, iy, ix, first_word + t]
+                    else:
+                        for t in range(words):
+                            cols[row, base + t] = np.uint64(0)
+
+
+@nb.njit(parallel=True, cache=True)
+def add_border_correction(acc, pixels, correction):
+    """acc [N, Ho*Wo, O] += correction[p] at pixel pixels[p] of every image (the border pixels only)."""
+    n = acc.shape[0]
+    count, channels = correction.shape
+    for task in nb.prange(n * count):
+        b, p = task // count, task % count
+        pixel = pixels[p]
+        for o in range(channels):
+            acc[b, pixel, o] += correction[p, o]

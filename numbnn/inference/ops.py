@@ -193,7 +193,19 @@ class PackAccumulator(Op):
 
 
 class BinaryConv(Op):
-    """int32 [Ho, Wo, O] = XNOR-popcount convolution of packed NHWC signs with packed OHWI weights."""
+    """int32 [Ho, Wo, O] = XNOR-popcount convolution of packed NHWC signs with packed OHWI weights.
+
+    Computed as packed im2col (one row of tap words per output pixel, zero words = +1 in the padding)
+    times the weights with the register-tiled :func:`numbnn.kernels.binary_matmul`; a 1x1 convolution
+    without padding or stride needs no im2col. Two adjustments keep the result exact:
+
+    - binary_matmul counts all 64 bits of every word, so a tap's T = 64*W - C_g tail bits (0 in both
+      operands, "agreeing") would add +T. Half of each weight tap's tail bits are set to 1 instead: they
+      disagree with the activations' 0 tail bits, and the tails add T/2 - T/2 = 0 (even T; odd channel
+      counts per group use :func:`numbnn.kernels.binary_conv2d`).
+    - A padding tap holds +1 where ``pad_value`` p is due: border pixels get (p - 1) * wsum[o, tap] per
+      padding tap, wsum the sum of the tap's +-1 weights (the same correction as the general kernel).
+    """
 
     name = "bconv"
     const_names = ("weight",)
@@ -210,13 +222,21 @@ class BinaryConv(Op):
         _expect(self.pad_value in (0, 1, -1) and not isinstance(self.pad_value, bool),
                 f"bconv: pad_value must be 0, 1 or -1, got {self.pad_value!r}")
         self.weight = _const(consts, "weight", op, np.uint64, 4)
-        out_channels, _, _, words = self.weight.shape
+        out_channels, kh, kw, words = self.weight.shape
         _expect(self.in_channels % self.groups == 0 and out_channels % self.groups == 0,
                 f"bconv: groups={self.groups} must divide in_channels={self.in_channels} and {out_channels} outputs")
-        _expect(words == _words(self.in_channels // self.groups),
-                f"bconv: weight has {words} words per tap for {self.in_channels // self.groups} channels per group")
-        self.pointwise = (self.weight.shape[1:3] == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
-                          and self.groups == 1)
+        per_group = self.in_channels // self.groups
+        _expect(words == _words(per_group), f"bconv: weight has {words} words per tap for {per_group} channels per group")
+        self.pointwise = (kh, kw) == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0) and self.groups == 1
+        tail = WORD * words - per_group
+        self.general = tail % 2 == 1 and not self.pointwise  # odd tails: the general kernel
+        if not self.pointwise and not self.general:
+            balanced = self.weight.copy()
+            balanced[..., -1] |= np.uint64((1 << (tail // 2)) - 1) << np.uint64(WORD - tail) if tail else np.uint64(0)
+            self.matrices = balanced.reshape(self.groups, out_channels // self.groups, kh * kw * words)
+        ones = np.bitwise_count(self.weight).sum(axis=3, dtype=np.int64)
+        self.tap_sums = (per_group - 2 * ones).reshape(out_channels, kh * kw)  # wsum[o, tap]
+        self._corrections = {}
 
     def output_spec(self, specs):
         self._expect_inputs(specs, ["uint64"])
@@ -225,20 +245,55 @@ class BinaryConv(Op):
         h, w, words = shape
         _expect(words == self.groups * _words(self.in_channels // self.groups),
                 f"bconv: input has {words} words per pixel, {self.in_channels} channels in {self.groups} groups need more")
-        kh, kw = self.weight.shape[1:3]
-        ho = _out_size(h, kh, self.stride[0], self.padding[0], self.dilation[0])
-        wo = _out_size(w, kw, self.stride[1], self.padding[1], self.dilation[1])
+        ho, wo = self._out_size(h, w)
         _expect(ho >= 1 and wo >= 1, f"bconv: input {h}x{w} too small for the kernel")
         return Spec("int32", (ho, wo, self.weight.shape[0]))
 
+    def _out_size(self, h, w):
+        kh, kw = self.weight.shape[1:3]
+        return (_out_size(h, kh, self.stride[0], self.padding[0], self.dilation[0]),
+                _out_size(w, kw, self.stride[1], self.padding[1], self.dilation[1]))
+
     def __call__(self, x):
+        n, h, w, _ = x.shape
+        out_channels, kh, kw, words = self.weight.shape
         if self.pointwise:  # a 1x1 convolution is one product of the pixel rows with the weights
-            n, h, w, words = x.shape
-            acc = kernels.binary_matmul(x.reshape(-1, words), self.weight.reshape(self.weight.shape[0], words),
-                                        self.in_channels)
+            acc = kernels.binary_matmul(x.reshape(-1, words), self.weight.reshape(out_channels, words), self.in_channels)
             return acc.reshape(n, h, w, -1)
-        return kernels.binary_conv2d(x, self.weight, self.in_channels, stride=self.stride, padding=self.padding,
-                                     dilation=self.dilation, pad_value=self.pad_value, groups=self.groups)
+        if self.general:
+            return kernels.binary_conv2d(x, self.weight, self.in_channels, stride=self.stride, padding=self.padding,
+                                         dilation=self.dilation, pad_value=self.pad_value, groups=self.groups)
+        ho, wo = self._out_size(h, w)
+        cols = np.empty((n * ho * wo, kh * kw * words), np.uint64)
+        per_group = out_channels // self.groups
+        acc = None
+        for g in range(self.groups):
+            _kernels.packed_im2col(x, g * words, words, kh, kw, *self.stride, *self.padding, *self.dilation, ho, wo, cols)
+            part = kernels.binary_matmul(cols, self.matrices[g], WORD * kh * kw * words)
+            if self.groups == 1:
+                acc = part
+            else:
+                acc = np.empty((n * ho * wo, out_channels), np.int32) if acc is None else acc
+                acc[:, g * per_group:(g + 1) * per_group] = part
+        acc = acc.reshape(n, ho * wo, out_channels)
+        if self.pad_value != 1 and self.padding != (0, 0):
+            pixels, correction = self._border_correction(h, w)
+            _kernels.add_border_correction(acc, pixels, correction)
+        return acc.reshape(n, ho, wo, out_channels)
+
+    def _border_correction(self, h, w):
+        """(border pixel indices, int32 [pixels, O]): (pad_value - 1) * the wsum of each padding tap."""
+        if (h, w) not in self._corrections:
+            kh, kw = self.weight.shape[1:3]
+            ho, wo = self._out_size(h, w)
+            oy, ox, i, j = np.meshgrid(np.arange(ho), np.arange(wo), np.arange(kh), np.arange(kw), indexing="ij")
+            iy = oy * self.stride[0] - self.padding[0] + i * self.dilation[0]
+            ix = ox * self.stride[1] - self.padding[1] + j * self.dilation[1]
+            padded = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(ho * wo, kh * kw)
+            pixels = np.flatnonzero(padded.any(axis=1))
+            correction = (self.pad_value - 1) * (padded[pixels].astype(np.int64) @ self.tap_sums.T)
+            self._corrections[(h, w)] = (pixels.astype(np.int64), correction.astype(np.int32))
+        return self._corrections[(h, w)]
 
 
 class BinaryDense(Op):
