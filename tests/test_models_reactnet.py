@@ -1,0 +1,191 @@
+"""ReActNet-A: shapes, the block diagram (channel duplication, avg-pool shortcut), the packed forward of
+step 2, and the two-step recipe's weight carry-over (every step-1 weight arrives in step 2).
+
+Small widths and a handful of FashionMNIST images keep the file to a few seconds.
+"""
+
+import numpy as np
+import pytest
+
+import numbnn.functional as F
+from numbnn import kernels
+from numbnn.autograd import Tensor, no_grad
+from numbnn.errors import CheckpointError, InputError
+from numbnn.models import build_model
+from numbnn.models.reactnet import BasicBlock, block_strides
+from numbnn.nn import BinaryConv2d
+from numbnn.train import recipes
+from numbnn.train.config import TrainConfig, make_config
+from numbnn.train.data import load_split
+
+SMALL = {"widths": (8, 16, 32, 32), "stem_stride": 2}
+
+
+def _images(n, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, 28, 28, 1)).astype(np.float32)
+
+
+def _randomize(model, seed=1):
+    """Give every parameter and buffer distinct non-initial values (so a missed copy cannot pass)."""
+    rng = np.random.default_rng(seed)
+    for _, array in model._state_arrays().items():
+        array[...] = rng.uniform(0.5, 1.5, array.shape) if array.ndim == 1 else rng.standard_normal(array.shape) * 0.1
+
+
+@pytest.mark.parametrize("args, hw", [({}, [14, 7, 7, 4, 4]), ({"stem_stride": 1}, [28, 14, 14, 7, 7])])
+def test_default_network_shapes(args, hw):
+    model = build_model("reactnet-a", **args)
+    x = Tensor(_images(2))
+    with no_grad():
+        assert model(x).shape == (2, 10)
+        assert model.features(x).shape == (2, 256)
+    assert [block.conv_3x3.last_output_hw[0] for block in model.blocks] == hw
+    assert [(b.in_channels, b.out_channels) for b in model.blocks] == [(32, 64), (64, 128), (128, 128), (128, 256), (256, 256)]
+    assert block_strides([32, 64, 128, 128, 256, 256]) == [1, 2, 1, 2, 1]  # the code's rule: not 32 -> 64
+
+
+def test_small_config_forward_and_every_parameter_gets_a_gradient():
+    model = build_model("reactnet-a", **SMALL, num_classes=3)
+    out = model(Tensor(_images(4)))
+    assert out.shape == (4, 3)
+    F.cross_entropy(out, np.array([0, 1, 2, 0])).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and np.any(p.grad != 0), name
+
+
+@pytest.mark.parametrize("widths, stride", [((8, 24), 1), ((8, 16), 3)])
+def test_bad_geometry_is_an_input_error(widths, stride):
+    with pytest.raises(InputError):
+        BasicBlock(widths[0], widths[1], stride)
+
+
+def test_channel_duplication_concatenates_two_separate_1x1_convs():
+    block = BasicBlock(8, 16, stride=1)
+    _randomize(block)
+    block.eval()
+    assert len(block.pointwise) == 2 and all(b.conv.weight.shape == (8, 1, 1, 8) for b in block.pointwise)
+    x = Tensor(_images(2)[..., :1].repeat(8, axis=-1)[:, :10, :10])
+    with no_grad():
+        before = block(x).data
+        block.pointwise[1].conv.weight.data[...] *= -1  # flip the second conv only
+        after = block(x).data
+    assert before.shape == (2, 10, 10, 16)
+    assert np.array_equal(before[..., :8], after[..., :8])  # first half: the first conv's output
+    assert not np.allclose(before[..., 8:], after[..., 8:])  # second half: the second conv's
+
+
+@pytest.mark.parametrize("out_channels", [8, 16])
+def test_strided_shortcut_is_a_2x2_average_pool(out_channels):
+    """With both convs' BN zeroed and identity RPReLUs, a block is exactly its shortcuts."""
+    block = BasicBlock(8, out_channels, stride=2)
+    block.eval()
+    for bn in [block.norm_3x3] + [b.norm for b in block.pointwise]:
+        bn.gamma.data[...] = 0
+    for act in (block.act_3x3, block.act_1x1):
+        act.slope.data[...] = 1
+    x = _images(2)[:, :7, :7, :1].repeat(8, axis=-1) * np.linspace(0.5, 2, 8, dtype=np.float32)
+    with no_grad():
+        out = block(Tensor(x)).data
+    pooled = np.zeros((2, 4, 4, 8), np.float32)  # 2x2 windows, the last row/column alone ("same" padding)
+    for i in range(4):
+        for j in range(4):
+            pooled[:, i, j] = x[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean(axis=(1, 2))
+    expected = np.concatenate([pooled] * (out_channels // 8), axis=-1)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def _count_packed_calls(monkeypatch):
+    calls = []
+    original = kernels.binary_conv2d
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, "binary_conv2d", counting)
+    return calls
+
+
+@pytest.mark.parametrize("binary_weights", [True, False])
+def test_step2_binary_convs_run_on_packed_kernels_and_step1_does_not(monkeypatch, binary_weights):
+    model = build_model("reactnet-a", **SMALL, binary_weights=binary_weights)
+    convs = [m for m in model.modules() if isinstance(m, BinaryConv2d)]
+    assert len(convs) == 3 * 2 + 2  # 3 blocks: one 3x3 each, 1x1s: two, two, one
+    assert all(c.binarize_weights == binary_weights and c.quantizer.name == "approx_sign" for c in convs)
+    assert all(c.weight_bits == (1 if binary_weights else 32) and c.act_bits == 1 for c in convs)
+    calls = _count_packed_calls(monkeypatch)
+    with no_grad():
+        model(Tensor(_images(2)))
+    assert len(calls) == (len(convs) if binary_weights else 0)
+
+
+def test_step2_forward_equals_the_float_simulation_of_its_binary_convs():
+    """The packed path computes alpha * conv(sign(x), sign(W)) (checked against a float conv of +-1s)."""
+    model = build_model("reactnet-a", **SMALL)
+    _randomize(model)
+    conv = model.blocks[1].conv_3x3
+    x = _images(2)[:, :7, :7, :1].repeat(conv.in_channels, axis=-1)
+    with no_grad():
+        packed = conv(Tensor(x)).data
+        signs = lambda a: np.where(a < 0, -1.0, 1.0).astype(np.float32)  # noqa: E731
+        reference = F.conv2d(Tensor(signs(x)), Tensor(signs(conv.weight.data)), None, 2, 1).data * conv.alpha()
+    np.testing.assert_allclose(packed, reference, rtol=1e-5, atol=1e-5)
+
+
+# -- two-step -------------------------------------------------------------------------------------------
+
+
+def test_epoch_split_and_step_settings():
+    assert recipes.split_epochs(TrainConfig(epochs=5, recipe="two-step")) == (3, 2)
+    assert recipes.split_epochs(TrainConfig(epochs=5, recipe="two-step", step1_epochs=1)) == (1, 4)
+    for bad in (TrainConfig(epochs=1, recipe="two-step"), TrainConfig(epochs=3, recipe="two-step", step1_epochs=3)):
+        with pytest.raises(InputError):
+            recipes.split_epochs(bad)
+    first, second = recipes.step_configs(TrainConfig(epochs=4, recipe="two-step", weight_decay=1e-5))
+    assert (first.epochs, first.weight_decay, first.recipe) == (2, 1e-5, "single")
+    assert (second.epochs, second.weight_decay, second.recipe) == (2, 0.0, "single")
+    with pytest.raises(InputError):
+        TrainConfig(recipe="three-step")
+
+
+def test_carry_over_copies_every_entry_and_refuses_a_mismatch():
+    step2 = build_model("reactnet-a", **SMALL)
+    step1 = recipes.step1_model(step2)
+    assert step1.config["args"]["binary_weights"] is False and step2.config["args"]["binary_weights"] is True
+    _randomize(step1)
+    names = recipes.carry_over(step1, step2)
+    source, target = step1.state_dict(), step2.state_dict()
+    assert sorted(names) == sorted(source) == sorted(target)
+    for name in names:
+        assert np.array_equal(source[name], target[name]), name
+    with pytest.raises(CheckpointError):
+        recipes.carry_over(step1, build_model("reactnet-a", widths=(8, 16, 32), stem_stride=2))
+
+
+def test_two_step_run_starts_step2_from_step1s_final_weights(monkeypatch, tmp_path):
+    """Spy on both fits: step 2 must begin exactly where step 1 ended, entry by entry."""
+    snapshots = []
+    real_fit = recipes.fit
+
+    def spying_fit(model, config, *args, **kwargs):
+        start = model.state_dict()
+        result = real_fit(model, config, *args, **kwargs)
+        snapshots.append((model.binary_weights, config, start, model.state_dict()))
+        return result
+
+    monkeypatch.setattr(recipes, "fit", spying_fit)
+    images, labels = load_split("train", 48)
+    config = make_config("reactnet-a", epochs=3, recipe="two-step", batch_size=16, weight_decay=1e-5, test_limit=20)
+    model = build_model("reactnet-a", **SMALL)
+    out = tmp_path / "run.h5"
+    result = recipes.run_recipe(model, config, (images, labels), load_split("test", 20), checkpoint=str(out),
+                                progress=False)
+    (bw1, config1, _, end1), (bw2, config2, start2, end2) = snapshots
+    assert (bw1, bw2) == (False, True)
+    assert (config1.epochs, config2.epochs, config1.weight_decay, config2.weight_decay) == (2, 1, 1e-5, 0.0)
+    assert end1.keys() == start2.keys()
+    for name in end1:
+        assert np.array_equal(end1[name], start2[name]), name
+    assert any(not np.array_equal(start2[k], end2[k]) for k in start2)  # and step 2 then trained
+    assert [(h["step"], h["epoch"]) for h in result.history] == [(1, 1), (1, 2), (2, 3)]
+    assert out.is_file() and recipes.step1_checkpoint_path(out).is_file()
