@@ -30,10 +30,11 @@ def test_bench_kernels_quick_json_reports_ratios():
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(report["matmul"]) == 2 and len(report["conv"]) == 2
-    for row in report["matmul"] + report["conv"]:
-        assert row["binary_gmacs"] > 0 and row["ratio"] > 0 and row["binary_warm_ms"] > 0
-    row = report["matmul"][0]  # ratio = binary / float MAC rate (the GMAC/s figures are rounded)
-    assert row["ratio"] == pytest.approx(row["binary_gmacs"] / row["float_blas_gmacs"], rel=0.1, abs=0.02)
+    for row in report["matmul"] + report["conv"]:  # tiny shapes: the values themselves mean little
+        float_ms = row.get("float_blas_warm_ms", row.get("float_im2col_blas_warm_ms"))
+        assert row["binary_warm_ms"] > 0 and float_ms > 0 and row["binary_gmacs"] >= 0
+        # ratio = binary / float MAC rate = float time / binary time (the ms are rounded to 1 us)
+        assert row["ratio"] == pytest.approx(float_ms / row["binary_warm_ms"], rel=0.15, abs=0.02)
     assert report["machine"]["popcount_ceiling_gmacs"] > 0
     assert "ratio" in result.stderr  # the table goes to stderr
 
