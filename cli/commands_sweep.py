@@ -30,14 +30,14 @@ def _print(table: Table) -> None:
 )
 @handle_errors
 def sweep(
-    spec: Path = typer.Argument(..., help="Sweep spec (TOML): [defaults], [grid] and/or [[runs]]; see examples/sweep_*.toml."),
+    spec: Path = typer.Argument(..., help="Sweep spec (TOML): \\[defaults], \\[grid] and/or \\[\\[runs]]; see examples/sweep_*.toml."),
     scheduler: Optional[str] = typer.Option(
-        None, help="Address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786) [default: start a local cluster]."
+        None, help="Address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786) \\[default: start a local cluster]."
     ),
     workers: Optional[int] = typer.Option(
-        None, help="Local cluster: worker processes, one single-threaded run each [default: one per core]."
+        None, help="Local cluster: worker processes, one single-threaded run each \\[default: one per core]."
     ),
-    out: Optional[Path] = typer.Option(None, help="Results directory [default: runs/sweeps/<spec name>]."),
+    out: Optional[Path] = typer.Option(None, help="Results directory \\[default: runs/sweeps/<the spec's name>]."),
     set_: Optional[list[str]] = typer.Option(
         None, "--set", help="Override KEY=VALUE for every run, repeatable: a training setting (--set epochs=1 "
         "--set limit=2000) or a model argument (--set model_args.clip=2). Overrides change the runs' keys."
@@ -56,7 +56,7 @@ def sweep(
     from numbnn.sweep import load_spec, parse_overrides, plan, run_sweep
 
     loaded = load_spec(spec, parse_overrides(set_ or []))
-    out = out if out is not None else Path("runs") / "sweeps" / spec.stem
+    out = out if out is not None else Path("runs") / "sweeps" / loaded.name
     if dry_run:
         states = plan(loaded, out)
         table = Table(title=f"{loaded.name}: {len(states)} runs in {out}")
@@ -85,7 +85,7 @@ def sweep(
 @handle_errors
 def report(
     sweep_dir: Path = typer.Argument(..., help="Results directory of `numbnn sweep` (its --out)."),
-    out: Optional[Path] = typer.Option(None, help="Where to write the report [default: SWEEP_DIR/report]."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the report \\[default: SWEEP_DIR/report]."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the PNG and SVG plots (needs matplotlib)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ):

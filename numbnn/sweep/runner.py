@@ -108,7 +108,7 @@ def _run_on(client, runs: list[Run], out: Path, data_dir, tracker: "_Tracker") -
             for future in completed.next_batch(block=False) if completed.has_ready() else []:
                 run = futures[future]
                 summaries[run.key] = _summary(future, run, out)
-                tracker.finish(run.key, summaries[run.key]["status"])
+                tracker.finish(summaries[run.key])
             while not events.empty():
                 _, message = events.get()
                 tracker.event(message)
@@ -171,10 +171,18 @@ class _Tracker:
         elif message.get("event") == "epoch":
             self._advance(key, 1)
 
-    def finish(self, key: str, status: str) -> None:
-        self.ended[key] = status
+    def finish(self, summary: dict) -> None:
+        """A run ended (its task's summary): count all its epochs and log one line about it."""
+        key = summary["key"]
+        self.ended[key] = summary["status"]
         self.running.discard(key)
         self._advance(key, self.epochs[key])
+        if summary["status"] == "failed":
+            self.bar.log(f"failed: {summary['label']} ({key}): {summary['error']}")
+        else:
+            accuracy = summary["test_accuracy"]
+            shown = f"test accuracy {accuracy:.2%}" if accuracy is not None else "no test accuracy"
+            self.bar.log(f"{summary['status']}: {summary['label']} ({key}): {shown}, {summary['seconds']:.0f} s")
 
     def _advance(self, key: str, epochs: int) -> None:
         step = max(0, min(epochs, self.epochs[key] - self.counted[key]))

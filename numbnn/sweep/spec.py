@@ -18,7 +18,8 @@ Format (``examples/sweep_*.toml``; every table is optional, but each run must en
 
     [[runs]]                              # an explicit list; crossed with every grid point when both exist
     model = "ftbnn"
-    label = "FTBNN, 1 group"              # name in tables and plots (default: model + the keys it sets)
+    label = "FTBNN, 1 group"              # name in tables and plots (default: model + the keys it sets),
+                                          # followed by the grid point's keys
     model_args = { groups = 1 }
 
 A run's keys: ``model`` (a registry name), ``model_args`` (constructor arguments of the model, e.g.
@@ -121,8 +122,8 @@ def parse_spec(data: dict, *, source: str = "spec", default_name: str = "sweep",
         where = " ".join(part for part in (run_where, grid_where) if part)
         _reject_conflicts(point, entry, where)
         chosen = _merge(point, entry)
-        label = entry.get("label") or _auto_label(_merge(defaults, chosen), chosen)
-        combined.append((where, label, _merge(_merge(defaults, chosen), overrides)))
+        settings = _merge(defaults, chosen)
+        combined.append((where, _label(settings.get("model", "?"), entry, point), _merge(settings, overrides)))
 
     runs, seen = [], {}
     for where, label, settings in combined:
@@ -237,12 +238,16 @@ def _show(value) -> str:
     return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else str(value)
 
 
-def _auto_label(settings: dict, chosen: dict) -> str:
-    """``model`` followed by ``key=value`` for what this grid point / run entry sets."""
-    parts = [settings.get("model", "?")]
-    parts += [f"{key}={_show(value)}" for key, value in chosen.items() if key not in ("model", "model_args", "label")]
-    parts += [f"{key}={_show(value)}" for key, value in chosen.get("model_args", {}).items()]
-    return " ".join(parts)
+def _label(model: str, entry: dict, point: dict) -> str:
+    """The run's ``label`` (default: the model and what the run entry sets), then what the grid point sets."""
+    parts = [entry["label"]] if "label" in entry else [model, *_describe(entry)]
+    return " ".join(parts + _describe(point))
+
+
+def _describe(settings: dict) -> list[str]:
+    """``key=value`` for each setting, model arguments last (model and label left out)."""
+    parts = [f"{key}={_show(value)}" for key, value in settings.items() if key not in ("model", "model_args", "label")]
+    return parts + [f"{key}={_show(value)}" for key, value in settings.get("model_args", {}).items()]
 
 
 # -- normalisation -----------------------------------------------------------------------------------------------

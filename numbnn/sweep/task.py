@@ -116,8 +116,7 @@ def _resumable_epoch(checkpoint: Path, train: dict) -> int | None:
         state = read_training_state(checkpoint)
     except (NumbnnError, OSError):
         return None
-    same_settings = {**state.config.to_dict(), "epochs": train["epochs"]} == {**train}
-    if not same_settings or state.epoch >= train["epochs"]:
+    if state.config.to_dict() != train or state.epoch >= train["epochs"]:
         return None
     return state.epoch
 
