@@ -118,6 +118,13 @@ def test_one_epoch_then_resume_for_a_second_equals_two_straight(tmp_path):
     _assert_same_weights(_weights(tmp_path / "straight.h5"), _weights(tmp_path / "split.h5"))
 
 
+def test_a_temporary_left_by_a_killed_writer_is_cleaned_up(tmp_path):
+    stale = tmp_path / ".run.h5.tmp-999999999-dead"  # no process has this id
+    stale.write_bytes(b"half a checkpoint")
+    _train(tmp_path / "run.h5", epochs=1, limit=16)
+    assert not stale.exists() and (tmp_path / "run.h5").is_file()
+
+
 def test_save_every_skips_intermediate_epochs_but_always_saves_the_last(tmp_path):
     saved = []
     original = numbnn.io.save

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from numbnn._atomic import cleanup_stale_temps
 from numbnn.errors import InputError
 from numbnn.train.checkpoint import read_training_state
 from numbnn.train.config import TrainConfig, make_config, model_recipe
@@ -92,6 +93,7 @@ def train(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"--out: cannot create the directory {str(out.parent)!r}: {error.strerror}") from None
+    cleanup_stale_temps(out.parent, out.name)  # temporaries of a writer that was killed mid-save
     result = run_recipe(
         model, config, train_set, test_set,
         teacher=teacher, checkpoint=str(out), resume=state, progress=progress, after_step=after_step,
