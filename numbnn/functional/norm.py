@@ -4,7 +4,7 @@ import numpy as np
 
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
-from numbnn.functional import _fused
+from numbnn.kernels import elementwise as _fused
 
 
 class BatchNorm(Function):

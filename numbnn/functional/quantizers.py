@@ -13,7 +13,7 @@ import numpy as np
 
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
-from numbnn.functional import _fused
+from numbnn.kernels import elementwise as _fused
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 

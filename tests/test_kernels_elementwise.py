@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numbnn.functional import _fused
+from numbnn.kernels import elementwise as _fused
 
 DTYPES = st.sampled_from([np.float32, np.float64])
 
