@@ -16,6 +16,7 @@ import numba as nb
 import numpy as np
 
 from numbnn.kernels.intrinsics import sign_bits64
+from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, tile_dot
 
 ROW_BLOCK = 64  # rows per parallel task: amortises the task's scratch buffer and step dispatch
 
@@ -68,7 +69,7 @@ def pack_acc_below(acc, thresholds, flip, groups, packed):
                 packed[r, g * words + j] = word
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, error_model="numpy")
 def run_stages(x, codes, first_rows, params, other, other_div, out):
     """out[r] = the steps ``codes`` applied in order to float32(x[r]) (see numbnn.inference.ops.STAGES).
 
@@ -77,88 +78,94 @@ def run_stages(x, codes, first_rows, params, other, other_div, out):
     residual, or a per-image gate). Arithmetic is float32 throughout, step by step, as in the float model.
     Rows go in blocks of ROW_BLOCK that stay in L1 while every step sweeps them.
     """
-    rows, channels = x.shape
-    width = other.shape[1]
-    n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
-    for block in nb.prange(n_blocks):
+    rows = x.shape[0]
+    for block in nb.prange((rows + ROW_BLOCK - 1) // ROW_BLOCK):
         first, last = block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK)
-        for r in range(first, last):
-            for c in range(channels):
-                out[r, c] = np.float32(x[r, c])
-        for s in range(codes.size):
-            code, p = codes[s], first_rows[s]
-            if code == MUL:
-                for r in range(first, last):
-                    for c in range(channels):
-                        out[r, c] = out[r, c] * params[p, c]
-            elif code == ADD:
-                for r in range(first, last):
-                    for c in range(channels):
-                        out[r, c] = out[r, c] + params[p, c]
-            elif code == SUB:
-                for r in range(first, last):
-                    for c in range(channels):
-                        out[r, c] = out[r, c] - params[p, c]
-            elif code == RSUB:
-                for r in range(first, last):
-                    for c in range(channels):
-                        out[r, c] = params[p, c] - out[r, c]
-            elif code == DIV:
-                for r in range(first, last):
-                    for c in range(channels):
-                        out[r, c] = out[r, c] / params[p, c]
-            elif code == RDIV:
-                for r in range(first, last):
-                    for c in range(channels):
-                        out[r, c] = params[p, c] / out[r, c]
-            elif code == AFFINE:
-                for r in range(first, last):
-                    for c in range(channels):
-                        out[r, c] = out[r, c] * params[p, c] + params[p + 1, c]
-            elif code == DPRELU:  # u = y - shift_x; (pos if u >= 0 else neg) * u - shift_y
-                for r in range(first, last):
-                    for c in range(channels):
-                        u = out[r, c] - params[p, c]
-                        pos, neg = params[p + 1, c], params[p + 2, c]  # both loaded: a select, not a branch
-                        out[r, c] = (pos if u >= 0 else neg) * u - params[p + 3, c]
-            elif code == RELU:
-                for r in range(first, last):
-                    for c in range(channels):
-                        out[r, c] = out[r, c] * np.float32(out[r, c] > 0)
-            elif code == HARD_SIGMOID:
-                for r in range(first, last):
-                    for c in range(channels):
-                        v = min(max(out[r, c] + np.float32(3.0), np.float32(0.0)), np.float32(6.0))
-                        out[r, c] = v / np.float32(6.0)
-            elif code == FAKE_QUANT:  # lo, hi, step
-                for r in range(first, last):
-                    for c in range(channels):
-                        v = min(max(out[r, c], params[p, c]), params[p + 1, c])
-                        out[r, c] = np.rint(v / params[p + 2, c]) * params[p + 2, c]
-            elif code == SIGN:
-                for r in range(first, last):
-                    for c in range(channels):
-                        out[r, c] = np.float32(-1.0) if out[r, c] < 0 else np.float32(1.0)
-            elif code == NEG:
-                for r in range(first, last):
-                    for c in range(channels):
-                        out[r, c] = -out[r, c]
-            else:  # the second input, its channels repeated to fill ours
-                for r in range(first, last):
-                    o = r // other_div
-                    for base in range(0, channels, width):
-                        if code == ADD_INPUT:
-                            for c in range(width):
-                                out[r, base + c] = out[r, base + c] + other[o, c]
-                        elif code == SUB_INPUT:
-                            for c in range(width):
-                                out[r, base + c] = out[r, base + c] - other[o, c]
-                        elif code == RSUB_INPUT:
-                            for c in range(width):
-                                out[r, base + c] = other[o, c] - out[r, base + c]
-                        else:
-                            for c in range(width):
-                                out[r, base + c] = out[r, base + c] * other[o, c]
+        apply_steps(x, first, out, first, last, codes, first_rows, params, other, other_div)
+
+
+@nb.njit(cache=True, error_model="numpy")  # IEEE division: x / 0 is inf, as in numpy
+def apply_steps(source, source_row, out, first, last, codes, first_rows, params, other, other_div):
+    """out[first:last] = the steps applied to float32(source[source_row:source_row + last - first])."""
+    channels = out.shape[1]
+    width = other.shape[1]
+    for r in range(first, last):
+        for c in range(channels):
+            out[r, c] = np.float32(source[source_row + r - first, c])
+    for s in range(codes.size):
+        code, p = codes[s], first_rows[s]
+        if code == MUL:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = out[r, c] * params[p, c]
+        elif code == ADD:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = out[r, c] + params[p, c]
+        elif code == SUB:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = out[r, c] - params[p, c]
+        elif code == RSUB:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = params[p, c] - out[r, c]
+        elif code == DIV:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = out[r, c] / params[p, c]
+        elif code == RDIV:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = params[p, c] / out[r, c]
+        elif code == AFFINE:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = out[r, c] * params[p, c] + params[p + 1, c]
+        elif code == DPRELU:  # u = y - shift_x; (pos if u >= 0 else neg) * u - shift_y
+            for r in range(first, last):
+                for c in range(channels):
+                    u = out[r, c] - params[p, c]
+                    pos, neg = params[p + 1, c], params[p + 2, c]  # both loaded: a select, not a branch
+                    out[r, c] = (pos if u >= 0 else neg) * u - params[p + 3, c]
+        elif code == RELU:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = out[r, c] * np.float32(out[r, c] > 0)
+        elif code == HARD_SIGMOID:
+            for r in range(first, last):
+                for c in range(channels):
+                    v = min(max(out[r, c] + np.float32(3.0), np.float32(0.0)), np.float32(6.0))
+                    out[r, c] = v / np.float32(6.0)
+        elif code == FAKE_QUANT:  # lo, hi, step
+            for r in range(first, last):
+                for c in range(channels):
+                    v = min(max(out[r, c], params[p, c]), params[p + 1, c])
+                    out[r, c] = np.rint(v / params[p + 2, c]) * params[p + 2, c]
+        elif code == SIGN:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = np.float32(-1.0) if out[r, c] < 0 else np.float32(1.0)
+        elif code == NEG:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = -out[r, c]
+        else:  # the second input, its channels repeated to fill ours
+            for r in range(first, last):
+                o = r // other_div
+                for base in range(0, channels, width):
+                    if code == ADD_INPUT:
+                        for c in range(width):
+                            out[r, base + c] = out[r, base + c] + other[o, c]
+                    elif code == SUB_INPUT:
+                        for c in range(width):
+                            out[r, base + c] = out[r, base + c] - other[o, c]
+                    elif code == RSUB_INPUT:
+                        for c in range(width):
+                            out[r, base + c] = other[o, c] - out[r, base + c]
+                    else:
+                        for c in range(width):
+                            out[r, base + c] = out[r, base + c] * other[o, c]
 
 
 @nb.njit(parallel=True, cache=True)
@@ -174,17 +181,23 @@ def avg_pool(x, kh, kw, sh, sw, top, left, ho, wo, tiled, out):
         b, oy = task // ho, task % ho
         for ox in range(wo):
             y0, x0 = oy * sh - top, ox * sw - left
+            total = out[b, oy, ox]
+            for c in range(channels):
+                total[c] = x[b, y0, x0, c] if tiled else np.float32(0.0)
+            for i in range(kh):
+                for k in range(kw):
+                    if tiled and i == 0 and k == 0:
+                        continue
+                    iy, ix = y0 + i, x0 + k
+                    if 0 <= iy < h and 0 <= ix < w:
+                        for c in range(channels):
+                            total[c] = total[c] + x[b, iy, ix, c]
+                    else:
+                        for c in range(channels):
+                            total[c] = total[c] + np.float32(0.0)
             count = np.float32((min(y0 + kh, h) - max(y0, 0)) * (min(x0 + kw, w) - max(x0, 0)))
             for c in range(channels):
-                total = x[b, y0, x0, c] if tiled else np.float32(0.0)
-                for i in range(kh):
-                    for k in range(kw):
-                        if tiled and i == 0 and k == 0:
-                            continue
-                        iy, ix = y0 + i, x0 + k
-                        inside = 0 <= iy < h and 0 <= ix < w
-                        total = total + (x[b, iy, ix, c] if inside else np.float32(0.0))
-                out[b, oy, ox, c] = total / count
+                total[c] = total[c] / count
 
 
 @nb.njit(parallel=True, cache=True)
@@ -238,3 +251,78 @@ def add_border_correction(acc, pixels, correction):
         pixel = pixels[p]
         for o in range(channels):
             acc[b, pixel, o] += correction[p, o]
+
+
+CONV_BLOCK = 16 * TILE_ROWS  # output pixels per task of conv_steps
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, panels, k, border_row, correction,
+               codes, first_rows, params, other, other_div, out):
+    """A binary convolution and the per-channel steps after it, one block of output pixels at a time.
+
+    Per block of CONV_BLOCK output pixels: their packed receptive fields (as :func:`packed_im2col`; a
+    1x1 convolution reads full blocks of x's rows in place), times the weight panels tile by tile
+    (``tile_dot``: k - 2 * popcount of XOR, the weights' tails balanced as in
+    numbnn.inference.ops.BinaryConv), plus the padding correction of border pixels (``border_row[pixel]``
+    >= 0 indexes ``correction``), then the steps (:func:`apply_steps`) into ``out`` [N*Ho*Wo, O]. The
+    int32 results never leave the cache.
+    """
+    n, h, w, words = x.shape
+    pixels = ho * wo
+    rows = n * pixels
+    out_channels = out.shape[1]
+    n_panels = panels.shape[0]
+    flat = x.reshape(n * h * w, words)
+    pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+    for block in nb.prange((rows + CONV_BLOCK - 1) // CONV_BLOCK):
+        first, last = block * CONV_BLOCK, min(rows, (block + 1) * CONV_BLOCK)
+        acc = np.empty((CONV_BLOCK, n_panels * TILE_COLS), np.int32)
+        if pointwise and last - first == CONV_BLOCK:
+            source, row0 = flat, first
+        else:
+            source, row0 = np.zeros((CONV_BLOCK, kh * kw * words), np.uint64), 0
+            _gather(x, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, source)
+        for panel in range(n_panels):
+            for tile in range(0, last - first, TILE_ROWS):
+                tile_dot(source, row0 + tile, panels, panel, k, acc, tile, panel * TILE_COLS)
+        for r in range(first, last):
+            row = border_row[r % pixels]
+            if row >= 0:
+                for o in range(out_channels):
+                    acc[r - first, o] += correction[row, o]
+        apply_steps(acc, 0, out, first, last, codes, first_rows, params, other, other_div)
+
+
+@nb.njit(cache=True)
+def _gather(x, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """cols[r - first] = packed receptive field of output pixel r (zero words stay for padding taps)."""
+    n, h, w, words = x.shape
+    flat = x.reshape(-1)
+    b, pixel = first // (ho * wo), first % (ho * wo)
+    oy, ox = pixel // wo, pixel % wo
+    for r in range(first, last):
+        y0, x0 = oy * sh - ph, ox * sw - pw
+        interior_x = x0 >= 0 and x0 + (kw - 1) * dw < w
+        for i in range(kh):
+            iy = y0 + i * dh
+            if iy < 0 or iy >= h:
+                continue
+            if interior_x and dw == 1:  # the tap row is one run of kw pixels' words
+                start = ((b * h + iy) * w + x0) * words
+                base = i * kw * words
+                for t in range(kw * words):
+                    cols[r - first, base + t] = flat[start + t]
+                continue
+            for j in range(kw):
+                ix = x0 + j * dw
+                if 0 <= ix < w:
+                    start = ((b * h + iy) * w + ix) * words
+                    base = (i * kw + j) * words
+                    for t in range(words):
+                        cols[r - first, base + t] = flat[start + t]
+        ox += 1
+        if ox == wo:
+            ox, oy = 0, oy + 1
+            if oy == ho:
+                oy, b = 0, b + 1

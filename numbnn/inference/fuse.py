@@ -12,6 +12,8 @@
    copies (``concat([x] * k)``) is read as x with repeated channels; binary convs on the same packed
    input whose step outputs are concatenated (ReActNet's duplicated 1x1 branches) become one conv with
    the output channels of all, one steps node, and no concatenation.
+6. :func:`fuse_convolutions_and_steps`: a binary conv and the steps reading it run as one kernel, block
+   by block, so the int32 results never go to memory.
 5. :func:`fold_accumulator_packs`: a ``pack`` of per-channel float steps of a binary layer's int32
    result (no residual in between) becomes integer thresholds on the accumulator (``pack_acc``), LCE's
    bitpacked output. The steps are evaluated in float32 on *every* accumulator value the layer can
@@ -40,6 +42,7 @@ def optimize(graph: Graph) -> Graph:
     fold_into_packs(graph)
     share_packs(graph)
     fold_accumulator_packs(graph)
+    fuse_convolutions_and_steps(graph)
     graph.prune()
     return graph
 
@@ -204,6 +207,24 @@ def fold_accumulator_packs(graph: Graph) -> None:
         thresholds, flip = folded
         graph.nodes[index] = Node("pack_acc", [layer.output], node.output, {"groups": node.attrs["groups"]},
                                   {"threshold": thresholds, "flip": flip})
+    graph.prune()
+
+
+def fuse_convolutions_and_steps(graph: Graph) -> None:
+    """A ``bconv`` read only by an ``elementwise`` node becomes one ``bconv_steps`` node (one group, even tails)."""
+    producers = graph.producers()
+    for index, node in enumerate(graph.nodes):
+        if node.op != "elementwise":
+            continue
+        conv = producers.get(node.inputs[0])
+        if conv is None or conv.op != "bconv" or graph.use_count(conv.output) != 1 or conv.attrs["groups"] != 1:
+            continue
+        words = conv.consts["weight"].shape[3]
+        if (64 * words - conv.attrs["in_channels"]) % 2:
+            continue
+        graph.nodes[index] = Node("bconv_steps", [conv.inputs[0], *node.inputs[1:]], node.output,
+                                  {**conv.attrs, "stages": node.attrs["stages"]},
+                                  {"weight": conv.consts["weight"], "params": node.consts["params"]})
     graph.prune()
 
 

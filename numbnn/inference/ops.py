@@ -23,6 +23,7 @@ import numpy as np
 from numbnn import kernels
 from numbnn.errors import CheckpointError
 from numbnn.inference import _kernels
+from numbnn.kernels.tiles import column_panels
 
 WORD = 64
 
@@ -230,7 +231,7 @@ class BinaryConv(Op):
         self.pointwise = (kh, kw) == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0) and self.groups == 1
         tail = WORD * words - per_group
         self.general = tail % 2 == 1 and not self.pointwise  # odd tails: the general kernel
-        if not self.pointwise and not self.general:
+        if not self.general:
             balanced = self.weight.copy()
             balanced[..., -1] |= np.uint64((1 << (tail // 2)) - 1) << np.uint64(WORD - tail) if tail else np.uint64(0)
             self.matrices = balanced.reshape(self.groups, out_channels // self.groups, kh * kw * words)
@@ -281,6 +282,13 @@ class BinaryConv(Op):
             _kernels.add_border_correction(acc, pixels, correction)
         return acc.reshape(n, ho, wo, out_channels)
 
+    def border_rows(self, h, w):
+        """int64 [Ho*Wo]: each output pixel's row in the border correction table, -1 if it has no padding tap."""
+        pixels, correction = self._border_correction(h, w)
+        rows = np.full(np.prod(self._out_size(h, w)), -1, np.int64)
+        rows[pixels] = np.arange(len(pixels))
+        return rows, correction
+
     def _border_correction(self, h, w):
         """(border pixel indices, int32 [pixels, O]): (pad_value - 1) * the wsum of each padding tap."""
         if (h, w) not in self._corrections:
@@ -294,6 +302,49 @@ class BinaryConv(Op):
             correction = (self.pad_value - 1) * (padded[pixels].astype(np.int64) @ self.tap_sums.T)
             self._corrections[(h, w)] = (pixels.astype(np.int64), correction.astype(np.int32))
         return self._corrections[(h, w)]
+
+
+class BinaryConvSteps(Op):
+    """float32 [Ho, Wo, O]: a ``bconv`` followed by an ``elementwise`` node, fused so that the int32
+    results stay in the cache (see :func:`numbnn.inference._kernels.conv_steps`). Attributes and
+    constants are those of the two nodes (``stages``/``params`` of the steps); inputs: the packed
+    activations, then the steps' second input if they read one. One group and even weight tails only."""
+
+    name = "bconv_steps"
+    arity = None
+    const_names = ("weight", "params")
+
+    def __init__(self, attrs, consts):
+        super().__init__(attrs, consts)
+        self.conv = BinaryConv({k: v for k, v in attrs.items() if k != "stages"}, {"weight": consts.get("weight")})
+        self.steps = Elementwise({"stages": _get(attrs, "stages", self.name)}, {"params": consts.get("params")})
+        _expect(self.conv.groups == 1 and not self.conv.general, "bconv_steps: needs one group and even weight tails")
+        self.panels = column_panels(np.ascontiguousarray(self.conv.matrices[0]))
+        out_channels, kh, kw, words = self.conv.weight.shape
+        self.k = WORD * kh * kw * words
+        self._geometry = {}
+
+    def output_spec(self, specs):
+        _expect(len(specs) >= 1, "bconv_steps: needs the packed input")
+        acc = self.conv.output_spec(specs[:1])
+        return self.steps.output_spec([acc, *specs[1:]])
+
+    def __call__(self, x, other=None):
+        n, h, w, _ = x.shape
+        out_channels, kh, kw, _ = self.conv.weight.shape
+        ho, wo = self.conv._out_size(h, w)
+        if (h, w) not in self._geometry:
+            if self.conv.pad_value != 1 and self.conv.padding != (0, 0):
+                self._geometry[(h, w)] = self.conv.border_rows(h, w)
+            else:
+                self._geometry[(h, w)] = (np.full(ho * wo, -1, np.int64), np.zeros((1, out_channels), np.int32))
+        border_rows, correction = self._geometry[(h, w)]
+        out = np.empty((n * ho * wo, out_channels), np.float32)
+        other2, div = self.steps.other_rows(other, out.shape[0])
+        _kernels.conv_steps(x, kh, kw, *self.conv.stride, *self.conv.padding, *self.conv.dilation, ho, wo, self.panels,
+                            self.k, border_rows, correction, self.steps.codes, self.steps.first_rows,
+                            self.steps.channel_params(out_channels), other2, div, out)
+        return out.reshape(n, ho, wo, out_channels)
 
 
 class BinaryDense(Op):
@@ -393,15 +444,21 @@ class Elementwise(Op):
     def __call__(self, x, other=None):
         channels = x.shape[-1]
         x2 = np.ascontiguousarray(x).reshape(-1, channels)
-        params = self.params if self.params.shape[0] else np.zeros((0, channels), np.float32)
         out = np.empty(x2.shape, np.float32)
-        if other is None:
-            other2, div = _NO_OTHER, max(1, x2.shape[0])
-        else:
-            other2 = np.ascontiguousarray(other, dtype=np.float32).reshape(-1, other.shape[-1])
-            div = x2.shape[0] // other2.shape[0]
-        _kernels.run_stages(x2, self.codes, self.first_rows, params, other2, div, out)
+        other2, div = self.other_rows(other, x2.shape[0])
+        _kernels.run_stages(x2, self.codes, self.first_rows, self.channel_params(channels), other2, div, out)
         return out.reshape(x.shape)
+
+    def channel_params(self, channels):
+        return self.params if self.params.shape[0] else np.zeros((0, channels), np.float32)
+
+    @staticmethod
+    def other_rows(other, rows):
+        """The second input as [R, Co] rows and the number of our rows per row of it."""
+        if other is None:
+            return _NO_OTHER, max(1, rows)
+        other2 = np.ascontiguousarray(other, dtype=np.float32).reshape(-1, other.shape[-1])
+        return other2, rows // other2.shape[0]
 
 
 class Ufunc(Op):
@@ -801,7 +858,7 @@ class Slice(Op):
         return x[self.index]
 
 
-OPS = {cls.name: cls for cls in (Pack, PackAccumulator, BinaryConv, BinaryDense, Elementwise, Ufunc, Conv2d, Linear,
+OPS = {cls.name: cls for cls in (Pack, PackAccumulator, BinaryConv, BinaryConvSteps, BinaryDense, Elementwise, Ufunc, Conv2d, Linear,
                                  AvgPool, MaxPool, Reduce, Concat, Reshape, Transpose, Pad, Slice)}
 
 
