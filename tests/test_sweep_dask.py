@@ -41,6 +41,7 @@ seed = 0
 seed = 1
 [[runs]]
 model_args = { widths = [8, 16] }
+lr = 0.002
 [[runs]]
 label = "cannot build"
 model_args = { widths = [8, 12] }
@@ -127,7 +128,7 @@ def test_report_writes_table_csv_and_png_svg_plots(local_sweep, tmp_path):
     assert (tmp_path / "results.md").read_text().count("\n| ") == 4
 
     sizes = {"accuracy_vs_ops": (750, 1050), "accuracy_vs_ace": (750, 1050), "accuracy_vs_size": (750, 1050),
-             "training_curves": (825, 1650)}
+             "training_curves": (825, 1650), "accuracy_vs_lr": (750, 1050)}  # lr differs between two runs
     for stem, (height, width) in sizes.items():
         png = tmp_path / f"{stem}.png"
         assert png.read_bytes()[:8] == PNG_SIGNATURE and png.stat().st_size > 5000

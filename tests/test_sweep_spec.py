@@ -1,5 +1,6 @@
-"""Sweep specs (no Dask needed): grid/list expansion, precedence, normalised keys, one clear error per
-mistake, --set overrides, `numbnn sweep --dry-run`, the Pareto front, and optional imports staying optional."""
+"""Sweep logic that needs no Dask: grid/list expansion, precedence, normalised keys, one clear error per
+mistake, --set overrides, `numbnn sweep --dry-run`, the Pareto front, which settings get their own plot,
+and optional imports staying optional."""
 
 import hashlib
 import json
@@ -15,6 +16,7 @@ from cli.main import app
 from numbnn.errors import InputError, MissingDependencyError, UnknownModelError
 from numbnn.sweep import config_hash, load_spec, parse_overrides, parse_spec, plan, store
 from numbnn.sweep.pareto import dominates, pareto_front
+from numbnn.sweep.report import swept_parameters
 
 SMALL = {"model": "bnn-small", "epochs": 1, "limit": 64, "model_args": {"widths": [8, 8, 16]}}
 
@@ -159,6 +161,18 @@ def test_pareto_front_is_exactly_the_undominated_points(points):
             assert any(dominates(points[j], point) for j in front)
     costs = [points[i][0] for i in front]
     assert costs == sorted(costs)
+
+
+def test_settings_varied_within_a_model_get_a_plot_seeds_and_text_do_not():
+    def record(model, seed, lr, **args):
+        return {"config": {"model": model, "model_args": args, "train": {"seed": seed, "lr": lr}}}
+
+    records = [record("pokebnn", 0, 1e-3, clip=1.0, widths=[8]), record("pokebnn", 1, 1e-3, clip=2.0, widths=[16]),
+               record("ftbnn", 0, 5e-3, groups=1), record("rbnet", 0, 1e-3, conv="rpc"), record("rbnet", 0, 1e-3, conv="3x3")]
+    # lr differs only between models, widths and conv are not numbers, seeds are not parameters
+    assert swept_parameters(records) == [("model_args", "clip")]
+    records.append(record("ftbnn", 0, 2e-3, groups=4))
+    assert swept_parameters(records) == [("model_args", "clip"), ("model_args", "groups"), ("train", "lr")]
 
 
 def test_missing_optional_dependencies_say_how_to_install(monkeypatch):

@@ -82,7 +82,34 @@ def tradeoff_figure(records: list[dict], cost_key: str, axis_title: str, front: 
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(f"{title}: accuracy vs {axis_title.split(' (')[0].split(' per ')[0]}")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8, loc="lower right")
+    axes.margins(x=0.12, y=0.08)  # room for the point labels
+    axes.legend(fontsize=8, loc="best")
+    return figure
+
+
+def parameter_figure(records: list[dict], section: str, name: str, title: str):
+    """Test accuracy against one swept setting (e.g. PokeBNN's clip bound B): a point per run, and per model
+    a line through the mean accuracy at each value (the mean over seeds when a value was run several times)."""
+    _, Figure = _matplotlib()
+    figure = Figure(figsize=TRADEOFF_FIGSIZE, layout="constrained")
+    axes = figure.add_subplot()
+    for model, color in model_colors(records).items():
+        points = [(r["config"][section][name], 100 * r["test_accuracy"]) for r in records
+                  if r["config"]["model"] == model and r["config"][section].get(name) is not None]
+        if not points:
+            continue
+        axes.scatter(*zip(*points), color=color, s=30, alpha=0.7, zorder=3)
+        values = sorted({x for x, _ in points})
+        means = [sum(y for x, y in points if x == value) / sum(1 for x, _ in points if x == value) for value in values]
+        axes.plot(values, means, color=color, marker="o", linewidth=1.4, label=model, zorder=2)
+    xs = [r["config"][section][name] for r in records if r["config"][section].get(name) is not None]
+    if min(xs) > 0 and max(xs) >= LOG_AXIS_SPAN * min(xs):
+        axes.set_xscale("log")
+    kind = "model argument" if section == "model_args" else "training setting"
+    axes.set(xlabel=f"{name} ({kind})", ylabel="test accuracy (%)", title=f"{title}: accuracy vs {name}")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.margins(x=0.08, y=0.1)
+    axes.legend(fontsize=8, loc="best")
     return figure
 
 
@@ -103,8 +130,10 @@ def curves_figure(records: list[dict], title: str):
         accuracy_axes.plot(epochs, accuracy, **style)
     loss_axes.set(xlabel="epoch", ylabel="training loss", title="training loss")
     accuracy_axes.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy after each epoch")
+    last_epoch = max(h["epoch"] for r in records for h in r["history"])
     for axes in (loss_axes, accuracy_axes):
         axes.grid(True, alpha=0.3)
+        axes.set_xlim(0.5, last_epoch + 0.5)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle(f"{title}: training curves")
     figure.legend(loc="outside right upper", fontsize=7)

@@ -5,12 +5,17 @@ checkpoint, NOTES.md section 0): OPs = BOPs/64 + FLOPs, ACE (a float MAC costs 2
 model size with binary weights at 1 bit. Accuracy is the test accuracy after the run's last epoch
 (for ReActXGB the tree head's). A run is on the front of a cost axis when no other finished run is
 both cheaper and more accurate (:mod:`numbnn.sweep.pareto`).
+
+Besides the cost plots, every numeric setting the sweep varies *within* one model (a model argument such
+as PokeBNN's clip bound B, or a training setting such as ``lr``; seeds excepted) gets its own plot of
+accuracy against that setting: a clip-bound study has one cost for all its runs, so this is its figure.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,7 +87,36 @@ def write_report(sweep_dir, out=None, *, plots: bool = True) -> Report:
             figure = plotting.tradeoff_figure(finished, key, axis_title, report.fronts[key], report.title)
             report.files += plotting.save_figure(figure, out / stem)
         report.files += plotting.save_figure(plotting.curves_figure(finished, report.title), out / CURVES_STEM)
+        for section, name in swept_parameters(finished):
+            figure = plotting.parameter_figure(finished, section, name, report.title)
+            report.files += plotting.save_figure(figure, out / f"accuracy_vs_{name}")
     return report
+
+
+def swept_parameters(records: list[dict]) -> list[tuple[str, str]]:
+    """``(section, name)`` of each numeric setting that differs between two runs of the same model.
+
+    ``section`` is "model_args" or "train"; the seed is not a parameter. A name that would overwrite a
+    cost plot (``ops``, ``ace``, ``size``) or appears in both sections is plotted once, as a model argument.
+    """
+    found, taken = [], {stem.removeprefix("accuracy_vs_") for _, _, stem in COST_AXES}
+    for section in ("model_args", "train"):
+        for name in sorted({name for r in records for name in r["config"][section]}):
+            values_by_model = defaultdict(set)
+            for record in records:
+                value = record["config"][section].get(name)
+                if value is not None:
+                    values_by_model[record["config"]["model"]].add(value if _is_number(value) else repr(value))
+            numeric = all(_is_number(v) for values in values_by_model.values() for v in values)
+            varies = any(len(values) > 1 for values in values_by_model.values())
+            if numeric and varies and name not in taken and (section, name) != ("train", "seed"):
+                found.append((section, name))
+                taken.add(name)
+    return found
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def result_row(record: dict, fronts: dict) -> dict:

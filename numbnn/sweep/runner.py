@@ -70,7 +70,7 @@ def run_sweep(sweep: Sweep, out, *, scheduler: str | None = None, workers: int |
     except OSError as error:
         raise InputError(f"--out: cannot create the directory {str(out)!r}: {error.strerror}") from None
     store.write_json(out / store.SWEEP_FILE, {
-        "name": sweep.name, "description": sweep.description, "spec": sweep.source,
+        "name": sweep.name, "description": sweep.description, "spec": sweep.source, "overrides": sweep.overrides,
         "runs": [{"key": run.key, "label": run.label} for run in sweep.runs],
     })
     states = plan(sweep, out)

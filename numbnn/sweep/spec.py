@@ -84,6 +84,7 @@ class Sweep:
     description: str
     runs: list[Run]
     source: str
+    overrides: dict = dataclasses.field(default_factory=dict)  # the --set values applied on top of the spec
 
 
 def load_spec(path, overrides: dict | None = None) -> Sweep:
@@ -132,7 +133,7 @@ def parse_spec(data: dict, *, source: str = "spec", default_name: str = "sweep",
             raise InputError(f"{where} is the same configuration as {seen[run.key]} (key {run.key}); remove one of them")
         seen[run.key] = where
         runs.append(run)
-    return Sweep(name, description, runs, source)
+    return Sweep(name, description, runs, source, overrides)
 
 
 def parse_overrides(pairs: list[str]) -> dict:
