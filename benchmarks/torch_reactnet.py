@@ -1,0 +1,175 @@
+"""Packed numbnn inference against a float32 PyTorch CPU eval of the same ReActNet-A, in one process.
+
+Usage::
+
+    python3 benchmarks/torch_reactnet.py [CHECKPOINT] [--threads 2] [--repeats 7] [--json]
+
+PyTorch (``pip install torch``; a benchmark-only extra, numbnn never imports it) runs the architecture
+of numbnn's ``reactnet-a`` the way a PyTorch user simulates a BNN: float32 ``conv2d`` of sign(x - b)
+with sign(W), times alpha = mean|W_o|, batch norm, RPReLU, the 2x2 average-pool shortcut and the
+duplicated 1x1 branches. The weights are copied from the numbnn model (a checkpoint, or a freshly built
+model with trained-looking batch-norm statistics), and the script first checks that PyTorch's logits
+agree with numbnn's on a few images, so both really compute the same network. Then, on the same
+uint8 images at batch 256 and 1: images/s of PyTorch (``inference_mode``, ``--threads`` intra-op
+threads), of numbnn's packed model and of numbnn's float-simulated model (the eval-mode forward pass),
+warm medians of ``--repeats`` calls each, interleaved so a change in machine load hits all three alike.
+The machine's load average is printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as TF
+
+import numbnn.io
+from numbnn.autograd import Tensor, no_grad
+from numbnn.inference import compile
+from numbnn.models import build_model
+from numbnn.train.data import normalize
+
+
+def sign(x):
+    return torch.where(x < 0, -1.0, 1.0)
+
+
+class TorchReActNet(torch.nn.Module):
+    """numbnn's ReActNet-A (numbnn/models/reactnet.py) in PyTorch float32, weights taken from ``model``."""
+
+    def __init__(self, model):
+        super().__init__()
+        state = {k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()}
+        self.state = state
+        self.stem_stride = model.stem.stride
+        self.blocks = [(b.stride, len(b.pointwise)) for b in model.blocks]
+
+    def param(self, name):
+        return self.state[name]
+
+    def conv_weight(self, name):  # OHWI -> OIHW
+        return self.param(name).permute(0, 3, 1, 2).contiguous()
+
+    def batch_norm(self, x, prefix):
+        return TF.batch_norm(x, self.param(prefix + ".running_mean"), self.param(prefix + ".running_var"),
+                             self.param(prefix + ".gamma"), self.param(prefix + ".beta"), False, 0.0, 1e-5)
+
+    def binary_conv(self, x, prefix, bias_prefix, stride, padding):
+        w = self.conv_weight(prefix + ".weight")
+        alpha = w.abs().mean(dim=(1, 2, 3)).view(1, -1, 1, 1)
+        a = sign(x + self.param(bias_prefix + ".bias").view(1, -1, 1, 1))
+        return TF.conv2d(a, sign(w), stride=stride, padding=padding) * alpha
+
+    def rprelu(self, x, prefix):
+        gamma, slope, zeta = (self.param(f"{prefix}.{n}").view(1, -1, 1, 1) for n in ("gamma", "slope", "zeta"))
+        u = x - gamma
+        return torch.where(u >= 0, u, slope * u) + zeta
+
+    def forward(self, x):  # NCHW
+        x = TF.conv2d(x, self.conv_weight("stem.weight"), stride=self.stem_stride, padding=1)
+        x = self.batch_norm(x, "stem_norm")
+        for i, (stride, copies) in enumerate(self.blocks):
+            p = f"blocks.{i}"
+            out1 = self.batch_norm(self.binary_conv(x, f"{p}.conv_3x3", f"{p}.threshold_3x3", stride, 1), f"{p}.norm_3x3")
+            shortcut = TF.avg_pool2d(x, 2, 2, ceil_mode=True, count_include_pad=False) if stride == 2 else x
+            out1 = self.rprelu(out1 + shortcut, f"{p}.act_3x3")
+            branches = [self.batch_norm(self.binary_conv(out1, f"{p}.pointwise.{j}.conv", f"{p}.threshold_1x1", 1, 0),
+                                        f"{p}.pointwise.{j}.norm") + out1 for j in range(copies)]
+            x = self.rprelu(torch.cat(branches, dim=1), f"{p}.act_1x1")
+        pooled = x.mean(dim=(2, 3))
+        return TF.linear(pooled, self.param("classifier.weight"), self.param("classifier.bias"))
+
+
+def reference_model(checkpoint):
+    if checkpoint:
+        model = numbnn.io.load(checkpoint)
+    else:  # untrained weights; give the batch norms and thresholds non-trivial values
+        model = build_model("reactnet-a")
+        rng = np.random.default_rng(0)
+        for name, array in model.state_dict().items():
+            target = dict(model.named_buffers()).get(name)
+            if target is not None:
+                target[...] = rng.uniform(0.5, 1.5, target.shape) if name.endswith("var") else rng.normal(0, 0.2, target.shape)
+        for name, param in model.named_parameters():
+            if name.endswith(("bias", "beta", "gamma", "zeta")) and param.data.ndim == 1:
+                param.data[...] += rng.normal(0, 0.1, param.data.shape).astype(np.float32)
+    model.eval()
+    if model.config["name"] not in ("reactnet-a", "reactxgb") or getattr(model, "has_trees", False):
+        raise SystemExit("this benchmark needs a reactnet-a checkpoint (or none: a default reactnet-a is built)")
+    return model
+
+
+def median_seconds(call, repeats):
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", nargs="?", help="a reactnet-a checkpoint (default: a freshly built reactnet-a)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    import numba
+
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    model = reference_model(args.checkpoint)
+    packed = compile(model)
+    net = TorchReActNet(model).eval()
+    images = np.random.default_rng(1).integers(0, 256, (256, 28, 28), dtype=np.uint8)
+
+    def torch_logits(batch):
+        x = torch.from_numpy(normalize(batch)).permute(0, 3, 1, 2).contiguous()
+        with torch.inference_mode():
+            return net(x).numpy()
+
+    def float_logits(batch):
+        with no_grad():
+            return model(Tensor(normalize(batch))).data
+
+    check = images[:64]
+    reference = float_logits(check)
+    agreement = {"torch_vs_float_max_abs": float(np.abs(torch_logits(check) - reference).max()),
+                 "packed_vs_float_max_abs": float(np.abs(packed.predict(check) - reference).max()),
+                 "torch_same_class": float((torch_logits(check).argmax(1) == reference.argmax(1)).mean())}
+
+    load_before = os.getloadavg()[0]
+    results = {"threads": args.threads, "agreement": agreement}
+    for batch in (256, 1):
+        x = images[:batch]
+        runs = {"packed": lambda: packed.predict(x), "torch": lambda: torch_logits(x), "float": lambda: float_logits(x)}
+        seconds = {name: [] for name in runs}
+        for _ in range(args.repeats):  # interleaved: load changes hit all three
+            for name, call in runs.items():
+                seconds[name].append(median_seconds(call, 1))
+        rates = {name: batch / float(np.median(s)) for name, s in seconds.items()}
+        results[f"batch_{batch}"] = {
+            **{f"{name}_images_per_s": round(rate, 1) for name, rate in rates.items()},
+            "packed_over_torch": round(rates["packed"] / rates["torch"], 2),
+            "packed_over_float": round(rates["packed"] / rates["float"], 2),
+        }
+    results["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    for key in ("batch_256", "batch_1"):
+        row = results[key]
+        print(f"{key}: packed {row['packed_images_per_s']:,.0f} img/s, torch {row['torch_images_per_s']:,.0f} img/s, "
+              f"numbnn float {row['float_images_per_s']:,.0f} img/s -> packed/torch {row['packed_over_torch']}x, "
+              f"packed/float {row['packed_over_float']}x")
+    print(f"agreement on 64 images: {agreement}; threads {args.threads}; load average {results['load_average']}")
+    if args.json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
