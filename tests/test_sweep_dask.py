@@ -109,7 +109,7 @@ def test_local_cluster_sweep_records_results_and_failures_then_restarts_without_
 
 
 def test_report_writes_table_csv_and_png_svg_plots(local_sweep, tmp_path):
-    import matplotlib.image
+    matplotlib_image = pytest.importorskip("matplotlib.image")
 
     out, _, _ = local_sweep
     result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path), "--json"])
@@ -132,7 +132,7 @@ def test_report_writes_table_csv_and_png_svg_plots(local_sweep, tmp_path):
     for stem, (height, width) in sizes.items():
         png = tmp_path / f"{stem}.png"
         assert png.read_bytes()[:8] == PNG_SIGNATURE and png.stat().st_size > 5000
-        assert matplotlib.image.imread(png).shape[:2] == (height, width)  # decodes, at the figure's size
+        assert matplotlib_image.imread(png).shape[:2] == (height, width)  # decodes, at the figure's size
         svg = (tmp_path / f"{stem}.svg").read_text()
         assert svg.startswith("<?xml") and "<svg" in svg and len(svg) > 5000
     assert sorted(report["files"]) == sorted(str(p) for p in tmp_path.iterdir())
