@@ -33,7 +33,7 @@ from numbnn.errors import CheckpointError, InputError
 from numbnn.inference.graph import Graph, Node
 from numbnn.inference.model import PackedModel
 from numbnn.inference.ops import Spec
-from numbnn.io.hdf5 import atomic_h5, open_numbnn_file, write_header
+from numbnn.io.hdf5 import atomic_h5, open_numbnn_file, verify_envelope, write_header
 
 FORMAT = "numbnn-packed-model"
 FORMAT_VERSION = 1
@@ -95,11 +95,15 @@ def load(path) -> PackedModel:
 
 
 def is_packed_model(path) -> bool:
-    """True if ``path`` is an HDF5 file whose header says it is a packed model (nothing else is checked)."""
+    """True if ``path`` is an intact numbnn file whose header says it is a packed model.
+
+    The checksum is verified first: HDF5 itself can loop forever on damaged metadata.
+    """
     try:
+        verify_envelope(path)
         with h5py.File(path, "r") as file:
             return file.attrs.get("format") == FORMAT
-    except (OSError, ValueError):
+    except (CheckpointError, OSError, ValueError):
         return False
 
 
