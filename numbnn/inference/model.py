@@ -42,7 +42,7 @@ class PackedModel:
 
     def prepare(self, images) -> np.ndarray:
         """float32 NHWC input: uint8 [N, H, W] or [N, H, W, C] is normalised as in training; float NHWC is
-        taken as already normalised."""
+        taken as already normalised and must be finite."""
         images = np.asarray(images)
         h, w, c = self.input_shape
         if images.dtype == np.uint8:
@@ -57,7 +57,10 @@ class PackedModel:
         if images.dtype.kind != "f" or images.ndim != 4 or images.shape[1:] != (h, w, c):
             raise InputError(f"images: expected uint8 [N, {h}, {w}] or float NHWC [N, {h}, {w}, {c}], "
                              f"got {images.dtype} {images.shape}")
-        return np.ascontiguousarray(images, dtype=np.float32)
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        if not np.isfinite(images).all():  # a NaN would silently become a "probability" of nan
+            raise InputError("images: contain NaN or inf values")
+        return images
 
     def predict(self, images, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """Logits float32 [N, classes] (for ReActXGB: the trees' margins)."""
