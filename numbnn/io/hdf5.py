@@ -22,6 +22,7 @@ import contextlib
 import datetime
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -44,15 +45,20 @@ def atomic_h5(path):
 
     The file is written as ``path.parent/.<name>.tmp-<pid>-<random>``, closed, stamped with its size and
     checksum, fsynced and renamed over ``path``; on any exception (Ctrl-C included) the temporary is
-    deleted and ``path`` is untouched.
+    deleted and ``path`` is untouched. An OS error (unwritable directory, ``path`` is a directory, disk
+    full) becomes a CheckpointError naming ``path``.
     """
     path = Path(path)
     if not path.parent.is_dir():
         raise InputError(f"path: directory {path.parent} does not exist")
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", userblock_size=USERBLOCK_SIZE, libver=LIBVER, track_order=True) as file:
-            yield file
-        _stamp_envelope(tmp)
+    try:
+        with atomic_path(path) as tmp:
+            with h5py.File(tmp, "w", userblock_size=USERBLOCK_SIZE, libver=LIBVER, track_order=True) as file:
+                yield file
+            _stamp_envelope(tmp)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise CheckpointError(f"cannot write {path}: {reason}") from None
 
 
 def write_header(file: h5py.File, format_name: str, format_version: int) -> None:
