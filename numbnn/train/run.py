@@ -93,6 +93,8 @@ def train(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"--out: cannot create the directory {str(out.parent)!r}: {error.strerror}") from None
+    if out.is_dir():  # found now, not when the first checkpoint is due after an epoch of training
+        raise InputError(f"--out: {str(out)!r} is a directory; give the checkpoint's file path")
     cleanup_stale_temps(out.parent, out.name)  # temporaries of a writer that was killed mid-save
     result = run_recipe(
         model, config, train_set, test_set,
