@@ -88,7 +88,8 @@ def test_packed_model_matches_the_float_model(name, test_images):
     probabilities = packed.predict_proba(images[:5])
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
     if any(isinstance(m, BinaryConv2d) for m in model.modules()):
-        assert packed.op_counts().get("bconv", 0) >= 1  # binary layers really run packed
+        binary_ops = ("bconv", "bconv_steps", "bdense")
+        assert sum(packed.op_counts().get(op, 0) for op in binary_ops) >= 1  # binary layers really run packed
 
 
 def test_reactxgb_trees_replace_the_classifier(test_images):
@@ -180,7 +181,7 @@ def test_non_monotone_steps_keep_the_float_path():
 def _single_use_step_chains(graph):
     producers = graph.producers()
     return [n for n in graph.nodes if n.op == "elementwise" and n.inputs[0] in producers
-            and producers[n.inputs[0]].op == "elementwise" and graph.use_count(n.inputs[0]) == 1]
+            and producers[n.inputs[0]].op in ("elementwise", "bconv") and graph.use_count(n.inputs[0]) == 1]
 
 
 def test_rsign_thresholds_are_folded_into_packing():
@@ -196,10 +197,11 @@ def test_rsign_thresholds_are_folded_into_packing():
 def test_duplicated_branches_share_one_packing():
     packed = compile(build_model("reactnet-a"))
     counts = packed.op_counts()
-    # 5 blocks x (3x3 input, 1x1 input); the two 1x1 branches of a widening block are one conv, no concat
-    assert counts["bconv"] == 10 and counts["pack"] == 10 and "concat" not in counts
-    stages = [n.attrs["stages"] for n in packed.graph.nodes if n.op == "elementwise"]
-    assert ["mul", "affine", "add_input", "dprelu"] in stages  # alpha, BN, shortcut, RPReLU in one pass
+    # 5 blocks x (3x3 input, 1x1 input); the two 1x1 branches of a widening block are one conv, no concat;
+    # each conv runs with its steps (alpha, BN, shortcut, RPReLU) in one fused pass
+    assert counts["bconv_steps"] == 10 and counts["pack"] == 10 and "concat" not in counts and "bconv" not in counts
+    stages = [n.attrs["stages"] for n in packed.graph.nodes if n.op == "bconv_steps"]
+    assert ["mul", "affine", "add_input", "dprelu"] in stages
     assert not _single_use_step_chains(packed.graph)
 
 

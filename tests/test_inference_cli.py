@@ -148,7 +148,7 @@ def test_export_then_predict(files):
     directory, checkpoint = files
     model = directory / "model.h5"
     report = last_json(runner.invoke(app, ["export", str(checkpoint), "--out", str(model), "--json"]))
-    assert report["file_bytes"] == model.stat().st_size and report["ops"]["bconv"] == 2
+    assert report["file_bytes"] == model.stat().st_size and report["ops"]["bconv_steps"] == 2
     assert report["payload_bytes"] <= report["packed_size_bytes"] < report["checkpoint_bytes"]
     out = last_json(runner.invoke(app, ["predict", str(model), "--input", str(directory / "five.npy"), "--top", "3", "--json"]))
     assert [p["index"] for p in out["predictions"]] == list(range(5))
