@@ -287,6 +287,8 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor
     ``stride``, ``padding`` (zeros) and ``dilation`` are ints or (h, w) pairs. Returns NHWC
     [N, Ho, Wo, O] with Ho = (H + 2*ph - dh*(KH-1) - 1) // sh + 1.
     """
+    if bias is not None and tuple(bias.shape) != (w.shape[0],):
+        raise InputError(f"bias must have shape ({w.shape[0]},) (one per output channel of w), got {tuple(bias.shape)}")
     depthwise = isinstance(groups, int) and groups > 1 and groups == x.shape[-1]
     fn = DepthwiseConv2d if depthwise else Conv2d
     return fn.apply(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
