@@ -88,6 +88,10 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training: bool, moment
             raise InputError(f"{name} must be a numpy array (it is updated in place), got {type(value).__name__}")
     if not training and (running_mean is None or running_var is None):
         raise InputError("batch_norm in evaluation mode needs running_mean and running_var")
+    if not 0.0 <= momentum <= 1.0:
+        raise InputError(f"momentum must be in [0, 1], got {momentum!r}")
+    if not 0.0 < eps < float("inf"):  # eps <= 0 divides by zero on a constant channel
+        raise InputError(f"eps must be a positive finite number, got {eps!r}")
     return BatchNorm.apply(
         x, gamma, beta, running_mean, running_var,
         training=bool(training), momentum=float(momentum), eps=float(eps),
