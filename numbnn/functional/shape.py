@@ -12,12 +12,21 @@ def _tensor(x) -> Tensor:
 
 def add(a, b) -> Tensor:
     """a + b with numpy broadcasting (residual shortcuts)."""
-    return _tensor(a) + b
+    a, b_shape = _tensor(a), np.shape(b.data if isinstance(b, Tensor) else b)
+    try:
+        np.broadcast_shapes(a.shape, b_shape)
+    except ValueError:
+        raise InputError(f"a of shape {a.shape} and b of shape {b_shape} do not broadcast") from None
+    return a + b
 
 
 def reshape(x, shape) -> Tensor:
     """x with a new shape (one axis may be -1)."""
-    return _tensor(x).reshape(tuple(shape))
+    x = _tensor(x)
+    try:
+        return x.reshape(tuple(shape))
+    except ValueError:
+        raise InputError(f"x of shape {x.shape} cannot be reshaped to shape {tuple(shape)}") from None
 
 
 class Concat(Function):
@@ -39,7 +48,10 @@ def concat(tensors, axis: int = -1) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise InputError("concat needs at least one tensor")
-    return Concat.apply(*tensors, axis=axis)
+    try:
+        return Concat.apply(*tensors, axis=axis)
+    except (ValueError, IndexError) as error:  # shapes that do not line up, or an axis out of range
+        raise InputError(f"tensors cannot be joined along axis {axis}: {error}") from None
 
 
 class Pad(Function):
