@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from numbnn.errors import InputError
-from numbnn.kernels._checks import as_pair
+from numbnn.kernels._checks import as_int, as_pair
 
 
 def conv_output_size(size: int, k: int, stride: int = 1, pad: int = 0, dilation: int = 1) -> int:
@@ -12,6 +12,8 @@ def conv_output_size(size: int, k: int, stride: int = 1, pad: int = 0, dilation:
     A dilated kernel spans ``dilation*(k-1) + 1`` input positions; it fits
     ``(size + 2*pad - span) // stride + 1`` times. May be < 1 when the kernel does not fit.
     """
+    size, k, stride = as_int(size, "size", 0), as_int(k, "k", 1), as_int(stride, "stride", 1)
+    pad, dilation = as_int(pad, "pad", 0), as_int(dilation, "dilation", 1)
     span = dilation * (k - 1) + 1
     return (size + 2 * pad - span) // stride + 1
 
