@@ -77,6 +77,8 @@ def threshold_pack(acc, thresholds, flip) -> np.ndarray:
     thresholds = require_array(thresholds, "thresholds", (np.int64,), ndim=1)
     flip = require_array(flip, "flip", (np.bool_,), ndim=1)
     channels = acc.shape[-1]
+    if channels == 0:
+        raise InputError(f"acc must have at least one channel, got shape {acc.shape}")
     for name, v in (("thresholds", thresholds), ("flip", flip)):
         if v.shape[0] != channels:
             raise InputError(f"{name} has {v.shape[0]} entries but acc has {channels} channels")
