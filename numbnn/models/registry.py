@@ -9,7 +9,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-from numbnn.errors import InputError, UnknownModelError
+from numbnn.errors import InputError, NumbnnError, UnknownModelError
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,13 @@ def build_model(config_or_name, **args):
         raise InputError(f"model {name!r} has no option {unknown[0]!r} (options: {', '.join(signature.parameters)})")
     bound = signature.bind(**args)
     bound.apply_defaults()
-    model = spec.constructor(**bound.arguments)
+    try:
+        model = spec.constructor(**bound.arguments)
+    except NumbnnError:
+        raise
+    except (TypeError, ValueError) as error:  # a value of the wrong type, e.g. widths=8 or widths="abc"
+        given = ", ".join(f"{key}={value!r}" for key, value in args.items())
+        raise InputError(f"model {name!r} cannot be built with {given}: {error}") from None
     model.config = {"name": name, "args": dict(bound.arguments)}
     return model
 
