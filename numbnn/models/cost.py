@@ -53,6 +53,7 @@ from numbnn.nn import BinaryConv2d, BinaryLinear, Conv2d, FakeQuant, Linear, Mod
 
 REAL_BITS = 32  # the bit width of a float operand, as layers report it
 ACE_REAL_BITS = 16  # what ACE charges for a float operand (PokeBNN: bf16, so a float MAC is 16 x 16)
+MAX_INPUT_SIZE = 1024  # pricing traces a real forward pass; ImageNet models are priced at 224
 FLOAT32_BYTES = 4
 
 CONVENTIONS = (
@@ -198,9 +199,12 @@ def summarize(model: Module, input_shape: Sequence[int] = (1, 28, 28, 1)) -> Cos
 
 
 def default_input_shape(model: Module, size: int = 28) -> tuple[int, int, int, int]:
-    """(1, size, size, C) with C the model's ``in_channels`` config argument (1, FashionMNIST, if absent)."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise InputError(f"input size must be a positive integer, got {size!r}")
+    """(1, size, size, C) with C the model's ``in_channels`` config argument (1, FashionMNIST, if absent).
+
+    At most MAX_INPUT_SIZE: the costs come from a real forward pass, whose activations must fit in memory.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_INPUT_SIZE:
+        raise InputError(f"input size must be an integer in [1, {MAX_INPUT_SIZE}], got {size!r}")
     channels = getattr(model, "config", {}).get("args", {}).get("in_channels", 1)
     return (1, size, size, int(channels))
 
