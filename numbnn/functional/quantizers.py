@@ -136,6 +136,6 @@ def fake_quant(x, bits: int, bound: float, signed: bool = True) -> Tensor:
     """Quantize ``x`` to ``bits``-bit uniform levels on [-bound, bound] (or [0, bound] unsigned) with an STE."""
     if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 16:
         raise InputError(f"bits must be an int in [2, 16], got {bits!r}")
-    if not bound > 0:
-        raise InputError(f"bound must be > 0, got {bound!r}")
+    if not 0 < bound < float("inf"):  # an infinite bound makes every level NaN
+        raise InputError(f"bound must be a finite number > 0, got {bound!r}")
     return FakeQuant.apply(x, bits=bits, bound=float(bound), signed=bool(signed))
