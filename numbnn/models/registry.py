@@ -45,8 +45,9 @@ def model_spec(name: str) -> ModelSpec:
     """The registry entry for ``name``; an unknown name suggests the closest registered one."""
     _import_model_modules()
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        by_lower = {known.lower(): known for known in _REGISTRY}  # "FTBNN" finds "ftbnn"
+        close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+        hint = f"; did you mean {by_lower[close[0]]!r}?" if close else ""
         raise UnknownModelError(f"unknown model {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})")
     return _REGISTRY[name]
 
