@@ -57,7 +57,8 @@ class PackedModel:
         if images.dtype.kind != "f" or images.ndim != 4 or images.shape[1:] != (h, w, c):
             raise InputError(f"images: expected uint8 [N, {h}, {w}] or float NHWC [N, {h}, {w}, {c}], "
                              f"got {images.dtype} {images.shape}")
-        images = np.ascontiguousarray(images, dtype=np.float32)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
+            images = np.ascontiguousarray(images, dtype=np.float32)
         if not np.isfinite(images).all():  # a NaN would silently become a "probability" of nan
             raise InputError("images: contain NaN or inf values")
         return images
