@@ -201,3 +201,88 @@ def test_binary_conv_matches_naive(batch, size, groups, per_group, outputs, kern
     got = op(packed)
     assert got.dtype == np.int32
     np.testing.assert_array_equal(got, expected)
+
+
+@settings(max_examples=25)
+@given(st.integers(1, 7), st.integers(1, 3), st.sampled_from([1, 2]), st.sampled_from([(1, 0), (3, 1), (2, 0)]),
+       st.integers(0, 2**32 - 1))
+def test_depthwise_conv_equals_the_float_model(channels, mult, stride, kernel_padding, seed):
+    from numbnn.inference.ops import Conv2d
+
+    rng = np.random.default_rng(seed)
+    kernel, padding = kernel_padding
+    x = rng.standard_normal((2, 6, 5, channels)).astype(np.float32)
+    w = rng.standard_normal((channels * mult, kernel, kernel, 1)).astype(np.float32)
+    bias = rng.standard_normal(channels * mult).astype(np.float32)
+    expected = F.conv2d(Tensor(x), Tensor(w), Tensor(bias), stride, padding, 1, channels).data
+    op = Conv2d({"groups": channels, "stride": [stride] * 2, "padding": [padding] * 2, "dilation": [1, 1]},
+                {"weight": w, "bias": bias})
+    np.testing.assert_array_equal(op(x), expected)
+
+
+@pytest.mark.parametrize("shape, axis, keepdims", [((3, 4, 4, 5, 2), [-1], False), ((2, 3, 3, 7, 3), [4], True),
+                                                   ((2, 5, 5, 6), [1, 2], True)])
+def test_means_equal_numpy(shape, axis, keepdims):
+    x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    got = Reduce({"fn": "mean", "axis": axis, "keepdims": keepdims}, {})(x)
+    np.testing.assert_array_equal(got, x.mean(axis=tuple(axis), keepdims=keepdims))
+
+
+@settings(max_examples=40)
+@given(st.integers(1, 3), st.integers(2, 9), st.sampled_from([1, 2, 4]), st.integers(1, 40), st.integers(1, 40),
+       st.sampled_from([(1, 0, 1), (3, 1, 1), (3, 1, 2), (2, 0, 2)]), st.sampled_from([0, 1, -1]),
+       st.integers(0, 2**32 - 1))
+def test_fused_conv_and_steps_equal_the_two_ops(batch, size, groups, per_group, outputs, geometry, pad_value, seed):
+    from numbnn.kernels import pack_conv_weight
+
+    rng = np.random.default_rng(seed)
+    kernel, padding, stride = geometry
+    channels, out_channels = groups * per_group, groups * outputs
+    if (64 - per_group % 64) % 2 and per_group % 64:
+        per_group += 1  # odd weight tails take the general kernel, never the fused one
+        channels = groups * per_group
+    conv_attrs = {"in_channels": channels, "groups": groups, "stride": [stride] * 2, "padding": [padding] * 2,
+                  "dilation": [1, 1], "pad_value": pad_value}
+    weight = pack_conv_weight(rng.standard_normal((out_channels, kernel, kernel, per_group)).astype(np.float32))
+    stages = ["mul", "affine", "add_input", "dprelu"]
+    params = rng.standard_normal((7, out_channels)).astype(np.float32)
+    x = Pack({"groups": groups}, {})(rng.standard_normal((batch, size, size, channels)).astype(np.float32))
+    conv = build_op("bconv", conv_attrs, {"weight": weight})
+    acc = conv(x)
+    other = rng.standard_normal(acc.shape).astype(np.float32)
+    expected = Elementwise({"stages": stages}, {"params": params})(acc, other)
+    fused = build_op("bconv_steps", {**conv_attrs, "stages": stages}, {"weight": weight, "params": params})
+    np.testing.assert_array_equal(fused(x, other), expected)
+
+
+@settings(max_examples=30)
+@given(st.sampled_from(["shuffle", "space_to_depth", "shift", "pad"]), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_gather_pack_equals_packing_the_moved_tensor(move, batch, seed):
+    from numbnn.inference.graph import Graph, Node, Program
+    from numbnn.inference.fuse import fold_movements_into_packs
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, 4, 6, 12)).astype(np.float32)
+    if move == "shuffle":
+        nodes = [Node("reshape", [0], 1, {"shape": [{"batch": 1}, 4, 6, 3, 4]}),
+                 Node("transpose", [1], 2, {"axes": [0, 1, 2, 4, 3]}),
+                 Node("reshape", [2], 3, {"shape": [{"batch": 1}, 4, 6, 12]})]
+    elif move == "space_to_depth":
+        nodes = [Node("reshape", [0], 1, {"shape": [{"batch": 1}, 2, 2, 3, 2, 12]}),
+                 Node("transpose", [1], 2, {"axes": [0, 1, 3, 2, 4, 5]}),
+                 Node("reshape", [2], 3, {"shape": [{"batch": 1}, 2, 3, 48]})]
+    elif move == "shift":
+        nodes = [Node("slice", [0], 1, {"index": [[None, None, None], [-1, None, None]]}),
+                 Node("slice", [0], 2, {"index": [[None, None, None], [None, -1, None]]}),
+                 Node("concat", [1, 2], 3, {"axis": 1})]
+    else:
+        nodes = [Node("pad", [0], 1, {"pad_width": [[0, 0], [1, 0], [0, 1], [0, 0]], "value": 1.0}),
+                 Node("slice", [1], 2, {"index": [[None, None, None], [None, None, None], [1, None, None]]}),
+                 Node("pad", [2], 3, {"pad_width": [[0, 0], [0, 0], [0, 0], [0, 4]], "value": -2.0})]
+    threshold = rng.standard_normal(Program(Graph(nodes, 0, 3, Spec("float32", x.shape[1:]))).specs[3].shape[-1])
+    pack = Node("pack", [3], 4, {"groups": 2}, {"threshold": threshold.astype(np.float32)})
+    graph = Graph(nodes + [pack], 0, 4, Spec("float32", x.shape[1:]))
+    expected = Program(graph).run(x)
+    fold_movements_into_packs(graph)
+    assert [n.op for n in graph.nodes] == ["gather_pack"]
+    np.testing.assert_array_equal(Program(graph).run(x), expected)

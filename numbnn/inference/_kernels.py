@@ -261,31 +261,42 @@ def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, panels, k, border_row,
                codes, first_rows, params, other, other_div, out):
     """A binary convolution and the per-channel steps after it, one block of output pixels at a time.
 
-    Per block of CONV_BLOCK output pixels: their packed receptive fields (as :func:`packed_im2col`; a
-    1x1 convolution reads full blocks of x's rows in place), times the weight panels tile by tile
-    (``tile_dot``: k - 2 * popcount of XOR, the weights' tails balanced as in
-    numbnn.inference.ops.BinaryConv), plus the padding correction of border pixels (``border_row[pixel]``
-    >= 0 indexes ``correction``), then the steps (:func:`apply_steps`) into ``out`` [N*Ho*Wo, O]. The
-    int32 results never leave the cache.
+    Per block of CONV_BLOCK output pixels and per group g: the pixels' packed receptive fields in the
+    group's words (as :func:`packed_im2col`; an ungrouped 1x1 convolution reads full blocks of x's rows
+    in place), times the group's weight panels ``panels[g]`` tile by tile (``tile_dot``: k - 2 *
+    popcount of XOR, the weights' tails balanced as in numbnn.inference.ops.BinaryConv); then the
+    padding correction of border pixels (``border_row[pixel]`` >= 0 indexes ``correction``) and the
+    steps (:func:`apply_steps`) into ``out`` [N*Ho*Wo, O]. The int32 results never leave the cache.
     """
-    n, h, w, words = x.shape
+    n, h, w, all_words = x.shape
+    groups, n_panels = panels.shape[0], panels.shape[1]
+    words = all_words // groups
     pixels = ho * wo
     rows = n * pixels
     out_channels = out.shape[1]
-    n_panels = panels.shape[0]
-    flat = x.reshape(n * h * w, words)
-    pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+    per_group = out_channels // groups
+    padded = n_panels * TILE_COLS  # a group's columns in the tile results
+    flat = x.reshape(n * h * w, all_words)
+    pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0 and groups == 1
     for block in nb.prange((rows + CONV_BLOCK - 1) // CONV_BLOCK):
         first, last = block * CONV_BLOCK, min(rows, (block + 1) * CONV_BLOCK)
-        acc = np.empty((CONV_BLOCK, n_panels * TILE_COLS), np.int32)
-        if pointwise and last - first == CONV_BLOCK:
-            source, row0 = flat, first
-        else:
-            source, row0 = np.zeros((CONV_BLOCK, kh * kw * words), np.uint64), 0
-            _gather(x, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, source)
-        for panel in range(n_panels):
-            for tile in range(0, last - first, TILE_ROWS):
-                tile_dot(source, row0 + tile, panels, panel, k, acc, tile, panel * TILE_COLS)
+        tiles = np.empty((CONV_BLOCK, groups * padded), np.int32)
+        for g in range(groups):
+            if pointwise and last - first == CONV_BLOCK:
+                source, row0 = flat, first
+            else:
+                source, row0 = np.zeros((CONV_BLOCK, kh * kw * words), np.uint64), 0
+                _gather(x, g * words, words, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, source)
+            for panel in range(n_panels):
+                for tile in range(0, last - first, TILE_ROWS):
+                    tile_dot(source, row0 + tile, panels[g], panel, k, tiles, tile, g * padded + panel * TILE_COLS)
+        acc = tiles
+        if groups > 1 and padded != per_group:  # drop each group's padding columns
+            acc = np.empty((CONV_BLOCK, out_channels), np.int32)
+            for r in range(last - first):
+                for g in range(groups):
+                    for o in range(per_group):
+                        acc[r, g * per_group + o] = tiles[r, g * padded + o]
         for r in range(first, last):
             row = border_row[r % pixels]
             if row >= 0:
@@ -295,9 +306,10 @@ def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, panels, k, border_row,
 
 
 @nb.njit(cache=True)
-def _gather(x, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
-    """cols[r - first] = packed receptive field of output pixel r (zero words stay for padding taps)."""
-    n, h, w, words = x.shape
+def _gather(x, first_word, words, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """cols[r - first] = packed receptive field of output pixel r in words first_word .. +words-1 of each
+    input pixel (zero words stay for padding taps)."""
+    n, h, w, all_words = x.shape
     flat = x.reshape(-1)
     b, pixel = first // (ho * wo), first % (ho * wo)
     oy, ox = pixel // wo, pixel % wo
@@ -308,7 +320,7 @@ def _gather(x, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
             iy = y0 + i * dh
             if iy < 0 or iy >= h:
                 continue
-            if interior_x and dw == 1:  # the tap row is one run of kw pixels' words
+            if interior_x and dw == 1 and words == all_words:  # the tap row is one run of kw pixels' words
                 start = ((b * h + iy) * w + x0) * words
                 base = i * kw * words
                 for t in range(kw * words):
@@ -317,7 +329,7 @@ def _gather(x, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
             for j in range(kw):
                 ix = x0 + j * dw
                 if 0 <= ix < w:
-                    start = ((b * h + iy) * w + ix) * words
+                    start = ((b * h + iy) * w + ix) * all_words + first_word
                     base = (i * kw + j) * words
                     for t in range(words):
                         cols[r - first, base + t] = flat[start + t]
@@ -326,3 +338,63 @@ def _gather(x, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
             ox, oy = 0, oy + 1
             if oy == ho:
                 oy, b = 0, b + 1
+
+
+@nb.njit(parallel=True, cache=True)
+def depthwise_conv(x, taps, sh, sw, ph, pw, dh, dw, ho, wo, out):
+    """out[n, y, x, c*m + j] = 0 + sum over taps (i, k) in row-major order of x[n, y*sh - ph + i*dh,
+    x*sw - pw + k*dw, c] * taps[c, j, i, k], each product and sum rounded to float32 (a padding tap
+    multiplies 0.0): the float model's shift-and-add order. ``taps`` [C, m, KH, KW]."""
+    n, h, w, channels = x.shape
+    mult, kh, kw = taps.shape[1], taps.shape[2], taps.shape[3]
+    for task in nb.prange(n * ho):
+        b, oy = task // ho, task % ho
+        for ox in range(wo):
+            y = out[b, oy, ox]
+            for o in range(channels * mult):
+                y[o] = np.float32(0.0)
+            for i in range(kh):
+                iy = oy * sh - ph + i * dh
+                for k in range(kw):
+                    ix = ox * sw - pw + k * dw
+                    inside = 0 <= iy < h and 0 <= ix < w
+                    for c in range(channels):
+                        v = x[b, iy, ix, c] if inside else np.float32(0.0)
+                        for j in range(mult):
+                            y[c * mult + j] = y[c * mult + j] + v * taps[c, j, i, k]
+
+
+@nb.njit(parallel=True, cache=True)
+def mean_last_axis(x, out):
+    """out[r] = (x[r, 0] + x[r, 1] + ...) / n for rows of fewer than 8 values: numpy's order there."""
+    rows, count = x.shape
+    divisor = np.float32(count)
+    for r in nb.prange(rows):
+        total = x[r, 0]
+        for i in range(1, count):
+            total = total + x[r, i]
+        out[r] = total / divisor
+
+
+@nb.njit(parallel=True, cache=True)
+def gather_pack(x, index, fill, thresholds, groups, packed):
+    """Like :func:`pack_below` for a rearranged view of x: element e of an image's rearranged slice is
+    x_image.flat[index[e]], or fill[-1 - index[e]] where index is negative (a padding constant).
+    ``x`` [N, S] (one flattened image per row), ``packed`` [N * rows, words] with rows * C = index.size."""
+    n = x.shape[0]
+    channels = thresholds.size
+    rows = index.size // channels
+    per_group = channels // groups
+    words = (per_group + 63) // 64
+    for task in nb.prange(n * rows):
+        b, row = task // rows, task % rows
+        for g in range(groups):
+            for j in range(words):
+                start = g * per_group + 64 * j
+                stop = min(start + 64, (g + 1) * per_group)
+                word = np.uint64(0)
+                for c in range(start, stop):
+                    source = index[row * channels + c]
+                    value = x[b, source] if source >= 0 else fill[-1 - source]
+                    word |= np.uint64(value < thresholds[c]) << np.uint64(c - start)
+                packed[task, g * words + j] = word

@@ -8,7 +8,9 @@
 3. :func:`fold_into_packs`: a ``pack`` reading ``x + b`` / ``x - b`` / ``sign(x)`` packs x against the
    threshold -b / b / 0 instead (exact in floating point, see :class:`numbnn.inference.ops.Pack`):
    RSign's threshold is applied while packing.
-4. :func:`repeated_inputs_as_other` / :func:`merge_concatenated_branches`: a residual made of channel
+4. :func:`fold_movements_into_packs`: packing a rearranged tensor (ShuffleNet's channel shuffle,
+   RB-Net's space-to-depth, shifts and padding) gathers straight from the source instead.
+5. :func:`repeated_inputs_as_other` / :func:`merge_concatenated_branches`: a residual made of channel
    copies (``concat([x] * k)``) is read as x with repeated channels; binary convs on the same packed
    input whose step outputs are concatenated (ReActNet's duplicated 1x1 branches) become one conv with
    the output channels of all, one steps node, and no concatenation.
@@ -27,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from numbnn.inference.graph import Graph, Node
-from numbnn.inference.ops import Elementwise
+from numbnn.inference.ops import Elementwise, build_op
 
 _PEELABLE = {"add": lambda p: -p, "sub": lambda p: p}
 _TABLE_CHUNK = 1 << 22  # accumulator values x channels evaluated at once
@@ -40,6 +42,7 @@ def optimize(graph: Graph) -> Graph:
     merge_concatenated_branches(graph)
     merge_steps(graph)
     fold_into_packs(graph)
+    fold_movements_into_packs(graph)
     share_packs(graph)
     fold_accumulator_packs(graph)
     fuse_convolutions_and_steps(graph)
@@ -189,6 +192,63 @@ def fold_into_packs(graph: Graph) -> None:
     graph.prune()
 
 
+MOVEMENTS = ("reshape", "transpose", "slice", "pad", "concat")
+
+
+def fold_movements_into_packs(graph: Graph) -> None:
+    """A ``pack`` of values only moved around (reshapes, transposes, slices, padding, concatenations of
+    one source) becomes a ``gather_pack`` of the source: the index map is found by running the moves on
+    the element numbers of one image. Moving a value never changes its sign, so the bits are the same."""
+    producers = graph.producers()
+    specs = _specs(graph)
+    for index, node in enumerate(graph.nodes):
+        if node.op != "pack" or producers.get(node.inputs[0]) is None or producers[node.inputs[0]].op not in MOVEMENTS:
+            continue
+        moves, sources = _movement_subgraph(producers, node.inputs[0])
+        if len(sources) != 1 or specs[next(iter(sources))].dtype != "float32":
+            continue
+        (source,) = sources
+        positions, fill = _index_map(moves, source, specs[source].shape, node.inputs[0])
+        shape = specs[node.inputs[0]].shape
+        threshold = node.consts.get("threshold", np.zeros(shape[-1], np.float32))
+        graph.nodes[index] = Node("gather_pack", [source], node.output, {"groups": node.attrs["groups"], "shape": list(shape)},
+                                  {"index": positions, "fill": fill, "threshold": threshold})
+    graph.prune()
+
+
+def _movement_subgraph(producers, value):
+    """The movement nodes computing ``value`` (in graph order) and the values they start from."""
+    moves, sources, stack, seen = [], set(), [value], set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        node = producers.get(current)
+        if node is None or node.op not in MOVEMENTS:
+            sources.add(current)
+            continue
+        moves.append(node)
+        stack.extend(node.inputs)
+    order = {id(node): i for i, node in enumerate(producers.values())}
+    return sorted(moves, key=lambda node: order[id(node)]), sources
+
+
+def _index_map(moves, source, source_shape, value):
+    """int32 positions (-1 - k for the k-th padding constant) and the float32 constants."""
+    values = {source: np.arange(int(np.prod(source_shape)), dtype=np.float64).reshape((1, *source_shape))}
+    fill = []
+    for node in moves:
+        attrs = dict(node.attrs)
+        if node.op == "pad":
+            fill.append(attrs["value"])
+            attrs["value"] = float(-len(fill))  # a sentinel no element number can equal
+        op = build_op(node.op, attrs, node.consts)
+        values[node.output] = op(*[values[v] for v in node.inputs])
+    positions = values[value].reshape(-1)
+    return positions.astype(np.int32), np.array(fill, np.float32)
+
+
 def fold_accumulator_packs(graph: Graph) -> None:
     producers = graph.producers()
     for index, node in enumerate(graph.nodes):
@@ -211,16 +271,16 @@ def fold_accumulator_packs(graph: Graph) -> None:
 
 
 def fuse_convolutions_and_steps(graph: Graph) -> None:
-    """A ``bconv`` read only by an ``elementwise`` node becomes one ``bconv_steps`` node (one group, even tails)."""
+    """A ``bconv`` read only by an ``elementwise`` node becomes one ``bconv_steps`` node (even weight tails)."""
     producers = graph.producers()
     for index, node in enumerate(graph.nodes):
         if node.op != "elementwise":
             continue
         conv = producers.get(node.inputs[0])
-        if conv is None or conv.op != "bconv" or graph.use_count(conv.output) != 1 or conv.attrs["groups"] != 1:
+        if conv is None or conv.op != "bconv" or graph.use_count(conv.output) != 1:
             continue
         words = conv.consts["weight"].shape[3]
-        if (64 * words - conv.attrs["in_channels"]) % 2:
+        if (64 * words - conv.attrs["in_channels"] // conv.attrs["groups"]) % 2:
             continue
         graph.nodes[index] = Node("bconv_steps", [conv.inputs[0], *node.inputs[1:]], node.output,
                                   {**conv.attrs, "stages": node.attrs["stages"]},

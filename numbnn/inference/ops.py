@@ -159,6 +159,42 @@ class Pack(Op):
         return packed.reshape(x.shape[:-1] + (-1,))
 
 
+class GatherPack(Op):
+    """Signs of a rearrangement of float32 x (channel shuffle, space-to-depth, shifts, padding) as packed
+    bits, without materialising the rearranged tensor: value e of an image's ``shape``-shaped slice is
+    x_image.flat[index[e]], or ``fill[-1 - index[e]]`` for a negative index; bit = value < threshold[c]."""
+
+    name = "gather_pack"
+    const_names = ("index", "fill", "threshold")
+
+    def __init__(self, attrs, consts):
+        super().__init__(attrs, consts)
+        self.groups = _int(attrs, "groups", self.name, 1)
+        self.shape = tuple(_int_list(_get(attrs, "shape", self.name), self.name, "shape"))
+        _expect(len(self.shape) >= 1 and min(self.shape) >= 1, "gather_pack: shape must be positive")
+        self.index = _const(consts, "index", self.name, np.int32, 1)
+        self.fill = _const(consts, "fill", self.name, np.float32, 1)
+        self.threshold = _const(consts, "threshold", self.name, np.float32, 1)
+        channels = self.shape[-1]
+        _expect(self.index.size == math.prod(self.shape) and self.threshold.shape == (channels,),
+                "gather_pack: index/threshold sizes do not match shape")
+        _expect(channels % self.groups == 0, f"gather_pack: {channels} channels not divisible by groups={self.groups}")
+        _expect(self.index.min(initial=0) >= -self.fill.size, "gather_pack: index refers to a missing fill value")
+
+    def output_spec(self, specs):
+        self._expect_inputs(specs, ["float32"])
+        _expect(self.index.max(initial=-1) < math.prod(specs[0].shape), "gather_pack: index beyond the input")
+        return Spec("uint64", self.shape[:-1] + (self.groups * _words(self.shape[-1] // self.groups),))
+
+    def __call__(self, x):
+        n = x.shape[0]
+        words = self.groups * _words(self.shape[-1] // self.groups)
+        packed = np.empty((n * (self.index.size // self.shape[-1]), words), np.uint64)
+        _kernels.gather_pack(np.ascontiguousarray(x).reshape(n, -1), self.index, self.fill, self.threshold,
+                             self.groups, packed)
+        return packed.reshape((n,) + self.shape[:-1] + (words,))
+
+
 class PackAccumulator(Op):
     """Signs of a per-channel function of int32 accumulators as packed bits: (acc < threshold) XOR flip.
 
@@ -308,7 +344,7 @@ class BinaryConvSteps(Op):
     """float32 [Ho, Wo, O]: a ``bconv`` followed by an ``elementwise`` node, fused so that the int32
     results stay in the cache (see :func:`numbnn.inference._kernels.conv_steps`). Attributes and
     constants are those of the two nodes (``stages``/``params`` of the steps); inputs: the packed
-    activations, then the steps' second input if they read one. One group and even weight tails only."""
+    activations, then the steps' second input if they read one. Even weight tails only."""
 
     name = "bconv_steps"
     arity = None
@@ -318,8 +354,8 @@ class BinaryConvSteps(Op):
         super().__init__(attrs, consts)
         self.conv = BinaryConv({k: v for k, v in attrs.items() if k != "stages"}, {"weight": consts.get("weight")})
         self.steps = Elementwise({"stages": _get(attrs, "stages", self.name)}, {"params": consts.get("params")})
-        _expect(self.conv.groups == 1 and not self.conv.general, "bconv_steps: needs one group and even weight tails")
-        self.panels = column_panels(np.ascontiguousarray(self.conv.matrices[0]))
+        _expect(not self.conv.general, "bconv_steps: needs even weight tails")
+        self.panels = np.stack([column_panels(np.ascontiguousarray(m)) for m in self.conv.matrices])
         out_channels, kh, kw, words = self.conv.weight.shape
         self.k = WORD * kh * kw * words
         self._geometry = {}
@@ -582,17 +618,10 @@ class Conv2d(Op):
     def _depthwise(self, x, ho, wo):
         n, h, w, c = x.shape
         o, kh, kw, _ = self.weight.shape
-        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
-        mult = o // c
-        xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if ph or pw else x
-        taps = self.weight.reshape(c, mult, kh, kw)
-        out = np.zeros((n, ho, wo, c, mult), dtype=np.float32)
-        for i in range(kh):
-            for k in range(kw):
-                y0, x0 = i * dh, k * dw
-                view = xp[:, y0: y0 + sh * (ho - 1) + 1: sh, x0: x0 + sw * (wo - 1) + 1: sw]
-                out += view[..., None] * taps[:, :, i, k]
-        return out.reshape(n, ho, wo, o)
+        out = np.empty((n, ho, wo, o), np.float32)
+        taps = np.ascontiguousarray(self.weight.reshape(c, o // c, kh, kw))
+        _kernels.depthwise_conv(np.ascontiguousarray(x), taps, *self.stride, *self.padding, *self.dilation, ho, wo, out)
+        return out
 
 
 class Linear(Op):
@@ -724,10 +753,15 @@ class Reduce(Op):
         return Spec("float32", shape[1:])
 
     def __call__(self, x):
-        if self.fn == "mean" and x.ndim == 4 and sorted(a % 4 for a in self.axis) == [1, 2] and not self.keepdims:
-            out = np.empty((x.shape[0], x.shape[3]), np.float32)  # global average pooling
+        axes = sorted(a % x.ndim for a in self.axis)
+        if self.fn == "mean" and x.ndim == 4 and axes == [1, 2]:  # global average pooling
+            out = np.empty((x.shape[0], x.shape[3]), np.float32)
             _kernels.spatial_mean(np.ascontiguousarray(x), out)
-            return out
+            return out.reshape(x.shape[0], 1, 1, x.shape[3]) if self.keepdims else out
+        if self.fn == "mean" and axes == [x.ndim - 1] and x.shape[-1] < 8:  # e.g. averaging channel groups
+            out = np.empty(x.shape[:-1], np.float32)
+            _kernels.mean_last_axis(np.ascontiguousarray(x).reshape(-1, x.shape[-1]), out.reshape(-1))
+            return out[..., None] if self.keepdims else out
         return getattr(np, self.fn)(x, axis=self.axis, keepdims=self.keepdims)
 
 
@@ -858,7 +892,7 @@ class Slice(Op):
         return x[self.index]
 
 
-OPS = {cls.name: cls for cls in (Pack, PackAccumulator, BinaryConv, BinaryConvSteps, BinaryDense, Elementwise, Ufunc, Conv2d, Linear,
+OPS = {cls.name: cls for cls in (Pack, GatherPack, PackAccumulator, BinaryConv, BinaryConvSteps, BinaryDense, Elementwise, Ufunc, Conv2d, Linear,
                                  AvgPool, MaxPool, Reduce, Concat, Reshape, Transpose, Pad, Slice)}
 
 
