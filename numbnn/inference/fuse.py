@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from numbnn.inference.graph import Graph, Node
-from numbnn.inference.ops import Elementwise, build_op
+from numbnn.inference.ops import MOVEMENTS, Elementwise
 
 _PEELABLE = {"add": lambda p: -p, "sub": lambda p: p}
 _TABLE_CHUNK = 1 << 22  # accumulator values x channels evaluated at once
@@ -192,13 +192,10 @@ def fold_into_packs(graph: Graph) -> None:
     graph.prune()
 
 
-MOVEMENTS = ("reshape", "transpose", "slice", "pad", "concat")
-
-
 def fold_movements_into_packs(graph: Graph) -> None:
     """A ``pack`` of values only moved around (reshapes, transposes, slices, padding, concatenations of
-    one source) becomes a ``gather_pack`` of the source: the index map is found by running the moves on
-    the element numbers of one image. Moving a value never changes its sign, so the bits are the same."""
+    one source) becomes a ``gather_pack`` of the source, the moves kept as its description. Moving a
+    value never changes its sign, so the bits are the same."""
     producers = graph.producers()
     specs = _specs(graph)
     for index, node in enumerate(graph.nodes):
@@ -208,11 +205,16 @@ def fold_movements_into_packs(graph: Graph) -> None:
         if len(sources) != 1 or specs[next(iter(sources))].dtype != "float32":
             continue
         (source,) = sources
-        positions, fill = _index_map(moves, source, specs[source].shape, node.inputs[0])
-        shape = specs[node.inputs[0]].shape
-        threshold = node.consts.get("threshold", np.zeros(shape[-1], np.float32))
-        graph.nodes[index] = Node("gather_pack", [source], node.output, {"groups": node.attrs["groups"], "shape": list(shape)},
-                                  {"index": positions, "fill": fill, "threshold": threshold})
+        local = {source: 0}
+        described = []
+        for move in moves:
+            described.append({"op": move.op, "inputs": [local[v] for v in move.inputs], "attrs": move.attrs})
+            local[move.output] = len(described)
+        if local[node.inputs[0]] != len(described):
+            continue  # the packed value must be the last move
+        graph.nodes[index] = Node("gather_pack", [source], node.output,
+                                  {"groups": node.attrs["groups"], "source_shape": list(specs[source].shape),
+                                   "moves": described}, dict(node.consts))
     graph.prune()
 
 
@@ -232,21 +234,6 @@ def _movement_subgraph(producers, value):
         stack.extend(node.inputs)
     order = {id(node): i for i, node in enumerate(producers.values())}
     return sorted(moves, key=lambda node: order[id(node)]), sources
-
-
-def _index_map(moves, source, source_shape, value):
-    """int32 positions (-1 - k for the k-th padding constant) and the float32 constants."""
-    values = {source: np.arange(int(np.prod(source_shape)), dtype=np.float64).reshape((1, *source_shape))}
-    fill = []
-    for node in moves:
-        attrs = dict(node.attrs)
-        if node.op == "pad":
-            fill.append(attrs["value"])
-            attrs["value"] = float(-len(fill))  # a sentinel no element number can equal
-        op = build_op(node.op, attrs, node.consts)
-        values[node.output] = op(*[values[v] for v in node.inputs])
-    positions = values[value].reshape(-1)
-    return positions.astype(np.int32), np.array(fill, np.float32)
 
 
 def fold_accumulator_packs(graph: Graph) -> None:

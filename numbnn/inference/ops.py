@@ -159,31 +159,61 @@ class Pack(Op):
         return packed.reshape(x.shape[:-1] + (-1,))
 
 
+MOVEMENTS = ("reshape", "transpose", "slice", "pad", "concat")
+MAX_GATHER_ELEMENTS = 1 << 24
+
+
 class GatherPack(Op):
     """Signs of a rearrangement of float32 x (channel shuffle, space-to-depth, shifts, padding) as packed
-    bits, without materialising the rearranged tensor: value e of an image's ``shape``-shaped slice is
-    x_image.flat[index[e]], or ``fill[-1 - index[e]]`` for a negative index; bit = value < threshold[c]."""
+    bits, without materialising the rearranged tensor; bit = value < threshold[c].
+
+    ``moves`` describe the rearrangement as movement ops (reshape, transpose, slice, pad, concat) on
+    value 0, one image of shape ``source_shape``; move i writes value i + 1 and the last one is packed.
+    The constructor runs them once on the element numbers of an image to get the index map: value e of
+    the result is x_image.flat[index[e]], or the padding constant ``fill[-1 - index[e]]``. ``threshold``
+    is optional (0).
+    """
 
     name = "gather_pack"
-    const_names = ("index", "fill", "threshold")
+    const_names = ("threshold",)
 
     def __init__(self, attrs, consts):
         super().__init__(attrs, consts)
         self.groups = _int(attrs, "groups", self.name, 1)
-        self.shape = tuple(_int_list(_get(attrs, "shape", self.name), self.name, "shape"))
-        _expect(len(self.shape) >= 1 and min(self.shape) >= 1, "gather_pack: shape must be positive")
-        self.index = _const(consts, "index", self.name, np.int32, 1)
-        self.fill = _const(consts, "fill", self.name, np.float32, 1)
-        self.threshold = _const(consts, "threshold", self.name, np.float32, 1)
-        channels = self.shape[-1]
-        _expect(self.index.size == math.prod(self.shape) and self.threshold.shape == (channels,),
-                "gather_pack: index/threshold sizes do not match shape")
-        _expect(channels % self.groups == 0, f"gather_pack: {channels} channels not divisible by groups={self.groups}")
-        _expect(self.index.min(initial=0) >= -self.fill.size, "gather_pack: index refers to a missing fill value")
+        self.source_shape = tuple(_int_list(_get(attrs, "source_shape", self.name), self.name, "source_shape"))
+        _expect(len(self.source_shape) >= 1 and min(self.source_shape) >= 1, "gather_pack: bad source_shape")
+        self.index, self.fill = self._index_map(_get(attrs, "moves", self.name))
+        self.shape = self.index.shape
+        self.index = self.index.reshape(-1)
+        threshold = _const(consts, "threshold", self.name, np.float32, 1, optional=True)
+        self.threshold = np.zeros(self.shape[-1], np.float32) if threshold is None else threshold
+        _expect(self.threshold.shape == (self.shape[-1],), "gather_pack: threshold needs one value per channel")
+        _expect(self.shape[-1] % self.groups == 0, f"gather_pack: {self.shape[-1]} channels not divisible by groups")
+
+    def _index_map(self, moves):
+        _expect(isinstance(moves, list) and len(moves) >= 1, "gather_pack: moves must be a non-empty list")
+        specs = [Spec("float64", self.source_shape)]
+        values = [np.arange(math.prod(self.source_shape), dtype=np.float64).reshape((1, *self.source_shape))]
+        fill = []
+        for move in moves:
+            _expect(isinstance(move, dict) and set(move) == {"op", "inputs", "attrs"} and move["op"] in MOVEMENTS
+                    and isinstance(move["attrs"], dict), f"gather_pack: bad move {move!r}")
+            inputs = _int_list(move["inputs"], self.name, "inputs")
+            _expect(len(inputs) >= 1 and all(0 <= v < len(values) for v in inputs), "gather_pack: move reads a missing value")
+            attrs = dict(move["attrs"])
+            if move["op"] == "pad":
+                fill.append(_get(attrs, "value", self.name))
+                attrs["value"] = float(-len(fill))  # a sentinel no element number can equal
+            op = build_op(move["op"], attrs, {})
+            spec = op.output_spec([specs[v] for v in inputs])
+            _expect(math.prod(spec.shape) <= MAX_GATHER_ELEMENTS, "gather_pack: a move makes too large a tensor")
+            specs.append(spec)
+            values.append(op(*[values[v] for v in inputs]))
+        return values[-1][0].astype(np.int32), np.array(fill, np.float32)
 
     def output_spec(self, specs):
         self._expect_inputs(specs, ["float32"])
-        _expect(self.index.max(initial=-1) < math.prod(specs[0].shape), "gather_pack: index beyond the input")
+        _expect(specs[0].shape == self.source_shape, f"gather_pack: input must be {self.source_shape}, got {specs[0].shape}")
         return Spec("uint64", self.shape[:-1] + (self.groups * _words(self.shape[-1] // self.groups),))
 
     def __call__(self, x):
