@@ -37,6 +37,7 @@ from numbnn.models import build_model
 from numbnn.train.config import make_config
 from numbnn.train.data import normalize
 from numbnn.train.loop import _train_step
+from numbnn.train.memory import retain_freed_memory
 from numbnn.train.optimizers import build_optimizer
 from numbnn.train.threads import set_threads
 
@@ -60,6 +61,7 @@ class TrainStep:
     def __init__(self, model_name: str, batch_size: int, model_args: dict | None = None, seed: int = 0):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        retain_freed_memory()  # as fit() does
         self.model = build_model(model_name, **(model_args or {}))
         self.model.train()
         steps_per_epoch = -(-EPOCH_IMAGES // batch_size)

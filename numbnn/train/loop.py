@@ -22,6 +22,7 @@ from numbnn.train.checkpoint import TrainingState, save_training_state
 from numbnn.train.config import TrainConfig
 from numbnn.train.data import Augmentation, BatchIterator
 from numbnn.train.evaluate import evaluate
+from numbnn.train.memory import retain_freed_memory
 from numbnn.train.optimizers import build_optimizer
 from numbnn.train.progress import ProgressBar
 from numbnn.train.signals import StopRequest
@@ -83,6 +84,7 @@ def fit(
     and without writing a checkpoint, so the last good one stays intact.
     """
     started = time.perf_counter()
+    retain_freed_memory()
     rng = np.random.default_rng(config.seed)
     augmentation = Augmentation(config.crop_padding, config.flip)
     batches = BatchIterator(*train_set, config.batch_size, rng=rng, augmentation=augmentation)
