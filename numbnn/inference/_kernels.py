@@ -386,15 +386,20 @@ def gather_pack(x, index, fill, thresholds, groups, packed):
     rows = index.size // channels
     per_group = channels // groups
     words = (per_group + 63) // 64
-    for task in nb.prange(n * rows):
-        b, row = task // rows, task % rows
-        for g in range(groups):
-            for j in range(words):
-                start = g * per_group + 64 * j
-                stop = min(start + 64, (g + 1) * per_group)
-                word = np.uint64(0)
-                for c in range(start, stop):
-                    source = index[row * channels + c]
-                    value = x[b, source] if source >= 0 else fill[-1 - source]
-                    word |= np.uint64(value < thresholds[c]) << np.uint64(c - start)
-                packed[task, g * words + j] = word
+    tasks = n * rows
+    for block in nb.prange((tasks + ROW_BLOCK - 1) // ROW_BLOCK):
+        difference = np.zeros(channels + 64, np.float32)
+        for task in range(block * ROW_BLOCK, min(tasks, (block + 1) * ROW_BLOCK)):
+            b, row = task // rows, task % rows
+            for c in range(channels):
+                source = index[row * channels + c]
+                value = x[b, source] if source >= 0 else fill[-1 - source]
+                difference[c] = value - thresholds[c]
+            for g in range(groups):
+                for j in range(words):
+                    start = g * per_group + 64 * j
+                    count = min(64, per_group - 64 * j)
+                    word = sign_bits64(difference, start)
+                    if count < 64:
+                        word &= (np.uint64(1) << np.uint64(count)) - np.uint64(1)
+                    packed[task, g * words + j] = word
