@@ -44,6 +44,20 @@ def test_im2col_fills_a_given_out_buffer():
     np.testing.assert_array_equal(out, naive.im2col(x, 3, padding=1))
 
 
+@settings(max_examples=40)
+@given(conv_case(), st.sampled_from([0, 1, -1]))
+def test_sign_im2col_matches_naive_columns_of_the_padded_signs(case, pad_value):
+    x, args, _ = case
+    x.flat[:: 5] = 0.0  # sign(0) = +1
+    x.flat[1:: 7] = -0.0  # sign(-0.0) = +1 too
+    (ph, pw) = args["padding"]
+    signs = np.pad(np.where(x < 0, -1.0, 1.0).astype(x.dtype), ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=pad_value)
+    expected = naive.im2col(signs, **(args | {"padding": 0}))
+    out = np.full(expected.shape, np.nan, dtype=x.dtype)
+    assert im2col(x, **args, signs=True, pad_value=pad_value, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+
+
 @settings(max_examples=60)
 @given(conv_case())
 def test_col2im_matches_naive_and_is_adjoint(case):
@@ -56,6 +70,15 @@ def test_col2im_matches_naive_and_is_adjoint(case):
     lhs = np.dot(im2col(x, **args).astype(np.float64).ravel(), cols.astype(np.float64).ravel())
     rhs = np.dot(x.astype(np.float64).ravel(), got.astype(np.float64).ravel())
     assert lhs == pytest.approx(rhs, rel=tol * 10, abs=tol * 10)
+
+
+def test_col2im_overwrites_a_given_out_slice():
+    rng = np.random.default_rng(4)
+    cols = rng.standard_normal((2 * 3 * 3, 3 * 3 * 2)).astype(np.float32)
+    batch = np.full((5, 6, 6, 2), np.nan, dtype=np.float32)  # images 1:3 receive the result
+    assert col2im(cols, (2, 6, 6, 2), 3, stride=2, padding=1, out=batch[1:3]) is not None
+    np.testing.assert_allclose(batch[1:3], naive.col2im(cols, (2, 6, 6, 2), 3, stride=2, padding=1), rtol=1e-6, atol=1e-6)
+    assert np.isnan(batch[0]).all() and np.isnan(batch[3:]).all()
 
 
 def test_im2col_matmul_is_a_convolution():
@@ -95,6 +118,10 @@ def test_conv_output_size():
         (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, out=np.zeros((4, 18), np.float32)), "out"),
         (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, out=np.zeros((4, 17))), "out"),
         (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, out=np.zeros((18, 4)).T), "out"),
+        (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, signs=True, pad_value=2), "pad_value"),
+        (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, pad_value=1), "pad_value"),
+        (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, signs=1), "signs"),
+        (lambda: col2im(np.zeros((4, 18)), (1, 4, 4, 2), 3, out=np.zeros((1, 4, 4, 2), np.float32)), "out"),
         (lambda: col2im(np.zeros((5, 18)), (1, 4, 4, 2), 3), "cols"),
         (lambda: col2im(np.zeros((4, 18), np.int64), (1, 4, 4, 2), 3), "cols"),
         (lambda: col2im(np.zeros((4, 18)), (1, 4, 4), 3), "input_shape"),

@@ -22,13 +22,17 @@ from numbnn.kernels.geometry import conv_geometry
 _FLOATS = (np.float32, np.float64)
 
 
-def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None) -> np.ndarray:
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None, signs=False, pad_value=0) -> np.ndarray:
     """Receptive fields of NHWC float ``x`` as a [N*Ho*Wo, KH*KW*C] matrix, columns ordered (kh, kw, c).
 
     ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are ints or (h, w) pairs. The result
     has the dtype of ``x`` (float32 or float64); padding taps are 0. ``out``, a C-contiguous array of
     that shape and dtype, is filled and returned instead of a new array (reusing one buffer across
     calls saves the page faults of a fresh large allocation).
+
+    ``signs=True`` gives the columns of sign(x) (+1 where x >= 0, else -1) with padding taps equal to
+    ``pad_value`` (0, +1 or -1) in the same pass: the columns a binary convolution's weight gradient
+    needs, without a separate sign pass or padded copy of x.
     """
     x = require_array(x, "x", _FLOATS, ndim=4)
     g = conv_geometry(x.shape[1], x.shape[2], kernel_size, stride, padding, dilation)
@@ -38,14 +42,22 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None) -> np.ndar
     elif not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == x.dtype and out.flags.c_contiguous):
         got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
         raise InputError(f"out must be a C-contiguous {x.dtype} array of shape {shape}, got {got}")
-    _im2col(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, out)
+    if not isinstance(signs, (bool, np.bool_)):
+        raise InputError(f"signs must be True or False, got {signs!r}")
+    if signs and (isinstance(pad_value, bool) or pad_value not in (0, 1, -1)):
+        raise InputError(f"pad_value must be 0, 1 or -1, got {pad_value!r}")
+    if not signs and pad_value != 0:
+        raise InputError(f"pad_value applies to signs=True only (float columns pad with 0), got {pad_value!r}")
+    _im2col(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, out, bool(signs), float(pad_value))
     return out
 
 
-def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
+def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out=None) -> np.ndarray:
     """Adjoint of :func:`im2col`: scatter-add ``cols`` [N*Ho*Wo, KH*KW*C] back to an ``input_shape`` array.
 
-    Satisfies ``<im2col(x), c> == <x, col2im(c, x.shape)>`` for all x, c (up to rounding).
+    Satisfies ``<im2col(x), c> == <x, col2im(c, x.shape)>`` for all x, c (up to rounding). ``out``, a
+    C-contiguous array of ``input_shape`` and the dtype of ``cols`` (e.g. the images' slice of a whole
+    batch's gradient), is overwritten with the result and returned instead of a new array.
     """
     cols = require_array(cols, "cols", _FLOATS, ndim=2)
     shape = _as_shape4(input_shape)
@@ -54,7 +66,13 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1) -> n
     expected = (n * g.ho * g.wo, g.kh * g.kw * c)
     if cols.shape != expected:
         raise InputError(f"cols must have shape {expected} for input_shape {shape}, got {cols.shape}")
-    return _col2im(cols, n, h, w, c, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo)
+    if out is None:
+        out = np.empty(shape, dtype=cols.dtype)
+    elif not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == cols.dtype and out.flags.c_contiguous):
+        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise InputError(f"out must be a C-contiguous {cols.dtype} array of shape {shape}, got {got}")
+    _col2im(cols, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, out)
+    return out
 
 
 def _as_shape4(input_shape) -> tuple[int, int, int, int]:
@@ -67,8 +85,19 @@ def _as_shape4(input_shape) -> tuple[int, int, int, int]:
     return shape
 
 
+@nb.njit(inline="always")
+def _copy_run(source, src, target, dst, length, signs):
+    """target[dst:dst+length] = source[src:src+length], or its signs (+1 for >= 0, else -1)."""
+    if signs:
+        for t in range(length):
+            target[dst + t] = -1.0 if source[src + t] < 0 else 1.0
+    else:
+        for t in range(length):
+            target[dst + t] = source[src + t]
+
+
 @nb.njit(parallel=True, cache=True)
-def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols, signs, fill):
     n_img, h, w, c = x.shape
     source = x.reshape(-1)
     target = cols.reshape(-1)
@@ -85,33 +114,30 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
                 iy = oy * sh - ph + i * dh
                 if iy < 0 or iy >= h:
                     for t in range(kw * c):
-                        target[dst + t] = 0
+                        target[dst + t] = fill
                 elif dw == 1 and ix0 >= 0 and ix0 + kw <= w:
-                    src = ((n * h + iy) * w + ix0) * c
-                    for t in range(kw * c):
-                        target[dst + t] = source[src + t]
+                    _copy_run(source, ((n * h + iy) * w + ix0) * c, target, dst, kw * c, signs)
                 else:
                     for j in range(kw):
                         ix = ix0 + j * dw
                         if 0 <= ix < w:
-                            src = ((n * h + iy) * w + ix) * c
-                            for ch in range(c):
-                                target[dst + j * c + ch] = source[src + ch]
+                            _copy_run(source, ((n * h + iy) * w + ix) * c, target, dst + j * c, c, signs)
                         else:
                             for ch in range(c):
-                                target[dst + j * c + ch] = 0
+                                target[dst + j * c + ch] = fill
                 dst += kw * c
 
 
 @nb.njit(parallel=True, cache=True)
-def _col2im(cols, n_img, h, w, c, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
-    x = np.zeros((n_img, h, w, c), dtype=cols.dtype)
+def _col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, x):
+    n_img, h, w, c = x.shape
     # Gather form of the scatter-add, one task per *input* row (n, iy): it sums every column entry
     # read from that row, so no two tasks write the same pixel (no races, parallel even at batch 1).
     # Input row iy is read by output row oy through kernel row i iff oy*sh - ph + i*dh == iy.
     for task in nb.prange(n_img * h):
         n = task // h
         iy = task % h
+        x[n, iy] = 0
         for i in range(kh):
             t = iy + ph - i * dh
             if t < 0 or t % sh != 0:
@@ -127,4 +153,3 @@ def _col2im(cols, n_img, h, w, c, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
                         col = (i * kw + j) * c
                         for ch in range(c):
                             x[n, iy, ix, ch] += cols[row, col + ch]
-    return x
