@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import numbnn.functional as F
+import numbnn.functional.conv as conv_module
 import numbnn.kernels
 from numbnn.autograd import Tensor
 from numbnn.errors import InputError
@@ -149,6 +150,26 @@ def test_binary_conv2d_gradients_equal_reference_gradients(case):
     ref.backward(upstream)
     for got, want in zip(tensors, ref_tensors):
         np.testing.assert_allclose(got.grad, want.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("pad_value,stride", [(-1, 1), (1, 2), (0, 1)])
+def test_binary_conv2d_gradients_in_blocks_with_scale_equal_reference(monkeypatch, pad_value, stride):
+    """Several image blocks (reused column buffers, a shorter last block), a per-channel scale folded
+    into the weights, and padding taps of each value: the gradients of the float definition."""
+    monkeypatch.setattr(conv_module, "BLOCK_ROWS", 2)  # one image per block
+    rng = np.random.default_rng(pad_value + 5 * stride)
+    x, w, scale = rng.standard_normal((3, 5, 4, 3)), 0.5 * rng.standard_normal((4, 3, 3, 3)), rng.random(4) + 0.5
+    options = dict(stride=stride, padding=1, dilation=1, groups=1, pad_value=pad_value, act_grad="approx",
+                   act_clip=1.0, weight_clip=1.0)
+    got = [Tensor(x, requires_grad=True), Tensor(w, requires_grad=True), Tensor(scale, requires_grad=True)]
+    want = [Tensor(x, requires_grad=True), Tensor(w, requires_grad=True), Tensor(scale, requires_grad=True)]
+    out = F.binary_conv2d(got[0], got[1], scale=got[2], **options)
+    ref = reference_binary_conv2d(want[0], want[1], scale=want[2], **options)
+    upstream = rng.standard_normal(out.shape)
+    out.backward(upstream)
+    ref.backward(upstream)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-12, atol=1e-12)
 
 
 def test_binary_conv2d_forward_runs_on_the_packed_kernel(monkeypatch):

@@ -120,16 +120,19 @@ def test_bad_arguments_raise_input_error():
 @pytest.mark.parametrize("op", [F.conv2d, F.binary_conv2d])
 @pytest.mark.parametrize("kernel,stride,groups", [(3, 1, 1), (3, 2, 2), (2, 1, 1), (1, 2, 1)])
 def test_image_blocking_does_not_change_results(monkeypatch, op, kernel, stride, groups):
-    """Blocks of one image (BLOCK_ROWS=1) give the same values and gradients as one whole-batch block."""
+    """Blocks of one image (BLOCK_ROWS=1), or of two with a shorter last block, give the same values and
+    gradients as one whole-batch block."""
     rng = np.random.default_rng(kernel + stride)
     x = rng.standard_normal((3, 5, 6, 4))
     w = rng.standard_normal((6, kernel, kernel, 4 // groups))
+    pixels = np.prod(F.conv2d(x[:1], w, stride=stride, padding=1, groups=groups).shape[1:3])
     results = []
-    for block_rows in (10**9, 1):
+    for block_rows in (10**9, 1, 2 * pixels):
         monkeypatch.setattr(conv_module, "BLOCK_ROWS", block_rows)
         xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
         out = op(xt, wt, stride=stride, padding=1, groups=groups)
         out.backward(np.random.default_rng(0).standard_normal(out.shape))
         results.append((out.data, xt.grad, wt.grad))
-    for whole, blocked in zip(*results):
-        np.testing.assert_allclose(whole, blocked, rtol=1e-12, atol=1e-12)
+    for blocked_results in results[1:]:
+        for whole, blocked in zip(results[0], blocked_results):
+            np.testing.assert_allclose(whole, blocked, rtol=1e-12, atol=1e-12)

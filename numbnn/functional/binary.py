@@ -34,14 +34,13 @@ def _act_backward(grad, x, act_grad, act_clip):
     return approx_sign_backward(grad, x, out=grad)
 
 
-def _sign_columns(x, s, pad_value):
-    """im2col of sign(x) whose padding taps hold pad_value (explicitly padded when pad_value != 0)."""
+def _sign_columns(x, s, pad_value, out=None):
+    """im2col of sign(x) whose padding taps hold pad_value, in one pass (into ``out`` if given)."""
     g = s.geom
-    if pad_value == 0 or g.ph == g.pw == 0:
+    if g.kh == g.kw == 1 and g.ph == g.pw == 0:
         return columns(sign_values(x), s)
-    xp = np.pad(sign_values(x), ((0, 0), (g.ph, g.ph), (g.pw, g.pw), (0, 0)), constant_values=pad_value)
-    unpadded = conv_shape(xp.shape, (s.o, g.kh, g.kw, s.c // s.groups), (g.sh, g.sw), 0, (g.dh, g.dw), s.groups)
-    return columns(xp, unpadded)
+    return kernels.im2col(x, (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw), out=out, signs=True,
+                          pad_value=pad_value)
 
 
 def _binary_conv_values(x, w, s, pad_value):
@@ -73,13 +72,23 @@ class BinaryConv2d(Function):
         x, w, scale, conv = ctx.saved
         pad_value, act_grad, act_clip, weight_clip = ctx.options
         need_x, need_w, need_scale = ctx.needs_input_grad
-        grad2 = grad.reshape(s.rows, s.o)
+        grad2 = np.ascontiguousarray(grad).reshape(s.rows, s.o)
         dscale = np.einsum("mo,mo->o", grad2, conv) if need_scale else None
-        g = grad2 * scale if scale is not None else np.ascontiguousarray(grad2)
+        # scale_o multiplies output channel o: fold it into the +-1 weight rows for dx, and into dW's
+        # rows afterwards, rather than rescaling the whole gradient.
+        sign_w = sign_values(w)
+        if scale is not None:
+            scale_rows = np.asarray(scale, dtype=sign_w.dtype).reshape(-1, 1, 1, 1)
+            weight = sign_w * scale_rows
+        else:
+            scale_rows, weight = None, sign_w
         dsx, dsw = blocked_backward(
-            g, lambda n0, n1, block: _sign_columns(x[n0:n1], block, pad_value), sign_values(w), s, need_x, need_w
+            grad2, lambda n0, n1, block, out: _sign_columns(x[n0:n1], block, pad_value, out), weight, s, need_x, need_w,
+            cols_dtype=x.dtype,
         )
         dx = _act_backward(dsx, x, act_grad, act_clip) if need_x else None
+        if need_w and scale_rows is not None:
+            dsw *= scale_rows
         dw = ste_backward(dsw, w, weight_clip, out=dsw) if need_w else None
         return dx, dw, dscale
 

@@ -67,27 +67,37 @@ def _is_pointwise(g: ConvGeometry) -> bool:
     return g.kh == g.kw == 1 and g.ph == g.pw == 0
 
 
-def columns(x: np.ndarray, s: ConvShape) -> np.ndarray:
-    """The im2col matrix of x [N*Ho*Wo, KH*KW*C] (a reshape or strided copy for 1x1 kernels)."""
+def columns(x: np.ndarray, s: ConvShape, out=None) -> np.ndarray:
+    """The im2col matrix of x [N*Ho*Wo, KH*KW*C] (a reshape or strided copy for 1x1 kernels).
+
+    ``out``: a [N*Ho*Wo, KH*KW*C] buffer the im2col is written into (1x1 kernels do not use it).
+    """
     g = s.geom
     if _is_pointwise(g):
         if g.sh == g.sw == 1:
             return x.reshape(-1, s.c)
         return np.ascontiguousarray(x[:, :: g.sh, :: g.sw]).reshape(-1, s.c)
-    return im2col(x, (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw))
+    return im2col(x, (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw), out=out)
 
 
-def columns_adjoint(dcols: np.ndarray, s: ConvShape) -> np.ndarray:
-    """Adjoint of :func:`columns`: the gradient wrt x [N,H,W,C] of a gradient wrt the columns."""
+def columns_adjoint(dcols: np.ndarray, s: ConvShape, out=None) -> np.ndarray:
+    """Adjoint of :func:`columns`: the gradient wrt x [N,H,W,C] of a gradient wrt the columns.
+
+    ``out``: a C-contiguous [N,H,W,C] array the result is written into (else a new one or a view).
+    """
     g = s.geom
     shape = (s.n, s.h, s.w, s.c)
     if _is_pointwise(g):
-        if g.sh == g.sw == 1:
+        if g.sh == g.sw == 1 and out is None:
             return dcols.reshape(shape)
-        dx = np.zeros(shape, dtype=dcols.dtype)
-        dx[:, :: g.sh, :: g.sw] = dcols.reshape(s.n, g.ho, g.wo, s.c)
+        dx = np.zeros(shape, dtype=dcols.dtype) if out is None else out
+        if g.sh == g.sw == 1:
+            dx[...] = dcols.reshape(shape)
+        else:
+            dx[...] = 0
+            dx[:, :: g.sh, :: g.sw] = dcols.reshape(s.n, g.ho, g.wo, s.c)
         return dx
-    return col2im(np.ascontiguousarray(dcols), shape, (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw))
+    return col2im(np.ascontiguousarray(dcols), shape, (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw), out=out)
 
 
 def split_groups(cols: np.ndarray, groups: int, channels: int) -> np.ndarray:
@@ -120,13 +130,17 @@ def grouped_forward(cols: np.ndarray, w: np.ndarray, s: ConvShape) -> np.ndarray
     return out.transpose(1, 0, 2).reshape(s.rows, s.o)
 
 
-def grouped_backward(grad2: np.ndarray, cols, w: np.ndarray, s: ConvShape, need_cols: bool, need_w: bool):
-    """Gradients of :func:`grouped_forward` wrt the columns [M, K] and the weight (w's shape)."""
+def grouped_backward(grad2: np.ndarray, cols, w: np.ndarray, s: ConvShape, need_cols: bool, need_w: bool,
+                     dcols_out=None):
+    """Gradients of :func:`grouped_forward` wrt the columns [M, K] and the weight (w's shape).
+
+    ``dcols_out``: an [M, K] buffer the column gradient is written into (ungrouped convolutions only).
+    """
     w2 = w.reshape(s.o, -1)
     dcols = dw = None
     if s.groups == 1:
         if need_cols:
-            dcols = grad2 @ w2
+            dcols = grad2 @ w2 if dcols_out is None else np.matmul(grad2, w2, out=dcols_out)
         if need_w:
             dw = (grad2.T @ cols).reshape(w.shape)
         return dcols, dw
@@ -164,23 +178,36 @@ def blocked_forward(x: np.ndarray, w: np.ndarray, s: ConvShape) -> np.ndarray:
     return out
 
 
-def blocked_backward(grad2, block_columns, w, s: ConvShape, need_x: bool, need_w: bool):
+def blocked_backward(grad2, block_columns, w, s: ConvShape, need_x: bool, need_w: bool, cols_dtype=None):
     """dx [N,H,W,C] and dw of a convolution, block by block.
 
-    ``block_columns(n0, n1, block_shape)`` returns the column matrix of images n0:n1 (the forward's
-    im2col, recomputed here rather than kept from the forward pass).
+    ``block_columns(n0, n1, block_shape, out)`` returns the column matrix of images n0:n1 (the
+    forward's im2col, recomputed here rather than kept from the forward pass), built in ``out`` when
+    it is not None (an array of ``cols_dtype``, default grad2's). With several blocks, one column
+    buffer and one column-gradient buffer serve every block, and each block's input gradient is
+    written straight into its images' slice of dx.
     """
+    blocks = image_blocks(s)
+    if len(blocks) == 1:
+        cols = block_columns(0, s.n, s, None) if need_w else None
+        dcols, dw = grouped_backward(grad2, cols, w, s, need_x, need_w)
+        return (columns_adjoint(dcols, s) if need_x else None), dw
     dx = np.empty((s.n, s.h, s.w, s.c), dtype=grad2.dtype) if need_x else None
     dw = np.zeros(w.shape, dtype=np.result_type(grad2, w)) if need_w else None
     pixels = s.geom.ho * s.geom.wo
-    for n0, n1 in image_blocks(s):
+    rows, width = (blocks[0][1] - blocks[0][0]) * pixels, s.geom.kh * s.geom.kw * s.c
+    cols_buffer = np.empty((rows, width), dtype=cols_dtype or grad2.dtype) if need_w and not _is_pointwise(s.geom) else None
+    dcols_buffer = np.empty((rows, width), dtype=np.result_type(grad2, w)) if need_x and s.groups == 1 else None
+    for n0, n1 in blocks:
         block = s._replace(n=n1 - n0)
-        cols = block_columns(n0, n1, block) if need_w else None
-        dcols, dw_block = grouped_backward(grad2[n0 * pixels : n1 * pixels], cols, w, block, need_x, need_w)
+        m = block.rows
+        cols = block_columns(n0, n1, block, None if cols_buffer is None else cols_buffer[:m]) if need_w else None
+        dcols, dw_block = grouped_backward(grad2[n0 * pixels : n1 * pixels], cols, w, block, need_x, need_w,
+                                           None if dcols_buffer is None else dcols_buffer[:m])
         if need_w:
             dw += dw_block
         if need_x:
-            dx[n0:n1] = columns_adjoint(dcols, block)
+            columns_adjoint(dcols, block, out=dx[n0:n1])
     return dx, dw
 
 
@@ -203,7 +230,8 @@ class Conv2d(Function):
         x, w = ctx.saved
         need_x, need_w, need_b = ctx.needs_input_grad
         grad2 = np.ascontiguousarray(grad).reshape(s.rows, s.o)
-        dx, dw = blocked_backward(grad2, lambda n0, n1, block: columns(x[n0:n1], block), w, s, need_x, need_w)
+        dx, dw = blocked_backward(grad2, lambda n0, n1, block, out: columns(x[n0:n1], block, out), w, s, need_x, need_w,
+                                  cols_dtype=x.dtype)
         db = grad2.sum(axis=0) if need_b else None
         return dx, dw, db
 
