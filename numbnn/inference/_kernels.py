@@ -150,22 +150,30 @@ def apply_steps(source, source_row, out, first, last, codes, first_rows, params,
             for r in range(first, last):
                 for c in range(channels):
                     out[r, c] = -out[r, c]
-        else:  # the second input, its channels repeated to fill ours
+        elif code == ADD_INPUT:  # the second input, its channels repeated to fill ours
             for r in range(first, last):
-                o = r // other_div
+                row = other[r // other_div]
                 for base in range(0, channels, width):
-                    if code == ADD_INPUT:
-                        for c in range(width):
-                            out[r, base + c] = out[r, base + c] + other[o, c]
-                    elif code == SUB_INPUT:
-                        for c in range(width):
-                            out[r, base + c] = out[r, base + c] - other[o, c]
-                    elif code == RSUB_INPUT:
-                        for c in range(width):
-                            out[r, base + c] = other[o, c] - out[r, base + c]
-                    else:
-                        for c in range(width):
-                            out[r, base + c] = out[r, base + c] * other[o, c]
+                    for c in range(width):
+                        out[r, base + c] = out[r, base + c] + row[c]
+        elif code == SUB_INPUT:
+            for r in range(first, last):
+                row = other[r // other_div]
+                for base in range(0, channels, width):
+                    for c in range(width):
+                        out[r, base + c] = out[r, base + c] - row[c]
+        elif code == RSUB_INPUT:
+            for r in range(first, last):
+                row = other[r // other_div]
+                for base in range(0, channels, width):
+                    for c in range(width):
+                        out[r, base + c] = row[c] - out[r, base + c]
+        elif code == MUL_INPUT:
+            for r in range(first, last):
+                row = other[r // other_div]
+                for base in range(0, channels, width):
+                    for c in range(width):
+                        out[r, base + c] = out[r, base + c] * row[c]
 
 
 @nb.njit(parallel=True, cache=True)
