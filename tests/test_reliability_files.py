@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 import numbnn.io
 from cli.main import app
-from numbnn.errors import CheckpointError, FormatVersionError, InputError, NumbnnError
+from numbnn.errors import CheckpointError, FormatVersionError, InputError
 from numbnn.inference import compile
 from numbnn.inference import format as packed_format
 from numbnn.inference.images import read_images
@@ -117,8 +117,8 @@ COMMANDS = {
     "predict --input": ("images", lambda f, x: ["predict", x.packed, "--input", f]),
     "summary": ("checkpoint", lambda f, x: ["summary", f]),
     "train --resume": ("checkpoint", lambda f, x: ["train", "--resume", f]),
-    "train --teacher": ("checkpoint", lambda f, x: ["train", "--model", "bnn-small", "--limit", 32,
-                                                     "--teacher", f, "--out", x.dir / "student.h5"]),
+    "train --teacher": ("checkpoint", lambda f, x: ["train", "--model", "bnn-small", "--limit", 32, "--test-limit", 10,
+                                                     "--epochs", 1, "--teacher", f, "--out", x.dir / "student.h5"]),
     "bench model": ("checkpoint", lambda f, x: ["bench", "model", f, "--quick", "--no-cold"]),
 }
 KINDS = ("empty", "truncated", "random", "foreign-hdf5", "other-numbnn-kind", "future-version", "missing", "directory")
@@ -158,10 +158,6 @@ def test_every_reading_command_answers_a_hostile_file_with_one_error_line(files,
 
 def test_eval_of_a_future_packed_model_says_upgrade(files):
     assert_one_error_line(invoke("eval", files.dir / "future-packed.h5"), "future-packed.h5", "upgrade numbnn")
-
-
-def test_the_matrix_covers_every_command_and_kind():
-    assert len(CASES) == len(COMMANDS) * len(KINDS) - 2 == 62
 
 
 # -- predict --input: images that are not what they claim ------------------------------------------------------
@@ -319,14 +315,3 @@ def test_eval_of_a_model_with_a_corrupt_heap_length_fails_fast_in_a_real_process
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: {path}: corrupt file: checksum mismatch"]
-
-
-def test_every_numbnn_error_is_one_line(files):
-    """The classes the commands raise carry one-line messages (the CLI prints str(error) after 'error: ')."""
-    for kind in KINDS:
-        for _, load in LOADERS.values():
-            path = hostile_path(kind, "checkpoint", files)
-            try:
-                load(path)
-            except NumbnnError as error:
-                assert "\n" not in str(error), str(error)
