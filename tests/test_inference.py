@@ -19,7 +19,7 @@ from numbnn.datasets import fashion_mnist
 from numbnn.errors import InputError
 from numbnn.inference import compile
 from numbnn.models import available_models, build_model
-from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, DPReLU, Linear, Module
+from numbnn.nn import BatchNorm, BinaryConv2d, BinaryLinear, Conv2d, DPReLU, Linear, Module
 from numbnn.optim import Adam
 from numbnn.train.data import normalize
 
@@ -172,6 +172,31 @@ def test_non_monotone_steps_keep_the_float_path():
     packed = compile(model)
     assert "pack_acc" not in packed.op_counts()
     noise = np.random.default_rng(3).standard_normal((8, 28, 28, 1)).astype(np.float32)
+    assert_parity(float_logits(model, noise), packed.predict(noise))
+
+
+class DenseBNN(Module):
+    """Flatten -> binary linear -> BN -> binary linear (its sign folds into thresholds) -> linear."""
+
+    def __init__(self):
+        self.stem = Conv2d(1, 4, 3, stride=2, padding=1)
+        self.fc1 = BinaryLinear(4 * 14 * 14, 50, act_quantizer="ste")
+        self.norm = BatchNorm(50)
+        self.fc2 = BinaryLinear(50, 20, act_quantizer="ste", scale=None)
+        self.head = Linear(20, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x.reshape(x.shape[0], -1)
+        return self.head(self.fc2(self.norm(self.fc1(x))))
+
+
+def test_binary_linear_layers_and_flatten():
+    model = train_a_little(DenseBNN())
+    packed = compile(model)
+    counts = packed.op_counts()
+    assert counts["bdense"] == 2 and counts["pack_acc"] == 1 and counts["reshape"] == 1
+    noise = np.random.default_rng(5).standard_normal((7, 28, 28, 1)).astype(np.float32)
     assert_parity(float_logits(model, noise), packed.predict(noise))
 
 

@@ -202,8 +202,8 @@ def fold_movements_into_packs(graph: Graph) -> None:
         if node.op != "pack" or producers.get(node.inputs[0]) is None or producers[node.inputs[0]].op not in MOVEMENTS:
             continue
         moves, sources = _movement_subgraph(producers, node.inputs[0])
-        if len(sources) != 1 or specs[next(iter(sources))].dtype != "float32":
-            continue
+        if len(sources) != 1 or specs[next(iter(sources))].dtype != "float32" or all(m.op == "reshape" for m in moves):
+            continue  # reshapes alone move nothing: packing their (free) view is faster than a gather
         (source,) = sources
         local = {source: 0}
         described = []
