@@ -119,13 +119,19 @@ def dprelu_backward(g, x, pos, neg, shift_x, dx, n_chunks):
     rows, c = x.shape
     partial = np.zeros((4, n_chunks, c))
     for chunk in nb.prange(n_chunks):
+        # Chunk-local sums with the sign of u as a select, not a row index: the channel loop vectorises.
+        sum_pos, sum_neg, sum_dx, sum_g = np.zeros(c), np.zeros(c), np.zeros(c), np.zeros(c)
         for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
             for j in range(c):
                 u = x[i, j] - shift_x[j]
                 gi = g[i, j]
-                slope = pos[j] if u >= 0 else neg[j]
-                dx[i, j] = gi * slope
-                partial[0 if u >= 0 else 1, chunk, j] += gi * u
-                partial[2, chunk, j] += gi * slope
-                partial[3, chunk, j] += gi
+                positive = u >= 0
+                d = gi * (pos[j] if positive else neg[j])
+                dx[i, j] = d
+                gu = gi * u
+                sum_pos[j] += gu if positive else 0.0
+                sum_neg[j] += 0.0 if positive else gu
+                sum_dx[j] += d
+                sum_g[j] += gi
+        partial[0, chunk], partial[1, chunk], partial[2, chunk], partial[3, chunk] = sum_pos, sum_neg, sum_dx, sum_g
     return partial
