@@ -132,6 +132,17 @@ def test_binary_conv2d_forward_equals_float_reference_exactly(case, dtype):
     np.testing.assert_array_equal(out.data, reference_binary_conv2d(x, w, scale=None, **options).data)
 
 
+@settings(max_examples=20)
+@given(binary_conv_case(), st.sampled_from([np.float32, np.float64]))
+def test_binary_conv2d_constant_scale_forward_equals_float_reference_exactly(case, dtype):
+    """A scale that needs no gradient (alpha = mean|W|) is applied in the cast from the integer sums."""
+    x, w, _, options = _inputs(case, dtype)
+    scale = (np.random.default_rng(case["seed"]).random(w.shape[0]) + 0.1).astype(dtype)
+    out = F.binary_conv2d(x, w, scale=scale, **options)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out.data, reference_binary_conv2d(x, w, scale=scale, **options).data)
+
+
 @settings(max_examples=30)
 @given(binary_conv_case())
 def test_binary_conv2d_gradients_equal_reference_gradients(case):

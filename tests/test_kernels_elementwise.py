@@ -75,6 +75,17 @@ def test_per_channel_kernels(case):
     np.testing.assert_allclose(sums, expected, rtol=1e-5 if x.dtype == np.float32 else 1e-10, atol=1e-6)
 
 
+@settings(max_examples=15)
+@given(rows_channels())
+def test_scale_columns_equals_numpy_cast_then_multiply(case):
+    x, (scale, *_), _ = case
+    acc = np.round(1000 * x).astype(np.int32)
+    acc.flat[:2] = [2**24 - 1, -(2**24) + 3]  # integer sums up to 2^24 are exact in float32
+    out = np.full(acc.shape, np.nan, dtype=x.dtype)
+    assert _fused.scale_columns(acc, scale, out) is out
+    np.testing.assert_array_equal(out, acc.astype(x.dtype) * scale)
+
+
 def test_reductions_do_not_depend_on_the_thread_count():
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs at least 2 Numba threads")

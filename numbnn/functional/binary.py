@@ -23,6 +23,7 @@ from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
 from numbnn.functional.conv import blocked_backward, columns, conv_shape
 from numbnn.functional.quantizers import approx_sign_backward, sign_values, ste_backward
+from numbnn.kernels import elementwise as _fused
 
 _ACT_GRADS = ("ste", "approx")
 
@@ -43,14 +44,14 @@ def _sign_columns(x, s, pad_value, out=None):
                           pad_value=pad_value)
 
 
-def _binary_conv_values(x, w, s, pad_value):
-    """conv2d(sign(x), sign(w)) on packed bits: exact integers, returned in x's float dtype [N*Ho*Wo, O]."""
+def _binary_conv_sums(x, w, s, pad_value):
+    """conv2d(sign(x), sign(w)) on packed bits: exact int32 sums [N*Ho*Wo, O]."""
     g = s.geom
     acc = kernels.binary_conv2d(
         kernels.pack_activations(x, s.groups), kernels.pack_conv_weight(w), in_channels=s.c,
         stride=(g.sh, g.sw), padding=(g.ph, g.pw), dilation=(g.dh, g.dw), pad_value=pad_value, groups=s.groups,
     )
-    return acc.reshape(s.rows, s.o).astype(x.dtype)
+    return acc.reshape(s.rows, s.o)
 
 
 class BinaryConv2d(Function):
@@ -59,8 +60,14 @@ class BinaryConv2d(Function):
     @staticmethod
     def forward(ctx, x, w, scale, stride, padding, dilation, groups, pad_value, act_grad, act_clip, weight_clip):
         s = conv_shape(x.shape, w.shape, stride, padding, dilation, groups)
-        conv = _binary_conv_values(x, w, s, pad_value)
-        out = conv * scale if scale is not None else conv
+        sums = _binary_conv_sums(x, w, s, pad_value)
+        if scale is not None and not ctx.needs_input_grad[2]:  # the usual case: cast and scale in one pass
+            dtype = np.result_type(x.dtype, scale.dtype)
+            scale_row = np.ascontiguousarray(np.broadcast_to(scale, (s.o,)), dtype=dtype)
+            conv, out = None, _fused.scale_columns(sums, scale_row, np.empty((s.rows, s.o), dtype=dtype))
+        else:
+            conv = sums.astype(x.dtype)
+            out = conv * scale if scale is not None else conv
         ctx.shape = s
         ctx.options = (pad_value, act_grad, act_clip, weight_clip)
         ctx.save_for_backward(x, w, scale, conv if ctx.needs_input_grad[2] else None)

@@ -91,6 +91,17 @@ def affine(x, scale, shift):
 
 
 @nb.njit(parallel=True, cache=True)
+def scale_columns(acc, scale, out):
+    """out[i, j] = acc[i, j] * scale[j]: integer sums (a binary conv's) to floats times a per-channel
+    scale in one pass. Exact products of int32 and float32 round once, as float32 numpy does."""
+    rows, c = acc.shape
+    for i in nb.prange(rows):
+        for j in range(c):
+            out[i, j] = acc[i, j] * scale[j]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
 def affine2(g, x, a, b, shift):
     """out[i, j] = a[j] * g[i, j] + b[j] * x[i, j] + shift[j]."""
     rows, c = x.shape
