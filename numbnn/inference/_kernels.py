@@ -265,7 +265,7 @@ CONV_BLOCK = 16 * TILE_ROWS  # output pixels per task of conv_steps
 
 
 @nb.njit(parallel=True, cache=True, error_model="numpy")
-def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, panels, k, border_row, correction,
+def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, tap_bits, panels, k, border_row, correction,
                codes, first_rows, params, other, other_div, out):
     """A binary convolution and the per-channel steps after it, one block of output pixels at a time.
 
@@ -275,6 +275,8 @@ def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, panels, k, border_row,
     popcount of XOR, the weights' tails balanced as in numbnn.inference.ops.BinaryConv); then the
     padding correction of border pixels (``border_row[pixel]`` >= 0 indexes ``correction``) and the
     steps (:func:`apply_steps`) into ``out`` [N*Ho*Wo, O]. The int32 results never leave the cache.
+    ``tap_bits`` > 0 (a group's channel count, a divisor of 64): taps are packed densely, 64 / tap_bits
+    taps per word (:func:`_gather_dense`), so few channels do not leave most of every word empty.
     """
     n, h, w, all_words = x.shape
     groups, n_panels = panels.shape[0], panels.shape[1]
@@ -293,8 +295,11 @@ def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, panels, k, border_row,
             if pointwise and last - first == CONV_BLOCK:
                 source, row0 = flat, first
             else:
-                source, row0 = np.zeros((CONV_BLOCK, kh * kw * words), np.uint64), 0
-                _gather(x, g * words, words, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, source)
+                source, row0 = np.zeros((CONV_BLOCK, panels.shape[2]), np.uint64), 0
+                if tap_bits:
+                    _gather_dense(x, g, tap_bits, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, source)
+                else:
+                    _gather(x, g * words, words, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, source)
             for panel in range(n_panels):
                 for tile in range(0, last - first, TILE_ROWS):
                     tile_dot(source, row0 + tile, panels[g], panel, k, tiles, tile, g * padded + panel * TILE_COLS)
@@ -341,6 +346,33 @@ def _gather(x, first_word, words, first, last, kh, kw, sh, sw, ph, pw, dh, dw, h
                     base = (i * kw + j) * words
                     for t in range(words):
                         cols[r - first, base + t] = flat[start + t]
+        ox += 1
+        if ox == wo:
+            ox, oy = 0, oy + 1
+            if oy == ho:
+                oy, b = 0, b + 1
+
+
+@nb.njit(cache=True)
+def _gather_dense(x, group, tap_bits, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """Like :func:`_gather` for one-word groups of ``tap_bits`` channels: tap t's bits go to word
+    t // (64 / tap_bits) at bit offset tap_bits * (t % (64 / tap_bits)) (their tails are 0, so OR is exact)."""
+    n, h, w, _ = x.shape
+    per_word = 64 // tap_bits
+    b, pixel = first // (ho * wo), first % (ho * wo)
+    oy, ox = pixel // wo, pixel % wo
+    for r in range(first, last):
+        y0, x0 = oy * sh - ph, ox * sw - pw
+        for i in range(kh):
+            iy = y0 + i * dh
+            if iy < 0 or iy >= h:
+                continue
+            for j in range(kw):
+                ix = x0 + j * dw
+                if 0 <= ix < w:
+                    tap = i * kw + j
+                    shift = np.uint64(tap_bits * (tap % per_word))
+                    cols[r - first, tap // per_word] |= x[b, iy, ix, group] << shift
         ox += 1
         if ox == wo:
             ox, oy = 0, oy + 1

@@ -385,10 +385,28 @@ class BinaryConvSteps(Op):
         self.conv = BinaryConv({k: v for k, v in attrs.items() if k != "stages"}, {"weight": consts.get("weight")})
         self.steps = Elementwise({"stages": _get(attrs, "stages", self.name)}, {"params": consts.get("params")})
         _expect(not self.conv.general, "bconv_steps: needs even weight tails")
-        self.panels = np.stack([column_panels(np.ascontiguousarray(m)) for m in self.conv.matrices])
         out_channels, kh, kw, words = self.conv.weight.shape
-        self.k = WORD * kh * kw * words
+        per_group = self.conv.in_channels // self.conv.groups
+        taps = kh * kw
+        self.tap_bits = per_group if taps > 1 and per_group < WORD and WORD % per_group == 0 and taps * per_group % 2 == 0 else 0
+        matrices = self._dense_matrices(taps, per_group) if self.tap_bits else self.conv.matrices
+        self.panels = np.stack([column_panels(np.ascontiguousarray(m)) for m in matrices])
+        self.k = WORD * matrices.shape[2]
         self._geometry = {}
+
+    def _dense_matrices(self, taps, per_group):
+        """[groups, O/groups, words] weights with 64 / per_group taps per word, tails balanced (see BinaryConv)."""
+        out_channels = self.conv.weight.shape[0]
+        per_word = WORD // per_group
+        words = -(-taps // per_word)
+        taps_words = self.conv.weight.reshape(out_channels, taps)
+        dense = np.zeros((out_channels, words), np.uint64)
+        for tap in range(taps):
+            dense[:, tap // per_word] |= taps_words[:, tap] << np.uint64(per_group * (tap % per_word))
+        tail = WORD * words - taps * per_group
+        if tail:
+            dense[:, -1] |= np.uint64((1 << (tail // 2)) - 1) << np.uint64(WORD - tail)
+        return dense.reshape(self.conv.groups, out_channels // self.conv.groups, words)
 
     def output_spec(self, specs):
         _expect(len(specs) >= 1, "bconv_steps: needs the packed input")
@@ -407,8 +425,8 @@ class BinaryConvSteps(Op):
         border_rows, correction = self._geometry[(h, w)]
         out = np.empty((n * ho * wo, out_channels), np.float32)
         other2, div = self.steps.other_rows(other, out.shape[0])
-        _kernels.conv_steps(x, kh, kw, *self.conv.stride, *self.conv.padding, *self.conv.dilation, ho, wo, self.panels,
-                            self.k, border_rows, correction, self.steps.codes, self.steps.first_rows,
+        _kernels.conv_steps(x, kh, kw, *self.conv.stride, *self.conv.padding, *self.conv.dilation, ho, wo,
+                            self.tap_bits, self.panels, self.k, border_rows, correction, self.steps.codes, self.steps.first_rows,
                             self.steps.channel_params(out_channels), other2, div, out)
         return out.reshape(n, ho, wo, out_channels)
 
