@@ -40,13 +40,6 @@ class Graph:
     def producers(self) -> dict[int, Node]:
         return {node.output: node for node in self.nodes}
 
-    def consumers(self) -> dict[int, list[Node]]:
-        users: dict[int, list[Node]] = {}
-        for node in self.nodes:
-            for value in node.inputs:
-                users.setdefault(value, []).append(node)
-        return users
-
     def use_count(self, value: int) -> int:
         """Readers of ``value`` (the graph output counts as one)."""
         return sum(node.inputs.count(value) for node in self.nodes) + (value == self.output)
