@@ -5,10 +5,17 @@ Layers depend one way: ``kernels`` (Numba, numpy in/out) <- ``autograd`` + ``fun
 resolved lazily so ``import numbnn`` stays fast (Numba compiles nothing until a kernel is called).
 """
 
+import os
 from importlib import import_module
 
-from numbnn import errors
-from numbnn._version import __version__
+# OpenBLAS's worker threads spin for 2^28 cycles (~0.1 s) after each call before sleeping, so in a
+# training step that alternates BLAS products with Numba's parallel loops they keep both cores busy
+# and slow the Numba threads down (on 2 cores, CPU time per reactnet-a step at 2 threads fell by
+# about a third with 2^4). Read when OpenBLAS loads: effective if numbnn is imported before numpy.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+from numbnn import errors  # noqa: E402
+from numbnn._version import __version__  # noqa: E402
 
 _LAZY = {
     "Tensor": ("numbnn.autograd", "Tensor"),
