@@ -4,6 +4,8 @@ Integer and packing ops must match exactly; float steps must equal the same floa
 with numpy ufuncs, bit for bit (the packed model repeats the float model's arithmetic).
 """
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -260,7 +262,7 @@ def test_fused_conv_and_steps_equal_the_two_ops(batch, size, groups, per_group, 
 @given(st.sampled_from(["shuffle", "space_to_depth", "shift", "pad"]), st.integers(1, 3), st.integers(0, 2**32 - 1))
 def test_gather_pack_equals_packing_the_moved_tensor(move, batch, seed):
     from numbnn.inference.graph import Graph, Node, Program
-    from numbnn.inference.fuse import fold_movements_into_packs
+    from numbnn.inference.fuse import fold_movements_into_packs, fold_movements_into_steps
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, 4, 6, 12)).astype(np.float32)
@@ -280,10 +282,19 @@ def test_gather_pack_equals_packing_the_moved_tensor(move, batch, seed):
         nodes = [Node("pad", [0], 1, {"pad_width": [[0, 0], [1, 0], [0, 1], [0, 0]], "value": 1.0}),
                  Node("slice", [1], 2, {"index": [[None, None, None], [None, None, None], [1, None, None]]}),
                  Node("pad", [2], 3, {"pad_width": [[0, 0], [0, 0], [0, 0], [0, 4]], "value": -2.0})]
-    threshold = rng.standard_normal(Program(Graph(nodes, 0, 3, Spec("float32", x.shape[1:]))).specs[3].shape[-1])
-    pack = Node("pack", [3], 4, {"groups": 2}, {"threshold": threshold.astype(np.float32)})
+    channels = Program(Graph(nodes, 0, 3, Spec("float32", x.shape[1:]))).specs[3].shape[-1]
+    threshold = rng.standard_normal(channels).astype(np.float32)
+    pack = Node("pack", [3], 4, {"groups": 2}, {"threshold": threshold})
     graph = Graph(nodes + [pack], 0, 4, Spec("float32", x.shape[1:]))
     expected = Program(graph).run(x)
     fold_movements_into_packs(graph)
     assert [n.op for n in graph.nodes] == ["gather_pack"]
+    np.testing.assert_array_equal(Program(graph).run(x), expected)
+    # the same moves read by per-channel steps
+    steps = Node("elementwise", [3], 4, {"stages": ["affine", "dprelu"]},
+                 {"params": rng.standard_normal((6, channels)).astype(np.float32)})
+    graph = Graph(copy.deepcopy(nodes) + [steps], 0, 4, Spec("float32", x.shape[1:]))
+    expected = Program(graph).run(x)
+    fold_movements_into_steps(graph)
+    assert [n.op for n in graph.nodes] == ["elementwise"] and "moves" in graph.nodes[0].attrs
     np.testing.assert_array_equal(Program(graph).run(x), expected)

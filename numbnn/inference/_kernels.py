@@ -84,6 +84,23 @@ def run_stages(x, codes, first_rows, params, other, other_div, out):
         apply_steps(x, first, out, first, last, codes, first_rows, params, other, other_div)
 
 
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def run_stages_gathered(x, index, fill, codes, first_rows, params, other, other_div, out):
+    """:func:`run_stages` on a rearranged view of x [N, S]: out row r, channel c starts from
+    x[image, index[(r % rows) * C + c]] (or fill[-1 - index] for padding), rows = index.size / C."""
+    channels = out.shape[1]
+    rows = index.size // channels
+    total = out.shape[0]
+    for block in nb.prange((total + ROW_BLOCK - 1) // ROW_BLOCK):
+        first, last = block * ROW_BLOCK, min(total, (block + 1) * ROW_BLOCK)
+        for r in range(first, last):
+            b, row = r // rows, r % rows
+            for c in range(channels):
+                source = index[row * channels + c]
+                out[r, c] = x[b, source] if source >= 0 else fill[-1 - source]
+        apply_steps(out, first, out, first, last, codes, first_rows, params, other, other_div)
+
+
 @nb.njit(cache=True, error_model="numpy")  # IEEE division: x / 0 is inf, as in numpy
 def apply_steps(source, source_row, out, first, last, codes, first_rows, params, other, other_div):
     """out[first:last] = the steps applied to float32(source[source_row:source_row + last - first])."""

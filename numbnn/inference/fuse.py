@@ -10,6 +10,7 @@
    RSign's threshold is applied while packing.
 4. :func:`fold_movements_into_packs`: packing a rearranged tensor (ShuffleNet's channel shuffle,
    RB-Net's space-to-depth, shifts and padding) gathers straight from the source instead.
+   :func:`fold_movements_into_steps` does the same for per-channel steps reading a rearranged value.
 5. :func:`repeated_inputs_as_other` / :func:`merge_concatenated_branches`: a residual made of channel
    copies (``concat([x] * k)``) is read as x with repeated channels; binary convs on the same packed
    input whose step outputs are concatenated (ReActNet's duplicated 1x1 branches) become one conv with
@@ -43,6 +44,7 @@ def optimize(graph: Graph) -> Graph:
     merge_steps(graph)
     fold_into_packs(graph)
     fold_movements_into_packs(graph)
+    fold_movements_into_steps(graph)
     share_packs(graph)
     fold_accumulator_packs(graph)
     fuse_convolutions_and_steps(graph)
@@ -84,6 +86,8 @@ def merge_steps(graph: Graph) -> None:
 
 def _merge_pair(graph: Graph, first: Node, second: Node, position: int) -> bool:
     """Replace ``second`` by first's steps followed by second's, if the result has at most one extra input."""
+    if "moves" in second.attrs:
+        return False  # second reads first's value rearranged, not as it is
     stages = second.attrs["stages"]
     if position == 1:  # first feeds the residual/gate: swap the operands of second's leading input step
         swapped = {"add_input": "add_input", "mul_input": "mul_input", "sub_input": "rsub_input"}
@@ -99,7 +103,7 @@ def _merge_pair(graph: Graph, first: Node, second: Node, position: int) -> bool:
     first_other = first.inputs[1] if len(first.inputs) == 2 else None
     if first_other is not None and second_other is not None:
         return False
-    second.attrs = {"stages": first.attrs["stages"] + stages}
+    second.attrs = {**first.attrs, "stages": first.attrs["stages"] + stages}  # first's moves, if any, stay
     second.consts = {"params": np.concatenate([first.consts["params"], second.consts["params"]])}
     other = first_other if first_other is not None else second_other
     second.inputs = [first.inputs[0]] + ([other] if other is not None else [])
@@ -184,10 +188,11 @@ def fold_into_packs(graph: Graph) -> None:
             continue
         if threshold is not None:
             node.consts["threshold"] = threshold
-        if not stages and len(source.inputs) == 1 and _specs(graph)[source.inputs[0]].dtype == "float32":
+        if not stages and len(source.inputs) == 1 and "moves" not in source.attrs \
+                and _specs(graph)[source.inputs[0]].dtype == "float32":
             node.inputs = [source.inputs[0]]  # nothing left to compute: pack the source's input
         else:
-            source.attrs = {"stages": stages}
+            source.attrs = {**source.attrs, "stages": stages}
             source.consts = {"params": params}
     graph.prune()
 
@@ -201,21 +206,46 @@ def fold_movements_into_packs(graph: Graph) -> None:
     for index, node in enumerate(graph.nodes):
         if node.op != "pack" or producers.get(node.inputs[0]) is None or producers[node.inputs[0]].op not in MOVEMENTS:
             continue
-        moves, sources = _movement_subgraph(producers, node.inputs[0])
-        if len(sources) != 1 or specs[next(iter(sources))].dtype != "float32" or all(m.op == "reshape" for m in moves):
-            continue  # reshapes alone move nothing: packing their (free) view is faster than a gather
-        (source,) = sources
-        local = {source: 0}
-        described = []
-        for move in moves:
-            described.append({"op": move.op, "inputs": [local[v] for v in move.inputs], "attrs": move.attrs})
-            local[move.output] = len(described)
-        if local[node.inputs[0]] != len(described):
-            continue  # the packed value must be the last move
+        described = _described_moves(producers, specs, node.inputs[0])
+        if described is None:
+            continue
+        source, moves = described
         graph.nodes[index] = Node("gather_pack", [source], node.output,
                                   {"groups": node.attrs["groups"], "source_shape": list(specs[source].shape),
-                                   "moves": described}, dict(node.consts))
+                                   "moves": moves}, dict(node.consts))
     graph.prune()
+
+
+def fold_movements_into_steps(graph: Graph) -> None:
+    """An ``elementwise`` node whose first input is only moved around reads it through the moves
+    (RB-Net's depth-to-space and shift back after each binary conv, then batch norm and the residual)."""
+    producers = graph.producers()
+    specs = _specs(graph)
+    for node in graph.nodes:
+        source_node = producers.get(node.inputs[0])
+        if node.op != "elementwise" or "moves" in node.attrs or source_node is None or source_node.op not in MOVEMENTS:
+            continue
+        described = _described_moves(producers, specs, node.inputs[0])
+        if described is not None:
+            source, moves = described
+            node.attrs = {**node.attrs, "source_shape": list(specs[source].shape), "moves": moves}
+            node.inputs[0] = source
+    graph.prune()
+
+
+def _described_moves(producers, specs, value):
+    """(source value, moves as GatherPack/Elementwise describe them) computing ``value``, or None if
+    ``value`` is not a real rearrangement of one float32 value."""
+    moves, sources = _movement_subgraph(producers, value)
+    if len(sources) != 1 or specs[next(iter(sources))].dtype != "float32" or all(m.op == "reshape" for m in moves):
+        return None
+    (source,) = sources
+    local = {source: 0}
+    described = []
+    for move in moves:
+        described.append({"op": move.op, "inputs": [local[v] for v in move.inputs], "attrs": move.attrs})
+        local[move.output] = len(described)
+    return (source, described) if local[value] == len(described) else None
 
 
 def _movement_subgraph(producers, value):
@@ -242,7 +272,8 @@ def fold_accumulator_packs(graph: Graph) -> None:
         if node.op != "pack":
             continue
         steps = producers.get(node.inputs[0])
-        if steps is None or steps.op != "elementwise" or len(steps.inputs) != 1 or graph.use_count(steps.output) != 1:
+        if steps is None or steps.op != "elementwise" or len(steps.inputs) != 1 or graph.use_count(steps.output) != 1 \
+                or "moves" in steps.attrs:
             continue
         layer = producers.get(steps.inputs[0])
         bound = _accumulator_bound(layer)
@@ -264,7 +295,7 @@ def fuse_convolutions_and_steps(graph: Graph) -> None:
         if node.op != "elementwise":
             continue
         conv = producers.get(node.inputs[0])
-        if conv is None or conv.op != "bconv" or graph.use_count(conv.output) != 1:
+        if conv is None or conv.op != "bconv" or graph.use_count(conv.output) != 1 or "moves" in node.attrs:
             continue
         words = conv.consts["weight"].shape[3]
         if (64 * words - conv.attrs["in_channels"] // conv.attrs["groups"]) % 2:

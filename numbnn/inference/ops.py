@@ -163,6 +163,31 @@ MOVEMENTS = ("reshape", "transpose", "slice", "pad", "concat")
 MAX_GATHER_ELEMENTS = 1 << 24
 
 
+def movement_index(source_shape, moves, where):
+    """Run movement ops (``moves``: [{"op", "inputs", "attrs"}], move i writes value i + 1, value 0 is one
+    image of ``source_shape``) on element numbers: int32 index map of the last value (element e is
+    source.flat[index[e]], or the padding constant fill[-1 - index[e]]) and the float32 constants."""
+    _expect(isinstance(moves, list) and len(moves) >= 1, f"{where}: moves must be a non-empty list")
+    specs = [Spec("float64", tuple(source_shape))]
+    values = [np.arange(math.prod(source_shape), dtype=np.float64).reshape((1, *source_shape))]
+    fill = []
+    for move in moves:
+        _expect(isinstance(move, dict) and set(move) == {"op", "inputs", "attrs"} and move["op"] in MOVEMENTS
+                and isinstance(move["attrs"], dict), f"{where}: bad move {move!r}")
+        inputs = _int_list(move["inputs"], where, "inputs")
+        _expect(len(inputs) >= 1 and all(0 <= v < len(values) for v in inputs), f"{where}: move reads a missing value")
+        attrs = dict(move["attrs"])
+        if move["op"] == "pad":
+            fill.append(_get(attrs, "value", where))
+            attrs["value"] = float(-len(fill))  # a sentinel no element number can equal
+        op = build_op(move["op"], attrs, {})
+        spec = op.output_spec([specs[v] for v in inputs])
+        _expect(math.prod(spec.shape) <= MAX_GATHER_ELEMENTS, f"{where}: a move makes too large a tensor")
+        specs.append(spec)
+        values.append(op(*[values[v] for v in inputs]))
+    return values[-1][0].astype(np.int32), np.array(fill, np.float32)
+
+
 class GatherPack(Op):
     """Signs of a rearrangement of float32 x (channel shuffle, space-to-depth, shifts, padding) as packed
     bits, without materialising the rearranged tensor; bit = value < threshold[c].
@@ -182,34 +207,13 @@ class GatherPack(Op):
         self.groups = _int(attrs, "groups", self.name, 1)
         self.source_shape = tuple(_int_list(_get(attrs, "source_shape", self.name), self.name, "source_shape"))
         _expect(len(self.source_shape) >= 1 and min(self.source_shape) >= 1, "gather_pack: bad source_shape")
-        self.index, self.fill = self._index_map(_get(attrs, "moves", self.name))
+        self.index, self.fill = movement_index(self.source_shape, _get(attrs, "moves", self.name), self.name)
         self.shape = self.index.shape
         self.index = self.index.reshape(-1)
         threshold = _const(consts, "threshold", self.name, np.float32, 1, optional=True)
         self.threshold = np.zeros(self.shape[-1], np.float32) if threshold is None else threshold
         _expect(self.threshold.shape == (self.shape[-1],), "gather_pack: threshold needs one value per channel")
         _expect(self.shape[-1] % self.groups == 0, f"gather_pack: {self.shape[-1]} channels not divisible by groups")
-
-    def _index_map(self, moves):
-        _expect(isinstance(moves, list) and len(moves) >= 1, "gather_pack: moves must be a non-empty list")
-        specs = [Spec("float64", self.source_shape)]
-        values = [np.arange(math.prod(self.source_shape), dtype=np.float64).reshape((1, *self.source_shape))]
-        fill = []
-        for move in moves:
-            _expect(isinstance(move, dict) and set(move) == {"op", "inputs", "attrs"} and move["op"] in MOVEMENTS
-                    and isinstance(move["attrs"], dict), f"gather_pack: bad move {move!r}")
-            inputs = _int_list(move["inputs"], self.name, "inputs")
-            _expect(len(inputs) >= 1 and all(0 <= v < len(values) for v in inputs), "gather_pack: move reads a missing value")
-            attrs = dict(move["attrs"])
-            if move["op"] == "pad":
-                fill.append(_get(attrs, "value", self.name))
-                attrs["value"] = float(-len(fill))  # a sentinel no element number can equal
-            op = build_op(move["op"], attrs, {})
-            spec = op.output_spec([specs[v] for v in inputs])
-            _expect(math.prod(spec.shape) <= MAX_GATHER_ELEMENTS, "gather_pack: a move makes too large a tensor")
-            specs.append(spec)
-            values.append(op(*[values[v] for v in inputs]))
-        return values[-1][0].astype(np.int32), np.array(fill, np.float32)
 
     def output_spec(self, specs):
         self._expect_inputs(specs, ["float32"])
@@ -485,7 +489,8 @@ class Elementwise(Op):
     ``stages`` names the steps (:data:`STAGES`); ``params`` float32 [rows, C] holds their per-channel
     values in order. At most one second input ``other``, read by the *_input steps: same leading shape
     as x, or one row per image (a gate broadcast over pixels); channel c reads other[..., c % C_other]
-    (a residual whose channels are repeated).
+    (a residual whose channels are repeated). With ``moves``/``source_shape`` attributes x is read through
+    a rearrangement of the input (as :class:`GatherPack` reads it).
     """
 
     name = "elementwise"
@@ -494,6 +499,11 @@ class Elementwise(Op):
 
     def __init__(self, attrs, consts):
         super().__init__(attrs, consts)
+        self.moves = None
+        if "moves" in attrs:  # x is read through a rearrangement (see GatherPack), never materialised
+            self.source_shape = tuple(_int_list(_get(attrs, "source_shape", self.name), self.name, "source_shape"))
+            _expect(len(self.source_shape) >= 1 and min(self.source_shape) >= 1, "elementwise: bad source_shape")
+            self.moves, self.fill = movement_index(self.source_shape, attrs["moves"], self.name)
         stages = _get(attrs, "stages", self.name)
         _expect(isinstance(stages, list) and all(isinstance(s, str) and s in STAGES for s in stages),
                 f"elementwise: stages must be a list of {sorted(STAGES)}, got {stages!r}")
@@ -512,6 +522,9 @@ class Elementwise(Op):
         _expect(len(specs) == (2 if self.uses_other else 1),
                 f"elementwise: steps {self.stages} need {2 if self.uses_other else 1} input(s), got {len(specs)}")
         x = specs[0]
+        if self.moves is not None:
+            _expect(x.dtype == "float32" and x.shape == self.source_shape, f"elementwise: input must be {self.source_shape}")
+            x = Spec("float32", self.moves.shape)
         _expect(x.dtype in ("float32", "int32") and len(x.shape) >= 1, f"elementwise: bad input {x}")
         channels = x.shape[-1]
         _expect(self.params.shape[1] == channels or (self.params.shape[0] == 0),
@@ -526,6 +539,13 @@ class Elementwise(Op):
         return Spec("float32", x.shape)
 
     def __call__(self, x, other=None):
+        if self.moves is not None:
+            shape = (x.shape[0], *self.moves.shape)
+            out = np.empty((math.prod(shape) // shape[-1], shape[-1]), np.float32)
+            other2, div = self.other_rows(other, out.shape[0])
+            _kernels.run_stages_gathered(np.ascontiguousarray(x).reshape(x.shape[0], -1), self.moves.reshape(-1), self.fill,
+                                         self.codes, self.first_rows, self.channel_params(shape[-1]), other2, div, out)
+            return out.reshape(shape)
         channels = x.shape[-1]
         x2 = np.ascontiguousarray(x).reshape(-1, channels)
         out = np.empty(x2.shape, np.float32)
