@@ -1,28 +1,29 @@
-"""Rewrites that make a lowered graph fast without changing a single output bit.
+"""Rewrites that make a lowered graph fast without changing a single output bit (in the order run).
 
 1. :func:`share_packs`: one ``pack`` per distinct (value, groups, threshold): two binary convs reading
    the same activation (ReActNet's duplicated 1x1 branches) pack it once.
-2. :func:`merge_steps`: chains of ``elementwise`` nodes become one node, so e.g. alpha, batch norm, the
-   residual add and RPReLU after a binary conv are one pass over the int32 result (same float32 steps
-   in the same order). A residual read as the first input is swapped to the second when legal.
-3. :func:`fold_into_packs`: a ``pack`` reading ``x + b`` / ``x - b`` / ``sign(x)`` packs x against the
+2. :func:`repeated_inputs_as_other`: a residual made of channel copies (``concat([x] * k)``) is read
+   as x with repeated channels.
+3. :func:`merge_steps`: chains of ``elementwise`` nodes become one node, so alpha, batch norm, the
+   residual add and RPReLU after a binary conv are one pass (same float32 steps in the same order). A
+   residual read as the first input is swapped to the second when legal.
+4. :func:`merge_concatenated_branches`: binary convs on the same packed input whose step outputs are
+   concatenated (ReActNet's duplicated 1x1 branches) become one conv with the output channels of all,
+   one steps node, and no concatenation.
+5. :func:`fold_into_packs`: a ``pack`` reading ``x + b`` / ``x - b`` / ``sign(x)`` packs x against the
    threshold -b / b / 0 instead (exact in floating point, see :class:`numbnn.inference.ops.Pack`):
    RSign's threshold is applied while packing.
-4. :func:`fold_movements_into_packs`: packing a rearranged tensor (ShuffleNet's channel shuffle,
-   RB-Net's space-to-depth, shifts and padding) gathers straight from the source instead.
-   :func:`fold_movements_into_steps` does the same for per-channel steps reading a rearranged value.
-5. :func:`repeated_inputs_as_other` / :func:`merge_concatenated_branches`: a residual made of channel
-   copies (``concat([x] * k)``) is read as x with repeated channels; binary convs on the same packed
-   input whose step outputs are concatenated (ReActNet's duplicated 1x1 branches) become one conv with
-   the output channels of all, one steps node, and no concatenation.
-6. :func:`fuse_convolutions_and_steps`: a binary conv and the steps reading it run as one kernel, block
-   by block, so the int32 results never go to memory.
-5. :func:`fold_accumulator_packs`: a ``pack`` of per-channel float steps of a binary layer's int32
+6. :func:`fold_movements_into_packs` / :func:`fold_movements_into_steps`: packing, or per-channel
+   steps on, a rearranged tensor (ShuffleNet's channel shuffle, RB-Net's space-to-depth, shifts and
+   padding) read straight from the source through an index map instead.
+7. :func:`fold_accumulator_packs`: a ``pack`` of per-channel float steps of a binary layer's int32
    result (no residual in between) becomes integer thresholds on the accumulator (``pack_acc``), LCE's
    bitpacked output. The steps are evaluated in float32 on *every* accumulator value the layer can
    produce; a channel whose sign pattern is one switch gives threshold + flip (a negative scale flips
    the comparison), so the bits equal the float model's. A channel with more switches keeps the float
    path.
+8. :func:`fuse_convolutions_and_steps`: a binary conv and the steps reading it run as one kernel, block
+   by block, so the int32 results never go to memory.
 """
 
 from __future__ import annotations
