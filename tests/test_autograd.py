@@ -235,3 +235,33 @@ def test_custom_function_skips_unneeded_gradients():
     Scale.apply(x, np.array([2.0, 3.0])).sum().backward()
     assert calls == [(True, False)]
     np.testing.assert_array_equal(x.grad, [2.0, 3.0])
+
+
+# ---- parallel addition paths (large arrays) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_additions_equal_numpy_and_bias_gradients_are_channel_sums(dtype):
+    """Above PARALLEL_MIN_ELEMENTS, Add and gradient accumulation run as Numba loops: numpy's exact
+    sums; a per-channel bias's gradient is the sum over every other axis."""
+    from numbnn.autograd import basic_ops
+
+    rng = np.random.default_rng(1)
+    shape = (8, 16, 16, 33)
+    assert np.prod(shape) >= basic_ops.PARALLEL_MIN_ELEMENTS
+    x, y, b = (rng.standard_normal(s).astype(dtype) for s in (shape, shape, shape[-1:]))
+    np.testing.assert_array_equal(basic_ops.add_arrays(x, y), x + y)
+    np.testing.assert_array_equal(basic_ops.add_arrays(x, b), x + b)
+    np.testing.assert_array_equal(basic_ops.add_arrays(b, x), b + x)
+    strided = x[:, ::2]
+    np.testing.assert_array_equal(basic_ops.add_arrays(strided, y[:, ::2]), strided + y[:, ::2])
+    assert basic_ops.add_arrays(x, y.astype(np.float16)).dtype == (x + y.astype(np.float16)).dtype
+
+    xt, bt = Tensor(x, requires_grad=True), Tensor(b, requires_grad=True)
+    out = (xt + bt) + xt  # x feeds two ops: its gradients are accumulated
+    upstream = rng.standard_normal(shape).astype(dtype)
+    out.backward(upstream)
+    np.testing.assert_array_equal(xt.grad, upstream + upstream)
+    assert bt.grad.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(bt.grad, upstream.astype(np.float64).sum(axis=(0, 1, 2)), rtol=tol, atol=tol)

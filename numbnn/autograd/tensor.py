@@ -102,7 +102,7 @@ class Tensor:
                 if pg.dtype != parent.dtype:
                     pg = pg.astype(parent.dtype)
                 key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+                grads[key] = pg if key not in grads else _ops.add_arrays(grads[key], pg)
 
     # ---- operators (each is one Function in basic_ops) -------------------------------------------
     def __add__(self, other):
@@ -223,6 +223,8 @@ def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``grad`` over the axes numpy broadcasting added or stretched to reach it from ``shape``."""
     if grad.shape == shape:
         return grad
+    if len(shape) == 1 and grad.ndim > 1 and grad.shape[-1] == shape[0]:
+        return _ops.channel_sums(grad)  # a per-channel vector broadcast over NHWC / [N, C] data
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))

@@ -44,6 +44,14 @@ def approx_sign_grad(grad, x, out):
     return out
 
 
+@nb.njit(parallel=True, cache=True)
+def add(a, b, out):
+    """out = a + b over flat arrays of one length (numpy's result bit for bit, on every thread)."""
+    for i in nb.prange(a.size):
+        out[i] = a[i] + b[i]
+    return out
+
+
 # ---- per-channel ([rows, channels]) --------------------------------------------------------------
 # Reductions return per-chunk partial sums [chunks, channels] (float64); the Python callers add the
 # chunks up. Keeping that last step out of the jitted code keeps compile times short.
@@ -87,6 +95,16 @@ def affine(x, scale, shift):
     for i in nb.prange(rows):
         for j in range(c):
             out[i, j] = x[i, j] * scale[j] + shift[j]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def add_channels(x, v, out):
+    """out[i, j] = x[i, j] + v[j]: a per-channel vector broadcast over the rows."""
+    rows, c = x.shape
+    for i in nb.prange(rows):
+        for j in range(c):
+            out[i, j] = x[i, j] + v[j]
     return out
 
 
