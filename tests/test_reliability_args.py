@@ -290,7 +290,7 @@ def test_binary_conv2d_kernel_with_arbitrary_shapes(n, h, w, words, o, kh, kw, w
 
 
 @settings(max_examples=30)
-@given(m=st.integers(1, 5), n=st.integers(1, 5), wa=st.integers(0, 3), wb=st.integers(0, 3), k=st.integers(-2, 200),
+@given(m=st.integers(0, 5), n=st.integers(0, 5), wa=st.integers(0, 3), wb=st.integers(0, 3), k=st.integers(-2, 200),
        dtype=st.sampled_from([np.uint64, np.int64, np.float32]))
 def test_binary_matmul_with_arbitrary_shapes(m, n, wa, wb, k, dtype):
     a, b = np.zeros((m, wa), dtype), np.zeros((n, wb), np.uint64)
