@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 
 from numbnn.errors import InputError
-from numbnn.inference.ops import GraphError, Op, Spec, _const, _expect, _int, register_op
+from numbnn.inference.ops.base import GraphError, Op, Spec, const_array, expect, int_attr, register_op
 
 
 def from_xgboost_json(raw: bytes, n_features: int) -> dict:
@@ -94,24 +94,24 @@ class Trees(Op):
 
     def __init__(self, attrs, consts):
         super().__init__(attrs, consts)
-        self.n_features = _int(attrs, "n_features", self.name, 1)
-        self.n_classes = _int(attrs, "n_classes", self.name, 1)
-        n_nodes = _int(attrs, "n_nodes", self.name, 1)
-        self.feature = _const(consts, "feature", self.name, np.int16, 1)
-        self.value = _const(consts, "value", self.name, np.float32, 1)
-        bits = _const(consts, "default_left", self.name, np.uint8, 1)
-        self.tree_start = _const(consts, "tree_start", self.name, np.int32, 1)
-        self.tree_class = _const(consts, "tree_class", self.name, np.int16, 1)
-        self.base = _const(consts, "base", self.name, np.float32, 1)
-        _expect(self.feature.shape == self.value.shape == (n_nodes,) and bits.size == (n_nodes + 7) // 8,
+        self.n_features = int_attr(attrs, "n_features", self.name, 1)
+        self.n_classes = int_attr(attrs, "n_classes", self.name, 1)
+        n_nodes = int_attr(attrs, "n_nodes", self.name, 1)
+        self.feature = const_array(consts, "feature", self.name, np.int16, 1)
+        self.value = const_array(consts, "value", self.name, np.float32, 1)
+        bits = const_array(consts, "default_left", self.name, np.uint8, 1)
+        self.tree_start = const_array(consts, "tree_start", self.name, np.int32, 1)
+        self.tree_class = const_array(consts, "tree_class", self.name, np.int16, 1)
+        self.base = const_array(consts, "base", self.name, np.float32, 1)
+        expect(self.feature.shape == self.value.shape == (n_nodes,) and bits.size == (n_nodes + 7) // 8,
                 "trees: node arrays disagree with n_nodes")
-        _expect(self.base.shape == (self.n_classes,), "trees: base needs one margin per class")
-        _expect(self.tree_class.size + 1 == self.tree_start.size and self.tree_class.size >= 1,
+        expect(self.base.shape == (self.n_classes,), "trees: base needs one margin per class")
+        expect(self.tree_class.size + 1 == self.tree_start.size and self.tree_class.size >= 1,
                 "trees: tree_start needs one more entry than tree_class")
-        _expect(int(self.tree_start[0]) == 0 and int(self.tree_start[-1]) == n_nodes and (np.diff(self.tree_start) > 0).all(),
+        expect(int(self.tree_start[0]) == 0 and int(self.tree_start[-1]) == n_nodes and (np.diff(self.tree_start) > 0).all(),
                 "trees: tree_start must rise from 0 to n_nodes")
-        _expect(((self.tree_class >= 0) & (self.tree_class < self.n_classes)).all(), "trees: tree_class out of range")
-        _expect(((self.feature >= -1) & (self.feature < self.n_features)).all(), "trees: feature index out of range")
+        expect(((self.tree_class >= 0) & (self.tree_class < self.n_classes)).all(), "trees: tree_class out of range")
+        expect(((self.feature >= -1) & (self.feature < self.n_features)).all(), "trees: feature index out of range")
         self.default_left = np.unpackbits(bits)[:n_nodes].astype(np.bool_)
         self.right = _right_children(self.feature, self.tree_start)
         if self.right is None:
@@ -119,7 +119,7 @@ class Trees(Op):
 
     def output_spec(self, specs):
         self._expect_inputs(specs, ["float32"])
-        _expect(specs[0].shape == (self.n_features,), f"trees: input must be [{self.n_features}] features, got {specs[0].shape}")
+        expect(specs[0].shape == (self.n_features,), f"trees: input must be [{self.n_features}] features, got {specs[0].shape}")
         return Spec("float32", (self.n_classes,))
 
     def __call__(self, x):

@@ -1,0 +1,155 @@
+"""Packing float or int32 values into sign bits: plain, through a rearrangement, and through integer thresholds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from numbnn import kernels
+from numbnn.inference import _kernels
+from numbnn.inference.ops.base import (
+    Op, Spec, build_op, const_array, expect, get_attr, int_attr, int_list, register_op, words_for,
+)
+
+
+@register_op
+class Pack(Op):
+    """Signs of float32 x [..., C] as packed bits, bit = x < threshold[c] (0 if none), per group.
+
+    A threshold folds a preceding per-channel add (ReActNet's RSign / LearnableBias): x + b < 0 exactly
+    when x < -b in floating point (a sum is 0 only if exactly 0, and rounding keeps the sign).
+    """
+
+    name = "pack"
+    const_names = ("threshold",)
+
+    def __init__(self, attrs, consts):
+        super().__init__(attrs, consts)
+        self.groups = int_attr(attrs, "groups", self.name, 1)
+        self.threshold = const_array(consts, "threshold", self.name, np.float32, 1, optional=True)
+
+    def output_spec(self, specs):
+        self._expect_inputs(specs, ["float32"])
+        shape = specs[0].shape
+        expect(len(shape) >= 1, "pack: input needs a channel axis")
+        channels = shape[-1]
+        expect(channels % self.groups == 0, f"pack: {channels} channels not divisible by groups={self.groups}")
+        if self.threshold is not None:
+            expect(self.threshold.shape == (channels,), f"pack: threshold needs {channels} entries")
+        return Spec("uint64", shape[:-1] + (self.groups * words_for(channels // self.groups),))
+
+    def __call__(self, x):
+        x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+        if self.threshold is None and self.groups == 1:
+            return kernels.pack_bits(x2).reshape(x.shape[:-1] + (-1,))
+        threshold = self.threshold if self.threshold is not None else np.zeros(x.shape[-1], np.float32)
+        packed = np.empty((x2.shape[0], self.groups * words_for(x.shape[-1] // self.groups)), np.uint64)
+        _kernels.pack_below(x2, threshold, self.groups, packed)
+        return packed.reshape(x.shape[:-1] + (-1,))
+
+
+MOVEMENTS = ("reshape", "transpose", "slice", "pad", "concat")
+MAX_GATHER_ELEMENTS = 1 << 24
+
+
+def movement_index(source_shape, moves, where):
+    """Run movement ops (``moves``: [{"op", "inputs", "attrs"}], move i writes value i + 1, value 0 is one
+    image of ``source_shape``) on element numbers: int32 index map of the last value (element e is
+    source.flat[index[e]], or the padding constant fill[-1 - index[e]]) and the float32 constants."""
+    expect(isinstance(moves, list) and len(moves) >= 1, f"{where}: moves must be a non-empty list")
+    specs = [Spec("float64", tuple(source_shape))]
+    values = [np.arange(math.prod(source_shape), dtype=np.float64).reshape((1, *source_shape))]
+    fill = []
+    for move in moves:
+        expect(isinstance(move, dict) and set(move) == {"op", "inputs", "attrs"} and move["op"] in MOVEMENTS
+                and isinstance(move["attrs"], dict), f"{where}: bad move {move!r}")
+        inputs = int_list(move["inputs"], where, "inputs")
+        expect(len(inputs) >= 1 and all(0 <= v < len(values) for v in inputs), f"{where}: move reads a missing value")
+        attrs = dict(move["attrs"])
+        if move["op"] == "pad":
+            fill.append(get_attr(attrs, "value", where))
+            attrs["value"] = float(-len(fill))  # a sentinel no element number can equal
+        op = build_op(move["op"], attrs, {})
+        spec = op.output_spec([specs[v] for v in inputs])
+        expect(math.prod(spec.shape) <= MAX_GATHER_ELEMENTS, f"{where}: a move makes too large a tensor")
+        specs.append(spec)
+        values.append(op(*[values[v] for v in inputs]))
+    return values[-1][0].astype(np.int32), np.array(fill, np.float32)
+
+
+@register_op
+class GatherPack(Op):
+    """Signs of a rearrangement of float32 x (channel shuffle, space-to-depth, shifts, padding) as packed
+    bits, without materialising the rearranged tensor; bit = value < threshold[c].
+
+    ``moves`` describe the rearrangement as movement ops (reshape, transpose, slice, pad, concat) on
+    value 0, one image of shape ``source_shape``; move i writes value i + 1 and the last one is packed.
+    The constructor runs them once on the element numbers of an image to get the index map: value e of
+    the result is x_image.flat[index[e]], or the padding constant ``fill[-1 - index[e]]``. ``threshold``
+    is optional (0).
+    """
+
+    name = "gather_pack"
+    const_names = ("threshold",)
+
+    def __init__(self, attrs, consts):
+        super().__init__(attrs, consts)
+        self.groups = int_attr(attrs, "groups", self.name, 1)
+        self.source_shape = tuple(int_list(get_attr(attrs, "source_shape", self.name), self.name, "source_shape"))
+        expect(len(self.source_shape) >= 1 and min(self.source_shape) >= 1, "gather_pack: bad source_shape")
+        self.index, self.fill = movement_index(self.source_shape, get_attr(attrs, "moves", self.name), self.name)
+        self.shape = self.index.shape
+        self.index = self.index.reshape(-1)
+        threshold = const_array(consts, "threshold", self.name, np.float32, 1, optional=True)
+        self.threshold = np.zeros(self.shape[-1], np.float32) if threshold is None else threshold
+        expect(self.threshold.shape == (self.shape[-1],), "gather_pack: threshold needs one value per channel")
+        expect(self.shape[-1] % self.groups == 0, f"gather_pack: {self.shape[-1]} channels not divisible by groups")
+
+    def output_spec(self, specs):
+        self._expect_inputs(specs, ["float32"])
+        expect(specs[0].shape == self.source_shape, f"gather_pack: input must be {self.source_shape}, got {specs[0].shape}")
+        return Spec("uint64", self.shape[:-1] + (self.groups * words_for(self.shape[-1] // self.groups),))
+
+    def __call__(self, x):
+        n = x.shape[0]
+        words = self.groups * words_for(self.shape[-1] // self.groups)
+        packed = np.empty((n * (self.index.size // self.shape[-1]), words), np.uint64)
+        _kernels.gather_pack(np.ascontiguousarray(x).reshape(n, -1), self.index, self.fill, self.threshold,
+                             self.groups, packed)
+        return packed.reshape((n,) + self.shape[:-1] + (words,))
+
+
+@register_op
+class PackAccumulator(Op):
+    """Signs of a per-channel function of int32 accumulators as packed bits: (acc < threshold) XOR flip.
+
+    The compiler derives threshold/flip by evaluating the float steps between a binary layer and the
+    next sign on every possible accumulator value (see :mod:`numbnn.inference.fuse`), so the bits equal
+    the float model's signs exactly.
+    """
+
+    name = "pack_acc"
+    const_names = ("threshold", "flip")
+
+    def __init__(self, attrs, consts):
+        super().__init__(attrs, consts)
+        self.groups = int_attr(attrs, "groups", self.name, 1)
+        self.threshold = const_array(consts, "threshold", self.name, np.int32, 1)
+        self.flip = const_array(consts, "flip", self.name, np.bool_, 1)
+
+    def output_spec(self, specs):
+        self._expect_inputs(specs, ["int32"])
+        channels = specs[0].shape[-1]
+        expect(self.threshold.shape == self.flip.shape == (channels,), f"pack_acc: thresholds need {channels} entries")
+        expect(channels % self.groups == 0, f"pack_acc: {channels} channels not divisible by groups={self.groups}")
+        return Spec("uint64", specs[0].shape[:-1] + (self.groups * words_for(channels // self.groups),))
+
+    def __call__(self, acc):
+        a2 = np.ascontiguousarray(acc).reshape(-1, acc.shape[-1])
+        packed = np.empty((a2.shape[0], self.groups * words_for(acc.shape[-1] // self.groups)), np.uint64)
+        _kernels.pack_acc_below(a2, self.threshold, self.flip, self.groups, packed)
+        return packed.reshape(acc.shape[:-1] + (-1,))
+
+
+# -- binary layers -------------------------------------------------------------------------------------
