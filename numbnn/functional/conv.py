@@ -141,8 +141,8 @@ def grouped_backward(grad2: np.ndarray, cols, w: np.ndarray, s: ConvShape, need_
     if s.groups == 1:
         if need_cols:
             dcols = grad2 @ w2 if dcols_out is None else np.matmul(grad2, w2, out=dcols_out)
-        if need_w:
-            dw = (grad2.T @ cols).reshape(w.shape)
+        if need_w:  # as cols.T @ grad2 (transposed back): OpenBLAS runs this layout faster for narrow O
+            dw = (cols.T @ grad2).T.reshape(w.shape)
         return dcols, dw
     og = s.o // s.groups
     grad_g = grad2.reshape(s.rows, s.groups, og).transpose(1, 0, 2)  # [G, M, O/G]
