@@ -212,6 +212,7 @@ def main():
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (needs a C++ compiler; slow warm-up)")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
     widths = tuple(max(1, round(w * args.width_multiplier)) for w in WIDTHS)
     formats = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
@@ -231,7 +232,7 @@ def main():
         "warmup": args.warmup,
         "runs": runs,
         "best": best,
-        "load_average_1min": round(os.getloadavg()[0], 2),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     print(json.dumps(result))
 

@@ -4,19 +4,26 @@ Times ``--steps`` training steps of ``reactnet-a`` (numbnn's default architectur
 given batch size and thread count after a cold first step and ``--warmup`` more, on the same kind of
 FashionMNIST-shaped data as the PyTorch script (see :mod:`numbnn.train.bench`), then profiles
 ``--profile-steps`` more with cProfile (top functions by own time, top autograd ops by time including
-callees). With ``--torch-json FILE`` (the PyTorch script's output) it adds the epoch-time ratios.
-Prints one JSON object.
+callees). With ``--torch``, each of ``--rounds`` rounds times numbnn and then runs the PyTorch script
+(same batch size, threads and steps; extra options with ``--torch-args``) in a subprocess, so the two
+alternate on a shared machine; the epoch-time ratios use the medians over rounds. Prints one JSON object.
 
-    python benchmarks/train_step.py --threads 2 --batch-size 128 --steps 20
-    python benchmarks/torch_train_reactnet.py --threads 2 --batch-size 128 --steps 20 > torch.json
-    python benchmarks/train_step.py --threads 2 --torch-json torch.json
+    python benchmarks/train_step.py --threads 2 --batch-size 128 --steps 20 --torch --rounds 3
+    python benchmarks/train_step.py --threads 1 --profile-steps 3 --clock cpu
 """
 
 import argparse
 import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
 
 from numbnn.models.reactnet import DEFAULT_WIDTHS
 from numbnn.train.bench import profile_train_step, time_train_steps
+
+TORCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_train_reactnet.py")
 
 
 def main():
@@ -29,36 +36,57 @@ def main():
     parser.add_argument("--profile-steps", type=int, default=3, help="steps profiled with cProfile (0: no profile)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="profile clock (cpu is exact with 1 thread)")
     parser.add_argument("--top", type=int, default=15, help="rows of each profile table")
-    parser.add_argument("--torch-json", help="output of torch_train_reactnet.py: report numbnn/torch epoch-time ratios")
+    parser.add_argument("--torch", action="store_true", help="also run the PyTorch reference, alternating with numbnn")
+    parser.add_argument("--rounds", type=int, default=1, help="numbnn/torch rounds (medians over rounds)")
+    parser.add_argument("--torch-args", default="", help="extra options for torch_train_reactnet.py, e.g. '--compile'")
     args = parser.parse_args()
 
     model_args = {}
     if args.width_multiplier != 1.0:
         model_args["widths"] = [max(1, round(w * args.width_multiplier)) for w in DEFAULT_WIDTHS]
-    result = {"timing": time_train_steps("reactnet-a", args.batch_size, args.steps, args.warmup, args.threads, model_args)}
+    rounds = []
+    for _ in range(args.rounds):
+        entry = {"numbnn": time_train_steps("reactnet-a", args.batch_size, args.steps, args.warmup, args.threads, model_args)}
+        if args.torch:
+            entry["torch"] = run_torch(args)
+        rounds.append(entry)
+    result = {"rounds": rounds, "numbnn_epoch_s": statistics.median(r["numbnn"]["epoch_s"] for r in rounds)}
+    if args.torch:
+        result["comparison"] = compare(rounds)
     if args.profile_steps:
         result["profile"] = profile_train_step("reactnet-a", args.batch_size, args.profile_steps, 1, args.threads,
                                                model_args, clock=args.clock, top=args.top)
-    if args.torch_json:
-        with open(args.torch_json) as file:
-            torch_result = json.load(file)
-        result["torch"] = torch_result
-        result["comparison"] = compare(result["timing"], torch_result)
     print(json.dumps(result))
 
 
-def compare(numbnn_timing: dict, torch_result: dict) -> dict:
-    """Epoch-time ratios torch / numbnn (> 1: numbnn faster) against every torch configuration timed."""
+def run_torch(args) -> dict:
+    command = [sys.executable, TORCH_SCRIPT, "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+               "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--width-multiplier", str(args.width_multiplier), *shlex.split(args.torch_args)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare(rounds: list) -> dict:
+    """Per torch configuration: median epoch seconds over rounds and the speed-up torch / numbnn (> 1: numbnn faster)."""
+    numbnn_wall = statistics.median(r["numbnn"]["step_s"] for r in rounds)
+    numbnn_cpu = statistics.median(r["numbnn"]["step_cpu_s"] for r in rounds)
+    configs = {}
+    for r in rounds:
+        for run in r["torch"]["runs"]:
+            configs.setdefault(f"{run['memory_format']}{' compiled' if run['compiled'] else ''}", []).append(run)
     rows = []
-    for run in torch_result["runs"]:
+    for name, runs in configs.items():
+        torch_wall = statistics.median(run["step_s"] for run in runs)
         rows.append({
-            "torch_config": f"{run['memory_format']}{' compiled' if run['compiled'] else ''}",
-            "torch_epoch_s": run["epoch_s"],
-            "numbnn_epoch_s": numbnn_timing["epoch_s"],
-            "speedup_wall": round(run["step_s"] / numbnn_timing["step_s"], 2),
-            "speedup_cpu": round(run["step_cpu_s"] / numbnn_timing["step_cpu_s"], 2),
+            "torch_config": name,
+            "torch_epoch_s": statistics.median(run["epoch_s"] for run in runs),
+            "numbnn_epoch_s": statistics.median(r["numbnn"]["epoch_s"] for r in rounds),
+            "speedup_wall": round(torch_wall / numbnn_wall, 2),
+            "speedup_cpu": round(statistics.median(run["step_cpu_s"] for run in runs) / numbnn_cpu, 2),
         })
-    return {"batch_size_match": torch_result["batch_size"] == numbnn_timing["batch_size"], "rows": rows}
+    return {"rounds": len(rounds), "rows": rows,
+            "load_average_1min": [r["numbnn"]["load_average_1min"] for r in rounds]}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""``numbnn bench kernels``: binary kernel MAC/s against float32 BLAS; logic in numbnn.kernels.bench."""
+"""``numbnn bench kernels`` (binary kernel MAC/s against float32 BLAS; logic in numbnn.kernels.bench) and
+``numbnn bench train`` (seconds per training step; logic in numbnn.train.bench)."""
 
 from typing import Optional
 
@@ -59,3 +60,41 @@ def _table(results: dict) -> Table:
             f"{100 * row['share_of_popcount_ceiling']:.0f}", cold, "-" if pack is None else f"{100 * pack:.0f}",
         )
     return table
+
+
+@bench_app.command("train")
+@handle_errors
+def train(
+    model: str = typer.Option("reactnet-a", help="Registered model name (its recipe's optimizer and schedule)."),
+    batch_size: int = typer.Option(128, min=1, help="Images per step."),
+    steps: int = typer.Option(20, min=1, help="Timed steps; the median is reported."),
+    warmup: int = typer.Option(3, min=0, help="Untimed steps after the cold first one."),
+    threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS alike (default: all cores)."),
+    profile: bool = typer.Option(False, "--profile", help="Also print the top functions and autograd ops of 3 profiled steps."),
+    json_output: bool = typer.Option(False, "--json", help="Also print one JSON object as the last stdout line."),
+):
+    """Seconds per training step (forward, loss, backward, optimizer) on FashionMNIST-shaped data: median
+    wall and process CPU time, images/s, projected seconds per 60,000-image epoch, the cold first step
+    and the load average (wall times on a busy machine are not comparable)."""
+    from numbnn.train.bench import profile_train_step, time_train_steps
+
+    with console.status(f"timing {model} training steps"):
+        results = time_train_steps(model, batch_size, steps, warmup, threads)
+        if profile:
+            results["profile"] = profile_train_step(model, batch_size, threads=threads, clock="cpu" if threads == 1 else "wall")
+    table = Table(title=f"{model} training step, batch {batch_size}, threads {results['threads']['numba']}, "
+                        f"load {results['load_average_1min'][0]}")
+    for column in ("ms/step", "CPU ms/step", "images/s", "s/epoch", "cold first step s"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{results['step_s'] * 1e3:.1f}", f"{results['step_cpu_s'] * 1e3:.1f}", f"{results['images_per_s']}",
+                  f"{results['epoch_s']}", f"{results['cold_first_step_s']}")
+    console.print(table)
+    if profile:
+        ops = Table(title=f"top autograd ops, ms per step ({results['profile']['clock']} clock, profiled)")
+        for column in ("op", "ms", "calls"):
+            ops.add_column(column, justify="right" if column != "op" else "left")
+        for row in results["profile"]["top_ops"][:10]:
+            ops.add_row(row["op"], f"{row['ms']:.1f}", str(row["calls"]))
+        console.print(ops)
+    if json_output:
+        print_json(results)
