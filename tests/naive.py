@@ -134,3 +134,54 @@ def threshold_pack(acc, thresholds, flip):
     """Bits (acc < threshold) XOR flip per channel, packed along the last axis."""
     bits = (acc.astype(np.int64) < thresholds) != flip
     return pack_bits(np.where(bits, -1.0, 1.0), axis=-1)
+
+
+# ---- +1/-1 matrices packed along their rows (table-lookup products) ----------------------------------
+
+
+def unpack_sign_rows(bits, rows):
+    """The +1/-1 [rows, K] matrix of uint8 bits [chunks, 4, K]: row 32j + 8q + i is bit i of byte (j, q, k)."""
+    chunks, four, k = bits.shape
+    out = np.empty((chunks * 32, k))
+    for j in range(chunks):
+        for q in range(four):
+            for i in range(8):
+                out[32 * j + 8 * q + i] = np.where((bits[j, q] >> i) & 1, -1.0, 1.0)
+    return out[:rows]
+
+
+def pack_sign_columns(x, kernel_size, stride=1, padding=0, dilation=1):
+    """im2col of sign(x) with padding taps +1, as the rows' bits."""
+    (ph, pw) = pair(padding)
+    padded = np.pad(signs(x), ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=1.0)
+    cols = im2col(padded, kernel_size, stride, 0, dilation)
+    rows, k = cols.shape
+    chunks = -(-rows // 32)
+    full = np.ones((chunks * 32, k))
+    full[:rows] = cols
+    bits = np.zeros((chunks, 4, k), dtype=np.uint8)
+    for r in range(chunks * 32):
+        bits[r // 32, (r % 32) // 8] |= ((full[r] < 0).astype(np.uint8) << (r % 8)).astype(np.uint8)
+    return bits
+
+
+def sign_rows_matmul(bits, g):
+    """S^T g in float64, S the +1/-1 matrix of the bits with len(g) rows."""
+    return unpack_sign_rows(bits, len(g)).T @ np.asarray(g, dtype=np.float64)
+
+
+def padding_tap_sums(g, input_hw, kernel_size, stride=1, padding=0, dilation=1):
+    """Per tap, the sum of g's rows (output pixels) whose tap reads the padding."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel_size, stride, padding, dilation))
+    h, w = input_hw
+    ho, wo = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
+    maps = np.asarray(g, dtype=np.float64).reshape(-1, ho, wo, g.shape[1])
+    sums = np.zeros((kh * kw, g.shape[1]))
+    for oy in range(ho):
+        for ox in range(wo):
+            for i in range(kh):
+                for j in range(kw):
+                    iy, ix = oy * sh - ph + i * dh, ox * sw - pw + j * dw
+                    if not (0 <= iy < h and 0 <= ix < w):
+                        sums[i * kw + j] += maps[:, oy, ox].sum(axis=0)
+    return sums

@@ -32,6 +32,10 @@ CHECK = textwrap.dedent(
     got = binary_conv2d(pack_activations(x), pack_conv_weight(w), 140, padding=1)
     assert (got == naive.float_conv2d(naive.signs(x), naive.signs(w), padding=1)).all()
     assert (unpack_bits(pack_bits(x), 140) == naive.signs(x)).all()
+    from numbnn.kernels import pack_sign_columns, sign_rows_matmul  # 16-float vectors as two AVX2 halves
+    bits = pack_sign_columns(x[:, :5, :6, :33].astype(np.float32), 3, padding=1)
+    g = rng.standard_normal((60, 40)).astype(np.float32)
+    assert np.allclose(sign_rows_matmul(bits, g), naive.sign_rows_matmul(bits, g), rtol=1e-5, atol=1e-4)
     print("tile_cols", TILE_COLS, "vector_popcount", target_has_vector_popcount())
     """
 )

@@ -1,4 +1,4 @@
-"""Numba kernels: bit packing, XNOR-popcount matmul and convolution, float im2col.
+"""Numba kernels: bit packing, XNOR-popcount matmul and convolution, float im2col, sign-matrix products.
 
 Numpy arrays in, numpy arrays out; no autograd. Every public function validates its arguments in
 Python (raising :class:`numbnn.errors.InputError` naming the argument) and then calls an ``@njit``
@@ -23,6 +23,7 @@ from numbnn.kernels.binary_gemm import binary_matmul  # noqa: E402
 from numbnn.kernels.geometry import conv_output_size  # noqa: E402
 from numbnn.kernels.im2col import col2im, im2col  # noqa: E402
 from numbnn.kernels.packing import pack_activations, pack_bits, pack_conv_weight, unpack_bits  # noqa: E402
+from numbnn.kernels.sign_matmul import pack_sign_columns, padding_tap_sums, sign_rows_matmul  # noqa: E402
 from numbnn.kernels.threshold import affine_thresholds, threshold_pack  # noqa: E402
 
 __all__ = [
@@ -35,6 +36,9 @@ __all__ = [
     "pack_activations",
     "pack_bits",
     "pack_conv_weight",
+    "pack_sign_columns",
+    "padding_tap_sums",
+    "sign_rows_matmul",
     "threshold_pack",
     "unpack_bits",
 ]

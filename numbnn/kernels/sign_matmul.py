@@ -1,0 +1,222 @@
+"""S^T @ G for a +1/-1 matrix S by table lookup: the weight gradient of a binary layer.
+
+A binary convolution's weight gradient is dW = S^T G, with S [M, K] the +1/-1 columns of sign(x)
+(one row per output pixel) and G [M, O] the gradient of the output. BLAS spends one multiply-add
+per entry of S. Here the signs of 8 consecutive rows of S sit in one byte b, and for a block of 16
+output channels those 8 rows contribute one of only 256 vectors,
+
+    T[b] = sum_{i<8} s_i(b) * G[row_i, o:o+16],     s_i(b) = -1 if bit i of b is set, else +1,
+
+so after building the table each column k costs one vector load and add instead of 8 multiply-
+adds. The table is built in 255 vector steps, T[b] = T[b - lowbit(b)] - 2 * G[row of that bit],
+from T[0] = the sum of the 8 rows. Four tables cover 32 rows, and one pass over k adds the four
+looked-up vectors into the accumulator of column k (the table-lookup products of BiQGEMM, Jeon et
+al. 2020, and LUT-GEMM, Park et al. 2022, here for +1/-1 matrices of 8-row bytes).
+
+Work per 32 rows and 16 output channels: 4 x 255 table steps plus 4 loads and adds per column,
+against 32 multiply-adds per column for BLAS; the tables pay off from a few hundred columns on
+(a 3x3 binary conv has K = 9 * C_in). S also arrives as bits, 32 times less memory than floats.
+
+Layout of S: uint8 [ceil(M/32), 4, K]; byte (j, q, k) has bit i set iff S[32j + 8q + i, k] is -1.
+Rows past M have clear bits and count as zero rows of G. :func:`pack_sign_columns` builds it for
+the im2col matrix of sign(x) straight from NHWC x (no float columns), with padding taps as +1 (clear
+bits); :func:`padding_tap_sums` gives what those taps added, for callers whose padding is 0 or -1.
+float32 only; the 16-float vectors are LLVM vector IR (one AVX-512 instruction or two AVX2 ones).
+Sums run in a different order than BLAS's: results agree to float32 rounding.
+"""
+
+import numba as nb
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from numbnn.errors import InputError
+from numbnn.kernels._checks import require_array
+from numbnn.kernels.elementwise import chunk_sums as _chunk_sums
+from numbnn.kernels.elementwise import n_chunks
+from numbnn.kernels.geometry import conv_geometry
+
+LANES = 16  # output channels per vector and per table
+CHUNK = 32  # rows of S per four tables
+_F16 = ir.VectorType(ir.FloatType(), LANES)
+_I64 = ir.IntType(64)
+
+
+def pack_sign_columns(x, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
+    """Bits of S = im2col(sign(x)) ([N*Ho*Wo, KH*KW*C], as :func:`numbnn.kernels.im2col`) packed along
+    its rows: uint8 [ceil(M/32), 4, K]. Padding taps count as +1 (clear bits)."""
+    x = require_array(x, "x", (np.float32, np.float64), ndim=4)
+    g = conv_geometry(x.shape[1], x.shape[2], kernel_size, stride, padding, dilation)
+    rows, k = x.shape[0] * g.ho * g.wo, g.kh * g.kw * x.shape[3]
+    bits = np.empty((-(-rows // CHUNK), 4, k), dtype=np.uint8)
+    _pack_sign_columns(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, bits)
+    return bits
+
+
+def padding_tap_sums(g, input_hw, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
+    """[KH*KW, O] float64: per kernel tap, the sum of the rows of ``g`` [N*Ho*Wo, O] (output pixels)
+    whose tap falls in the padding of an ``input_hw`` = (H, W) input. S^T g over columns whose
+    padding taps hold p instead of +1 is then off by (1 - p) * these sums in each of the tap's rows."""
+    g = require_array(g, "g", (np.float32, np.float64), ndim=2)
+    geom = conv_geometry(input_hw[0], input_hw[1], kernel_size, stride, padding, dilation)
+    pixels = geom.ho * geom.wo
+    if len(g) % pixels:
+        raise InputError(f"g has {len(g)} rows, not a whole number of {geom.ho}x{geom.wo} output maps")
+    per_image = g.reshape(len(g) // pixels, pixels * g.shape[1])
+    partial = _chunk_sums(per_image, np.zeros(per_image.shape[1]), False, n_chunks(len(per_image)))
+    maps = partial.sum(axis=0).reshape(geom.ho, geom.wo, g.shape[1])  # sum over the images
+    total = maps.sum(axis=(0, 1))
+    sums = np.empty((geom.kh * geom.kw, g.shape[1]))
+    for i in range(geom.kh):
+        y0, y1 = _inside(input_hw[0], geom.ho, geom.sh, geom.ph, i * geom.dh)
+        for j in range(geom.kw):
+            x0, x1 = _inside(input_hw[1], geom.wo, geom.sw, geom.pw, j * geom.dw)
+            sums[i * geom.kw + j] = total - maps[y0:y1, x0:x1].sum(axis=(0, 1))
+    return sums
+
+
+def _inside(size, out, stride, pad, offset):
+    """Range [lo, hi) of output positions o whose input o*stride - pad + offset lies in [0, size)."""
+    lo = min(out, max(0, -(-(pad - offset) // stride)))
+    hi = min(out, max(lo, (size - 1 + pad - offset) // stride + 1))
+    return lo, hi
+
+
+def sign_rows_matmul(bits, g) -> np.ndarray:
+    """S^T @ g as float32 [K, O], S the +1/-1 matrix of ``bits`` (from :func:`pack_sign_columns`) with
+    M = len(g) rows; ``g`` float32 [M, O]."""
+    bits = require_array(bits, "bits", (np.uint8,), ndim=3)
+    g = require_array(g, "g", (np.float32,), ndim=2)
+    chunks, four, k = bits.shape
+    rows, o = g.shape
+    if four != 4:
+        raise InputError(f"bits must have shape [chunks, 4, K], got {bits.shape}")
+    if not CHUNK * (chunks - 1) < rows <= CHUNK * chunks:
+        raise InputError(f"g has {rows} rows, but bits hold {chunks} chunks of {CHUNK} rows")
+    if o % LANES:  # rare: pad the channels to whole vectors
+        padded = np.zeros((rows, o + LANES - o % LANES), dtype=np.float32)
+        padded[:, :o] = g
+        return sign_rows_matmul(bits, padded)[:, :o]
+    return _sign_rows_matmul(bits, g, _LOWEST_BIT)
+
+
+# _LOWEST_BIT[b] = index of the lowest set bit of b (b >= 1).
+_LOWEST_BIT = np.array([0] + [(b & -b).bit_length() - 1 for b in range(1, 256)], dtype=np.int64)
+
+
+@nb.njit(parallel=True, cache=True)
+def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, bits):
+    n_img, h, w, c = x.shape
+    rows = n_img * ho * wo
+    flat = x.reshape(-1)
+    for chunk in nb.prange(bits.shape[0]):
+        bits[chunk] = 0
+        for r in range(chunk * CHUNK, min(rows, (chunk + 1) * CHUNK)):
+            q, shift = (r % CHUNK) // 8, np.uint8(r % 8)
+            n, oy, ox = r // (ho * wo), (r // wo) % ho, r % wo
+            for i in range(kh):
+                iy = oy * sh - ph + i * dh
+                if iy < 0 or iy >= h:
+                    continue  # padding: +1, a clear bit
+                for j in range(kw):
+                    ix = ox * sw - pw + j * dw
+                    if ix < 0 or ix >= w:
+                        continue
+                    src, dst = ((n * h + iy) * w + ix) * c, (i * kw + j) * c
+                    for ch in range(c):  # contiguous in x and in the bit row: vectorised
+                        bits[chunk, q, dst + ch] |= np.uint8(flat[src + ch] < 0) << shift
+
+
+def _vector_pointer(context, builder, array_type, array, offset):
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.bitcast(builder.gep(data, [offset]), _F16.as_pointer())
+
+
+def _as_i64(context, builder, values, value_types):
+    return [context.cast(builder, v, t, types.int64) for v, t in zip(values, value_types)]
+
+
+@intrinsic
+def _table_first(typingctx, table, at, g, row, stride):
+    """table.flat[at : at+16] = sum_{i<8} g.flat[row + i*stride : +16] (no bounds checks)."""
+
+    def codegen(context, builder, sig, args):
+        at_, row_, stride_ = _as_i64(context, builder, (args[1], args[3], args[4]), (sig.args[1], sig.args[3], sig.args[4]))
+        total = None
+        for i in range(8):
+            offset = builder.add(row_, builder.mul(stride_, ir.Constant(_I64, i)))
+            vector = builder.load(_vector_pointer(context, builder, sig.args[2], args[2], offset), align=4)
+            total = vector if total is None else builder.fadd(total, vector)
+        builder.store(total, _vector_pointer(context, builder, sig.args[0], args[0], at_), align=4)
+        return context.get_dummy_value()
+
+    return types.none(table, at, g, row, stride), codegen
+
+
+@intrinsic
+def _table_step(typingctx, table, at, source, g, row):
+    """table.flat[at : at+16] = table.flat[source : +16] - 2 * g.flat[row : +16]."""
+
+    def codegen(context, builder, sig, args):
+        at_, source_, row_ = _as_i64(context, builder, (args[1], args[2], args[4]), (sig.args[1], sig.args[2], sig.args[4]))
+        previous = builder.load(_vector_pointer(context, builder, sig.args[0], args[0], source_), align=4)
+        value = builder.load(_vector_pointer(context, builder, sig.args[3], args[3], row_), align=4)
+        two = ir.Constant(_F16, [ir.Constant(ir.FloatType(), 2.0)] * LANES)
+        result = builder.fsub(previous, builder.fmul(two, value))
+        builder.store(result, _vector_pointer(context, builder, sig.args[0], args[0], at_), align=4)
+        return context.get_dummy_value()
+
+    return types.none(table, at, source, g, row), codegen
+
+
+@intrinsic
+def _add_lookups(typingctx, acc, at, table, i0, i1, i2, i3):
+    """acc.flat[at : at+16] += (table[i0] + table[i1]) + (table[i2] + table[i3]) (16-float vectors at those offsets)."""
+
+    def codegen(context, builder, sig, args):
+        offsets = _as_i64(context, builder, (args[1], *args[3:]), (sig.args[1], *sig.args[3:]))
+        looked = [builder.load(_vector_pointer(context, builder, sig.args[2], args[2], o), align=4) for o in offsets[1:]]
+        total = builder.fadd(builder.fadd(looked[0], looked[1]), builder.fadd(looked[2], looked[3]))
+        pointer = _vector_pointer(context, builder, sig.args[0], args[0], offsets[0])
+        builder.store(builder.fadd(builder.load(pointer, align=4), total), pointer, align=4)
+        return context.get_dummy_value()
+
+    return types.none(acc, at, table, i0, i1, i2, i3), codegen
+
+
+@nb.njit(parallel=True, cache=True)
+def _sign_rows_matmul(bits, g, lowest_bit):
+    chunks, _, k = bits.shape
+    rows, o = g.shape
+    out = np.empty((k, o), dtype=np.float32)
+    flat_bits = bits.reshape(-1)
+    table_size = 256 * LANES
+    # One task per block of 16 output channels: its K x 16 accumulator and four tables stay local.
+    for block in nb.prange(o // LANES):
+        o0 = block * LANES
+        acc = np.zeros(k * LANES, dtype=np.float32)
+        tables = np.empty(4 * table_size, dtype=np.float32)
+        tail = np.zeros((CHUNK, o), dtype=np.float32)  # the last, partial chunk's rows, zero-padded
+        for chunk in range(chunks):
+            source, first = g, chunk * CHUNK
+            if first + CHUNK > rows:
+                tail[: rows - first] = g[first:rows]
+                source, first = tail, 0
+            flat = source.reshape(-1)
+            for q in range(4):
+                base = q * table_size
+                row0 = (first + 8 * q) * o + o0
+                _table_first(tables, base, flat, row0, o)
+                for b in range(1, 256):
+                    low = lowest_bit[b]
+                    _table_step(tables, base + b * LANES, base + (b ^ (1 << low)) * LANES, flat, row0 + low * o)
+            at = chunk * 4 * k
+            for col in range(k):
+                _add_lookups(acc, col * LANES, tables, np.int64(flat_bits[at + col]) * LANES,
+                             table_size + np.int64(flat_bits[at + k + col]) * LANES,
+                             2 * table_size + np.int64(flat_bits[at + 2 * k + col]) * LANES,
+                             3 * table_size + np.int64(flat_bits[at + 3 * k + col]) * LANES)
+        for col in range(k):
+            out[col, o0 : o0 + LANES] = acc[col * LANES : (col + 1) * LANES]
+    return out

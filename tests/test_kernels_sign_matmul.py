@@ -1,0 +1,75 @@
+"""Sign columns packed along rows, the table-lookup product S^T g and the padding-tap sums, vs naive twins."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive
+from numbnn.errors import InputError
+from numbnn.kernels import pack_sign_columns, padding_tap_sums, sign_rows_matmul
+
+
+@st.composite
+def conv_case(draw):
+    k = draw(st.sampled_from([1, 2, 3]))
+    stride, padding, dilation = draw(st.integers(1, 2)), draw(st.integers(0, 2)), draw(st.integers(1, 2))
+    span = dilation * (k - 1) + 1
+    h = draw(st.integers(max(1, span - 2 * padding), 7))
+    w = draw(st.integers(max(1, span - 2 * padding), 7))
+    n, c = draw(st.integers(1, 3)), draw(st.sampled_from([1, 3, 8, 33]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, h, w, c)).astype(draw(st.sampled_from([np.float32, np.float64])))
+    x.flat[::7] = 0.0  # sign(0) = +1
+    return x, dict(kernel_size=k, stride=stride, padding=padding, dilation=dilation), rng
+
+
+@settings(max_examples=40)
+@given(conv_case())
+def test_pack_sign_columns_matches_naive(case):
+    x, args, _ = case
+    np.testing.assert_array_equal(pack_sign_columns(x, **args), naive.pack_sign_columns(x, **args))
+
+
+@settings(max_examples=40)
+@given(conv_case(), st.sampled_from([1, 5, 16, 17, 40]))
+def test_sign_rows_matmul_and_padding_sums_match_naive(case, out_channels):
+    """Row counts that are not multiples of 32 and channel counts that are not multiples of 16 included."""
+    x, args, rng = case
+    bits = pack_sign_columns(x, **args)
+    rows = naive.unpack_sign_rows(bits, 10**9).shape[0]
+    ho = naive.out_size(x.shape[1], args["kernel_size"], args["stride"], args["padding"], args["dilation"])
+    wo = naive.out_size(x.shape[2], args["kernel_size"], args["stride"], args["padding"], args["dilation"])
+    m = x.shape[0] * ho * wo
+    assert -(-m // 32) * 32 == rows
+    g = rng.standard_normal((m, out_channels)).astype(np.float32)
+    got = sign_rows_matmul(bits, g)
+    assert got.dtype == np.float32 and got.shape == (bits.shape[2], out_channels)
+    np.testing.assert_allclose(got, naive.sign_rows_matmul(bits, g), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(padding_tap_sums(g, x.shape[1:3], **args), naive.padding_tap_sums(g, x.shape[1:3], **args),
+                               rtol=1e-6, atol=1e-5)
+
+
+def test_a_large_product_is_accurate_to_float32_rounding():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 7, 7, 64)).astype(np.float32)
+    bits = pack_sign_columns(x, 3, padding=1)
+    g = rng.standard_normal((6 * 49, 128)).astype(np.float32)
+    expected = naive.sign_rows_matmul(bits, g)
+    np.testing.assert_allclose(sign_rows_matmul(bits, g), expected, rtol=0, atol=2e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: pack_sign_columns(np.zeros((2, 4, 4)), 3), "x"),
+        (lambda: pack_sign_columns(np.zeros((1, 4, 4, 2), np.int8), 3), "x"),
+        (lambda: sign_rows_matmul(np.zeros((1, 4, 5), np.uint8), np.zeros((33, 16), np.float32)), "rows"),
+        (lambda: sign_rows_matmul(np.zeros((1, 3, 5), np.uint8), np.zeros((20, 16), np.float32)), "bits"),
+        (lambda: sign_rows_matmul(np.zeros((1, 4, 5), np.uint8), np.zeros((20, 16))), "g"),
+        (lambda: padding_tap_sums(np.zeros((10, 3)), (4, 4), 3, padding=1), "output maps"),
+    ],
+)
+def test_bad_arguments_name_the_argument(call, name):
+    with pytest.raises(InputError, match=name):
+        call()
