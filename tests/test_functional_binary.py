@@ -183,6 +183,34 @@ def test_binary_conv2d_gradients_in_blocks_with_scale_equal_reference(monkeypatc
         np.testing.assert_allclose(a.grad, b.grad, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("pad_value,stride,channels", [(0, 1, 32), (-1, 2, 33), (1, 1, 40)])
+def test_float32_weight_gradient_by_table_lookup_matches_float64_reference(monkeypatch, pad_value, stride, channels):
+    """float32 with K = 9 * C >= LOOKUP_MIN_COLUMNS: dW comes from kernels.sign_rows_matmul on packed
+    columns (padding taps corrected), equal to the float64 definition up to float32 rounding."""
+    from numbnn.functional import binary as binary_module
+
+    assert 9 * channels >= binary_module.LOOKUP_MIN_COLUMNS
+    calls = []
+    product = numbnn.kernels.sign_rows_matmul
+    monkeypatch.setattr(numbnn.kernels, "sign_rows_matmul", lambda *a: calls.append(1) or product(*a))
+    rng = np.random.default_rng(channels)
+    x, w = rng.standard_normal((3, 6, 5, channels)), 0.5 * rng.standard_normal((20, 3, 3, channels))
+    scale = rng.random(20) + 0.5
+    options = dict(stride=stride, padding=1, dilation=1, groups=1, pad_value=pad_value, act_grad="approx",
+                   act_clip=1.0, weight_clip=1.0)
+    x32, w32 = Tensor(x.astype(np.float32), requires_grad=True), Tensor(w.astype(np.float32), requires_grad=True)
+    out = F.binary_conv2d(x32, w32, scale=scale.astype(np.float32), **options)
+    x64, w64 = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    ref = reference_binary_conv2d(x64, w64, scale=scale, **options)
+    upstream = rng.standard_normal(out.shape)
+    out.backward(upstream.astype(np.float32))
+    ref.backward(upstream)
+    assert calls == [1]
+    for got, want in ((x32.grad, x64.grad), (w32.grad, w64.grad)):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
 def test_binary_conv2d_forward_runs_on_the_packed_kernel(monkeypatch):
     calls = []
     kernel = numbnn.kernels.binary_conv2d

@@ -44,6 +44,32 @@ def _sign_columns(x, s, pad_value, out=None):
                           pad_value=pad_value)
 
 
+# Weight gradients S^T g with at least this many columns K = KH*KW*C_in/groups use the table-lookup
+# product of kernels.sign_rows_matmul on packed sign columns; below it BLAS on float columns is faster
+# (measured here: a 3x3 conv from 32 input channels, K = 288, gains 1.5x; 1x1 convs up to 256 lose).
+LOOKUP_MIN_COLUMNS = 288
+
+
+def _lookup_weight_grad(x, grad2, s) -> bool:
+    k = s.geom.kh * s.geom.kw * s.c // s.groups
+    return x.dtype == grad2.dtype == np.float32 and s.groups == 1 and k >= LOOKUP_MIN_COLUMNS
+
+
+def _sign_weight_grad(x, grad2, s, pad_value):
+    """dL/d sign(w) = S^T g [O, KH, KW, C] by table lookup; S = im2col(sign(x)) with padding taps = pad_value.
+
+    The packed columns hold +1 in padding taps, so (1 - pad_value) * (sum of g over the output pixels
+    whose tap is in the padding) comes off each of that tap's C rows.
+    """
+    g = s.geom
+    geometry = ((g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw))
+    dw = kernels.sign_rows_matmul(kernels.pack_sign_columns(x, *geometry), grad2)  # [K, O]
+    if pad_value != 1 and (g.ph or g.pw):
+        padded = kernels.padding_tap_sums(grad2, (s.h, s.w), *geometry)  # [taps, O]
+        dw -= np.repeat((1 - pad_value) * padded, s.c, axis=0).astype(dw.dtype)
+    return np.ascontiguousarray(dw.T).reshape(s.o, g.kh, g.kw, s.c)
+
+
 def _binary_conv_sums(x, w, s, pad_value):
     """conv2d(sign(x), sign(w)) on packed bits: exact int32 sums [N*Ho*Wo, O]."""
     g = s.geom
@@ -89,10 +115,13 @@ class BinaryConv2d(Function):
             weight = sign_w * scale_rows
         else:
             scale_rows, weight = None, sign_w
+        lookup = need_w and _lookup_weight_grad(x, grad2, s)
         dsx, dsw = blocked_backward(
-            grad2, lambda n0, n1, block, out: _sign_columns(x[n0:n1], block, pad_value, out), weight, s, need_x, need_w,
-            cols_dtype=x.dtype,
+            grad2, lambda n0, n1, block, out: _sign_columns(x[n0:n1], block, pad_value, out), weight, s, need_x,
+            need_w and not lookup, cols_dtype=x.dtype,
         )
+        if lookup:
+            dsw = _sign_weight_grad(x, grad2, s, pad_value)
         dx = _act_backward(dsx, x, act_grad, act_clip) if need_x else None
         if need_w and scale_rows is not None:
             dsw *= scale_rows
