@@ -2,20 +2,22 @@
 
 A binary convolution's weight gradient is dW = S^T G, with S [M, K] the +1/-1 columns of sign(x)
 (one row per output pixel) and G [M, O] the gradient of the output. BLAS spends one multiply-add
-per entry of S. Here the signs of 8 consecutive rows of S sit in one byte b, and for a block of 16
-output channels those 8 rows contribute one of only 256 vectors,
+per entry of S. Here the signs of 4 consecutive rows of S form a 4-bit index b, and for a block of
+16 output channels those 4 rows contribute one of only 16 vectors,
 
-    T[b] = sum_{i<8} s_i(b) * G[row_i, o:o+16],     s_i(b) = -1 if bit i of b is set, else +1,
+    T[b] = sum_{i<4} s_i(b) * G[row_i, o:o+16],     s_i(b) = -1 if bit i of b is set, else +1,
 
-so after building the table each column k costs one vector load and add instead of 8 multiply-
-adds. The table is built in 255 vector steps, T[b] = T[b - lowbit(b)] - 2 * G[row of that bit],
-from T[0] = the sum of the 8 rows. Four tables cover 32 rows, and one pass over k adds the four
-looked-up vectors into the accumulator of column k (the table-lookup products of BiQGEMM, Jeon et
-al. 2020, and LUT-GEMM, Park et al. 2022, here for +1/-1 matrices of 8-row bytes).
+so once the table is built each column k costs one vector load and add instead of 4 multiply-adds.
+The table takes 15 vector steps, T[b] = T[b - lowbit(b)] - 2 * G[row of that bit], from T[0] = the
+sum of the 4 rows. Eight tables cover 32 rows, and one pass over the columns adds the eight looked-
+up vectors into column k's accumulator (table-lookup products as in BiQGEMM, Jeon et al. 2020, and
+LUT-GEMM, Park et al. 2022, here for +1/-1 matrices and 4-bit indices, whose tables stay in L1).
 
-Work per 32 rows and 16 output channels: 4 x 255 table steps plus 4 loads and adds per column,
-against 32 multiply-adds per column for BLAS; the tables pay off from a few hundred columns on
-(a 3x3 binary conv has K = 9 * C_in). S also arrives as bits, 32 times less memory than floats.
+Work per 32 rows and 16 output channels: 8 x 15 table steps, then 8 loads and adds per column,
+against 32 multiply-adds per column for BLAS; the tables pay off from a few hundred columns on (a
+3x3 binary conv has K = 9 * C_in). S also arrives as bits, 32 times less memory than floats. Each
+parallel task owns 16 output channels and at most COLUMN_BLOCK columns, so its accumulator stays
+in L1 and narrow layers still give every thread work.
 
 Layout of S: uint8 [ceil(M/32), 4, K]; byte (j, q, k) has bit i set iff S[32j + 8q + i, k] is -1.
 Rows past M have clear bits and count as zero rows of G. :func:`pack_sign_columns` builds it for
@@ -29,6 +31,7 @@ import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from numbnn.errors import InputError
@@ -38,7 +41,8 @@ from numbnn.kernels.elementwise import n_chunks
 from numbnn.kernels.geometry import conv_geometry
 
 LANES = 16  # output channels per vector and per table
-CHUNK = 32  # rows of S per four tables
+CHUNK = 32  # rows of S per eight tables (one 4-bit table per 4 rows)
+COLUMN_BLOCK = 512  # columns per task: a 32 KB accumulator
 _F16 = ir.VectorType(ir.FloatType(), LANES)
 _I64 = ir.IntType(64)
 
@@ -98,11 +102,7 @@ def sign_rows_matmul(bits, g) -> np.ndarray:
         padded = np.zeros((rows, o + LANES - o % LANES), dtype=np.float32)
         padded[:, :o] = g
         return sign_rows_matmul(bits, padded)[:, :o]
-    return _sign_rows_matmul(bits, g, _LOWEST_BIT)
-
-
-# _LOWEST_BIT[b] = index of the lowest set bit of b (b >= 1).
-_LOWEST_BIT = np.array([0] + [(b & -b).bit_length() - 1 for b in range(1, 256)], dtype=np.int64)
+    return _sign_rows_matmul(bits, g)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -139,12 +139,12 @@ def _as_i64(context, builder, values, value_types):
 
 @intrinsic
 def _table_first(typingctx, table, at, g, row, stride):
-    """table.flat[at : at+16] = sum_{i<8} g.flat[row + i*stride : +16] (no bounds checks)."""
+    """table.flat[at : at+16] = sum_{i<4} g.flat[row + i*stride : +16] (no bounds checks)."""
 
     def codegen(context, builder, sig, args):
         at_, row_, stride_ = _as_i64(context, builder, (args[1], args[3], args[4]), (sig.args[1], sig.args[3], sig.args[4]))
         total = None
-        for i in range(8):
+        for i in range(4):
             offset = builder.add(row_, builder.mul(stride_, ir.Constant(_I64, i)))
             vector = builder.load(_vector_pointer(context, builder, sig.args[2], args[2], offset), align=4)
             total = vector if total is None else builder.fadd(total, vector)
@@ -171,32 +171,38 @@ def _table_step(typingctx, table, at, source, g, row):
 
 
 @intrinsic
-def _add_lookups(typingctx, acc, at, table, i0, i1, i2, i3):
-    """acc.flat[at : at+16] += (table[i0] + table[i1]) + (table[i2] + table[i3]) (16-float vectors at those offsets)."""
+def _add_lookups(typingctx, acc, at, table, offsets):
+    """acc.flat[at : at+16] += the sum of the 8 table vectors at ``offsets`` (a UniTuple of 8 ints)."""
 
     def codegen(context, builder, sig, args):
-        offsets = _as_i64(context, builder, (args[1], *args[3:]), (sig.args[1], *sig.args[3:]))
-        looked = [builder.load(_vector_pointer(context, builder, sig.args[2], args[2], o), align=4) for o in offsets[1:]]
-        total = builder.fadd(builder.fadd(looked[0], looked[1]), builder.fadd(looked[2], looked[3]))
-        pointer = _vector_pointer(context, builder, sig.args[0], args[0], offsets[0])
+        at_ = context.cast(builder, args[1], sig.args[1], types.int64)
+        items = cgutils.unpack_tuple(builder, args[3], 8)
+        offsets_ = _as_i64(context, builder, items, [sig.args[3].dtype] * 8)
+        v = [builder.load(_vector_pointer(context, builder, sig.args[2], args[2], o), align=4) for o in offsets_]
+        pairs = [builder.fadd(v[i], v[i + 1]) for i in range(0, 8, 2)]
+        total = builder.fadd(builder.fadd(pairs[0], pairs[1]), builder.fadd(pairs[2], pairs[3]))
+        pointer = _vector_pointer(context, builder, sig.args[0], args[0], at_)
         builder.store(builder.fadd(builder.load(pointer, align=4), total), pointer, align=4)
         return context.get_dummy_value()
 
-    return types.none(acc, at, table, i0, i1, i2, i3), codegen
+    if not (isinstance(offsets, types.UniTuple) and offsets.count == 8 and isinstance(offsets.dtype, types.Integer)):
+        return None
+    return types.none(acc, at, table, offsets), codegen
 
 
 @nb.njit(parallel=True, cache=True)
-def _sign_rows_matmul(bits, g, lowest_bit):
+def _sign_rows_matmul(bits, g):
     chunks, _, k = bits.shape
     rows, o = g.shape
     out = np.empty((k, o), dtype=np.float32)
     flat_bits = bits.reshape(-1)
-    table_size = 256 * LANES
-    # One task per block of 16 output channels: its K x 16 accumulator and four tables stay local.
-    for block in nb.prange(o // LANES):
-        o0 = block * LANES
-        acc = np.zeros(k * LANES, dtype=np.float32)
-        tables = np.empty(4 * table_size, dtype=np.float32)
+    size = 16 * LANES  # one 4-bit table
+    column_blocks = (k + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    for task in nb.prange((o // LANES) * column_blocks):
+        o0, k0 = (task // column_blocks) * LANES, (task % column_blocks) * COLUMN_BLOCK
+        k1 = min(k, k0 + COLUMN_BLOCK)
+        acc = np.zeros((k1 - k0) * LANES, dtype=np.float32)
+        tables = np.empty(8 * size, dtype=np.float32)
         tail = np.zeros((CHUNK, o), dtype=np.float32)  # the last, partial chunk's rows, zero-padded
         for chunk in range(chunks):
             source, first = g, chunk * CHUNK
@@ -204,19 +210,20 @@ def _sign_rows_matmul(bits, g, lowest_bit):
                 tail[: rows - first] = g[first:rows]
                 source, first = tail, 0
             flat = source.reshape(-1)
-            for q in range(4):
-                base = q * table_size
-                row0 = (first + 8 * q) * o + o0
-                _table_first(tables, base, flat, row0, o)
-                for b in range(1, 256):
-                    low = lowest_bit[b]
-                    _table_step(tables, base + b * LANES, base + (b ^ (1 << low)) * LANES, flat, row0 + low * o)
+            for t in range(8):  # table t: rows 4t .. 4t+3 of the chunk
+                row0 = (first + 4 * t) * o + o0
+                _table_first(tables, t * size, flat, row0, o)
+                for b in range(1, 16):
+                    low = 0 if b & 1 else (1 if b & 2 else (2 if b & 4 else 3))
+                    _table_step(tables, t * size + b * LANES, t * size + (b ^ (1 << low)) * LANES, flat, row0 + low * o)
             at = chunk * 4 * k
-            for col in range(k):
-                _add_lookups(acc, col * LANES, tables, np.int64(flat_bits[at + col]) * LANES,
-                             table_size + np.int64(flat_bits[at + k + col]) * LANES,
-                             2 * table_size + np.int64(flat_bits[at + 2 * k + col]) * LANES,
-                             3 * table_size + np.int64(flat_bits[at + 3 * k + col]) * LANES)
-        for col in range(k):
-            out[col, o0 : o0 + LANES] = acc[col * LANES : (col + 1) * LANES]
+            for col in range(k0, k1):
+                b0, b1 = np.int64(flat_bits[at + col]), np.int64(flat_bits[at + k + col])
+                b2, b3 = np.int64(flat_bits[at + 2 * k + col]), np.int64(flat_bits[at + 3 * k + col])
+                offsets = ((b0 & 15) * LANES, size + (b0 >> 4) * LANES, 2 * size + (b1 & 15) * LANES,
+                           3 * size + (b1 >> 4) * LANES, 4 * size + (b2 & 15) * LANES, 5 * size + (b2 >> 4) * LANES,
+                           6 * size + (b3 & 15) * LANES, 7 * size + (b3 >> 4) * LANES)
+                _add_lookups(acc, (col - k0) * LANES, tables, offsets)
+        for col in range(k0, k1):
+            out[col, o0 : o0 + LANES] = acc[(col - k0) * LANES : (col - k0 + 1) * LANES]
     return out
