@@ -11,8 +11,9 @@ duplicated 1x1 branches. The weights are copied from the numbnn model (a checkpo
 model with trained-looking batch-norm statistics), and the script first checks that PyTorch's logits
 agree with numbnn's on a few images, so both really compute the same network. Then, on the same
 uint8 images at batch 256 and 1: images/s of PyTorch (``inference_mode``, ``--threads`` intra-op
-threads), of numbnn's packed model and of numbnn's float-simulated model (the eval-mode forward pass),
-warm medians of ``--repeats`` calls each, interleaved so a change in machine load hits all three alike.
+threads), of numbnn's packed model and of numbnn's float-simulated model (the eval-mode forward pass):
+three rounds of each one's median of ``--repeats`` warm calls, interleaved so a change in machine load
+hits all three alike; the median of the rounds is reported.
 The machine's load average is printed with the figures.
 """
 
@@ -23,15 +24,19 @@ import json
 import os
 import time
 
-import numpy as np
-import torch
-import torch.nn.functional as TF
+# Both PyTorch and Numba run OpenMP thread pools here; threads that spin-wait after a parallel region
+# steal the cores from the other pool. Passive waiting (numbnn's default) for both, set before either loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numbnn.io
-from numbnn.autograd import Tensor, no_grad
-from numbnn.inference import compile
-from numbnn.models import build_model
-from numbnn.train.data import normalize
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as TF  # noqa: E402
+
+import numbnn.io  # noqa: E402
+from numbnn.autograd import Tensor, no_grad  # noqa: E402
+from numbnn.inference import compile  # noqa: E402
+from numbnn.models import build_model  # noqa: E402
+from numbnn.train.data import normalize  # noqa: E402
 
 
 def sign(x):
@@ -151,9 +156,9 @@ def main():
         x = images[:batch]
         runs = {"packed": lambda: packed.predict(x), "torch": lambda: torch_logits(x), "float": lambda: float_logits(x)}
         seconds = {name: [] for name in runs}
-        for _ in range(args.repeats):  # interleaved: load changes hit all three
+        for _ in range(3):  # rounds of each framework's median, interleaved: load changes hit all three
             for name, call in runs.items():
-                seconds[name].append(median_seconds(call, 1))
+                seconds[name].append(median_seconds(call, args.repeats))
         rates = {name: batch / float(np.median(s)) for name, s in seconds.items()}
         results[f"batch_{batch}"] = {
             **{f"{name}_images_per_s": round(rate, 1) for name, rate in rates.items()},
