@@ -44,20 +44,15 @@ def _sign_columns(x, s, pad_value, out=None):
                           pad_value=pad_value)
 
 
-# Convolutions with at least this many columns K = KH*KW*C_in/groups take both backward products by
-# table lookup (kernels.sign_rows_matmul) on packed signs instead of BLAS on float columns: measured
-# here, a 3x3 conv from 32 input channels (K = 288) gains about 1.5x; 1x1 convs up to 256 channels lose.
+# Weight gradients S^T g with at least this many columns K = KH*KW*C_in/groups use the table-lookup
+# product of kernels.sign_rows_matmul on packed sign columns; below it BLAS on float columns is faster
+# (measured here: a 3x3 conv from 32 input channels, K = 288, gains 1.5x; 1x1 convs up to 256 lose).
 LOOKUP_MIN_COLUMNS = 288
 
 
-def _use_lookup(x, grad2, s) -> bool:
+def _lookup_weight_grad(x, grad2, s) -> bool:
     k = s.geom.kh * s.geom.kw * s.c // s.groups
     return x.dtype == grad2.dtype == np.float32 and s.groups == 1 and k >= LOOKUP_MIN_COLUMNS
-
-
-def _geometry(s):
-    g = s.geom
-    return (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw)
 
 
 def _sign_weight_grad(x, grad2, s, pad_value):
@@ -67,25 +62,12 @@ def _sign_weight_grad(x, grad2, s, pad_value):
     whose tap is in the padding) comes off each of that tap's C rows.
     """
     g = s.geom
-    dw = kernels.sign_rows_matmul(kernels.pack_sign_columns(x, *_geometry(s)), grad2)  # [K, O]
+    geometry = ((g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw))
+    dw = kernels.sign_rows_matmul(kernels.pack_sign_columns(x, *geometry), grad2)  # [K, O]
     if pad_value != 1 and (g.ph or g.pw):
-        padded = kernels.padding_tap_sums(grad2, (s.h, s.w), *_geometry(s))  # [taps, O]
+        padded = kernels.padding_tap_sums(grad2, (s.h, s.w), *geometry)  # [taps, O]
         dw -= np.repeat((1 - pad_value) * padded, s.c, axis=0).astype(dw.dtype)
     return np.ascontiguousarray(dw.T).reshape(s.o, g.kh, g.kw, s.c)
-
-
-def _sign_input_grad(grad2, w, scale, s):
-    """dL/d sign(x) = col2im(g diag(scale) S_w) [N, H, W, C] by table lookup, S_w = sign(w) as [O, K].
-
-    The product is taken transposed, (S_w^T (g diag(scale))^T) [K, N*Ho*Wo], so that the +1/-1 factor
-    is the one packed along the summed axis (the output channels); col2im_transposed reads that layout.
-    """
-    k = w.size // s.o
-    bits = kernels.pack_sign_columns(w.reshape(s.o, 1, 1, k), 1)  # sign(w) packed along O
-    g_t = np.ascontiguousarray(grad2.T)
-    if scale is not None:
-        g_t *= np.asarray(scale, dtype=g_t.dtype).reshape(-1, 1)
-    return kernels.col2im_transposed(kernels.sign_rows_matmul(bits, g_t), (s.n, s.h, s.w, s.c), *_geometry(s))
 
 
 def _binary_conv_sums(x, w, s, pad_value):
@@ -125,18 +107,21 @@ class BinaryConv2d(Function):
         need_x, need_w, need_scale = ctx.needs_input_grad
         grad2 = np.ascontiguousarray(grad).reshape(s.rows, s.o)
         dscale = np.einsum("mo,mo->o", grad2, conv) if need_scale else None
-        # scale_o multiplies output channel o: fold it into the +-1 weight rows (or the gradient's
-        # channel rows) for dx, and into dW's rows afterwards, rather than rescaling the whole gradient.
-        scale_rows = None if scale is None else np.asarray(scale, dtype=w.dtype).reshape(-1, 1, 1, 1)
-        if _use_lookup(x, grad2, s):
-            dsx = _sign_input_grad(grad2, w, scale, s) if need_x else None
-            dsw = _sign_weight_grad(x, grad2, s, pad_value) if need_w else None
+        # scale_o multiplies output channel o: fold it into the +-1 weight rows for dx, and into dW's
+        # rows afterwards, rather than rescaling the whole gradient.
+        sign_w = sign_values(w)
+        if scale is not None:
+            scale_rows = np.asarray(scale, dtype=sign_w.dtype).reshape(-1, 1, 1, 1)
+            weight = sign_w * scale_rows
         else:
-            weight = sign_values(w) if scale is None else sign_values(w) * scale_rows
-            dsx, dsw = blocked_backward(
-                grad2, lambda n0, n1, block, out: _sign_columns(x[n0:n1], block, pad_value, out), weight, s, need_x,
-                need_w, cols_dtype=x.dtype,
-            )
+            scale_rows, weight = None, sign_w
+        lookup = need_w and _lookup_weight_grad(x, grad2, s)
+        dsx, dsw = blocked_backward(
+            grad2, lambda n0, n1, block, out: _sign_columns(x[n0:n1], block, pad_value, out), weight, s, need_x,
+            need_w and not lookup, cols_dtype=x.dtype,
+        )
+        if lookup:
+            dsw = _sign_weight_grad(x, grad2, s, pad_value)
         dx = _act_backward(dsx, x, act_grad, act_clip) if need_x else None
         if need_w and scale_rows is not None:
             dsw *= scale_rows
