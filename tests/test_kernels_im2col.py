@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import naive
 from numbnn.errors import InputError
-from numbnn.kernels import col2im, col2im_transposed, conv_output_size, im2col
+from numbnn.kernels import col2im, conv_output_size, im2col
 
 
 @st.composite
@@ -72,17 +72,6 @@ def test_col2im_matches_naive_and_is_adjoint(case):
     assert lhs == pytest.approx(rhs, rel=tol * 10, abs=tol * 10)
 
 
-@settings(max_examples=40)
-@given(conv_case())
-def test_col2im_transposed_equals_col2im_of_the_transpose(case):
-    x, args, rng = case
-    cols = rng.standard_normal(im2col(x, **args).shape).astype(x.dtype)
-    got = col2im_transposed(np.ascontiguousarray(cols.T), x.shape, **args)
-    assert got.dtype == x.dtype and got.shape == x.shape and got.flags.c_contiguous
-    tol = 1e-5 if x.dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(got, naive.col2im(cols, x.shape, **args), rtol=tol, atol=tol)
-
-
 def test_col2im_overwrites_a_given_out_slice():
     rng = np.random.default_rng(4)
     cols = rng.standard_normal((2 * 3 * 3, 3 * 3 * 2)).astype(np.float32)
@@ -134,7 +123,6 @@ def test_conv_output_size():
         (lambda: im2col(np.zeros((1, 4, 4, 2)), 3, signs=1), "signs"),
         (lambda: col2im(np.zeros((4, 18)), (1, 4, 4, 2), 3, out=np.zeros((1, 4, 4, 2), np.float32)), "out"),
         (lambda: col2im(np.zeros((5, 18)), (1, 4, 4, 2), 3), "cols"),
-        (lambda: col2im_transposed(np.zeros((4, 18)), (1, 4, 4, 2), 3), "cols_t"),
         (lambda: col2im(np.zeros((4, 18), np.int64), (1, 4, 4, 2), 3), "cols"),
         (lambda: col2im(np.zeros((4, 18)), (1, 4, 4), 3), "input_shape"),
         (lambda: col2im(np.zeros((4, 18)), (1, 4, -4, 2), 3), "input_shape"),

@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from numbnn.kernels.binary_conv import binary_conv2d  # noqa: E402
 from numbnn.kernels.binary_gemm import binary_matmul  # noqa: E402
 from numbnn.kernels.geometry import conv_output_size  # noqa: E402
-from numbnn.kernels.im2col import col2im, col2im_transposed, im2col  # noqa: E402
+from numbnn.kernels.im2col import col2im, im2col  # noqa: E402
 from numbnn.kernels.packing import pack_activations, pack_bits, pack_conv_weight, unpack_bits  # noqa: E402
 from numbnn.kernels.sign_matmul import pack_sign_columns, padding_tap_sums, sign_rows_matmul  # noqa: E402
 from numbnn.kernels.threshold import affine_thresholds, threshold_pack  # noqa: E402
@@ -31,7 +31,6 @@ __all__ = [
     "binary_conv2d",
     "binary_matmul",
     "col2im",
-    "col2im_transposed",
     "conv_output_size",
     "im2col",
     "pack_activations",

@@ -75,25 +75,6 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out=
     return out
 
 
-def col2im_transposed(cols_t, input_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
-    """:func:`col2im` of ``cols_t.T``, for column gradients laid out [KH*KW*C, N*Ho*Wo] (one row per
-    column, as a table-lookup product returns them); float32/float64 NHWC result.
-
-    Each (c, n) task adds, per kernel tap, a whole output row's values onto the input row they were
-    read from, both runs contiguous in x (strided by the stride), into a channel-major [C, N, H, W]
-    buffer; one transposition gives NHWC.
-    """
-    cols_t = require_array(cols_t, "cols_t", _FLOATS, ndim=2)
-    n, h, w, c = _as_shape4(input_shape)
-    g = conv_geometry(h, w, kernel_size, stride, padding, dilation, input_name="input_shape")
-    expected = (g.kh * g.kw * c, n * g.ho * g.wo)
-    if cols_t.shape != expected:
-        raise InputError(f"cols_t must have shape {expected} for input_shape {(n, h, w, c)}, got {cols_t.shape}")
-    channel_major = np.empty((c, n, h, w), dtype=cols_t.dtype)
-    _col2im_channel_major(cols_t, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, channel_major)
-    return np.ascontiguousarray(channel_major.transpose(1, 2, 3, 0))
-
-
 def _as_shape4(input_shape) -> tuple[int, int, int, int]:
     try:
         shape = tuple(int(s) for s in input_shape)
@@ -172,24 +153,3 @@ def _col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, x):
                         col = (i * kw + j) * c
                         for ch in range(c):
                             x[n, iy, ix, ch] += cols[row, col + ch]
-
-
-@nb.njit(parallel=True, cache=True)
-def _col2im_channel_major(cols_t, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, x):
-    c, n_img, h, w = x.shape
-    for task in nb.prange(c * n_img):
-        ch, n = task // n_img, task % n_img
-        x[ch, n] = 0
-        for i in range(kh):
-            for oy in range(ho):
-                iy = oy * sh - ph + i * dh
-                if iy < 0 or iy >= h:
-                    continue
-                for j in range(kw):
-                    row = (i * kw + j) * c + ch
-                    # output columns ox whose input column ox*sw - pw + j*dw lies inside [0, w)
-                    lo = max(0, -(-(pw - j * dw) // sw))
-                    hi = min(wo, (w - 1 + pw - j * dw) // sw + 1)
-                    base = (n * ho + oy) * wo
-                    for ox in range(lo, hi):
-                        x[ch, n, iy, ox * sw - pw + j * dw] += cols_t[row, base + ox]
