@@ -203,19 +203,20 @@ def _sign_rows_matmul(bits, g):
         k1 = min(k, k0 + COLUMN_BLOCK)
         acc = np.zeros((k1 - k0) * LANES, dtype=np.float32)
         tables = np.empty(8 * size, dtype=np.float32)
-        tail = np.zeros((CHUNK, o), dtype=np.float32)  # the last, partial chunk's rows, zero-padded
+        tail = np.zeros((CHUNK, LANES), dtype=np.float32)  # this task's part of a partial last chunk
         for chunk in range(chunks):
-            source, first = g, chunk * CHUNK
+            source, first, stride, col0 = g, chunk * CHUNK, o, o0
             if first + CHUNK > rows:
-                tail[: rows - first] = g[first:rows]
-                source, first = tail, 0
+                tail[: rows - first] = g[first:rows, o0 : o0 + LANES]
+                source, first, stride, col0 = tail, 0, LANES, 0
             flat = source.reshape(-1)
             for t in range(8):  # table t: rows 4t .. 4t+3 of the chunk
-                row0 = (first + 4 * t) * o + o0
-                _table_first(tables, t * size, flat, row0, o)
+                row0 = (first + 4 * t) * stride + col0
+                _table_first(tables, t * size, flat, row0, stride)
                 for b in range(1, 16):
                     low = 0 if b & 1 else (1 if b & 2 else (2 if b & 4 else 3))
-                    _table_step(tables, t * size + b * LANES, t * size + (b ^ (1 << low)) * LANES, flat, row0 + low * o)
+                    _table_step(tables, t * size + b * LANES, t * size + (b ^ (1 << low)) * LANES, flat,
+                                row0 + low * stride)
             at = chunk * 4 * k
             for col in range(k0, k1):
                 b0, b1 = np.int64(flat_bits[at + col]), np.int64(flat_bits[at + k + col])
