@@ -71,17 +71,20 @@ def pack_acc_below(acc, thresholds, flip, groups, packed):
 
 @nb.njit(parallel=True, cache=True, error_model="numpy")
 def run_stages(x, codes, first_rows, params, other, other_div, out):
-    """out[r] = the steps ``codes`` applied in order to float32(x[r]) (see numbnn.inference.ops.STAGES).
+    """out[r] = the steps ``codes`` applied in order to x[r] (float32; see numbnn.inference.ops.STAGES).
 
     Step s reads parameter rows params[first_rows[s]:] (one value per channel). The *_INPUT steps read
     ``other`` [R, Co]: row r // other_div, channel c % Co (a residual of the same shape, a repeated
     residual, or a per-image gate). Arithmetic is float32 throughout, step by step, as in the float model.
     Rows go in blocks of ROW_BLOCK that stay in L1 while every step sweeps them.
     """
-    rows = x.shape[0]
+    rows, channels = x.shape
     for block in nb.prange((rows + ROW_BLOCK - 1) // ROW_BLOCK):
         first, last = block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK)
-        apply_steps(x, first, out, first, last, codes, first_rows, params, other, other_div)
+        for r in range(first, last):
+            for c in range(channels):
+                out[r, c] = x[r, c]
+        apply_steps(out, first, last, codes, first_rows, params, other, other_div)
 
 
 @nb.njit(parallel=True, cache=True, error_model="numpy")
@@ -98,17 +101,14 @@ def run_stages_gathered(x, index, fill, codes, first_rows, params, other, other_
             for c in range(channels):
                 source = index[row * channels + c]
                 out[r, c] = x[b, source] if source >= 0 else fill[-1 - source]
-        apply_steps(out, first, out, first, last, codes, first_rows, params, other, other_div)
+        apply_steps(out, first, last, codes, first_rows, params, other, other_div)
 
 
 @nb.njit(cache=True, error_model="numpy")  # IEEE division: x / 0 is inf, as in numpy
-def apply_steps(source, source_row, out, first, last, codes, first_rows, params, other, other_div):
-    """out[first:last] = the steps applied to float32(source[source_row:source_row + last - first])."""
+def apply_steps(out, first, last, codes, first_rows, params, other, other_div):
+    """The steps applied in place to rows first .. last-1 of float32 ``out`` (see :func:`run_stages`)."""
     channels = out.shape[1]
     width = other.shape[1]
-    for r in range(first, last):
-        for c in range(channels):
-            out[r, c] = np.float32(source[source_row + r - first, c])
     for s in range(codes.size):
         code, p = codes[s], first_rows[s]
         if code == MUL:
@@ -332,7 +332,9 @@ def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, tap_bits, panels, k, b
             if row >= 0:
                 for o in range(out_channels):
                     acc[r - first, o] += correction[row, o]
-        apply_steps(acc, 0, out, first, last, codes, first_rows, params, other, other_div)
+            for o in range(out_channels):
+                out[r, o] = np.float32(acc[r - first, o])
+        apply_steps(out, first, last, codes, first_rows, params, other, other_div)
 
 
 @nb.njit(cache=True)

@@ -98,7 +98,7 @@ class Elementwise(Op):
                                          self.codes, self.first_rows, self.channel_params(shape[-1]), other2, div, out)
             return out.reshape(shape)
         channels = x.shape[-1]
-        x2 = np.ascontiguousarray(x).reshape(-1, channels)
+        x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, channels)  # int32 -> float32 is exact, as in the model
         out = np.empty(x2.shape, np.float32)
         other2, div = self.other_rows(other, x2.shape[0])
         _kernels.run_stages(x2, self.codes, self.first_rows, self.channel_params(channels), other2, div, out)
