@@ -107,6 +107,7 @@ def test_predict_batches_and_inputs(test_images):
     np.testing.assert_array_equal(packed.predict(images[:20], batch_size=7), whole)
     np.testing.assert_array_equal(packed.predict(images[:20, :, :, None]), whole)
     np.testing.assert_array_equal(packed.predict(normalize(images[:20])), whole)
+    assert packed.predict(images[:0]).shape == (0, 10)
     with pytest.raises(InputError, match="images"):
         packed.predict(images[:2, :27])
     with pytest.raises(InputError, match="batch_size"):

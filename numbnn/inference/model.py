@@ -68,6 +68,8 @@ class PackedModel:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         x = self.prepare(images)
+        if len(x) == 0:
+            return np.empty((0, self.num_classes), np.float32)
         if len(x) <= batch_size:
             return self.program.run(x)
         return np.concatenate([self.program.run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
