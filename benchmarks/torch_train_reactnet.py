@@ -12,7 +12,9 @@ Timing: ``--steps`` optimizer steps on FashionMNIST-shaped data (random uint8 28
 numbnn does, random labels, a few pre-built batches reused) after ``--warmup`` steps, each timed alone;
 the median step gives seconds per epoch as median * 60000 / batch. Every configuration torch offers
 here runs in the same process (NCHW and channels_last, eager; optionally ``torch.compile``), and
-``best`` names the fastest, which is the figure to compare with. Prints one JSON object.
+``best`` names the fastest, which is the figure to compare with. ``--check`` first copies the weights
+of a numbnn ``reactnet-a`` into this model and compares the logits, to show both are one network.
+Prints one JSON object.
 
     python benchmarks/torch_train_reactnet.py --threads 2 --batch-size 128 --steps 20
 """
@@ -156,6 +158,43 @@ def fashion_shaped_batches(batch_size, count=4, seed=0):
     return batches
 
 
+def check_against_numbnn(widths, batch_size=32) -> dict:
+    """Copy a numbnn reactnet-a's weights into this model and compare training-mode logits on one batch.
+
+    Both compute the same float32 network, so the logits agree up to rounding, except where a value
+    sits so close to 0 that rounding flips its sign; the fraction of matching predictions shows that.
+    """
+    from numbnn.autograd import Tensor as NumbnnTensor
+    from numbnn.models import build_model
+
+    reference = build_model("reactnet-a", widths=list(widths))
+    reference.train()
+    model = ReActNetA(widths)
+    model.train()
+    torch_params = dict(model.named_parameters())
+    for name, value in reference.state_dict().items():
+        module, _, leaf = name.rpartition(".")
+        if module.split(".")[-1].endswith("norm"):
+            leaf = {"gamma": "weight", "beta": "bias"}.get(leaf, leaf)
+        target = torch_params.get(f"{module}.{leaf}")
+        if target is None:
+            continue  # batch-norm running statistics: unused in training mode
+        array = np.asarray(value, dtype=np.float32)
+        if array.ndim == 4:
+            array = array.transpose(0, 3, 1, 2)  # OHWI -> OIHW
+        with torch.no_grad():
+            target.copy_(torch.from_numpy(array.reshape(target.shape)))
+    x, _ = fashion_shaped_batches(batch_size, count=1, seed=1)[0]
+    with torch.no_grad():
+        ours = model(x).numpy()
+    theirs = reference(NumbnnTensor(np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 1)))).data
+    return {
+        "max_abs_logit_difference": float(np.abs(ours - theirs).max()),
+        "max_abs_logit": float(np.abs(theirs).max()),
+        "same_prediction_fraction": float((ours.argmax(1) == theirs.argmax(1)).mean()),
+    }
+
+
 def time_training(memory_format, compiled, batch_size, steps, warmup, lr, weight_decay, widths):
     """Median wall and process-CPU seconds of one training step (forward, loss, backward, Adam step)."""
     torch.manual_seed(0)
@@ -210,12 +249,14 @@ def main():
     parser.add_argument("--width-multiplier", type=float, default=1.0)
     parser.add_argument("--formats", default="channels_last,contiguous", help="comma-separated memory formats to time")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (needs a C++ compiler; slow warm-up)")
+    parser.add_argument("--check", action="store_true", help="first compare logits with numbnn's reactnet-a (weights copied)")
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
     widths = tuple(max(1, round(w * args.width_multiplier)) for w in WIDTHS)
     formats = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+    check = check_against_numbnn(widths) if args.check else None
     runs = []
     for name in args.formats.split(","):
         for compiled in (False, True) if args.compile else (False,):
@@ -232,6 +273,7 @@ def main():
         "warmup": args.warmup,
         "runs": runs,
         "best": best,
+        "check_against_numbnn": check,
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     print(json.dumps(result))
