@@ -25,7 +25,7 @@ def kernels(
     from numbnn.kernels.bench import FULL_CONVS, FULL_MATMULS, QUICK_CONVS, QUICK_MATMULS, run_kernel_benchmarks
     from numbnn.train.threads import set_threads
 
-    blas_threads = set_threads(threads)["blas"] if threads is not None else None
+    blas_threads = set_threads(threads, blas="native")["blas"] if threads is not None else None
 
     steps = 1 + (len(QUICK_MATMULS) + len(QUICK_CONVS) if quick else len(FULL_MATMULS) + len(FULL_CONVS))
     with Progress(console=console, transient=True) as bar:

@@ -21,6 +21,7 @@ import numpy as np
 
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
+from numbnn.functional import gemm
 from numbnn.kernels import col2im, im2col
 from numbnn.kernels.geometry import ConvGeometry, conv_geometry
 
@@ -123,7 +124,7 @@ def grouped_forward(cols: np.ndarray, w: np.ndarray, s: ConvShape) -> np.ndarray
     """out [M, O] = per group, cols_g @ W_g.T (one BLAS GEMM when groups == 1)."""
     w2 = w.reshape(s.o, -1)
     if s.groups == 1:
-        return cols @ w2.T
+        return gemm.matmul(cols, w2.T)
     cols_g = split_groups(cols, s.groups, s.c)
     wg = w2.reshape(s.groups, s.o // s.groups, -1)
     out = np.matmul(cols_g, wg.transpose(0, 2, 1))  # [G, M, O/G]
@@ -140,9 +141,9 @@ def grouped_backward(grad2: np.ndarray, cols, w: np.ndarray, s: ConvShape, need_
     dcols = dw = None
     if s.groups == 1:
         if need_cols:
-            dcols = grad2 @ w2 if dcols_out is None else np.matmul(grad2, w2, out=dcols_out)
+            dcols = gemm.matmul(grad2, w2, out=dcols_out)
         if need_w:  # as cols.T @ grad2 (transposed back): OpenBLAS runs this layout faster for narrow O
-            dw = (cols.T @ grad2).T.reshape(w.shape)
+            dw = gemm.matmul(cols.T, grad2).T.reshape(w.shape)
         return dcols, dw
     og = s.o // s.groups
     grad_g = grad2.reshape(s.rows, s.groups, og).transpose(1, 0, 2)  # [G, M, O/G]

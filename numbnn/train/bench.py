@@ -39,7 +39,7 @@ from numbnn.train.data import normalize
 from numbnn.train.loop import _train_step
 from numbnn.train.memory import retain_freed_memory
 from numbnn.train.optimizers import build_optimizer
-from numbnn.train.threads import set_threads
+from numbnn.train.threads import default_training_threads, set_threads
 
 EPOCH_IMAGES = 60000  # FashionMNIST's training set
 IMAGE_SIZE = 28
@@ -62,6 +62,7 @@ class TrainStep:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         retain_freed_memory()  # as fit() does
+        default_training_threads()
         self.model = build_model(model_name, **(model_args or {}))
         self.model.train()
         steps_per_epoch = -(-EPOCH_IMAGES // batch_size)

@@ -23,6 +23,7 @@ from numbnn.train.config import TrainConfig
 from numbnn.train.data import Augmentation, BatchIterator
 from numbnn.train.evaluate import evaluate
 from numbnn.train.memory import retain_freed_memory
+from numbnn.train.threads import default_training_threads
 from numbnn.train.optimizers import build_optimizer
 from numbnn.train.progress import ProgressBar
 from numbnn.train.signals import StopRequest
@@ -85,6 +86,7 @@ def fit(
     """
     started = time.perf_counter()
     retain_freed_memory()
+    default_training_threads()
     rng = np.random.default_rng(config.seed)
     augmentation = Augmentation(config.crop_padding, config.flip)
     batches = BatchIterator(*train_set, config.batch_size, rng=rng, augmentation=augmentation)

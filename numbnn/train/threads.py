@@ -1,8 +1,13 @@
-"""Set how many threads numbnn's compute uses: Numba's parallel kernels and numpy's BLAS.
+"""Set how many threads numbnn's compute uses: Numba's parallel kernels and the float products.
 
 Numba's pool is set with ``numba.set_num_threads``. numpy's bundled OpenBLAS has no Python API for
 this, so its ``*_set_num_threads*`` C function is called through ctypes when the library is loaded
 (Linux; elsewhere only Numba is set and the environment variable ``OPENBLAS_NUM_THREADS`` applies).
+
+By default (``blas="split"``) OpenBLAS runs on one thread and numbnn's convolution products are cut
+into ``threads`` row blocks run side by side (:mod:`numbnn.functional.gemm`): OpenBLAS's own threads
+spin-wait inside every call and slow down several-fold when another process shares the cores.
+``blas="native"`` gives OpenBLAS the threads instead (benchmarks of BLAS itself use it).
 Integer XNOR-popcount results do not depend on the thread count; float BLAS sums may round
 differently with a different count, so bit-identical runs need the same ``threads``.
 """
@@ -12,15 +17,33 @@ import ctypes
 import numba
 
 from numbnn.errors import InputError
+from numbnn.functional.gemm import set_gemm_threads
 
 
-def set_threads(threads: int) -> dict:
-    """Use ``threads`` threads; returns ``{"numba": n, "blas": n or None if BLAS could not be set}``."""
+_configured = False
+
+
+def set_threads(threads: int, blas: str = "split") -> dict:
+    """Use ``threads`` threads; returns ``{"numba": n, "blas": BLAS threads or None if BLAS could not
+    be set, "gemm_parts": row blocks per product}`` (see the module docstring for ``blas``)."""
+    global _configured
     limit = numba.config.NUMBA_NUM_THREADS
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= limit:
         raise InputError(f"threads must be an integer in [1, {limit}], got {threads!r}")
+    if blas not in ("split", "native"):
+        raise InputError(f"blas must be 'split' or 'native', got {blas!r}")
     numba.set_num_threads(threads)
-    return {"numba": threads, "blas": threads if _set_openblas_threads(threads) else None}
+    blas_threads = 1 if blas == "split" else threads
+    parts = threads if blas == "split" else 1
+    set_gemm_threads(parts)
+    _configured = True
+    return {"numba": threads, "blas": blas_threads if _set_openblas_threads(blas_threads) else None, "gemm_parts": parts}
+
+
+def default_training_threads() -> None:
+    """Unless :func:`set_threads` was called, use all of Numba's threads with split products (training)."""
+    if not _configured:
+        set_threads(numba.get_num_threads())
 
 
 def _set_openblas_threads(threads: int) -> bool:

@@ -1,0 +1,43 @@
+"""Products split across numbnn's threads (single-threaded BLAS per part) and the thread settings."""
+
+import numba
+import numpy as np
+import pytest
+
+from numbnn.errors import InputError
+from numbnn.functional import gemm
+from numbnn.train.threads import set_threads
+
+
+@pytest.fixture
+def restore_threads():
+    before = numba.get_num_threads()
+    yield
+    set_threads(before)
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_split_products_equal_numpy(restore_threads, parts):
+    gemm.set_gemm_threads(parts)
+    rng = np.random.default_rng(parts)
+    a = rng.standard_normal((1001, 300)).astype(np.float32)  # rows not divisible by the parts
+    b = rng.standard_normal((300, 64)).astype(np.float32)
+    assert a.shape[0] * a.shape[1] * b.shape[1] >= gemm.SPLIT_MIN_MACS
+    expected = a.astype(np.float64) @ b
+    np.testing.assert_allclose(gemm.matmul(a, b), expected, rtol=1e-4, atol=1e-3)
+    out = np.full((1001, 64), np.nan, dtype=np.float32)
+    assert gemm.matmul(a, b, out=out) is out
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3)
+    transposed = gemm.matmul(a.T, rng.standard_normal((1001, 40)).astype(np.float32))  # a strided view as `a`
+    assert transposed.shape == (300, 40) and np.isfinite(transposed).all()
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+def test_set_threads_splits_products_and_keeps_blas_on_one_thread(restore_threads):
+    info = set_threads(2)
+    assert info["numba"] == 2 and info["gemm_parts"] == 2 and info["blas"] in (1, None)
+    assert gemm.threads == 2
+    info = set_threads(2, blas="native")
+    assert info["gemm_parts"] == 1 and info["blas"] in (2, None) and gemm.threads == 1
+    with pytest.raises(InputError, match="blas"):
+        set_threads(2, blas="openmp")
