@@ -2,8 +2,8 @@
 
 OpenBLAS's own threads synchronise inside every call by spinning on shared flags. When another
 process holds one of the cores (a shared machine, a second training run), the thread that kept
-its core spins while its partner waits to be scheduled: on 2 cores with one other busy process, a
-conv-shaped product took 2 to 4 times *longer* with 2 BLAS threads than with 1, and a reactnet-a
+its core spins while its partner waits to be scheduled: on 2 cores with one other busy process,
+conv-shaped products took up to 4 times *longer* with 2 BLAS threads than with 1, and a reactnet-a
 training step at 2 threads 5 times longer than at 1. So :func:`numbnn.train.set_threads` runs
 BLAS on one thread and sets :data:`threads` here; :func:`matmul` then cuts the output rows into
 that many parts and runs them at once on a small thread pool (numpy releases the GIL inside BLAS).
