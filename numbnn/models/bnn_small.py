@@ -9,6 +9,7 @@ Block diagram (NHWC; widths are the defaults)::
     -> BinaryBlock 64->128 stride 2    7x7
     -> BinaryBlock 128->128 stride 1   7x7
     -> global average pool -> Linear 128->10 (float)            the classifier stays real as well
+                                                                (head="flatten": Linear on the flat 7x7x128 maps)
 
     BinaryBlock(C -> C', stride s):
         out = BN(BinaryConv3x3_s(RSign(x)))      alpha_o = mean|W_o| per output channel (XNOR-Net)
@@ -47,7 +48,7 @@ class BinaryBlock(Module):
 
     def shortcut(self, x):
         if self.stride != 1:
-            x = F.avg_pool2d(x, self.stride)
+            x = F.avg_pool2d(x, self.stride, padding="same")  # ceil(H / s) rows, like the strided conv
         if self.repeat != 1:
             x = F.concat([x] * self.repeat, axis=-1)
         return x
@@ -62,8 +63,12 @@ class BinaryBlock(Module):
 class BnnSmall(Module):
     """See the module docstring. ``widths``: output channels of the stem and of each binary block."""
 
-    def __init__(self, widths=(32, 32, 64, 128, 128), num_classes: int = 10, in_channels: int = 1):
+    def __init__(self, widths=(32, 32, 64, 128, 128), num_classes: int = 10, in_channels: int = 1,
+                 head: str = "pool", image_size: int = 28):
         widths = [int(w) for w in widths]
+        if head not in ("pool", "flatten"):
+            raise InputError(f"head must be 'pool' or 'flatten', got {head!r}")
+        self.head = head
         if len(widths) < 2:
             raise InputError(f"widths needs the stem width and at least one block width, got {widths}")
         self.stem = Conv2d(in_channels, widths[0], 3, padding=1)
@@ -71,7 +76,11 @@ class BnnSmall(Module):
         self.blocks = ModuleList(
             BinaryBlock(c_in, c_out, 2 if c_out > c_in else 1) for c_in, c_out in zip(widths, widths[1:])
         )
-        self.classifier = Linear(widths[-1], num_classes)
+        side = image_size
+        for c_in, c_out in zip(widths, widths[1:]):
+            side = -(-side // 2) if c_out > c_in else side
+        features = widths[-1] if head == "pool" else widths[-1] * side * side
+        self.classifier = Linear(features, num_classes)
 
     @classmethod
     def default_recipe(cls) -> dict:
@@ -84,4 +93,5 @@ class BnnSmall(Module):
         x = self.stem_norm(self.stem(x))
         for block in self.blocks:
             x = block(x)
-        return self.classifier(F.global_avg_pool(x))
+        x = F.global_avg_pool(x) if self.head == "pool" else x.reshape(x.shape[0], -1)
+        return self.classifier(x)
