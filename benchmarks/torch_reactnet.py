@@ -44,49 +44,54 @@ def sign(x):
 
 
 class TorchReActNet(torch.nn.Module):
-    """numbnn's ReActNet-A (numbnn/models/reactnet.py) in PyTorch float32, weights taken from ``model``."""
+    """numbnn's ReActNet-A (numbnn/models/reactnet.py) in PyTorch float32, weights taken from ``model``.
+
+    Everything that depends on weights only is prepared once (sign(W) in OIHW, alpha, per-channel
+    parameters shaped for broadcasting), as a deployment of the float simulation would; the forward pass
+    does the per-image work: sign of the activations, float convolutions, BN, RPReLU, shortcuts.
+    """
 
     def __init__(self, model):
         super().__init__()
         state = {k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()}
-        self.state = state
+        self.p = {}
+        for name, value in state.items():
+            if value.ndim == 4:  # OHWI -> OIHW
+                value = value.permute(0, 3, 1, 2).contiguous()
+                if name != "stem.weight":
+                    self.p[name.replace(".weight", ".alpha")] = value.abs().mean(dim=(1, 2, 3)).view(1, -1, 1, 1)
+                    value = sign(value)
+            elif value.ndim == 1 and not name.startswith(("stem_norm", "classifier")) and "norm" not in name:
+                value = value.view(1, -1, 1, 1)
+            self.p[name] = value
         self.stem_stride = model.stem.stride
         self.blocks = [(b.stride, len(b.pointwise)) for b in model.blocks]
 
-    def param(self, name):
-        return self.state[name]
-
-    def conv_weight(self, name):  # OHWI -> OIHW
-        return self.param(name).permute(0, 3, 1, 2).contiguous()
-
     def batch_norm(self, x, prefix):
-        return TF.batch_norm(x, self.param(prefix + ".running_mean"), self.param(prefix + ".running_var"),
-                             self.param(prefix + ".gamma"), self.param(prefix + ".beta"), False, 0.0, 1e-5)
+        p = self.p
+        return TF.batch_norm(x, p[prefix + ".running_mean"], p[prefix + ".running_var"], p[prefix + ".gamma"],
+                             p[prefix + ".beta"], False, 0.0, 1e-5)
 
     def binary_conv(self, x, prefix, bias_prefix, stride, padding):
-        w = self.conv_weight(prefix + ".weight")
-        alpha = w.abs().mean(dim=(1, 2, 3)).view(1, -1, 1, 1)
-        a = sign(x + self.param(bias_prefix + ".bias").view(1, -1, 1, 1))
-        return TF.conv2d(a, sign(w), stride=stride, padding=padding) * alpha
+        a = sign(x + self.p[bias_prefix + ".bias"])
+        return TF.conv2d(a, self.p[prefix + ".weight"], stride=stride, padding=padding) * self.p[prefix + ".alpha"]
 
     def rprelu(self, x, prefix):
-        gamma, slope, zeta = (self.param(f"{prefix}.{n}").view(1, -1, 1, 1) for n in ("gamma", "slope", "zeta"))
-        u = x - gamma
-        return torch.where(u >= 0, u, slope * u) + zeta
+        return TF.prelu(x - self.p[prefix + ".gamma"], self.p[prefix + ".slope"].flatten()) + self.p[prefix + ".zeta"]
 
     def forward(self, x):  # NCHW
-        x = TF.conv2d(x, self.conv_weight("stem.weight"), stride=self.stem_stride, padding=1)
+        x = TF.conv2d(x, self.p["stem.weight"], stride=self.stem_stride, padding=1)
         x = self.batch_norm(x, "stem_norm")
         for i, (stride, copies) in enumerate(self.blocks):
-            p = f"blocks.{i}"
-            out1 = self.batch_norm(self.binary_conv(x, f"{p}.conv_3x3", f"{p}.threshold_3x3", stride, 1), f"{p}.norm_3x3")
+            b = f"blocks.{i}"
+            out1 = self.batch_norm(self.binary_conv(x, f"{b}.conv_3x3", f"{b}.threshold_3x3", stride, 1), f"{b}.norm_3x3")
             shortcut = TF.avg_pool2d(x, 2, 2, ceil_mode=True, count_include_pad=False) if stride == 2 else x
-            out1 = self.rprelu(out1 + shortcut, f"{p}.act_3x3")
-            branches = [self.batch_norm(self.binary_conv(out1, f"{p}.pointwise.{j}.conv", f"{p}.threshold_1x1", 1, 0),
-                                        f"{p}.pointwise.{j}.norm") + out1 for j in range(copies)]
-            x = self.rprelu(torch.cat(branches, dim=1), f"{p}.act_1x1")
+            out1 = self.rprelu(out1 + shortcut, f"{b}.act_3x3")
+            branches = [self.batch_norm(self.binary_conv(out1, f"{b}.pointwise.{j}.conv", f"{b}.threshold_1x1", 1, 0),
+                                        f"{b}.pointwise.{j}.norm") + out1 for j in range(copies)]
+            x = self.rprelu(torch.cat(branches, dim=1), f"{b}.act_1x1")
         pooled = x.mean(dim=(2, 3))
-        return TF.linear(pooled, self.param("classifier.weight"), self.param("classifier.bias"))
+        return TF.linear(pooled, self.p["classifier.weight"], self.p["classifier.bias"])
 
 
 def reference_model(checkpoint):
