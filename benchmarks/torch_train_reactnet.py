@@ -195,8 +195,8 @@ def check_against_numbnn(widths, batch_size=32) -> dict:
     }
 
 
-def time_training(memory_format, compiled, batch_size, steps, warmup, lr, weight_decay, widths):
-    """Median wall and process-CPU seconds of one training step (forward, loss, backward, Adam step)."""
+def make_step(memory_format, compiled, batch_size, lr, weight_decay, widths):
+    """A function step(i): one training step (forward, loss, backward, Adam) on batch i mod 4; returns the loss."""
     torch.manual_seed(0)
     model = ReActNetA(widths).to(memory_format=memory_format)
     model.train()
@@ -214,6 +214,16 @@ def time_training(memory_format, compiled, batch_size, steps, warmup, lr, weight
         optimizer.step()
         return loss
 
+    return step
+
+
+def config_name(memory_format, compiled) -> str:
+    return ("channels_last" if memory_format == torch.channels_last else "contiguous") + (" compiled" if compiled else "")
+
+
+def time_training(memory_format, compiled, batch_size, steps, warmup, lr, weight_decay, widths):
+    """Median wall and process-CPU seconds of one training step (forward, loss, backward, Adam step)."""
+    step = make_step(memory_format, compiled, batch_size, lr, weight_decay, widths)
     started = time.perf_counter()
     for i in range(warmup):
         step(i)

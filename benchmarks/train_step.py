@@ -6,8 +6,12 @@ FashionMNIST-shaped data as the PyTorch script (see :mod:`numbnn.train.bench`), 
 ``--profile-steps`` more with cProfile (top functions by own time, top autograd ops by time including
 callees). With ``--torch``, each of ``--rounds`` rounds times numbnn and then runs the PyTorch script
 (same batch size, threads and steps; extra options with ``--torch-args``) in a subprocess, so the two
-alternate on a shared machine; the epoch-time ratios use the medians over rounds. Prints one JSON object.
+alternate on a shared machine; the epoch-time ratios use the medians over rounds. ``--interleaved``
+instead runs both in this process and alternates single steps (numbnn, torch channels_last, torch
+NCHW, numbnn, ...), so a change in machine load hits every framework alike: the most robust ratio on
+a shared machine. Prints one JSON object.
 
+    python benchmarks/train_step.py --threads 2 --batch-size 128 --steps 20 --interleaved
     python benchmarks/train_step.py --threads 2 --batch-size 128 --steps 20 --torch --rounds 3
     python benchmarks/train_step.py --threads 1 --profile-steps 3 --clock cpu
 """
@@ -39,7 +43,11 @@ def main():
     parser.add_argument("--torch", action="store_true", help="also run the PyTorch reference, alternating with numbnn")
     parser.add_argument("--rounds", type=int, default=1, help="numbnn/torch rounds (medians over rounds)")
     parser.add_argument("--torch-args", default="", help="extra options for torch_train_reactnet.py, e.g. '--compile'")
+    parser.add_argument("--interleaved", action="store_true", help="numbnn and torch in this process, alternating steps")
     args = parser.parse_args()
+    if args.interleaved:
+        print(json.dumps(interleaved(args)))
+        return
 
     model_args = {}
     if args.width_multiplier != 1.0:
@@ -57,6 +65,50 @@ def main():
         result["profile"] = profile_train_step("reactnet-a", args.batch_size, args.profile_steps, 1, args.threads,
                                                model_args, clock=args.clock, top=args.top)
     print(json.dumps(result))
+
+
+def interleaved(args) -> dict:
+    """Alternate single training steps of numbnn and of each eager torch configuration in one process."""
+    import importlib.util
+    import time
+
+    import numbnn.train.bench as bench
+    from numbnn.train.threads import set_threads
+
+    spec = importlib.util.spec_from_file_location("torch_train_reactnet", TORCH_SCRIPT)
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    torch = reference.torch
+    set_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    widths = [max(1, round(w * args.width_multiplier)) for w in DEFAULT_WIDTHS]
+    trainer = bench.TrainStep("reactnet-a", args.batch_size, {"widths": widths})
+    steps = {"numbnn": trainer.run}
+    for memory_format in (torch.channels_last, torch.contiguous_format):
+        steps[f"torch {reference.config_name(memory_format, False)}"] = reference.make_step(
+            memory_format, False, args.batch_size, trainer.config.lr, trainer.config.weight_decay, widths)
+    load_before = os.getloadavg()[0]
+    walls = {name: [] for name in steps}
+    cpus = {name: [] for name in steps}
+    for i in range(args.warmup + 1 + args.steps):
+        for name, step in steps.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            step(i)
+            if i > args.warmup:
+                walls[name].append(time.perf_counter() - wall)
+                cpus[name].append(time.process_time() - cpu)
+    epoch = {name: statistics.median(w) * bench.EPOCH_IMAGES / args.batch_size for name, w in walls.items()}
+    return {
+        "batch_size": args.batch_size, "threads": args.threads, "steps": args.steps, "widths": widths,
+        "torch": torch.__version__,
+        "step_s": {name: round(statistics.median(w), 5) for name, w in walls.items()},
+        "step_cpu_s": {name: round(statistics.median(c), 5) for name, c in cpus.items()},
+        "epoch_s": {name: round(e, 1) for name, e in epoch.items()},
+        "speedup_vs_numbnn": {name: round(e / epoch["numbnn"], 2) for name, e in epoch.items() if name != "numbnn"},
+        "speedup_cpu_vs_numbnn": {name: round(statistics.median(c) / statistics.median(cpus["numbnn"]), 2)
+                                  for name, c in cpus.items() if name != "numbnn"},
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
 
 
 def run_torch(args) -> dict:

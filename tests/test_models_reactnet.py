@@ -53,6 +53,21 @@ def test_small_config_forward_and_every_parameter_gets_a_gradient():
         assert p.grad is not None and np.any(p.grad != 0), name
 
 
+def test_latent_init_scales_only_the_binary_convs_initial_weights():
+    from numbnn.nn import init
+
+    init.seed(5)
+    small = build_model("reactnet-a", **SMALL, latent_init=0.1)
+    init.seed(5)
+    kaiming = build_model("reactnet-a", **SMALL, latent_init=1.0)
+    binary = {name for name, m in kaiming.named_modules() if isinstance(m, BinaryConv2d)}
+    for (name, a), (_, b) in zip(small.named_parameters(), kaiming.named_parameters()):
+        scale = 0.1 if name.rsplit(".", 1)[0] in binary else 1.0
+        np.testing.assert_allclose(a.data, b.data * np.float32(scale), rtol=1e-6, err_msg=name)
+    with pytest.raises(InputError):
+        build_model("reactnet-a", latent_init=0.0)
+
+
 @pytest.mark.parametrize("widths, stride", [((8, 24), 1), ((8, 16), 3)])
 def test_bad_geometry_is_an_input_error(widths, stride):
     with pytest.raises(InputError):

@@ -64,9 +64,9 @@ class ReActXGB(ReActNetA):
     """
 
     def __init__(self, widths=DEFAULT_WIDTHS, stem_stride: int = 2, binary_weights: bool = True,
-                 num_classes: int = 10, in_channels: int = 1, trees: int = 20, max_depth: int = 10,
-                 learning_rate: float = 0.3):
-        super().__init__(widths, stem_stride, binary_weights, num_classes, in_channels)
+                 latent_init: float = 0.1, num_classes: int = 10, in_channels: int = 1, trees: int = 20,
+                 max_depth: int = 10, learning_rate: float = 0.3):
+        super().__init__(widths, stem_stride, binary_weights, latent_init, num_classes, in_channels)
         for name, value in (("trees", trees), ("max_depth", max_depth)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
