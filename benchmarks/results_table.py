@@ -11,7 +11,11 @@ the object ``numbnn train --json`` prints, plus the command that produced it::
      "checkpoint": "runs/zoo/reactnet-a.h5",
      "command": "numbnn train --model reactnet-a --threads 2 --out runs/zoo/reactnet-a.h5 --json"}
 
-``minutes`` may be given instead of ``seconds``. The cost columns come from
+``minutes`` may be given instead of ``seconds``.
+
+RUNS_DIR may instead be a sweep's results directory (``numbnn sweep SPEC --out RUNS_DIR``): each run's
+``metrics.json`` becomes a row named by its label, with the ``numbnn train`` command that trains the same
+configuration alone (the sweep ran it on one thread while the other worker used the second core). The cost columns come from
 :func:`numbnn.models.cost.summarize` on the run's checkpoint; if the checkpoint is gone they come from
 the registered model's default configuration and are marked with a dagger. The papers' FashionMNIST
 figures (NOTES.md section 6) follow as rows of their own; their cost columns are empty because none of
@@ -33,7 +37,7 @@ PAPER_ROWS = (
     ("CBCNN", "92.86%", "0.48M", "Hindawi Mob. Inf. Syst. 2023, art. 5870630, Table 2"),
     ("OneBNet (ResNet-18 based)", "93.4%", "", "OpenReview 6fFd8QaPVx (ICLR 2024 submission)"),
 )
-COLUMNS = ("model", "test acc.", "epochs", "train min (2 cores)", "params (binary)", "size", "BOPs", "FLOPs",
+COLUMNS = ("model", "test acc.", "epochs", "train min", "params (binary)", "size", "BOPs", "FLOPs",
            "OPs", "ACE", "command / source")
 REQUIRED = ("model", "test_accuracy", "epochs", "command")
 
@@ -43,10 +47,12 @@ class RunFileError(ValueError):
 
 
 def load_runs(directory: Path) -> list[dict]:
-    """Every ``*.json`` run in ``directory``, sorted by model name then file name."""
+    """Every ``*.json`` run in ``directory``, sorted by model name then file name (a sweep: spec order)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise RunFileError(f"{directory}: not a directory")
+    if (directory / "sweep.json").is_file():
+        return load_sweep_runs(directory)
     runs = []
     for path in sorted(directory.glob("*.json")):
         try:
@@ -60,6 +66,62 @@ def load_runs(directory: Path) -> list[dict]:
     if not runs:
         raise RunFileError(f"{directory}: no *.json run files")
     return sorted(runs, key=lambda run: (run["model"], run["_file"]))
+
+
+def load_sweep_runs(directory: Path) -> list[dict]:
+    """The finished runs of a sweep directory, in the spec's order, as run dicts."""
+    try:
+        listed = json.loads((directory / "sweep.json").read_text())["runs"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise RunFileError(f"{directory / 'sweep.json'}: not a sweep listing ({error})") from None
+    runs = []
+    for entry in listed:
+        path = directory / entry["key"] / "metrics.json"
+        if not path.is_file():
+            continue  # failed or not yet run: the sweep's own report lists those
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise RunFileError(f"{path}: not a metrics file ({error})") from None
+        config = metrics["config"]
+        accuracy = metrics["test_accuracy"]
+        if "fc_test_accuracy" in metrics:  # ReActXGB: the FC head's accuracy beside the trees'
+            accuracy_note = f" (FC head {100 * metrics['fc_test_accuracy']:.2f}%)"
+        else:
+            accuracy_note = ""
+        runs.append({
+            "model": metrics.get("label") or config["model"], "test_accuracy": accuracy, "accuracy_note": accuracy_note,
+            "epochs": metrics["epochs"], "seconds": metrics["seconds"],
+            "checkpoint": str(directory / entry["key"] / metrics.get("checkpoint", "checkpoint.h5")),
+            "command": train_command(config, threads=1), "_file": str(path),
+        })
+    if not runs:
+        raise RunFileError(f"{directory}: no finished runs (no <key>/metrics.json)")
+    return runs
+
+
+def train_command(config: dict, threads: int) -> str:
+    """The ``numbnn train`` command line that trains a sweep run's configuration on its own."""
+    import inspect
+
+    from numbnn.models import model_spec
+    from numbnn.train.config import make_config
+
+    name = config["model"]
+    parts = ["numbnn train", f"--model {name}"]
+    defaults = make_config(name).to_dict()
+    for key, value in sorted(config["train"].items()):
+        if value != defaults.get(key):
+            parts.append(f"--{key.replace('_', '-')} {value}")
+    signature = inspect.signature(model_spec(name).constructor)
+    for key, value in sorted(config.get("model_args", {}).items()):
+        parameter = signature.parameters.get(key)
+        default = None if parameter is None else parameter.default
+        if isinstance(default, tuple):
+            default = list(default)
+        if value != default:
+            parts.append(f"--model-arg {key}={json.dumps(value).replace(' ', '')}")
+    return " ".join(parts + [f"--threads {threads}"])
 
 
 def run_cost(run: dict):
@@ -86,7 +148,7 @@ def markdown_table(runs: list[dict]) -> str:
         minutes = run["minutes"] if "minutes" in run else run["seconds"] / 60
         cells = [
             run["model"] + ("" if from_checkpoint else " \u2020"),
-            f"{100 * run['test_accuracy']:.2f}%",
+            f"{100 * run['test_accuracy']:.2f}%" + run.get("accuracy_note", ""),
             str(run["epochs"]),
             f"{minutes:.1f}",
             f"{_count(total.params)} ({_count(total.binary_params)})",
@@ -128,7 +190,8 @@ def _bytes(value: int) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs_dir", type=Path, help="directory of run JSON files (see benchmarks/run_zoo.sh)")
+    parser.add_argument("runs_dir", type=Path,
+                        help="directory of run JSON files (see benchmarks/run_zoo.sh) or a sweep's --out directory")
     parser.add_argument("--out", type=Path, help="also write the table to this file (atomically)")
     args = parser.parse_args(argv)
     from numbnn._atomic import atomic_path

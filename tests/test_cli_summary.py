@@ -11,6 +11,7 @@ from numbnn.models.registry import model_spec
 from numbnn.errors import UnknownModelError
 from numbnn.nn import BinaryConv2d, Conv2d, Linear, Module
 import numbnn.functional as F
+from numbnn.train.config import make_config
 
 runner = CliRunner()
 TOTAL_KEYS = {"params", "binary_params", "size_bytes", "flops", "bops", "ops", "ace"}
@@ -147,3 +148,26 @@ def test_results_table(tmp_path, capsys):
     assert table.main([str(runs)]) == 2
     assert "c.json: missing test_accuracy, epochs, command" in capsys.readouterr().err
     assert table.main([str(tmp_path / "nothing")]) == 2
+
+
+def test_results_table_reads_a_sweep_directory(tmp_path, capsys):
+    import numbnn.io
+
+    table = _results_table_module()
+    sweep = tmp_path / "sweep"
+    (sweep / "k1").mkdir(parents=True)
+    (sweep / "k2").mkdir()
+    numbnn.io.save(build_model("cli-summary-tiny", width=16), sweep / "k1" / "checkpoint.h5")
+    (sweep / "sweep.json").write_text(json.dumps({"name": "s", "runs": [
+        {"key": "k1", "label": "tiny wide"}, {"key": "k2", "label": "tiny failed"}]}))
+    config = {"model": "cli-summary-tiny", "model_args": {"width": 16},
+              "train": {**make_config("cli-summary-tiny").to_dict(), "epochs": 2}}
+    (sweep / "k1" / "metrics.json").write_text(json.dumps({
+        "label": "tiny wide", "config": config, "test_accuracy": 0.875, "fc_test_accuracy": 0.75,
+        "epochs": 2, "seconds": 90.0, "checkpoint": "checkpoint.h5"}))
+    assert table.main([str(sweep)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| tiny")]
+    # k2 has no metrics.json (a failed run): no row; k1's width-16 checkpoint gives 113k BOPs
+    assert len(rows) == 1 and rows[0].startswith("| tiny wide | 87.50% (FC head 75.00%) | 2 | 1.5 |")
+    assert "| 113k |" in rows[0]
+    assert "`numbnn train --model cli-summary-tiny --epochs 2 --model-arg width=16 --threads 1`" in rows[0]
