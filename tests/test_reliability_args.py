@@ -3,7 +3,8 @@ arguments, NaN/inf inputs, and shapes that do not fit the public functions.
 
 Through the CLI each must end in one clear error and exit code 2, never a traceback. Options that
 numbnn validates give one ``error:`` line; the few that typer checks itself (``min=1`` ranges, text
-where a number belongs) give typer's usage error naming the option, also exit 2. In the library each
+where a number belongs, unknown options) do too through the console script's entry point
+(``cli.main.run``), while typer's own test runner shows its usage block; both exit 2. In the library each
 is an :class:`~numbnn.errors.InputError` (or UnknownModelError) whose message names the argument.
 (Cases already in tests/test_cli_train.py, test_cli_summary.py, test_train_loop.py and the kernel
 tests are not repeated.)
@@ -350,3 +351,32 @@ def test_packed_predict_with_arbitrary_shapes(files, shape, dtype, batch_size):
         assert _names_an_argument(str(error), ("images", "batch_size")), str(error)
         return
     assert out.shape == (shape[0], 10) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "--epochs", "abc"], "Invalid value for '--epochs'"),
+    (["train", "--bogus"], "No such option: --bogus"),
+    (["nosuch"], "No such command 'nosuch'"),
+    (["bench", "kernels", "--repeats", "0"], "--repeats"),
+])
+def test_console_script_turns_parser_errors_into_one_line(monkeypatch, capsys, argv, fragment):
+    from cli.main import run
+
+    monkeypatch.setattr("sys.argv", ["numbnn", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        run()
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], captured.err
+    assert "--help" in lines[0] and captured.out == ""
+
+
+def test_console_script_without_a_command_shows_help(monkeypatch, capsys):
+    from cli.main import run
+
+    monkeypatch.setattr("sys.argv", ["numbnn"])
+    with pytest.raises(SystemExit) as exit_info:
+        run()
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 0 and "train" in captured.out + captured.err
