@@ -93,8 +93,8 @@ TRAIN_CASES = [
     (["--schedule", "exponential"], "unknown schedule 'exponential'"),
     (["--recipe", "three-step"], "unknown recipe 'three-step'"),
     (["--optimizer", ""], "unknown optimizer ''"),
-    (["--model-arg", "widths=8"], "widths=8"),
-    (["--model-arg", "widths=abc"], "widths='abc'"),
+    (["--model-arg", "widths=8"], "widths must be a list of positive integers, got 8"),
+    (["--model-arg", "widths=abc"], "widths must be a list of positive integers, got 'abc'"),
     (["--model-arg", "widths=[-8,8,16]"], "-8"),
     (["--model-arg", "widths=[8,12]"], "8 -> 12"),
     (["--model-arg", "depth=3"], "no option 'depth'"),
@@ -140,7 +140,7 @@ def test_eval_options(files, kind, extra, fragment):
 
 @pytest.mark.parametrize("extra, fragment", [
     (["--input-size", -1], "input size"), (["--input-size", 100_000], "input size"),
-    (["--model-arg", "widths=abc"], "widths='abc'"), (["--model-arg", "widths=8"], "widths=8"),
+    (["--model-arg", "widths=abc"], "widths must be a list of positive integers, got 'abc'"), (["--model-arg", "widths=8"], "widths must be a list of positive integers, got 8"),
 ])
 def test_summary_options(extra, fragment):
     assert_one_error_line(invoke("summary", "--model", "bnn-small", *extra), fragment)
@@ -380,3 +380,10 @@ def test_console_script_without_a_command_shows_help(monkeypatch, capsys):
         run()
     captured = capsys.readouterr()
     assert exit_info.value.code == 0 and "train" in captured.out + captured.err
+
+
+@pytest.mark.parametrize("name", ["bnn-small", "float-cnn", "reactnet-a", "ftbnn", "rbnet", "pokebnn"])
+@pytest.mark.parametrize("widths", [[8.5, 16, 16, 16], [0, 16, 16, 16], [True, 16, 16, 16], "16"])
+def test_widths_that_are_not_positive_integers_are_refused_not_truncated(name, widths):
+    with pytest.raises(InputError, match="widths must be a list of positive integers"):
+        build_model(name, widths=widths)

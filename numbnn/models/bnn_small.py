@@ -32,6 +32,7 @@ import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, LearnableBias, Linear, Module, ModuleList, RPReLU
+from numbnn.models.arguments import positive_ints
 
 
 class BinaryBlock(Module):
@@ -65,7 +66,7 @@ class BnnSmall(Module):
 
     def __init__(self, widths=(32, 32, 64, 128, 128), num_classes: int = 10, in_channels: int = 1,
                  head: str = "pool", image_size: int = 28):
-        widths = [int(w) for w in widths]
+        widths = positive_ints(widths, "widths")
         if head not in ("pool", "flatten"):
             raise InputError(f"head must be 'pool' or 'flatten', got {head!r}")
         self.head = head

@@ -30,6 +30,7 @@ import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.nn import BatchNorm, Conv2d, Linear, Module, ModuleList
+from numbnn.models.arguments import positive_ints
 
 
 class FloatBlock(Module):
@@ -60,7 +61,7 @@ class FloatCnn(Module):
 
     def __init__(self, widths=(32, 32, 64, 128, 128), num_classes: int = 10, in_channels: int = 1,
                  head: str = "flatten", image_size: int = 28):
-        widths = [int(w) for w in widths]
+        widths = positive_ints(widths, "widths")
         if head not in ("pool", "flatten"):
             raise InputError(f"head must be 'pool' or 'flatten', got {head!r}")
         self.head = head

@@ -49,6 +49,7 @@ from numbnn.models.registry import register_model
 from numbnn.nn import (
     BatchNorm, BinaryConv2d, ChannelShuffle, Conv2d, FPReLU, Linear, Module, ModuleList, Sequential,
 )
+from numbnn.models.arguments import positive_ints
 
 
 def grouped_width(width: int, groups: int) -> int:
@@ -107,7 +108,7 @@ class Ftbnn(Module):
 
     def __init__(self, widths=(32, 64, 128), blocks=(2, 2, 2), groups: int = 4, num_classes: int = 10,
                  in_channels: int = 1):
-        widths, blocks = [int(w) for w in widths], [int(b) for b in blocks]
+        widths, blocks = positive_ints(widths, "widths"), positive_ints(blocks, "blocks")
         if not widths or len(widths) != len(blocks) or min(blocks) < 1:
             raise InputError(f"widths and blocks need one entry per stage (blocks >= 1), got {widths} and {blocks}")
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:

@@ -52,6 +52,7 @@ import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, DPReLU, Linear, Module, ModuleList
+from numbnn.models.arguments import positive_ints
 
 SE_RATIO = 8
 
@@ -225,7 +226,8 @@ class PokeBnn(Module):
 
     def __init__(self, widths=(32, 64, 128), blocks=(1, 1, 1), clip: float = 3.0, stem_widths=(16, 32),
                  num_classes: int = 10, in_channels: int = 1):
-        widths, blocks, stem_widths = [int(w) for w in widths], [int(b) for b in blocks], [int(w) for w in stem_widths]
+        widths, blocks = positive_ints(widths, "widths"), positive_ints(blocks, "blocks")
+        stem_widths = positive_ints(stem_widths, "stem_widths")
         if not widths or len(widths) != len(blocks) or min(blocks) < 1:
             raise InputError(f"widths and blocks need one entry per stage (blocks >= 1), got {widths} and {blocks}")
         if len(stem_widths) != 2 or stem_widths[1] % stem_widths[0]:

@@ -55,6 +55,7 @@ from numbnn.errors import InputError
 from numbnn.models.ftbnn import DownsampleShortcut  # Bi-Real Net's real-valued downsampling shortcut
 from numbnn.models.registry import register_model
 from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, ModuleList, Sequential
+from numbnn.models.arguments import positive_ints
 
 CONV_KINDS = ("rpc", "3x3")
 
@@ -160,7 +161,7 @@ class RbNet(Module):
 
     def __init__(self, widths=(32, 64, 128), blocks=(2, 2, 2), conv: str = "rpc", num_classes: int = 10,
                  in_channels: int = 1):
-        widths, blocks = [int(w) for w in widths], [int(b) for b in blocks]
+        widths, blocks = positive_ints(widths, "widths"), positive_ints(blocks, "blocks")
         if not widths or len(widths) != len(blocks) or min(blocks) < 1:
             raise InputError(f"widths and blocks need one entry per stage (blocks >= 1), got {widths} and {blocks}")
         if conv not in CONV_KINDS:

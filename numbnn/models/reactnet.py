@@ -48,6 +48,7 @@ from numbnn.models.registry import register_model
 from numbnn.nn import (
     BatchNorm, BinaryConv2d, Conv2d, LearnableBias, Linear, Module, ModuleList, RPReLU,
 )
+from numbnn.models.arguments import positive_ints
 
 DEFAULT_WIDTHS = (32, 64, 128, 128, 256, 256)
 
@@ -125,7 +126,7 @@ class ReActNetA(Module):
 
     def __init__(self, widths=DEFAULT_WIDTHS, stem_stride: int = 2, binary_weights: bool = True,
                  latent_init: float = 0.1, num_classes: int = 10, in_channels: int = 1):
-        widths = [int(w) for w in widths]
+        widths = positive_ints(widths, "widths")
         if len(widths) < 2:
             raise InputError(f"widths needs the stem width and at least one block width, got {widths}")
         if stem_stride not in (1, 2):
