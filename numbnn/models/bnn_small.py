@@ -31,8 +31,9 @@ width grows.
 import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
-from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, LearnableBias, Linear, Module, ModuleList, RPReLU
 from numbnn.models.arguments import positive_ints
+from numbnn.models.layout import REACTNET_RECIPE, growth_blocks, head_features
+from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, LearnableBias, Linear, Module, RPReLU
 
 
 class BinaryBlock(Module):
@@ -67,28 +68,17 @@ class BnnSmall(Module):
     def __init__(self, widths=(32, 32, 64, 128, 128), num_classes: int = 10, in_channels: int = 1,
                  head: str = "pool", image_size: int = 28):
         widths = positive_ints(widths, "widths")
-        if head not in ("pool", "flatten"):
-            raise InputError(f"head must be 'pool' or 'flatten', got {head!r}")
+        features = head_features(widths, head, image_size)
         self.head = head
-        if len(widths) < 2:
-            raise InputError(f"widths needs the stem width and at least one block width, got {widths}")
         self.stem = Conv2d(in_channels, widths[0], 3, padding=1)
         self.stem_norm = BatchNorm(widths[0])
-        self.blocks = ModuleList(
-            BinaryBlock(c_in, c_out, 2 if c_out > c_in else 1) for c_in, c_out in zip(widths, widths[1:])
-        )
-        side = image_size
-        for c_in, c_out in zip(widths, widths[1:]):
-            side = -(-side // 2) if c_out > c_in else side
-        features = widths[-1] if head == "pool" else widths[-1] * side * side
+        self.blocks = growth_blocks(widths, BinaryBlock)
         self.classifier = Linear(features, num_classes)
 
     @classmethod
     def default_recipe(cls) -> dict:
-        """ReActNet's optimiser (Adam, lr 1e-3 decaying linearly to 0, no weight decay in the binary
-        phase) with the small-image augmentation of NOTES.md section 1 (2-pixel crop, flip)."""
-        return {"optimizer": "adam", "lr": 1e-3, "schedule": "linear", "epochs": 10, "batch_size": 128,
-                "weight_decay": 0.0, "crop_padding": 2, "flip": True}
+        """ReActNet's optimiser and the small-image augmentation (:data:`~numbnn.models.layout.REACTNET_RECIPE`)."""
+        return dict(REACTNET_RECIPE)
 
     def forward(self, x):
         x = self.stem_norm(self.stem(x))

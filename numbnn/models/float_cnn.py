@@ -29,8 +29,9 @@ than all its binary weights together.
 import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
-from numbnn.nn import BatchNorm, Conv2d, Linear, Module, ModuleList
 from numbnn.models.arguments import positive_ints
+from numbnn.models.layout import growth_blocks, head_features
+from numbnn.nn import BatchNorm, Conv2d, Linear, Module
 
 
 class FloatBlock(Module):
@@ -62,20 +63,11 @@ class FloatCnn(Module):
     def __init__(self, widths=(32, 32, 64, 128, 128), num_classes: int = 10, in_channels: int = 1,
                  head: str = "flatten", image_size: int = 28):
         widths = positive_ints(widths, "widths")
-        if head not in ("pool", "flatten"):
-            raise InputError(f"head must be 'pool' or 'flatten', got {head!r}")
+        features = head_features(widths, head, image_size)
         self.head = head
-        if len(widths) < 2:
-            raise InputError(f"widths needs the stem width and at least one block width, got {widths}")
         self.stem = Conv2d(in_channels, widths[0], 3, padding=1)
         self.stem_norm = BatchNorm(widths[0])
-        self.blocks = ModuleList(
-            FloatBlock(c_in, c_out, 2 if c_out > c_in else 1) for c_in, c_out in zip(widths, widths[1:])
-        )
-        side = image_size
-        for c_in, c_out in zip(widths, widths[1:]):
-            side = -(-side // 2) if c_out > c_in else side
-        features = widths[-1] if head == "pool" else widths[-1] * side * side
+        self.blocks = growth_blocks(widths, FloatBlock)
         self.classifier = Linear(features, num_classes)
 
     @classmethod

@@ -54,8 +54,9 @@ import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models.ftbnn import DownsampleShortcut  # Bi-Real Net's real-valued downsampling shortcut
 from numbnn.models.registry import register_model
-from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, ModuleList, Sequential
+from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, Sequential
 from numbnn.models.arguments import positive_ints
+from numbnn.models.layout import REACTNET_RECIPE, resnet_stages
 
 CONV_KINDS = ("rpc", "3x3")
 
@@ -168,21 +169,14 @@ class RbNet(Module):
             raise InputError(f"conv must be one of {CONV_KINDS}, got {conv!r}")
         self.stem = Conv2d(in_channels, widths[0], 3, stride=2, padding=1)
         self.stem_norm = BatchNorm(widths[0])
-        stages, channels = [], widths[0]
-        for index, (width, count) in enumerate(zip(widths, blocks)):
-            for block in range(count):
-                stride = 2 if index > 0 and block == 0 else 1
-                stages.append(BasicBlock(channels, width, stride, conv))
-                channels = width
-        self.blocks = ModuleList(stages)
+        self.blocks, channels = resnet_stages(
+            widths, blocks, widths[0], lambda c_in, c_out, stride: BasicBlock(c_in, c_out, stride, conv))
         self.classifier = Linear(channels, num_classes)
 
     @classmethod
     def default_recipe(cls) -> dict:
-        """ReActNet's optimiser (RB-Net's own recipe was not retrieved): Adam, lr 1e-3 decaying linearly to 0,
-        no weight decay; 2-pixel crop + flip augmentation."""
-        return {"optimizer": "adam", "lr": 1e-3, "schedule": "linear", "epochs": 10, "batch_size": 128,
-                "weight_decay": 0.0, "crop_padding": 2, "flip": True}
+        """ReActNet's optimiser (RB-Net's own recipe was not retrieved): :data:`~numbnn.models.layout.REACTNET_RECIPE`."""
+        return dict(REACTNET_RECIPE)
 
     def forward(self, x):
         x = self.stem_norm(self.stem(x))
