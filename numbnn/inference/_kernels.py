@@ -202,6 +202,39 @@ def apply_steps(out, first, last, codes, first_rows, params, other, other_div):
                         part[c] = part[c] * row[c]
 
 
+@nb.njit(cache=True)
+def is_block_epilogue(codes):
+    """True for the steps [mul, affine, add_input, dprelu]: a ReActNet block's scale, batch norm,
+    residual and RPReLU after its binary convolution."""
+    return codes.size == 4 and codes[0] == MUL and codes[1] == AFFINE and codes[2] == ADD_INPUT and codes[3] == DPRELU
+
+
+@nb.njit(cache=True, error_model="numpy")
+def block_epilogue(acc, first, last, params, first_rows, other, other_div, out):
+    """out[r] = dprelu(float32(acc[r - first]) * scale * bn_scale + bn_shift + residual) for rows first ..
+    last-1: the steps [mul, affine, add_input, dprelu] of :func:`apply_steps` with the same float32
+    operations in the same order, but in one vectorised pass per row instead of a pass per step (the
+    int32 block ``acc`` [rows, >= C] holds row first at 0; ``other`` as in :func:`run_stages`)."""
+    channels = out.shape[1]
+    width = other.shape[1]
+    p, q, s = first_rows[0], first_rows[1], first_rows[3]
+    residual = np.empty(channels, np.float32)  # the residual row, its channels repeated to fill ours
+    for r in range(first, last):
+        row = other[r // other_div]
+        for base in range(0, channels, width):
+            part = residual[base:base + width]
+            for c in range(width):
+                part[c] = row[c]
+        a = acc[r - first]
+        y = out[r]
+        for c in range(channels):
+            v = np.float32(a[c]) * params[p, c]
+            v = v * params[q, c] + params[q + 1, c]
+            u = (v + residual[c]) - params[s, c]
+            pos, neg = params[s + 1, c], params[s + 2, c]  # both loaded: a select, not a branch
+            y[c] = (pos if u >= 0 else neg) * u - params[s + 3, c]
+
+
 @nb.njit(parallel=True, cache=True)
 def avg_pool(x, kh, kw, sh, sw, top, left, ho, wo, tiled, out):
     """Mean of each window's real pixels, summed in the float model's order.
@@ -300,7 +333,8 @@ def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, tap_bits, panels, k, b
     in place), times the group's weight panels ``panels[g]`` tile by tile (``tile_dot``: k - 2 *
     popcount of XOR, the weights' tails balanced as in numbnn.inference.ops.BinaryConv); then the
     padding correction of border pixels (``border_row[pixel]`` >= 0 indexes ``correction``) and the
-    steps (:func:`apply_steps`) into ``out`` [N*Ho*Wo, O]. The int32 results never leave the cache.
+    steps (:func:`block_epilogue` for a ReActNet block, else :func:`apply_steps`) into ``out`` [N*Ho*Wo, O].
+    The int32 results never leave the cache.
     ``tap_bits`` > 0 (a group's channel count, a divisor of 64): taps are packed densely, 64 / tap_bits
     taps per word (:func:`_gather_dense`), so few channels do not leave most of every word empty.
     """
@@ -341,9 +375,13 @@ def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, tap_bits, panels, k, b
             if row >= 0:
                 for o in range(out_channels):
                     acc[r - first, o] += correction[row, o]
-            for o in range(out_channels):
-                out[r, o] = np.float32(acc[r - first, o])
-        apply_steps(out, first, last, codes, first_rows, params, other, other_div)
+        if is_block_epilogue(codes):
+            block_epilogue(acc, first, last, params, first_rows, other, other_div, out)
+        else:
+            for r in range(first, last):
+                for o in range(out_channels):
+                    out[r, o] = np.float32(acc[r - first, o])
+            apply_steps(out, first, last, codes, first_rows, params, other, other_div)
 
 
 @nb.njit(cache=True)
