@@ -296,6 +296,20 @@ def test_concat_add_reshape_pad():
     check_gradients(lambda t: F.pad(t, ((1, 0), (1, 2), (0, 1))), b)
 
 
+def test_concat_along_channels_of_large_arrays_copies_in_parallel_and_splits_contiguous():
+    """Above the parallel threshold concat and its gradient run as Numba row copies: same values as numpy,
+    and each gradient part C-contiguous."""
+    rng = np.random.default_rng(5)
+    a, b = (Tensor(rng.standard_normal((4, 16, 32, c)).astype(np.float32), requires_grad=True) for c in (24, 40))
+    out = F.concat([a, b])
+    np.testing.assert_array_equal(out.data, np.concatenate([a.data, b.data], axis=-1))
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    out.backward(grad[:, ::-1])  # a non-contiguous upstream gradient
+    np.testing.assert_array_equal(a.grad, grad[:, ::-1, :, :24])
+    np.testing.assert_array_equal(b.grad, grad[:, ::-1, :, 24:])
+    assert a.grad.flags.c_contiguous and b.grad.flags.c_contiguous
+
+
 def test_space_depth_orderings():
     x = np.arange(1 * 4 * 6 * 3, dtype=np.float64).reshape(1, 4, 6, 3)
     y = F.space_to_depth(x, 2).data

@@ -56,6 +56,11 @@ def test_per_channel_kernels(case):
     var = _fused.chunk_sums(x, mean, True, chunks).sum(axis=0) / x.shape[0]
     np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=0), rtol=1e-10, atol=1e-12)
+    center = x[-1].astype(np.float64)
+    first, second = _fused.chunk_moments(x, center, chunks).sum(axis=1)
+    centered = x.astype(np.float64) - center
+    np.testing.assert_allclose(first, centered.sum(axis=0), rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(second, (centered**2).sum(axis=0), rtol=1e-12, atol=1e-10)
     np.testing.assert_allclose(_fused.affine(x, a, b), x * a + b, **tol)
     np.testing.assert_allclose(_fused.affine2(g, x, a, b, c), a * g + b * x + c, **tol)
     sum_g, sum_gc = _fused.grad_sums(g, x, mean, chunks).sum(axis=1)
@@ -99,3 +104,23 @@ def test_reductions_do_not_depend_on_the_thread_count():
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+@settings(max_examples=25)
+@given(rows_channels(), st.booleans())
+def test_adam_step_matches_numpy(case, decoupled):
+    x, (m, v, *_), g = case
+    data, grad = x.reshape(-1).copy(), g.reshape(-1)
+    exp_avg, exp_avg_sq = np.resize(m, data.size), np.abs(np.resize(v, data.size))
+    shrink, l2 = (1 - 0.01 * 0.1, 0.0) if decoupled else (1.0, 0.1)
+    beta1, beta2, step_size, bias2_root, eps = 0.9, 0.999, 0.01 / (1 - 0.9**3), np.sqrt(1 - 0.999**3), 1e-8
+    w = data.astype(np.float64) * shrink
+    d = grad + l2 * w
+    m2 = beta1 * exp_avg + (1 - beta1) * d
+    v2 = beta2 * exp_avg_sq + (1 - beta2) * d * d
+    expected = w - step_size * m2 / (np.sqrt(v2) / bias2_root + eps)
+    _fused.adam_step(data, grad, exp_avg, exp_avg_sq, shrink, l2, beta1, beta2, step_size, bias2_root, eps)
+    tol = _tol(x.dtype)
+    np.testing.assert_allclose(exp_avg, m2, **tol)
+    np.testing.assert_allclose(exp_avg_sq, v2, **tol)
+    np.testing.assert_allclose(data, expected, **tol)

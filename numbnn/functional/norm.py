@@ -32,9 +32,10 @@ class BatchNorm(Function):
         if training:
             if m < 2:
                 raise InputError(f"batch_norm in training mode needs more than 1 value per channel, got x {x.shape}")
-            chunks = _fused.n_chunks(m)
-            mean = _fused.chunk_sums(x2, np.zeros(c), False, chunks).sum(axis=0) / m
-            var = _fused.chunk_sums(x2, mean, True, chunks).sum(axis=0) / m
+            center = x2[0].astype(np.float64)  # one sample per channel: sums of (x - center) cancel little
+            first, second = _fused.chunk_moments(x2, center, _fused.n_chunks(m)).sum(axis=1) / m
+            mean = center + first
+            var = np.maximum(second - first * first, 0.0)
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean

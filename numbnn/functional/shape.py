@@ -3,7 +3,9 @@
 import numpy as np
 
 from numbnn.autograd import Function, Tensor
+from numbnn.autograd.basic_ops import PARALLEL_MIN_ELEMENTS
 from numbnn.errors import InputError
+from numbnn.kernels import elementwise as _fused
 
 
 def _tensor(x) -> Tensor:
@@ -29,18 +31,45 @@ def reshape(x, shape) -> Tensor:
         raise InputError(f"x of shape {x.shape} cannot be reshaped to shape {tuple(shape)}") from None
 
 
+def _along_channels(arrays, axis) -> bool:
+    """Large float arrays of one dtype joined on their last axis: the case the parallel copies take."""
+    first = arrays[0]
+    return (axis in (-1, first.ndim - 1) and first.dtype.kind == "f"
+            and all(a.dtype == first.dtype and a.flags.c_contiguous for a in arrays)
+            and sum(a.size for a in arrays) >= PARALLEL_MIN_ELEMENTS)
+
+
 class Concat(Function):
-    """Join inputs along ``axis``; the gradient is split back at the same offsets."""
+    """Join inputs along ``axis``; the gradient is split back at the same offsets.
+
+    Along the channels (a block's channel duplication) both directions are parallel row copies, and
+    the gradient parts come back C-contiguous, so the layers that receive them need no copy of their own."""
 
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
-        ctx.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
-        return np.concatenate(arrays, axis=axis)
+        ctx.widths = [a.shape[axis] for a in arrays]
+        if not _along_channels(arrays, axis):
+            return np.concatenate(arrays, axis=axis)
+        out = np.empty(arrays[0].shape[:-1] + (sum(ctx.widths),), dtype=arrays[0].dtype)
+        rows = out.reshape(-1, out.shape[-1])
+        first = 0
+        for a in arrays:
+            _fused.copy_columns(a.reshape(-1, a.shape[-1]), rows, first)
+            first += a.shape[-1]
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        return tuple(np.split(grad, ctx.bounds, axis=ctx.axis))
+        bounds = np.cumsum(ctx.widths)[:-1]
+        if not (ctx.axis in (-1, grad.ndim - 1) and grad.dtype.kind == "f" and grad.size >= PARALLEL_MIN_ELEMENTS):
+            return tuple(np.split(grad, bounds, axis=ctx.axis))
+        rows = np.ascontiguousarray(grad).reshape(-1, grad.shape[-1])
+        parts = []
+        for first, width in zip([0, *bounds], ctx.widths):
+            part = _fused.take_columns(rows, int(first), np.empty((rows.shape[0], width), dtype=grad.dtype))
+            parts.append(part.reshape(grad.shape[:-1] + (width,)))
+        return tuple(parts)
 
 
 def concat(tensors, axis: int = -1) -> Tensor:

@@ -53,6 +53,28 @@ def add(a, b, out):
 
 
 # ---- per-channel ([rows, channels]) --------------------------------------------------------------
+
+
+@nb.njit(parallel=True, cache=True)
+def copy_columns(source, target, first):
+    """target[:, first : first + source.shape[1]] = source: one part of a concatenation along channels."""
+    rows, c = source.shape
+    for i in nb.prange(rows):
+        for j in range(c):
+            target[i, first + j] = source[i, j]
+    return target
+
+
+@nb.njit(parallel=True, cache=True)
+def take_columns(source, first, target):
+    """target = source[:, first : first + target.shape[1]]: one part of a split along channels, contiguous."""
+    rows, c = target.shape
+    for i in nb.prange(rows):
+        for j in range(c):
+            target[i, j] = source[i, first + j]
+    return target
+
+
 # Reductions return per-chunk partial sums [chunks, channels] (float64); the Python callers add the
 # chunks up. Keeping that last step out of the jitted code keeps compile times short.
 
@@ -71,6 +93,26 @@ def chunk_sums(x, center, squared, n_chunks):
             for j in range(c):
                 d = x[i, j] - center[j]
                 partial[chunk, j] += d * d if squared else d
+    return partial
+
+
+@nb.njit(parallel=True, cache=True)
+def chunk_moments(x, center, n_chunks):
+    """Per chunk of rows, per channel: [sum (x - center), sum (x - center)^2] in one pass over x.
+
+    Batch norm's mean and variance then follow as mean = center + S1/M and var = S2/M - (S1/M)^2;
+    with float64 sums and ``center`` a row of x (close to the mean), the subtraction loses nothing
+    that matters for float32 data, and x is read once instead of twice."""
+    rows, c = x.shape
+    partial = np.zeros((2, n_chunks, c))
+    for chunk in nb.prange(n_chunks):
+        first, second = np.zeros(c), np.zeros(c)  # chunk-local sums: no writes to shared rows
+        for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
+            for j in range(c):
+                d = x[i, j] - center[j]
+                first[j] += d
+                second[j] += d * d
+        partial[0, chunk], partial[1, chunk] = first, second
     return partial
 
 
@@ -164,3 +206,21 @@ def dprelu_backward(g, x, pos, neg, shift_x, dx, n_chunks):
                 sum_g[j] += gi
         partial[0, chunk], partial[1, chunk], partial[2, chunk], partial[3, chunk] = sum_pos, sum_neg, sum_dx, sum_g
     return partial
+
+
+# ---- optimizer ---------------------------------------------------------------------------------
+
+
+@nb.njit(parallel=True, cache=True)
+def adam_step(data, grad, exp_avg, exp_avg_sq, shrink, l2, beta1, beta2, step_size, bias2_root, eps):
+    """One Adam step over flat arrays, in place, in a single pass (Kingma & Ba 2015, Algorithm 1):
+    w <- w * shrink; g <- grad + l2 * w; m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2;
+    w <- w - step_size * m / (sqrt(v) / bias2_root + eps). Intermediates are float64, rounded once."""
+    for i in nb.prange(data.size):
+        w = data[i] * shrink
+        g = grad[i] + l2 * w
+        m = beta1 * exp_avg[i] + (1.0 - beta1) * g
+        v = beta2 * exp_avg_sq[i] + (1.0 - beta2) * g * g
+        exp_avg[i] = m
+        exp_avg_sq[i] = v
+        data[i] = w - step_size * m / (np.sqrt(v) / bias2_root + eps)
