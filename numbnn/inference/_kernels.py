@@ -422,23 +422,27 @@ def _gather(x, first_word, words, first, last, kh, kw, sh, sw, ph, pw, dh, dw, h
 @nb.njit(cache=True)
 def _gather_dense(x, group, tap_bits, first, last, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     """Like :func:`_gather` for one-word groups of ``tap_bits`` channels: tap t's bits go to word
-    t // (64 / tap_bits) at bit offset tap_bits * (t % (64 / tap_bits)) (their tails are 0, so OR is exact)."""
-    n, h, w, _ = x.shape
+    t // (64 / tap_bits) at bit offset tap_bits * (t % (64 / tap_bits)) (their tails are 0, so OR is exact).
+    Word and offset advance tap by tap: two integer divisions per tap cost more than the rest of the loop."""
+    n, h, w, all_words = x.shape
+    flat = x.reshape(-1)
     per_word = 64 // tap_bits
     b, pixel = first // (ho * wo), first % (ho * wo)
     oy, ox = pixel // wo, pixel % wo
     for r in range(first, last):
+        row = cols[r - first]
         y0, x0 = oy * sh - ph, ox * sw - pw
+        word, slot = 0, 0
         for i in range(kh):
             iy = y0 + i * dh
-            if iy < 0 or iy >= h:
-                continue
+            line = (b * h + iy) * w
             for j in range(kw):
                 ix = x0 + j * dw
-                if 0 <= ix < w:
-                    tap = i * kw + j
-                    shift = np.uint64(tap_bits * (tap % per_word))
-                    cols[r - first, tap // per_word] |= x[b, iy, ix, group] << shift
+                if 0 <= iy < h and 0 <= ix < w:
+                    row[word] |= flat[(line + ix) * all_words + group] << np.uint64(tap_bits * slot)
+                slot += 1
+                if slot == per_word:
+                    word, slot = word + 1, 0
         ox += 1
         if ox == wo:
             ox, oy = 0, oy + 1
