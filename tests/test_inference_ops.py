@@ -264,7 +264,9 @@ def test_fused_conv_and_steps_equal_the_two_ops(batch, size, groups, per_group, 
         params[4], params[5], params[6] = -0.5, 0.25, 0.0
     expected = Elementwise({"stages": stages}, {"params": params})(acc, other)
     fused = build_op("bconv_steps", {**conv_attrs, "stages": stages}, {"weight": weight, "params": params})
-    np.testing.assert_array_equal(fused(x, other).view(np.int32), expected.view(np.int32))
+    got = fused(x, other)
+    np.testing.assert_array_equal(got.view(np.int32), expected.view(np.int32))
+    np.testing.assert_array_equal(got.view(np.int32), naive_steps(stages, params, acc, other).view(np.int32))
 
 
 @settings(max_examples=30)
