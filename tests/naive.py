@@ -185,3 +185,34 @@ def padding_tap_sums(g, input_hw, kernel_size, stride=1, padding=0, dilation=1):
                     if not (0 <= iy < h and 0 <= ix < w):
                         sums[i * kw + j] += maps[:, oy, ox].sum(axis=0)
     return sums
+
+
+# ---- average pooling ----------------------------------------------------------------------------
+
+
+def _pool_windows(h, w, kernel_size, stride, pad_before, out_hw):
+    """((oy, ox), rows slice, cols slice) of every window's real pixels."""
+    (kh, kw), (sh, sw), (pt, pl), (ho, wo) = kernel_size, stride, pad_before, out_hw
+    for oy in range(ho):
+        for ox in range(wo):
+            y0, x0 = oy * sh - pt, ox * sw - pl
+            yield (oy, ox), slice(max(y0, 0), min(y0 + kh, h)), slice(max(x0, 0), min(x0 + kw, w))
+
+
+def avg_pool2d(x, kernel_size, stride, pad_before, out_hw):
+    """Mean of each window's real (non-padding) pixels, in float64."""
+    n, h, w, c = x.shape
+    out = np.empty((n, *out_hw, c))
+    for (oy, ox), rows, cols in _pool_windows(h, w, kernel_size, stride, pad_before, out_hw):
+        out[:, oy, ox] = np.asarray(x, dtype=np.float64)[:, rows, cols].mean(axis=(1, 2))
+    return out
+
+
+def avg_pool2d_adjoint(grad, input_hw, kernel_size, stride, pad_before):
+    """Scatter each window's gradient / its pixel count back onto its real pixels, in float64."""
+    n, ho, wo, c = grad.shape
+    dx = np.zeros((n, *input_hw, c))
+    for (oy, ox), rows, cols in _pool_windows(*input_hw, kernel_size, stride, pad_before, (ho, wo)):
+        count = (rows.stop - rows.start) * (cols.stop - cols.start)
+        dx[:, rows, cols] += np.asarray(grad, dtype=np.float64)[:, oy, ox][:, None, None] / count
+    return dx

@@ -1,13 +1,15 @@
 """Average / max pooling over NHWC windows, and global average pooling.
 
-Both poolings loop over the KH*KW window taps (not over pixels): each tap is one strided view of the
-padded input covering every output pixel at once.
+Average pooling runs as Numba kernels (one parallel pass each way); max pooling loops over the KH*KW
+window taps (not over pixels): each tap is one strided view of the padded input covering every output
+pixel at once.
 """
 
 import numpy as np
 
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
+from numbnn.kernels import pooling as pool_kernels
 from numbnn.kernels._checks import as_pair
 
 
@@ -54,53 +56,21 @@ class _Window:
         """Input pixel read by tap (i, k) for every output pixel: a strided [N, Ho, Wo, C] view."""
         return xp[:, i : i + self.sh * (self.ho - 1) + 1 : self.sh, k : k + self.sw * (self.wo - 1) + 1 : self.sw]
 
-    def counts(self, h, w, dtype):
-        """Number of real (non-padding) input pixels in each output window: [1, Ho, Wo, 1]."""
-        rows = _valid_taps(h, self.ho, self.kh, self.sh, self.pad[0])
-        cols = _valid_taps(w, self.wo, self.kw, self.sw, self.pad[2])
-        return np.outer(rows, cols).astype(dtype)[None, :, :, None]
-
-
-def _valid_taps(size, out, k, stride, pad_before):
-    start = np.arange(out) * stride - pad_before
-    return np.minimum(start + k, size) - np.maximum(start, 0)
-
 
 class AvgPool2d(Function):
-    """Mean over each window of real pixels (padding excluded: PyTorch's count_include_pad=False)."""
+    """Mean over each window of real pixels (padding excluded: PyTorch's count_include_pad=False), both
+    directions one parallel kernel pass (:mod:`numbnn.kernels.pooling`)."""
 
     @staticmethod
     def forward(ctx, x, kernel_size, stride, padding):
         win = _Window(x.shape, kernel_size, stride, padding)
-        n, h, w, c = x.shape
-        tiles = win.pad == (0, 0, 0, 0) and (win.kh, win.kw) == (win.sh, win.sw) and h % win.kh == w % win.kw == 0
-        if tiles:  # non-overlapping windows cover x exactly: a reshape and one mean
-            out = x.reshape(n, h // win.kh, win.kh, w // win.kw, win.kw, c).mean(axis=(2, 4))
-            ctx.tiled = True
-        else:
-            xp = win.padded(x, 0)
-            out = np.zeros((n, win.ho, win.wo, c), dtype=x.dtype)
-            for i, k in win.taps():
-                out += win.view(xp, i, k)
-            out /= win.counts(h, w, x.dtype)
-            ctx.tiled = False
-        ctx.win, ctx.shape = win, x.shape
-        return out
+        ctx.geometry = ((win.kh, win.kw), (win.sh, win.sw), (win.pad[0], win.pad[2]))
+        ctx.input_hw = x.shape[1:3]
+        return pool_kernels.avg_pool2d(x, *ctx.geometry, (win.ho, win.wo))
 
     @staticmethod
     def backward(ctx, grad):
-        win, (n, h, w, c) = ctx.win, ctx.shape
-        if ctx.tiled:
-            g = grad / (win.kh * win.kw)
-            dx = np.broadcast_to(g[:, :, None, :, None, :], (n, h // win.kh, win.kh, w // win.kw, win.kw, c))
-            return dx.reshape(n, h, w, c)
-        g = grad / win.counts(h, w, grad.dtype)
-        pt, pb, pl, pr = win.pad
-        dxp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=grad.dtype)
-        for i, k in win.taps():
-            window = win.view(dxp, i, k)
-            window += g
-        return win.unpad(dxp, h, w)
+        return pool_kernels.avg_pool2d_adjoint(grad, ctx.input_hw, *ctx.geometry)
 
 
 class MaxPool2d(Function):

@@ -1,0 +1,99 @@
+"""Average pooling over NHWC windows and its adjoint, one parallel pass each.
+
+Window (oy, ox) covers input rows oy*sh - pt .. oy*sh - pt + kh - 1 and columns ox*sw - pl ..
+ox*sw - pl + kw - 1; taps outside the image are left out of both the sum and the count (PyTorch's
+``count_include_pad=False``)::
+
+    out[n, oy, ox, c] = sum of x[n, iy, ix, c] over the window's real pixels / their number
+
+The adjoint sends g[n, oy, ox, c] / count back to each of those pixels. It runs in gather form, one
+task per input row (n, iy) summing the windows that contain it, so no two tasks write one pixel.
+"""
+
+import numba as nb
+import numpy as np
+
+from numbnn.errors import InputError
+from numbnn.kernels._checks import require_array
+
+_FLOATS = (np.float32, np.float64)
+
+
+def avg_pool2d(x, kernel_size, stride, pad_before, out_hw) -> np.ndarray:
+    """[N, Ho, Wo, C] window means of NHWC float ``x``; ``kernel_size``, ``stride`` and ``pad_before``
+    (top, left) are (h, w) pairs, ``out_hw`` = (Ho, Wo); every window must hold a real pixel."""
+    x = require_array(x, "x", _FLOATS, ndim=4)
+    (kh, kw), (sh, sw), (pt, pl), (ho, wo) = _check_geometry(x.shape[1:3], kernel_size, stride, pad_before, out_hw)
+    out = np.empty((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
+    _avg_pool(np.ascontiguousarray(x), kh, kw, sh, sw, pt, pl, out)
+    return out
+
+
+def avg_pool2d_adjoint(grad, input_hw, kernel_size, stride, pad_before) -> np.ndarray:
+    """Gradient wrt x [N, H, W, C] of :func:`avg_pool2d` for the output gradient ``grad`` [N, Ho, Wo, C]."""
+    grad = require_array(grad, "grad", _FLOATS, ndim=4)
+    (kh, kw), (sh, sw), (pt, pl), _ = _check_geometry(input_hw, kernel_size, stride, pad_before, grad.shape[1:3])
+    dx = np.empty((grad.shape[0], input_hw[0], input_hw[1], grad.shape[3]), dtype=grad.dtype)
+    _avg_pool_adjoint(np.ascontiguousarray(grad), kh, kw, sh, sw, pt, pl, dx)
+    return dx
+
+
+def _check_geometry(input_hw, kernel_size, stride, pad_before, out_hw):
+    values = [tuple(int(v) for v in pair) for pair in (kernel_size, stride, pad_before, out_hw)]
+    (kh, kw), (sh, sw), (pt, pl), (ho, wo) = values
+    (h, w) = input_hw
+    if min(kh, kw, sh, sw, ho, wo) < 1 or min(pt, pl) < 0:
+        raise InputError(f"kernel_size, stride and out_hw must be positive and pad_before >= 0, got {values}")
+    # the last window must start inside the image (else it would hold no real pixel)
+    if (ho - 1) * sh - pt >= h or (wo - 1) * sw - pl >= w or kh <= pt or kw <= pl:
+        raise InputError(f"an output window of {values} over a {h}x{w} input holds no real pixel")
+    return values
+
+
+@nb.njit(inline="always")
+def _span(start, k, size):
+    """Real pixels [lo, hi) of a window starting at ``start`` (may be negative) of ``k`` taps."""
+    return max(start, 0), min(start + k, size)
+
+
+@nb.njit(parallel=True, cache=True)
+def _avg_pool(x, kh, kw, sh, sw, pt, pl, out):
+    n_img, h, w, c = x.shape
+    ho, wo = out.shape[1], out.shape[2]
+    for task in nb.prange(n_img * ho):
+        n, oy = task // ho, task % ho
+        y0, y1 = _span(oy * sh - pt, kh, h)
+        for ox in range(wo):
+            x0, x1 = _span(ox * sw - pl, kw, w)
+            target = out[n, oy, ox]
+            target[:] = 0
+            for iy in range(y0, y1):
+                for ix in range(x0, x1):
+                    source = x[n, iy, ix]
+                    for ch in range(c):
+                        target[ch] += source[ch]
+            count = (y1 - y0) * (x1 - x0)
+            for ch in range(c):
+                target[ch] /= count
+
+
+@nb.njit(parallel=True, cache=True)
+def _avg_pool_adjoint(grad, kh, kw, sh, sw, pt, pl, dx):
+    n_img, h, w, c = dx.shape
+    ho, wo = grad.shape[1], grad.shape[2]
+    for task in nb.prange(n_img * h):
+        n, iy = task // h, task % h
+        dx[n, iy] = 0
+        # windows oy with oy*sh - pt <= iy <= oy*sh - pt + kh - 1
+        oy0, oy1 = max(0, -(-(iy + pt - kh + 1) // sh)), min(ho, (iy + pt) // sh + 1)
+        for oy in range(oy0, oy1):
+            y0, y1 = _span(oy * sh - pt, kh, h)
+            for ix in range(w):
+                target = dx[n, iy, ix]
+                ox0, ox1 = max(0, -(-(ix + pl - kw + 1) // sw)), min(wo, (ix + pl) // sw + 1)
+                for ox in range(ox0, ox1):
+                    x0, x1 = _span(ox * sw - pl, kw, w)
+                    count = (y1 - y0) * (x1 - x0)
+                    source = grad[n, oy, ox]
+                    for ch in range(c):
+                        target[ch] += source[ch] / count

@@ -1,0 +1,48 @@
+"""Average pooling and its adjoint (numbnn.kernels.pooling) against their naive twins."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive
+from numbnn.errors import InputError
+from numbnn.kernels.pooling import avg_pool2d, avg_pool2d_adjoint
+
+
+@st.composite
+def pool_case(draw):
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pt, pl = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
+    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    # output sizes from 1 up to the last window that still starts inside the image
+    ho = draw(st.integers(1, max(1, (h - 1 + pt) // sh + 1)))
+    wo = draw(st.integers(1, max(1, (w - 1 + pl) // sw + 1)))
+    n, c = draw(st.integers(1, 3)), draw(st.sampled_from([1, 3, 17]))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    grad = rng.standard_normal((n, ho, wo, c)).astype(dtype)
+    return x, grad, ((kh, kw), (sh, sw), (pt, pl)), (ho, wo)
+
+
+@settings(max_examples=60)
+@given(pool_case())
+def test_avg_pool_and_adjoint_match_naive(case):
+    x, grad, geometry, out_hw = case
+    tol = dict(rtol=1e-5, atol=1e-6) if x.dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    out = avg_pool2d(x, *geometry, out_hw)
+    assert out.dtype == x.dtype
+    np.testing.assert_allclose(out, naive.avg_pool2d(x, *geometry, out_hw), **tol)
+    dx = avg_pool2d_adjoint(grad, x.shape[1:3], *geometry)
+    assert dx.dtype == grad.dtype and dx.shape == x.shape
+    np.testing.assert_allclose(dx, naive.avg_pool2d_adjoint(grad, x.shape[1:3], *geometry), **tol)
+
+
+def test_windows_without_a_real_pixel_are_refused():
+    x = np.zeros((1, 4, 4, 2))
+    with pytest.raises(InputError, match="no real pixel"):
+        avg_pool2d(x, (2, 2), (2, 2), (0, 0), (3, 2))  # window 2 starts at row 4
+    with pytest.raises(InputError, match="x"):
+        avg_pool2d(np.zeros((4, 4, 2)), (2, 2), (2, 2), (0, 0), (2, 2))
