@@ -54,4 +54,5 @@ def words_for(n_bits: int) -> int:
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    # plain ints first: the abstract-class check costs microseconds, and layers check ints on every call
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
