@@ -33,6 +33,9 @@ def pack_below(x, thresholds, groups, packed):
     false both ways), so each row's differences go through the vector sign-mask of 64 elements.
     """
     rows, channels = x.shape
+    if groups == 1 and 64 % channels == 0:
+        _pack_short_rows(x, thresholds, packed)
+        return
     per_group = channels // groups
     words = (per_group + 63) // 64
     n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
@@ -49,6 +52,32 @@ def pack_below(x, thresholds, groups, packed):
                     if count < 64:
                         word &= (np.uint64(1) << np.uint64(count)) - np.uint64(1)
                     packed[r, g * words + j] = word
+
+
+@nb.njit(parallel=True, cache=True)
+def _pack_short_rows(x, thresholds, packed):
+    """:func:`pack_below` for one group of C channels, C a divisor of 64: x's rows read as one flat run,
+    64 values (64 / C rows) per vector sign-mask, the word then cut into the rows' words. A row of 32
+    channels no longer pays a whole row's loop and a half-empty 64-lane read."""
+    rows, channels = x.shape
+    flat = x.reshape(-1)
+    tiled = np.empty(64, np.float32)  # thresholds repeated along 64 lanes
+    for i in range(64):
+        tiled[i] = thresholds[i % channels]
+    mask = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - channels)
+    per_read = 64 // channels
+    reads = (rows + per_read - 1) // per_read
+    for block in nb.prange((reads + ROW_BLOCK - 1) // ROW_BLOCK):
+        difference = np.empty(64, np.float32)
+        for read in range(block * ROW_BLOCK, min(reads, (block + 1) * ROW_BLOCK)):
+            first_row = read * per_read
+            count = min(per_read, rows - first_row)
+            values = flat[first_row * channels:(first_row + count) * channels]
+            for i in range(values.size):
+                difference[i] = values[i] - tiled[i]
+            word = sign_bits64(difference, 0)  # lanes past the values are never used
+            for q in range(count):
+                packed[first_row + q, 0] = (word >> np.uint64(q * channels)) & mask
 
 
 @nb.njit(parallel=True, cache=True)
