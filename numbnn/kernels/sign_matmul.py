@@ -89,7 +89,8 @@ def _inside(size, out, stride, pad, offset):
 
 def sign_rows_matmul(bits, g) -> np.ndarray:
     """S^T @ g as float32 [K, O], S the +1/-1 matrix of ``bits`` (from :func:`pack_sign_columns`) with
-    M = len(g) rows; ``g`` float32 [M, O]."""
+    M = len(g) rows; ``g`` float32 [M, O]. The result is the transpose of a C-contiguous [O, K] array
+    (a weight gradient's layout, so ``.T`` of it needs no copy)."""
     bits = require_array(bits, "bits", (np.uint8,), ndim=3)
     g = require_array(g, "g", (np.float32,), ndim=2)
     chunks, four, k = bits.shape
@@ -194,7 +195,7 @@ def _add_lookups(typingctx, acc, at, table, offsets):
 def _sign_rows_matmul(bits, g):
     chunks, _, k = bits.shape
     rows, o = g.shape
-    out = np.empty((k, o), dtype=np.float32)
+    out = np.empty((o, k), dtype=np.float32)  # (S^T g)^T: written column by column by each task
     flat_bits = bits.reshape(-1)
     size = 16 * LANES  # one 4-bit table
     column_blocks = (k + COLUMN_BLOCK - 1) // COLUMN_BLOCK
@@ -225,6 +226,7 @@ def _sign_rows_matmul(bits, g):
                            3 * size + (b1 >> 4) * LANES, 4 * size + (b2 & 15) * LANES, 5 * size + (b2 >> 4) * LANES,
                            6 * size + (b3 & 15) * LANES, 7 * size + (b3 >> 4) * LANES)
                 _add_lookups(acc, (col - k0) * LANES, tables, offsets)
-        for col in range(k0, k1):
-            out[col, o0 : o0 + LANES] = acc[(col - k0) * LANES : (col - k0 + 1) * LANES]
-    return out
+        for lane in range(LANES):
+            for col in range(k0, k1):
+                out[o0 + lane, col] = acc[(col - k0) * LANES + lane]
+    return out.T
