@@ -69,7 +69,7 @@ def load_runs(directory: Path) -> list[dict]:
 
 
 def load_sweep_runs(directory: Path) -> list[dict]:
-    """The finished runs of a sweep directory, in the spec's order, as run dicts."""
+    """The finished runs of a sweep directory, in the spec's order, as run dicts (minutes: the runs' epochs)."""
     try:
         listed = json.loads((directory / "sweep.json").read_text())["runs"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
@@ -91,7 +91,7 @@ def load_sweep_runs(directory: Path) -> list[dict]:
             accuracy_note = ""
         runs.append({
             "model": metrics.get("label") or config["model"], "test_accuracy": accuracy, "accuracy_note": accuracy_note,
-            "epochs": metrics["epochs"], "seconds": metrics["seconds"],
+            "epochs": metrics["epochs"], "seconds": metrics.get("train_seconds") or metrics["seconds"],
             "checkpoint": str(directory / entry["key"] / metrics.get("checkpoint", "checkpoint.h5")),
             "command": train_command(config, threads=1), "_file": str(path),
         })

@@ -147,15 +147,19 @@ def fronts_of(key: str, fronts: dict) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """The table for a README: label, model, accuracy, epochs, minutes, params, size, BOPs, FLOPs, OPs, ACE, front."""
-    lines = ["| run | model | test acc. | epochs | minutes | params | size (KiB) | BOPs | FLOPs | OPs | ACE | Pareto front |",
+    """The table for a README: label, model, accuracy, epochs, minutes, params, size, BOPs, FLOPs, OPs, ACE, front.
+
+    Minutes are the run's training and evaluation epochs (``train_seconds``), which stay right for a run
+    an interrupted sweep resumed; ``seconds`` (this call's wall time) is the fallback for older records.
+    """
+    lines = ["| run | model | test acc. | epochs | train min | params | size (KiB) | BOPs | FLOPs | OPs | ACE | Pareto front |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
         if row["status"] != "finished":
             lines.append(f"| {row['label']} | {row['model']} | {row['status']}: {row['error']} |  |  |  |  |  |  |  |  |  |")
             continue
         lines.append(
-            f"| {row['label']} | {row['model']} | {row['test_accuracy']:.2%} | {row['epochs']} | {row['seconds'] / 60:.1f} "
+            f"| {row['label']} | {row['model']} | {row['test_accuracy']:.2%} | {row['epochs']} | {(row['train_seconds'] or row['seconds']) / 60:.1f} "
             f"| {row['params']:,} | {row['size_bytes'] / 1024:.1f} | {human(row['bops'])} | {human(row['flops'])} "
             f"| {human(row['ops'])} | {human(row['ace'])} | {row['pareto']} |"
         )
