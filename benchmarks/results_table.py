@@ -2,7 +2,7 @@
 
 Usage::
 
-    python3 benchmarks/results_table.py RUNS_DIR [--out results.md]
+    python3 benchmarks/results_table.py RUNS_DIR [RUNS_DIR ...] [--out results.md]
 
 RUNS_DIR holds one JSON file per training run (``benchmarks/run_zoo.sh`` writes them). A run file is
 the object ``numbnn train --json`` prints, plus the command that produced it::
@@ -190,15 +190,16 @@ def _bytes(value: int) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs_dir", type=Path,
-                        help="directory of run JSON files (see benchmarks/run_zoo.sh) or a sweep's --out directory")
+    parser.add_argument("runs_dirs", type=Path, nargs="+", metavar="runs_dir",
+                        help="directory of run JSON files (see benchmarks/run_zoo.sh) or a sweep's --out directory;"
+                             " several are listed one after the other")
     parser.add_argument("--out", type=Path, help="also write the table to this file (atomically)")
     args = parser.parse_args(argv)
     from numbnn._atomic import atomic_path
     from numbnn.errors import NumbnnError
 
     try:
-        table = markdown_table(load_runs(args.runs_dir))
+        table = markdown_table([run for directory in args.runs_dirs for run in load_runs(directory)])
     except (RunFileError, NumbnnError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
