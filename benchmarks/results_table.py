@@ -94,6 +94,7 @@ def load_sweep_runs(directory: Path) -> list[dict]:
             "epochs": metrics["epochs"], "seconds": metrics.get("train_seconds") or metrics["seconds"],
             "checkpoint": str(directory / entry["key"] / metrics.get("checkpoint", "checkpoint.h5")),
             "command": train_command(config, threads=1), "_file": str(path),
+            "registry_model": config["model"], "model_args": config.get("model_args", {}),
         })
     if not runs:
         raise RunFileError(f"{directory}: no finished runs (no <key>/metrics.json)")
@@ -125,7 +126,9 @@ def train_command(config: dict, threads: int) -> str:
 
 
 def run_cost(run: dict):
-    """(CostReport, from_checkpoint) for a run: its checkpoint's architecture, else the default config."""
+    """(CostReport, from_checkpoint) for a run: its checkpoint's model, else the run's configuration
+    (a sweep run's ``registry_model`` and ``model_args``; a run file's model with default arguments)
+    rebuilt untrained."""
     import numbnn.io
     from numbnn.models import build_model
     from numbnn.models.cost import default_input_shape, summarize
@@ -134,7 +137,8 @@ def run_cost(run: dict):
     if checkpoint.is_file():
         model, from_checkpoint = numbnn.io.load(checkpoint), True
     else:
-        model, from_checkpoint = build_model(run["model"]), False
+        model = build_model(run.get("registry_model", run["model"]), **run.get("model_args", {}))
+        from_checkpoint = False
     return summarize(model, default_input_shape(model)), from_checkpoint
 
 
@@ -170,7 +174,8 @@ def markdown_table(runs: list[dict]) -> str:
         "size with binary weights at 1 bit and real parameters at 32 bits.",
     ]
     if daggers:
-        notes.append("\u2020 checkpoint not found: costs of the model's default configuration.")
+        notes.append("\u2020 checkpoint not found: costs of the run's configuration rebuilt untrained (a trained "
+                     "ReActXGB's tree comparisons are then missing, its float classifier counted instead).")
     return "\n".join(lines + notes) + "\n"
 
 
