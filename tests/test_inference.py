@@ -213,8 +213,12 @@ def _single_use_step_chains(graph):
 def test_rsign_thresholds_are_folded_into_packing():
     packed = compile(build_model("bnn-small"))
     assert "concat" not in packed.op_counts()  # the repeated-channel shortcut is read in place
+    # the stem's output has a pack node; the next three signs are packed by the convs writing their input.
+    # RSign's bias is each packing's threshold, not a step of its own
     packs = [n for n in packed.graph.nodes if n.op == "pack"]
-    assert len(packs) == 4 and all("threshold" in n.consts for n in packs)
+    writers = [n for n in packed.graph.nodes if n.extra_outputs]
+    assert len(packs) == 1 and "threshold" in packs[0].consts
+    assert [n.op for n in writers] == ["bconv_steps"] * 3 and all("pack_threshold" in n.consts for n in writers)
     producers = packed.graph.producers()
     assert all(producers[n.inputs[0]].attrs.get("stages") != ["add"] for n in packs)
     assert not _single_use_step_chains(packed.graph)
@@ -224,8 +228,10 @@ def test_duplicated_branches_share_one_packing():
     packed = compile(build_model("reactnet-a"))
     counts = packed.op_counts()
     # 5 blocks x (3x3 input, 1x1 input); the two 1x1 branches of a widening block are one conv, no concat;
-    # each conv runs with its steps (alpha, BN, shortcut, RPReLU) in one fused pass
-    assert counts["bconv_steps"] == 10 and counts["pack"] == 10 and "concat" not in counts and "bconv" not in counts
+    # each conv runs with its steps (alpha, BN, shortcut, RPReLU) in one fused pass, and every conv but the
+    # last packs its output for the next block's RSign in that pass (the stem's output has its own pack)
+    assert counts["bconv_steps"] == 10 and counts["pack"] == 1 and "concat" not in counts and "bconv" not in counts
+    assert sum(bool(n.extra_outputs) for n in packed.graph.nodes) == 9
     stages = [n.attrs["stages"] for n in packed.graph.nodes if n.op == "bconv_steps"]
     assert ["mul", "affine", "add_input", "dprelu"] in stages
     assert not _single_use_step_chains(packed.graph)

@@ -100,10 +100,10 @@ def _first(graph, op):
 
 def _mutations():
     def unknown_op(g, b, m):
-        _first(g, "pack")["op"] = "exec"
+        _first(g, "reduce")["op"] = "exec"
 
     def code_in_ufunc(g, b, m):
-        node = _first(g, "pack")
+        node = _first(g, "reduce")
         node.update(op="ufunc", attrs={"fn": "__import__", "operands": ["input:0"]}, consts={})
 
     def offset_outside(g, b, m):
@@ -129,7 +129,7 @@ def _mutations():
         m["classes"] = ["a", "b"]
 
     def batch_changing_reshape(g, b, m):
-        node = _first(g, "pack")
+        node = _first(g, "reduce")
         node.update(op="reshape", attrs={"shape": [-1]}, consts={})
 
     def bad_stage(g, b, m):
@@ -144,9 +144,20 @@ def _mutations():
     def no_output(g, b, m):
         g["output"] = 10_000
 
+    def second_output_written_twice(g, b, m):
+        node = next(n for n in g["nodes"] if "extra_outputs" in n)
+        node["extra_outputs"] = [g["input"]]
+
+    def second_output_of_a_one_value_op(g, b, m):
+        _first(g, "reduce")["extra_outputs"] = [10_000]
+
+    def second_output_not_a_number(g, b, m):
+        next(n for n in g["nodes"] if "extra_outputs" in n)["extra_outputs"] = "all"
+
     return [unknown_op, code_in_ufunc, offset_outside, read_before_written, weight_words_mismatch,
             wrong_blob_dtype, missing_blob, extra_node_key, class_count, batch_changing_reshape, bad_stage,
-            negative_shape, input_shape, no_output]
+            negative_shape, input_shape, no_output, second_output_written_twice, second_output_of_a_one_value_op,
+            second_output_not_a_number]
 
 
 @pytest.mark.parametrize("mutate", _mutations(), ids=lambda f: f.__name__)
@@ -201,3 +212,31 @@ def test_a_checkpoint_or_a_future_file_is_not_a_packed_model(saved, tmp_path):
     write_raw(tmp_path / "future.h5", graph, blobs, meta, version=FORMAT_VERSION + 1)
     with pytest.raises(FormatVersionError, match="newer"):
         load(tmp_path / "future.h5")
+
+
+def as_version_1(graph):
+    """The graph as format version 1 stored it: each pack a node of its own, no node with two outputs."""
+    nodes = []
+    for node in graph["nodes"]:
+        nodes.append(node)
+        extra = node.pop("extra_outputs", None)
+        if extra:
+            threshold, groups = node["consts"].pop("pack_threshold"), node["attrs"].pop("pack_groups")
+            nodes.append({"op": "pack", "inputs": [node["output"]], "output": extra[0], "attrs": {"groups": groups},
+                          "consts": {"threshold": threshold}})
+    return {**graph, "nodes": nodes}
+
+
+def test_version_1_files_still_load_and_version_1_refuses_two_outputs(saved, tmp_path):
+    packed, path = saved
+    graph, blobs, meta = read_raw(path)
+    assert FORMAT_VERSION == 2 and any("extra_outputs" in node for node in graph["nodes"])
+    write_raw(tmp_path / "v1.h5", as_version_1(copy.deepcopy(graph)), blobs, meta, version=1)
+    old = load(tmp_path / "v1.h5")
+    fused = sum(bool(n.extra_outputs) for n in packed.graph.nodes)
+    assert fused >= 1 and old.op_counts()["pack"] == packed.op_counts().get("pack", 0) + fused
+    images = np.random.default_rng(3).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    np.testing.assert_array_equal(old.predict(images), packed.predict(images))
+    write_raw(tmp_path / "v1_two_outputs.h5", graph, blobs, meta, version=1)
+    with pytest.raises(CheckpointError, match="exactly the keys"):
+        load(tmp_path / "v1_two_outputs.h5")

@@ -272,6 +272,43 @@ def test_fused_conv_and_steps_equal_the_two_ops(batch, size, groups, per_group, 
     np.testing.assert_array_equal(got.view(np.int32), naive_steps(stages, params, acc, other).view(np.int32))
 
 
+@settings(max_examples=40)
+@given(st.integers(1, 3), st.integers(2, 7), st.sampled_from([1, 2]), st.sampled_from([2, 8, 32, 40, 64, 70]),
+       st.one_of(st.integers(1, 70), st.sampled_from([32, 64])), st.sampled_from([(1, 0, 1), (3, 1, 1), (3, 1, 2)]),
+       st.sampled_from([1, 2, 3]), st.sampled_from(["block", "other_steps"]), st.booleans(), st.integers(0, 2**32 - 1))
+def test_fused_conv_that_packs_its_output_equals_steps_then_pack(batch, size, groups, per_group, outputs, geometry,
+                                                                 pack_groups, steps, at_threshold, seed):
+    """bconv_steps with pack_groups/pack_threshold writes the same float output as without, and its bits
+    equal the naive packing of that output (bit = y < threshold, per pack group, tails 0), exactly at
+    the threshold included."""
+    from numbnn.kernels import pack_conv_weight
+
+    rng = np.random.default_rng(seed)
+    kernel, padding, stride = geometry
+    channels, out_channels = groups * per_group, groups * pack_groups * outputs
+    attrs = {"in_channels": channels, "groups": groups, "stride": [stride] * 2, "padding": [padding] * 2,
+             "dilation": [1, 1], "pad_value": 0,
+             "stages": ["mul", "affine", "add_input", "dprelu"] if steps == "block" else ["affine", "dprelu"]}
+    consts = {"weight": pack_conv_weight(rng.standard_normal((out_channels, kernel, kernel, per_group)).astype(np.float32)),
+              "params": rng.standard_normal((7 if steps == "block" else 6, out_channels)).astype(np.float32)}
+    x = Pack({"groups": groups}, {})(rng.standard_normal((batch, size, size, channels)).astype(np.float32))
+    inputs = [x]
+    if steps == "block":
+        ho = (size + 2 * padding - kernel) // stride + 1
+        inputs.append(rng.standard_normal((batch, ho, ho, out_channels)).astype(np.float32))
+    expected = build_op("bconv_steps", attrs, consts)(*inputs)
+    threshold = rng.standard_normal(out_channels).astype(np.float32)
+    if at_threshold:  # the first pixel's values are the thresholds: y < t is false there
+        threshold = expected[0, 0, 0].copy()
+    fused = build_op("bconv_steps", {**attrs, "pack_groups": pack_groups}, {**consts, "pack_threshold": threshold})
+    got, packed = fused(*inputs)
+    np.testing.assert_array_equal(got.view(np.int32), expected.view(np.int32))
+    np.testing.assert_array_equal(packed, naive_pack_grouped(expected < threshold, pack_groups))
+    np.testing.assert_array_equal(packed, Pack({"groups": pack_groups}, {"threshold": threshold})(expected))
+    assert fused.output_specs([Spec("uint64", x.shape[1:]), *[Spec("float32", v.shape[1:]) for v in inputs[1:]]]) \
+        == [Spec("float32", got.shape[1:]), Spec("uint64", packed.shape[1:])]
+
+
 @settings(max_examples=30)
 @given(st.sampled_from(["shuffle", "space_to_depth", "shift", "pad"]), st.integers(1, 3), st.integers(0, 2**32 - 1))
 def test_gather_pack_equals_packing_the_moved_tensor(move, batch, seed):

@@ -1,7 +1,8 @@
 """Numba loops of the packed runtime that the general kernels do not have.
 
 - :func:`pack_below`: sign packing against per-channel float thresholds (RSign / LearnableBias folded
-  into the packing), with per-group word alignment.
+  into the packing), with per-group word alignment; :func:`pack_rows_below` packs a block of rows, also
+  inside :func:`conv_steps` while its output rows are in the cache.
 - :func:`pack_acc_below`: the same for int32 accumulators against integer thresholds with a per-channel
   flip (batch norm + sign folded into the binary conv's output, LCE's "bitpacked output").
 - :func:`run_stages`: a short program of per-channel float32 steps (scale, batch norm, bias, residual
@@ -36,22 +37,33 @@ def pack_below(x, thresholds, groups, packed):
     if groups == 1 and 64 % channels == 0:
         _pack_short_rows(x, thresholds, packed)
         return
-    per_group = channels // groups
-    words = (per_group + 63) // 64
     n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
     for block in nb.prange(n_blocks):
-        difference = np.zeros(channels + 64, np.float32)  # room for a full 64-lane read at the tail
-        for r in range(block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK)):
-            for c in range(channels):
-                difference[c] = x[r, c] - thresholds[c]
-            for g in range(groups):
-                for j in range(words):
-                    start = g * per_group + 64 * j
-                    count = min(64, per_group - 64 * j)
-                    word = sign_bits64(difference, start)
-                    if count < 64:
-                        word &= (np.uint64(1) << np.uint64(count)) - np.uint64(1)
-                    packed[r, g * words + j] = word
+        difference = np.zeros((ROW_BLOCK, channels + 64), np.float32)  # room for a full 64-lane read at the tail
+        pack_rows_below(x, block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK), thresholds, groups, difference, packed)
+
+
+@nb.njit(cache=True)
+def pack_rows_below(x, first, last, thresholds, groups, difference, packed):
+    """Rows first .. last-1 of :func:`pack_below` (``difference``: float32 scratch [>= last - first, C + 64],
+    zero past C). All the rows' differences are written before any is read back as 64 lanes: a wide
+    read right after the narrow writes of the same row waits for them (3x slower per row at 32 channels)."""
+    channels = x.shape[1]
+    per_group = channels // groups
+    words = (per_group + 63) // 64
+    for r in range(first, last):
+        for c in range(channels):
+            difference[r - first, c] = x[r, c] - thresholds[c]
+    for r in range(first, last):
+        row = difference[r - first]
+        for g in range(groups):
+            for j in range(words):
+                start = g * per_group + 64 * j
+                count = min(64, per_group - 64 * j)
+                word = sign_bits64(row, start)
+                if count < 64:
+                    word &= (np.uint64(1) << np.uint64(count)) - np.uint64(1)
+                packed[r, g * words + j] = word
 
 
 @nb.njit(parallel=True, cache=True)
@@ -354,7 +366,7 @@ CONV_BLOCK = 16 * TILE_ROWS  # output pixels per task of conv_steps
 
 @nb.njit(parallel=True, cache=True, error_model="numpy")
 def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, tap_bits, panels, k, border_row, correction,
-               codes, first_rows, params, other, other_div, out):
+               codes, first_rows, params, other, other_div, out, pack_thresholds, pack_groups, packed):
     """A binary convolution and the per-channel steps after it, one block of output pixels at a time.
 
     Per block of CONV_BLOCK output pixels and per group g: the pixels' packed receptive fields in the
@@ -363,7 +375,9 @@ def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, tap_bits, panels, k, b
     popcount of XOR, the weights' tails balanced as in numbnn.inference.ops.BinaryConv); then the
     padding correction of border pixels (``border_row[pixel]`` >= 0 indexes ``correction``) and the
     steps (:func:`block_epilogue` for a ReActNet block, else :func:`apply_steps`) into ``out`` [N*Ho*Wo, O].
-    The int32 results never leave the cache.
+    The int32 results never leave the cache. With ``packed`` words per row (``packed.shape[1]`` > 0) the
+    block's float rows are also packed against ``pack_thresholds`` in ``pack_groups`` groups while they
+    are still in the cache (:func:`pack_rows_below`, the next RSign's bits): no second pass over ``out``.
     ``tap_bits`` > 0 (a group's channel count, a divisor of 64): taps are packed densely, 64 / tap_bits
     taps per word (:func:`_gather_dense`), so few channels do not leave most of every word empty.
     """
@@ -380,6 +394,7 @@ def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, tap_bits, panels, k, b
     for block in nb.prange((rows + CONV_BLOCK - 1) // CONV_BLOCK):
         first, last = block * CONV_BLOCK, min(rows, (block + 1) * CONV_BLOCK)
         tiles = np.empty((CONV_BLOCK, groups * padded), np.int32)
+        difference = np.zeros((CONV_BLOCK, out_channels + 64), np.float32)  # pack_rows_below's scratch
         for g in range(groups):
             if pointwise and last - first == CONV_BLOCK:
                 source, row0 = flat, first
@@ -411,6 +426,8 @@ def conv_steps(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, tap_bits, panels, k, b
                 for o in range(out_channels):
                     out[r, o] = np.float32(acc[r - first, o])
             apply_steps(out, first, last, codes, first_rows, params, other, other_div)
+        if packed.shape[1] > 0:
+            pack_rows_below(out, first, last, pack_thresholds, pack_groups, difference, packed)
 
 
 @nb.njit(cache=True)

@@ -1,12 +1,13 @@
 """Packed model files: one HDF5 file with the graph as JSON and every constant in a few flat datasets.
 
-Layout (format "numbnn-packed-model", version 1, inside the checksummed envelope of :mod:`numbnn.io.hdf5`)::
+Layout (format "numbnn-packed-model", version 2, inside the checksummed envelope of :mod:`numbnn.io.hdf5`)::
 
     /             attrs: format, format_version, numbnn_version, created,
                          meta (JSON: source model config, input_shape [H, W, C], mean, std, classes, report)
     /graph        JSON string: {"input": id, "output": id, "input_spec": {"dtype", "shape"},
                                 "nodes": [{"op", "inputs", "output", "attrs",
-                                           "consts": {name: {"dtype", "offset", "shape"}}}]}
+                                           "consts": {name: {"dtype", "offset", "shape"}},
+                                           "extra_outputs" (only on a node that writes several values)}]}
     /constants/<dtype>   one 1-D dataset per dtype (uint64 packed weights, float32, int32, int16, uint8);
                          a constant is ``shape``'s product of elements from ``offset``
 
@@ -18,6 +19,10 @@ Loading validates everything before building anything (format, version, checksum
 every constant reference, every op and shape: :meth:`numbnn.inference.graph.Graph.check`); a bad file
 raises :class:`~numbnn.errors.CheckpointError` (or :class:`~numbnn.errors.FormatVersionError`) and
 no code from a file is ever executed.
+
+Versions: 2 added ``extra_outputs`` (a node writing several values; the fused conv that packs its own
+output). Version 1 files still load (their nodes write one value each); a version 1 reader refuses a
+version 2 file with :class:`~numbnn.errors.FormatVersionError`.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ from numbnn.inference.ops import Spec
 from numbnn.io.hdf5 import atomic_h5, open_numbnn_file, verify_envelope, write_header
 
 FORMAT = "numbnn-packed-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DTYPES = ("uint64", "float32", "int32", "int16", "uint8", "bool")
 _STORED_AS = {"bool": "uint8"}  # h5py has no plain bool dataset; bools are stored as 0/1 bytes
 _NODE_KEYS = {"op", "inputs", "output", "attrs", "consts"}
+_EXTRA_OUTPUTS_SINCE = 2  # the format version that added a node's "extra_outputs"
 
 
 def save(model: PackedModel, path) -> Path:
@@ -58,7 +64,10 @@ def save(model: PackedModel, path) -> Path:
             refs[name] = {"dtype": dtype, "offset": sizes.get(dtype, 0), "shape": list(array.shape)}
             blobs.setdefault(dtype, []).append(array.reshape(-1))
             sizes[dtype] = sizes.get(dtype, 0) + array.size
-        nodes.append({"op": node.op, "inputs": node.inputs, "output": node.output, "attrs": node.attrs, "consts": refs})
+        entry = {"op": node.op, "inputs": node.inputs, "output": node.output, "attrs": node.attrs, "consts": refs}
+        if node.extra_outputs:
+            entry["extra_outputs"] = node.extra_outputs
+        nodes.append(entry)
     graph = {"input": model.graph.input, "output": model.graph.output,
              "input_spec": {"dtype": model.graph.input_spec.dtype, "shape": list(model.graph.input_spec.shape)},
              "nodes": nodes}
@@ -76,13 +85,13 @@ def save(model: PackedModel, path) -> Path:
 
 def load(path) -> PackedModel:
     """Read and validate a packed model file (see the module docstring)."""
-    with open_numbnn_file(path, FORMAT, FORMAT_VERSION) as (file, _version):
+    with open_numbnn_file(path, FORMAT, FORMAT_VERSION) as (file, version):
         meta = _json_attr(file, "meta", path)
         if "graph" not in file or not isinstance(file["graph"], h5py.Dataset) or not h5py.check_string_dtype(file["graph"].dtype):
             raise CheckpointError(f"{path}: /graph is missing or not a JSON string")
         graph = _parse_json(file["graph"].asstr()[()], path, "graph")
         blobs = _read_blobs(file, path)
-    graph, meta = _build_graph(graph, blobs, path), _check_meta(meta, path)
+    graph, meta = _build_graph(graph, blobs, path, version), _check_meta(meta, path)
     if tuple(meta["input_shape"]) != graph.input_spec.shape:
         raise CheckpointError(f"{path}: meta input_shape {meta['input_shape']} differs from the graph's {graph.input_spec.shape}")
     try:
@@ -134,7 +143,7 @@ def _read_blobs(file, path) -> dict[str, np.ndarray]:
     return blobs
 
 
-def _build_graph(graph, blobs, path) -> Graph:
+def _build_graph(graph, blobs, path, version) -> Graph:
     if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
         raise CheckpointError(f"{path}: graph must be an object with a node list")
     spec = graph.get("input_spec")
@@ -142,16 +151,21 @@ def _build_graph(graph, blobs, path) -> Graph:
             or not all(_is_int(v) and v >= 1 for v in spec["shape"])):
         raise CheckpointError(f"{path}: graph input_spec must be float32 with a positive integer shape")
     nodes = []
+    optional = {"extra_outputs"} if version >= _EXTRA_OUTPUTS_SINCE else set()
     for index, entry in enumerate(graph["nodes"]):
         where = f"{path}: graph node {index}"
-        if not isinstance(entry, dict) or set(entry) != _NODE_KEYS:
-            raise CheckpointError(f"{where}: must have exactly the keys {sorted(_NODE_KEYS)}")
+        if not isinstance(entry, dict) or not _NODE_KEYS <= set(entry) <= _NODE_KEYS | optional:
+            raise CheckpointError(f"{where}: must have exactly the keys {sorted(_NODE_KEYS)}"
+                                  + (f" (and optionally {sorted(optional)})" if optional else ""))
         if not isinstance(entry["op"], str) or not isinstance(entry["attrs"], dict) or not isinstance(entry["consts"], dict):
             raise CheckpointError(f"{where}: op must be a string, attrs and consts objects")
         if not isinstance(entry["inputs"], list) or not all(_is_int(v) for v in entry["inputs"]) or not _is_int(entry["output"]):
             raise CheckpointError(f"{where}: inputs and output must be value numbers")
+        extra = entry.get("extra_outputs", [])
+        if not isinstance(extra, list) or not all(_is_int(v) for v in extra):
+            raise CheckpointError(f"{where}: extra_outputs must be a list of value numbers")
         consts = {name: _constant(ref, blobs, f"{where} constant {name!r}") for name, ref in entry["consts"].items()}
-        nodes.append(Node(entry["op"], entry["inputs"], entry["output"], entry["attrs"], consts))
+        nodes.append(Node(entry["op"], entry["inputs"], entry["output"], entry["attrs"], consts, extra))
     if not _is_int(graph.get("input")) or not _is_int(graph.get("output")):
         raise CheckpointError(f"{path}: graph input/output must be value numbers")
     return Graph(nodes, graph["input"], graph["output"], Spec("float32", tuple(spec["shape"])))

@@ -1,8 +1,9 @@
 """The packed model's program: nodes over numbered values, checked and runnable.
 
 A :class:`Graph` is a list of :class:`Node` in execution order; node i reads values by number and
-writes one new value. Value ``graph.input`` is the normalised float32 NHWC image batch, value
-``graph.output`` the logits. The compiler (:mod:`numbnn.inference.compile`) builds and rewrites graphs;
+writes one new value (``output``), or several when its op computes more than one in the same pass
+(``extra_outputs``: a fused conv that writes its float activations and their packed signs). Value
+``graph.input`` is the normalised float32 NHWC image batch, value ``graph.output`` the logits. The compiler (:mod:`numbnn.inference.compile`) builds and rewrites graphs;
 :meth:`Graph.check` validates one completely (every op's attributes and constants, every value defined
 before use, every shape) before anything runs, which is what makes loading a hostile file safe.
 """
@@ -24,6 +25,11 @@ class Node:
     output: int
     attrs: dict = field(default_factory=dict)
     consts: dict[str, np.ndarray] = field(default_factory=dict)
+    extra_outputs: list[int] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> list[int]:
+        return [self.output, *self.extra_outputs]
 
 
 @dataclass
@@ -34,11 +40,11 @@ class Graph:
     input_spec: Spec  # per-image shape and dtype of the input (float32 [H, W, C])
 
     def new_value(self) -> int:
-        used = [self.input] + [node.output for node in self.nodes]
+        used = [self.input] + [v for node in self.nodes for v in node.outputs]
         return max(used) + 1
 
     def producers(self) -> dict[int, Node]:
-        return {node.output: node for node in self.nodes}
+        return {v: node for node in self.nodes for v in node.outputs}
 
     def use_count(self, value: int) -> int:
         """Readers of ``value`` (the graph output counts as one)."""
@@ -55,7 +61,7 @@ class Graph:
         needed = {self.output}
         kept = []
         for node in reversed(self.nodes):
-            if node.output in needed:
+            if needed.intersection(node.outputs):
                 kept.append(node)
                 needed.update(node.inputs)
         self.nodes = kept[::-1]
@@ -66,8 +72,9 @@ class Graph:
         ops = []
         for index, node in enumerate(self.nodes):
             where = f"node {index} ({node.op})"
-            if node.output in specs:
-                raise GraphError(f"{where}: value {node.output} is written twice")
+            outputs = node.outputs
+            if len(set(outputs)) != len(outputs) or any(v in specs for v in outputs):
+                raise GraphError(f"{where}: a value among {outputs} is written twice")
             missing = [v for v in node.inputs if v not in specs]
             if missing:
                 raise GraphError(f"{where}: reads value {missing[0]} before it is computed")
@@ -75,7 +82,10 @@ class Graph:
                 op = build_op(node.op, node.attrs, node.consts)
                 if op.arity is not None and len(node.inputs) != op.arity:
                     raise GraphError(f"takes {op.arity} input(s), got {len(node.inputs)}")
-                specs[node.output] = op.output_spec([specs[v] for v in node.inputs])
+                out_specs = op.output_specs([specs[v] for v in node.inputs])
+                if len(out_specs) != len(outputs):
+                    raise GraphError(f"writes {len(out_specs)} value(s), the node names {len(outputs)}")
+                specs.update(zip(outputs, out_specs))
             except GraphError as error:
                 raise GraphError(f"{where}: {error}") from None
             ops.append(op)
@@ -85,7 +95,8 @@ class Graph:
 
 
 class Program:
-    """A checked graph ready to run: ops in order, and when each value can be freed."""
+    """A checked graph ready to run: ops in order, and when each value can be freed (a value nobody
+    reads, such as an unused second output, right after it is written)."""
 
     def __init__(self, graph: Graph):
         self.ops, self.specs = graph.check()
@@ -96,13 +107,15 @@ class Program:
             for value in node.inputs:
                 last_use[value] = index
         for index, (node, op) in enumerate(zip(graph.nodes, self.ops)):
-            free = [v for v in set(node.inputs) if last_use[v] == index and v != graph.output]
-            self.steps.append((op, node.inputs, node.output, free))
+            free = [v for v in set(node.inputs) | set(node.outputs)
+                    if last_use.get(v, index) == index and v != graph.output]
+            self.steps.append((op, node.inputs, node.outputs, free))
 
     def run(self, x: np.ndarray) -> np.ndarray:
         values = {self.graph.input: x}
-        for op, inputs, output, free in self.steps:
-            values[output] = op(*[values[v] for v in inputs])
+        for op, inputs, outputs, free in self.steps:
+            result = op(*[values[v] for v in inputs])
+            values.update(zip(outputs, result) if len(outputs) > 1 else [(outputs[0], result)])
             for value in free:
                 del values[value]
         return values[self.graph.output]

@@ -103,6 +103,10 @@ class Op:
     def output_spec(self, specs: list) -> Spec:
         raise NotImplementedError
 
+    def output_specs(self, specs: list) -> list[Spec]:
+        """Every value the op writes; an op that writes several returns them as a tuple from ``__call__``."""
+        return [self.output_spec(specs)]
+
     def __call__(self, *xs):
         raise NotImplementedError
 

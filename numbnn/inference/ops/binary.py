@@ -9,6 +9,7 @@ from numbnn.inference import _kernels
 from numbnn.inference.ops.base import (
     WORD, Op, Spec, const_array, expect, get_attr, int_attr, out_size, pair_attr, register_op, words_for,
 )
+from numbnn.inference.ops.packing import output_pack, pack_buffers
 from numbnn.inference.ops.steps import Elementwise
 from numbnn.kernels.tiles import column_panels
 
@@ -130,16 +131,24 @@ class BinaryConvSteps(Op):
     """float32 [Ho, Wo, O]: a ``bconv`` followed by an ``elementwise`` node, fused so that the int32
     results stay in the cache (see :func:`numbnn.inference._kernels.conv_steps`). Attributes and
     constants are those of the two nodes (``stages``/``params`` of the steps); inputs: the packed
-    activations, then the steps' second input if they read one. Even weight tails only."""
+    activations, then the steps' second input if they read one. Even weight tails only.
+
+    With a ``pack_groups`` attribute and a ``pack_threshold`` constant (float32 [O]) the node writes a
+    second value: the output's signs packed as a ``pack`` node would (bit = y < pack_threshold[c], per
+    group), computed block by block while the float rows are in the cache. ReActNet's next RSign reads
+    the block's output that the next residual add reads too; one pass writes both.
+    """
 
     name = "bconv_steps"
     arity = None
-    const_names = ("weight", "params")
+    const_names = ("weight", "params", "pack_threshold")
+    _OWN_ATTRS = ("stages", "pack_groups")
 
     def __init__(self, attrs, consts):
         super().__init__(attrs, consts)
-        self.conv = BinaryConv({k: v for k, v in attrs.items() if k != "stages"}, {"weight": consts.get("weight")})
+        self.conv = BinaryConv({k: v for k, v in attrs.items() if k not in self._OWN_ATTRS}, {"weight": consts.get("weight")})
         self.steps = Elementwise({"stages": get_attr(attrs, "stages", self.name)}, {"params": consts.get("params")})
+        self.pack = output_pack(attrs, consts, self.name)
         expect(not self.conv.general, "bconv_steps: needs even weight tails")
         out_channels, kh, kw, words = self.conv.weight.shape
         per_group = self.conv.in_channels // self.conv.groups
@@ -169,6 +178,10 @@ class BinaryConvSteps(Op):
         acc = self.conv.output_spec(specs[:1])
         return self.steps.output_spec([acc, *specs[1:]])
 
+    def output_specs(self, specs):
+        out = self.output_spec(specs)
+        return [out] if self.pack is None else [out, self.pack.output_spec([out])]
+
     def __call__(self, x, other=None):
         n, h, w, _ = x.shape
         out_channels, kh, kw, _ = self.conv.weight.shape
@@ -181,10 +194,12 @@ class BinaryConvSteps(Op):
         border_rows, correction = self._geometry[(h, w)]
         out = np.empty((n * ho * wo, out_channels), np.float32)
         other2, div = self.steps.other_rows(other, out.shape[0])
+        threshold, groups, packed = pack_buffers(self.pack, out.shape[0], out_channels)
         _kernels.conv_steps(x, kh, kw, *self.conv.stride, *self.conv.padding, *self.conv.dilation, ho, wo,
                             self.tap_bits, self.panels, self.k, border_rows, correction, self.steps.codes, self.steps.first_rows,
-                            self.steps.channel_params(out_channels), other2, div, out)
-        return out.reshape(n, ho, wo, out_channels)
+                            self.steps.channel_params(out_channels), other2, div, out, threshold, groups, packed)
+        out = out.reshape(n, ho, wo, out_channels)
+        return out if self.pack is None else (out, packed.reshape(n, ho, wo, -1))
 
 
 @register_op

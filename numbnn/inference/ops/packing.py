@@ -49,6 +49,26 @@ class Pack(Op):
         return packed.reshape(x.shape[:-1] + (-1,))
 
 
+_NO_THRESHOLD = np.zeros(0, np.float32)
+
+
+def output_pack(attrs: dict, consts: dict, op: str) -> Pack | None:
+    """The :class:`Pack` an op applies to its own output (``pack_groups`` attribute, ``pack_threshold``
+    constant float32 [C]), or None if it has neither: an op that also writes its output's signs."""
+    if "pack_groups" not in attrs and "pack_threshold" not in consts:
+        return None
+    return Pack({"groups": get_attr(attrs, "pack_groups", op)},
+                {"threshold": const_array(consts, "pack_threshold", op, np.float32, 1)})
+
+
+def pack_buffers(pack: Pack | None, rows: int, channels: int):
+    """(thresholds, groups, packed words [rows, W]) for a kernel that packs its output rows as it writes
+    them; W = 0 (nothing to pack) when ``pack`` is None."""
+    if pack is None:
+        return _NO_THRESHOLD, 1, np.empty((rows, 0), np.uint64)
+    return pack.threshold, pack.groups, np.empty((rows, pack.groups * words_for(channels // pack.groups)), np.uint64)
+
+
 MOVEMENTS = ("reshape", "transpose", "slice", "pad", "concat")
 MAX_GATHER_ELEMENTS = 1 << 24
 
