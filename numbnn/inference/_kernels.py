@@ -43,6 +43,19 @@ def pack_below(x, thresholds, groups, packed):
         pack_rows_below(x, block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK), thresholds, groups, difference, packed)
 
 
+@nb.njit(inline="always")
+def _pack_signs_row(difference, groups, words, per_group, out):
+    """out[g*words + j] = sign bits of group g's 64-lane run j of ``difference`` (bits past the group: 0)."""
+    for g in range(groups):
+        for j in range(words):
+            start = g * per_group + 64 * j
+            count = min(64, per_group - 64 * j)
+            word = sign_bits64(difference, start)
+            if count < 64:
+                word &= (np.uint64(1) << np.uint64(count)) - np.uint64(1)
+            out[g * words + j] = word
+
+
 @nb.njit(cache=True)
 def pack_rows_below(x, first, last, thresholds, groups, difference, packed):
     """Rows first .. last-1 of :func:`pack_below` (``difference``: float32 scratch [>= last - first, C + 64],
@@ -55,15 +68,7 @@ def pack_rows_below(x, first, last, thresholds, groups, difference, packed):
         for c in range(channels):
             difference[r - first, c] = x[r, c] - thresholds[c]
     for r in range(first, last):
-        row = difference[r - first]
-        for g in range(groups):
-            for j in range(words):
-                start = g * per_group + 64 * j
-                count = min(64, per_group - 64 * j)
-                word = sign_bits64(row, start)
-                if count < 64:
-                    word &= (np.uint64(1) << np.uint64(count)) - np.uint64(1)
-                packed[r, g * words + j] = word
+        _pack_signs_row(difference[r - first], groups, words, per_group, packed[r])
 
 
 @nb.njit(parallel=True, cache=True)
@@ -551,11 +556,4 @@ def gather_pack(x, index, fill, thresholds, groups, packed):
                 source = index[row * channels + c]
                 value = x[b, source] if source >= 0 else fill[-1 - source]
                 difference[c] = value - thresholds[c]
-            for g in range(groups):
-                for j in range(words):
-                    start = g * per_group + 64 * j
-                    count = min(64, per_group - 64 * j)
-                    word = sign_bits64(difference, start)
-                    if count < 64:
-                        word &= (np.uint64(1) << np.uint64(count)) - np.uint64(1)
-                    packed[task, g * words + j] = word
+            _pack_signs_row(difference, groups, words, per_group, packed[task])
