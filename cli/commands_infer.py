@@ -98,6 +98,9 @@ def bench_model(
         table.add_row(key.removeprefix("batch_"), f"{packed['images_per_s']:,.0f}", f"{packed['latency_ms']:.2f}",
                       f"{float_['images_per_s']:,.0f}", f"{float_['latency_ms']:.2f}", f"{speedup}x")
     console.print(table)
+    largest = max(int(key.removeprefix("batch_")) for key in results["speedup"])
+    console.print(f"packed time per op kind at batch {largest} (ms): "
+                  + ", ".join(f"{name} {ms:.2f}" for name, ms in results["packed_op_ms"].items()))
     for kind, runs in results.get("cold", {}).items():
         for cache, run in runs.items():
             console.print(f"cold {kind}, {cache.replace('_', ' ')}: first call {run['first_call_s']:.2f} s, "

@@ -187,6 +187,12 @@ def test_bench_model_quick(files):
         assert set(report[side]) == {"batch_1", "batch_8"}
         assert all(row["images_per_s"] > 0 and row["latency_ms"] > 0 for row in report[side].values())
     assert report["speedup"]["batch_8"] > 0 and "cold" not in report
+    # one entry per op kind of the compiled graph, each a positive time
+    import numbnn.io
+    from numbnn.inference import compile as compile_packed
+
+    kinds = {op.name for op in compile_packed(numbnn.io.load(checkpoint)).program.ops}
+    assert set(report["packed_op_ms"]) == kinds and all(ms > 0 for ms in report["packed_op_ms"].values())
 
 
 def test_cold_start_probe_reports_its_phases(files, tmp_path):

@@ -61,6 +61,7 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
         result["packed"][f"batch_{batch}"] = _rates(batch, packed_s)
         result["float"][f"batch_{batch}"] = _rates(batch, float_s)
         result["speedup"][f"batch_{batch}"] = round(float_s / packed_s, 2)
+    result["packed_op_ms"] = op_breakdown(packed, images[:max(batches)], repeats)
     if cold and not quick:
         with tempfile.TemporaryDirectory() as directory:
             exported = Path(directory) / "model.h5"
@@ -71,6 +72,17 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
                 result["cold"][kind] = cold_starts(kind, path)
     result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result
+
+
+def op_breakdown(packed, images, repeats: int) -> dict:
+    """Median milliseconds per op kind (summed over the graph's nodes of that kind) for one batch."""
+    x = packed.prepare(images)
+    runs = []
+    for _ in range(repeats):
+        seconds = {}
+        packed.program.run(x, op_seconds=seconds)
+        runs.append(seconds)
+    return {name: round(1e3 * float(np.median([run[name] for run in runs])), 3) for name in sorted(runs[0])}
 
 
 def cold_starts(kind: str, path: Path) -> dict:

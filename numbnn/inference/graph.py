@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import time
+
 import numpy as np
 
 from numbnn.inference import trees as _trees  # noqa: F401  (registers the trees op)
@@ -111,10 +113,14 @@ class Program:
                     if last_use.get(v, index) == index and v != graph.output]
             self.steps.append((op, node.inputs, node.outputs, free))
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray, op_seconds: dict | None = None) -> np.ndarray:
+        """The graph's output for ``x``; with ``op_seconds``, each op's wall time is added under its name."""
         values = {self.graph.input: x}
         for op, inputs, outputs, free in self.steps:
+            started = time.perf_counter() if op_seconds is not None else 0.0
             result = op(*[values[v] for v in inputs])
+            if op_seconds is not None:
+                op_seconds[op.name] = op_seconds.get(op.name, 0.0) + time.perf_counter() - started
             values.update(zip(outputs, result) if len(outputs) > 1 else [(outputs[0], result)])
             for value in free:
                 del values[value]
