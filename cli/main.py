@@ -12,37 +12,33 @@ from cli import commands_sweep  # noqa: F401  (registers `sweep`, `report`)
 from cli import commands_train  # noqa: F401  (registers `train`, `eval`, `models`)
 import sys
 
-import click
 import typer
 
 from cli.common import app
 
 __all__ = ["app"]
 
-# Newer typer releases vendor click under their own exception classes; older ones raise click's.
-PARSER_ERRORS = (click.ClickException,) + ((typer.TyperException,) if hasattr(typer, "TyperException") else ())
-ABORTS = (click.exceptions.Abort, typer.Abort)
-
 
 def run() -> None:
     """Console-script entry point: a bad option or command is one ``error:`` line and exit 2.
 
-    Click (under typer) would print a usage block and a boxed message; running it with
+    Typer's parser would print a usage block and a boxed message; running it with
     ``standalone_mode=False`` hands us the exception instead, so every failure of the CLI, ours or
-    the parser's, looks the same to scripts and people.
+    the parser's, looks the same to scripts and people. Typer (>= 0.28) vendors its parser and
+    raises its errors as subclasses of ``typer.TyperException``, so click is not imported here.
     """
     try:
         code = app(standalone_mode=False)
-    except ABORTS:
-        click.echo("interrupted", err=True)
+    except typer.Abort:
+        typer.echo("interrupted", err=True)
         code = 130
-    except PARSER_ERRORS as error:
+    except typer.TyperException as error:
         context = getattr(error, "ctx", None)
         if type(error).__name__ == "NoArgsIsHelpError" and context is not None:
-            click.echo(context.get_help(), err=True)  # bare `numbnn` or `numbnn bench`: the help page
+            typer.echo(context.get_help(), err=True)  # bare `numbnn` or `numbnn bench`: the help page
             code = 0
         else:
             hint = f" (see `{context.command_path} --help`)" if context is not None else ""
-            click.echo(f"error: {error.format_message()}{hint}", err=True)
+            typer.echo(f"error: {error.format_message()}{hint}", err=True)
             code = getattr(error, "exit_code", 2)
     sys.exit(code if isinstance(code, int) else 0)

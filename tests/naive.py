@@ -216,3 +216,28 @@ def avg_pool2d_adjoint(grad, input_hw, kernel_size, stride, pad_before):
         count = (rows.stop - rows.start) * (cols.stop - cols.start)
         dx[:, rows, cols] += np.asarray(grad, dtype=np.float64)[:, oy, ox][:, None, None] / count
     return dx
+
+
+# ---- float products in a fixed order ------------------------------------------------------------
+
+
+def ordered_matmul(x, wt):
+    """x @ wt with every output summed over k in ascending order, one term at a time."""
+    out = np.zeros((x.shape[0], wt.shape[1]), dtype=x.dtype)
+    for k in range(x.shape[1]):
+        out += x[:, k : k + 1] * wt[k : k + 1, :]
+    return out
+
+
+# ---- popcount probe -----------------------------------------------------------------------------
+
+
+def xor_popcount_chains(iterations, starts):
+    """The probe's chains step by step: v <- v XOR s, s <- s + popcount(v); the sum of all lanes of s."""
+    values = starts.copy()
+    sums = np.zeros_like(values)
+    with np.errstate(over="ignore"):
+        for _ in range(iterations):
+            values ^= sums
+            sums += np.bitwise_count(values).astype(np.uint64)
+    return int(sums.sum(dtype=np.uint64).astype(np.int64))

@@ -105,6 +105,7 @@ def test_predict_batches_and_inputs(test_images):
     images, _ = test_images
     whole = packed.predict(images[:20])
     np.testing.assert_array_equal(packed.predict(images[:20], batch_size=7), whole)
+    np.testing.assert_array_equal(packed.predict(images[:20], batch_size=1), whole)  # no image depends on its batch
     np.testing.assert_array_equal(packed.predict(images[:20, :, :, None]), whole)
     np.testing.assert_array_equal(packed.predict(normalize(images[:20])), whole)
     assert packed.predict(images[:0]).shape == (0, 10)

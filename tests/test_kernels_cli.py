@@ -36,6 +36,8 @@ def test_bench_kernels_quick_json_reports_ratios():
         # ratio = binary / float MAC rate = float time / binary time (the ms are rounded to 1 us)
         assert row["ratio"] == pytest.approx(float_ms / row["binary_warm_ms"], rel=0.15, abs=0.02)
     assert report["machine"]["popcount_ceiling_gmacs"] > 0
+    assert report["machine"]["ceiling_basis"].startswith("measured")
+    assert report["environment"]["cpu_model"]
     assert "ratio" in result.stderr  # the table goes to stderr
 
 

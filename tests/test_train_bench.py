@@ -41,6 +41,7 @@ def test_bench_train_cli_json():
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["model"] == "bnn-small" and report["batch_size"] == 4 and report["step_s"] > 0
+    assert report["cpu_model"]
     assert "images/s" in result.stderr
 
 

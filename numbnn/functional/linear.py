@@ -1,16 +1,25 @@
 """Fully connected layer: y = x @ w.T + b, w [out, in] (PyTorch's layout)."""
 
+import numpy as np
+
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
+from numbnn.kernels.ordered_matmul import ordered_matmul
 
 
 class Linear(Function):
-    """One GEMM forward, two backward: dx = g @ w, dw = g.T @ x, db = sum of g over rows."""
+    """One product forward, two GEMMs backward: dx = g @ w, dw = g.T @ x, db = sum of g over rows.
+
+    The forward sums each output in a fixed order (:func:`numbnn.kernels.ordered_matmul.ordered_matmul`)
+    so that a prediction does not depend on the batch it was computed in; linear layers here are
+    classifiers and squeeze-excite projections, a few rows wide, where BLAS would gain nothing.
+    """
 
     @staticmethod
     def forward(ctx, x, w, bias):
         x2 = x.reshape(-1, x.shape[-1])
-        out = x2 @ w.T
+        dtype = np.result_type(x2, w)
+        out = ordered_matmul(x2.astype(dtype, copy=False), w.T.astype(dtype, copy=False))
         if bias is not None:
             out += bias
         ctx.save_for_backward(x2, w)

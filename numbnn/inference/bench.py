@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from numbnn.errors import InputError
+from numbnn.kernels.platform import cpu_model
 
 BATCHES = (1, 256)
 QUICK_BATCHES = (1, 8)
@@ -52,7 +53,7 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (max(batches), *packed.input_shape[:2]), dtype=np.uint8)
     result = {"model": packed.meta["config"]["name"], "checkpoint": str(checkpoint), "repeats": repeats,
-              "threads": numba.get_num_threads(), "packed": {}, "float": {}, "speedup": {}}
+              "cpu_model": cpu_model(), "threads": numba.get_num_threads(), "packed": {}, "float": {}, "speedup": {}}
     for batch in batches:
         progress(f"batch {batch}")
         x = images[:batch]

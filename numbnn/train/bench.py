@@ -33,6 +33,7 @@ import numpy as np
 
 from numbnn.autograd import Function
 from numbnn.errors import InputError
+from numbnn.kernels.platform import cpu_model
 from numbnn.models import build_model
 from numbnn.train.config import make_config
 from numbnn.train.data import normalize
@@ -103,6 +104,7 @@ def time_train_steps(model_name: str = "reactnet-a", batch_size: int = 128, step
     return {
         "model": model_name,
         "model_args": model_args or {},
+        "cpu_model": cpu_model(),
         "batch_size": batch_size,
         "threads": {"numba": numba.get_num_threads(), "blas": thread_info["blas"] if thread_info else None},
         "steps": steps,

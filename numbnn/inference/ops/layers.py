@@ -6,6 +6,7 @@ import numpy as np
 
 from numbnn import kernels
 from numbnn.inference import _kernels
+from numbnn.kernels.ordered_matmul import ordered_matmul
 from numbnn.inference.ops.base import (
     Op, Spec, const_array, expect, get_attr, int_attr, int_list, out_size, pair_attr, register_op,
 )
@@ -84,7 +85,9 @@ class Conv2d(Op):
 
 @register_op
 class Linear(Op):
-    """Float y = x @ W.T (+ b), W [out, in]."""
+    """Float y = x @ W.T (+ b), W [out, in], each output summed in the fixed order the float model's
+    linear layer uses (:func:`numbnn.kernels.ordered_matmul.ordered_matmul`): batch-invariant and
+    bit-equal to it."""
 
     name = "linear"
     const_names = ("weight", "bias")
@@ -94,6 +97,7 @@ class Linear(Op):
         self.weight = const_array(consts, "weight", self.name, np.float32, 2)
         self.bias = const_array(consts, "bias", self.name, np.float32, 1, optional=True)
         expect(self.bias is None or self.bias.shape == (self.weight.shape[0],), "linear: bias needs one value per output")
+        self.weight_t = np.ascontiguousarray(self.weight.T)
 
     def output_spec(self, specs):
         self._expect_inputs(specs, ["float32"])
@@ -102,8 +106,7 @@ class Linear(Op):
         return Spec("float32", specs[0].shape[:-1] + (self.weight.shape[0],))
 
     def __call__(self, x):
-        x2 = x.reshape(-1, x.shape[-1])
-        out = x2 @ self.weight.T
+        out = ordered_matmul(x.reshape(-1, x.shape[-1]), self.weight_t)
         if self.bias is not None:
             out += self.bias
         return out.reshape(x.shape[:-1] + (self.weight.shape[0],))
