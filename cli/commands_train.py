@@ -79,6 +79,7 @@ def train(
         "seconds": result.seconds,
         "images_per_s": result.images_per_s,
         "checkpoint": outcome.checkpoint,
+        "history": result.history,
     }
     typer.echo(
         f"{outcome.model_name}: test accuracy {result.test_accuracy:.2%} after {result.epochs_completed} epoch(s), "

@@ -6,6 +6,7 @@ import pytest
 import numbnn.functional as F
 import numbnn.nn as nn
 from numbnn.autograd import Tensor
+from numbnn.errors import InputError
 
 
 def rng(seed=0):
@@ -230,7 +231,7 @@ def test_binary_conv2d_cost_attributes():
 def test_binary_conv2d_gradients_apply_the_ste_masks(binarize_weights, act_quantizer):
     """Gradients equal those of alpha * conv(q(x), q(W)) with q's surrogate derivative and a constant alpha."""
     layer = nn.BinaryConv2d(4, 6, 3, padding=1, act_clip=0.8, weight_clip=0.2, act_quantizer=act_quantizer,
-                            binarize_weights=binarize_weights, rng=rng())
+                            binarize_weights=binarize_weights, latent_init=1.0, rng=rng())
     x = x_nhwc()
     upstream = rng(5).normal(size=(2, 7, 6, 6)).astype(np.float32)
     xt = Tensor(x, requires_grad=True)
@@ -266,7 +267,7 @@ def test_binary_conv2d_gradients_apply_the_ste_masks(binarize_weights, act_quant
 @pytest.mark.parametrize("binarize_weights, act_quantizer", [(True, "approx"), (False, "ste"), (True, None)])
 def test_binary_linear_forward_and_masked_gradients(binarize_weights, act_quantizer):
     layer = nn.BinaryLinear(6, 4, bias=True, act_quantizer=act_quantizer, binarize_weights=binarize_weights,
-                            weight_clip=0.3, rng=rng())
+                            weight_clip=0.3, latent_init=1.0, rng=rng())
     layer.bias.data[...] = [1.0, 2.0, 3.0, 4.0]
     x = rng(1).normal(size=(5, 6)).astype(np.float32)
     w = layer.weight.data
@@ -284,3 +285,17 @@ def test_binary_linear_forward_and_masked_gradients(binarize_weights, act_quanti
     np.testing.assert_allclose(xt.grad, (upstream * alpha) @ wq * act, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(layer.bias.grad, upstream.sum(axis=0), rtol=1e-5)
     assert layer.weight_bits == (1 if binarize_weights else 32) and layer.act_bits == (1 if act_quantizer else 32)
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: nn.BinaryConv2d(8, 16, 3, **kw),
+    lambda **kw: nn.BinaryLinear(8, 16, **kw),
+])
+def test_binary_layers_start_from_small_latent_weights(make):
+    default = make(rng=rng(3)).weight.data
+    kaiming = make(latent_init=1.0, rng=rng(3)).weight.data
+    np.testing.assert_allclose(default, kaiming * nn.init.BINARY_LATENT_INIT, rtol=1e-6)
+    np.testing.assert_array_equal(np.signbit(default), np.signbit(kaiming))  # same signs: same binary network
+    for bad in (0, -0.1, 1.5, True, "0.1"):
+        with pytest.raises(InputError, match="latent_init"):
+            make(latent_init=bad)

@@ -62,6 +62,7 @@ def test_uninterrupted_run_records_history_and_checkpoint(straight):
         assert record["images"] == 48 and 0.0 <= record["test_accuracy"] <= 1.0
         assert record["seconds"] > 0 and record["images_per_s"] > 0 and np.isfinite(record["train_loss"])
     assert result.history[1]["lr"] < result.history[0]["lr"]  # linear decay towards 0
+    assert all(0 < record["weight_flips"] < 1 for record in result.history)  # the binary weights learn
     checkpoint = numbnn.io.load_checkpoint(path)
     assert checkpoint.epoch == 2 and checkpoint.history == result.history
     assert checkpoint.extra["train_config"]["limit"] == 48
@@ -234,3 +235,16 @@ def test_a_plain_model_file_is_not_resumable(tmp_path):
     numbnn.io.save(build_model("bnn-small", **TINY), tmp_path / "plain.h5")
     with pytest.raises(CheckpointError, match="not a resumable training checkpoint"):
         run.train(resume=tmp_path / "plain.h5", progress=False)
+
+
+def test_flipped_fraction_counts_sign_changes_of_binarized_weights_only():
+    from numbnn.models import build_model
+    from numbnn.train.loop import binary_weight_signs, flipped_fraction
+
+    model = build_model("bnn-small", widths=(8, 8, 16))
+    before = binary_weight_signs(model)
+    assert len(before) == 2 and sum(s.size for s in before) == 8 * 9 * 8 + 16 * 9 * 8  # the two binary convs
+    assert flipped_fraction(before, binary_weight_signs(model)) == 0
+    model.blocks[1].conv.weight.data[:4] *= -1  # 4 of 16 output channels of the second conv
+    assert flipped_fraction(before, binary_weight_signs(model)) == pytest.approx(4 * 9 * 8 / (8 * 9 * 8 + 16 * 9 * 8))
+    assert flipped_fraction(*[binary_weight_signs(build_model("float-cnn"))] * 2) is None

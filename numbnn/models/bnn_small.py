@@ -32,19 +32,20 @@ import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.models.arguments import positive_ints
-from numbnn.models.layout import REACTNET_RECIPE, growth_blocks, head_features
+from numbnn.models.layout import BINARY_RECIPE, growth_blocks, head_features
 from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, LearnableBias, Linear, Module, RPReLU
 
 
 class BinaryBlock(Module):
     """RSign -> BinaryConv2d 3x3 -> BN, plus a real shortcut, then RPReLU (see the module docstring)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, binary_weights: bool = True):
         if out_channels % in_channels:
             raise InputError(f"a block's width can only grow by a whole factor, got {in_channels} -> {out_channels}")
         self.stride, self.repeat = stride, out_channels // in_channels
         self.threshold = LearnableBias(in_channels)  # with the conv's sign below: RSign
-        self.conv = BinaryConv2d(in_channels, out_channels, 3, stride=stride, padding=1, act_quantizer="approx")
+        self.conv = BinaryConv2d(in_channels, out_channels, 3, stride=stride, padding=1, act_quantizer="approx",
+                                 binarize_weights=binary_weights)
         self.norm = BatchNorm(out_channels)
         self.activation = RPReLU(out_channels)
 
@@ -63,22 +64,23 @@ class BinaryBlock(Module):
 @register_model("bnn-small", summary="Small ReActNet-style BNN: float stem, 4 binary residual blocks, float classifier",
                 paper="ReActNet (arXiv 2003.03488), simplified")
 class BnnSmall(Module):
-    """See the module docstring. ``widths``: output channels of the stem and of each binary block."""
+    """See the module docstring. ``widths``: output channels of the stem and of each binary block;
+    ``binary_weights``: False for step 1 of the two-step recipe (real weights, binary activations)."""
 
     def __init__(self, widths=(32, 32, 64, 128, 128), num_classes: int = 10, in_channels: int = 1,
-                 head: str = "pool", image_size: int = 28):
+                 head: str = "pool", image_size: int = 28, binary_weights: bool = True):
         widths = positive_ints(widths, "widths")
         features = head_features(widths, head, image_size)
         self.head = head
         self.stem = Conv2d(in_channels, widths[0], 3, padding=1)
         self.stem_norm = BatchNorm(widths[0])
-        self.blocks = growth_blocks(widths, BinaryBlock)
+        self.blocks = growth_blocks(widths, lambda c_in, c_out, stride: BinaryBlock(c_in, c_out, stride, binary_weights))
         self.classifier = Linear(features, num_classes)
 
     @classmethod
     def default_recipe(cls) -> dict:
-        """ReActNet's optimiser and the small-image augmentation (:data:`~numbnn.models.layout.REACTNET_RECIPE`)."""
-        return dict(REACTNET_RECIPE)
+        """The shared binary recipe (:data:`~numbnn.models.layout.BINARY_RECIPE`)."""
+        return dict(BINARY_RECIPE)
 
     def forward(self, x):
         x = self.stem_norm(self.stem(x))

@@ -15,9 +15,9 @@ is multiplied by k = sqrt(G), rounded to a multiple of G)::
         x = BinaryUnit(x, stride);  x = BinaryUnit(x, 1)
 
     BinaryUnit(C -> C', stride s):
-        branch = FPReLU(BN(BinaryConv3x3_s,groups=G(sign(Shuffle_G(x)))))
-        out    = branch + shortcut(x)          shortcut: identity, or AvgPool 2x2 -> Conv1x1 (float) -> BN
-                                               where the unit strides or widens (Bi-Real Net's downsampling)
+        branch = FPReLU(BN(BinaryConv3x3_s,groups=G(sign(Shuffle_G(x)))))     no scale factor: BN absorbs it
+        out    = branch + shortcut(x)          shortcut: identity, or AvgPool 2x2 -> channels repeated
+                                               where the unit strides or widens (parameter-free)
 
 What the paper says (verified from its abstract, NOTES.md section 3): a binary convolution trained to
 minimise quantization error becomes increasingly *linear*, which costs discriminative power; explicit,
@@ -26,8 +26,12 @@ capacity of the compressed network at no extra binary cost. Everything more spec
 assumption, because the paper's body and code could not be retrieved (NOTES.md marks them unverified):
 
 - Baseline: a Bi-Real-style ResNet (a real shortcut around every binary 3x3 conv, real first conv and
-  classifier, real 1x1 downsampling shortcut behind a 2x2 average pool), sign with Bi-Real's ApproxSign
-  gradient, per-output-channel weight scale mean|W_o| with the clipped weight STE.
+  classifier), sign with Bi-Real's ApproxSign gradient and the clipped weight STE. No weight scale
+  factor, as we read the paper's simplification (assumption: its body was not retrieved); a positive
+  per-output-channel scale in front of BN changes nothing BN cannot undo, so BN absorbs it.
+- Downsampling shortcut: parameter-free (2x2 average pool, channels repeated as in ReActNet's channel
+  duplication). Bi-Real Net's real 1x1 conv + BN there carried 0.93M of the network's 1.04M FLOPs,
+  inverting the paper's "less computation" (RB-Net's Bi-Real backbone keeps that real shortcut).
 - The explicit non-linearity is FPReLU, f(x) = a_c x (x >= 0), b_c x (x < 0) with both slopes learnable
   (initialised 1 and 0.25), placed after BN and *before* the shortcut addition: it bends the binary conv's
   own output (the part the paper calls too linear) while the real-valued shortcut stays an identity.
@@ -50,7 +54,7 @@ from numbnn.nn import (
     BatchNorm, BinaryConv2d, ChannelShuffle, Conv2d, FPReLU, Linear, Module, Sequential,
 )
 from numbnn.models.arguments import positive_ints
-from numbnn.models.layout import REACTNET_RECIPE, resnet_stages
+from numbnn.models.layout import BINARY_RECIPE, resnet_stages
 
 
 def grouped_width(width: int, groups: int) -> int:
@@ -58,31 +62,37 @@ def grouped_width(width: int, groups: int) -> int:
     return max(groups, groups * round(width * math.sqrt(groups) / groups))
 
 
-class DownsampleShortcut(Module):
-    """Bi-Real Net's real-valued shortcut where shape changes: AvgPool 2x2 (if strided) -> Conv1x1 -> BN."""
+class FreeShortcut(Module):
+    """A parameter-free shortcut where shape changes: AvgPool 2x2 (if strided), then the channels
+    repeated (ReActNet's channel duplication) and cut to the output width. No FLOPs but the pooling."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int):
-        self.stride = stride
-        self.conv = Conv2d(in_channels, out_channels, 1)
-        self.norm = BatchNorm(out_channels)
+        self.stride, self.in_channels, self.out_channels = stride, in_channels, out_channels
 
     def forward(self, x):
         if self.stride != 1:
             x = F.avg_pool2d(x, self.stride, self.stride, "same")
-        return self.norm(self.conv(x))
+        if self.out_channels == self.in_channels:
+            return x
+        copies = -(-self.out_channels // self.in_channels)
+        x = F.concat([x] * copies, axis=-1) if copies > 1 else x
+        return x if copies * self.in_channels == self.out_channels else x[..., : self.out_channels]
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
 
 
 class BinaryUnit(Module):
     """shortcut(x) + FPReLU(BN(BinaryConv3x3(sign(shuffle(x))))) (see the module docstring)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, groups: int):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, groups: int, binary_weights: bool = True):
         self.shuffle = ChannelShuffle(groups) if groups > 1 else None
         self.conv = BinaryConv2d(in_channels, out_channels, 3, stride=stride, padding=1, groups=groups,
-                                 act_quantizer="approx")
+                                 act_quantizer="approx", scale=None, binarize_weights=binary_weights)
         self.norm = BatchNorm(out_channels)
         self.activation = FPReLU(out_channels)
         changes_shape = stride != 1 or in_channels != out_channels
-        self.shortcut = DownsampleShortcut(in_channels, out_channels, stride) if changes_shape else None
+        self.shortcut = FreeShortcut(in_channels, out_channels, stride) if changes_shape else None
 
     def forward(self, x):
         branch = self.shuffle(x) if self.shuffle is not None else x
@@ -93,9 +103,9 @@ class BinaryUnit(Module):
 class BasicBlock(Sequential):
     """ResNet-18's basic block, each of its two binary 3x3 convs a :class:`BinaryUnit` (Bi-Real Net)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, groups: int):
-        super().__init__(BinaryUnit(in_channels, out_channels, stride, groups),
-                         BinaryUnit(out_channels, out_channels, 1, groups))
+    def __init__(self, in_channels: int, out_channels: int, stride: int, groups: int, binary_weights: bool = True):
+        super().__init__(BinaryUnit(in_channels, out_channels, stride, groups, binary_weights),
+                         BinaryUnit(out_channels, out_channels, 1, groups, binary_weights))
 
 
 @register_model(
@@ -105,10 +115,11 @@ class BasicBlock(Sequential):
 )
 class Ftbnn(Module):
     """See the module docstring. ``widths``: stage widths before widening (the stem has the first);
-    ``blocks``: basic blocks per stage; ``groups``: G of group execution (1 = the baseline)."""
+    ``blocks``: basic blocks per stage; ``groups``: G of group execution (1 = the baseline);
+    ``binary_weights``: False for step 1 of the two-step recipe (real weights, binary activations)."""
 
     def __init__(self, widths=(32, 64, 128), blocks=(2, 2, 2), groups: int = 4, num_classes: int = 10,
-                 in_channels: int = 1):
+                 in_channels: int = 1, binary_weights: bool = True):
         widths, blocks = positive_ints(widths, "widths"), positive_ints(blocks, "blocks")
         if not widths or len(widths) != len(blocks) or min(blocks) < 1:
             raise InputError(f"widths and blocks need one entry per stage (blocks >= 1), got {widths} and {blocks}")
@@ -118,13 +129,13 @@ class Ftbnn(Module):
         self.stem = Conv2d(in_channels, widths[0], 3, stride=2, padding=1)
         self.stem_norm = BatchNorm(widths[0])
         self.blocks, channels = resnet_stages(
-            widths, blocks, widths[0], lambda c_in, c_out, stride: BasicBlock(c_in, c_out, stride, groups))
+            widths, blocks, widths[0], lambda c_in, c_out, stride: BasicBlock(c_in, c_out, stride, groups, binary_weights))
         self.classifier = Linear(channels, num_classes)
 
     @classmethod
     def default_recipe(cls) -> dict:
-        """ReActNet's optimiser (FTBNN's own recipe was not retrieved): :data:`~numbnn.models.layout.REACTNET_RECIPE`."""
-        return dict(REACTNET_RECIPE)
+        """The shared binary recipe (:data:`~numbnn.models.layout.BINARY_RECIPE`); FTBNN's own recipe was not retrieved."""
+        return dict(BINARY_RECIPE)
 
     def forward(self, x):
         x = self.stem_norm(self.stem(x))

@@ -40,8 +40,9 @@ Scaled down for FashionMNIST and our assumptions:
 - Fake-quantization: weights symmetric with a per-output-channel bound max|W_o|; inputs symmetric (unsigned
   after the SE's ReLU) with a bound that is the batch mean of each image's max |x| in training, kept as an
   exponential moving average for evaluation (our reading of AQT's "mean of max" bounds).
-- Not modelled: AQT's real-valued weights for the first 50 of 800 epochs (a warm-up), and the 8-bit
-  ResNet-50 teacher (``numbnn train --teacher`` takes any checkpoint).
+- AQT's real-valued weights for the first 50 of 800 epochs (a warm-up) is ``--recipe two-step`` with
+  ``--step1-epochs``: step 1 trains with ``binary_weights=False``, step 2 binarizes the carried-over
+  weights. Not modelled: the 8-bit ResNet-50 teacher (``numbnn train --teacher`` takes any checkpoint).
 """
 
 import math
@@ -53,6 +54,7 @@ from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, DPReLU, Linear, Module, ModuleList
 from numbnn.models.arguments import positive_ints
+from numbnn.models.layout import BINARY_RECIPE
 
 SE_RATIO = 8
 
@@ -181,11 +183,12 @@ class PokeConv(Module):
     """BN(BinaryConv(x)) + local(x) [+ tiled(r1)] -> DPReLU -> x SE(x) -> BN (module docstring)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, clip: float,
-                 bottleneck_input: tuple[int, int] | None = None):
+                 bottleneck_input: tuple[int, int] | None = None, binary_weights: bool = True):
         _check_resizable(in_channels, out_channels, "zeros", "local")
         self.stride = stride
         self.conv = BinaryConv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
-                                 scale=None, act_quantizer="ste", act_clip=clip, weight_clip=math.inf)
+                                 scale=None, act_quantizer="ste", act_clip=clip, weight_clip=math.inf,
+                                 binarize_weights=binary_weights)
         self.norm = BatchNorm(out_channels, gamma_init=0.0 if bottleneck_input is not None else 1.0)
         # (channels, stride) of the bottleneck input r1, for the third conv of a bottleneck only
         self.bottleneck_input = bottleneck_input
@@ -206,10 +209,11 @@ class PokeConv(Module):
 class Bottleneck(Module):
     """PokeConv 1x1 (f) -> PokeConv 3x3 (f, stride) -> PokeConv 1x1 (4f), the last one also adding the block input."""
 
-    def __init__(self, in_channels: int, width: int, stride: int, clip: float):
-        self.reduce = PokeConv(in_channels, width, 1, 1, clip)
-        self.spatial = PokeConv(width, width, 3, stride, clip)
-        self.expand = PokeConv(width, 4 * width, 1, 1, clip, bottleneck_input=(in_channels, stride))
+    def __init__(self, in_channels: int, width: int, stride: int, clip: float, binary_weights: bool = True):
+        self.reduce = PokeConv(in_channels, width, 1, 1, clip, binary_weights=binary_weights)
+        self.spatial = PokeConv(width, width, 3, stride, clip, binary_weights=binary_weights)
+        self.expand = PokeConv(width, 4 * width, 1, 1, clip, bottleneck_input=(in_channels, stride),
+                               binary_weights=binary_weights)
 
     def forward(self, x):
         return self.expand(self.spatial(self.reduce(x)), x)
@@ -222,10 +226,11 @@ class Bottleneck(Module):
 )
 class PokeBnn(Module):
     """See the module docstring. ``widths``: f per stage; ``blocks``: bottlenecks per stage; ``clip``: B;
-    ``stem_widths``: PokeInit's two conv widths."""
+    ``stem_widths``: PokeInit's two conv widths; ``binary_weights``: False for real weights (AQT's
+    warm-up, and step 1 of the two-step recipe)."""
 
     def __init__(self, widths=(32, 64, 128), blocks=(1, 1, 1), clip: float = 3.0, stem_widths=(16, 32),
-                 num_classes: int = 10, in_channels: int = 1):
+                 num_classes: int = 10, in_channels: int = 1, binary_weights: bool = True):
         widths, blocks = positive_ints(widths, "widths"), positive_ints(blocks, "blocks")
         stem_widths = positive_ints(stem_widths, "stem_widths")
         if not widths or len(widths) != len(blocks) or min(blocks) < 1:
@@ -240,18 +245,18 @@ class PokeBnn(Module):
         for index, (width, count) in enumerate(zip(widths, blocks)):
             for block in range(count):
                 stride = 2 if index > 0 and block == 0 else 1
-                stages.append(Bottleneck(channels, width, stride, self.clip))
+                stages.append(Bottleneck(channels, width, stride, self.clip, binary_weights))
                 channels = 4 * width
         self.blocks = ModuleList(stages)
         self.classifier = QuantLinear(channels, num_classes, bits=8)
 
     @classmethod
     def default_recipe(cls) -> dict:
-        """PokeBNN's optimiser: Adam with beta2 = 0.99, lr decaying linearly to 0, L2 5e-5 on every parameter with
-        ndim > 1. The paper's lr (2e-5 per 256 images, 800 epochs at batch 8192) is tuned for ImageNet; for a
-        few FashionMNIST epochs at batch 128 we use ReActNet's 1e-3."""
-        return {"optimizer": "adam", "lr": 1e-3, "beta2": 0.99, "schedule": "linear", "epochs": 10,
-                "batch_size": 128, "weight_decay": 5e-5, "decay_rule": "ndim>1", "crop_padding": 2, "flip": True}
+        """The shared binary recipe (:data:`~numbnn.models.layout.BINARY_RECIPE`) with PokeBNN's own Adam
+        beta2 = 0.99 and L2 5e-5 on every parameter with ndim > 1 (google/aqt,
+        ``aqt/jax_legacy/jax/imagenet/configs/pokebnn/pokebnn_config.py``). The paper's lr (2e-5 per 256
+        images, 800 epochs at batch 8192) is tuned for ImageNet; the shared recipe's lr is used instead."""
+        return {**BINARY_RECIPE, "beta2": 0.99, "weight_decay": 5e-5, "decay_rule": "ndim>1"}
 
     def forward(self, x):
         x = self.stem(x)

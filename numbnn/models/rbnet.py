@@ -13,7 +13,7 @@ Block diagram (NHWC; default ``widths=(32, 64, 128)``, ``blocks=(2, 2, 2)``)::
 
     BasicBlock: BinaryUnit(stride) then BinaryUnit(1, shifted cells)   (ResNet-18 block, a shortcut per conv)
     BinaryUnit(C -> C', stride s):
-        out = BN(RPC_s(BA(x))) + shortcut(x)        shortcut: identity, or AvgPool 2x2 -> Conv1x1 -> BN
+        out = RPReLU(BN(RPC_s(BA(x))) + shortcut(x))    shortcut: identity, or AvgPool 2x2 -> Conv1x1 -> BN
 
     RPC_1 (C -> C'): SpaceToDepth(2) -> BinaryConv1x1 4C -> 4C' -> DepthToSpace(2)
     RPC_2 (C -> C'): SpaceToDepth(2) -> BinaryConv1x1 4C -> C'          (a 2x2 stride-2 conv)
@@ -45,6 +45,9 @@ The paper is closed access; everything below is our assumption:
   about 2.1x cheaper.
 - Backbone details as in Bi-Real Net (the ResNet-18 BNN the paper compares with): real stem, classifier and
   1x1 downsampling shortcuts; sign with ApproxSign's gradient; weight scale mean|W_o| with the clipped STE.
+- A non-linearity after every residual addition, ReActNet's RPReLU (arXiv 2003.03488 eq. 2): without one
+  the unit is linear between signs, which FTBNN (arXiv 2010.09294, abstract) shows costs a binary network
+  its discriminative power; which non-linearity RB-Net uses was not retrieved.
 
 ``conv="3x3"`` builds the same network with binary 3x3 convs in place of RPC (the cost reference).
 Scaled down for FashionMNIST: three stages instead of four, widths 32-128 instead of 64-512.
@@ -52,13 +55,27 @@ Scaled down for FashionMNIST: three stages instead of four, widths 32-128 instea
 
 import numbnn.functional as F
 from numbnn.errors import InputError
-from numbnn.models.ftbnn import DownsampleShortcut  # Bi-Real Net's real-valued downsampling shortcut
 from numbnn.models.registry import register_model
-from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, Sequential
+from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, RPReLU, Sequential
 from numbnn.models.arguments import positive_ints
-from numbnn.models.layout import REACTNET_RECIPE, resnet_stages
+from numbnn.models.layout import BINARY_RECIPE, resnet_stages
 
 CONV_KINDS = ("rpc", "3x3")
+
+
+class DownsampleShortcut(Module):
+    """Bi-Real Net's real-valued shortcut where shape changes: AvgPool 2x2 (if strided) -> Conv1x1 -> BN."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        self.stride = stride
+        self.conv = Conv2d(in_channels, out_channels, 1)
+        self.norm = BatchNorm(out_channels)
+
+    def forward(self, x):
+        if self.stride != 1:
+            x = F.avg_pool2d(x, self.stride, self.stride, "same")
+        return self.norm(self.conv(x))
+
 
 
 class BalancedActivation(BatchNorm):
@@ -108,14 +125,15 @@ def align_cells(x, shifted: bool):
 class ReshapedPointwiseConv(Module):
     """RPC: SpaceToDepth(2) -> binary 1x1 conv -> DepthToSpace(2) (stride 1) or not (stride 2)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, shifted: bool = False):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, shifted: bool = False,
+                 binary_weights: bool = True):
         if stride not in (1, 2):
             raise InputError(f"an RPC's stride must be 1 or 2, got {stride!r}")
         if stride == 2 and shifted:
             raise InputError("a strided RPC keeps its cells on the shortcut's pooling windows (shifted=False)")
         self.stride, self.shifted = stride, shifted
         conv_out = 4 * out_channels if stride == 1 else out_channels
-        self.conv = BinaryConv2d(4 * in_channels, conv_out, 1, act_quantizer="approx")
+        self.conv = BinaryConv2d(4 * in_channels, conv_out, 1, act_quantizer="approx", binarize_weights=binary_weights)
 
     def forward(self, x):
         x, restore = align_cells(x, self.shifted)
@@ -127,29 +145,32 @@ class ReshapedPointwiseConv(Module):
 
 
 class BinaryUnit(Module):
-    """BN(conv(BA(x))) + shortcut(x), conv an RPC (or a binary 3x3 conv for ``conv="3x3"``)."""
+    """RPReLU(BN(conv(BA(x))) + shortcut(x)), conv an RPC (or a binary 3x3 conv for ``conv="3x3"``)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, conv: str, shifted: bool):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, conv: str, shifted: bool,
+                 binary_weights: bool = True):
         self.balance = BalancedActivation(in_channels)
         if conv == "rpc":
-            self.conv = ReshapedPointwiseConv(in_channels, out_channels, stride, shifted)
+            self.conv = ReshapedPointwiseConv(in_channels, out_channels, stride, shifted, binary_weights)
         else:
-            self.conv = BinaryConv2d(in_channels, out_channels, 3, stride=stride, padding=1, act_quantizer="approx")
+            self.conv = BinaryConv2d(in_channels, out_channels, 3, stride=stride, padding=1, act_quantizer="approx",
+                                     binarize_weights=binary_weights)
         self.norm = BatchNorm(out_channels)
         changes_shape = stride != 1 or in_channels != out_channels
         self.shortcut = DownsampleShortcut(in_channels, out_channels, stride) if changes_shape else None
+        self.activation = RPReLU(out_channels)
 
     def forward(self, x):
         out = self.norm(self.conv(self.balance(x)))
-        return out + (self.shortcut(x) if self.shortcut is not None else x)
+        return self.activation(out + (self.shortcut(x) if self.shortcut is not None else x))
 
 
 class BasicBlock(Sequential):
     """ResNet-18's basic block as two :class:`BinaryUnit`; the second one's RPC cells are shifted by a pixel."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, conv: str):
-        super().__init__(BinaryUnit(in_channels, out_channels, stride, conv, shifted=False),
-                         BinaryUnit(out_channels, out_channels, 1, conv, shifted=True))
+    def __init__(self, in_channels: int, out_channels: int, stride: int, conv: str, binary_weights: bool = True):
+        super().__init__(BinaryUnit(in_channels, out_channels, stride, conv, shifted=False, binary_weights=binary_weights),
+                         BinaryUnit(out_channels, out_channels, 1, conv, shifted=True, binary_weights=binary_weights))
 
 
 @register_model(
@@ -158,10 +179,11 @@ class BasicBlock(Sequential):
     paper="RB-Net, Liu et al. (IEEE TCSVT 2022)",
 )
 class RbNet(Module):
-    """See the module docstring. ``widths``/``blocks``: per stage; ``conv``: "rpc" or "3x3" (the reference)."""
+    """See the module docstring. ``widths``/``blocks``: per stage; ``conv``: "rpc" or "3x3" (the reference);
+    ``binary_weights``: False for step 1 of the two-step recipe (real weights, binary activations)."""
 
     def __init__(self, widths=(32, 64, 128), blocks=(2, 2, 2), conv: str = "rpc", num_classes: int = 10,
-                 in_channels: int = 1):
+                 in_channels: int = 1, binary_weights: bool = True):
         widths, blocks = positive_ints(widths, "widths"), positive_ints(blocks, "blocks")
         if not widths or len(widths) != len(blocks) or min(blocks) < 1:
             raise InputError(f"widths and blocks need one entry per stage (blocks >= 1), got {widths} and {blocks}")
@@ -170,13 +192,13 @@ class RbNet(Module):
         self.stem = Conv2d(in_channels, widths[0], 3, stride=2, padding=1)
         self.stem_norm = BatchNorm(widths[0])
         self.blocks, channels = resnet_stages(
-            widths, blocks, widths[0], lambda c_in, c_out, stride: BasicBlock(c_in, c_out, stride, conv))
+            widths, blocks, widths[0], lambda c_in, c_out, stride: BasicBlock(c_in, c_out, stride, conv, binary_weights))
         self.classifier = Linear(channels, num_classes)
 
     @classmethod
     def default_recipe(cls) -> dict:
-        """ReActNet's optimiser (RB-Net's own recipe was not retrieved): :data:`~numbnn.models.layout.REACTNET_RECIPE`."""
-        return dict(REACTNET_RECIPE)
+        """The shared binary recipe (:data:`~numbnn.models.layout.BINARY_RECIPE`); RB-Net's own recipe was not retrieved."""
+        return dict(BINARY_RECIPE)
 
     def forward(self, x):
         x = self.stem_norm(self.stem(x))

@@ -49,22 +49,19 @@ from numbnn.nn import (
     BatchNorm, BinaryConv2d, Conv2d, LearnableBias, Linear, Module, ModuleList, RPReLU,
 )
 from numbnn.models.arguments import positive_ints
+from numbnn.models.layout import BINARY_RECIPE
+from numbnn.nn.init import BINARY_LATENT_INIT
 
 DEFAULT_WIDTHS = (32, 64, 128, 128, 256, 256)
 
 
 def binary_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int, binary_weights: bool,
                 latent_init: float):
-    """ReActNet's HardBinaryConv: ApproxSign on the input, alpha = mean|W_o|, clamp STE on W.
-
-    The latent weights start at Kaiming-normal x ``latent_init``. Only their signs (and, through alpha
-    and the BN that follows, nothing else) reach the output, but their size sets how soon Adam, which
-    moves every weight by about lr per step, can flip a sign: small latent weights learn faster.
-    """
-    conv = BinaryConv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
-                        act_quantizer="approx", scale="mean_abs", binarize_weights=binary_weights)
-    conv.weight.data *= latent_init
-    return conv
+    """ReActNet's HardBinaryConv: ApproxSign on the input, alpha = mean|W_o|, clamp STE on W; latent
+    weights at ``latent_init`` x Kaiming (:data:`numbnn.nn.init.BINARY_LATENT_INIT` by default)."""
+    return BinaryConv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
+                        act_quantizer="approx", scale="mean_abs", binarize_weights=binary_weights,
+                        latent_init=latent_init)
 
 
 class PointwiseBranch(Module):
@@ -82,7 +79,7 @@ class BasicBlock(Module):
     """ReActNet-A's block: binary 3x3 (C -> C, stride s) then binary 1x1 (C -> C or 2C), see module docstring."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, binary_weights: bool = True,
-                 latent_init: float = 1.0):
+                 latent_init: float = BINARY_LATENT_INIT):
         if out_channels not in (in_channels, 2 * in_channels):
             raise InputError(f"a ReActNet block keeps or doubles its width, got {in_channels} -> {out_channels}")
         if stride not in (1, 2):
@@ -125,14 +122,12 @@ class ReActNetA(Module):
     """
 
     def __init__(self, widths=DEFAULT_WIDTHS, stem_stride: int = 2, binary_weights: bool = True,
-                 latent_init: float = 0.1, num_classes: int = 10, in_channels: int = 1):
+                 latent_init: float = BINARY_LATENT_INIT, num_classes: int = 10, in_channels: int = 1):
         widths = positive_ints(widths, "widths")
         if len(widths) < 2:
             raise InputError(f"widths needs the stem width and at least one block width, got {widths}")
         if stem_stride not in (1, 2):
             raise InputError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
-        if not 0 < latent_init <= 1:
-            raise InputError(f"latent_init must be in (0, 1], got {latent_init!r}")
         self.widths, self.binary_weights = widths, bool(binary_weights)
         self.stem = Conv2d(in_channels, widths[0], 3, stride=stem_stride, padding=1)
         self.stem_norm = BatchNorm(widths[0])
@@ -144,14 +139,8 @@ class ReActNetA(Module):
 
     @classmethod
     def default_recipe(cls) -> dict:
-        """ReActNet's optimiser (Adam, linear decay to 0, no weight decay in the all-binary phase) sized
-        for a 20-minute budget on 2 cores (151 s per epoch at batch 64, measured): 7 epochs at batch 64
-        with lr 2e-3 and label smoothing 0.1. On 3 x 20,000-image proxy runs, batch 64 / lr 2e-3 /
-        latent_init 0.1 reached 85.2% test against 78.4% for lr 1e-3, batch 128 and Kaiming-scale
-        latent weights. On the full set: 89.16% after 4 epochs (1 thread); 90.57% after the 7 epochs of
-        this recipe, in 21.7 minutes on 2 threads (README's results table)."""
-        return {"optimizer": "adam", "lr": 2e-3, "schedule": "linear", "epochs": 7, "batch_size": 64,
-                "weight_decay": 0.0, "label_smoothing": 0.1, "crop_padding": 2, "flip": True}
+        """The shared binary recipe (:data:`~numbnn.models.layout.BINARY_RECIPE`), chosen on this model."""
+        return dict(BINARY_RECIPE)
 
     def features(self, x):
         """The pooled features [N, widths[-1]] the classifier (or ReActXGB's trees) sees."""

@@ -92,13 +92,19 @@ class BinaryConv2d(_ConvBase):
 
     An input that is already +-1 (e.g. from :class:`RSign`) should use ``act_quantizer="ste"`` with
     ``act_clip >= 1``, whose gradient is the identity there (ApproxSign's is 0 at +-1).
+
+    The latent weights start at Kaiming-normal x ``latent_init`` (default
+    :data:`numbnn.nn.init.BINARY_LATENT_INIT`, 0.1: small latent weights flip sign sooner, see there),
+    whether or not they are binarized, so step 1 of a two-step run starts from the same scale.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, pad_value: float = 0, scale: str | None = "mean_abs",
                  act_quantizer: str | None = "approx", act_clip: float = 1.0, weight_clip: float = 1.0,
-                 binarize_weights: bool = True, rng: np.random.Generator | None = None):
+                 binarize_weights: bool = True, latent_init: float = init.BINARY_LATENT_INIT,
+                 rng: np.random.Generator | None = None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, rng)
+        init.scale_latent(self.weight.data, latent_init)
         if scale not in ("mean_abs", None):
             raise InputError(f"scale must be 'mean_abs' or None, got {scale!r}")
         for name, value in (("act_clip", act_clip), ("weight_clip", weight_clip)):

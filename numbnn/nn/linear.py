@@ -44,14 +44,16 @@ class Linear(_LinearBase):
 class BinaryLinear(_LinearBase):
     """y_o = alpha_o * (q(x) . sign(W_o)) (+ b_o), alpha_o = mean|W_o| (constant in backward) for ``scale="mean_abs"``.
 
-    The binary counterpart of :class:`~numbnn.nn.conv.BinaryConv2d` (same quantizer and STE options);
-    binary weights on binary activations run packed (``F.binary_linear``).
+    The binary counterpart of :class:`~numbnn.nn.conv.BinaryConv2d` (same quantizer, STE and
+    ``latent_init`` options); binary weights on binary activations run packed (``F.binary_linear``).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False, scale: str | None = "mean_abs",
                  act_quantizer: str | None = "approx", act_clip: float = 1.0, weight_clip: float = 1.0,
-                 binarize_weights: bool = True, rng: np.random.Generator | None = None):
+                 binarize_weights: bool = True, latent_init: float = init.BINARY_LATENT_INIT,
+                 rng: np.random.Generator | None = None):
         super().__init__(in_features, out_features, bias, rng)
+        init.scale_latent(self.weight.data, latent_init)
         if scale not in ("mean_abs", None):
             raise InputError(f"scale must be 'mean_abs' or None, got {scale!r}")
         for name, value in (("act_clip", act_clip), ("weight_clip", weight_clip)):

@@ -117,6 +117,7 @@ def fit(
             sums = position.partial
             task = bar.task(f"epoch {epoch + 1}/{config.epochs}", len(batches), completed=position.step)
             model.train()
+            signs_at_start = binary_weight_signs(model)
             last_step = len(batches) - 1
             for step, (x, y) in enumerate(batches.batches(plan, position.step), start=position.step):
                 tick = time.perf_counter()
@@ -135,7 +136,7 @@ def fit(
                     save(interrupted)
                     return result(True, interrupted)
             test = evaluate(model, *test_set, config.eval_batch_size, bar) if test_set is not None else None
-            history.append(_epoch_record(epoch, sums, test, lr_used))
+            history.append(_epoch_record(epoch, sums, test, lr_used, flipped_fraction(signs_at_start, binary_weight_signs(model))))
             bar.log(_epoch_line(history[-1], config.epochs))
             position = Position(epoch + 1, 0, rng.bit_generator.state)
             if (epoch + 1) % config.save_every == 0 or epoch + 1 == config.epochs or stop.requested:
@@ -183,7 +184,26 @@ def _check_finite_parameters(model, position: Position) -> None:
             )
 
 
-def _epoch_record(epoch: int, sums: dict, test, lr: float) -> dict:
+def binary_weight_signs(model) -> list[np.ndarray]:
+    """Which latent weights are negative, for every layer whose weights the forward pass binarizes."""
+    return [module.weight.data < 0 for module in model.modules() if getattr(module, "binarize_weights", False)]
+
+
+def flipped_fraction(before: list[np.ndarray], after: list[np.ndarray]) -> float | None:
+    """Share of binary weights whose sign differs between two :func:`binary_weight_signs` (None: none).
+
+    Only sign flips change a binary network's forward pass, so this is the measure of whether its
+    binary weights are learning at all (0 for many epochs: they are not; tens of percent: noise).
+    """
+    total = sum(signs.size for signs in before)
+    if total == 0:
+        return None
+    return sum(int(np.count_nonzero(a != b)) for a, b in zip(before, after)) / total
+
+
+def _epoch_record(epoch: int, sums: dict, test, lr: float, weight_flips: float | None) -> dict:
+    """One history entry. ``weight_flips``: :func:`flipped_fraction` over the epoch (from the resume
+    point, for an epoch that was resumed)."""
     seen, seconds = sums["seen"], sums["seconds"]
     return {
         "epoch": epoch + 1,
@@ -195,6 +215,7 @@ def _epoch_record(epoch: int, sums: dict, test, lr: float) -> dict:
         "seconds": seconds,
         "images_per_s": seen / seconds if seconds > 0 else 0.0,
         "lr": lr,
+        "weight_flips": weight_flips,
     }
 
 
@@ -205,8 +226,10 @@ def _metrics_text(sums: dict) -> str:
 
 
 def _epoch_line(record: dict, epochs: int) -> str:
+    flips = record.get("weight_flips")
     return (
         f"epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.4f}, "
         f"train acc {record['train_accuracy']:.2%}, test acc {record['test_accuracy']:.2%}, "
         f"{record['seconds']:.1f} s ({record['images_per_s']:,.0f} img/s), lr {record['lr']:.3g}"
+        + ("" if flips is None else f", weight signs flipped {flips:.2%}")
     )
