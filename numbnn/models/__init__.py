@@ -12,5 +12,6 @@ from numbnn.models import reactxgb  # noqa: F401,E402  (registers reactxgb)
 from numbnn.models import ftbnn  # noqa: F401,E402  (registers ftbnn)
 from numbnn.models import rbnet  # noqa: F401,E402  (registers rbnet)
 from numbnn.models import pokebnn  # noqa: F401,E402  (registers pokebnn)
+from numbnn.models import resnet  # noqa: F401,E402  (registers resnet-20)
 
 __all__ = ["available_models", "build_model", "model_spec", "register_model"]
