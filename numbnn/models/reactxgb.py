@@ -39,6 +39,7 @@ from numbnn.autograd import Tensor, no_grad
 from numbnn.errors import CheckpointError, InputError, MissingDependencyError
 from numbnn.models.reactnet import DEFAULT_WIDTHS, ReActNetA
 from numbnn.models.registry import register_model
+from numbnn.nn.init import BINARY_LATENT_INIT
 
 TREES_ARRAY = "xgboost_json"
 
@@ -64,7 +65,7 @@ class ReActXGB(ReActNetA):
     """
 
     def __init__(self, widths=DEFAULT_WIDTHS, stem_stride: int = 2, binary_weights: bool = True,
-                 latent_init: float = 0.1, num_classes: int = 10, in_channels: int = 1, trees: int = 20,
+                 latent_init: float = BINARY_LATENT_INIT, num_classes: int = 10, in_channels: int = 1, trees: int = 20,
                  max_depth: int = 10, learning_rate: float = 0.3):
         super().__init__(widths, stem_stride, binary_weights, latent_init, num_classes, in_channels)
         for name, value in (("trees", trees), ("max_depth", max_depth)):
