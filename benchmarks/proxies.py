@@ -54,7 +54,8 @@ def main(argv=None) -> int:
             run = run_one(model, args.limit, args.threads, args.extra, Path(workdir))
             print(json.dumps(run), file=sys.stderr, flush=True)
             runs.append(run)
-    report = {"label": args.label, "limit": args.limit, "cpu_model": cpu_model(), "runs": runs}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    report = {"label": args.label, "limit": args.limit, "commit": commit, "cpu_model": cpu_model(), "runs": runs}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"proxies-{args.label}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
