@@ -38,7 +38,7 @@ class HardSigmoid(Function):
 
 
 class DPRelu(Function):
-    """PokeBNN's dynamic PReLU, all four parameters per channel (NOTES.md sec. 5).
+    """PokeBNN's dynamic PReLU, all four parameters per channel (google/aqt, ``aqt/jax_legacy/jax/imagenet/pokebnn.py``).
 
     With u = x - shift_x and s = pos_slope if u >= 0 else neg_slope: y = s * u - shift_y.
     Gradients: dy/dx = s, dy/dpos = u * [u >= 0], dy/dneg = u * [u < 0], dy/dshift_x = -s,

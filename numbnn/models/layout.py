@@ -6,8 +6,9 @@
   one block per consecutive pair of widths, stride 2 exactly where the width grows, then a pooled or
   flattened head.
 - :data:`REACTNET_RECIPE`: ReActNet's optimiser (Adam, lr 1e-3 decaying linearly to 0, no weight
-  decay on the binary network) with NOTES.md's small-image augmentation (2-pixel crop, flip), the
-  recipe of every model whose paper's own recipe is not reproduced.
+  decay on the binary network; liuzechun/ReActNet ``mobilenet/2_step2/train.py``) with a small-image
+  augmentation of our choosing (2-pixel pad-and-crop, flip; an assumption, not from any of the papers),
+  the recipe of every model whose paper's own recipe is not reproduced.
 """
 
 from numbnn.errors import InputError

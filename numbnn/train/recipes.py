@@ -8,8 +8,10 @@
   * step 1 trains the same architecture with binary activations and *real* weights
     (``binary_weights=False``), with weight decay ``config.weight_decay`` on the conv kernels;
   * step 2 builds the fully binary network, copies **every** step-1 parameter and buffer into it by
-    name (:func:`carry_over`; ReActNet's own code loads with ``strict=False`` and silently drops the
-    binary conv weights, NOTES.md section 1), and trains it with no weight decay.
+    name (:func:`carry_over`; ReActNet's own code, liuzechun/ReActNet ``mobilenet/2_step2/train.py``,
+    loads with ``strict=False``, and step 1's ``binary_3x3.weight`` does not match step 2's
+    ``binary_3x3.weights`` in ``mobilenet/{1_step1,2_step2}/reactnet.py``, so the binary conv weights
+    are silently dropped), and trains it with no weight decay.
 
   Epoch split: ``config.step1_epochs`` epochs of step 1 (default: half of ``config.epochs``, rounded
   up), then the rest in step 2; each step gets its own optimizer and a fresh linear decay to 0, as
