@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from numbnn.datasets.fashion import CLASSES
 from numbnn.datasets.idx import write_idx
-from numbnn.errors import InputError
+from numbnn.errors import CheckpointError, InputError
 from numbnn.inference import cold_start
 from numbnn.inference.images import decode_png, read_images
 from numbnn.io import save as save_checkpoint
@@ -185,8 +185,12 @@ def test_bench_model_quick(files):
     report = last_json(runner.invoke(app, ["bench", "model", str(checkpoint), "--quick", "--repeats", "1", "--json"]))
     for side in ("packed", "float"):
         assert set(report[side]) == {"batch_1", "batch_8"}
-        assert all(row["images_per_s"] > 0 and row["latency_ms"] > 0 for row in report[side].values())
-    assert report["speedup"]["batch_8"] > 0 and "cold" not in report
+        for batch, row in ((1, report[side]["batch_1"]), (8, report[side]["batch_8"])):
+            assert row["latency_ms"] > 0  # images/s is the batch over the same median time
+            assert row["images_per_s"] == pytest.approx(batch * 1e3 / row["latency_ms"], rel=0.01, abs=0.1)
+    float_ms, packed_ms = report["float"]["batch_8"]["latency_ms"], report["packed"]["batch_8"]["latency_ms"]
+    assert report["speedup"]["batch_8"] == pytest.approx(float_ms / packed_ms, rel=0.02, abs=0.01)
+    assert "cold" not in report
     # one entry per op kind of the compiled graph, each a positive time
     import numbnn.io
     from numbnn.inference import compile as compile_packed
@@ -201,3 +205,10 @@ def test_cold_start_probe_reports_its_phases(files, tmp_path):
     timings = cold_start.main("packed", str(tmp_path / "m.h5"))
     assert set(timings) == {"import_s", "load_s", "first_call_s", "total_in_process_s"}
     assert all(value >= 0 for value in timings.values())
+    phases = timings["import_s"] + timings["load_s"] + timings["first_call_s"]
+    assert timings["total_in_process_s"] == pytest.approx(phases, abs=0.0025)  # three phases, each rounded
+    assert timings["load_s"] > 0  # reading and checking an HDF5 file is not free: the load was timed
+    with pytest.raises(CheckpointError):
+        cold_start.main("packed", str(tmp_path / "missing.h5"))
+    with pytest.raises(SystemExit, match="unknown kind"):
+        cold_start.main("fp16", str(tmp_path / "m.h5"))
