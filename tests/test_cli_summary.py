@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from numbnn.cli.main import app
 import numbnn.io
 from numbnn.models import build_model, register_model
 from numbnn.models.registry import model_spec

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import numbnn.io
-from cli.main import app
+from numbnn.cli.main import app
 from numbnn.errors import CheckpointError, FormatVersionError, InputError
 from numbnn.inference import compile
 from numbnn.inference import format as packed_format
@@ -309,7 +309,7 @@ def test_eval_of_a_model_with_a_corrupt_heap_length_fails_fast_in_a_real_process
     verifying its checksum (run in a subprocess so that a hang is a timeout, not a stuck suite)."""
     path = tmp_path / "corrupt-heap.h5"
     path.write_bytes(_shrink_graph_heap_object(files.packed.read_bytes()))
-    command = [sys.executable, "-c", "from cli.main import run; run()", "eval", str(path), "--limit", "10"]
+    command = [sys.executable, "-c", "from numbnn.cli.main import run; run()", "eval", str(path), "--limit", "10"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=HANG_LIMIT_S,
                             env={**os.environ, "NUMBA_NUM_THREADS": "1"})
     assert result.returncode == 2, result.stderr

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import app, handle_errors, print_json
+from numbnn.cli.common import app, handle_errors, print_json
 from numbnn.train.config import TrainConfig
 
 EVAL_BATCH_SIZE = TrainConfig.eval_batch_size

@@ -7,7 +7,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from cli.common import bench_app, console, handle_errors, print_json
+from numbnn.cli.common import bench_app, console, handle_errors, print_json
 
 
 @bench_app.command("kernels")

@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import app, handle_errors, print_json
+from numbnn.cli.common import app, handle_errors, print_json
 
 PIPED_WIDTH = 200  # a table piped to a file or a test keeps its rows on one line each
 

@@ -2,7 +2,7 @@
 
 import typer
 
-from cli.common import app, handle_errors, print_json
+from numbnn.cli.common import app, handle_errors, print_json
 
 
 @app.command()
