@@ -24,7 +24,7 @@ def export(
     folded into per-channel steps or integer thresholds, float layers stay float32. The compiled model
     is checked against the float model on random inputs before it is written.
     """
-    from numbnn.inference.export import export_checkpoint
+    from numbnn.inference.export import export_checkpoint  # deferred: keeps `numbnn --help` fast (start-up time)
 
     with console.status("compiling"):
         report = export_checkpoint(checkpoint, out)
@@ -51,7 +51,7 @@ def predict(
     .npy arrays [N, 28, 28], pictures converted to gray), or a float32 .npy array [N, 28, 28, 1]
     that is already normalised. Nothing is resized.
     """
-    from numbnn.inference.format import load
+    from numbnn.inference.model import load  # deferred: keeps `numbnn --help` fast (start-up time)
     from numbnn.inference.images import read_images
 
     packed = load(model)
@@ -82,9 +82,9 @@ def bench_model(
     Warm: median of repeated calls in this process. Cold: a fresh process loading the model and
     predicting one image, with Numba's on-disk cache and with an empty cache (everything compiles).
     """
-    from rich.table import Table
+    from rich.table import Table  # deferred: keeps `numbnn --help` fast (start-up time)
 
-    from numbnn.inference.bench import run_model_benchmark
+    from numbnn.inference.bench import run_model_benchmark  # deferred: keeps `numbnn --help` fast (start-up time)
 
     with console.status("benchmark") as status:
         results = run_model_benchmark(checkpoint, repeats=repeats, quick=quick, cold=not no_cold,

@@ -3,7 +3,7 @@
 import numpy as np
 
 from numbnn.autograd import Function, Tensor
-from numbnn.autograd.basic_ops import PARALLEL_MIN_ELEMENTS
+from numbnn.autograd.arrays import PARALLEL_MIN_ELEMENTS
 from numbnn.errors import InputError
 from numbnn.kernels import elementwise as _fused
 

@@ -22,9 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
+import numbnn.io
+from numbnn.autograd import Tensor, no_grad
 from numbnn.errors import InputError
+from numbnn.inference.compiler import compile
 
 BATCHES = (1, 256)
 QUICK_BATCHES = (1, 8)
@@ -35,11 +39,6 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
 
     ``quick``: batches 1 and 8, and no cold runs (a smoke test; the figures mean little).
     """
-    import numba
-
-    import numbnn.io
-    from numbnn.inference.compiler import compile
-
     progress = progress or (lambda text: None)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise InputError(f"repeats must be a positive integer, got {repeats!r}")
@@ -108,8 +107,6 @@ def _cold_run(kind: str, path: Path, env_extra: dict | None = None) -> dict:
 
 
 def _float_forward(model, packed, images):
-    from numbnn.autograd import Tensor, no_grad
-
     x = packed.prepare(images)  # the same normalisation as training
     with no_grad():
         return model(Tensor(x)).data

@@ -6,8 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import numbnn.io
+from numbnn.datasets import fashion_mnist
 from numbnn.errors import InputError
-from numbnn.inference.model import DEFAULT_BATCH, PackedModel
+from numbnn.inference.compiler import compile
+from numbnn.inference.model import DEFAULT_BATCH, PackedModel, load
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,7 @@ def evaluate(model: PackedModel, images: np.ndarray, labels: np.ndarray, batch_s
 def load_packed(path, from_checkpoint: bool = False) -> PackedModel:
     """A packed model file, or (``from_checkpoint``) a training checkpoint compiled on the fly."""
     if from_checkpoint:
-        import numbnn.io
-        from numbnn.inference.compiler import compile
-
         return compile(numbnn.io.load(path))
-    from numbnn.inference.format import load
-
     return load(path)
 
 
@@ -60,8 +58,6 @@ def evaluate_file(path, *, from_checkpoint: bool = False, limit: int | None = No
                   batch_size: int = DEFAULT_BATCH, data_dir=None, progress=None) -> Evaluation:
     """Accuracy on the first ``limit`` FashionMNIST test images (all by default) of a packed model file
     (or of a checkpoint compiled on the fly when ``from_checkpoint``)."""
-    from numbnn.datasets import fashion_mnist
-
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InputError(f"limit must be a positive integer, got {limit!r}")
     model = load_packed(path, from_checkpoint)

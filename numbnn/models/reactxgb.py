@@ -42,6 +42,7 @@ import numpy as np
 
 from numbnn.autograd import Tensor, no_grad
 from numbnn.errors import CheckpointError, InputError, MissingDependencyError
+from numbnn.models.cost import CostExtra, tree_ensemble_cost
 from numbnn.models.reactnet import DEFAULT_WIDTHS, ReActNetA
 from numbnn.models.registry import register_model
 
@@ -51,7 +52,7 @@ TREES_ARRAY = "xgboost_json"
 def import_xgboost():
     """The ``xgboost`` module, or a MissingDependencyError that says how to install it."""
     try:
-        import xgboost
+        import xgboost  # optional dependency, slow to import (start-up time)
     except ImportError as error:
         raise MissingDependencyError(
             "reactxgb's tree head needs xgboost, which is not installed: pip install 'numbnn[xgb]' "
@@ -160,8 +161,6 @@ class ReActXGB(ReActNetA):
     # -- cost model hook (numbnn.models.cost) ----------------------------------------------------------------
     def cost_extra(self):
         """Once trees are fitted, price them instead of the FC classifier they replace."""
-        from numbnn.models.cost import CostExtra, tree_ensemble_cost
-
         if self.booster is None:
             return CostExtra()
         return CostExtra(rows=[tree_ensemble_cost("trees", self.tree_structure())], exclude=["classifier"])

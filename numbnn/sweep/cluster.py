@@ -38,7 +38,7 @@ CONNECT_TIMEOUT_S = 20
 def import_distributed():
     """``dask.distributed``, or a MissingDependencyError saying how to install it."""
     try:
-        import distributed
+        import distributed  # optional dependency (numbnn[sweep]), slow to import (start-up time)
     except ImportError:
         raise MissingDependencyError(
             "numbnn sweep needs dask.distributed: pip install 'numbnn[sweep]' (or: pip install 'dask[distributed]')"

@@ -81,7 +81,7 @@ def write_report(sweep_dir, out=None, *, plots: bool = True) -> Report:
     report.files.append(_write_text(markdown_table(report.rows), out / "results.md"))
     finished = [r for r in report.records if r.get("status") == "finished"]
     if plots and finished:
-        from numbnn.sweep import plots as plotting
+        from numbnn.sweep import plots as plotting  # matplotlib: optional, slow to import (start-up time)
 
         for key, axis_title, stem in COST_AXES:
             figure = plotting.tradeoff_figure(finished, key, axis_title, report.fronts[key], report.title)

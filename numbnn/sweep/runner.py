@@ -89,7 +89,7 @@ def run_sweep(sweep: Sweep, out, *, scheduler: str | None = None, workers: int |
 
 def _run_on(client, runs: list[Run], out: Path, data_dir, tracker: "_Tracker") -> dict[str, dict]:
     """Submit one task per run and wait for all of them; returns each run's summary by key."""
-    import distributed
+    import distributed  # optional dependency (numbnn[sweep]), slow to import (start-up time)
 
     topic = f"numbnn-sweep-{uuid.uuid4().hex}"
     client.subscribe_topic(topic, lambda event: tracker.event(event[1]))  # event = (timestamp, message)

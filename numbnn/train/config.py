@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 from numbnn.errors import InputError
+from numbnn.models import model_spec
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("linear", "cosine", "constant")
@@ -95,8 +96,6 @@ class TrainConfig:
 
 def model_recipe(model_name: str) -> dict:
     """The registered model's ``default_recipe`` (classmethod or dict attribute), or ``{}``."""
-    from numbnn.models import model_spec
-
     recipe = getattr(model_spec(model_name).constructor, "default_recipe", None)
     if recipe is None:
         return {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numbnn.datasets import fashion_mnist
 from numbnn.errors import InputError
 
 # Per-pixel statistics of the 60,000 FashionMNIST training images scaled to [0, 1].
@@ -143,8 +144,6 @@ class BatchIterator:
 def load_split(split: str, limit: int | None = None, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
     """FashionMNIST ``split`` ("train" or "test") as (uint8 images [N, 28, 28], labels [N]), the first
     ``limit`` images only if given (a view, not a copy)."""
-    from numbnn.datasets import fashion_mnist
-
     images, labels = fashion_mnist(split, data_dir=data_dir)
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:

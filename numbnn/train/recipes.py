@@ -33,8 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
+import numbnn.io
 from numbnn.autograd import Tensor, no_grad
 from numbnn.errors import CheckpointError, InputError
+from numbnn.models import build_model
 from numbnn.train.config import RECIPES, TrainConfig
 from numbnn.train.data import BatchIterator
 from numbnn.train.evaluate import evaluate
@@ -65,8 +67,6 @@ def step_configs(config: TrainConfig) -> tuple[TrainConfig, TrainConfig]:
 
 def step1_model(model):
     """A fresh copy of ``model``'s architecture with real weights (ReActNet's step 1)."""
-    from numbnn.models import build_model
-
     args = model.config.get("args", {})
     if "binary_weights" not in args:
         raise InputError(f"model {model.config['name']!r} has no binary_weights option, so it cannot train in two steps")
@@ -153,8 +153,6 @@ def rewrite_checkpoint(path, model, history: list) -> None:
     """Store ``model`` (with whatever it adds through its checkpoint hook) and ``history`` into the
     checkpoint ``path`` that :func:`fit` wrote, keeping its optimizer, schedule and position so it
     stays resumable."""
-    import numbnn.io
-
     stored = numbnn.io.load_checkpoint(path)
     if stored.optimizer_state is None or stored.scheduler_state is None:
         raise CheckpointError(f"{path}: not a training checkpoint")
