@@ -73,7 +73,7 @@ def test_config_hash_is_sha256_of_the_canonical_json():
     ({"defaults": SMALL}, ["no runs"]),
     ({"runs": [{"epochs": 1}]}, ["runs[0]", "no model"]),
     ({"runs": {"model": "bnn-small"}}, ["runs", "array of tables"]),
-    ({"runs": [SMALL, {**SMALL, "epochs": 0}]}, ["runs[1]", "epochs must be an integer >= 1"]),
+    ({"runs": [SMALL, {**SMALL, "epochs": 0}]}, ["runs[1]", "epochs must be a positive integer"]),
     ({"runs": [SMALL, {**SMALL, "recipe": "three-step"}]}, ["runs[1]", "recipe"]),
     ({"runs": [{**SMALL, "model_args": {"width": [8]}}]}, ["runs[0]", "'width'", "did you mean 'widths'"]),
     ({"runs": [{**SMALL, "model_args": 3}]}, ["runs[0].model_args", "table"]),

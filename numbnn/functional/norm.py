@@ -7,6 +7,19 @@ from numbnn.errors import InputError
 from numbnn.kernels import elementwise as _fused
 
 
+def normalizing_affine(gamma, beta, mean, var, eps: float):
+    """(scale, shift, 1/sigma) in float64 with gamma * (x - mu) / sigma + beta = scale * x + shift.
+
+    In evaluation (mu, var = the running statistics) these are constants; the packed compiler folds
+    them (:mod:`numbnn.inference.lower`), so both compute them here, the same way.
+    """
+    mean, var = np.asarray(mean, np.float64), np.asarray(var, np.float64)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    scale = inv_std if gamma is None else gamma * inv_std
+    shift = -mean * scale if beta is None else beta - mean * scale
+    return scale, shift, inv_std
+
+
 class BatchNorm(Function):
     """y = gamma * (x - mu) / sigma + beta per channel, sigma = sqrt(var + eps).
 
@@ -44,9 +57,7 @@ class BatchNorm(Function):
                 running_var += (momentum * m / (m - 1)) * var
         else:
             mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
-        inv_std = 1.0 / np.sqrt(var + eps)
-        scale = inv_std if gamma is None else gamma * inv_std
-        shift = -mean * scale if beta is None else beta - mean * scale
+        scale, shift, inv_std = normalizing_affine(gamma, beta, mean, var, eps)
         ctx.training = training
         ctx.save_for_backward(x2, mean, inv_std, gamma)
         return _fused.affine(x2, scale.astype(x.dtype), shift.astype(x.dtype)).reshape(x.shape)

@@ -103,6 +103,12 @@ def approx_sign(x) -> Tensor:
     return ApproxSign.apply(x)
 
 
+def quantization_grid(bits: int, bound: float, signed: bool) -> tuple[float, float, float]:
+    """(lo, hi, step) of :class:`FakeQuant`'s levels; the packed compiler uses the same numbers."""
+    levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    return (-bound if signed else 0.0), bound, bound / levels
+
+
 class FakeQuant(Function):
     """Uniform fake quantization with a straight-through rounding estimator.
 
@@ -114,12 +120,11 @@ class FakeQuant(Function):
 
     @staticmethod
     def forward(ctx, x, bits, bound, signed):
-        levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
-        lo = -bound if signed else 0.0
-        step = x.dtype.type(bound / levels)
+        lo, hi, step = quantization_grid(bits, bound, signed)
+        step = x.dtype.type(step)
         ctx.save_for_backward(x)
-        ctx.lo, ctx.hi = lo, bound
-        q = np.clip(x, lo, bound)
+        ctx.lo, ctx.hi = lo, hi
+        q = np.clip(x, lo, hi)
         q /= step
         np.rint(q, out=q)
         q *= step

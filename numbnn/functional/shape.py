@@ -4,6 +4,7 @@ import numpy as np
 
 from numbnn.autograd import Function, Tensor
 from numbnn.autograd.arrays import PARALLEL_MIN_ELEMENTS
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.kernels import elementwise as _fused
 
@@ -107,8 +108,7 @@ def pad(x, pad_width, value: float = 0.0) -> Tensor:
 def _check_block(x, block: int, divide_spatial: bool):
     if len(x.shape) != 4:
         raise InputError(f"x must be NHWC (rank 4), got shape {tuple(x.shape)}")
-    if not isinstance(block, int) or block < 1:
-        raise InputError(f"block must be a positive int, got {block!r}")
+    check_int(block, "block")
     n, h, w, c = x.shape
     if divide_spatial and (h % block or w % block):
         raise InputError(f"spatial size {h}x{w} is not divisible by block={block}")

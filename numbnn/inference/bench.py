@@ -27,6 +27,7 @@ import numpy as np
 
 import numbnn.io
 from numbnn.autograd import Tensor, no_grad
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.inference.compiler import compile
 
@@ -40,8 +41,7 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
     ``quick``: batches 1 and 8, and no cold runs (a smoke test; the figures mean little).
     """
     progress = progress or (lambda text: None)
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise InputError(f"repeats must be a positive integer, got {repeats!r}")
+    check_int(repeats, "repeats")
     load_before = os.getloadavg()[0]
     progress("loading and compiling")
     model = numbnn.io.load(checkpoint)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from numbnn.checks import check_int
 from numbnn.errors import CheckpointError, InputError
 from numbnn.inference.format import read_graph, write_graph
 from numbnn.inference.graph import Graph, Program
@@ -66,8 +67,7 @@ class PackedModel:
 
     def predict(self, images, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """Logits float32 [N, classes] (for ReActXGB: the trees' margins)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_int(batch_size, "batch_size")
         x = self.prepare(images)
         if len(x) == 0:
             return np.empty((0, self.num_classes), np.float32)

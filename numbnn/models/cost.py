@@ -50,6 +50,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from numbnn.autograd import Tensor, no_grad
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.kernels import pack_bits
 from numbnn.nn import BinaryConv2d, BinaryLinear, Conv2d, FakeQuant, Linear, Module, RSign
@@ -206,8 +207,7 @@ def default_input_shape(model: Module, size: int = 28) -> tuple[int, int, int, i
 
     At most MAX_INPUT_SIZE: the costs come from a real forward pass, whose activations must fit in memory.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_INPUT_SIZE:
-        raise InputError(f"input size must be an integer in [1, {MAX_INPUT_SIZE}], got {size!r}")
+    check_int(size, "input size", 1, MAX_INPUT_SIZE)
     channels = getattr(model, "config", {}).get("args", {}).get("in_channels", 1)
     return (1, size, size, int(channels))
 

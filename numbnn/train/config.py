@@ -19,6 +19,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.models import model_spec
 
@@ -119,9 +120,7 @@ def _known_fields(values: dict, what: str) -> dict:
 
 
 def _check_int(config, name, minimum):
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    check_int(getattr(config, name), name, minimum)
 
 
 def _check_float(config, name, minimum, *, strict=False, upper=None, upper_open=False):

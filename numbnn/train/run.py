@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numbnn.io
 from numbnn._atomic import cleanup_stale_temps
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.models import available_models, build_model
 from numbnn.nn import init
@@ -114,8 +115,7 @@ def evaluate_checkpoint(
     """Accuracy of the model stored at ``path`` on the first ``limit`` test images (all by default)."""
     model = numbnn.io.load(_existing_file(path, "checkpoint"))
     images, labels = load_split("test", limit, data_dir)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_int(batch_size, "batch_size")
     with ProgressBar(progress) as bar:
         return evaluate(model, images, labels, batch_size, bar)
 

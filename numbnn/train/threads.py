@@ -14,6 +14,7 @@ differently with a different count, so bit-identical runs need the same ``thread
 import numba
 from threadpoolctl import ThreadpoolController
 
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.functional.gemm import set_gemm_threads
 
@@ -24,9 +25,7 @@ def set_threads(threads: int, blas: str = "split") -> dict:
     """Use ``threads`` threads; returns ``{"numba": n, "blas": BLAS threads or None if BLAS could not
     be set, "gemm_parts": row blocks per product}`` (see the module docstring for ``blas``)."""
     global _configured
-    limit = numba.config.NUMBA_NUM_THREADS
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= limit:
-        raise InputError(f"threads must be an integer in [1, {limit}], got {threads!r}")
+    threads = check_int(threads, "threads", 1, numba.config.NUMBA_NUM_THREADS)
     if blas not in ("split", "native"):
         raise InputError(f"blas must be 'split' or 'native', got {blas!r}")
     numba.set_num_threads(threads)
