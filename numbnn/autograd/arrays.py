@@ -6,7 +6,7 @@ must not import :mod:`numbnn.autograd.basic_ops`, which imports the engine.
 
 import numpy as np
 
-from numbnn.kernels import elementwise as _fused
+from numbnn.kernels import channels as _channel_kernels
 
 # Below this many elements numpy's single-threaded loop beats waking the thread pool.
 PARALLEL_MIN_ELEMENTS = 1 << 16
@@ -23,10 +23,10 @@ def add_arrays(a, b):
     if max(a.size, b.size) < PARALLEL_MIN_ELEMENTS or not a.flags.c_contiguous:
         return a + b
     if a.shape == b.shape and b.flags.c_contiguous:
-        return _fused.add(a.reshape(-1), b.reshape(-1), np.empty(a.size, a.dtype)).reshape(a.shape)
+        return _channel_kernels.add(a.reshape(-1), b.reshape(-1), np.empty(a.size, a.dtype)).reshape(a.shape)
     if b.ndim == 1 and a.ndim > 1 and a.shape[-1] == b.shape[0]:
         rows = a.reshape(-1, b.shape[0])
-        return _fused.add_channels(rows, np.ascontiguousarray(b), np.empty_like(rows)).reshape(a.shape)
+        return _channel_kernels.add_channels(rows, np.ascontiguousarray(b), np.empty_like(rows)).reshape(a.shape)
     return a + b
 
 
@@ -37,5 +37,5 @@ def channel_sums(grad: np.ndarray) -> np.ndarray:
     if grad.dtype.kind != "f" or grad.size < PARALLEL_MIN_ELEMENTS or not grad.flags.c_contiguous:
         return grad.sum(axis=tuple(range(grad.ndim - 1)))
     rows = grad.reshape(-1, grad.shape[-1])
-    partial = _fused.chunk_sums(rows, np.zeros(rows.shape[1]), False, _fused.n_chunks(rows.shape[0]))
+    partial = _channel_kernels.chunk_sums(rows, np.zeros(rows.shape[1]), False, _channel_kernels.n_chunks(rows.shape[0]))
     return partial.sum(axis=0).astype(grad.dtype)

@@ -6,7 +6,7 @@ from numbnn.autograd import Function, Tensor
 from numbnn.autograd.arrays import PARALLEL_MIN_ELEMENTS
 from numbnn.checks import check_int
 from numbnn.errors import InputError
-from numbnn.kernels import elementwise as _fused
+from numbnn.kernels import channels as _channel_kernels
 
 
 def _tensor(x) -> Tensor:
@@ -56,7 +56,7 @@ class Concat(Function):
         rows = out.reshape(-1, out.shape[-1])
         first = 0
         for a in arrays:
-            _fused.copy_columns(a.reshape(-1, a.shape[-1]), rows, first)
+            _channel_kernels.copy_columns(a.reshape(-1, a.shape[-1]), rows, first)
             first += a.shape[-1]
         return out
 
@@ -68,7 +68,7 @@ class Concat(Function):
         rows = np.ascontiguousarray(grad).reshape(-1, grad.shape[-1])
         parts = []
         for first, width in zip([0, *bounds], ctx.widths):
-            part = _fused.take_columns(rows, int(first), np.empty((rows.shape[0], width), dtype=grad.dtype))
+            part = _channel_kernels.take_columns(rows, int(first), np.empty((rows.shape[0], width), dtype=grad.dtype))
             parts.append(part.reshape(grad.shape[:-1] + (width,)))
         return tuple(parts)
 
