@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TRAIN = [sys.executable, "-c", "import sys; from cli.main import run; sys.argv[0] = 'numbnn'; run()", "train"]
+TRAIN = [sys.executable, "-c", "import sys; from numbnn.cli.main import run; sys.argv[0] = 'numbnn'; run()", "train"]
 
 
 def peak_rss_bytes() -> int:

@@ -18,7 +18,7 @@ RUNS_DIR may instead be a sweep's results directory (``numbnn sweep SPEC --out R
 configuration alone (the sweep ran it on one thread while the other worker used the second core). The cost columns come from
 :func:`numbnn.models.cost.summarize` on the run's checkpoint; if the checkpoint is gone they come from
 the registered model's default configuration and are marked with a dagger. The papers' FashionMNIST
-figures (NOTES.md section 6) follow as rows of their own; their cost columns are empty because none of
+figures (:data:`PAPER_ROWS`, each with its source) follow as rows of their own; their cost columns are empty because none of
 them was reported for this input size in this cost model.
 """
 
@@ -29,11 +29,11 @@ import json
 import sys
 from pathlib import Path
 
-# NOTES.md section 6: (model, test accuracy as reported, params if reported, source).
+# (model, test accuracy as reported, params if reported, source).
 PAPER_ROWS = (
     ("ReActNet-A, as trained by the ReActXGB paper", "88.91%", "",
-     "derived: arXiv 2405.08020 reports ReActXGB 90.38% = ReActNet-A + 1.47"),
-    ("ReActXGB", "90.38%", "", "arXiv 2405.08020 (Chu & Chen)"),
+     "derived: 90.38% (below) - 1.47 pts (arXiv 2405.08020 abstract)"),
+    ("ReActXGB", "90.38%", "", "sciencestack.ai/paper/2405.08020 summary of arXiv 2405.08020 (Chu & Chen)"),
     ("CBCNN", "92.86%", "0.48M", "Hindawi Mob. Inf. Syst. 2023, art. 5870630, Table 2"),
     ("OneBNet (ResNet-18 based)", "93.4%", "", "OpenReview 6fFd8QaPVx (ICLR 2024 submission)"),
 )

@@ -1,7 +1,8 @@
 """numbnn: binary neural networks on ordinary CPUs.
 
 Layers depend one way: ``kernels`` (Numba, numpy in/out) <- ``autograd`` + ``functional`` <- ``nn`` <-
-``models`` <- ``train``, ``io``; ``inference`` uses ``kernels`` and ``io`` only. Attributes below are
+``models`` <- ``train``, ``io``, ``inference``, ``sweep`` <- ``cli`` (the ``numbnn`` command). ``inference`` compiles a model by tracing it through
+``autograd`` and ``functional``, but loading and predicting use ``kernels`` and ``io`` only. Attributes below are
 resolved lazily so ``import numbnn`` stays fast (Numba compiles nothing until a kernel is called).
 """
 

@@ -127,15 +127,6 @@ def binary_conv2d(x, w, in_channels, stride=1, padding=0, dilation=1, pad_value=
     return float_conv2d(xs, ws, stride, padding, dilation, pad_value, groups).astype(np.int32)
 
 
-# ---- packed output through integer thresholds ---------------------------------------------------
-
-
-def threshold_pack(acc, thresholds, flip):
-    """Bits (acc < threshold) XOR flip per channel, packed along the last axis."""
-    bits = (acc.astype(np.int64) < thresholds) != flip
-    return pack_bits(np.where(bits, -1.0, 1.0), axis=-1)
-
-
 # ---- +1/-1 matrices packed along their rows (table-lookup products) ----------------------------------
 
 

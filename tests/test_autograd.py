@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradcheck import check_gradients
-from numbnn.autograd import Function, Tensor, is_grad_enabled, no_grad
+from numbnn.autograd import Function, Tensor, arrays, is_grad_enabled, no_grad
 from numbnn.errors import InputError
 
 SETTINGS = settings(max_examples=15)
@@ -244,18 +244,17 @@ def test_custom_function_skips_unneeded_gradients():
 def test_large_additions_equal_numpy_and_bias_gradients_are_channel_sums(dtype):
     """Above PARALLEL_MIN_ELEMENTS, Add and gradient accumulation run as Numba loops: numpy's exact
     sums; a per-channel bias's gradient is the sum over every other axis."""
-    from numbnn.autograd import basic_ops
 
     rng = np.random.default_rng(1)
     shape = (8, 16, 16, 33)
-    assert np.prod(shape) >= basic_ops.PARALLEL_MIN_ELEMENTS
+    assert np.prod(shape) >= arrays.PARALLEL_MIN_ELEMENTS
     x, y, b = (rng.standard_normal(s).astype(dtype) for s in (shape, shape, shape[-1:]))
-    np.testing.assert_array_equal(basic_ops.add_arrays(x, y), x + y)
-    np.testing.assert_array_equal(basic_ops.add_arrays(x, b), x + b)
-    np.testing.assert_array_equal(basic_ops.add_arrays(b, x), b + x)
+    np.testing.assert_array_equal(arrays.add_arrays(x, y), x + y)
+    np.testing.assert_array_equal(arrays.add_arrays(x, b), x + b)
+    np.testing.assert_array_equal(arrays.add_arrays(b, x), b + x)
     strided = x[:, ::2]
-    np.testing.assert_array_equal(basic_ops.add_arrays(strided, y[:, ::2]), strided + y[:, ::2])
-    assert basic_ops.add_arrays(x, y.astype(np.float16)).dtype == (x + y.astype(np.float16)).dtype
+    np.testing.assert_array_equal(arrays.add_arrays(strided, y[:, ::2]), strided + y[:, ::2])
+    assert arrays.add_arrays(x, y.astype(np.float16)).dtype == (x + y.astype(np.float16)).dtype
 
     xt, bt = Tensor(x, requires_grad=True), Tensor(b, requires_grad=True)
     out = (xt + bt) + xt  # x feeds two ops: its gradients are accumulated

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import numbnn.functional as F
 import numbnn.io
-from cli.main import app
+from numbnn.cli.main import app
 
 runner = CliRunner()
 SMALL = ["--limit", "64", "--test-limit", "50", "--batch-size", "32"]

@@ -1,4 +1,4 @@
-"""Every module numbnn/ and cli/ import is the standard library or declared in pyproject.toml.
+"""Every module numbnn/ imports (the CLI included) is the standard library or declared in pyproject.toml.
 
 A module imported at the top of a file must be a base dependency (``numbnn train`` on a fresh
 install loads it); one imported inside a function may instead come from an optional extra, which
@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OWN = {"numbnn", "cli"}
+OWN = {"numbnn"}
 # Import names whose distribution is called something else.
 DISTRIBUTION_OF = {"PIL": "pillow", "xgboost": "xgboost-cpu"}
 

@@ -3,6 +3,7 @@
 import numba
 import numpy as np
 import pytest
+from threadpoolctl import ThreadpoolController
 
 from numbnn.errors import InputError
 from numbnn.functional import gemm
@@ -32,12 +33,24 @@ def test_split_products_equal_numpy(restore_threads, parts):
     assert transposed.shape == (300, 40) and np.isfinite(transposed).all()
 
 
+def test_set_threads_limits_every_loaded_blas(restore_threads):
+    blas = ThreadpoolController().select(user_api="blas")
+    assert blas.lib_controllers  # numpy is imported, so its BLAS is loaded
+    before = [lib.num_threads for lib in blas.lib_controllers]
+    try:
+        assert set_threads(1)["blas"] == 1
+        assert [lib.num_threads for lib in ThreadpoolController().select(user_api="blas").lib_controllers] == \
+            [1] * len(before)
+    finally:
+        blas.limit(limits=max(before))
+
+
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
 def test_set_threads_splits_products_and_keeps_blas_on_one_thread(restore_threads):
     info = set_threads(2)
-    assert info["numba"] == 2 and info["gemm_parts"] == 2 and info["blas"] in (1, None)
+    assert info["numba"] == 2 and info["gemm_parts"] == 2 and info["blas"] == 1
     assert gemm.threads == 2
     info = set_threads(2, blas="native")
-    assert info["gemm_parts"] == 1 and info["blas"] in (2, None) and gemm.threads == 1
+    assert info["gemm_parts"] == 1 and info["blas"] == 2 and gemm.threads == 1
     with pytest.raises(InputError, match="blas"):
         set_threads(2, blas="openmp")

@@ -1,7 +1,7 @@
 """`numbnn export / predict / eval (packed) / bench model` through CliRunner, and the input readers.
 
-The PNG twin at the top writes PNG files with a chosen filter per row, so the decoder's unfiltering is
-checked exactly; colour conversion is checked against Pillow where it is installed.
+The PNG writer at the top builds PNG files byte by byte (a chosen filter per row, any bit depth, a forged
+header), so the reader is checked on files Pillow did not write.
 """
 
 import json
@@ -10,14 +10,15 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
-from cli.main import app
+from numbnn.cli.main import app
 from numbnn.datasets.fashion import CLASSES
 from numbnn.datasets.idx import write_idx
-from numbnn.errors import InputError
+from numbnn.errors import CheckpointError, InputError
 from numbnn.inference import cold_start
-from numbnn.inference.images import decode_png, read_images
+from numbnn.inference.images import MAX_PIXELS, read_images, read_picture
 from numbnn.io import save as save_checkpoint
 from numbnn.models import build_model
 
@@ -71,42 +72,74 @@ def png_bytes(samples: np.ndarray, color: int, depth: int = 8, filters=(0,), pal
 
 
 @pytest.mark.parametrize("filters", [(0,), (1,), (2,), (3,), (4,), (0, 1, 2, 3, 4)])
-def test_png_filters_decode_exactly(filters):
+def test_gray_png_reads_exactly(tmp_path, filters):
     gray = np.random.default_rng(sum(filters)).integers(0, 256, (9, 28, 1))
-    np.testing.assert_array_equal(decode_png(png_bytes(gray, 0, filters=filters)), gray[..., 0])
+    (tmp_path / "gray.png").write_bytes(png_bytes(gray, 0, filters=filters))
+    np.testing.assert_array_equal(read_images(tmp_path / "gray.png"), gray[None, ..., 0])
 
 
 @pytest.mark.parametrize("depth", [1, 2, 4, 16])
-def test_png_bit_depths_scale_to_8_bits(depth):
+def test_png_bit_depths_scale_to_8_bits(tmp_path, depth):
     values = np.random.default_rng(depth).integers(0, 2**depth, (5, 11, 1))
     expected = np.rint(values[..., 0] * 255 / (2**depth - 1)) if depth < 8 else values[..., 0] >> 8
-    np.testing.assert_array_equal(decode_png(png_bytes(values, 0, depth, filters=(0, 4))), expected)
+    (tmp_path / "deep.png").write_bytes(png_bytes(values, 0, depth, filters=(0, 4)))
+    np.testing.assert_array_equal(read_picture(tmp_path / "deep.png"), expected)
 
 
-def test_png_colour_matches_pillow(tmp_path):
-    pil = pytest.importorskip("PIL.Image")
+def test_colour_is_luma_and_alpha_is_composited_over_black(tmp_path):
     rng = np.random.default_rng(5)
     rgb = rng.integers(0, 256, (6, 7, 3))
+    luma = rgb @ np.array([0.299, 0.587, 0.114])
     (tmp_path / "rgb.png").write_bytes(png_bytes(rgb, 2, filters=(1, 4)))
-    reference = np.asarray(pil.open(tmp_path / "rgb.png").convert("L"), np.int64)
-    assert np.abs(read_images(tmp_path / "rgb.png")[0].astype(np.int64) - reference).max() <= 1
+    assert np.abs(read_picture(tmp_path / "rgb.png") - luma).max() <= 1
     palette = rng.integers(0, 256, (4, 3))
     indices = rng.integers(0, 4, (6, 7, 1))
     (tmp_path / "palette.png").write_bytes(png_bytes(indices, 3, depth=2, palette=palette))
-    reference = np.asarray(pil.open(tmp_path / "palette.png").convert("L"), np.int64)
-    assert np.abs(read_images(tmp_path / "palette.png")[0].astype(np.int64) - reference).max() <= 1
+    assert np.abs(read_picture(tmp_path / "palette.png") - (palette @ [0.299, 0.587, 0.114])[indices[..., 0]]).max() <= 1
     rgba = np.concatenate([rgb, rng.integers(0, 256, (6, 7, 1))], axis=2)
-    expected = np.rint(rgb @ np.array([0.299, 0.587, 0.114]) * rgba[..., 3] / 255.0)  # over black
-    assert np.abs(decode_png(png_bytes(rgba, 6)).astype(np.int64) - expected).max() <= 1
+    (tmp_path / "rgba.png").write_bytes(png_bytes(rgba, 6))
+    assert np.abs(read_picture(tmp_path / "rgba.png") - luma * rgba[..., 3] / 255.0).max() <= 1
 
 
-def test_damaged_png_is_an_input_error():
+def test_jpeg_reads_close_to_the_original(tmp_path):
+    gray = np.zeros((28, 28), np.uint8)
+    gray[6:22, 8:20] = 200  # a light garment on black
+    Image.fromarray(gray).save(tmp_path / "shirt.jpg", quality=95)
+    got = read_images(tmp_path / "shirt.jpg")
+    assert got.shape == (1, 28, 28) and np.abs(got[0].astype(int) - gray).mean() < 3
+
+
+def test_damaged_png_is_one_line_input_error(tmp_path):
     data = bytearray(png_bytes(np.zeros((4, 4, 1)), 0))
     data[20] ^= 1  # inside IHDR: its CRC no longer matches
-    with pytest.raises(InputError, match="corrupt PNG chunk"):
-        decode_png(bytes(data), "x.png")
-    with pytest.raises(InputError, match="IEND"):
-        decode_png(png_bytes(np.zeros((4, 4, 1)), 0)[:-12], "x.png")  # the IEND chunk cut off
+    (tmp_path / "crc.png").write_bytes(bytes(data))
+    noise = np.random.default_rng(0).integers(0, 256, (30, 30, 1))
+    (tmp_path / "cut.png").write_bytes(png_bytes(noise, 0)[:400])  # image data cut off
+    (tmp_path / "text.txt").write_text("not a picture")
+    for name in ("crc.png", "cut.png", "text.txt"):
+        with pytest.raises(InputError, match=name) as error:
+            read_images(tmp_path / name)
+        assert "\n" not in str(error.value)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose (valid) header claims width x height pixels over the data of one pixel."""
+    one = png_bytes(np.zeros((1, 1, 1)), 0)
+    header = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    ihdr = struct.pack(">I", 13) + header + struct.pack(">I", zlib.crc32(header))
+    return one[:8] + ihdr + one[8 + len(ihdr):]
+
+
+@pytest.mark.parametrize("side", [3000, 40000])  # above our limit; 40000 is above Pillow's own bomb limit too
+def test_huge_picture_is_refused_before_decoding(tmp_path, monkeypatch, side):
+    (tmp_path / "bomb.png").write_bytes(png_claiming(side, side))
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self))
+    with pytest.raises(InputError, match="bomb.png") as error:
+        read_images(tmp_path / "bomb.png")
+    assert decoded == [] and "\n" not in str(error.value)
+    if side == 3000:
+        assert f"3000x3000 pixels is empty or larger than {MAX_PIXELS}" in str(error.value)
 
 
 def test_array_files(tmp_path):
@@ -185,8 +218,12 @@ def test_bench_model_quick(files):
     report = last_json(runner.invoke(app, ["bench", "model", str(checkpoint), "--quick", "--repeats", "1", "--json"]))
     for side in ("packed", "float"):
         assert set(report[side]) == {"batch_1", "batch_8"}
-        assert all(row["images_per_s"] > 0 and row["latency_ms"] > 0 for row in report[side].values())
-    assert report["speedup"]["batch_8"] > 0 and "cold" not in report and report["cpu_model"]
+        for batch, row in ((1, report[side]["batch_1"]), (8, report[side]["batch_8"])):
+            assert row["latency_ms"] > 0  # images/s is the batch over the same median time
+            assert row["images_per_s"] == pytest.approx(batch * 1e3 / row["latency_ms"], rel=0.01, abs=0.1)
+    float_ms, packed_ms = report["float"]["batch_8"]["latency_ms"], report["packed"]["batch_8"]["latency_ms"]
+    assert report["speedup"]["batch_8"] == pytest.approx(float_ms / packed_ms, rel=0.02, abs=0.01)
+    assert "cold" not in report and report["cpu_model"]
     # one entry per op kind of the compiled graph, each a positive time
     import numbnn.io
     from numbnn.inference import compile as compile_packed
@@ -201,3 +238,10 @@ def test_cold_start_probe_reports_its_phases(files, tmp_path):
     timings = cold_start.main("packed", str(tmp_path / "m.h5"))
     assert set(timings) == {"import_s", "load_s", "first_call_s", "total_in_process_s"}
     assert all(value >= 0 for value in timings.values())
+    phases = timings["import_s"] + timings["load_s"] + timings["first_call_s"]
+    assert timings["total_in_process_s"] == pytest.approx(phases, abs=0.0025)  # three phases, each rounded
+    assert timings["load_s"] > 0  # reading and checking an HDF5 file is not free: the load was timed
+    with pytest.raises(CheckpointError):
+        cold_start.main("packed", str(tmp_path / "missing.h5"))
+    with pytest.raises(SystemExit, match="unknown kind"):
+        cold_start.main("fp16", str(tmp_path / "m.h5"))

@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from numbnn.cli.main import app
 
 runner = CliRunner()
 

@@ -6,7 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numbnn.kernels import elementwise as _fused
+from numbnn.kernels import activations as _activation_kernels
+from numbnn.kernels import channels as _channel_kernels
+from numbnn.kernels import norm as _norm_kernels
+from numbnn.kernels import optim as _optim_kernels
 
 DTYPES = st.sampled_from([np.float32, np.float64])
 
@@ -33,16 +36,16 @@ def test_elementwise_kernels(case):
     x, (clip, *_), g = case
     xf, gf = x.reshape(-1), g.reshape(-1)
     clip = float(abs(clip[0])) + 0.1
-    sign = _fused.sign(xf)
+    sign = _activation_kernels.sign(xf)
     assert sign.dtype == x.dtype
     np.testing.assert_array_equal(sign, np.where(xf < 0, -1.0, 1.0))
-    np.testing.assert_array_equal(_fused.ste_grad(gf, xf, clip, np.empty_like(xf)), gf * (np.abs(xf) <= clip))
+    np.testing.assert_array_equal(_activation_kernels.ste_grad(gf, xf, clip, np.empty_like(xf)), gf * (np.abs(xf) <= clip))
     triangle = np.maximum(0, 2 - 2 * np.abs(xf.astype(np.float64)))  # the kernel rounds once, from float64
     np.testing.assert_array_equal(
-        _fused.approx_sign_grad(gf, xf, np.empty_like(xf)), (gf.astype(np.float64) * triangle).astype(x.dtype)
+        _activation_kernels.approx_sign_grad(gf, xf, np.empty_like(xf)), (gf.astype(np.float64) * triangle).astype(x.dtype)
     )
     inplace = gf.copy()
-    _fused.ste_grad(inplace, xf, clip, inplace)
+    _activation_kernels.ste_grad(inplace, xf, clip, inplace)
     np.testing.assert_array_equal(inplace, gf * (np.abs(xf) <= clip))
 
 
@@ -51,28 +54,28 @@ def test_elementwise_kernels(case):
 def test_per_channel_kernels(case):
     x, (a, b, c, d), g = case
     tol = _tol(x.dtype)
-    chunks = _fused.n_chunks(x.shape[0])
-    mean = _fused.chunk_sums(x, np.zeros(x.shape[1]), False, chunks).sum(axis=0) / x.shape[0]
-    var = _fused.chunk_sums(x, mean, True, chunks).sum(axis=0) / x.shape[0]
+    chunks = _channel_kernels.n_chunks(x.shape[0])
+    mean = _channel_kernels.chunk_sums(x, np.zeros(x.shape[1]), False, chunks).sum(axis=0) / x.shape[0]
+    var = _channel_kernels.chunk_sums(x, mean, True, chunks).sum(axis=0) / x.shape[0]
     np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=0), rtol=1e-10, atol=1e-12)
     center = x[-1].astype(np.float64)
-    first, second = _fused.chunk_moments(x, center, chunks).sum(axis=1)
+    first, second = _norm_kernels.chunk_moments(x, center, chunks).sum(axis=1)
     centered = x.astype(np.float64) - center
     np.testing.assert_allclose(first, centered.sum(axis=0), rtol=1e-12, atol=1e-10)
     np.testing.assert_allclose(second, (centered**2).sum(axis=0), rtol=1e-12, atol=1e-10)
-    np.testing.assert_allclose(_fused.affine(x, a, b), x * a + b, **tol)
-    np.testing.assert_allclose(_fused.affine2(g, x, a, b, c), a * g + b * x + c, **tol)
-    sum_g, sum_gc = _fused.grad_sums(g, x, mean, chunks).sum(axis=1)
+    np.testing.assert_allclose(_norm_kernels.affine(x, a, b), x * a + b, **tol)
+    np.testing.assert_allclose(_norm_kernels.affine2(g, x, a, b, c), a * g + b * x + c, **tol)
+    sum_g, sum_gc = _norm_kernels.grad_sums(g, x, mean, chunks).sum(axis=1)
     g64, x64 = g.astype(np.float64), x.astype(np.float64)
     np.testing.assert_allclose(sum_g, g64.sum(axis=0), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(sum_gc, (g64 * (x64 - mean)).sum(axis=0), rtol=1e-10, atol=1e-9)
 
     u = x - c
     slope = np.where(u >= 0, a, b)
-    np.testing.assert_allclose(_fused.dprelu_forward(x, a, b, c, d), slope * u - d, **tol)
+    np.testing.assert_allclose(_activation_kernels.dprelu_forward(x, a, b, c, d), slope * u - d, **tol)
     dx = np.empty_like(x)
-    sums = _fused.dprelu_backward(g, x, a, b, c, dx, chunks).sum(axis=1)
+    sums = _activation_kernels.dprelu_backward(g, x, a, b, c, dx, chunks).sum(axis=1)
     np.testing.assert_allclose(dx, g * slope, **tol)
     u64 = x64 - c
     slope64 = np.where(u64 >= 0, a, b).astype(np.float64)
@@ -87,7 +90,7 @@ def test_scale_columns_equals_numpy_cast_then_multiply(case):
     acc = np.round(1000 * x).astype(np.int32)
     acc.flat[:2] = [2**24 - 1, -(2**24) + 3]  # integer sums up to 2^24 are exact in float32
     out = np.full(acc.shape, np.nan, dtype=x.dtype)
-    assert _fused.scale_columns(acc, scale, out) is out
+    assert _channel_kernels.scale_columns(acc, scale, out) is out
     np.testing.assert_array_equal(out, acc.astype(x.dtype) * scale)
 
 
@@ -100,7 +103,7 @@ def test_reductions_do_not_depend_on_the_thread_count():
         results = []
         for threads in (1, 2):
             numba.set_num_threads(threads)
-            results.append(_fused.chunk_sums(x, np.zeros(7), True, _fused.n_chunks(5000)).sum(axis=0))
+            results.append(_channel_kernels.chunk_sums(x, np.zeros(7), True, _channel_kernels.n_chunks(5000)).sum(axis=0))
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(results[0], results[1])
@@ -119,7 +122,7 @@ def test_adam_step_matches_numpy(case, decoupled):
     m2 = beta1 * exp_avg + (1 - beta1) * d
     v2 = beta2 * exp_avg_sq + (1 - beta2) * d * d
     expected = w - step_size * m2 / (np.sqrt(v2) / bias2_root + eps)
-    _fused.adam_step(data, grad, exp_avg, exp_avg_sq, shrink, l2, beta1, beta2, step_size, bias2_root, eps)
+    _optim_kernels.adam_step(data, grad, exp_avg, exp_avg_sq, shrink, l2, beta1, beta2, step_size, bias2_root, eps)
     tol = _tol(x.dtype)
     np.testing.assert_allclose(exp_avg, m2, **tol)
     np.testing.assert_allclose(exp_avg_sq, v2, **tol)

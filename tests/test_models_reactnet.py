@@ -12,6 +12,7 @@ from numbnn import kernels
 from numbnn.autograd import Tensor, no_grad
 from numbnn.errors import CheckpointError, InputError
 from numbnn.models import build_model
+from numbnn.models.cost import summarize
 from numbnn.models.reactnet import BasicBlock, block_strides
 from numbnn.nn import BinaryConv2d
 from numbnn.train import recipes
@@ -39,7 +40,8 @@ def test_default_network_shapes(args, hw):
     with no_grad():
         assert model(x).shape == (2, 10)
         assert model.features(x).shape == (2, 256)
-    assert [block.conv_3x3.last_output_hw[0] for block in model.blocks] == hw
+    shapes = {row.name: row.output_shape for row in summarize(model).layers}
+    assert [shapes[f"blocks.{i}.conv_3x3"][1] for i in range(len(model.blocks))] == hw
     assert [(b.in_channels, b.out_channels) for b in model.blocks] == [(32, 64), (64, 128), (128, 128), (128, 256), (256, 256)]
     assert block_strides([32, 64, 128, 128, 256, 256]) == [1, 2, 1, 2, 1]  # the code's rule: not 32 -> 64
 

@@ -28,7 +28,7 @@ EPOCHS = 3
 TRAIN = ["train", "--model", "bnn-small", "--model-arg", "widths=[8,8,16]", "--limit", 256, "--test-limit", 100,
          "--batch-size", 32, "--epochs", EPOCHS, "--save-every", 1, "--seed", 7, "--threads", 1, "--json"]
 DEADLINE_S = 300  # for the whole scenario on a busy machine; each stage normally takes seconds
-NUMBNN = [sys.executable, "-c", "import sys; from cli.main import run; sys.argv[0] = 'numbnn'; run()"]
+NUMBNN = [sys.executable, "-c", "import sys; from numbnn.cli.main import run; sys.argv[0] = 'numbnn'; run()"]
 
 
 def start(directory: Path, *args) -> subprocess.Popen:

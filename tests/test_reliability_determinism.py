@@ -25,7 +25,7 @@ from numbnn.inference import compile
 from numbnn.models import build_model
 from numbnn.nn import init
 
-NUMBNN = [sys.executable, "-c", "import sys; from cli.main import run; sys.argv[0] = 'numbnn'; run()"]
+NUMBNN = [sys.executable, "-c", "import sys; from numbnn.cli.main import run; sys.argv[0] = 'numbnn'; run()"]
 TRAIN = ["train", "--model", "bnn-small", "--model-arg", "widths=[8,8,16]", "--limit", "96", "--test-limit", "50",
          "--batch-size", "32", "--epochs", "1", "--seed", "11", "--threads", "2"]
 needs_two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")

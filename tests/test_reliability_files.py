@@ -30,10 +30,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import numbnn.io
-from cli.main import app
+from numbnn.cli.main import app
 from numbnn.errors import CheckpointError, FormatVersionError, InputError
 from numbnn.inference import compile
 from numbnn.inference import format as packed_format
+from numbnn.inference import model as packed_model
 from numbnn.inference.images import read_images
 from numbnn.io import atomic_h5, write_header
 from numbnn.models import build_model
@@ -224,7 +225,7 @@ def test_predict_answers_a_bad_input_file_with_one_error_line(files, bad_inputs,
 @pytest.mark.parametrize("name", BAD_INPUTS)
 def test_bad_input_files_raise_input_error_from_the_library(files, bad_inputs, name):
     path = bad_inputs[name]
-    model = packed_format.load(files.packed)
+    model = packed_model.load(files.packed)
     with pytest.raises(InputError):
         model.predict(read_images(path))
 
@@ -235,7 +236,7 @@ LOADERS = {
     "numbnn.io.load": ("checkpoint", numbnn.io.load),
     "numbnn.io.load_checkpoint": ("checkpoint", numbnn.io.load_checkpoint),
     "read_training_state": ("checkpoint", read_training_state),
-    "numbnn.inference.load": ("packed", packed_format.load),
+    "numbnn.inference.load": ("packed", packed_model.load),
 }
 
 
@@ -289,10 +290,10 @@ def test_fuzzed_packed_models_load_correctly_or_raise_checkpoint_error(files, mu
     with no_hang():
         packed_format.is_packed_model(path)  # the eval dispatch: a bool, never an exception or a hang
         try:
-            model = packed_format.load(path)
+            model = packed_model.load(path)
         except CheckpointError:
             return
-    np.testing.assert_array_equal(model.predict(x), packed_format.load(files.packed).predict(x))
+    np.testing.assert_array_equal(model.predict(x), packed_model.load(files.packed).predict(x))
 
 
 def _shrink_graph_heap_object(data: bytes) -> bytes:
@@ -309,7 +310,7 @@ def test_eval_of_a_model_with_a_corrupt_heap_length_fails_fast_in_a_real_process
     verifying its checksum (run in a subprocess so that a hang is a timeout, not a stuck suite)."""
     path = tmp_path / "corrupt-heap.h5"
     path.write_bytes(_shrink_graph_heap_object(files.packed.read_bytes()))
-    command = [sys.executable, "-c", "from cli.main import run; run()", "eval", str(path), "--limit", "10"]
+    command = [sys.executable, "-c", "from numbnn.cli.main import run; run()", "eval", str(path), "--limit", "10"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=HANG_LIMIT_S,
                             env={**os.environ, "NUMBA_NUM_THREADS": "1"})
     assert result.returncode == 2, result.stderr

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("distributed")
 
-from cli.main import app  # noqa: E402
+from numbnn.cli.main import app  # noqa: E402
 from numbnn.sweep import load_spec, store  # noqa: E402
 from numbnn.sweep.pareto import dominates  # noqa: E402
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cli.main import app
+from numbnn.cli.main import app
 from numbnn.errors import InputError, MissingDependencyError, UnknownModelError
 from numbnn.sweep import config_hash, load_spec, parse_overrides, parse_spec, plan, store
 from numbnn.sweep.pareto import dominates, pareto_front
@@ -73,7 +73,7 @@ def test_config_hash_is_sha256_of_the_canonical_json():
     ({"defaults": SMALL}, ["no runs"]),
     ({"runs": [{"epochs": 1}]}, ["runs[0]", "no model"]),
     ({"runs": {"model": "bnn-small"}}, ["runs", "array of tables"]),
-    ({"runs": [SMALL, {**SMALL, "epochs": 0}]}, ["runs[1]", "epochs must be an integer >= 1"]),
+    ({"runs": [SMALL, {**SMALL, "epochs": 0}]}, ["runs[1]", "epochs must be a positive integer"]),
     ({"runs": [SMALL, {**SMALL, "recipe": "three-step"}]}, ["runs[1]", "recipe"]),
     ({"runs": [{**SMALL, "model_args": {"width": [8]}}]}, ["runs[0]", "'width'", "did you mean 'widths'"]),
     ({"runs": [{**SMALL, "model_args": 3}]}, ["runs[0].model_args", "table"]),
@@ -187,7 +187,7 @@ def test_missing_optional_dependencies_say_how_to_install(monkeypatch):
 
 
 def test_the_core_toolkit_and_the_cli_do_not_import_dask_or_matplotlib():
-    code = ("import sys, numbnn, numbnn.models, numbnn.train, numbnn.sweep, cli.main; "
+    code = ("import sys, numbnn, numbnn.models, numbnn.train, numbnn.sweep, numbnn.cli.main; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed', 'matplotlib'}))")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"

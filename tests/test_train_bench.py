@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from numbnn.cli.main import app
 from numbnn.errors import InputError
 from numbnn.train.bench import profile_train_step, synthetic_batches, time_train_steps
 
@@ -18,7 +18,7 @@ def test_synthetic_batches_look_like_normalised_fashion_mnist():
 
 def test_timed_steps_train_and_project_an_epoch():
     result = time_train_steps("bnn-small", batch_size=4, steps=3, warmup=1, threads=1)
-    assert result["threads"] == {"numba": 1, "blas": result["threads"]["blas"]}
+    assert result["threads"] == {"numba": 1, "blas": 1}
     assert 0 < result["step_s_min"] <= result["step_s"]
     assert result["epoch_s"] == pytest.approx(result["step_s"] * 60000 / 4, rel=1e-3)
     assert result["images_per_s"] == pytest.approx(4 / result["step_s"], rel=1e-2)

@@ -6,41 +6,9 @@ input's shape. Backward methods never write into the incoming ``grad`` (it may b
 
 import numpy as np
 
+from numbnn.autograd.arrays import add_arrays
 from numbnn.autograd.function import Function
-from numbnn.kernels import elementwise as _fused
-
-# Below this many elements numpy's single-threaded loop beats waking the thread pool.
-PARALLEL_MIN_ELEMENTS = 1 << 16
-
-
-def add_arrays(a, b):
-    """a + b; for large C-contiguous float arrays of one dtype, of equal shapes or one a per-channel
-    vector (last axis), a parallel Numba loop with numpy's exact result. Residual connections, the
-    learnable biases of BNN blocks and the engine's gradient accumulation all go through here."""
-    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and a.dtype.kind == "f"):
-        return a + b
-    if a.ndim == 1 and b.ndim > 1:
-        a, b = b, a  # addition commutes exactly
-    if max(a.size, b.size) < PARALLEL_MIN_ELEMENTS or not a.flags.c_contiguous:
-        return a + b
-    if a.shape == b.shape and b.flags.c_contiguous:
-        return _fused.add(a.reshape(-1), b.reshape(-1), np.empty(a.size, a.dtype)).reshape(a.shape)
-    if b.ndim == 1 and a.ndim > 1 and a.shape[-1] == b.shape[0]:
-        rows = a.reshape(-1, b.shape[0])
-        return _fused.add_channels(rows, np.ascontiguousarray(b), np.empty_like(rows)).reshape(a.shape)
-    return a + b
-
-
-def channel_sums(grad: np.ndarray) -> np.ndarray:
-    """Sum over every axis but the last (a per-channel bias's gradient); large C-contiguous float
-    arrays in parallel, each channel accumulated in float64 by fixed row chunks (thread-count
-    independent) and rounded once."""
-    if grad.dtype.kind != "f" or grad.size < PARALLEL_MIN_ELEMENTS or not grad.flags.c_contiguous:
-        return grad.sum(axis=tuple(range(grad.ndim - 1)))
-    rows = grad.reshape(-1, grad.shape[-1])
-    partial = _fused.chunk_sums(rows, np.zeros(rows.shape[1]), False, _fused.n_chunks(rows.shape[0]))
-    return partial.sum(axis=0).astype(grad.dtype)
-
+from numbnn.autograd.tensor import Tensor
 
 class Add(Function):
     @staticmethod
@@ -286,3 +254,47 @@ class GetItem(Function):
 def _is_basic_index(index) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
     return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+
+
+# ---- Tensor's operators and methods -----------------------------------------------------------------
+# Each runs one op above. They are set on Tensor here, beside the ops, when this module loads (the
+# package's __init__ imports it), so the modules import one way: tensor <- function <- basic_ops.
+
+
+def _reshape(self, *shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return Reshape.apply(self, shape=shape)
+
+
+def _transpose(self, *axes):
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return Transpose.apply(self, axes=axes or None)
+
+
+TENSOR_METHODS = {
+    "__add__": lambda self, other: Add.apply(self, other),
+    "__radd__": lambda self, other: Add.apply(other, self),
+    "__sub__": lambda self, other: Sub.apply(self, other),
+    "__rsub__": lambda self, other: Sub.apply(other, self),
+    "__mul__": lambda self, other: Mul.apply(self, other),
+    "__rmul__": lambda self, other: Mul.apply(other, self),
+    "__truediv__": lambda self, other: Div.apply(self, other),
+    "__rtruediv__": lambda self, other: Div.apply(other, self),
+    "__matmul__": lambda self, other: MatMul.apply(self, other),
+    "__rmatmul__": lambda self, other: MatMul.apply(other, self),
+    "__neg__": lambda self: Neg.apply(self),
+    "__pow__": lambda self, exponent: Pow.apply(self, exponent=exponent),
+    "__getitem__": lambda self, index: GetItem.apply(self, index=index),
+    "sum": lambda self, axis=None, keepdims=False: Sum.apply(self, axis=axis, keepdims=keepdims),
+    "mean": lambda self, axis=None, keepdims=False: Mean.apply(self, axis=axis, keepdims=keepdims),
+    "max": lambda self, axis=None, keepdims=False: Max.apply(self, axis=axis, keepdims=keepdims),
+    "reshape": _reshape,
+    "transpose": _transpose,
+    "exp": lambda self: Exp.apply(self),
+    "log": lambda self: Log.apply(self),
+    "sqrt": lambda self: Sqrt.apply(self),
+}
+for _name, _method in TENSOR_METHODS.items():
+    setattr(Tensor, _name, _method)

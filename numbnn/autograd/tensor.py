@@ -9,6 +9,7 @@ every ``_ctx`` it passed so the saved activations are freed right after the step
 
 import numpy as np
 
+from numbnn.autograd.arrays import add_arrays, channel_sums
 from numbnn.errors import InputError
 
 
@@ -16,7 +17,9 @@ class Tensor:
     """An n-d array with an optional gradient.
 
     Python floats (and lists of them) become float32; numpy arrays keep their dtype, so float64
-    inputs give float64 graphs (used by the finite-difference gradient checks).
+    inputs give float64 graphs (used by the finite-difference gradient checks). Arithmetic (+, -, *,
+    /, @, **, indexing) and ``sum``/``mean``/``max``/``reshape``/``transpose``/``exp``/``log``/``sqrt``
+    are ops, defined beside their Functions in :mod:`numbnn.autograd.basic_ops`.
     """
 
     __array_priority__ = 100  # make ndarray <op> Tensor defer to Tensor's reflected operators
@@ -102,47 +105,7 @@ class Tensor:
                 if pg.dtype != parent.dtype:
                     pg = pg.astype(parent.dtype)
                 key = id(parent)
-                grads[key] = pg if key not in grads else _ops.add_arrays(grads[key], pg)
-
-    # ---- operators (each is one Function in basic_ops) -------------------------------------------
-    def __add__(self, other):
-        return _ops.Add.apply(self, other)
-
-    def __radd__(self, other):
-        return _ops.Add.apply(other, self)
-
-    def __sub__(self, other):
-        return _ops.Sub.apply(self, other)
-
-    def __rsub__(self, other):
-        return _ops.Sub.apply(other, self)
-
-    def __mul__(self, other):
-        return _ops.Mul.apply(self, other)
-
-    def __rmul__(self, other):
-        return _ops.Mul.apply(other, self)
-
-    def __truediv__(self, other):
-        return _ops.Div.apply(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops.Div.apply(other, self)
-
-    def __matmul__(self, other):
-        return _ops.MatMul.apply(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops.MatMul.apply(other, self)
-
-    def __neg__(self):
-        return _ops.Neg.apply(self)
-
-    def __pow__(self, exponent):
-        return _ops.Pow.apply(self, exponent=exponent)
-
-    def __getitem__(self, index):
-        return _ops.GetItem.apply(self, index=index)
+                grads[key] = pg if key not in grads else add_arrays(grads[key], pg)
 
     # comparisons give plain boolean arrays: they have no gradient
     def __lt__(self, other):
@@ -164,35 +127,6 @@ class Tensor:
         return self.data != _data(other)
 
     __hash__ = object.__hash__
-
-    # ---- reductions, shapes, elementwise math ----------------------------------------------------
-    def sum(self, axis=None, keepdims=False):
-        return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return _ops.Mean.apply(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return _ops.Max.apply(self, axis=axis, keepdims=keepdims)
-
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _ops.Reshape.apply(self, shape=shape)
-
-    def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return _ops.Transpose.apply(self, axes=axes or None)
-
-    def exp(self):
-        return _ops.Exp.apply(self)
-
-    def log(self):
-        return _ops.Log.apply(self)
-
-    def sqrt(self):
-        return _ops.Sqrt.apply(self)
 
 
 def _data(x):
@@ -224,7 +158,7 @@ def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     if grad.shape == shape:
         return grad
     if len(shape) == 1 and grad.ndim > 1 and grad.shape[-1] == shape[0]:
-        return _ops.channel_sums(grad)  # a per-channel vector broadcast over NHWC / [N, C] data
+        return channel_sums(grad)  # a per-channel vector broadcast over NHWC / [N, C] data
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
@@ -233,5 +167,3 @@ def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
 
-
-from numbnn.autograd import basic_ops as _ops  # noqa: E402  (ops need Tensor defined first)

@@ -15,6 +15,9 @@ import urllib.request
 from collections.abc import Collection
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
 from numbnn._atomic import atomic_path
 from numbnn.errors import ChecksumError, DatasetNotFoundError
 
@@ -73,9 +76,6 @@ def _progress_bar(enabled: bool, total: int | None, label: str):
     if not enabled:
         yield lambda count: None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task(f"download {label}", total=total)

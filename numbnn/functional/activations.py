@@ -4,7 +4,8 @@ import numpy as np
 
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
-from numbnn.kernels import elementwise as _fused
+from numbnn.kernels import activations as _activation_kernels
+from numbnn.kernels import channels as _channel_kernels
 
 
 class Relu(Function):
@@ -38,7 +39,7 @@ class HardSigmoid(Function):
 
 
 class DPRelu(Function):
-    """PokeBNN's dynamic PReLU, all four parameters per channel (NOTES.md sec. 5).
+    """PokeBNN's dynamic PReLU, all four parameters per channel (google/aqt, ``aqt/jax_legacy/jax/imagenet/pokebnn.py``).
 
     With u = x - shift_x and s = pos_slope if u >= 0 else neg_slope: y = s * u - shift_y.
     Gradients: dy/dx = s, dy/dpos = u * [u >= 0], dy/dneg = u * [u < 0], dy/dshift_x = -s,
@@ -51,14 +52,14 @@ class DPRelu(Function):
         x2 = np.ascontiguousarray(x).reshape(-1, c)
         params = [_channel_vector(p, c, x.dtype) for p in (pos_slope, neg_slope, shift_x, shift_y)]
         ctx.save_for_backward(x2, *params[:3])
-        return _fused.dprelu_forward(x2, *params).reshape(x.shape)
+        return _activation_kernels.dprelu_forward(x2, *params).reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
         x2, pos, neg, shift_x = ctx.saved
         g2 = np.ascontiguousarray(grad, dtype=x2.dtype).reshape(x2.shape)
         dx = np.empty_like(x2)
-        sums = _fused.dprelu_backward(g2, x2, pos, neg, shift_x, dx, _fused.n_chunks(x2.shape[0])).sum(axis=1)
+        sums = _activation_kernels.dprelu_backward(g2, x2, pos, neg, shift_x, dx, _channel_kernels.n_chunks(x2.shape[0])).sum(axis=1)
         d_pos, d_neg, sum_dx, sum_g = sums
         return dx.reshape(grad.shape), d_pos, d_neg, -sum_dx, -sum_g
 

@@ -23,7 +23,7 @@ from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
 from numbnn.functional.conv import blocked_backward, columns, conv_shape
 from numbnn.functional.quantizers import approx_sign_backward, sign_values, ste_backward
-from numbnn.kernels import elementwise as _fused
+from numbnn.kernels import channels as _channel_kernels
 
 _ACT_GRADS = ("ste", "approx")
 
@@ -90,7 +90,7 @@ class BinaryConv2d(Function):
         if scale is not None and not ctx.needs_input_grad[2]:  # the usual case: cast and scale in one pass
             dtype = np.result_type(x.dtype, scale.dtype)
             scale_row = np.ascontiguousarray(np.broadcast_to(scale, (s.o,)), dtype=dtype)
-            conv, out = None, _fused.scale_columns(sums, scale_row, np.empty((s.rows, s.o), dtype=dtype))
+            conv, out = None, _channel_kernels.scale_columns(sums, scale_row, np.empty((s.rows, s.o), dtype=dtype))
         else:
             conv = sums.astype(x.dtype)
             out = conv * scale if scale is not None else conv

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from numbnn.autograd import Function, Tensor
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.functional import gemm
 from numbnn.kernels import col2im, im2col
@@ -52,8 +53,7 @@ def conv_shape(x_shape, w_shape, stride, padding, dilation, groups) -> ConvShape
         raise InputError(f"x must be NHWC (rank 4), got shape {tuple(x_shape)}")
     if len(w_shape) != 4:
         raise InputError(f"w must be OHWI (rank 4), got shape {tuple(w_shape)}")
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
-        raise InputError(f"groups must be a positive int, got {groups!r}")
+    check_int(groups, "groups")
     n, h, w, c = x_shape
     o, kh, kw, cg = w_shape
     if c != cg * groups:

@@ -4,7 +4,21 @@ import numpy as np
 
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
-from numbnn.kernels import elementwise as _fused
+from numbnn.kernels import channels as _channel_kernels
+from numbnn.kernels import norm as _norm_kernels
+
+
+def normalizing_affine(gamma, beta, mean, var, eps: float):
+    """(scale, shift, 1/sigma) in float64 with gamma * (x - mu) / sigma + beta = scale * x + shift.
+
+    In evaluation (mu, var = the running statistics) these are constants; the packed compiler folds
+    them (:mod:`numbnn.inference.lower`), so both compute them here, the same way.
+    """
+    mean, var = np.asarray(mean, np.float64), np.asarray(var, np.float64)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    scale = inv_std if gamma is None else gamma * inv_std
+    shift = -mean * scale if beta is None else beta - mean * scale
+    return scale, shift, inv_std
 
 
 class BatchNorm(Function):
@@ -33,7 +47,7 @@ class BatchNorm(Function):
             if m < 2:
                 raise InputError(f"batch_norm in training mode needs more than 1 value per channel, got x {x.shape}")
             center = x2[0].astype(np.float64)  # one sample per channel: sums of (x - center) cancel little
-            first, second = _fused.chunk_moments(x2, center, _fused.n_chunks(m)).sum(axis=1) / m
+            first, second = _norm_kernels.chunk_moments(x2, center, _channel_kernels.n_chunks(m)).sum(axis=1) / m
             mean = center + first
             var = np.maximum(second - first * first, 0.0)
             if running_mean is not None:
@@ -44,12 +58,10 @@ class BatchNorm(Function):
                 running_var += (momentum * m / (m - 1)) * var
         else:
             mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
-        inv_std = 1.0 / np.sqrt(var + eps)
-        scale = inv_std if gamma is None else gamma * inv_std
-        shift = -mean * scale if beta is None else beta - mean * scale
+        scale, shift, inv_std = normalizing_affine(gamma, beta, mean, var, eps)
         ctx.training = training
         ctx.save_for_backward(x2, mean, inv_std, gamma)
-        return _fused.affine(x2, scale.astype(x.dtype), shift.astype(x.dtype)).reshape(x.shape)
+        return _norm_kernels.affine(x2, scale.astype(x.dtype), shift.astype(x.dtype)).reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
@@ -61,7 +73,7 @@ class BatchNorm(Function):
         scale = inv_std if gamma is None else gamma * inv_std
         dgamma = dbeta = dx = None
         if need_gamma or need_beta or (need_x and ctx.training):
-            sum_g, sum_g_centered = _fused.grad_sums(g2, x2, mean, _fused.n_chunks(m)).sum(axis=1)
+            sum_g, sum_g_centered = _norm_kernels.grad_sums(g2, x2, mean, _channel_kernels.n_chunks(m)).sum(axis=1)
             dbeta, dgamma = sum_g, sum_g_centered * inv_std
         if need_x:
             if ctx.training:  # dx = scale*g + b*(x - mean) - scale*dbeta/M, b = -scale*inv_std*dgamma/M
@@ -69,7 +81,7 @@ class BatchNorm(Function):
                 shift = -scale * dbeta / m - b * mean
             else:
                 b = shift = np.zeros_like(scale)
-            dx = _fused.affine2(g2, x2, scale.astype(dtype), b.astype(dtype), shift.astype(dtype)).reshape(grad.shape)
+            dx = _norm_kernels.affine2(g2, x2, scale.astype(dtype), b.astype(dtype), shift.astype(dtype)).reshape(grad.shape)
         return dx, (dgamma if need_gamma else None), (dbeta if need_beta else None), None, None
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
-from numbnn.kernels import elementwise as _fused
+from numbnn.kernels import activations as _activation_kernels
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -23,20 +23,20 @@ def sign_values(x: np.ndarray) -> np.ndarray:
     if x.dtype not in _FLOATS:
         return np.where(x < 0, -1, 1).astype(x.dtype)
     x = np.ascontiguousarray(x)
-    return _fused.sign(x.reshape(-1)).reshape(x.shape)
+    return _activation_kernels.sign(x.reshape(-1)).reshape(x.shape)
 
 
 def ste_backward(grad: np.ndarray, x: np.ndarray, clip: float, out: np.ndarray | None = None) -> np.ndarray:
     """grad * 1{|x| <= clip}: the clipped-identity STE derivative applied to ``grad`` (into ``out`` if given)."""
     g, xf, out = _flat_operands(grad, x, out)
-    _fused.ste_grad(g, xf, clip, out.reshape(-1))
+    _activation_kernels.ste_grad(g, xf, clip, out.reshape(-1))
     return out
 
 
 def approx_sign_backward(grad: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """grad * max(0, 2 - 2|x|): ApproxSign's derivative (Bi-Real Net, Liu et al. 2018, eq. 5; ReActNet)."""
     g, xf, out = _flat_operands(grad, x, out)
-    _fused.approx_sign_grad(g, xf, out.reshape(-1))
+    _activation_kernels.approx_sign_grad(g, xf, out.reshape(-1))
     return out
 
 
@@ -103,6 +103,12 @@ def approx_sign(x) -> Tensor:
     return ApproxSign.apply(x)
 
 
+def quantization_grid(bits: int, bound: float, signed: bool) -> tuple[float, float, float]:
+    """(lo, hi, step) of :class:`FakeQuant`'s levels; the packed compiler uses the same numbers."""
+    levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    return (-bound if signed else 0.0), bound, bound / levels
+
+
 class FakeQuant(Function):
     """Uniform fake quantization with a straight-through rounding estimator.
 
@@ -114,12 +120,11 @@ class FakeQuant(Function):
 
     @staticmethod
     def forward(ctx, x, bits, bound, signed):
-        levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
-        lo = -bound if signed else 0.0
-        step = x.dtype.type(bound / levels)
+        lo, hi, step = quantization_grid(bits, bound, signed)
+        step = x.dtype.type(step)
         ctx.save_for_backward(x)
-        ctx.lo, ctx.hi = lo, bound
-        q = np.clip(x, lo, bound)
+        ctx.lo, ctx.hi = lo, hi
+        q = np.clip(x, lo, hi)
         q /= step
         np.rint(q, out=q)
         q *= step

@@ -3,9 +3,10 @@
 import numpy as np
 
 from numbnn.autograd import Function, Tensor
-from numbnn.autograd.basic_ops import PARALLEL_MIN_ELEMENTS
+from numbnn.autograd.arrays import PARALLEL_MIN_ELEMENTS
+from numbnn.checks import check_int
 from numbnn.errors import InputError
-from numbnn.kernels import elementwise as _fused
+from numbnn.kernels import channels as _channel_kernels
 
 
 def _tensor(x) -> Tensor:
@@ -55,7 +56,7 @@ class Concat(Function):
         rows = out.reshape(-1, out.shape[-1])
         first = 0
         for a in arrays:
-            _fused.copy_columns(a.reshape(-1, a.shape[-1]), rows, first)
+            _channel_kernels.copy_columns(a.reshape(-1, a.shape[-1]), rows, first)
             first += a.shape[-1]
         return out
 
@@ -67,7 +68,7 @@ class Concat(Function):
         rows = np.ascontiguousarray(grad).reshape(-1, grad.shape[-1])
         parts = []
         for first, width in zip([0, *bounds], ctx.widths):
-            part = _fused.take_columns(rows, int(first), np.empty((rows.shape[0], width), dtype=grad.dtype))
+            part = _channel_kernels.take_columns(rows, int(first), np.empty((rows.shape[0], width), dtype=grad.dtype))
             parts.append(part.reshape(grad.shape[:-1] + (width,)))
         return tuple(parts)
 
@@ -107,8 +108,7 @@ def pad(x, pad_width, value: float = 0.0) -> Tensor:
 def _check_block(x, block: int, divide_spatial: bool):
     if len(x.shape) != 4:
         raise InputError(f"x must be NHWC (rank 4), got shape {tuple(x.shape)}")
-    if not isinstance(block, int) or block < 1:
-        raise InputError(f"block must be a positive int, got {block!r}")
+    check_int(block, "block")
     n, h, w, c = x.shape
     if divide_spatial and (h % block or w % block):
         raise InputError(f"spatial size {h}x{w} is not divisible by block={block}")

@@ -12,8 +12,8 @@ from importlib import import_module
 _LAZY = {
     "compile": ("numbnn.inference.compiler", "compile"),
     "PackedModel": ("numbnn.inference.model", "PackedModel"),
-    "load": ("numbnn.inference.format", "load"),
-    "save": ("numbnn.inference.format", "save"),
+    "load": ("numbnn.inference.model", "load"),
+    "save": ("numbnn.inference.model", "save"),
     "is_packed_model": ("numbnn.inference.format", "is_packed_model"),
 }
 

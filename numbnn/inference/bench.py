@@ -22,9 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
+import numbnn.io
+from numbnn.autograd import Tensor, no_grad
+from numbnn.checks import check_int
 from numbnn.errors import InputError
+from numbnn.inference.compiler import compile
 from numbnn.kernels.platform import cpu_model
 
 BATCHES = (1, 256)
@@ -36,14 +41,8 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
 
     ``quick``: batches 1 and 8, and no cold runs (a smoke test; the figures mean little).
     """
-    import numba
-
-    import numbnn.io
-    from numbnn.inference.compiler import compile
-
     progress = progress or (lambda text: None)
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise InputError(f"repeats must be a positive integer, got {repeats!r}")
+    check_int(repeats, "repeats")
     load_before = os.getloadavg()[0]
     progress("loading and compiling")
     model = numbnn.io.load(checkpoint)
@@ -109,8 +108,6 @@ def _cold_run(kind: str, path: Path, env_extra: dict | None = None) -> dict:
 
 
 def _float_forward(model, packed, images):
-    from numbnn.autograd import Tensor, no_grad
-
     x = packed.prepare(images)  # the same normalisation as training
     with no_grad():
         return model(Tensor(x)).data

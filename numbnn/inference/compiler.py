@@ -17,6 +17,8 @@ import json
 
 import numpy as np
 
+from numbnn.autograd import Tensor, no_grad
+from numbnn.datasets.fashion import CLASSES
 from numbnn.errors import InputError
 from numbnn.inference.fuse import optimize
 from numbnn.inference.graph import Node
@@ -24,6 +26,9 @@ from numbnn.inference.lower import lower
 from numbnn.inference.model import PackedModel
 from numbnn.inference.ops import Spec
 from numbnn.inference.trace import trace_forward
+from numbnn.inference.trees import from_xgboost_json
+from numbnn.nn import Module
+from numbnn.train.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 
 # Verification tolerance on the outputs: the compiled graph repeats the float model's float32 steps, so
 # the outputs agree to the last bit unless BLAS rounds a float layer differently; this leaves room for that.
@@ -36,8 +41,6 @@ def compile(model, input_shape=None) -> PackedModel:  # noqa: A001  (the library
     ``input_shape`` (H, W, C) defaults to 28 x 28 x the model's ``in_channels`` (1). The model's
     train/eval modes are restored afterwards.
     """
-    from numbnn.nn import Module
-
     if not isinstance(model, Module):
         raise InputError(f"model must be a numbnn Module, got {type(model).__name__}")
     input_shape = _input_shape(model, input_shape)
@@ -76,16 +79,11 @@ def _tree_head(model) -> dict | None:
     """The ``trees`` op description of a model whose fitted tree head replaces its classifier (ReActXGB)."""
     if not getattr(model, "has_trees", False):
         return None
-    from numbnn.inference.trees import from_xgboost_json
-
     raw = bytes(model.booster.save_raw(raw_format="json"))
     return from_xgboost_json(raw, int(model.classifier.in_features))
 
 
 def _meta(model, input_shape) -> dict:
-    from numbnn.datasets.fashion import CLASSES
-    from numbnn.train.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD
-
     config = getattr(model, "config", None) or {"name": type(model).__name__, "args": {}}
     return {"config": json.loads(json.dumps(config)), "input_shape": list(input_shape), "mean": float(FASHION_MNIST_MEAN),
             "std": float(FASHION_MNIST_STD), "classes": list(CLASSES)}
@@ -93,8 +91,6 @@ def _meta(model, input_shape) -> dict:
 
 def _verify(model, packed: PackedModel, trace) -> dict:
     """Compare the compiled model with the float model on the traced batches; raise on a real difference."""
-    from numbnn.autograd import Tensor, no_grad
-
     worst = 0.0
     for x, y in zip(trace.inputs, trace.outputs):
         if getattr(model, "has_trees", False):

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+import numbnn.io
+from numbnn.checks import check_int
+from numbnn.datasets import fashion_mnist
 from numbnn.errors import InputError
-from numbnn.inference.model import DEFAULT_BATCH, PackedModel
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """The same fields as :class:`numbnn.train.evaluate.Evaluation` (accuracy in [0, 1], mean cross-entropy)."""
-
-    accuracy: float
-    loss: float
-    correct: int
-    n: int
+from numbnn.evaluation import Evaluation, Tally
+from numbnn.inference.compiler import compile
+from numbnn.inference.model import DEFAULT_BATCH, PackedModel, load
 
 
 def evaluate(model: PackedModel, images: np.ndarray, labels: np.ndarray, batch_size: int = DEFAULT_BATCH,
@@ -26,33 +19,22 @@ def evaluate(model: PackedModel, images: np.ndarray, labels: np.ndarray, batch_s
 
     ``progress(done, total)`` is called after each batch.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_int(batch_size, "batch_size")
     labels = np.asarray(labels).astype(np.int64)
     if len(images) != len(labels) or len(labels) == 0:
         raise InputError(f"need one label per image and at least one image, got {len(images)} and {len(labels)}")
-    correct, loss_sum = 0, 0.0
+    tally = Tally()
     for start in range(0, len(labels), batch_size):
-        logits = model.predict(images[start:start + batch_size], batch_size).astype(np.float64)
-        y = labels[start:start + batch_size]
-        correct += int((logits.argmax(axis=1) == y).sum())
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss_sum -= float(log_probabilities[np.arange(len(y)), y].sum())
+        tally.add(model.predict(images[start:start + batch_size], batch_size), labels[start:start + batch_size])
         if progress is not None:
-            progress(min(start + batch_size, len(labels)), len(labels))
-    return Evaluation(correct / len(labels), loss_sum / len(labels), correct, len(labels))
+            progress(tally.n, len(labels))
+    return tally.result()
 
 
 def load_packed(path, from_checkpoint: bool = False) -> PackedModel:
     """A packed model file, or (``from_checkpoint``) a training checkpoint compiled on the fly."""
     if from_checkpoint:
-        import numbnn.io
-        from numbnn.inference.compiler import compile
-
         return compile(numbnn.io.load(path))
-    from numbnn.inference.format import load
-
     return load(path)
 
 
@@ -60,10 +42,8 @@ def evaluate_file(path, *, from_checkpoint: bool = False, limit: int | None = No
                   batch_size: int = DEFAULT_BATCH, data_dir=None, progress=None) -> Evaluation:
     """Accuracy on the first ``limit`` FashionMNIST test images (all by default) of a packed model file
     (or of a checkpoint compiled on the fly when ``from_checkpoint``)."""
-    from numbnn.datasets import fashion_mnist
-
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise InputError(f"limit must be a positive integer, got {limit!r}")
+    if limit is not None:
+        check_int(limit, "limit")
     model = load_packed(path, from_checkpoint)
     images, labels = fashion_mnist("test", data_dir)
     return evaluate(model, images[:limit], labels[:limit], batch_size, progress)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
+import numbnn.io
 from numbnn.inference.compiler import compile
 from numbnn.inference.model import PackedModel
+from numbnn.models.cost import default_input_shape, summarize
 
 
 def export_checkpoint(checkpoint, out) -> dict:
@@ -15,9 +17,6 @@ def export_checkpoint(checkpoint, out) -> dict:
     holds ``payload_bytes`` of constants (never more than that estimate: batch norm is stored folded to
     two values per channel) plus the graph JSON and a few kilobytes of HDF5 structure.
     """
-    import numbnn.io
-    from numbnn.models.cost import default_input_shape, summarize
-
     model = numbnn.io.load(checkpoint)
     packed = compile(model)
     path = packed.save(out)

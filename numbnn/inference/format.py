@@ -36,7 +36,6 @@ import numpy as np
 
 from numbnn.errors import CheckpointError, InputError
 from numbnn.inference.graph import Graph, Node
-from numbnn.inference.model import PackedModel
 from numbnn.inference.ops import Spec
 from numbnn.io.hdf5 import atomic_h5, open_numbnn_file, verify_envelope, write_header
 
@@ -48,14 +47,13 @@ _NODE_KEYS = {"op", "inputs", "output", "attrs", "consts"}
 _EXTRA_OUTPUTS_SINCE = 2  # the format version that added a node's "extra_outputs"
 
 
-def save(model: PackedModel, path) -> Path:
-    """Write ``model`` to ``path`` atomically (a failure leaves any previous file intact)."""
-    if not isinstance(model, PackedModel):
-        raise InputError(f"model must be a PackedModel, got {type(model).__name__}")
+def write_graph(path, graph: Graph, meta: dict) -> Path:
+    """Write a packed model's ``graph`` and ``meta`` to ``path`` atomically (a failure leaves any previous
+    file intact)."""
     blobs: dict[str, list[np.ndarray]] = {}
     sizes: dict[str, int] = {}
     nodes = []
-    for node in model.graph.nodes:
+    for node in graph.nodes:
         refs = {}
         for name, array in node.consts.items():
             dtype = array.dtype.name
@@ -68,14 +66,14 @@ def save(model: PackedModel, path) -> Path:
         if node.extra_outputs:
             entry["extra_outputs"] = node.extra_outputs
         nodes.append(entry)
-    graph = {"input": model.graph.input, "output": model.graph.output,
-             "input_spec": {"dtype": model.graph.input_spec.dtype, "shape": list(model.graph.input_spec.shape)},
-             "nodes": nodes}
+    layout = {"input": graph.input, "output": graph.output,
+              "input_spec": {"dtype": graph.input_spec.dtype, "shape": list(graph.input_spec.shape)},
+              "nodes": nodes}
     path = Path(path)
     with atomic_h5(path) as file:
         write_header(file, FORMAT, FORMAT_VERSION)
-        file.attrs["meta"] = json.dumps(model.meta, allow_nan=False)
-        file.create_dataset("graph", data=json.dumps(graph, allow_nan=False), dtype=h5py.string_dtype())
+        file.attrs["meta"] = json.dumps(meta, allow_nan=False)
+        file.create_dataset("graph", data=json.dumps(layout, allow_nan=False), dtype=h5py.string_dtype())
         group = file.create_group("constants", track_order=True)
         for dtype, parts in blobs.items():
             data = np.concatenate(parts).astype(_STORED_AS.get(dtype, dtype))
@@ -83,8 +81,8 @@ def save(model: PackedModel, path) -> Path:
     return path
 
 
-def load(path) -> PackedModel:
-    """Read and validate a packed model file (see the module docstring)."""
+def read_graph(path) -> tuple[Graph, dict]:
+    """The checked graph and meta of a packed model file (see the module docstring)."""
     with open_numbnn_file(path, FORMAT, FORMAT_VERSION) as (file, version):
         meta = _json_attr(file, "meta", path)
         if "graph" not in file or not isinstance(file["graph"], h5py.Dataset) or not h5py.check_string_dtype(file["graph"].dtype):
@@ -94,13 +92,7 @@ def load(path) -> PackedModel:
     graph, meta = _build_graph(graph, blobs, path, version), _check_meta(meta, path)
     if tuple(meta["input_shape"]) != graph.input_spec.shape:
         raise CheckpointError(f"{path}: meta input_shape {meta['input_shape']} differs from the graph's {graph.input_spec.shape}")
-    try:
-        model = PackedModel(graph, meta)
-    except (CheckpointError, InputError) as error:
-        raise CheckpointError(f"{path}: {error}") from None
-    if meta.get("classes") is not None and len(meta["classes"]) != model.num_classes:
-        raise CheckpointError(f"{path}: meta names {len(meta['classes'])} classes, the graph outputs {model.num_classes}")
-    return model
+    return graph, meta
 
 
 def is_packed_model(path) -> bool:

@@ -170,9 +170,7 @@ def _batch_norm(b, inputs, kw, out):
         raise InputError("model: batch norm runs in training mode; compile() evaluates the model in eval mode")
     x = _value(inputs[0], "batch norm input")
     gamma, beta, mean, var = (_const(inputs[i], "batch norm parameter") for i in range(1, 5))
-    inv_std = 1.0 / np.sqrt(var.astype(np.float64) + kw["eps"])
-    scale = inv_std if gamma is None else gamma * inv_std
-    shift = -mean.astype(np.float64) * scale if beta is None else beta - mean.astype(np.float64) * scale
+    scale, shift, _ = norm.normalizing_affine(gamma, beta, mean, var, kw["eps"])
     dtype = np.dtype(b.specs[x].dtype)
     return b.stages(x, [("affine", [scale.astype(dtype), shift.astype(dtype)])])
 
@@ -244,11 +242,8 @@ def _dprelu(b, inputs, kw, out):
 
 def _fake_quant(b, inputs, kw, out):
     x = _value(inputs[0], "fake quantization input")
-    bits, bound, signed = kw["bits"], kw["bound"], kw["signed"]
-    levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
-    lo = -bound if signed else 0.0
-    step = np.float32(bound / levels)
-    return b.stages(x, [("fake_quant", [np.float32(lo), np.float32(bound), step])])
+    lo, hi, step = quantizers.quantization_grid(kw["bits"], kw["bound"], kw["signed"])
+    return b.stages(x, [("fake_quant", [np.float32(lo), np.float32(hi), np.float32(step)])])
 
 
 def _pool(op: str):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from numbnn.errors import InputError
+from numbnn.checks import check_int
+from numbnn.errors import CheckpointError, InputError
+from numbnn.inference.format import read_graph, write_graph
 from numbnn.inference.graph import Graph, Program
 
 DEFAULT_BATCH = 256
@@ -65,8 +67,7 @@ class PackedModel:
 
     def predict(self, images, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """Logits float32 [N, classes] (for ReActXGB: the trees' margins)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_int(batch_size, "batch_size")
         x = self.prepare(images)
         if len(x) == 0:
             return np.empty((0, self.num_classes), np.float32)
@@ -83,10 +84,8 @@ class PackedModel:
         return probabilities.astype(np.float32)
 
     def save(self, path):
-        """Write the model to ``path`` (HDF5, atomically); returns the path."""
-        from numbnn.inference.format import save
-
-        return save(self, path)
+        """Write the model to ``path`` (HDF5, atomically: :mod:`numbnn.inference.format`); returns the path."""
+        return write_graph(path, self.graph, self.meta)
 
     def op_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -97,3 +96,22 @@ class PackedModel:
     def __repr__(self) -> str:
         ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.op_counts().items()))
         return f"PackedModel({self.meta['config'].get('name', '?')}, input {self.input_shape}, {ops})"
+
+
+def save(model: PackedModel, path):
+    """Write ``model`` to ``path`` (:meth:`PackedModel.save`); returns the path."""
+    if not isinstance(model, PackedModel):
+        raise InputError(f"model must be a PackedModel, got {type(model).__name__}")
+    return model.save(path)
+
+
+def load(path) -> PackedModel:
+    """Read, validate and build a packed model file (layout and checks: :mod:`numbnn.inference.format`)."""
+    graph, meta = read_graph(path)
+    try:
+        model = PackedModel(graph, meta)
+    except (CheckpointError, InputError) as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    if meta.get("classes") is not None and len(meta["classes"]) != model.num_classes:
+        raise CheckpointError(f"{path}: meta names {len(meta['classes'])} classes, the graph outputs {model.num_classes}")
+    return model

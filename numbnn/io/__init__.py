@@ -1,4 +1,4 @@
-"""HDF5 files: training checkpoints now, packed models later, on shared helpers.
+"""HDF5 files: training checkpoints and the shared helpers packed models (:mod:`numbnn.inference.format`) use.
 
 - :func:`save` / :func:`load` / :func:`load_checkpoint` / :func:`restore_rng`: checkpoints
   (layout in :mod:`numbnn.io.checkpoint`);

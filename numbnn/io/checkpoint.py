@@ -138,6 +138,7 @@ def load(path, builder=None):
     """
     checkpoint = load_checkpoint(path)
     if builder is None:
+        # deferred: packed-model loading imports numbnn.io and must not pay for numba (start-up time)
         from numbnn.models import build_model as builder
     try:
         model = builder(checkpoint.config)

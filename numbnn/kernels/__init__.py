@@ -24,10 +24,8 @@ from numbnn.kernels.geometry import conv_output_size  # noqa: E402
 from numbnn.kernels.im2col import col2im, im2col  # noqa: E402
 from numbnn.kernels.packing import pack_activations, pack_bits, pack_conv_weight, unpack_bits  # noqa: E402
 from numbnn.kernels.sign_matmul import pack_sign_columns, padding_tap_sums, sign_rows_matmul  # noqa: E402
-from numbnn.kernels.threshold import affine_thresholds, threshold_pack  # noqa: E402
 
 __all__ = [
-    "affine_thresholds",
     "binary_conv2d",
     "binary_matmul",
     "col2im",
@@ -39,6 +37,5 @@ __all__ = [
     "pack_sign_columns",
     "padding_tap_sums",
     "sign_rows_matmul",
-    "threshold_pack",
     "unpack_bits",
 ]

@@ -6,8 +6,13 @@ import sys
 import time
 from pathlib import Path
 
+import llvmlite
 import numba as nb
 import numpy as np
+from llvmlite import binding as llvm
+
+from numbnn import __version__
+from numbnn.kernels.intrinsics import popcount
 
 # Flags reported, by their /proc/cpuinfo names, with LLVM's name for the same feature.
 _FEATURES = {"avx2": "avx2", "avx512f": "avx512f", "avx512_vpopcntdq": "avx512vpopcntdq"}
@@ -16,11 +21,6 @@ _CHAIN_CYCLES = 5  # shift + xor (1 cycle each) + 64-bit multiply (3 cycles) per
 
 def environment() -> dict:
     """A copy-paste description of the machine and libraries for bug reports and benchmark records."""
-    import llvmlite
-    from llvmlite import binding as llvm
-
-    from numbnn import __version__
-
     host_features = llvm.get_host_cpu_features()
     target_cpu = nb.config.CPU_NAME or llvm.get_host_cpu_name()
     return {
@@ -58,8 +58,6 @@ def target_has_vector_popcount() -> bool:
 
     Compiles a small popcount loop and reads its assembly, which is what actually runs.
     """
-    from numbnn.kernels.intrinsics import popcount
-
     def total_popcount(words):
         total = 0
         for i in range(words.size):

@@ -36,8 +36,8 @@ from numba.extending import intrinsic
 
 from numbnn.errors import InputError
 from numbnn.kernels._checks import require_array
-from numbnn.kernels.elementwise import chunk_sums as _chunk_sums
-from numbnn.kernels.elementwise import n_chunks
+from numbnn.kernels.channels import chunk_sums as _chunk_sums
+from numbnn.kernels.channels import n_chunks
 from numbnn.kernels.geometry import conv_geometry
 
 LANES = 16  # output channels per vector and per table

@@ -1,11 +1,14 @@
 """One cost model for every network: parameters, size, FLOPs, BOPs, OPs and ACE per layer.
 
 ``summarize(model)`` runs ONE eval-mode forward pass under ``no_grad`` on a zero image and reads what
-each layer did: a convolution's recorded output size (``last_output_hw``), a linear layer's output
+each layer did: a convolution's output size, a linear layer's output
 rows, and the ``weight_bits``/``act_bits`` of the layer. No model has hand-written formulas, so a
 new model is priced correctly as soon as it is built from numbnn's layers.
 
-Conventions (NOTES.md section 0; :data:`CONVENTIONS` prints them with every summary):
+Conventions (:data:`CONVENTIONS` prints them with every summary). OPs follow ReActNet (arXiv 2003.03488,
+its ImageNet comparison; Bi-Real Net's convention); ACE follows PokeBNN (arXiv 2112.00133; google/aqt
+``aqt/jax_legacy/jax/imagenet/pokebnn.py``, ``size_stats``). The 16-bit price of a float operand is our
+reading, checked in ``tests/test_cost.py``: it reproduces the abstract's 7.9 ACE for ReActNet-A.
 
 - A *MAC* of a ``Conv2d``/``BinaryConv2d`` is one of N*Ho*Wo * KH*KW*C_in/groups * C_out; of a
   ``Linear``/``BinaryLinear`` one of rows * in * out. Counts are per image (divided by the batch).
@@ -47,6 +50,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from numbnn.autograd import Tensor, no_grad
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.kernels import pack_bits
 from numbnn.nn import BinaryConv2d, BinaryLinear, Conv2d, FakeQuant, Linear, Module, RSign
@@ -203,8 +207,7 @@ def default_input_shape(model: Module, size: int = 28) -> tuple[int, int, int, i
 
     At most MAX_INPUT_SIZE: the costs come from a real forward pass, whose activations must fit in memory.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_INPUT_SIZE:
-        raise InputError(f"input size must be an integer in [1, {MAX_INPUT_SIZE}], got {size!r}")
+    check_int(size, "input size", 1, MAX_INPUT_SIZE)
     channels = getattr(model, "config", {}).get("args", {}).get("in_channels", 1)
     return (1, size, size, int(channels))
 
@@ -216,8 +219,9 @@ def tree_ensemble_cost(name: str, trees: Iterable[tuple[Sequence[int], Sequence[
     ``trees`` gives each tree as ``(left_children, right_children)`` in xgboost's JSON layout (node 0
     is the root, -1 marks a leaf). Per image a tree makes at most ``depth`` comparisons (its longest
     root-to-leaf path); the row's ``comparisons`` and ``flops`` are the sum of these upper bounds.
-    Storage (NOTES.md section 2): a split node holds a feature index and a threshold, a leaf a value,
-    32 bits each; thresholds and leaf values are the ensemble's (real) params.
+    Storage (an assumption; the ReActXGB paper's accounting was not available): a split node holds a
+    feature index and a threshold, a leaf a value, 32 bits each; thresholds and leaf values are the
+    ensemble's (real) params.
     """
     row = LayerCost(str(name), str(kind))
     splits = leaves = n_trees = 0
@@ -316,7 +320,7 @@ def _quantized_recorder(bits: int, quantized):
 def _macs(module, x, y) -> int:
     """MACs of one call, for the whole batch."""
     if isinstance(module, _CONV_LAYERS):
-        ho, wo = module.last_output_hw
+        ho, wo = y.shape[1:3]
         kh, kw = module.kernel_size
         return x.shape[0] * ho * wo * kh * kw * (module.in_channels // module.groups) * module.out_channels
     rows = y.size // module.out_features

@@ -19,11 +19,11 @@ is multiplied by k = sqrt(G), rounded to a multiple of G)::
         out    = branch + shortcut(x)          shortcut: identity, or AvgPool 2x2 -> channels repeated
                                                where the unit strides or widens (parameter-free)
 
-What the paper says (verified from its abstract, NOTES.md section 3): a binary convolution trained to
+What the paper says (its abstract, arXiv 2010.09294): a binary convolution trained to
 minimise quantization error becomes increasingly *linear*, which costs discriminative power; explicit,
 re-tuned non-linear modules fix this and give a strong baseline, and "group execution" then raises the
 capacity of the compressed network at no extra binary cost. Everything more specific below is an
-assumption, because the paper's body and code could not be retrieved (NOTES.md marks them unverified):
+assumption, because the paper's body could not be retrieved and it has no public code:
 
 - Baseline: a Bi-Real-style ResNet (a real shortcut around every binary 3x3 conv, real first conv and
   classifier), sign with Bi-Real's ApproxSign gradient and the clipped weight STE. No weight scale

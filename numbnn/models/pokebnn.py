@@ -1,6 +1,7 @@
 """``pokebnn``: PokeBNN (Zhang, Zhang, Lew, "PokeBNN: A Binary Pursuit of Lightweight Accuracy",
 arXiv 2112.00133), scaled for 28x28 inputs. Module details follow the public google/aqt code
-(``aqt/jax_legacy/jax/imagenet/pokebnn.py``), as summarised in NOTES.md section 5.
+(``aqt/jax_legacy/jax/imagenet/pokebnn.py``, its config ``configs/pokebnn/pokebnn_config.py`` and the
+binarisation in ``aqt/jax_legacy/jax/{primitives,quantization}.py``).
 
 Block diagram (NHWC; defaults ``widths=(32, 64, 128)``, ``blocks=(1, 1, 1)``, ``clip=3.0``)::
 
@@ -103,8 +104,7 @@ class QuantConv2d(Conv2d):
 
     def forward(self, x):
         w = quantized_weight(self.weight, self.weight_bits)
-        y = F.conv2d(self.input_quant(x), w, self.bias, self.stride, self.padding, self.dilation, self.groups)
-        return self._record(y)
+        return F.conv2d(self.input_quant(x), w, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class QuantLinear(Linear):

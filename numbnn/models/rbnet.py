@@ -18,7 +18,8 @@ Block diagram (NHWC; default ``widths=(32, 64, 128)``, ``blocks=(2, 2, 2)``)::
     RPC_1 (C -> C'): SpaceToDepth(2) -> BinaryConv1x1 4C -> 4C' -> DepthToSpace(2)
     RPC_2 (C -> C'): SpaceToDepth(2) -> BinaryConv1x1 4C -> C'          (a 2x2 stride-2 conv)
 
-What the paper says (verified from its abstract, NOTES.md section 4): the reshaped point-wise convolution
+What the paper says (its abstract: Liu et al., IEEE TCSVT 32(9):6414-6424, 2022, DOI
+10.1109/TCSVT.2022.3166803): the reshaped point-wise convolution
 (RPC) moves spatial information into depth and convolves point-wise, "at least 2.25x" cheaper than a 3x3
 conv; the balanced activation (BA) adjusts the distribution of the scaled activations after
 binarization; ResNet-18 backbone. RPC's cost: a 2x2 cell becomes one pixel of 4C channels, so a 1x1 conv

@@ -9,14 +9,14 @@ import numpy as np
 
 import numbnn.functional as F
 from numbnn.autograd import Tensor
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.nn.module import Module
 from numbnn.nn.quantizers import get_quantizer
 
 
 def check_channels(channels) -> None:
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise InputError(f"channels must be a positive integer, got {channels!r}")
+    check_int(channels, "channels")
 
 
 def _per_channel(channels: int, value: float) -> Tensor:

@@ -1,7 +1,7 @@
 """Convolution layers on NHWC activations with OHWI weights: float ``Conv2d`` and ``BinaryConv2d``.
 
-Both record the cost-model facts a summary needs after one forward pass: ``last_output_hw`` (the
-output's spatial size), ``weight_bits`` and ``act_bits``; MACs = N * Ho * Wo * KH * KW * C_in/groups * C_out.
+Both carry the cost-model facts a summary needs, ``weight_bits`` and ``act_bits``; with the output's
+spatial size Ho x Wo, MACs = N * Ho * Wo * KH * KW * C_in/groups * C_out.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _pair(value, name: str) -> tuple[int, int]:
 
 
 class _ConvBase(Module):
-    """Shared geometry, the Kaiming-initialised OHWI weight, and the cost record."""
+    """Shared geometry, the Kaiming-initialised OHWI weight, and the bit widths the cost model reads."""
 
     weight_bits = 32
     act_bits = 32
@@ -44,11 +44,6 @@ class _ConvBase(Module):
         fan_in = kh * kw * in_channels // groups
         shape = (out_channels, kh, kw, in_channels // groups)
         self.weight = Tensor(init.kaiming_normal(shape, fan_in, rng), requires_grad=True)
-        self.last_output_hw: tuple[int, int] | None = None
-
-    def _record(self, y: Tensor) -> Tensor:
-        self.last_output_hw = tuple(y.shape[1:3])
-        return y
 
     def extra_repr(self) -> str:
         parts = [f"{self.in_channels}, {self.out_channels}", f"kernel_size={self.kernel_size}"]
@@ -69,7 +64,7 @@ class Conv2d(_ConvBase):
         self.bias = Tensor(np.zeros(out_channels, np.float32), requires_grad=True) if bias else None
 
     def forward(self, x):
-        return self._record(F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups))
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", bias=True" if self.bias is not None else "")
@@ -141,7 +136,7 @@ class BinaryConv2d(_ConvBase):
             y = F.conv2d(xq, w, None, *geometry)
             if alpha is not None:
                 y = y * alpha
-        return self._record(y)
+        return y
 
     def extra_repr(self) -> str:
         parts = [super().extra_repr(), f"act_quantizer={self.quantizer.name!r}"]

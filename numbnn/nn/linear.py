@@ -6,6 +6,7 @@ import numpy as np
 
 import numbnn.functional as F
 from numbnn.autograd import Tensor
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.nn import init
 from numbnn.nn.module import Module
@@ -18,8 +19,7 @@ class _LinearBase(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool, rng):
         for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
+            check_int(value, name)
         self.in_features, self.out_features = in_features, out_features
         rng = init.generator(rng)
         self.weight = Tensor(init.kaiming_uniform((out_features, in_features), in_features, rng), requires_grad=True)

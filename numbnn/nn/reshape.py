@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import numbnn.functional as F
-from numbnn.errors import InputError
+from numbnn.checks import check_int
 from numbnn.nn.module import Module
-
-
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 class SpaceToDepth(Module):
     """[N, H, W, C] -> [N, H/b, W/b, b*b*C]: each b x b cell becomes one pixel (RB-Net's RPC, before a 1x1 conv)."""
 
     def __init__(self, block_size: int):
-        self.block_size = _positive("block_size", block_size)
+        self.block_size = check_int(block_size, "block_size")
 
     def forward(self, x):
         return F.space_to_depth(x, self.block_size)
@@ -37,7 +31,7 @@ class ChannelShuffle(Module):
     """Interleave the channels of ``groups`` groups (ShuffleNet), so grouped convs exchange information."""
 
     def __init__(self, groups: int):
-        self.groups = _positive("groups", groups)
+        self.groups = check_int(groups, "groups")
 
     def forward(self, x):
         return F.channel_shuffle(x, self.groups)

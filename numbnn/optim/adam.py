@@ -8,7 +8,7 @@ Adam (Kingma & Ba 2015, Algorithm 1), step t, g = grad + weight_decay * w:
 AdamW (Loshchilov & Hutter 2019) uses the raw gradient for m and v and shrinks the weights directly,
 w <- w (1 - lr * weight_decay), before the Adam step, so the decay is not rescaled by 1/sqrt(v).
 
-Both run as one fused parallel pass per parameter (:func:`numbnn.kernels.elementwise.adam_step`)
+Both run as one fused parallel pass per parameter (:func:`numbnn.kernels.optim.adam_step`)
 instead of about ten numpy passes.
 """
 
@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from numbnn.errors import InputError
-from numbnn.kernels import elementwise as _fused
+from numbnn.kernels import optim as _optim_kernels
 from numbnn.optim.optimizer import Optimizer
 
 
@@ -56,7 +56,7 @@ class Adam(Optimizer):
         l2 = 0.0 if self.decoupled else weight_decay
         arrays = (data, state["exp_avg"], state["exp_avg_sq"])
         flat = [a.reshape(-1) for a in arrays]  # views of C-contiguous arrays; else copies, written back below
-        _fused.adam_step(flat[0], np.ascontiguousarray(grad).reshape(-1), flat[1], flat[2], shrink, l2, beta1, beta2,
+        _optim_kernels.adam_step(flat[0], np.ascontiguousarray(grad).reshape(-1), flat[1], flat[2], shrink, l2, beta1, beta2,
                          lr / (1.0 - beta1**step), math.sqrt(1.0 - beta2**step), group["eps"])
         for array, values in zip(arrays, flat):
             if not np.shares_memory(array, values):

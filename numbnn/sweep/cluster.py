@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 
+from numbnn.checks import check_int
 from numbnn.errors import InputError, MissingDependencyError
 
 WORKER_ENV = {
@@ -38,7 +39,7 @@ CONNECT_TIMEOUT_S = 20
 def import_distributed():
     """``dask.distributed``, or a MissingDependencyError saying how to install it."""
     try:
-        import distributed
+        import distributed  # optional dependency (numbnn[sweep]), slow to import (start-up time)
     except ImportError:
         raise MissingDependencyError(
             "numbnn sweep needs dask.distributed: pip install 'numbnn[sweep]' (or: pip install 'dask[distributed]')"
@@ -70,8 +71,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
             yield client
         return
     workers = default_workers() if workers is None else workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InputError(f"--workers must be a positive integer, got {workers!r}")
+    check_int(workers, "--workers")
     cluster = distributed.LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, env=dict(WORKER_ENV),
         dashboard_address=None, silence_logs=logging.CRITICAL,  # shutdown races log tracebacks; failures surface through the tasks

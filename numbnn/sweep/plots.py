@@ -24,7 +24,7 @@ MAX_POINT_LABELS = 30  # above this many runs, points are not labelled (the lege
 
 def _matplotlib():
     try:
-        import matplotlib
+        import matplotlib  # optional dependency (numbnn[plot]), slow to import (start-up time)
         from matplotlib.figure import Figure
     except ImportError:
         raise MissingDependencyError("numbnn report needs matplotlib for its plots: pip install 'numbnn[plot]'") from None
@@ -116,7 +116,7 @@ def parameter_figure(records: list[dict], section: str, name: str, title: str):
 def curves_figure(records: list[dict], title: str):
     """Training curves, one line per run: training loss and test accuracy after each epoch."""
     matplotlib, Figure = _matplotlib()
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # optional dependency (numbnn[plot]), slow to import (start-up time)
 
     figure = Figure(figsize=CURVES_FIGSIZE, layout="constrained")
     loss_axes, accuracy_axes = figure.subplots(1, 2)

@@ -1,7 +1,7 @@
 """A sweep's report: one row per run (CSV and Markdown), the Pareto fronts, and the plots.
 
 Costs come from each run's ``metrics.json`` (:func:`numbnn.models.cost.summarize` of the trained
-checkpoint, NOTES.md section 0): OPs = BOPs/64 + FLOPs, ACE (a float MAC costs 256, a binary MAC 1),
+checkpoint; conventions in :mod:`numbnn.models.cost`): OPs = BOPs/64 + FLOPs, ACE (a float MAC costs 256, a binary MAC 1),
 model size with binary weights at 1 bit. Accuracy is the test accuracy after the run's last epoch
 (for ReActXGB the tree head's). A run is on the front of a cost axis when no other finished run is
 both cheaper and more accurate (:mod:`numbnn.sweep.pareto`).
@@ -81,7 +81,7 @@ def write_report(sweep_dir, out=None, *, plots: bool = True) -> Report:
     report.files.append(_write_text(markdown_table(report.rows), out / "results.md"))
     finished = [r for r in report.records if r.get("status") == "finished"]
     if plots and finished:
-        from numbnn.sweep import plots as plotting
+        from numbnn.sweep import plots as plotting  # matplotlib: optional, slow to import (start-up time)
 
         for key, axis_title, stem in COST_AXES:
             figure = plotting.tradeoff_figure(finished, key, axis_title, report.fronts[key], report.title)

@@ -4,13 +4,14 @@ Each pending run becomes one task, :func:`numbnn.sweep.task.execute_run`, which 
 itself. The client only decides what to submit (a run whose ``metrics.json`` exists is skipped, so an
 interrupted sweep restarted with the same spec redoes nothing that finished), shows progress, and
 records failures the task could not record itself (a worker that died, numbnn missing on a worker).
-Progress counts epochs: workers send an event per finished epoch (Dask's event log), so the bar moves
+Progress counts epochs: workers send an event per finished epoch (Dask's event log, handled on the
+client's event-loop thread while the caller waits on ``distributed.as_completed``), so the bar moves
 during long runs, not only when a run ends.
 """
 
 from __future__ import annotations
 
-import queue
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,8 +23,6 @@ from numbnn.sweep.cluster import dask_client, default_workers, import_distribute
 from numbnn.sweep.spec import Run, Sweep
 from numbnn.sweep.task import execute_run
 from numbnn.train.progress import ProgressBar
-
-POLL_S = 0.2
 
 
 @dataclass
@@ -90,11 +89,10 @@ def run_sweep(sweep: Sweep, out, *, scheduler: str | None = None, workers: int |
 
 def _run_on(client, runs: list[Run], out: Path, data_dir, tracker: "_Tracker") -> dict[str, dict]:
     """Submit one task per run and wait for all of them; returns each run's summary by key."""
-    import distributed
+    import distributed  # optional dependency (numbnn[sweep]), slow to import (start-up time)
 
     topic = f"numbnn-sweep-{uuid.uuid4().hex}"
-    events: queue.SimpleQueue = queue.SimpleQueue()
-    client.subscribe_topic(topic, events.put)
+    client.subscribe_topic(topic, lambda event: tracker.event(event[1]))  # event = (timestamp, message)
     token = uuid.uuid4().hex[:8]
     futures = {
         client.submit(execute_run, run.as_dict(), str(out), data_dir=str(data_dir) if data_dir else None,
@@ -102,17 +100,11 @@ def _run_on(client, runs: list[Run], out: Path, data_dir, tracker: "_Tracker") -
         for run in runs
     }
     summaries = {}
-    completed = distributed.as_completed(futures)
     try:
-        while not completed.is_empty() or completed.has_ready():
-            for future in completed.next_batch(block=False) if completed.has_ready() else []:
-                run = futures[future]
-                summaries[run.key] = _summary(future, run, out)
-                tracker.finish(summaries[run.key])
-            while not events.empty():
-                _, message = events.get()
-                tracker.event(message)
-            time.sleep(POLL_S)
+        for future in distributed.as_completed(futures):
+            run = futures[future]
+            summaries[run.key] = _summary(future, run, out)
+            tracker.finish(summaries[run.key])
     except BaseException:
         client.cancel(list(futures))
         raise
@@ -150,9 +142,13 @@ def _brief(record: dict) -> dict:
 
 
 class _Tracker:
-    """The sweep's one progress bar, in epochs: +1 per epoch event, the rest when a run ends."""
+    """The sweep's one progress bar, in epochs: +1 per epoch event, the rest when a run ends.
+
+    Events arrive on the Dask client's thread and run ends on the caller's, so both hold one lock.
+    """
 
     def __init__(self, runs: list[Run], bar: ProgressBar):
+        self.lock = threading.Lock()
         self.bar = bar
         self.epochs = {run.key: run.train["epochs"] for run in runs}
         self.counted = dict.fromkeys(self.epochs, 0)
@@ -163,20 +159,22 @@ class _Tracker:
     def event(self, message: dict) -> None:
         """A worker's event: "started" (with the epochs a resumed run already has) or "epoch" (one more)."""
         key = message.get("key")
-        if key not in self.epochs or key in self.ended:
-            return  # events can arrive after the task's result; the run is already fully counted then
-        if message.get("event") == "started":
-            self.running.add(key)
-            self._advance(key, message.get("epoch", 0))
-        elif message.get("event") == "epoch":
-            self._advance(key, 1)
+        with self.lock:
+            if key not in self.epochs or key in self.ended:
+                return  # events can arrive after the task's result; the run is already fully counted then
+            if message.get("event") == "started":
+                self.running.add(key)
+                self._advance(key, message.get("epoch", 0))
+            elif message.get("event") == "epoch":
+                self._advance(key, 1)
 
     def finish(self, summary: dict) -> None:
         """A run ended (its task's summary): count all its epochs and log one line about it."""
         key = summary["key"]
-        self.ended[key] = summary["status"]
-        self.running.discard(key)
-        self._advance(key, self.epochs[key])
+        with self.lock:
+            self.ended[key] = summary["status"]
+            self.running.discard(key)
+            self._advance(key, self.epochs[key])
         if summary["status"] == "failed":
             self.bar.log(f"failed: {summary['label']} ({key}): {summary['error']}")
         else:

@@ -50,9 +50,9 @@ def execute_run(run: dict, out: str, *, data_dir: str | None = None, threads: in
 
 
 def _train_and_measure(run: dict, directory: Path, data_dir, threads: int, topic, worker: str) -> dict:
-    import numba
+    import numba  # deferred: the process that submits runs never trains (start-up time)
 
-    import numbnn
+    import numbnn  # deferred: the process that submits runs never trains (start-up time)
     import numbnn.io
     from numbnn.models.cost import summarize
     from numbnn.train import run as training
@@ -109,7 +109,7 @@ def _resumable_epoch(checkpoint: Path, train: dict) -> int | None:
     """Epochs completed by an interrupted single-fit run's checkpoint that can be continued, else None."""
     if train["recipe"] != "single" or not checkpoint.is_file():
         return None
-    from numbnn.errors import NumbnnError
+    from numbnn.errors import NumbnnError  # deferred: the process that submits runs never trains (start-up time)
     from numbnn.train.checkpoint import read_training_state
 
     try:
@@ -123,6 +123,7 @@ def _resumable_epoch(checkpoint: Path, train: dict) -> int | None:
 
 def _remove_partial_files(checkpoint: Path) -> None:
     """Start over cleanly: drop a checkpoint (and a two-step run's step-1 file) that will not be continued."""
+    # deferred: the process that submits runs never trains (start-up time)
     from numbnn.train.recipes import step1_checkpoint_path
 
     checkpoint.unlink(missing_ok=True)
@@ -160,7 +161,7 @@ class _EpochReporter:
 
 def _current_worker():
     try:
-        from distributed import get_worker
+        from distributed import get_worker  # deferred: the process that submits runs never trains (start-up time)
 
         return get_worker()
     except (ImportError, ValueError):

@@ -16,7 +16,7 @@ _LAZY = {
     "BatchIterator": "numbnn.train.data",
     "load_split": "numbnn.train.data",
     "normalize": "numbnn.train.data",
-    "Evaluation": "numbnn.train.evaluate",
+    "Evaluation": "numbnn.evaluation",
     "evaluate": "numbnn.train.evaluate",
     "FitResult": "numbnn.train.loop",
     "fit": "numbnn.train.loop",

@@ -32,6 +32,7 @@ import numba
 import numpy as np
 
 from numbnn.autograd import Function
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.kernels.platform import cpu_model
 from numbnn.models import build_model
@@ -60,8 +61,7 @@ class TrainStep:
     """A model with its recipe's optimizer and schedule; ``run(i)`` does one step on batch i (mod count)."""
 
     def __init__(self, model_name: str, batch_size: int, model_args: dict | None = None, seed: int = 0):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_int(batch_size, "batch_size")
         retain_freed_memory()  # as fit() does
         default_training_threads()
         self.model = build_model(model_name, **(model_args or {}))
@@ -84,8 +84,7 @@ def time_train_steps(model_name: str = "reactnet-a", batch_size: int = 128, step
                      threads: int | None = None, model_args: dict | None = None) -> dict:
     """Median wall and CPU seconds of one training step; a JSON-ready dict (see the module docstring)."""
     for name, value, low in (("steps", steps, 1), ("warmup", warmup, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+        check_int(value, name, low)
     thread_info = set_threads(threads) if threads is not None else None
     load_before = os.getloadavg()[0]
     trainer = TrainStep(model_name, batch_size, model_args)

@@ -9,6 +9,7 @@ running sums of that partial epoch.
 
 from dataclasses import dataclass
 
+import numbnn.io
 from numbnn.errors import CheckpointError, InputError
 from numbnn.train.config import TrainConfig
 
@@ -31,8 +32,6 @@ class TrainingState:
 def save_training_state(path, model, optimizer, scheduler, config: TrainConfig, epoch: int, step: int,
                         rng_state: dict, partial: dict, history: list) -> None:
     """Write everything :func:`read_training_state` needs, atomically (a crash keeps the old file)."""
-    import numbnn.io
-
     extra = {"train_config": config.to_dict(), "step": int(step), "partial_epoch": {k: partial[k] for k in _PARTIAL_KEYS}}
     try:
         numbnn.io.save(model, path, optimizer=optimizer, scheduler=scheduler, rng=rng_state, epoch=int(epoch),
@@ -43,8 +42,6 @@ def save_training_state(path, model, optimizer, scheduler, config: TrainConfig, 
 
 def read_training_state(path) -> TrainingState:
     """Rebuild the model and read the training state; a plain model file (no optimizer state) is refused."""
-    import numbnn.io
-
     checkpoint = numbnn.io.load_checkpoint(path)
     extra = checkpoint.extra or {}
     missing = [name for name, value in (("optimizer", checkpoint.optimizer_state), ("scheduler", checkpoint.scheduler_state),

@@ -19,7 +19,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from numbnn.checks import check_int
 from numbnn.errors import InputError
+from numbnn.models import model_spec
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("linear", "cosine", "constant")
@@ -95,8 +97,6 @@ class TrainConfig:
 
 def model_recipe(model_name: str) -> dict:
     """The registered model's ``default_recipe`` (classmethod or dict attribute), or ``{}``."""
-    from numbnn.models import model_spec
-
     recipe = getattr(model_spec(model_name).constructor, "default_recipe", None)
     if recipe is None:
         return {}
@@ -120,9 +120,7 @@ def _known_fields(values: dict, what: str) -> dict:
 
 
 def _check_int(config, name, minimum):
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    check_int(getattr(config, name), name, minimum)
 
 
 def _check_float(config, name, minimum, *, strict=False, upper=None, upper_open=False):

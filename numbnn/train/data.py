@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numbnn.checks import check_int
+from numbnn.datasets import fashion_mnist
 from numbnn.errors import InputError
 
 # Per-pixel statistics of the 60,000 FashionMNIST training images scaled to [0, 1].
@@ -93,8 +95,7 @@ class BatchIterator:
             raise InputError(f"labels must have shape ({len(images)},), got {labels.shape}")
         if len(images) == 0:
             raise InputError("the dataset is empty")
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_int(batch_size, "batch_size")
         if augmentation.crop_padding < 0:
             raise InputError(f"crop_padding must be >= 0, got {augmentation.crop_padding}")
         if (shuffle or augmentation.active) and rng is None:
@@ -143,11 +144,8 @@ class BatchIterator:
 def load_split(split: str, limit: int | None = None, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
     """FashionMNIST ``split`` ("train" or "test") as (uint8 images [N, 28, 28], labels [N]), the first
     ``limit`` images only if given (a view, not a copy)."""
-    from numbnn.datasets import fashion_mnist
-
     images, labels = fashion_mnist(split, data_dir=data_dir)
     if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-            raise InputError(f"limit must be a positive integer, got {limit!r}")
+        check_int(limit, "limit")
         images, labels = images[:limit], labels[:limit]
     return images, labels

@@ -8,8 +8,10 @@
   * step 1 trains the same architecture with binary activations and *real* weights
     (``binary_weights=False``), with weight decay ``config.weight_decay`` on the conv kernels;
   * step 2 builds the fully binary network, copies **every** step-1 parameter and buffer into it by
-    name (:func:`carry_over`; ReActNet's own code loads with ``strict=False`` and silently drops the
-    binary conv weights, NOTES.md section 1), and trains it with no weight decay.
+    name (:func:`carry_over`; ReActNet's own code, liuzechun/ReActNet ``mobilenet/2_step2/train.py``,
+    loads with ``strict=False``, and step 1's ``binary_3x3.weight`` does not match step 2's
+    ``binary_3x3.weights`` in ``mobilenet/{1_step1,2_step2}/reactnet.py``, so the binary conv weights
+    are silently dropped), and trains it with no weight decay.
 
   Epoch split: ``config.step1_epochs`` epochs of step 1 (default: half of ``config.epochs``, rounded
   up), then the rest in step 2; each step gets its own optimizer and a fresh linear decay to 0, as
@@ -31,8 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
+import numbnn.io
 from numbnn.autograd import Tensor, no_grad
 from numbnn.errors import CheckpointError, InputError
+from numbnn.models import build_model
 from numbnn.train.config import RECIPES, TrainConfig
 from numbnn.train.data import BatchIterator
 from numbnn.train.evaluate import evaluate
@@ -63,8 +67,6 @@ def step_configs(config: TrainConfig) -> tuple[TrainConfig, TrainConfig]:
 
 def step1_model(model):
     """A fresh copy of ``model``'s architecture with real weights (ReActNet's step 1)."""
-    from numbnn.models import build_model
-
     args = model.config.get("args", {})
     if "binary_weights" not in args:
         raise InputError(f"model {model.config['name']!r} has no binary_weights option, so it cannot train in two steps")
@@ -151,8 +153,6 @@ def rewrite_checkpoint(path, model, history: list) -> None:
     """Store ``model`` (with whatever it adds through its checkpoint hook) and ``history`` into the
     checkpoint ``path`` that :func:`fit` wrote, keeping its optimizer, schedule and position so it
     stays resumable."""
-    import numbnn.io
-
     stored = numbnn.io.load_checkpoint(path)
     if stored.optimizer_state is None or stored.scheduler_state is None:
         raise CheckpointError(f"{path}: not a training checkpoint")

@@ -9,8 +9,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numbnn.io
 from numbnn._atomic import cleanup_stale_temps
+from numbnn.checks import check_int
 from numbnn.errors import InputError
+from numbnn.models import available_models, build_model
+from numbnn.nn import init
 from numbnn.train.checkpoint import read_training_state
 from numbnn.train.config import TrainConfig, make_config, model_recipe
 from numbnn.train.data import load_split
@@ -58,9 +62,6 @@ def train(
     ``model_args`` are constructor arguments of a new model (e.g. smaller widths for a quick test).
     ``out`` defaults to the resumed file, else to :func:`default_checkpoint_path`.
     """
-    from numbnn.models import build_model
-    from numbnn.nn import init
-
     options = {key: value for key, value in (options or {}).items() if value is not None}
     state = None
     if resume is not None:
@@ -112,20 +113,15 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> Evaluation:
     """Accuracy of the model stored at ``path`` on the first ``limit`` test images (all by default)."""
-    import numbnn.io
-
     model = numbnn.io.load(_existing_file(path, "checkpoint"))
     images, labels = load_split("test", limit, data_dir)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_int(batch_size, "batch_size")
     with ProgressBar(progress) as bar:
         return evaluate(model, images, labels, batch_size, bar)
 
 
 def describe_models() -> list[dict]:
     """Every registered model: name, summary, paper and its training recipe (``{}`` if none)."""
-    from numbnn.models import available_models
-
     return [
         {"name": spec.name, "summary": spec.summary, "paper": spec.paper, "recipe": model_recipe(spec.name)}
         for spec in available_models()
@@ -135,8 +131,6 @@ def describe_models() -> list[dict]:
 def _load_teacher(path):
     if path is None:
         return None
-    import numbnn.io
-
     teacher = numbnn.io.load(_existing_file(path, "--teacher"))
     teacher.eval()
     return teacher

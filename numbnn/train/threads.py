@@ -1,8 +1,7 @@
 """Set how many threads numbnn's compute uses: Numba's parallel kernels and the float products.
 
-Numba's pool is set with ``numba.set_num_threads``. numpy's bundled OpenBLAS has no Python API for
-this, so its ``*_set_num_threads*`` C function is called through ctypes when the library is loaded
-(Linux; elsewhere only Numba is set and the environment variable ``OPENBLAS_NUM_THREADS`` applies).
+Numba's pool is set with ``numba.set_num_threads``; every BLAS library loaded in the process (numpy's
+and scipy's OpenBLAS, or MKL, BLIS) through ``threadpoolctl``, which finds them on every platform.
 
 By default (``blas="split"``) OpenBLAS runs on one thread and numbnn's convolution products are cut
 into ``threads`` row blocks run side by side (:mod:`numbnn.functional.gemm`): OpenBLAS's own threads
@@ -12,13 +11,12 @@ Integer XNOR-popcount results do not depend on the thread count; float BLAS sums
 differently with a different count, so bit-identical runs need the same ``threads``.
 """
 
-import ctypes
-
 import numba
+from threadpoolctl import ThreadpoolController
 
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.functional.gemm import set_gemm_threads
-
 
 _configured = False
 
@@ -27,9 +25,7 @@ def set_threads(threads: int, blas: str = "split") -> dict:
     """Use ``threads`` threads; returns ``{"numba": n, "blas": BLAS threads or None if BLAS could not
     be set, "gemm_parts": row blocks per product}`` (see the module docstring for ``blas``)."""
     global _configured
-    limit = numba.config.NUMBA_NUM_THREADS
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= limit:
-        raise InputError(f"threads must be an integer in [1, {limit}], got {threads!r}")
+    threads = check_int(threads, "threads", 1, numba.config.NUMBA_NUM_THREADS)
     if blas not in ("split", "native"):
         raise InputError(f"blas must be 'split' or 'native', got {blas!r}")
     numba.set_num_threads(threads)
@@ -37,7 +33,7 @@ def set_threads(threads: int, blas: str = "split") -> dict:
     parts = threads if blas == "split" else 1
     set_gemm_threads(parts)
     _configured = True
-    return {"numba": threads, "blas": blas_threads if _set_openblas_threads(blas_threads) else None, "gemm_parts": parts}
+    return {"numba": threads, "blas": blas_threads if _set_blas_threads(blas_threads) else None, "gemm_parts": parts}
 
 
 def default_training_threads() -> None:
@@ -46,19 +42,10 @@ def default_training_threads() -> None:
         set_threads(numba.get_num_threads())
 
 
-def _set_openblas_threads(threads: int) -> bool:
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "openblas" in line and line.rstrip().endswith(".so")})
-    except OSError:
+def _set_blas_threads(threads: int) -> bool:
+    """Limit every loaded BLAS library to ``threads`` (until changed again); False if none is loaded."""
+    blas = ThreadpoolController().select(user_api="blas")
+    if not blas.lib_controllers:
         return False
-    done = False
-    for path in paths:
-        library = ctypes.CDLL(path)
-        for symbol in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            function = getattr(library, symbol, None)
-            if function is not None:
-                function(ctypes.c_int(threads))
-                done = True
-                break
-    return done
+    blas.limit(limits=threads)
+    return True

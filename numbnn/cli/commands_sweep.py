@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import app, handle_errors, print_json
+from numbnn.cli.common import app, handle_errors, print_json
 
 PIPED_WIDTH = 200  # a table piped to a file or a test keeps its rows on one line each
 
@@ -53,6 +53,7 @@ def sweep(
     skips runs whose metrics.json exists and retries failed ones. A failing run writes error.json and does not
     stop the others; the command then exits with status 1. Then: `numbnn report OUT`.
     """
+    # deferred: keeps `numbnn --help` fast (start-up time)
     from numbnn.sweep import load_spec, parse_overrides, plan, run_sweep
 
     loaded = load_spec(spec, parse_overrides(set_ or []))
@@ -95,7 +96,7 @@ def report(
     accuracy_vs_size (a point per run, the Pareto front of runs no other run beats on both accuracy and cost
     drawn as a step line) and training_curves (training loss and test accuracy per epoch, a line per run).
     """
-    from numbnn.sweep import write_report
+    from numbnn.sweep import write_report  # deferred: keeps `numbnn --help` fast (start-up time)
 
     result = write_report(sweep_dir, out, plots=plots)
     _print(_results_table(result.title, result.records, result.fronts))
@@ -106,7 +107,7 @@ def report(
 
 def _results_table(title: str, records: list[dict], fronts: Optional[dict] = None) -> Table:
     """One row per run; a failed run shows its status, its error goes in the caption."""
-    from numbnn.sweep.report import fronts_of, human
+    from numbnn.sweep.report import fronts_of, human  # deferred: keeps `numbnn --help` fast (start-up time)
 
     table = Table(title=title)
     for column in ("run", "model", "acc.", "epochs", "min", "params", "KiB", "OPs", "ACE"):

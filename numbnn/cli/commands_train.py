@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import app, handle_errors, print_json
+from numbnn.cli.common import app, handle_errors, print_json
 from numbnn.train.config import TrainConfig
 
 EVAL_BATCH_SIZE = TrainConfig.eval_batch_size
@@ -51,7 +51,7 @@ def train(
     (Adam, lr 1e-3 decaying linearly to 0, batch 128, 2-pixel crop + flip). Ctrl-C saves a checkpoint
     that `--resume` continues exactly; a non-finite loss stops with an error and keeps the last checkpoint.
     """
-    from numbnn.train import run
+    from numbnn.train import run  # deferred: keeps `numbnn --help` fast (start-up time)
     from numbnn.train.recipes import heads_line
     from numbnn.train.threads import set_threads
 
@@ -121,15 +121,15 @@ def evaluate(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ):
     """Test-split accuracy of a checkpoint (the same computation as training's end-of-epoch evaluation)."""
-    from numbnn.train import run
+    from numbnn.train import run  # deferred: keeps `numbnn --help` fast (start-up time)
     from numbnn.train.threads import set_threads
 
     if threads is not None:
         set_threads(threads)
-    from numbnn.inference.format import is_packed_model
+    from numbnn.inference.format import is_packed_model  # deferred: keeps `numbnn --help` fast (start-up time)
 
     if packed or is_packed_model(checkpoint):  # the packed path: numbnn.inference.evaluate
-        from numbnn.inference.evaluate import evaluate_file
+        from numbnn.inference.evaluate import evaluate_file  # deferred: keeps `numbnn --help` fast (start-up time)
 
         result = evaluate_file(checkpoint, from_checkpoint=not is_packed_model(checkpoint), limit=limit,
                                batch_size=batch_size, data_dir=data_dir)
@@ -144,7 +144,7 @@ def evaluate(
 @handle_errors
 def models(json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line.")):
     """List the registered models with their papers and training recipes."""
-    from numbnn.train.run import describe_models
+    from numbnn.train.run import describe_models  # deferred: keeps `numbnn --help` fast (start-up time)
 
     entries = describe_models()
     if json_output:

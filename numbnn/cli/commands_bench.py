@@ -7,7 +7,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from cli.common import bench_app, console, handle_errors, print_json
+from numbnn.cli.common import bench_app, console, handle_errors, print_json
 
 
 @bench_app.command("kernels")
@@ -22,6 +22,7 @@ def kernels(
     im2col+BLAS float conv on the same shapes (conv GEMMs M=256*14*14 N=128 K=1152 and M=256*7*7
     N=256 K=2304, M=N=K=4096; 3x3 convs at stride 1 and 2), with ratios, share of the machine's
     popcount ceiling, warm medians and the cold first call (compile or on-disk cache load)."""
+    # deferred: keeps `numbnn --help` fast (start-up time)
     from numbnn.kernels.bench import FULL_CONVS, FULL_MATMULS, QUICK_CONVS, QUICK_MATMULS, run_kernel_benchmarks
     from numbnn.train.threads import set_threads
 
@@ -76,6 +77,7 @@ def train(
     """Seconds per training step (forward, loss, backward, optimizer) on FashionMNIST-shaped data: median
     wall and process CPU time, images/s, projected seconds per 60,000-image epoch, the cold first step
     and the load average (wall times on a busy machine are not comparable)."""
+    # deferred: keeps `numbnn --help` fast (start-up time)
     from numbnn.train.bench import profile_train_step, time_train_steps
 
     with console.status(f"timing {model} training steps"):

@@ -2,7 +2,7 @@
 
 import typer
 
-from cli.common import app, handle_errors, print_json
+from numbnn.cli.common import app, handle_errors, print_json
 
 
 @app.command()
@@ -11,7 +11,7 @@ def env(json_output: bool = typer.Option(False, "--json", help="Print one JSON o
     """Show numbnn/numba/llvmlite/numpy versions, the CPU model and its vector flags (avx2, avx512f,
     avx512_vpopcntdq), whether generated code uses VPOPCNTQ, Numba's threading layer, thread count
     and kernel cache directory. Paste it into bug reports and benchmark records."""
-    from numbnn.kernels.platform import environment
+    from numbnn.kernels.platform import environment  # deferred: keeps `numbnn --help` fast (start-up time)
 
     info = environment()
     if json_output:

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import app, handle_errors, print_json
+from numbnn.cli.common import app, handle_errors, print_json
 from numbnn.errors import InputError
 
 
@@ -29,6 +29,7 @@ def summary(
     other MACs, OPs = BOPs/64 + FLOPs, ACE = sum over MACs of weight bits x activation bits (a float
     operand priced at 16 bits). Size: binary weights at 1 bit, real parameters at 32 bits.
     """
+    # deferred: keeps `numbnn --help` fast (start-up time)
     from numbnn.models.cost import default_input_shape, summarize
 
     network = _load_model(checkpoint, model, model_arg or [])
@@ -50,10 +51,10 @@ def _load_model(checkpoint, model, model_args):
             raise InputError("--model-arg only applies to --model")
         if not checkpoint.is_file():
             raise InputError(f"checkpoint: no such file {str(checkpoint)!r}")
-        import numbnn.io
+        import numbnn.io  # deferred: keeps `numbnn --help` fast (start-up time)
 
         return numbnn.io.load(checkpoint)
-    from numbnn.models import build_model
+    from numbnn.models import build_model  # deferred: keeps `numbnn --help` fast (start-up time)
 
     return build_model(model, **dict(_parse_model_arg(text) for text in model_args))
 
@@ -69,7 +70,7 @@ def _parse_model_arg(text: str) -> tuple[str, object]:
 
 
 def _table(report) -> Table:
-    from numbnn.models.cost import CONVENTIONS
+    from numbnn.models.cost import CONVENTIONS  # deferred: keeps `numbnn --help` fast (start-up time)
 
     table = Table(title=f"{report.model}: cost per image of {'x'.join(map(str, report.input_shape[1:]))}",
                   caption="\n".join(report.notes + list(CONVENTIONS)), caption_justify="left")

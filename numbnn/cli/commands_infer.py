@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from cli.common import app, bench_app, console, handle_errors, print_json
+from numbnn.cli.common import app, bench_app, console, handle_errors, print_json
 
 
 @app.command()
@@ -24,7 +24,7 @@ def export(
     folded into per-channel steps or integer thresholds, float layers stay float32. The compiled model
     is checked against the float model on random inputs before it is written.
     """
-    from numbnn.inference.export import export_checkpoint
+    from numbnn.inference.export import export_checkpoint  # deferred: keeps `numbnn --help` fast (start-up time)
 
     with console.status("compiling"):
         report = export_checkpoint(checkpoint, out)
@@ -40,7 +40,7 @@ def export(
 @handle_errors
 def predict(
     model: Path = typer.Argument(..., help="Packed model file written by `numbnn export`."),
-    input_file: Path = typer.Option(..., "--input", "-i", help="IDX file, .npy array, or image (PNG; other formats with Pillow)."),
+    input_file: Path = typer.Option(..., "--input", "-i", help="IDX file, .npy array, or picture (PNG, JPEG, BMP, GIF, WebP)."),
     top: int = typer.Option(1, "--top", min=1, help="List the K most likely classes per image."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per forward pass."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
@@ -48,10 +48,10 @@ def predict(
     """Classify images with a packed model: one line per image with its classes and probabilities.
 
     Inputs: uint8 images as in FashionMNIST (28 x 28, light garment on black; IDX files as shipped,
-    .npy arrays [N, 28, 28], PNG pictures converted to gray), or a float32 .npy array [N, 28, 28, 1]
+    .npy arrays [N, 28, 28], pictures converted to gray), or a float32 .npy array [N, 28, 28, 1]
     that is already normalised. Nothing is resized.
     """
-    from numbnn.inference.format import load
+    from numbnn.inference.model import load  # deferred: keeps `numbnn --help` fast (start-up time)
     from numbnn.inference.images import read_images
 
     packed = load(model)
@@ -82,9 +82,9 @@ def bench_model(
     Warm: median of repeated calls in this process. Cold: a fresh process loading the model and
     predicting one image, with Numba's on-disk cache and with an empty cache (everything compiles).
     """
-    from rich.table import Table
+    from rich.table import Table  # deferred: keeps `numbnn --help` fast (start-up time)
 
-    from numbnn.inference.bench import run_model_benchmark
+    from numbnn.inference.bench import run_model_benchmark  # deferred: keeps `numbnn --help` fast (start-up time)
 
     with console.status("benchmark") as status:
         results = run_model_benchmark(checkpoint, repeats=repeats, quick=quick, cold=not no_cold,

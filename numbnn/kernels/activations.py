@@ -1,0 +1,77 @@
+"""Fused, parallel Numba loops of the activations and their straight-through gradients: sign, the
+clipped STE, ApproxSign, PokeBNN's DPReLU (forward, and backward with its per-channel parameter sums).
+
+Conventions: 2-D arrays are [rows, channels] C-contiguous views of NHWC data; per-channel vectors have
+length ``channels`` and the dtype of the data. Each function has a plain-numpy twin in the tests
+(``tests/test_kernels_elementwise.py``). A chain of numpy ufuncs makes one full pass over memory (and
+often one fresh temporary) per step; each loop here touches its data in a single parallel pass.
+
+Reductions split the rows into a fixed number of chunks (:func:`numbnn.kernels.channels.n_chunks`),
+sum each chunk into its own float64 row and return the rows [chunks, channels]; the Python callers add
+them up, so results do not depend on the thread count (and compile times stay short).
+"""
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(parallel=True, cache=True)
+def sign(x):
+    """+1 where x >= 0 else -1 (so -0.0 and 0.0 give +1)."""
+    out = np.empty_like(x)
+    for i in nb.prange(x.size):
+        out[i] = -1.0 if x[i] < 0 else 1.0
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def ste_grad(grad, x, clip, out):
+    """out = grad * 1{|x| <= clip}; ``out`` may be ``grad`` itself."""
+    for i in nb.prange(x.size):
+        out[i] = grad[i] if abs(x[i]) <= clip else 0.0
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def approx_sign_grad(grad, x, out):
+    """out = grad * max(0, 2 - 2|x|); ``out`` may be ``grad`` itself."""
+    for i in nb.prange(x.size):
+        d = 2.0 - 2.0 * abs(x[i])
+        out[i] = grad[i] * d if d > 0 else 0.0
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def dprelu_forward(x, pos, neg, shift_x, shift_y):
+    """u = x - shift_x; out = (pos if u >= 0 else neg) * u - shift_y, per channel."""
+    rows, c = x.shape
+    out = np.empty_like(x)
+    for i in nb.prange(rows):
+        for j in range(c):
+            u = x[i, j] - shift_x[j]
+            out[i, j] = (pos[j] if u >= 0 else neg[j]) * u - shift_y[j]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def dprelu_backward(g, x, pos, neg, shift_x, dx, n_chunks):
+    """dx = g * slope(u); per chunk and channel [sum g*u*(u>=0), sum g*u*(u<0), sum dx, sum g]."""
+    rows, c = x.shape
+    partial = np.zeros((4, n_chunks, c))
+    for chunk in nb.prange(n_chunks):
+        # Chunk-local sums with the sign of u as a select, not a row index: the channel loop vectorises.
+        sum_pos, sum_neg, sum_dx, sum_g = np.zeros(c), np.zeros(c), np.zeros(c), np.zeros(c)
+        for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
+            for j in range(c):
+                u = x[i, j] - shift_x[j]
+                gi = g[i, j]
+                positive = u >= 0
+                d = gi * (pos[j] if positive else neg[j])
+                dx[i, j] = d
+                gu = gi * u
+                sum_pos[j] += gu if positive else 0.0
+                sum_neg[j] += 0.0 if positive else gu
+                sum_dx[j] += d
+                sum_g[j] += gi
+        partial[0, chunk], partial[1, chunk], partial[2, chunk], partial[3, chunk] = sum_pos, sum_neg, sum_dx, sum_g
+    return partial

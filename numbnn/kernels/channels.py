@@ -1,0 +1,83 @@
+"""Fused, parallel Numba loops for flat and per-channel arithmetic: addition, per-channel add and scale,
+column copies (concatenation and its gradient) and chunked per-channel sums.
+
+Conventions: 2-D arrays are [rows, channels] C-contiguous views of NHWC data; per-channel vectors have
+length ``channels`` and the dtype of the data. Each function has a plain-numpy twin in the tests
+(``tests/test_kernels_elementwise.py``). A chain of numpy ufuncs makes one full pass over memory (and
+often one fresh temporary) per step; each loop here touches its data in a single parallel pass.
+
+Reductions split the rows into a fixed number of chunks (:func:`numbnn.kernels.channels.n_chunks`),
+sum each chunk into its own float64 row and return the rows [chunks, channels]; the Python callers add
+them up, so results do not depend on the thread count (and compile times stay short).
+"""
+
+import numba as nb
+import numpy as np
+
+_CHUNKS = 64
+
+
+@nb.njit(parallel=True, cache=True)
+def add(a, b, out):
+    """out = a + b over flat arrays of one length (numpy's result bit for bit, on every thread)."""
+    for i in nb.prange(a.size):
+        out[i] = a[i] + b[i]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def add_channels(x, v, out):
+    """out[i, j] = x[i, j] + v[j]: a per-channel vector broadcast over the rows."""
+    rows, c = x.shape
+    for i in nb.prange(rows):
+        for j in range(c):
+            out[i, j] = x[i, j] + v[j]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def scale_columns(acc, scale, out):
+    """out[i, j] = acc[i, j] * scale[j]: integer sums (a binary conv's) to floats times a per-channel
+    scale in one pass. Exact products of int32 and float32 round once, as float32 numpy does."""
+    rows, c = acc.shape
+    for i in nb.prange(rows):
+        for j in range(c):
+            out[i, j] = acc[i, j] * scale[j]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def copy_columns(source, target, first):
+    """target[:, first : first + source.shape[1]] = source: one part of a concatenation along channels."""
+    rows, c = source.shape
+    for i in nb.prange(rows):
+        for j in range(c):
+            target[i, first + j] = source[i, j]
+    return target
+
+
+@nb.njit(parallel=True, cache=True)
+def take_columns(source, first, target):
+    """target = source[:, first : first + target.shape[1]]: one part of a split along channels, contiguous."""
+    rows, c = target.shape
+    for i in nb.prange(rows):
+        for j in range(c):
+            target[i, j] = source[i, first + j]
+    return target
+
+
+def n_chunks(rows: int) -> int:
+    return min(_CHUNKS, rows)
+
+
+@nb.njit(parallel=True, cache=True)
+def chunk_sums(x, center, squared, n_chunks):
+    """Per chunk of rows, per channel: sum of (x - center), or of (x - center)^2 if ``squared``."""
+    rows, c = x.shape
+    partial = np.zeros((n_chunks, c))
+    for chunk in nb.prange(n_chunks):
+        for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
+            for j in range(c):
+                d = x[i, j] - center[j]
+                partial[chunk, j] += d * d if squared else d
+    return partial

@@ -1,0 +1,63 @@
+"""Shape ops (functional/shape.py): concat, add, reshape, pad, space/depth, channel shuffle."""
+
+import numpy as np
+import pytest
+
+import numbnn.functional as F
+from gradcheck import check_gradients
+from numbnn.autograd import Tensor
+from numbnn.errors import InputError
+
+
+def _randn(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def test_concat_add_reshape_pad():
+    a, b, c = _randn(2, 3, 1), _randn(2, 3, 4, seed=1), _randn(2, 3, 2, seed=2)
+    np.testing.assert_array_equal(F.concat([a, b, c]).data, np.concatenate([a, b, c], axis=-1))
+    check_gradients(lambda *t: F.concat(t, axis=-1), a, b, c)
+    check_gradients(lambda *t: F.concat(t, axis=0), b, _randn(1, 3, 4, seed=3))
+    check_gradients(F.add, b, _randn(4, seed=4))
+    check_gradients(lambda t: F.reshape(t, (4, -1)), b)
+    padded = F.pad(b, ((0, 0), (1, 2), (0, 1)), value=-1.0)
+    np.testing.assert_array_equal(padded.data, np.pad(b, ((0, 0), (1, 2), (0, 1)), constant_values=-1.0))
+    check_gradients(lambda t: F.pad(t, ((1, 0), (1, 2), (0, 1))), b)
+
+
+def test_concat_along_channels_of_large_arrays_copies_in_parallel_and_splits_contiguous():
+    """Above the parallel threshold concat and its gradient run as Numba row copies: same values as numpy,
+    and each gradient part C-contiguous."""
+    rng = np.random.default_rng(5)
+    a, b = (Tensor(rng.standard_normal((4, 16, 32, c)).astype(np.float32), requires_grad=True) for c in (24, 40))
+    out = F.concat([a, b])
+    np.testing.assert_array_equal(out.data, np.concatenate([a.data, b.data], axis=-1))
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    out.backward(grad[:, ::-1])  # a non-contiguous upstream gradient
+    np.testing.assert_array_equal(a.grad, grad[:, ::-1, :, :24])
+    np.testing.assert_array_equal(b.grad, grad[:, ::-1, :, 24:])
+    assert a.grad.flags.c_contiguous and b.grad.flags.c_contiguous
+
+
+def test_space_depth_orderings():
+    x = np.arange(1 * 4 * 6 * 3, dtype=np.float64).reshape(1, 4, 6, 3)
+    y = F.space_to_depth(x, 2).data
+    assert y.shape == (1, 2, 3, 12)
+    for dy in range(2):
+        for dx in range(2):
+            np.testing.assert_array_equal(y[0, 1, 2, (dy * 2 + dx) * 3 : (dy * 2 + dx + 1) * 3], x[0, 2 + dy, 4 + dx])
+    np.testing.assert_array_equal(F.depth_to_space(y, 2).data, x)
+    check_gradients(lambda t: F.space_to_depth(t, 2), _randn(2, 4, 2, 3))
+    check_gradients(lambda t: F.depth_to_space(t, 2), _randn(2, 2, 3, 8))
+    with pytest.raises(InputError):
+        F.space_to_depth(x, 4)
+    with pytest.raises(InputError):
+        F.depth_to_space(x, 2)
+
+
+def test_channel_shuffle():
+    x = np.arange(6.0).reshape(1, 1, 1, 6)
+    np.testing.assert_array_equal(F.channel_shuffle(x, 2).data.ravel(), [0, 3, 1, 4, 2, 5])
+    check_gradients(lambda t: F.channel_shuffle(t, 3), _randn(2, 2, 2, 6))
+    with pytest.raises(InputError):
+        F.channel_shuffle(x, 4)
