@@ -41,7 +41,7 @@ seed = 0
 seed = 1
 [[runs]]
 model_args = { widths = [8, 16] }
-lr = 0.002
+lr = 0.004
 [[runs]]
 label = "cannot build"
 model_args = { widths = [8, 12] }

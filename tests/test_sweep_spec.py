@@ -16,6 +16,7 @@ from numbnn.cli.main import app
 from numbnn.errors import InputError, MissingDependencyError, UnknownModelError
 from numbnn.sweep import config_hash, load_spec, parse_overrides, parse_spec, plan, store
 from numbnn.sweep.pareto import dominates, pareto_front
+from numbnn.train.config import model_recipe
 from numbnn.sweep.report import swept_parameters
 
 SMALL = {"model": "bnn-small", "epochs": 1, "limit": 64, "model_args": {"widths": [8, 8, 16]}}
@@ -50,7 +51,8 @@ def test_runs_are_crossed_with_the_grid_and_precedence_is_recipe_defaults_run_ov
 def test_keys_are_the_hash_of_the_normalised_config_so_rewording_keeps_them():
     plain = parse_spec({"runs": [{"model": "pokebnn", "model_args": {"clip": 3}, "lr": 1}]}).runs[0]
     spelled = parse_spec({"runs": [{"model": "pokebnn", "model_args": {"clip": 3.0, "widths": [32, 64, 128]},
-                                    "lr": 1.0, "optimizer": "adam", "epochs": 10}]}).runs[0]
+                                    "lr": 1.0, "optimizer": "adam",
+                                    "epochs": model_recipe("pokebnn")["epochs"]}]}).runs[0]
     assert plain.key == spelled.key and plain.config == spelled.config
     assert plain.model_args["clip"] == 3.0 and isinstance(plain.train["lr"], float)
     other = parse_spec({"runs": [{"model": "pokebnn", "model_args": {"clip": 2}}]}).runs[0]
