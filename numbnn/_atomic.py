@@ -70,7 +70,7 @@ def check_replaceable(path) -> None:
     """
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (a missing directory is reported by the writer)
         return
     except OSError as error:
         raise OSError(error.errno, f"cannot inspect it ({error.strerror})") from None

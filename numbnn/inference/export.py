@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from numbnn._outputs import check_output_path
 from numbnn.inference.compiler import compile
 from numbnn.inference.model import PackedModel
 
@@ -18,6 +19,7 @@ def export_checkpoint(checkpoint, out) -> dict:
     import numbnn.io
     from numbnn.models.cost import default_input_shape, summarize
 
+    check_output_path(out, {"the checkpoint being exported": checkpoint})
     model = numbnn.io.load(checkpoint)
     packed = compile(model)
     path = packed.save(out)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from numbnn._atomic import cleanup_stale_temps
+from numbnn._outputs import check_output_path
 from numbnn.errors import InputError
 from numbnn.train.checkpoint import read_training_state
 from numbnn.train.config import TrainConfig, make_config, model_recipe
@@ -85,16 +86,15 @@ def train(
         config = make_config(model_name, **options)
         init.seed(config.seed)
         model = build_model(model_name, **(model_args or {}))
+    out = Path(out) if out is not None else Path(resume) if resume is not None else default_checkpoint_path(model_name)
+    _check_outputs(out, config)  # found now, not when the first checkpoint is due after an epoch of training
     teacher = _load_teacher(config.teacher)
     train_set = load_split("train", config.limit, data_dir)
     test_set = load_split("test", config.test_limit, data_dir)
-    out = Path(out) if out is not None else Path(resume) if resume is not None else default_checkpoint_path(model_name)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"--out: cannot create the directory {str(out.parent)!r}: {error.strerror}") from None
-    if out.is_dir():  # found now, not when the first checkpoint is due after an epoch of training
-        raise InputError(f"--out: {str(out)!r} is a directory; give the checkpoint's file path")
     cleanup_stale_temps(out.parent, out.name)  # temporaries of a writer that was killed mid-save
     result = run_recipe(
         model, config, train_set, test_set,
@@ -140,6 +140,16 @@ def _load_teacher(path):
     teacher = numbnn.io.load(_existing_file(path, "--teacher"))
     teacher.eval()
     return teacher
+
+
+def _check_outputs(out: Path, config: TrainConfig) -> None:
+    """``--out`` (and a two-step run's step-1 file) may not be the teacher or anything but a regular file."""
+    from numbnn.train.recipes import step1_checkpoint_path
+
+    teacher = {"the --teacher checkpoint": config.teacher}
+    check_output_path(out, teacher)
+    if config.recipe == "two-step":
+        check_output_path(step1_checkpoint_path(out), {**teacher, "--out": out}, "step 1's checkpoint")
 
 
 def _existing_file(path, what: str) -> Path:
