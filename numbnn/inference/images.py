@@ -14,6 +14,7 @@ Every problem is an :class:`~numbnn.errors.InputError` naming the file.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -24,18 +25,27 @@ from numbnn.errors import InputError, MissingDependencyError, NumbnnError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IDX_MAGIC_PREFIX = b"\x00\x00"
-MAX_PIXELS = 1 << 22
+MAX_PIXELS = 1 << 20  # 1024 x 1024: far above any input a model takes (28 x 28), decoded in well under a second
+MAX_RAW_BYTES = 1 << 23  # decompressed PNG rows (16-bit RGBA at 1024 x 1024)
+ZIP_SIGNATURE = b"PK\x03\x04"
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
 
 
-def read_images(path) -> np.ndarray:
-    """The images in ``path``: uint8 [N, H, W] (or [N, H, W, C]) or a float NHWC array (module docstring)."""
+def read_images(path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The images in ``path``: uint8 [N, H, W] (or [N, H, W, C]) or a float NHWC array (module docstring).
+
+    ``size``: the (height, width) the caller needs; a picture of another size is refused from its header,
+    before anything is decoded (a small PNG can declare millions of pixels).
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input: no such file {path}")
-    head = path.read_bytes()[:8]
+    with path.open("rb") as handle:
+        head = handle.read(8)
     if head.startswith(PNG_SIGNATURE):
-        return decode_png(path.read_bytes(), str(path))[None]
+        return decode_png(path.read_bytes(), str(path), size)[None]
+    if head.startswith(ZIP_SIGNATURE):
+        raise InputError(f"input: {path} is a zip archive (an .npz file?), not a .npy array; save one array with np.save")
     if path.suffix.lower() == ".npy" or head.startswith(b"\x93NUMPY"):
         return _read_npy(path)
     if head.startswith(IDX_MAGIC_PREFIX) or head.startswith(b"\x1f\x8b"):
@@ -46,15 +56,39 @@ def read_images(path) -> np.ndarray:
         except NumbnnError as error:
             raise InputError(f"input: {error}") from None
         return _as_batch(array, path)
-    return _read_with_pillow(path)
+    return _read_with_pillow(path, size)
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    _check_npy_header(path)
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise InputError(f"input: {path} is not a readable .npy array ({error})") from None
     return _as_batch(array, path)
+
+
+def _check_npy_header(path: Path) -> None:
+    """Compare the size the header declares with the bytes the file holds, before numpy allocates it.
+
+    A 2 KB file may declare 1e11 images; numpy would try to allocate them all and fail with MemoryError.
+    """
+    from numpy.lib import format as npy
+
+    try:
+        with path.open("rb") as handle:
+            version = npy.read_magic(handle)
+            read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _, dtype = read_header(handle, max_header_size=10_000)
+            offset = handle.tell()
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as error:
+        raise InputError(f"input: {path} is not a readable .npy array ({error})") from None
+    if dtype.hasobject:
+        raise InputError(f"input: {path} holds Python objects; only numeric arrays are read (no pickles)")
+    declared = math.prod(shape) * dtype.itemsize
+    held = path.stat().st_size - offset
+    if declared != held:
+        raise InputError(f"input: {path} declares {dtype} {shape} ({declared:,} bytes) but holds {held:,} bytes of data")
 
 
 def _as_batch(array: np.ndarray, path) -> np.ndarray:
@@ -69,14 +103,17 @@ def _as_batch(array: np.ndarray, path) -> np.ndarray:
                      "(or [H, W], [N, H, W, C]) or float NHWC [N, H, W, C]")
 
 
-def _read_with_pillow(path: Path) -> np.ndarray:
+def _read_with_pillow(path: Path, size=None) -> np.ndarray:
     try:
         from PIL import Image
     except ImportError:
         raise MissingDependencyError(f"input: {path} is not PNG, IDX or .npy; reading other image formats "
                                      "needs Pillow (pip install pillow)") from None
     try:
-        with Image.open(path) as image:
+        with Image.open(path) as image:  # opening reads the header only
+            if size is not None and image.size != (size[1], size[0]):
+                raise InputError(f"input: {path}: image of {image.size[0]}x{image.size[1]} pixels; the model takes images of "
+                                 f"{size[1]}x{size[0]} (nothing is resized)")
             return np.asarray(image.convert("L"), dtype=np.uint8)[None]
     except OSError as error:
         raise InputError(f"input: {path} is not an image Pillow can read ({error})") from None
@@ -85,10 +122,16 @@ def _read_with_pillow(path: Path) -> np.ndarray:
 # -- PNG -----------------------------------------------------------------------------------------------
 
 
-def decode_png(data: bytes, name: str = "<png>") -> np.ndarray:
-    """One PNG image as uint8 gray [H, W] (see the module docstring for the conversion)."""
+def decode_png(data: bytes, name: str = "<png>", size: tuple[int, int] | None = None) -> np.ndarray:
+    """One PNG image as uint8 gray [H, W] (see the module docstring for the conversion).
+
+    ``size``: the (height, width) required; another size is refused before decompressing anything.
+    """
     header, palette, compressed = _png_chunks(data, name)
     width, height, depth, color, interlace = header
+    if size is not None and (height, width) != tuple(size):
+        raise InputError(f"input: {name}: PNG of {width}x{height} pixels; the model takes images of {size[1]}x{size[0]} "
+                         "(nothing is resized)")
     if interlace != 0:
         raise InputError(f"input: {name}: interlaced PNG is not supported")
     samples = _CHANNELS[color]
@@ -149,7 +192,7 @@ def _png_header(body: bytes, name: str):
     valid_depths = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
     if color not in valid_depths or depth not in valid_depths[color]:
         raise InputError(f"input: {name}: unsupported PNG colour type {color} with bit depth {depth}")
-    if not 1 <= width * height <= MAX_PIXELS:
+    if not 1 <= width * height <= MAX_PIXELS or height * (width * _CHANNELS[color] * depth // 8 + 1) > MAX_RAW_BYTES:
         raise InputError(f"input: {name}: PNG of {width}x{height} pixels is empty or too large")
     return width, height, depth, color, interlace
 

@@ -52,8 +52,10 @@ def plan(sweep: Sweep, out) -> list[tuple[Run, str]]:
     for run in sweep.runs:
         directory = store.run_dir(out, run.key)
         if (directory / store.METRICS_FILE).is_file():
+            store.read_record(directory / store.METRICS_FILE)  # a damaged record is reported before any work
             states.append((run, "finished"))
         elif (directory / store.ERROR_FILE).is_file():
+            store.read_record(directory / store.ERROR_FILE)
             states.append((run, "failed"))
         else:
             states.append((run, "pending"))
@@ -135,7 +137,7 @@ def _record(out: Path, run: Run) -> dict:
     directory = store.run_dir(out, run.key)
     for name in (store.METRICS_FILE, store.ERROR_FILE):
         if (directory / name).is_file():
-            return store.read_json(directory / name)
+            return store.read_record(directory / name)
     return {"key": run.key, "label": run.label, "status": "missing", "config": run.config}
 
 

@@ -93,6 +93,15 @@ def load_records(out) -> list[dict]:
     return records
 
 
+def read_record(path) -> dict:
+    """A run record (``metrics.json`` or ``error.json``), checked; an unreadable one is an InputError that
+    says how to get past it (the file is damaged: remove it and the sweep trains that run again)."""
+    try:
+        return _checked_record(Path(path))
+    except InputError as error:
+        raise InputError(f"{error}; remove that file to train the run again") from None
+
+
 def load_sweep_file(out) -> dict | None:
     path = Path(out) / SWEEP_FILE
     return _checked_json(path) if path.is_file() else None
@@ -102,9 +111,45 @@ def _checked_record(path: Path) -> dict:
     record = _checked_json(path)
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or "key" not in record:
         raise InputError(f"{path}: not a numbnn sweep run record")
-    if record.get("version", 0) > RECORD_VERSION:
-        raise InputError(f"{path}: written by a newer numbnn (record version {record['version']})")
+    version = record.get("version", 0)
+    if not isinstance(version, int) or version > RECORD_VERSION:
+        raise InputError(f"{path}: written by a newer numbnn (record version {version!r})")
+    problem = _record_problem(record)
+    if problem:
+        raise InputError(f"{path}: malformed run record ({problem})")
     return record
+
+
+_NUMBER = (int, float)
+_FIELDS = {  # what the tables, the report and the plots read from a record, by status
+    "finished": {"key": str, "label": str, "config": dict, "test_accuracy": _NUMBER, "epochs": int, "seconds": _NUMBER,
+                 "cost": dict, "history": list},
+    "failed": {"key": str, "label": str, "config": dict, "error_type": str, "error": str},
+}
+_COST_FIELDS = ("params", "size_bytes", "ops", "ace")
+_HISTORY_FIELDS = ("epoch", "train_loss")
+
+
+def _record_problem(record: dict) -> str | None:
+    """What is missing or of the wrong type in a run record, or None."""
+    status = record.get("status")
+    if status not in _FIELDS:
+        return f"status {status!r}"
+    for name, kind in _FIELDS[status].items():
+        value = record.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{name} {value!r}"[:120]
+    if not isinstance(record["config"].get("model", ""), str):
+        return "config.model"
+    if status == "finished":
+        cost = record["cost"]
+        for name in _COST_FIELDS:
+            if not isinstance(cost.get(name), _NUMBER) or isinstance(cost.get(name), bool):
+                return f"cost.{name} {cost.get(name)!r}"[:120]
+        for entry in record["history"]:
+            if not isinstance(entry, dict) or not all(isinstance(entry.get(name), _NUMBER) for name in _HISTORY_FIELDS):
+                return f"history entry {entry!r}"[:120]
+    return None
 
 
 def _checked_json(path: Path):

@@ -18,7 +18,7 @@ import numbnn.functional as F
 from numbnn.autograd import Tensor, no_grad
 from numbnn.errors import InputError, TrainingDivergedError
 from numbnn.optim import clip_grad_norm
-from numbnn.train.checkpoint import TrainingState, save_training_state
+from numbnn.train.checkpoint import TrainingState, restore_optimizer, save_training_state
 from numbnn.train.config import TrainConfig
 from numbnn.train.data import Augmentation, BatchIterator
 from numbnn.train.evaluate import evaluate
@@ -92,8 +92,7 @@ def fit(
     batches = BatchIterator(*train_set, config.batch_size, rng=rng, augmentation=augmentation)
     optimizer, scheduler = build_optimizer(model, config, len(batches))
     if resume is not None:
-        optimizer.load_state_dict(resume.optimizer)
-        scheduler.load_state_dict(resume.scheduler)
+        restore_optimizer(optimizer, scheduler, resume)
         position, history = Position(resume.epoch, resume.step, resume.rng_state, dict(resume.partial)), list(resume.history)
         if position.step >= len(batches):
             raise InputError(f"resume: checkpoint is at step {position.step}, but an epoch has only {len(batches)} steps")
