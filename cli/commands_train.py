@@ -42,7 +42,8 @@ def train(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory holding the FashionMNIST files."),
     out: Optional[Path] = typer.Option(None, help="Checkpoint to write (default: the --resume file, else runs/<model>-<time>.h5)."),
     resume: Optional[Path] = typer.Option(None, help="Continue exactly from this checkpoint (its settings are reused)."),
-    threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS (default: all cores)."),
+    threads: Optional[int] = typer.Option(
+        None, help="Threads for the Numba kernels and BLAS (default: all cores; on --resume the checkpoint's count)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ):
     """Train a model on FashionMNIST, evaluating on the test split after every epoch.
@@ -54,10 +55,7 @@ def train(
     from numbnn.models.model_args import parse_pairs
     from numbnn.train import run
     from numbnn.train.recipes import heads_line
-    from numbnn.train.threads import set_threads
 
-    if threads is not None:
-        set_threads(threads)
     options = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "schedule": schedule,
         "weight_decay": weight_decay, "label_smoothing": label_smoothing, "grad_clip": grad_clip, "seed": seed,
@@ -65,7 +63,8 @@ def train(
         "teacher": str(teacher) if teacher is not None else None, "recipe": recipe, "step1_epochs": step1_epochs,
     }
     model_args = parse_pairs(model_arg or [], "--model-arg")  # typed against the model in run.train
-    outcome = run.train(model, options=options, model_args=model_args, resume=resume, out=out, data_dir=data_dir)
+    outcome = run.train(model, options=options, model_args=model_args, resume=resume, out=out, data_dir=data_dir,
+                        threads=threads)
     result = outcome.result
     if result.interrupted:
         where = f"epoch {result.epochs_completed + 1}, step {result.step}" if result.step else f"epoch {result.epochs_completed}"

@@ -29,14 +29,26 @@ class TrainingState:
     rng_state: dict
     partial: dict
     history: list
+    threads: int | None = None  # the thread count the checkpoint was computed with (None: an older file)
+    recipe: dict | None = None  # step 1 of a two-step run: {"step": 1, "config": the whole recipe's, "final": name}
 
 
 def save_training_state(path, model, optimizer, scheduler, config: TrainConfig, epoch: int, step: int,
-                        rng_state: dict, partial: dict, history: list) -> None:
-    """Write everything :func:`read_training_state` needs, atomically (a crash keeps the old file)."""
-    import numbnn.io
+                        rng_state: dict, partial: dict, history: list, recipe: dict | None = None) -> None:
+    """Write everything :func:`read_training_state` needs, atomically (a crash keeps the old file).
 
-    extra = {"train_config": config.to_dict(), "step": int(step), "partial_epoch": {k: partial[k] for k in _PARTIAL_KEYS}}
+    Also stored: ``threads``, the thread count the run computes with (float sums round differently with
+    another count, so a resume must use the same one to stay bit-exact), and ``recipe``: for step 1 of a
+    two-step run, the whole recipe's settings and the final checkpoint's name, so ``--resume`` of the
+    step-1 file continues through step 2.
+    """
+    import numbnn.io
+    from numbnn.train.threads import current_threads
+
+    extra = {"train_config": config.to_dict(), "step": int(step), "partial_epoch": {k: partial[k] for k in _PARTIAL_KEYS},
+             "threads": current_threads()}
+    if recipe is not None:
+        extra["recipe"] = recipe
     try:
         numbnn.io.save(model, path, optimizer=optimizer, scheduler=scheduler, rng=rng_state, epoch=int(epoch),
                        history=history, extra=extra)
@@ -81,9 +93,30 @@ def read_training_state(path) -> TrainingState:
         raise CheckpointError(f"{path}: {error}") from None
     if rng_state["bit_generator"] != TRAINING_BIT_GENERATOR:
         raise CheckpointError(f"{path}: training RNG state is {rng_state['bit_generator']}, expected {TRAINING_BIT_GENERATOR}")
+    threads = extra.get("threads")
+    if threads is not None and (not _is_count(threads) or threads < 1):
+        raise CheckpointError(f"{path}: invalid thread count {threads!r}")
+    recipe = _check_recipe(extra.get("recipe"), path)
     model = numbnn.io.load(path)
     return TrainingState(model, config, checkpoint.optimizer_state, checkpoint.scheduler_state, checkpoint.epoch,
-                         step, rng_state, partial, checkpoint.history)
+                         step, rng_state, partial, checkpoint.history, threads, recipe)
+
+
+def _check_recipe(recipe, path) -> dict | None:
+    if recipe is None:
+        return None
+    try:
+        if not isinstance(recipe, dict) or recipe.get("step") != 1 or not isinstance(recipe.get("final"), str):
+            raise ValueError("expected {step: 1, config, final}")
+        name = recipe["final"]
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise ValueError(f"final checkpoint name {name!r}")
+        config = TrainConfig.from_dict(recipe["config"])
+        if config.recipe != "two-step":
+            raise ValueError("the recipe config is not two-step")
+    except (InputError, TypeError, ValueError, KeyError, AttributeError) as error:
+        raise CheckpointError(f"{path}: invalid two-step recipe record: {error}") from None
+    return {**recipe, "config": config}
 
 
 def _is_count(value) -> bool:

@@ -51,6 +51,7 @@ def train(
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
     after_step=None,
+    threads: int | None = None,
 ) -> TrainOutcome:
     """Train a registered model (or continue ``resume``) and write checkpoints to ``out``.
 
@@ -59,6 +60,8 @@ def train(
     the checkpoint's settings are reused and only ``epochs`` and ``save_every`` may change.
     ``model_args`` are constructor arguments of a new model (e.g. smaller widths for a quick test).
     ``out`` defaults to the resumed file, else to :func:`default_checkpoint_path`.
+    ``threads``: Numba/BLAS threads (default: a resume uses the checkpoint's count, a new run all cores).
+    A resumed step-1 file of a two-step run continues step 1, then trains step 2 into the final file.
     """
     from numbnn.models import build_model
     from numbnn.nn import init
@@ -68,18 +71,30 @@ def train(
     if resume is not None:
         state = read_training_state(_existing_file(resume, "--resume"))
         saved_name = state.model.config["name"]
-        _check_same_model_args(saved_name, state.model.config.get("args", {}), model_args or {})
+        saved_args = dict(state.model.config.get("args", {}))
+        saved_config = state.config
+        if state.recipe is not None:  # step 1 of a two-step run: continue the whole recipe
+            saved_args["binary_weights"] = True
+            saved_config = state.recipe["config"].replace(step1_epochs=state.config.epochs)
+        _check_same_model_args(saved_name, saved_args, model_args or {})
         if model_name is not None and model_name != saved_name:
             raise InputError(f"--model {model_name!r} does not match the resumed checkpoint's model {saved_name!r}")
-        fixed = sorted(key for key, value in options.items() if key not in RESUMABLE_CHANGES and value != getattr(state.config, key))
+        fixed = sorted(key for key, value in options.items() if key not in RESUMABLE_CHANGES and value != getattr(saved_config, key))
         if fixed:
             raise InputError(
                 f"cannot change {', '.join(fixed)} when resuming (the checkpoint's settings are reused; "
                 f"only {', '.join(RESUMABLE_CHANGES)} may change)"
             )
-        model_name, config, model = saved_name, state.config.replace(**options), state.model
-        if state.epoch >= config.epochs:
-            raise InputError(f"the checkpoint already finished {state.epoch} epoch(s); pass --epochs above {state.epoch}")
+        threads = _resume_threads(state.threads, threads)
+        model_name, config = saved_name, saved_config.replace(**options)
+        if state.recipe is not None:
+            model = build_model(saved_name, **saved_args)  # step 2's network; step 1 continues in state.model
+            if out is None:
+                out = Path(resume).parent / state.recipe["final"]
+        else:
+            model = state.model
+            if state.epoch >= config.epochs:
+                raise InputError(f"the checkpoint already finished {state.epoch} epoch(s); pass --epochs above {state.epoch}")
     else:
         if model_name is None:
             raise InputError("--model is required unless --resume is given")
@@ -88,6 +103,10 @@ def train(
         from numbnn.models.model_args import check_model_args
 
         model = build_model(model_name, **check_model_args(model_name, model_args or {}))
+    if threads is not None:
+        from numbnn.train.threads import set_threads
+
+        set_threads(threads)
     out = Path(out) if out is not None else Path(resume) if resume is not None else default_checkpoint_path(model_name)
     _check_outputs(out, config)  # found now, not when the first checkpoint is due after an epoch of training
     teacher = _load_teacher(config.teacher)
@@ -102,7 +121,20 @@ def train(
         model, config, train_set, test_set,
         teacher=teacher, checkpoint=str(out), resume=state, progress=progress, after_step=after_step,
     )
-    return TrainOutcome(model_name, config, result, str(out), str(resume) if resume is not None else None)
+    written = result.checkpoint if result.interrupted and result.checkpoint else str(out)  # step 1's file, if there
+    return TrainOutcome(model_name, config, result, written, str(resume) if resume is not None else None)
+
+
+def _resume_threads(saved: int | None, given: int | None) -> int | None:
+    """The thread count a resume computes with: the checkpoint's, so that it continues bit for bit.
+
+    Another ``--threads`` is refused: float products round differently with another count, so the
+    resumed run would silently differ from the run it continues (docs/reliability.md, Determinism).
+    """
+    if saved is None or given is None or given == saved:
+        return saved if given is None else given
+    raise InputError(f"--threads {given}: this run was trained with {saved} thread(s), and a resume continues it "
+                     f"bit for bit only with the same count; resume with --threads {saved} (or without --threads)")
 
 
 def evaluate_checkpoint(
