@@ -8,6 +8,9 @@
     <out>/<key>/metrics.json      written last, only when the run finished: its presence means "done"
     <out>/<key>/error.json        written instead when the run failed (error type, message, traceback)
 
+Only the client writes here: workers return records and checkpoint bytes through Dask
+(:mod:`numbnn.sweep.task`), so ``<out>`` need not be visible to them.
+
 Every file is written atomically (temporary file + rename), so a sweep killed at any moment leaves
 either a complete ``metrics.json`` or none, and a restart can trust what it finds.
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numbnn._atomic import atomic_path
+from numbnn._atomic import atomic_path, write_bytes_atomic
 from numbnn.errors import InputError
 
 SWEEP_FILE = "sweep.json"
@@ -56,7 +59,14 @@ def read_json(path):
 
 def write_error(out, run: dict, error: BaseException, *, worker: str | None = None, tb: str | None = None) -> dict:
     """Record ``error`` as ``run``'s failure in ``<out>/<key>/error.json``; return the record."""
-    record = {
+    record = error_record(run, error, worker=worker, tb=tb)
+    save_run(out, run["key"], record, None)
+    return record
+
+
+def error_record(run: dict, error: BaseException, *, worker: str | None = None, tb: str | None = None) -> dict:
+    """The ``error.json`` record of ``run`` failing with ``error``."""
+    return {
         "format": RECORD_FORMAT,
         "version": RECORD_VERSION,
         "status": "failed",
@@ -68,10 +78,29 @@ def write_error(out, run: dict, error: BaseException, *, worker: str | None = No
         "traceback": tb if tb is not None else "".join(traceback.format_exception(error)),
         "worker": worker,
     }
-    directory = run_dir(out, run["key"])
+
+
+def save_run(out, key: str, record: dict, checkpoint: bytes | None) -> None:
+    """Store a run's result under ``<out>/<key>/``: the checkpoint first, then its record.
+
+    A finished run's ``metrics.json`` is written last (its presence means "done") and replaces an old
+    ``error.json``; a failed run's ``error.json`` keeps any partial checkpoint, which a retry continues.
+    """
+    directory = run_dir(out, key)
     directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / ERROR_FILE, record)
-    return record
+    if checkpoint is not None:
+        write_bytes_atomic(directory / CHECKPOINT_FILE, checkpoint)
+    if record["status"] == "finished":
+        write_json(directory / METRICS_FILE, record)
+        (directory / ERROR_FILE).unlink(missing_ok=True)
+    else:
+        write_json(directory / ERROR_FILE, record)
+
+
+def read_checkpoint_bytes(out, key: str) -> bytes | None:
+    """The checkpoint an interrupted or failed run left in ``<out>/<key>/``, to send with its retry."""
+    path = run_dir(out, key) / CHECKPOINT_FILE
+    return path.read_bytes() if path.is_file() and not is_finished(out, key) else None
 
 
 def load_records(out) -> list[dict]:
