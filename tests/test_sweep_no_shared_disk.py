@@ -121,16 +121,15 @@ def test_a_worker_killed_mid_run_loses_nothing_and_no_disk_is_shared(tmp_path):
                 except subprocess.TimeoutExpired:
                     process.kill()
 
-    survivor = next(name for name in ("worker-a", "worker-b") if name != victim_name)
+    survivor = pids[processes[next(name for name in ("worker-a", "worker-b") if name != victim_name)].pid]
     summary = json.loads((tmp_path / "sweep.log").read_text().strip().splitlines()[-1])
     assert (summary["ran"], summary["failed"]) == (len(spec.runs), 0)
     for run in spec.runs:
         record = json.loads((out / run.key / store.METRICS_FILE).read_text())
         assert record["status"] == "finished" and record["epochs"] == 3
-        assert record["worker"] != victim  # the killed worker's run was done again by the other one
+        assert record["worker"] == survivor  # the killed worker's run was done again by the other one
         checkpoint = numbnn.io.load_checkpoint(out / run.key / store.CHECKPOINT_FILE)
         assert checkpoint.epoch == 3 and checkpoint.history == record["history"]
     for name in ("worker-a", "worker-b", "scheduler"):  # nothing of the sweep was written where they ran
         written = [p for p in (tmp_path / name).rglob("*") if p.suffix in (".h5", ".json") and p != scheduler_file]
         assert written == [], (name, written)
-    assert survivor in processes
