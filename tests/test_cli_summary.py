@@ -97,7 +97,7 @@ def test_checkpoint_gives_the_same_figures(tmp_path):
     ([], "exactly one of"),
     (["x.h5", "--model", "cli-summary-tiny"], "exactly one of"),
     (["--model", "cli-summary-tiny", "--model-arg", "width"], "KEY=VALUE"),
-    (["--model", "cli-summary-tiny", "--model-arg", "depth=3"], "no option 'depth'"),
+    (["--model", "cli-summary-tiny", "--model-arg", "depth=3"], "has no argument 'depth'"),
     (["--model", "cli-summary-tiny", "--input-size", "0"], "input size"),
 ])
 def test_bad_input_is_one_error_line(args, message):

@@ -93,11 +93,11 @@ TRAIN_CASES = [
     (["--schedule", "exponential"], "unknown schedule 'exponential'"),
     (["--recipe", "three-step"], "unknown recipe 'three-step'"),
     (["--optimizer", ""], "unknown optimizer ''"),
-    (["--model-arg", "widths=8"], "widths must be a list of positive integers, got 8"),
-    (["--model-arg", "widths=abc"], "widths must be a list of positive integers, got 'abc'"),
+    (["--model-arg", "widths=8"], "got [8]"),
+    (["--model-arg", "widths=abc"], "widths: expected a list of integers, got 'abc'"),
     (["--model-arg", "widths=[-8,8,16]"], "-8"),
     (["--model-arg", "widths=[8,12]"], "8 -> 12"),
-    (["--model-arg", "depth=3"], "no option 'depth'"),
+    (["--model-arg", "depth=3"], "has no argument 'depth'"),
     (["--model-arg", "widths"], "KEY=VALUE"),
 ]
 
@@ -140,7 +140,7 @@ def test_eval_options(files, kind, extra, fragment):
 
 @pytest.mark.parametrize("extra, fragment", [
     (["--input-size", -1], "input size"), (["--input-size", 100_000], "input size"),
-    (["--model-arg", "widths=abc"], "widths must be a list of positive integers, got 'abc'"), (["--model-arg", "widths=8"], "widths must be a list of positive integers, got 8"),
+    (["--model-arg", "widths=abc"], "widths: expected a list of integers, got 'abc'"), (["--model-arg", "widths=8"], "got [8]"),
 ])
 def test_summary_options(extra, fragment):
     assert_one_error_line(invoke("summary", "--model", "bnn-small", *extra), fragment)

@@ -112,7 +112,7 @@ def test_load_spec_reports_missing_files_and_bad_toml(tmp_path):
 
 def test_overrides_read_toml_values_and_refuse_what_they_cannot_set():
     assert parse_overrides(["limit=2000", "lr=1e-3", "flip=false", "recipe=two-step", "model_args.clip=2"]) == {
-        "limit": 2000, "lr": 1e-3, "flip": False, "recipe": "two-step", "model_args": {"clip": 2}}
+        "limit": 2000, "lr": 1e-3, "flip": False, "recipe": "two-step", "model_args": {"clip": "2"}}
     with pytest.raises(InputError, match="KEY=VALUE"):
         parse_overrides(["epochs"])
     with pytest.raises(InputError, match="--set label"):
@@ -127,7 +127,10 @@ def test_dry_run_lists_keys_and_states_without_training(tmp_path):
     out = tmp_path / "out"
     sweep = load_spec(spec)
     (out / sweep.runs[1].key).mkdir(parents=True)
-    store.write_json(out / sweep.runs[1].key / store.METRICS_FILE, {"status": "finished"})
+    store.write_json(out / sweep.runs[1].key / store.METRICS_FILE, {
+        "format": store.RECORD_FORMAT, "version": 1, "status": "finished", "key": sweep.runs[1].key, "label": "x",
+        "config": sweep.runs[1].config, "test_accuracy": 0.5, "epochs": 1, "seconds": 1.0,
+        "cost": {"params": 1, "size_bytes": 1, "ops": 1, "ace": 1}, "history": []})
     result = CliRunner().invoke(app, ["sweep", str(spec), "--out", str(out), "--dry-run", "--json"])
     assert result.exit_code == 0, result.output
     listed = json.loads(result.stdout.strip().splitlines()[-1])

@@ -55,7 +55,7 @@ def predict(
     from numbnn.inference.images import read_images
 
     packed = load(model)
-    probabilities = packed.predict_proba(read_images(input_file), batch_size)
+    probabilities = packed.predict_proba(read_images(input_file, size=packed.input_shape[:2]), batch_size)
     classes = packed.classes
     k = min(top, packed.num_classes)
     order = (-probabilities).argsort(axis=1, kind="stable")[:, :k]

@@ -1,6 +1,5 @@
 """``numbnn summary``: the cost model of a registered model or a checkpoint, as a table or JSON."""
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +17,7 @@ def summary(
     checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint written by `numbnn train` (or use --model)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name (see `numbnn models`)."),
     model_arg: Optional[list[str]] = typer.Option(
-        None, "--model-arg", help="Constructor argument K=V for --model, V read as JSON if it parses (repeatable)."),
+        None, "--model-arg", help="Constructor argument KEY=VALUE for --model, read as the argument's type (repeatable)."),
     input_size: int = typer.Option(28, "--input-size", help="Height and width of the dummy input image."),
     json_output: bool = typer.Option(
         False, "--json", help="Print one JSON object (layers, total, conventions) instead of the table."),
@@ -55,18 +54,9 @@ def _load_model(checkpoint, model, model_args):
 
         return numbnn.io.load(checkpoint)
     from numbnn.models import build_model  # deferred: keeps `numbnn --help` fast (start-up time)
+    from numbnn.models.model_args import parse_model_args  # deferred likewise
 
-    return build_model(model, **dict(_parse_model_arg(text) for text in model_args))
-
-
-def _parse_model_arg(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise InputError(f"--model-arg must look like KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+    return build_model(model, **parse_model_args(model, model_args))
 
 
 def _table(report) -> Table:

@@ -24,8 +24,9 @@ def _print(table: Table) -> None:
     epilog=(
         "Existing cluster: `dask scheduler --port 8786` on one machine; on every machine "
         "`NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 dask worker tcp://HOST:8786 "
-        "--nworkers CORES --nthreads 1`; then `numbnn sweep SPEC --scheduler tcp://HOST:8786 --out SHARED_DIR`. "
-        "Workers need numbnn, FashionMNIST ($NUMBNN_DATA or --data-dir) and write access to --out."
+        "--nworkers CORES --nthreads 1`; then `numbnn sweep SPEC --scheduler tcp://HOST:8786 --out DIR`. "
+        "Workers need numbnn and FashionMNIST ($NUMBNN_DATA or --data-dir), not --out: results and checkpoints "
+        "come back through Dask and only this command writes DIR."
     )
 )
 @handle_errors

@@ -1,6 +1,5 @@
 """``numbnn train``, ``numbnn eval`` and ``numbnn models``: parse, call :mod:`numbnn.train.run`, print."""
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -19,8 +18,9 @@ EVAL_BATCH_SIZE = TrainConfig.eval_batch_size
 def train(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Registered model name (see `numbnn models`)."),
     model_arg: Optional[list[str]] = typer.Option(
-        None, "--model-arg", help="Model constructor argument KEY=VALUE, repeatable; VALUE is read as JSON when it parses, "
-        "else as text (e.g. --model-arg groups=1, --model-arg clip=2, --model-arg 'widths=[16,32,64]')."
+        None, "--model-arg", help="Model constructor argument KEY=VALUE, repeatable; VALUE is read as the argument's type: "
+        "true/false, an integer, a number, text, or a list of integers (e.g. --model-arg groups=1, "
+        "--model-arg binary_weights=false, --model-arg widths=16,32,64)."
     ),
     epochs: Optional[int] = typer.Option(None, help="Total epochs (on --resume: the new total)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per optimizer step."),
@@ -42,7 +42,8 @@ def train(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory holding the FashionMNIST files."),
     out: Optional[Path] = typer.Option(None, help="Checkpoint to write (default: the --resume file, else runs/<model>-<time>.h5)."),
     resume: Optional[Path] = typer.Option(None, help="Continue exactly from this checkpoint (its settings are reused)."),
-    threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS (default: all cores)."),
+    threads: Optional[int] = typer.Option(
+        None, help="Threads for the Numba kernels and BLAS (default: all cores; on --resume the checkpoint's count)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ):
     """Train a model on FashionMNIST, evaluating on the test split after every epoch.
@@ -51,20 +52,19 @@ def train(
     (Adam, lr 1e-3 decaying linearly to 0, batch 128, 2-pixel crop + flip). Ctrl-C saves a checkpoint
     that `--resume` continues exactly; a non-finite loss stops with an error and keeps the last checkpoint.
     """
-    from numbnn.train import run  # deferred: keeps `numbnn --help` fast (start-up time)
+    from numbnn.models.model_args import parse_pairs  # deferred: keeps `numbnn --help` fast (start-up time)
+    from numbnn.train import run  # deferred likewise
     from numbnn.train.recipes import heads_line
-    from numbnn.train.threads import set_threads
 
-    if threads is not None:
-        set_threads(threads)
     options = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "schedule": schedule,
         "weight_decay": weight_decay, "label_smoothing": label_smoothing, "grad_clip": grad_clip, "seed": seed,
         "limit": limit, "test_limit": test_limit, "save_every": save_every,
         "teacher": str(teacher) if teacher is not None else None, "recipe": recipe, "step1_epochs": step1_epochs,
     }
-    model_args = _key_values(model_arg or [], "--model-arg")
-    outcome = run.train(model, options=options, model_args=model_args, resume=resume, out=out, data_dir=data_dir)
+    model_args = parse_pairs(model_arg or [], "--model-arg")  # typed against the model in run.train
+    outcome = run.train(model, options=options, model_args=model_args, resume=resume, out=out, data_dir=data_dir,
+                        threads=threads)
     result = outcome.result
     if result.interrupted:
         where = f"epoch {result.epochs_completed + 1}, step {result.step}" if result.step else f"epoch {result.epochs_completed}"
@@ -91,22 +91,6 @@ def train(
         summary.update({key: last[key] for key in ("fc_test_accuracy", "tree_test_accuracy", "trees") if key in last})
     if json_output:
         print_json(summary)
-
-
-def _key_values(pairs: list[str], option: str) -> dict:
-    """["k=v", ...] -> {k: json(v) or v}."""
-    from numbnn.errors import InputError
-
-    values = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"{option} expects KEY=VALUE, got {pair!r}")
-        try:
-            values[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            values[key.strip()] = text
-    return values
 
 
 @app.command("eval")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numbnn.io
+from numbnn._outputs import check_output_path
 from numbnn.inference.compiler import compile
 from numbnn.inference.model import PackedModel
 from numbnn.models.cost import default_input_shape, summarize
@@ -17,6 +18,7 @@ def export_checkpoint(checkpoint, out) -> dict:
     holds ``payload_bytes`` of constants (never more than that estimate: batch norm is stored folded to
     two values per channel) plus the graph JSON and a few kilobytes of HDF5 structure.
     """
+    check_output_path(out, {"the checkpoint being exported": checkpoint})
     model = numbnn.io.load(checkpoint)
     packed = compile(model)
     path = packed.save(out)

@@ -132,6 +132,8 @@ def _read_blobs(file, path) -> dict[str, np.ndarray]:
         if expected is None or not isinstance(dataset, h5py.Dataset) or dataset.dtype != expected or dataset.ndim != 1:
             raise CheckpointError(f"{path}: /constants/{name} is not a 1-D {name} dataset")
         blobs[name] = dataset[()]
+        if blobs[name].dtype.kind == "f" and not np.isfinite(blobs[name]).all():
+            raise CheckpointError(f"{path}: /constants/{name} holds NaN or inf values (weights must be finite)")
     return blobs
 
 
@@ -167,7 +169,7 @@ def _constant(ref, blobs, where) -> np.ndarray:
     if not isinstance(ref, dict) or set(ref) != {"dtype", "offset", "shape"}:
         raise CheckpointError(f"{where}: must be {{dtype, offset, shape}}")
     dtype, offset, shape = ref["dtype"], ref["offset"], ref["shape"]
-    if dtype not in blobs:
+    if not isinstance(dtype, str) or dtype not in blobs:
         raise CheckpointError(f"{where}: no /constants/{dtype} dataset")
     if not _is_int(offset) or offset < 0 or not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
         raise CheckpointError(f"{where}: offset and shape must be non-negative integers")

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
 import time
 
 import numpy as np
 
 from numbnn.inference import trees as _trees  # noqa: F401  (registers the trees op)
 from numbnn.inference.ops import GraphError, Op, Spec, build_op
+
+# Elements one image may hold in any value of the graph: far above any model numbnn builds (the largest
+# activation of the default models is ~25k per image), far below what would exhaust memory at predict.
+MAX_VALUE_ELEMENTS = 1 << 24
 
 
 @dataclass
@@ -87,6 +92,10 @@ class Graph:
                 out_specs = op.output_specs([specs[v] for v in node.inputs])
                 if len(out_specs) != len(outputs):
                     raise GraphError(f"writes {len(out_specs)} value(s), the node names {len(outputs)}")
+                for spec in out_specs:
+                    if math.prod(spec.shape) > MAX_VALUE_ELEMENTS:
+                        raise GraphError(f"a value of shape {spec.shape} per image exceeds {MAX_VALUE_ELEMENTS:,} "
+                                         "elements (no model numbnn exports comes near; e.g. an absurd padding)")
                 specs.update(zip(outputs, out_specs))
             except GraphError as error:
                 raise GraphError(f"{where}: {error}") from None

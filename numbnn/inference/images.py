@@ -15,6 +15,7 @@ decompress to, gigabytes). Every problem is an :class:`~numbnn.errors.InputError
 
 from __future__ import annotations
 
+import math
 import struct
 import warnings
 import zlib
@@ -33,15 +34,22 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 # What a damaged or hostile file can raise from Pillow's parsers and decoders.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error,
                   Image.DecompressionBombError, Image.DecompressionBombWarning)
+ZIP_SIGNATURE = b"PK\x03\x04"
 
 
-def read_images(path) -> np.ndarray:
-    """The images in ``path``: uint8 [N, H, W] (or [N, H, W, C]) or a float NHWC array (module docstring)."""
+def read_images(path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The images in ``path``: uint8 [N, H, W] (or [N, H, W, C]) or a float NHWC array (module docstring).
+
+    ``size``: the (height, width) the caller needs; a picture of another size is refused from its header,
+    before anything is decoded (a small PNG can declare millions of pixels).
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input: no such file {path}")
     with path.open("rb") as file:
         head = file.read(8)
+    if head.startswith(ZIP_SIGNATURE):
+        raise InputError(f"input: {path} is a zip archive (an .npz file?), not a .npy array; save one array with np.save")
     if path.suffix.lower() == ".npy" or head.startswith(b"\x93NUMPY"):
         return _read_npy(path)
     if head.startswith(IDX_MAGIC_PREFIX) or head.startswith(b"\x1f\x8b"):
@@ -50,11 +58,14 @@ def read_images(path) -> np.ndarray:
         except NumbnnError as error:
             raise InputError(f"input: {error}") from None
         return _as_batch(array, path)
-    return read_picture(path)[None]
+    return read_picture(path, size)[None]
 
 
-def read_picture(path) -> np.ndarray:
-    """One picture as uint8 gray [H, W] (module docstring), its size checked before it is decoded."""
+def read_picture(path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """One picture as uint8 gray [H, W] (module docstring), its size checked before it is decoded.
+
+    ``size``: the (height, width) required; a picture of another size is refused from its header.
+    """
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -64,6 +75,9 @@ def read_picture(path) -> np.ndarray:
                 if not 1 <= width * height <= MAX_PIXELS:
                     raise InputError(f"input: {path}: a picture of {width}x{height} pixels is empty or larger "
                                      f"than {MAX_PIXELS} pixels")
+                if size is not None and (height, width) != tuple(size):
+                    raise InputError(f"input: {path}: a picture of {width}x{height} pixels; the model takes "
+                                     f"{size[1]}x{size[0]} (nothing is resized)")
                 return _to_gray(image)
     except InputError:
         raise
@@ -84,11 +98,35 @@ def _to_gray(image: Image.Image) -> np.ndarray:
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    _check_npy_header(path)
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise InputError(f"input: {path} is not a readable .npy array ({error})") from None
     return _as_batch(array, path)
+
+
+def _check_npy_header(path: Path) -> None:
+    """Compare the size the header declares with the bytes the file holds, before numpy allocates it.
+
+    A 2 KB file may declare 1e11 images; numpy would try to allocate them all and fail with MemoryError.
+    """
+    from numpy.lib import format as npy
+
+    try:
+        with path.open("rb") as handle:
+            version = npy.read_magic(handle)
+            read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _, dtype = read_header(handle, max_header_size=10_000)
+            offset = handle.tell()
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as error:
+        raise InputError(f"input: {path} is not a readable .npy array ({error})") from None
+    if dtype.hasobject:
+        raise InputError(f"input: {path} holds Python objects; only numeric arrays are read (no pickles)")
+    declared = math.prod(shape) * dtype.itemsize
+    held = path.stat().st_size - offset
+    if declared != held:
+        raise InputError(f"input: {path} declares {dtype} {shape} ({declared:,} bytes) but holds {held:,} bytes of data")
 
 
 def _as_batch(array: np.ndarray, path) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from numbnn.checks import check_int
-from numbnn.errors import CheckpointError, InputError
+from numbnn.errors import CheckpointError, InputError, NumbnnError
 from numbnn.inference.format import read_graph, write_graph
 from numbnn.inference.graph import Graph, Program
 
@@ -72,8 +72,18 @@ class PackedModel:
         if len(x) == 0:
             return np.empty((0, self.num_classes), np.float32)
         if len(x) <= batch_size:
+            return self._run(x)
+        return np.concatenate([self._run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """The program's output; a failure of a checked graph (a crafted file validation let through) is
+        reported as a bad model file, not as a traceback."""
+        try:
             return self.program.run(x)
-        return np.concatenate([self.program.run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        except NumbnnError:
+            raise
+        except Exception as error:  # the graph was validated: anything here means the file is inconsistent
+            raise CheckpointError(f"the packed model fails at predict ({type(error).__name__}: {error})") from None
 
     def predict_proba(self, images, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """Class probabilities float32 [N, classes]: the softmax of :meth:`predict`."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from numbnn._atomic import atomic_path
+from numbnn._atomic import check_replaceable, write_bytes_atomic
 from numbnn._version import __version__
 from numbnn.errors import CheckpointError, FormatVersionError, InputError, NumbnnError
 
@@ -43,21 +44,27 @@ _CHUNK = 1 << 20
 def atomic_h5(path):
     """Yield an ``h5py.File`` open for writing; on success it replaces ``path`` atomically.
 
-    The file is written as ``path.parent/.<name>.tmp-<pid>-<random>``, closed, stamped with its size and
-    checksum, fsynced and renamed over ``path``; on any exception (Ctrl-C included) the temporary is
-    deleted and ``path`` is untouched. An OS error (unwritable directory, ``path`` is a directory, disk
-    full) becomes a CheckpointError naming ``path``.
+    The file is built in memory, not on disk: libhdf5 does not report a full disk reliably while it
+    writes (it can write zeros under a later valid checksum, fail to flush, or crash). After the block
+    the finished image is stamped with its size and checksum and handed to
+    :func:`numbnn._atomic.write_bytes_atomic` (checked writes, fsync, read-back, rename). On any
+    exception (Ctrl-C included) nothing is left on disk and ``path`` is untouched. An OS error (full
+    disk, unwritable directory, ``path`` a directory or device) becomes one CheckpointError naming ``path``.
     """
     path = Path(path)
     if not path.parent.is_dir():
         raise InputError(f"path: directory {path.parent} does not exist")
     try:
-        with atomic_path(path) as tmp:
-            with h5py.File(tmp, "w", userblock_size=USERBLOCK_SIZE, libver=LIBVER, track_order=True) as file:
-                yield file
-            _stamp_envelope(tmp)
+        check_replaceable(path)  # fail before building anything
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w", userblock_size=USERBLOCK_SIZE, libver=LIBVER, track_order=True) as file:
+            yield file
+        image = bytearray(buffer.getbuffer())
+        del buffer
+        _stamp_envelope(image)
+        write_bytes_atomic(path, image)
     except OSError as error:
-        reason = os.strerror(error.errno) if error.errno else str(error)
+        reason = error.strerror or (os.strerror(error.errno) if error.errno else str(error))
         raise CheckpointError(f"cannot write {path}: {reason}") from None
 
 
@@ -69,14 +76,11 @@ def write_header(file: h5py.File, format_name: str, format_version: int) -> None
     file.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def _stamp_envelope(path: Path) -> None:
-    size = path.stat().st_size
-    with path.open("r+b") as handle:
-        handle.seek(USERBLOCK_SIZE)
-        digest = _sha256_rest(handle)
-        header = ENVELOPE_MAGIC + json.dumps({"size": size, "sha256": digest}).encode() + b"\n"
-        handle.seek(0)
-        handle.write(header.ljust(USERBLOCK_SIZE, b"\0"))
+def _stamp_envelope(image: bytearray) -> None:
+    """Fill the user block of an in-memory HDF5 image with its size and the SHA-256 of the rest."""
+    digest = hashlib.sha256(memoryview(image)[USERBLOCK_SIZE:]).hexdigest()
+    header = ENVELOPE_MAGIC + json.dumps({"size": len(image), "sha256": digest}).encode() + b"\n"
+    image[:USERBLOCK_SIZE] = header.ljust(USERBLOCK_SIZE, b"\0")
 
 
 def _sha256_rest(handle) -> str:

@@ -10,10 +10,11 @@ Existing cluster: start a scheduler and workers, then pass the scheduler's addre
     dask scheduler --host 0.0.0.0 --port 8786                      # on one machine
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
         dask worker tcp://SCHEDULER:8786 --nworkers 8 --nthreads 1  # on every machine (8 = its cores)
-    numbnn sweep spec.toml --scheduler tcp://SCHEDULER:8786 --out /shared/sweep
+    numbnn sweep spec.toml --scheduler tcp://SCHEDULER:8786 --out results/sweep
 
-Every worker needs numbnn (the same version) and FashionMNIST (``$NUMBNN_DATA`` or ``--data-dir``), and
-must be able to write to ``--out``: the runs write their files there directly (a shared filesystem).
+Every worker needs numbnn (the same version) and FashionMNIST (``$NUMBNN_DATA`` or ``--data-dir``). No
+shared filesystem: each run trains in a temporary directory of its worker and returns its record and
+checkpoint bytes through Dask; only the client writes ``--out``.
 Each run also limits its own Numba/BLAS threads to 1, so a worker started with more threads still
 runs one thread per task.
 """

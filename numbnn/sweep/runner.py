@@ -1,9 +1,12 @@
 """Run a sweep on Dask: skip finished runs, submit the rest as tasks, follow them on one progress bar.
 
-Each pending run becomes one task, :func:`numbnn.sweep.task.execute_run`, which writes the run's files
-itself. The client only decides what to submit (a run whose ``metrics.json`` exists is skipped, so an
-interrupted sweep restarted with the same spec redoes nothing that finished), shows progress, and
-records failures the task could not record itself (a worker that died, numbnn missing on a worker).
+Each pending run becomes one task, :func:`numbnn.sweep.task.train_run`, which returns the run's record
+and checkpoint bytes through Dask; the client writes them under ``--out`` (workers never touch it, so
+no shared filesystem is needed). The client decides what to submit (a run whose ``metrics.json``
+exists is skipped, so an interrupted sweep restarted with the same spec redoes nothing that finished;
+an interrupted run's checkpoint is sent with its task), shows progress, and records failures the task
+could not record itself (numbnn missing on a worker, a task whose workers kept dying). A worker
+killed mid-run is handled by the scheduler, which runs its task again on another worker.
 Progress counts epochs: workers send an event per finished epoch (Dask's event log, handled on the
 client's event-loop thread while the caller waits on ``distributed.as_completed``), so the bar moves
 during long runs, not only when a run ends.
@@ -21,7 +24,7 @@ from numbnn.errors import InputError
 from numbnn.sweep import store
 from numbnn.sweep.cluster import dask_client, default_workers, import_distributed
 from numbnn.sweep.spec import Run, Sweep
-from numbnn.sweep.task import execute_run
+from numbnn.sweep.task import store_result, train_run
 from numbnn.train.progress import ProgressBar
 
 
@@ -51,8 +54,10 @@ def plan(sweep: Sweep, out) -> list[tuple[Run, str]]:
     for run in sweep.runs:
         directory = store.run_dir(out, run.key)
         if (directory / store.METRICS_FILE).is_file():
+            store.read_record(directory / store.METRICS_FILE)  # a damaged record is reported before any work
             states.append((run, "finished"))
         elif (directory / store.ERROR_FILE).is_file():
+            store.read_record(directory / store.ERROR_FILE)
             states.append((run, "failed"))
         else:
             states.append((run, "pending"))
@@ -95,8 +100,9 @@ def _run_on(client, runs: list[Run], out: Path, data_dir, tracker: "_Tracker") -
     client.subscribe_topic(topic, lambda event: tracker.event(event[1]))  # event = (timestamp, message)
     token = uuid.uuid4().hex[:8]
     futures = {
-        client.submit(execute_run, run.as_dict(), str(out), data_dir=str(data_dir) if data_dir else None,
-                      threads=1, topic=topic, key=f"numbnn-run-{run.key}-{token}", pure=False): run
+        client.submit(train_run, run.as_dict(), data_dir=str(data_dir) if data_dir else None, threads=1, topic=topic,
+                      checkpoint=store.read_checkpoint_bytes(out, run.key), key=f"numbnn-run-{run.key}-{token}",
+                      pure=False): run
         for run in runs
     }
     summaries = {}
@@ -116,7 +122,7 @@ def _run_on(client, runs: list[Run], out: Path, data_dir, tracker: "_Tracker") -
 def _summary(future, run: Run, out: Path) -> dict:
     """The task's own summary, or (the task itself failed: dead worker, import error) a recorded failure."""
     if future.status == "finished":
-        return future.result()
+        return store_result(out, run.as_dict(), future.result())
     error = future.exception() if future.status == "error" else RuntimeError(f"task {future.status}")
     record = store.write_error(out, run.as_dict(), error, tb=f"{type(error).__name__}: {error}\n(raised outside the run)")
     return {"key": run.key, "label": run.label, "status": "failed", "test_accuracy": None, "seconds": 0.0,
@@ -127,7 +133,7 @@ def _record(out: Path, run: Run) -> dict:
     directory = store.run_dir(out, run.key)
     for name in (store.METRICS_FILE, store.ERROR_FILE):
         if (directory / name).is_file():
-            return store.read_json(directory / name)
+            return store.read_record(directory / name)
     return {"key": run.key, "label": run.label, "status": "missing", "config": run.config}
 
 

@@ -137,27 +137,28 @@ def parse_spec(data: dict, *, source: str = "spec", default_name: str = "sweep",
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """``["epochs=1", "model_args.clip=2"]`` -> ``{"epochs": 1, "model_args": {"clip": 2}}``.
+    """``["epochs=1", "model_args.clip=2"]`` -> ``{"epochs": 1, "model_args": {"clip": "2"}}``.
 
-    A value is read as a TOML value when it parses (``2000``, ``1e-3``, ``true``, ``[8, 16]``, ``"x"``),
-    otherwise kept as text (``two-step``). Only training settings and ``model_args.NAME`` can be overridden.
+    The KEY=VALUE split is the one every command uses (:func:`numbnn.models.model_args.split_pair`).
+    A training setting's value is read as a TOML value when it parses (``2000``, ``1e-3``, ``true``),
+    otherwise kept as text (``two-step``); a model argument's text is read later, per run, against the
+    argument's declared type (``model_args.binary_weights=false`` is False). Only training settings
+    and ``model_args.NAME`` can be overridden.
     """
+    from numbnn.models.model_args import split_pair
+
     overrides: dict = {}
     for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InputError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            value = tomllib.loads(f"value = {text.strip()}")["value"]
-        except tomllib.TOMLDecodeError:
-            value = text.strip()
+        key, text = split_pair(pair, "--set")
         if key.startswith("model_args."):
-            overrides.setdefault("model_args", {})[key.removeprefix("model_args.")] = value
+            overrides.setdefault("model_args", {})[key.removeprefix("model_args.")] = text
         elif key in ("model", "label", "model_args"):
             raise InputError(f"--set {key}: only training settings and model_args.NAME can be overridden")
         else:
-            overrides[key] = value
+            try:
+                overrides[key] = tomllib.loads(f"value = {text}")["value"]
+            except tomllib.TOMLDecodeError:
+                overrides[key] = text
     return overrides
 
 
@@ -272,20 +273,12 @@ def _normalise(settings: dict, where: str, label: str) -> Run:
 
 
 def _normalise_model_args(spec, args: dict, where: str) -> dict:
-    """Every constructor argument, defaults included; an int given for a float default becomes a float."""
+    """Every constructor argument, defaults included, each as its declared type (numbnn.models.model_args)."""
+    from numbnn.models.model_args import check_model_args
+
     parameters = inspect.signature(spec.constructor).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        for key in args:
-            if key not in parameters:
-                close = difflib.get_close_matches(key, list(parameters), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f" (options: {', '.join(parameters)})"
-                raise InputError(f"{where}: model {spec.name!r} has no argument {key!r}{hint}")
     values = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
-    values.update(args)
-    for name, value in values.items():
-        default = parameters[name].default if name in parameters else None
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            values[name] = float(value)
+    values.update(check_model_args(spec.name, args, f"{where}.model_args"))
     return plain_value(values, f"{where}.model_args")
 
 

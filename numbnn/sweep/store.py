@@ -8,6 +8,9 @@
     <out>/<key>/metrics.json      written last, only when the run finished: its presence means "done"
     <out>/<key>/error.json        written instead when the run failed (error type, message, traceback)
 
+Only the client writes here: workers return records and checkpoint bytes through Dask
+(:mod:`numbnn.sweep.task`), so ``<out>`` need not be visible to them.
+
 Every file is written atomically (temporary file + rename), so a sweep killed at any moment leaves
 either a complete ``metrics.json`` or none, and a restart can trust what it finds.
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numbnn._atomic import atomic_path
+from numbnn._atomic import atomic_path, write_bytes_atomic
 from numbnn.errors import InputError
 
 SWEEP_FILE = "sweep.json"
@@ -56,7 +59,14 @@ def read_json(path):
 
 def write_error(out, run: dict, error: BaseException, *, worker: str | None = None, tb: str | None = None) -> dict:
     """Record ``error`` as ``run``'s failure in ``<out>/<key>/error.json``; return the record."""
-    record = {
+    record = error_record(run, error, worker=worker, tb=tb)
+    save_run(out, run["key"], record, None)
+    return record
+
+
+def error_record(run: dict, error: BaseException, *, worker: str | None = None, tb: str | None = None) -> dict:
+    """The ``error.json`` record of ``run`` failing with ``error``."""
+    return {
         "format": RECORD_FORMAT,
         "version": RECORD_VERSION,
         "status": "failed",
@@ -68,10 +78,29 @@ def write_error(out, run: dict, error: BaseException, *, worker: str | None = No
         "traceback": tb if tb is not None else "".join(traceback.format_exception(error)),
         "worker": worker,
     }
-    directory = run_dir(out, run["key"])
+
+
+def save_run(out, key: str, record: dict, checkpoint: bytes | None) -> None:
+    """Store a run's result under ``<out>/<key>/``: the checkpoint first, then its record.
+
+    A finished run's ``metrics.json`` is written last (its presence means "done") and replaces an old
+    ``error.json``; a failed run's ``error.json`` keeps any partial checkpoint, which a retry continues.
+    """
+    directory = run_dir(out, key)
     directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / ERROR_FILE, record)
-    return record
+    if checkpoint is not None:
+        write_bytes_atomic(directory / CHECKPOINT_FILE, checkpoint)
+    if record["status"] == "finished":
+        write_json(directory / METRICS_FILE, record)
+        (directory / ERROR_FILE).unlink(missing_ok=True)
+    else:
+        write_json(directory / ERROR_FILE, record)
+
+
+def read_checkpoint_bytes(out, key: str) -> bytes | None:
+    """The checkpoint an interrupted or failed run left in ``<out>/<key>/``, to send with its retry."""
+    path = run_dir(out, key) / CHECKPOINT_FILE
+    return path.read_bytes() if path.is_file() and not is_finished(out, key) else None
 
 
 def load_records(out) -> list[dict]:
@@ -93,6 +122,15 @@ def load_records(out) -> list[dict]:
     return records
 
 
+def read_record(path) -> dict:
+    """A run record (``metrics.json`` or ``error.json``), checked; an unreadable one is an InputError that
+    says how to get past it (the file is damaged: remove it and the sweep trains that run again)."""
+    try:
+        return _checked_record(Path(path))
+    except InputError as error:
+        raise InputError(f"{error}; remove that file to train the run again") from None
+
+
 def load_sweep_file(out) -> dict | None:
     path = Path(out) / SWEEP_FILE
     return _checked_json(path) if path.is_file() else None
@@ -102,9 +140,45 @@ def _checked_record(path: Path) -> dict:
     record = _checked_json(path)
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or "key" not in record:
         raise InputError(f"{path}: not a numbnn sweep run record")
-    if record.get("version", 0) > RECORD_VERSION:
-        raise InputError(f"{path}: written by a newer numbnn (record version {record['version']})")
+    version = record.get("version", 0)
+    if not isinstance(version, int) or version > RECORD_VERSION:
+        raise InputError(f"{path}: written by a newer numbnn (record version {version!r})")
+    problem = _record_problem(record)
+    if problem:
+        raise InputError(f"{path}: malformed run record ({problem})")
     return record
+
+
+_NUMBER = (int, float)
+_FIELDS = {  # what the tables, the report and the plots read from a record, by status
+    "finished": {"key": str, "label": str, "config": dict, "test_accuracy": _NUMBER, "epochs": int, "seconds": _NUMBER,
+                 "cost": dict, "history": list},
+    "failed": {"key": str, "label": str, "config": dict, "error_type": str, "error": str},
+}
+_COST_FIELDS = ("params", "size_bytes", "ops", "ace")
+_HISTORY_FIELDS = ("epoch", "train_loss")
+
+
+def _record_problem(record: dict) -> str | None:
+    """What is missing or of the wrong type in a run record, or None."""
+    status = record.get("status")
+    if status not in _FIELDS:
+        return f"status {status!r}"
+    for name, kind in _FIELDS[status].items():
+        value = record.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{name} {value!r}"[:120]
+    if not isinstance(record["config"].get("model", ""), str):
+        return "config.model"
+    if status == "finished":
+        cost = record["cost"]
+        for name in _COST_FIELDS:
+            if not isinstance(cost.get(name), _NUMBER) or isinstance(cost.get(name), bool):
+                return f"cost.{name} {cost.get(name)!r}"[:120]
+        for entry in record["history"]:
+            if not isinstance(entry, dict) or not all(isinstance(entry.get(name), _NUMBER) for name in _HISTORY_FIELDS):
+                return f"history entry {entry!r}"[:120]
+    return None
 
 
 def _checked_json(path: Path):

@@ -1,15 +1,22 @@
-"""One run of a sweep, as a Dask worker executes it: train in-process, price the model, write the results.
+"""One run of a sweep, as a Dask worker executes it: train in-process, price the model, return the results.
 
-:func:`execute_run` calls :func:`numbnn.train.run.train`, the same library function ``numbnn train`` uses,
-so a sweep run and a ``numbnn train`` call with the same settings compute the same thing. It never
-raises for a run that fails: the error goes into ``error.json`` and the returned summary, so one bad
-configuration does not stop the sweep. It needs nothing from Dask (tests and library users can call it
-directly); inside a Dask worker it reports each finished epoch as an event on ``topic`` so the client's
-progress bar moves between runs.
+:func:`train_run` is the task. It trains in a private temporary directory of the worker and returns
+everything the run produced (the ``metrics.json`` record or the error record, and the checkpoint's
+bytes) through Dask, so workers need no access to the client's ``--out``: no shared filesystem. The
+client stores the result with :func:`store_result`. :func:`execute_run` does both in one process
+(tests and library users call it directly).
 
-A run whose directory holds a checkpoint but no ``metrics.json`` was interrupted (a killed worker, a
-stopped sweep). With the single-fit recipe it continues from that checkpoint (the loop's exact resume);
-a two-step run, or a checkpoint that cannot be continued, starts over.
+It calls :func:`numbnn.train.run.train`, the same library function ``numbnn train`` uses, so a sweep
+run and a ``numbnn train`` call with the same settings compute the same thing. It never raises for a
+run that fails: the error goes into the returned record (``error.json`` once stored), so one bad
+configuration does not stop the sweep. Inside a Dask worker it reports each finished epoch as an
+event on ``topic`` so the client's progress bar moves between runs.
+
+A run whose directory holds a checkpoint but no ``metrics.json`` was interrupted (a failed run, a
+stopped sweep). The client sends that checkpoint's bytes with the task; with the single-fit recipe the
+run continues from it (the loop's exact resume); a two-step run, or a checkpoint that cannot be
+continued, starts over. A worker killed mid-run loses nothing the client holds: Dask runs the task
+again on another worker.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -28,24 +36,54 @@ def execute_run(run: dict, out: str, *, data_dir: str | None = None, threads: in
     """Train ``run`` (:meth:`Run.as_dict`) into ``<out>/<key>/`` and return a short summary dict.
 
     ``threads``: Numba/BLAS threads for this run (a sweep uses 1: one single-threaded run per worker core).
-    Summary keys: ``key``, ``label``, ``status`` ("finished", "failed" or "skipped" if another process
-    finished it first), ``test_accuracy``, ``seconds``, ``error``.
+    Summary keys: ``key``, ``label``, ``status`` ("finished", "failed" or "skipped" if it had finished
+    before), ``test_accuracy``, ``seconds``, ``error``.
     """
-    directory = store.run_dir(out, run["key"])
-    summary = {"key": run["key"], "label": run["label"], "status": "finished", "test_accuracy": None,
-               "seconds": 0.0, "error": None}
     if store.is_finished(out, run["key"]):
-        return {**summary, "status": "skipped"}
+        return {**_summary_of(run, None), "status": "skipped"}
+    result = train_run(run, data_dir=data_dir, threads=threads, topic=topic,
+                       checkpoint=store.read_checkpoint_bytes(out, run["key"]))
+    return store_result(out, run, result)
+
+
+def train_run(run: dict, *, data_dir: str | None = None, threads: int = 1, topic: str | None = None,
+              checkpoint: bytes | None = None) -> dict:
+    """The Dask task: train ``run`` in a private directory; return ``{"record", "checkpoint"}``.
+
+    ``record``: the ``metrics.json`` record of a finished run, or the ``error.json`` record of a failed
+    one; ``checkpoint``: the checkpoint file's bytes (also of a failed run, if it wrote one, so a retry
+    continues from it), or None. ``checkpoint`` (argument): an interrupted run's checkpoint to continue.
+    """
     started = time.perf_counter()
     worker = _worker_name()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / store.ERROR_FILE).unlink(missing_ok=True)  # a retry: the old failure no longer holds
-        record = _train_and_measure(run, directory, data_dir, threads, topic, worker)
-    except Exception as error:  # noqa: BLE001  (any failure of one run is recorded, never propagated)
-        record = store.write_error(out, run, error, worker=worker, tb=traceback.format_exc())
+    with tempfile.TemporaryDirectory(prefix="numbnn-run-") as scratch:
+        directory = Path(scratch)
+        path = directory / store.CHECKPOINT_FILE
+        try:
+            if checkpoint is not None:
+                path.write_bytes(checkpoint)
+            record = _train_and_measure(run, directory, data_dir, threads, topic, worker)
+        except Exception as error:  # noqa: BLE001  (any failure of one run is recorded, never propagated)
+            record = store.error_record(run, error, worker=worker, tb=traceback.format_exc())
+            record["seconds"] = time.perf_counter() - started
+        return {"record": record, "checkpoint": path.read_bytes() if path.is_file() else None}
+
+
+def store_result(out, run: dict, result: dict) -> dict:
+    """Write what :func:`train_run` returned into ``<out>/<key>/``; return the run's short summary."""
+    record = result["record"]
+    store.save_run(out, run["key"], record, result.get("checkpoint"))
+    return _summary_of(run, record)
+
+
+def _summary_of(run: dict, record: dict | None) -> dict:
+    summary = {"key": run["key"], "label": run["label"], "status": "finished", "test_accuracy": None,
+               "seconds": 0.0, "error": None}
+    if record is None:
+        return summary
+    if record["status"] == "failed":
         return {**summary, "status": "failed", "error": f"{record['error_type']}: {record['error']}",
-                "seconds": time.perf_counter() - started}
+                "seconds": record.get("seconds", 0.0)}
     return {**summary, "test_accuracy": record["test_accuracy"], "seconds": record["seconds"]}
 
 
@@ -100,7 +138,6 @@ def _train_and_measure(run: dict, directory: Path, data_dir, threads: int, topic
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     record.update({key: last[key] for key in ("fc_test_accuracy", "tree_test_accuracy", "trees") if key in last})
-    store.write_json(directory / store.METRICS_FILE, record)  # last: its presence marks the run as done
     report.emit("finished")
     return record
 

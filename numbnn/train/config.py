@@ -72,6 +72,10 @@ class TrainConfig:
         _check_choice(self, "schedule", SCHEDULES)
         _check_choice(self, "decay_rule", DECAY_RULES)
         _check_choice(self, "recipe", RECIPES)
+        if self.teacher is not None and (not isinstance(self.teacher, str) or not self.teacher):
+            raise InputError(f"teacher must be a checkpoint path, got {self.teacher!r}")
+        if not isinstance(self.flip, bool):
+            raise InputError(f"flip must be true or false, got {self.flip!r}")
         _check_float(self, "lr", 0.0, strict=True)
         _check_float(self, "weight_decay", 0.0)
         _check_float(self, "warmup_epochs", 0.0)

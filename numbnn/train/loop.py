@@ -18,7 +18,7 @@ import numbnn.functional as F
 from numbnn.autograd import Tensor, no_grad
 from numbnn.errors import InputError, TrainingDivergedError
 from numbnn.optim import clip_grad_norm
-from numbnn.train.checkpoint import TrainingState, save_training_state
+from numbnn.train.checkpoint import TrainingState, restore_optimizer, save_training_state
 from numbnn.train.config import TrainConfig
 from numbnn.train.data import Augmentation, BatchIterator
 from numbnn.train.evaluate import evaluate
@@ -68,6 +68,7 @@ def fit(
     resume: TrainingState | None = None,
     progress: bool = True,
     after_step=None,
+    recipe: dict | None = None,
 ) -> FitResult:
     """Train ``model`` in place by ``config`` on ``train_set = (uint8 images [N,H,W], labels [N])``.
 
@@ -80,6 +81,7 @@ def fit(
     - ``resume``: a :class:`TrainingState` read from such a checkpoint; ``model`` must already hold its
       weights (``numbnn.io.load``). Training continues exactly where that checkpoint stood.
     - ``after_step(epoch, step)``: called after every optimizer step (tests use it to inject faults).
+    - ``recipe``: stored with every checkpoint (step 1 of a two-step run records the whole recipe).
 
     A non-finite loss raises :class:`TrainingDivergedError` naming epoch and step, before the update,
     and without writing a checkpoint, so the last good one stays intact.
@@ -92,8 +94,7 @@ def fit(
     batches = BatchIterator(*train_set, config.batch_size, rng=rng, augmentation=augmentation)
     optimizer, scheduler = build_optimizer(model, config, len(batches))
     if resume is not None:
-        optimizer.load_state_dict(resume.optimizer)
-        scheduler.load_state_dict(resume.scheduler)
+        restore_optimizer(optimizer, scheduler, resume)
         position, history = Position(resume.epoch, resume.step, resume.rng_state, dict(resume.partial)), list(resume.history)
         if position.step >= len(batches):
             raise InputError(f"resume: checkpoint is at step {position.step}, but an epoch has only {len(batches)} steps")
@@ -105,7 +106,8 @@ def fit(
     def save(pos: Position) -> None:
         if checkpoint is not None:
             _check_finite_parameters(model, pos)
-            save_training_state(checkpoint, model, optimizer, scheduler, config, pos.epoch, pos.step, pos.rng_state, pos.partial, history)
+            save_training_state(checkpoint, model, optimizer, scheduler, config, pos.epoch, pos.step, pos.rng_state,
+                                pos.partial, history, recipe)
 
     def result(interrupted: bool, pos: Position) -> FitResult:
         return FitResult(history, pos.epoch, interrupted, pos.step, checkpoint, time.perf_counter() - started)

@@ -16,8 +16,9 @@
   Epoch split: ``config.step1_epochs`` epochs of step 1 (default: half of ``config.epochs``, rounded
   up), then the rest in step 2; each step gets its own optimizer and a fresh linear decay to 0, as
   ReActNet restarts its schedule per step. Step 1 writes ``<out>.step1.h5``; step 2 writes ``<out>``.
-  Each file stores that step's own settings (``recipe="single"``), so ``--resume`` on either file
-  finishes that step only.
+  Each file stores that step's own settings (``recipe="single"``); the step-1 file also records the
+  whole recipe, so ``--resume`` of it finishes step 1 and then runs step 2 into ``<out>``, and
+  ``--resume`` of ``<out>`` finishes step 2.
 
 After training, a model that defines ``fit_trees`` (ReActXGB) gets its second stage: pooled features
 of the training images -> XGBoost (:func:`fit_tree_head`); the FC head's and the trees' test accuracy
@@ -85,12 +86,17 @@ def carry_over(source, target) -> list[str]:
 
 
 def two_step(model, config: TrainConfig, train_set, test_set=None, *, checkpoint: str | None = None,
-             **fit_options) -> FitResult:
-    """Train ``model`` (built with binary weights) by ReActNet's two-step recipe; see the module docstring."""
+             resume=None, **fit_options) -> FitResult:
+    """Train ``model`` (built with binary weights) by ReActNet's two-step recipe; see the module docstring.
+
+    ``resume``: the TrainingState of a step-1 checkpoint; step 1 continues from it, then step 2 runs.
+    """
     config1, config2 = step_configs(config)
-    first = step1_model(model)
+    first = resume.model if resume is not None else step1_model(model)
     step1_path = str(step1_checkpoint_path(checkpoint)) if checkpoint is not None else None
-    result1 = fit(first, config1, train_set, test_set, checkpoint=step1_path, **fit_options)
+    record = {"step": 1, "config": config.to_dict(), "final": Path(checkpoint).name} if checkpoint is not None else None
+    result1 = fit(first, config1, train_set, test_set, checkpoint=step1_path, resume=resume, recipe=record,
+                  **fit_options)
     if result1.interrupted:
         return result1
     carry_over(first, model)
@@ -185,8 +191,9 @@ def run_recipe(model, config: TrainConfig, train_set, test_set=None, *, checkpoi
     has_tree_stage = hasattr(model, "fit_trees")
     if has_tree_stage:
         model.clear_trees()  # stage 1's epoch-end evaluations measure the FC head; the trees are refitted after
-    if config.recipe == "two-step" and resume is None:
-        result = two_step(model, config, train_set, test_set, checkpoint=checkpoint, progress=progress, **fit_options)
+    if config.recipe == "two-step" and (resume is None or resume.recipe is not None):
+        result = two_step(model, config, train_set, test_set, checkpoint=checkpoint, resume=resume, progress=progress,
+                          **fit_options)
     else:
         result = fit(model, config, train_set, test_set, checkpoint=checkpoint, resume=resume, progress=progress,
                      **fit_options)

@@ -5,12 +5,14 @@ need, so the commands only parse options and print.
 """
 
 import datetime
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numbnn.io
 from numbnn._atomic import cleanup_stale_temps
+from numbnn._outputs import check_output_path
 from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.models import available_models, build_model
@@ -53,6 +55,7 @@ def train(
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
     after_step=None,
+    threads: int | None = None,
 ) -> TrainOutcome:
     """Train a registered model (or continue ``resume``) and write checkpoints to ``out``.
 
@@ -61,47 +64,78 @@ def train(
     the checkpoint's settings are reused and only ``epochs`` and ``save_every`` may change.
     ``model_args`` are constructor arguments of a new model (e.g. smaller widths for a quick test).
     ``out`` defaults to the resumed file, else to :func:`default_checkpoint_path`.
+    ``threads``: Numba/BLAS threads (default: a resume uses the checkpoint's count, a new run all cores).
+    A resumed step-1 file of a two-step run continues step 1, then trains step 2 into the final file.
     """
     options = {key: value for key, value in (options or {}).items() if value is not None}
     state = None
     if resume is not None:
         state = read_training_state(_existing_file(resume, "--resume"))
         saved_name = state.model.config["name"]
-        if model_args:
-            raise InputError("model arguments cannot change when resuming (the checkpoint's model is reused)")
+        saved_args = dict(state.model.config.get("args", {}))
+        saved_config = state.config
+        if state.recipe is not None:  # step 1 of a two-step run: continue the whole recipe
+            saved_args["binary_weights"] = True
+            saved_config = state.recipe["config"].replace(step1_epochs=state.config.epochs)
+        _check_same_model_args(saved_name, saved_args, model_args or {})
         if model_name is not None and model_name != saved_name:
             raise InputError(f"--model {model_name!r} does not match the resumed checkpoint's model {saved_name!r}")
-        fixed = sorted(key for key, value in options.items() if key not in RESUMABLE_CHANGES and value != getattr(state.config, key))
+        fixed = sorted(key for key, value in options.items() if key not in RESUMABLE_CHANGES and value != getattr(saved_config, key))
         if fixed:
             raise InputError(
                 f"cannot change {', '.join(fixed)} when resuming (the checkpoint's settings are reused; "
                 f"only {', '.join(RESUMABLE_CHANGES)} may change)"
             )
-        model_name, config, model = saved_name, state.config.replace(**options), state.model
-        if state.epoch >= config.epochs:
-            raise InputError(f"the checkpoint already finished {state.epoch} epoch(s); pass --epochs above {state.epoch}")
+        threads = _resume_threads(state.threads, threads)
+        model_name, config = saved_name, saved_config.replace(**options)
+        if state.recipe is not None:
+            model = build_model(saved_name, **saved_args)  # step 2's network; step 1 continues in state.model
+            if out is None:
+                out = Path(resume).parent / state.recipe["final"]
+        else:
+            model = state.model
+            if state.epoch >= config.epochs:
+                raise InputError(f"the checkpoint already finished {state.epoch} epoch(s); pass --epochs above {state.epoch}")
     else:
         if model_name is None:
             raise InputError("--model is required unless --resume is given")
         config = make_config(model_name, **options)
         init.seed(config.seed)
-        model = build_model(model_name, **(model_args or {}))
+        from numbnn.models.model_args import check_model_args
+
+        model = build_model(model_name, **check_model_args(model_name, model_args or {}))
+    if threads is not None:
+        from numbnn.train.threads import set_threads
+
+        set_threads(threads)
+    out = Path(out) if out is not None else Path(resume) if resume is not None else default_checkpoint_path(model_name)
+    _check_outputs(out, config)  # found now, not when the first checkpoint is due after an epoch of training
     teacher = _load_teacher(config.teacher)
     train_set = load_split("train", config.limit, data_dir)
     test_set = load_split("test", config.test_limit, data_dir)
-    out = Path(out) if out is not None else Path(resume) if resume is not None else default_checkpoint_path(model_name)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"--out: cannot create the directory {str(out.parent)!r}: {error.strerror}") from None
-    if out.is_dir():  # found now, not when the first checkpoint is due after an epoch of training
-        raise InputError(f"--out: {str(out)!r} is a directory; give the checkpoint's file path")
     cleanup_stale_temps(out.parent, out.name)  # temporaries of a writer that was killed mid-save
     result = run_recipe(
         model, config, train_set, test_set,
         teacher=teacher, checkpoint=str(out), resume=state, progress=progress, after_step=after_step,
     )
-    return TrainOutcome(model_name, config, result, str(out), str(resume) if resume is not None else None)
+    written = result.checkpoint if result.interrupted and result.checkpoint else str(out)  # step 1's file, if there
+    return TrainOutcome(model_name, config, result, written, str(resume) if resume is not None else None)
+
+
+def _resume_threads(saved: int | None, given: int | None) -> int | None:
+    """The thread count a resume computes with: the checkpoint's, so that it continues bit for bit.
+
+    Another ``--threads`` is refused: float products round differently with another count, so the
+    resumed run would silently differ from the run it continues (docs/reliability.md, Determinism).
+    """
+    if saved is None or given is None or given == saved:
+        return saved if given is None else given
+    raise InputError(f"--threads {given}: this run was trained with {saved} thread(s), and a resume continues it "
+                     f"bit for bit only with the same count; resume with --threads {saved} (or without --threads)")
 
 
 def evaluate_checkpoint(
@@ -134,6 +168,26 @@ def _load_teacher(path):
     teacher = numbnn.io.load(_existing_file(path, "--teacher"))
     teacher.eval()
     return teacher
+
+
+def _check_same_model_args(name: str, saved: dict, given: dict) -> None:
+    """On --resume, repeating the run's own model arguments is fine; changing one is refused."""
+    from numbnn.models.model_args import check_model_args
+
+    for key, value in check_model_args(name, given).items():
+        if json.dumps(value) != json.dumps(saved.get(key)):  # tuples and lists alike
+            raise InputError(f"--model-arg {key}={value!r} differs from the resumed checkpoint's {key}={saved.get(key)!r}; "
+                             "model arguments cannot change when resuming")
+
+
+def _check_outputs(out: Path, config: TrainConfig) -> None:
+    """``--out`` (and a two-step run's step-1 file) may not be the teacher or anything but a regular file."""
+    from numbnn.train.recipes import step1_checkpoint_path
+
+    teacher = {"the --teacher checkpoint": config.teacher}
+    check_output_path(out, teacher)
+    if config.recipe == "two-step":
+        check_output_path(step1_checkpoint_path(out), {**teacher, "--out": out}, "step 1's checkpoint")
 
 
 def _existing_file(path, what: str) -> Path:

@@ -36,6 +36,11 @@ def set_threads(threads: int, blas: str = "split") -> dict:
     return {"numba": threads, "blas": blas_threads if _set_blas_threads(blas_threads) else None, "gemm_parts": parts}
 
 
+def current_threads() -> int:
+    """The thread count training computes with now (Numba's, which is also the products' row blocks)."""
+    return numba.get_num_threads()
+
+
 def default_training_threads() -> None:
     """Unless :func:`set_threads` was called, use all of Numba's threads with split products (training)."""
     if not _configured:

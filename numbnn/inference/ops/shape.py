@@ -42,7 +42,10 @@ class Reshape(Op):
     def __init__(self, attrs, consts):
         super().__init__(attrs, consts)
         self.shape = []
-        for entry in get_attr(attrs, "shape", self.name):
+        entries = get_attr(attrs, "shape", self.name)
+        if not isinstance(entries, list):
+            raise GraphError(f"reshape: attribute 'shape' must be a list, got {entries!r}")
+        for entry in entries:
             if isinstance(entry, dict) and set(entry) == {"batch"} and isinstance(entry["batch"], int) and entry["batch"] >= 1:
                 self.shape.append(("batch", entry["batch"]))
             elif isinstance(entry, int) and not isinstance(entry, bool) and entry >= -1:
