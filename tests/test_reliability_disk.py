@@ -18,10 +18,11 @@ from typer.testing import CliRunner
 
 import numbnn._atomic as atomic
 import numbnn.io
-from cli.main import app
+from numbnn.cli.main import app
 from numbnn.errors import CheckpointError
 from numbnn.inference import compile
 from numbnn.inference import format as packed_format
+from numbnn.inference import model as packed_model
 from numbnn.models import build_model
 
 runner = CliRunner()
@@ -33,7 +34,7 @@ def sources(tmp_path_factory):
     model = build_model("bnn-small", widths=(8, 8, 16))
     checkpoint = numbnn.io.save(model, d / "checkpoint.h5", rng=np.random.default_rng(1), epoch=1, history=[{}])
     packed = compile(numbnn.io.load(checkpoint))
-    reference = packed_format.save(packed, d / "reference.h5").read_bytes()
+    reference = packed_model.save(packed, d / "reference.h5").read_bytes()
     return d, model, checkpoint, packed, reference
 
 
@@ -106,9 +107,9 @@ def test_export_into_a_full_disk_is_one_error_line_and_no_file(sources, tmp_path
 def test_short_writes_still_write_every_byte(sources, tmp_path, monkeypatch):
     _, _, _, packed, reference = sources
     with disk_that_holds(monkeypatch, 10**9, short=777):
-        path = packed_format.save(packed, tmp_path / "packed.h5")
+        path = packed_model.save(packed, tmp_path / "packed.h5")
     assert len(path.read_bytes()) == len(reference)
-    loaded = packed_format.load(path)
+    loaded = packed_model.load(path)
     x = np.random.default_rng(0).standard_normal((2, 28, 28, 1)).astype(np.float32)
     assert np.array_equal(loaded.predict_proba(x), packed.predict_proba(x))
 
@@ -181,9 +182,9 @@ def test_real_full_filesystem_export_and_checkpoint(sources, small_fs, tmp_path,
     leftovers = [name for name in only_files(directory) if name != "filler"]
     if result.exit_code == 0:  # it fitted: the file is complete and identical in content
         assert out.exists()
-        loaded = packed_format.load(out)
+        loaded = packed_model.load(out)
         x = np.random.default_rng(0).standard_normal((2, 28, 28, 1)).astype(np.float32)
-        assert np.array_equal(loaded.predict_proba(x), packed_format.load(sources[0] / "reference.h5").predict_proba(x))
+        assert np.array_equal(loaded.predict_proba(x), packed_model.load(sources[0] / "reference.h5").predict_proba(x))
     else:
         assert_one_error_line(result, "No space left on device")
         assert "packed.h5" not in leftovers

@@ -20,10 +20,11 @@ import pytest
 from typer.testing import CliRunner
 
 import numbnn.io
-from cli.main import app
+from numbnn.cli.main import app
 from numbnn.errors import CheckpointError, InputError, NumbnnError
 from numbnn.inference import compile
 from numbnn.inference import format as packed_format
+from numbnn.inference import model as packed_model
 from numbnn.inference.images import read_images
 from numbnn.io.nested import write_nested
 from numbnn.models import build_model
@@ -182,7 +183,7 @@ def test_a_conv_padding_that_validated_but_failed_at_predict_is_refused_at_load(
 def test_a_packed_model_failing_inside_an_op_is_a_checkpoint_error(base, monkeypatch):
     """The last line of defence: whatever a validated graph still trips on is reported, not a traceback."""
     _, _, packed, _, _ = base
-    model = packed_format.load(packed)
+    model = packed_model.load(packed)
     op = model.program.steps[0][0]
     monkeypatch.setattr(type(op), "__call__", lambda self, *a: (_ for _ in ()).throw(IndexError("index 7")))
     with pytest.raises(CheckpointError, match="fails at predict.*IndexError"):
@@ -286,7 +287,7 @@ def test_fuzzed_packed_model_graphs_load_and_predict_or_raise_a_numbnn_error(bas
     for _ in range(200):
         path = write_packed(tmp_path / "fuzzed.h5", meta, _mutate_graph(graph, rng), blobs)
         try:
-            packed_format.load(path).predict_proba(IMAGES)
+            packed_model.load(path).predict_proba(IMAGES)
             outcomes["loaded"] += 1
         except NumbnnError:
             outcomes["refused"] += 1

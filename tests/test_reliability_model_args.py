@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import numbnn.io
-from cli.main import app
+from numbnn.cli.main import app
 from numbnn.errors import InputError
 from numbnn.models.model_args import INTS, coerce, parse_model_args, split_pair
 from numbnn.sweep import parse_overrides

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import numbnn.io
-from cli.main import app
+from numbnn.cli.main import app
 from numbnn.errors import CheckpointError, InputError
 from numbnn.inference.export import export_checkpoint
 from numbnn.models import build_model

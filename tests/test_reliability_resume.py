@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import numbnn.io
-from cli.main import app
+from numbnn.cli.main import app
 
 runner = CliRunner()
 SMALL = ["--limit", "64", "--test-limit", "20", "--batch-size", "32"]

@@ -39,7 +39,7 @@ widths = [4, 4, 8]
 seed = [0, 1]
 """
 DEADLINE_S = 50
-NUMBNN = [sys.executable, "-c", "import sys; from cli.main import run; sys.argv[0] = 'numbnn'; run()"]
+NUMBNN = [sys.executable, "-c", "import sys; from numbnn.cli.main import run; sys.argv[0] = 'numbnn'; run()"]
 
 
 def test_a_task_needs_no_output_directory(tmp_path, monkeypatch):

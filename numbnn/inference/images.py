@@ -28,7 +28,7 @@ from numbnn.datasets.idx import read_idx
 from numbnn.errors import InputError, NumbnnError
 
 IDX_MAGIC_PREFIX = b"\x00\x00"
-MAX_PIXELS = 1 << 22  # 2048 x 2048; a FashionMNIST picture has 784
+MAX_PIXELS = 1 << 20  # 1024 x 1024: far above any input a model takes (a FashionMNIST picture has 784)
 PICTURE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 # What a damaged or hostile file can raise from Pillow's parsers and decoders.
@@ -73,10 +73,10 @@ def read_picture(path, size: tuple[int, int] | None = None) -> np.ndarray:
             with Image.open(path, formats=PICTURE_FORMATS) as image:  # reads the header only
                 width, height = image.size
                 if not 1 <= width * height <= MAX_PIXELS:
-                    raise InputError(f"input: {path}: a picture of {width}x{height} pixels is empty or larger "
-                                     f"than {MAX_PIXELS} pixels")
+                    raise InputError(f"input: {path}: a picture of {width}x{height} pixels is empty or too large "
+                                     f"(more than {MAX_PIXELS} pixels)")
                 if size is not None and (height, width) != tuple(size):
-                    raise InputError(f"input: {path}: a picture of {width}x{height} pixels; the model takes "
+                    raise InputError(f"input: {path}: a picture of {width}x{height} pixels; the model takes images of "
                                      f"{size[1]}x{size[0]} (nothing is resized)")
                 return _to_gray(image)
     except InputError:

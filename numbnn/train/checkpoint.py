@@ -126,12 +126,18 @@ def _is_finite_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_history_value(value) -> bool:
+    """A number that is not infinite, or None: NaN and None mark what an epoch did not measure (no test
+    set; no binary weights for ``weight_flips``)."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isinf(value))
+
+
 def _check_history(history: list, path) -> None:
-    """Per-epoch records: objects of finite numbers (a crafted string would break the sums of a resumed run)."""
+    """Per-epoch records: objects of numbers (a crafted string would break the sums of a resumed run)."""
     for index, record in enumerate(history):
-        if (not isinstance(record, dict) or not all(_is_finite_number(v) for v in record.values())
+        if (not isinstance(record, dict) or not all(_is_history_value(v) for v in record.values())
                 or not all(key in record and record[key] >= 0 for key in _HISTORY_KEYS)):
-            raise CheckpointError(f"{path}: history record {index} is not an object of finite numbers with "
+            raise CheckpointError(f"{path}: history record {index} is not an object of numbers with "
                                   f"{', '.join(_HISTORY_KEYS)}: {record!r}"[:300])
 
 
