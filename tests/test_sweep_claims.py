@@ -3,14 +3,15 @@ its errors, and the report's claims table and figures from hand-written run reco
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from numbnn.cli.main import app
 from numbnn.errors import InputError
-from numbnn.sweep import parse_spec, store, write_report
-from numbnn.sweep.arms import arm_label, group_arms
+from numbnn.sweep import load_spec, parse_spec, store, write_report
+from numbnn.sweep.arms import arm_key, arm_label, group_arms
 from numbnn.sweep.claims import Claim, evaluate, verdict
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -157,3 +158,16 @@ def test_report_writes_the_claims_and_arms_tables_and_the_arm_figures(tmp_path):
         png = tmp_path / "report" / f"{stem}.png"
         assert png.read_bytes()[:8] == PNG_SIGNATURE and matplotlib_image.imread(png).ndim == 3
     assert json.loads(json.dumps(report.as_dict()))["claims"][0]["cost_ratios"]["bops"] == pytest.approx(400 / 900)
+
+
+def test_the_claims_example_gives_three_seeds_to_every_arm_a_claim_compares():
+    sweep = load_spec(Path(__file__).parent.parent / "examples" / "sweep_claims.toml")
+    labels = {}
+    for run in sweep.runs:
+        labels.setdefault(arm_key(run.config), (arm_label(run.label), set()))[1].add(run.train["seed"])
+    by_label = dict(labels.values())
+    assert len(sweep.claims) == 11 and {run.model for run in sweep.runs} == {
+        "reactnet-a", "reactxgb", "ftbnn", "rbnet", "pokebnn"}
+    for claim in sweep.claims:
+        for label in (claim.arm, claim.baseline):
+            assert by_label[label] == ({0} if claim.exact and label == "reactnet-a" else {0, 1, 2}), (claim.name, label)
