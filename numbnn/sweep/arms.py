@@ -62,7 +62,7 @@ def group_arms(records: list[dict]) -> list[Arm]:
     """Finished runs grouped into arms, in the order their first run appears, each arm's runs by seed."""
     arms: dict[str, Arm] = {}
     for record in records:
-        if record.get("status") != "finished":
+        if record.get("status") != "finished" or record.get("test_accuracy") is None:
             continue
         key = arm_key(record["config"])
         arms.setdefault(key, Arm(arm_label(record["label"]), record["config"])).records.append(record)
