@@ -55,6 +55,34 @@ def test_small_config_forward_and_every_parameter_gets_a_gradient():
         assert p.grad is not None and np.any(p.grad != 0), name
 
 
+def test_plain_ablation_is_sign_and_prelu_with_the_same_initial_function():
+    """plain=True drops RSign's thresholds and RPReLU's shifts and nothing else: built from the same seed it
+    shares every other initial value, so it computes the default's function until the shifts move."""
+    from numbnn.nn import LearnableBias, PReLU, RPReLU, init
+
+    init.seed(3)
+    default = build_model("reactnet-a", **SMALL)
+    init.seed(3)
+    plain = build_model("reactnet-a", **SMALL, plain=True)
+    full, reduced = default.state_dict(), plain.state_dict()
+    dropped = sorted(set(full) - set(reduced))
+    assert set(reduced) <= set(full) and dropped and all(
+        name.rsplit(".", 1)[-1] in ("bias", "gamma", "zeta") and (".threshold_" in name or ".act_" in name)
+        for name in dropped)
+    for name, value in reduced.items():
+        np.testing.assert_array_equal(value, full[name], err_msg=name)
+    kinds = {type(m) for _, m in plain.named_modules()}
+    assert PReLU in kinds and RPReLU not in kinds and LearnableBias not in kinds
+    x = Tensor(_images(4))
+    default.eval(), plain.eval()
+    with no_grad():
+        np.testing.assert_array_equal(plain(x).data, default(x).data)
+        default.blocks[0].threshold_3x3.bias.data[:] = 0.3  # a moved RSign threshold changes the default only
+        assert not np.array_equal(plain(x).data, default(x).data)
+    with pytest.raises(InputError, match="plain"):
+        build_model("reactnet-a", plain="yes")
+
+
 def test_latent_init_scales_only_the_binary_convs_initial_weights():
     from numbnn.nn import init
 

@@ -96,11 +96,16 @@ def report(
     Writes results.csv and results.md (a Markdown table), and as PNG and SVG: accuracy_vs_ops, accuracy_vs_ace,
     accuracy_vs_size (a point per run, the Pareto front of runs no other run beats on both accuracy and cost
     drawn as a step line) and training_curves (training loss and test accuracy per epoch, a line per run).
+    A spec with [[claims]] adds claims.md (each claim's arms over their seeds and its verdict: holds when the
+    difference points the expected way by more than 2 standard errors, within noise inside them), arms.md,
+    and arms_accuracy_vs_ops, arms_accuracy_vs_ace (error bars over seeds) and arms_test_accuracy.
     """
     from numbnn.sweep import write_report  # deferred: keeps `numbnn --help` fast (start-up time)
 
     result = write_report(sweep_dir, out, plots=plots)
     _print(_results_table(result.title, result.records, result.fronts))
+    if result.claims:
+        _print(_claims_table(result.title, result.claims))
     typer.echo(f"wrote {len(result.files)} file(s) to {result.files[0].parent}")
     if json_output:
         print_json(result.as_dict())
@@ -133,4 +138,20 @@ def _results_table(title: str, records: list[dict], fronts: Optional[dict] = Non
         table.add_row(*cells, record["key"])
     if errors:
         table.caption = "\n".join(errors)
+    return table
+
+
+def _claims_table(title: str, claims: list) -> Table:
+    """One row per claim: the two arms measured, their difference (± 2 SE), the verdict and the cost ratios."""
+    # deferred: keeps `numbnn --help` fast (start-up time)
+    from numbnn.sweep.claims_table import show_difference, show_ratios, show_value
+
+    table = Table(title=f"{title}: claims (verdict: difference vs 2 standard errors)")
+    for column in ("claim", "arm vs baseline", "arm", "baseline", "difference", "verdict", "cost arm/baseline"):
+        table.add_column(column, justify="right" if column in ("arm", "baseline", "difference") else "left")
+    for result in claims:
+        claim = result.claim
+        table.add_row(claim.name, f"{claim.arm} vs {claim.baseline} ({claim.metric}, {claim.expect})",
+                      show_value(result.arm, claim.metric), show_value(result.baseline, claim.baseline_metric),
+                      show_difference(result), result.verdict, show_ratios(result.cost_ratios))
     return table

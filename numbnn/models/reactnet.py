@@ -39,14 +39,17 @@ Scaled down for 28x28 FashionMNIST, and assumptions:
   same output size as the padded 3x3 conv (4x4); the paper's maps are always even;
 - padded border taps of the binary 3x3 conv are 0 (the paper's zero padding of the +-1 map);
 - ``binary_weights=False`` gives the network of ReActNet's training step 1 (binary activations, real
-  weights, no scale), used by the two-step recipe (:mod:`numbnn.train.recipes`).
+  weights, no scale), used by the two-step recipe (:mod:`numbnn.train.recipes`);
+- ``plain=True`` is the ablation of the paper's two functions against a plain baseline: every RSign
+  becomes sign (no learnable threshold) and every RPReLU a PReLU (no learnable shifts, the same slope
+  initialisation); everything else, the random initialisation included, is unchanged.
 """
 
 import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.nn import (
-    BatchNorm, BinaryConv2d, Conv2d, LearnableBias, Linear, Module, ModuleList, RPReLU,
+    BatchNorm, BinaryConv2d, Conv2d, LearnableBias, Linear, Module, ModuleList, PReLU, RPReLU,
 )
 from numbnn.models.arguments import positive_ints
 from numbnn.models.layout import BINARY_RECIPE
@@ -64,6 +67,11 @@ def binary_conv(in_channels: int, out_channels: int, kernel_size: int, stride: i
                         latent_init=latent_init)
 
 
+def activation(channels: int, plain: bool):
+    """RPReLU, or PReLU for the ``plain`` ablation."""
+    return PReLU(channels) if plain else RPReLU(channels)
+
+
 class PointwiseBranch(Module):
     """RSign'd input -> binary 1x1 conv -> BN, plus the block's shortcut (one half of a duplication)."""
 
@@ -79,28 +87,29 @@ class BasicBlock(Module):
     """ReActNet-A's block: binary 3x3 (C -> C, stride s) then binary 1x1 (C -> C or 2C), see module docstring."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, binary_weights: bool = True,
-                 latent_init: float = BINARY_LATENT_INIT):
+                 latent_init: float = BINARY_LATENT_INIT, plain: bool = False):
         if out_channels not in (in_channels, 2 * in_channels):
             raise InputError(f"a ReActNet block keeps or doubles its width, got {in_channels} -> {out_channels}")
         if stride not in (1, 2):
             raise InputError(f"stride must be 1 or 2, got {stride!r}")
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
-        self.threshold_3x3 = LearnableBias(in_channels)  # RSign = threshold + the conv's sign
+        # RSign = threshold + the conv's sign; plain: the sign alone
+        self.threshold_3x3 = None if plain else LearnableBias(in_channels)
         self.conv_3x3 = binary_conv(in_channels, in_channels, 3, stride, binary_weights, latent_init)
         self.norm_3x3 = BatchNorm(in_channels)
-        self.act_3x3 = RPReLU(in_channels)
-        self.threshold_1x1 = LearnableBias(in_channels)
+        self.act_3x3 = activation(in_channels, plain)
+        self.threshold_1x1 = None if plain else LearnableBias(in_channels)
         copies = out_channels // in_channels  # 2 = channel duplication
         self.pointwise = ModuleList(PointwiseBranch(in_channels, binary_weights, latent_init) for _ in range(copies))
-        self.act_1x1 = RPReLU(out_channels)
+        self.act_1x1 = activation(out_channels, plain)
 
     def shortcut(self, x):
         return F.avg_pool2d(x, 2, 2, padding="same") if self.stride == 2 else x
 
     def forward(self, x):
-        out1 = self.norm_3x3(self.conv_3x3(self.threshold_3x3(x)))
+        out1 = self.norm_3x3(self.conv_3x3(x if self.threshold_3x3 is None else self.threshold_3x3(x)))
         out1 = self.act_3x3(out1 + self.shortcut(x))
-        z = self.threshold_1x1(out1)
+        z = out1 if self.threshold_1x1 is None else self.threshold_1x1(out1)
         branches = [branch(z, out1) for branch in self.pointwise]
         out2 = branches[0] if len(branches) == 1 else F.concat(branches, axis=-1)
         return self.act_1x1(out2)
@@ -119,20 +128,24 @@ class ReActNetA(Module):
     ``widths``: the stem's output channels, then each block's; consecutive widths are equal or double.
     ``stem_stride``: 1 or 2. ``binary_weights``: False for training step 1 (real weights).
     ``latent_init``: scale of the binary convs' initial latent weights (see :func:`binary_conv`).
+    ``plain``: sign and PReLU in place of RSign and RPReLU (the ablation, module docstring).
     """
 
     def __init__(self, widths=DEFAULT_WIDTHS, stem_stride: int = 2, binary_weights: bool = True,
-                 latent_init: float = BINARY_LATENT_INIT, num_classes: int = 10, in_channels: int = 1):
+                 latent_init: float = BINARY_LATENT_INIT, num_classes: int = 10, in_channels: int = 1,
+                 plain: bool = False):
         widths = positive_ints(widths, "widths")
         if len(widths) < 2:
             raise InputError(f"widths needs the stem width and at least one block width, got {widths}")
         if stem_stride not in (1, 2):
             raise InputError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
+        if not isinstance(plain, bool):
+            raise InputError(f"plain must be true or false, got {plain!r}")
         self.widths, self.binary_weights = widths, bool(binary_weights)
         self.stem = Conv2d(in_channels, widths[0], 3, stride=stem_stride, padding=1)
         self.stem_norm = BatchNorm(widths[0])
         self.blocks = ModuleList(
-            BasicBlock(c_in, c_out, s, self.binary_weights, latent_init)
+            BasicBlock(c_in, c_out, s, self.binary_weights, latent_init, plain)
             for (c_in, c_out), s in zip(zip(widths, widths[1:]), block_strides(widths))
         )
         self.classifier = Linear(widths[-1], num_classes)

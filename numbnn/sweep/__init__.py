@@ -7,7 +7,9 @@
 - :mod:`~numbnn.sweep.cluster` / :mod:`~numbnn.sweep.runner`: a local or existing Dask cluster, skipping
   finished runs, one progress bar;
 - :mod:`~numbnn.sweep.report` / :mod:`~numbnn.sweep.pareto` / :mod:`~numbnn.sweep.plots`: table, CSV, fronts,
-  PNG and SVG plots.
+  PNG and SVG plots;
+- :mod:`~numbnn.sweep.arms` / :mod:`~numbnn.sweep.claims` / :mod:`~numbnn.sweep.claims_table`: runs grouped
+  over seeds, the spec's ``[[claims]]`` and their verdicts (difference vs 2 standard errors), as Markdown.
 
 Dask (``numbnn[sweep]``) and matplotlib (``numbnn[plot]``) are optional: they are imported only inside the
 functions that need them, which raise :class:`~numbnn.errors.MissingDependencyError` when they are missing.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from numbnn._atomic import atomic_path
 from numbnn.errors import MissingDependencyError
+from numbnn.sweep.arms import mean_std
 
 DPI = 150
 TRADEOFF_FIGSIZE = (7.0, 5.0)  # inches: 1050 x 750 pixels
@@ -138,3 +139,63 @@ def curves_figure(records: list[dict], title: str):
     figure.suptitle(f"{title}: training curves")
     figure.legend(loc="outside right upper", fontsize=7)
     return figure
+
+
+def arms_tradeoff_figure(arms: list, cost_key: str, axis_title: str, title: str):
+    """Mean test accuracy of each arm (runs equal but for the seed) against one cost, error bars one std."""
+    _, Figure = _matplotlib()
+    figure = Figure(figsize=TRADEOFF_FIGSIZE, layout="constrained")
+    axes = figure.add_subplot()
+    colors = model_colors([{"config": arm.config} for arm in arms])
+    shown = set()
+    for arm in arms:
+        accuracy = [100 * v for v in arm.values("test_accuracy")]
+        mean, spread = _mean_spread(accuracy)
+        axes.errorbar(arm.cost(cost_key), mean, yerr=spread, fmt="o", color=colors[arm.model], capsize=4, markersize=6,
+                      label=None if arm.model in shown else arm.model, zorder=3)
+        shown.add(arm.model)
+        axes.annotate(f"{arm.label} (n={len(accuracy)})", (arm.cost(cost_key), mean), fontsize=7,
+                      xytext=(5, 4), textcoords="offset points")
+    costs = [arm.cost(cost_key) for arm in arms]
+    if min(costs) > 0 and max(costs) >= LOG_AXIS_SPAN * min(costs):
+        axes.set_xscale("log")
+    axes.set(xlabel=axis_title, ylabel="test accuracy (%), mean ± std over seeds",
+             title=f"{title}: accuracy vs {axis_title.split(' ')[0]}, per arm")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.margins(x=0.15, y=0.1)
+    axes.legend(fontsize=8, loc="best")
+    return figure
+
+
+def arms_curves_figure(arms: list, title: str):
+    """Test accuracy after each epoch, one line per arm: the mean over its seeds, a band of one std."""
+    matplotlib, Figure = _matplotlib()
+    from matplotlib.ticker import MaxNLocator  # optional dependency (numbnn[plot]), slow to import (start-up time)
+
+    figure = Figure(figsize=CURVES_FIGSIZE, layout="constrained")
+    axes = figure.add_subplot()
+    palette = matplotlib.colormaps["tab20"]
+    for i, arm in enumerate(arms):
+        by_epoch: dict[int, list[float]] = {}
+        for record in arm.records:
+            for h in record["history"]:
+                if h.get("test_accuracy") is not None:
+                    by_epoch.setdefault(h["epoch"], []).append(100 * h["test_accuracy"])
+        epochs = sorted(by_epoch)
+        means, spreads = zip(*(_mean_spread(by_epoch[e]) for e in epochs)) if epochs else ((), ())
+        color = palette(i % 20)
+        axes.plot(epochs, means, color=color, marker="o", markersize=3, linewidth=1.3, label=f"{arm.label} (n={len(arm.records)})")
+        axes.fill_between(epochs, [m - s for m, s in zip(means, spreads)], [m + s for m, s in zip(means, spreads)],
+                          color=color, alpha=0.15, linewidth=0)
+    axes.set(xlabel="epoch", ylabel="test accuracy (%), mean ± std over seeds",
+             title=f"{title}: test accuracy after each epoch, per arm")
+    axes.grid(True, alpha=0.3)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.legend(loc="outside right upper", fontsize=7)
+    return figure
+
+
+def _mean_spread(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std (0 for a single value: no bar rather than none at all)."""
+    mean, std = mean_std(values)
+    return mean, 0.0 if math.isnan(std) else std

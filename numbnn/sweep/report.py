@@ -9,6 +9,11 @@ both cheaper and more accurate (:mod:`numbnn.sweep.pareto`).
 Besides the cost plots, every numeric setting the sweep varies *within* one model (a model argument such
 as PokeBNN's clip bound B, or a training setting such as ``lr``; seeds excepted) gets its own plot of
 accuracy against that setting: a clip-bound study has one cost for all its runs, so this is its figure.
+
+A sweep that declares claims (``[[claims]]``, :mod:`numbnn.sweep.claims`) also gets ``claims.md`` (each
+claim, its two arms measured over their seeds, the verdict), ``arms.md`` (runs equal but for the seed,
+grouped) and three figures over the arms: accuracy vs OPs and vs ACE with error bars, and every arm's
+mean test accuracy per epoch on one chart.
 """
 
 from __future__ import annotations
@@ -20,8 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from numbnn._atomic import atomic_path
-from numbnn.errors import InputError
+from numbnn.errors import InputError, UnknownModelError
 from numbnn.sweep import store
+from numbnn.sweep.arms import Arm, group_arms
+from numbnn.sweep.claims import Claim, ClaimResult, evaluate
+from numbnn.sweep.claims_table import arms_markdown, claims_markdown
+from numbnn.sweep.formatting import human
 from numbnn.sweep.pareto import pareto_front
 
 # (row key, axis title, file stem) of every accuracy-vs-cost plot.
@@ -35,6 +44,9 @@ COST_KEYS = ("params", "binary_params", "size_bytes", "packed_size_bytes", "flop
 CSV_COLUMNS = ("label", "model", "status", "test_accuracy", "epochs", "seconds", "train_seconds", *COST_KEYS,
                "pareto", "key", "model_args", "error")
 CURVES_STEM = "training_curves"
+ARM_COST_AXES = (("ops", "OPs per image (BOPs/64 + FLOPs)", "arms_accuracy_vs_ops"),
+                 ("ace", "ACE per image (sum of weight bits x activation bits)", "arms_accuracy_vs_ace"))
+ARM_CURVES_STEM = "arms_test_accuracy"
 
 
 @dataclass
@@ -44,9 +56,12 @@ class Report:
     fronts: dict[str, list[str]]  # cost key -> keys of the runs on its Pareto front, by increasing cost
     files: list[Path] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)
+    arms: list[Arm] = field(default_factory=list)
+    claims: list[ClaimResult] = field(default_factory=list)  # the spec's claims, evaluated
 
     def as_dict(self) -> dict:
-        return {"title": self.title, "runs": self.rows, "pareto": self.fronts, "files": [str(p) for p in self.files]}
+        return {"title": self.title, "runs": self.rows, "pareto": self.fronts, "files": [str(p) for p in self.files],
+                "claims": [c.as_dict() for c in self.claims]}
 
 
 def build_report(sweep_dir) -> Report:
@@ -65,7 +80,17 @@ def build_report(sweep_dir) -> Report:
         points = [(r["cost"][key], r["test_accuracy"]) for r in finished]
         fronts[key] = [finished[i]["key"] for i in pareto_front(points)]
     rows = [result_row(r, fronts) for r in finished + others]
-    return Report(title, rows, fronts, records=finished + others)
+    arms = group_arms(records)
+    claims = [evaluate(claim, arms) for claim in _claims(sweep, sweep_dir)]
+    return Report(title, rows, fronts, records=finished + others, arms=arms, claims=claims)
+
+
+def _claims(sweep: dict, sweep_dir) -> list[Claim]:
+    """The claims ``numbnn sweep`` stored in ``sweep.json`` (validated when the spec was read)."""
+    try:
+        return [Claim(**entry) for entry in sweep.get("claims", [])]
+    except TypeError as error:
+        raise InputError(f"{Path(sweep_dir) / store.SWEEP_FILE}: unreadable claims ({error})") from None
 
 
 def write_report(sweep_dir, out=None, *, plots: bool = True) -> Report:
@@ -79,6 +104,9 @@ def write_report(sweep_dir, out=None, *, plots: bool = True) -> Report:
         raise InputError(f"--out: cannot create the directory {str(out)!r}: {error.strerror}") from None
     report.files.append(_write_csv(report.rows, out / "results.csv"))
     report.files.append(_write_text(markdown_table(report.rows), out / "results.md"))
+    if report.claims:
+        report.files.append(_write_text(claims_markdown(report.claims), out / "claims.md"))
+        report.files.append(_write_text(arms_markdown(report.arms, _recipe_epochs(report.arms)), out / "arms.md"))
     finished = [r for r in report.records if r.get("status") == "finished"]
     if plots and finished:
         from numbnn.sweep import plots as plotting  # matplotlib: optional, slow to import (start-up time)
@@ -90,7 +118,24 @@ def write_report(sweep_dir, out=None, *, plots: bool = True) -> Report:
         for section, name in swept_parameters(finished):
             figure = plotting.parameter_figure(finished, section, name, report.title)
             report.files += plotting.save_figure(figure, out / f"accuracy_vs_{name}")
+        if report.claims:
+            for key, axis_title, stem in ARM_COST_AXES:
+                report.files += plotting.save_figure(plotting.arms_tradeoff_figure(report.arms, key, axis_title, report.title), out / stem)
+            report.files += plotting.save_figure(plotting.arms_curves_figure(report.arms, report.title), out / ARM_CURVES_STEM)
     return report
+
+
+def _recipe_epochs(arms: list[Arm]) -> dict:
+    """Each model's default-recipe epochs, where the model is still registered (for "3 of 7 epochs")."""
+    from numbnn.train.config import model_recipe  # deferred: the training stack is slow to import (start-up time)
+
+    epochs = {}
+    for model in {arm.model for arm in arms}:
+        try:
+            epochs[model] = model_recipe(model).get("epochs")
+        except UnknownModelError:
+            continue
+    return epochs
 
 
 def swept_parameters(records: list[dict]) -> list[tuple[str, str]]:
@@ -164,14 +209,6 @@ def markdown_table(rows: list[dict]) -> str:
             f"| {human(row['ops'])} | {human(row['ace'])} | {row['pareto']} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def human(value: float) -> str:
-    """3 significant digits with an SI suffix: 1234567 -> '1.23M'."""
-    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{suffix}"
-    return f"{value:.3g}"
 
 
 def _write_csv(rows: list[dict], path: Path) -> Path:

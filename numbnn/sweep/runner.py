@@ -14,6 +14,7 @@ during long runs, not only when a run ends.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -76,6 +77,7 @@ def run_sweep(sweep: Sweep, out, *, scheduler: str | None = None, workers: int |
     store.write_json(out / store.SWEEP_FILE, {
         "name": sweep.name, "description": sweep.description, "spec": sweep.source, "overrides": sweep.overrides,
         "runs": [{"key": run.key, "label": run.label} for run in sweep.runs],
+        "claims": [dataclasses.asdict(claim) for claim in sweep.claims],
     })
     states = plan(sweep, out)
     todo = [run for run, state in states if state != "finished"]

@@ -22,6 +22,13 @@ Format (``examples/sweep_*.toml``; every table is optional, but each run must en
                                           # followed by the grid point's keys
     model_args = { groups = 1 }
 
+    [[claims]]                            # a paper's claim: two arms (labels without seed=N) and a direction
+    name = "group execution beats the baseline"
+    source = "FTBNN, arXiv 2010.09294, abstract"
+    arm = "FTBNN, 4 groups"
+    baseline = "FTBNN, 1 group"
+    expect = "higher"                     # metric: test_accuracy unless set (numbnn.sweep.claims)
+
 A run's keys: ``model`` (a registry name), ``model_args`` (constructor arguments of the model, e.g.
 ``widths``, ``groups``, ``clip``), ``label`` (runs only) and any training setting of
 :class:`numbnn.train.TrainConfig` (``epochs``, ``lr``, ``batch_size``, ``seed``, ``limit``, ``test_limit``,
@@ -46,9 +53,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from numbnn.errors import InputError, UnknownModelError
+from numbnn.sweep.arms import arm_key, arm_label
+from numbnn.sweep.claims import Claim, parse_claims
 from numbnn.sweep.hashing import config_hash, plain_value
 
-TOP_LEVEL_KEYS = ("name", "description", "defaults", "grid", "runs")
+TOP_LEVEL_KEYS = ("name", "description", "defaults", "grid", "runs", "claims")
 
 
 def train_fields() -> dict:
@@ -85,6 +94,7 @@ class Sweep:
     runs: list[Run]
     source: str
     overrides: dict = dataclasses.field(default_factory=dict)  # the --set values applied on top of the spec
+    claims: list[Claim] = dataclasses.field(default_factory=list)  # [[claims]], checked against the arms
 
 
 def load_spec(path, overrides: dict | None = None) -> Sweep:
@@ -133,7 +143,8 @@ def parse_spec(data: dict, *, source: str = "spec", default_name: str = "sweep",
             raise InputError(f"{where} is the same configuration as {seen[run.key]} (key {run.key}); remove one of them")
         seen[run.key] = where
         runs.append(run)
-    return Sweep(name, description, runs, source, overrides)
+    claims = parse_claims(data.get("claims"), _arm_labels(runs))
+    return Sweep(name, description, runs, source, overrides, claims)
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -163,6 +174,14 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 # -- validation ------------------------------------------------------------------------------------------------
+
+
+def _arm_labels(runs: list[Run]) -> list[str]:
+    """One label per arm (runs equal but for the seed), as :func:`numbnn.sweep.arms.arm_label` names it."""
+    labels = {}
+    for run in runs:
+        labels.setdefault(arm_key(run.config), arm_label(run.label))
+    return list(labels.values())
 
 
 def _string(value, where: str) -> str:

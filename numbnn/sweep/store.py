@@ -3,7 +3,7 @@
 ::
 
     <out>/sweep.json              the last spec run here: name, description, spec path, --set overrides,
-                                  runs (key, label) in order
+                                  runs (key, label) in order, claims
     <out>/<key>/checkpoint.h5     the trained model (a resumable training checkpoint, numbnn.io)
     <out>/<key>/metrics.json      written last, only when the run finished: its presence means "done"
     <out>/<key>/error.json        written instead when the run failed (error type, message, traceback)
