@@ -29,6 +29,8 @@ import json
 import sys
 from pathlib import Path
 
+from numbnn.formatting import byte_size, count
+
 # (model, test accuracy as reported, params if reported, source).
 PAPER_ROWS = (
     ("ReActNet-A, as trained by the ReActXGB paper", "88.91%", "",
@@ -155,12 +157,12 @@ def markdown_table(runs: list[dict]) -> str:
             f"{100 * run['test_accuracy']:.2f}%" + run.get("accuracy_note", ""),
             str(run["epochs"]),
             f"{minutes:.1f}",
-            f"{_count(total.params)} ({_count(total.binary_params)})",
-            _bytes(total.size_bytes),
-            _count(total.bops),
-            _count(total.flops),
-            _count(total.ops),
-            _count(total.ace),
+            f"{count(total.params)} ({count(total.binary_params)})",
+            byte_size(total.size_bytes),
+            count(total.bops),
+            count(total.flops),
+            count(total.ops),
+            count(total.ace),
             f"`{run['command']}`",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -179,18 +181,6 @@ def markdown_table(runs: list[dict]) -> str:
     return "\n".join(lines + notes) + "\n"
 
 
-def _count(value) -> str:
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{suffix}"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _bytes(value: int) -> str:
-    for scale, suffix in ((2**20, "MiB"), (2**10, "KiB")):
-        if value >= scale:
-            return f"{value / scale:.3g} {suffix}"
-    return f"{value} B"
 
 
 def main(argv=None) -> int:

@@ -28,6 +28,12 @@ from numbnn.errors import InputError, UnknownModelError
 from numbnn.inference import compile
 from numbnn.inference import load as load_packed
 from numbnn.models import available_models, build_model
+from cli_checks import assert_error_line
+
+
+def assert_error_line_among(result, *fragments):
+    """One ``error:`` line among the command's other stderr output."""
+    assert_error_line(result, *fragments, alone=False)
 
 runner = CliRunner()
 TINY = "widths=[8,8,16]"
@@ -35,16 +41,6 @@ TINY = "widths=[8,8,16]"
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_error_line(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and (result.exception is None or isinstance(result.exception, SystemExit))
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
 
 
 def assert_usage_error(result, option):
@@ -110,21 +106,21 @@ def test_train_options(files, extra, fragment):
             "--out", directory / "never.h5"]
     if not any(str(e).startswith("widths") for e in extra):
         base += ["--model-arg", TINY]
-    assert_one_error_line(invoke(*base, *extra), fragment)
+    assert_error_line_among(invoke(*base, *extra), fragment)
     assert not (directory / "never.h5").exists()
 
 
 def test_train_out_naming_a_directory_fails_before_training(files):
     directory = files[0]
     result = invoke("train", "--model", "bnn-small", "--model-arg", TINY, "--limit", 32, "--out", directory / "a-directory")
-    assert_one_error_line(result, "--out", "a-directory", "is a directory")
+    assert_error_line_among(result, "--out", "a-directory", "is a directory")
     assert "epoch 1/" not in result.stderr  # refused before any training
 
 
 def test_export_out_naming_a_directory(files):
     directory, checkpoint, _, _ = files
-    assert_one_error_line(invoke("export", checkpoint, "--out", directory / "a-directory"), "a-directory")
-    assert_one_error_line(invoke("export", checkpoint, "--out", directory / "images.npy" / "x.h5"), "does not exist")
+    assert_error_line_among(invoke("export", checkpoint, "--out", directory / "a-directory"), "a-directory")
+    assert_error_line_among(invoke("export", checkpoint, "--out", directory / "images.npy" / "x.h5"), "does not exist")
 
 
 @pytest.mark.parametrize("extra, fragment", [
@@ -135,7 +131,7 @@ def test_export_out_naming_a_directory(files):
 def test_eval_options(files, kind, extra, fragment):
     _, checkpoint, packed, _ = files
     target = [packed] if kind == "packed" else [checkpoint] + (["--packed"] if kind.endswith("--packed") else [])
-    assert_one_error_line(invoke("eval", *target, *extra), fragment)
+    assert_error_line_among(invoke("eval", *target, *extra), fragment)
 
 
 @pytest.mark.parametrize("extra, fragment", [
@@ -143,7 +139,7 @@ def test_eval_options(files, kind, extra, fragment):
     (["--model-arg", "widths=abc"], "widths: expected a list of integers, got 'abc'"), (["--model-arg", "widths=8"], "got [8]"),
 ])
 def test_summary_options(extra, fragment):
-    assert_one_error_line(invoke("summary", "--model", "bnn-small", *extra), fragment)
+    assert_error_line_among(invoke("summary", "--model", "bnn-small", *extra), fragment)
 
 
 @pytest.mark.parametrize("command, option, value", [
@@ -201,9 +197,9 @@ def test_a_one_character_typo_suggests_a_registered_name_one_edit_away(case):
 
 def test_unknown_model_through_every_command_that_takes_one(files):
     _, checkpoint, _, _ = files
-    assert_one_error_line(invoke("summary", "--model", "pokebn"), "did you mean 'pokebnn'")
-    assert_one_error_line(invoke("train", "--model", "FTBNN", "--limit", 8), "did you mean 'ftbnn'")
-    assert_one_error_line(invoke("train", "--model", "no-such-net", "--limit", 8), "unknown model 'no-such-net'", "known:")
+    assert_error_line_among(invoke("summary", "--model", "pokebn"), "did you mean 'pokebnn'")
+    assert_error_line_among(invoke("train", "--model", "FTBNN", "--limit", 8), "did you mean 'ftbnn'")
+    assert_error_line_among(invoke("train", "--model", "no-such-net", "--limit", 8), "unknown model 'no-such-net'", "known:")
 
 
 # -- NaN / inf inputs ---------------------------------------------------------------------------------------------

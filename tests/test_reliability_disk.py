@@ -24,6 +24,7 @@ from numbnn.inference import compile
 from numbnn.inference import format as packed_format
 from numbnn.inference import model as packed_model
 from numbnn.models import build_model
+from cli_checks import assert_error_line as assert_one_error_line
 
 runner = CliRunner()
 
@@ -36,15 +37,6 @@ def sources(tmp_path_factory):
     packed = compile(numbnn.io.load(checkpoint))
     reference = packed_model.save(packed, d / "reference.h5").read_bytes()
     return d, model, checkpoint, packed, reference
-
-
-def assert_one_error_line(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 def only_files(directory: Path) -> list[str]:

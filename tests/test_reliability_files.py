@@ -39,6 +39,7 @@ from numbnn.inference.images import read_images
 from numbnn.io import atomic_h5, write_header
 from numbnn.models import build_model
 from numbnn.train.checkpoint import read_training_state
+from cli_checks import assert_error_line as assert_one_error_line
 
 runner = CliRunner()
 HANG_LIMIT_S = 120  # generous: the machine may be busy; a healthy case takes well under a second
@@ -61,17 +62,6 @@ def no_hang(seconds=HANG_LIMIT_S):
 def invoke(*args):
     with no_hang():
         return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_error_line(result, *fragments):
-    """Exit 2, no traceback, and stderr is exactly one ``error:`` line containing every fragment."""
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

@@ -29,6 +29,12 @@ from numbnn.inference.images import read_images
 from numbnn.io.nested import write_nested
 from numbnn.models import build_model
 from numbnn.train import run as training
+from cli_checks import assert_error_line
+
+
+def assert_error_line_among(result, *fragments):
+    """One ``error:`` line among the command's other stderr output."""
+    assert_error_line(result, *fragments, alone=False)
 
 runner = CliRunner()
 IMAGES = np.random.default_rng(0).integers(0, 256, (2, 28, 28), dtype=np.uint8)
@@ -36,16 +42,6 @@ IMAGES = np.random.default_rng(0).integers(0, 256, (2, 28, 28), dtype=np.uint8)
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_error_line(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +132,7 @@ def test_resuming_a_crafted_checkpoint_is_one_error_line(base, tmp_path, case):
     parts = parts_of(checkpoint)
     _set(parts, path, value)
     crafted = write_checkpoint(tmp_path / "crafted.h5", parts)
-    assert_one_error_line(invoke("train", "--resume", crafted, "--epochs", 2), fragment)
+    assert_error_line_among(invoke("train", "--resume", crafted, "--epochs", 2), fragment)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -150,7 +146,7 @@ def test_checkpoints_with_non_finite_weights_are_refused_at_load(base, tmp_path,
         numbnn.io.load_checkpoint(crafted)
     for command in (["eval", crafted, "--limit", 10], ["export", crafted, "--out", tmp_path / "p.h5"],
                     ["summary", crafted], ["train", "--resume", crafted, "--epochs", 2]):
-        assert_one_error_line(invoke(*command), "NaN or inf")
+        assert_error_line_among(invoke(*command), "NaN or inf")
     assert not (tmp_path / "p.h5").exists()
 
 
@@ -159,7 +155,7 @@ def test_packed_models_with_non_finite_constants_are_refused_at_load(base, tmp_p
     blobs = {**blobs, "float32": blobs["float32"].copy()}
     blobs["float32"][len(blobs["float32"]) // 2] = np.nan
     crafted = write_packed(tmp_path / "nan.h5", meta, graph, blobs)
-    assert_one_error_line(invoke("predict", crafted, "--input", save_npy(tmp_path, IMAGES)), "NaN or inf")
+    assert_error_line_among(invoke("predict", crafted, "--input", save_npy(tmp_path, IMAGES)), "NaN or inf")
 
 
 def save_npy(directory, array, name="images.npy"):
@@ -175,8 +171,8 @@ def test_a_conv_padding_that_validated_but_failed_at_predict_is_refused_at_load(
     crafted = write_packed(tmp_path / "padding.h5", meta, graph, blobs)
     images = save_npy(tmp_path, IMAGES)
     started = time.perf_counter()
-    assert_one_error_line(invoke("predict", crafted, "--input", images), "exceeds", "elements")
-    assert_one_error_line(invoke("eval", crafted, "--limit", 10), "exceeds")
+    assert_error_line_among(invoke("predict", crafted, "--input", images), "exceeds", "elements")
+    assert_error_line_among(invoke("eval", crafted, "--limit", 10), "exceeds")
     assert time.perf_counter() - started < 10
 
 
@@ -198,7 +194,7 @@ def test_an_npz_named_npy_is_one_error_line(base, tmp_path):
     buffer = io.BytesIO()
     np.savez(buffer, images=IMAGES)
     (tmp_path / "images.npy").write_bytes(buffer.getvalue())
-    assert_one_error_line(invoke("predict", packed, "--input", tmp_path / "images.npy"), "zip archive", ".npz")
+    assert_error_line_among(invoke("predict", packed, "--input", tmp_path / "images.npy"), "zip archive", ".npz")
 
 
 @pytest.mark.parametrize("shape", [(10**11, 28, 28), (2**40,), (3, 28, 28)])
@@ -210,7 +206,7 @@ def test_an_npy_header_declaring_more_than_the_file_holds_is_refused_before_allo
     path = tmp_path / "lying.npy"
     path.write_bytes(buffer.getvalue() + bytes(1700))
     started = time.perf_counter()
-    assert_one_error_line(invoke("predict", packed, "--input", path), "declares", "holds 1,700 bytes")
+    assert_error_line_among(invoke("predict", packed, "--input", path), "declares", "holds 1,700 bytes")
     assert time.perf_counter() - started < 5
 
 
@@ -231,13 +227,13 @@ def test_a_png_declaring_huge_dimensions_is_rejected_before_decoding(base, tmp_p
     path.write_bytes(huge_png())
     assert path.stat().st_size < 100_000
     started = time.perf_counter()
-    assert_one_error_line(invoke("predict", packed, "--input", path), "2048x2048", "too large")
+    assert_error_line_among(invoke("predict", packed, "--input", path), "2048x2048", "too large")
     with pytest.raises(InputError, match="too large"):
         read_images(path)  # the absolute limit, from the header
     assert time.perf_counter() - started < 2  # decoding would take seconds and hundreds of MiB
     path.write_bytes(huge_png(1000, 1000))  # within the absolute limit, but not what the model takes
     started = time.perf_counter()
-    assert_one_error_line(invoke("predict", packed, "--input", path), "1000x1000", "the model takes images of 28x28")
+    assert_error_line_among(invoke("predict", packed, "--input", path), "1000x1000", "the model takes images of 28x28")
     assert time.perf_counter() - started < 2
 
 
@@ -261,7 +257,7 @@ def test_a_truncated_or_malformed_metrics_json_is_one_error_line(tmp_path):
         (out / key / store.METRICS_FILE).write_text(damaged)
         for command in (["report", out, "--no-plots"], ["sweep", spec_path, "--out", out, "--dry-run"],
                         ["sweep", spec_path, "--out", out, "--workers", 1]):
-            assert_one_error_line(invoke(*command), "metrics.json", fragment)
+            assert_error_line_among(invoke(*command), "metrics.json", fragment)
 
 
 # -- fixed-seed fuzzing of both loaders -----------------------------------------------------------------------------
@@ -322,5 +318,5 @@ def test_fuzzed_training_checkpoints_resume_evaluate_or_give_one_error_line(base
             assert result.exit_code in exits, result.output
             exits[result.exit_code] += 1
             if result.exit_code == 2:
-                assert_one_error_line(result)
+                assert_error_line_among(result)
     assert exits[2] > 0

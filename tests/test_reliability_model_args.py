@@ -15,6 +15,12 @@ from numbnn.errors import InputError
 from numbnn.models.model_args import INTS, coerce, parse_model_args, split_pair
 from numbnn.sweep import parse_overrides
 from numbnn.sweep.spec import parse_spec
+from cli_checks import assert_error_line
+
+
+def assert_error_line_among(result, *fragments):
+    """One ``error:`` line among the command's other stderr output."""
+    assert_error_line(result, *fragments, alone=False)
 
 runner = CliRunner()
 TINY_REACTNET = ["--model-arg", "widths=8,8,8,8,8,8"]
@@ -23,16 +29,6 @@ SMALL = ["--epochs", "1", "--limit", "32", "--test-limit", "10", "--batch-size",
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_error_line(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
 
 
 @pytest.mark.parametrize("text, value", [
@@ -89,7 +85,7 @@ def test_summary_builds_real_weights_for_binary_weights_false():
 
     assert binary_params("False") == binary_params("no") == 0
     assert binary_params("true") > 0
-    assert_one_error_line(invoke("summary", "--model", "reactnet-a", "--model-arg", "binary_weights=maybe"),
+    assert_error_line_among(invoke("summary", "--model", "reactnet-a", "--model-arg", "binary_weights=maybe"),
                           "binary_weights", "expected true or false", "'maybe'")
 
 
@@ -120,8 +116,8 @@ def test_train_binary_weights_false_trains_real_weights_and_resume_accepts_the_s
     assert numbnn.io.load_checkpoint(out).epoch == 2
 
     changed = invoke("train", "--resume", out, "--epochs", "3", "--model-arg", "binary_weights=true")
-    assert_one_error_line(changed, "binary_weights=True", "differs from the resumed checkpoint's binary_weights=False")
-    assert_one_error_line(invoke("train", "--model", "reactnet-a", "--model-arg", "binary_weights=maybe", *SMALL),
+    assert_error_line_among(changed, "binary_weights=True", "differs from the resumed checkpoint's binary_weights=False")
+    assert_error_line_among(invoke("train", "--model", "reactnet-a", "--model-arg", "binary_weights=maybe", *SMALL),
                           "expected true or false")
 
 
@@ -131,7 +127,7 @@ def test_train_binary_weights_false_trains_real_weights_and_resume_accepts_the_s
     ["train", "--model", "pokebnn", "--model-arg", "stem_widths=4096,65536", *SMALL],
 ])
 def test_a_model_that_cannot_fit_in_memory_is_refused_with_the_figure(command):
-    assert_one_error_line(invoke(*command), "would need about", "GiB to train", "more than this machine's")
+    assert_error_line_among(invoke(*command), "would need about", "GiB to train", "more than this machine's")
 
 
 def test_sweep_refuses_a_model_that_cannot_fit_before_running_anything():

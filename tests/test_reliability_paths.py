@@ -14,17 +14,9 @@ from numbnn.cli.main import app
 from numbnn.errors import CheckpointError, InputError
 from numbnn.inference.export import export_checkpoint
 from numbnn.models import build_model
+from cli_checks import assert_error_line as assert_one_error_line
 
 runner = CliRunner()
-
-
-def assert_one_error_line(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 @pytest.fixture()

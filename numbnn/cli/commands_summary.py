@@ -9,6 +9,7 @@ from rich.table import Table
 
 from numbnn.cli.common import app, handle_errors, print_json
 from numbnn.errors import InputError
+from numbnn.formatting import byte_size, count
 
 
 @app.command()
@@ -77,22 +78,8 @@ def _table(report) -> Table:
 def _cells(row, note: str = "") -> list[str]:
     bits = f"{row.weight_bits} x {row.act_bits}" if row.weight_bits is not None else ""
     shape = "x".join(map(str, row.output_shape[1:])) if row.output_shape else note
-    return [row.name, row.kind, shape, bits, _count(row.binary_params), _count(row.real_params),
-            _bytes(row.size_bytes), _bytes(row.packed_size_bytes), _count(row.flops), _count(row.bops),
-            _count(row.ops), _count(row.ace)]
+    return [row.name, row.kind, shape, bits, count(row.binary_params), count(row.real_params),
+            byte_size(row.size_bytes), byte_size(row.packed_size_bytes), count(row.flops), count(row.bops),
+            count(row.ops), count(row.ace)]
 
 
-def _count(value) -> str:
-    if not value:
-        return "0"
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{suffix}"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _bytes(value: int) -> str:
-    for scale, suffix in ((2**20, "MiB"), (2**10, "KiB")):
-        if value >= scale:
-            return f"{value / scale:.3g} {suffix}"
-    return f"{value} B"

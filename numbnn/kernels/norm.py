@@ -1,14 +1,7 @@
 """Fused, parallel Numba loops of batch normalisation: per-channel moments, the backward's sums, and the
 per-channel affine maps forward (scale * x + shift) and backward (a * g + b * x + shift).
 
-Conventions: 2-D arrays are [rows, channels] C-contiguous views of NHWC data; per-channel vectors have
-length ``channels`` and the dtype of the data. Each function has a plain-numpy twin in the tests
-(``tests/test_kernels_elementwise.py``). A chain of numpy ufuncs makes one full pass over memory (and
-often one fresh temporary) per step; each loop here touches its data in a single parallel pass.
-
-Reductions split the rows into a fixed number of chunks (:func:`numbnn.kernels.channels.n_chunks`),
-sum each chunk into its own float64 row and return the rows [chunks, channels]; the Python callers add
-them up, so results do not depend on the thread count (and compile times stay short).
+Layout, naive twins and the chunked reductions follow the conventions in :mod:`numbnn.kernels.channels`.
 """
 
 import numba as nb

@@ -12,7 +12,7 @@ import math
 
 from numbnn.sweep.arms import COST_METRICS, Arm, summarize
 from numbnn.sweep.claims import CLAIM_COSTS, COST_NAMES, ClaimResult
-from numbnn.sweep.formatting import human
+from numbnn.formatting import count as human
 
 
 def show_value(summary: tuple[float, float, int] | None, metric: str) -> str:

@@ -30,7 +30,7 @@ from numbnn.sweep import store
 from numbnn.sweep.arms import Arm, group_arms
 from numbnn.sweep.claims import Claim, ClaimResult, evaluate
 from numbnn.sweep.claims_table import arms_markdown, claims_markdown
-from numbnn.sweep.formatting import human
+from numbnn.formatting import count as human
 from numbnn.sweep.pareto import pareto_front
 
 # (row key, axis title, file stem) of every accuracy-vs-cost plot.
