@@ -21,7 +21,6 @@ import numbnn.io
 from numbnn.cli.main import app
 from numbnn.errors import CheckpointError
 from numbnn.inference import compile
-from numbnn.inference import format as packed_format
 from numbnn.inference import model as packed_model
 from numbnn.models import build_model
 from cli_checks import assert_error_line as assert_one_error_line

@@ -17,11 +17,11 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-pytest.importorskip("distributed")
+import distributed  # noqa: F401  (the test extra installs it: missing, these tests fail rather than skip)
 
-from numbnn.cli.main import app  # noqa: E402
-from numbnn.sweep import load_spec, store  # noqa: E402
-from numbnn.sweep.pareto import dominates  # noqa: E402
+from numbnn.cli.main import app
+from numbnn.sweep import load_spec, store
+from numbnn.sweep.pareto import dominates
 
 runner = CliRunner()
 SPEC = """
@@ -109,7 +109,7 @@ def test_local_cluster_sweep_records_results_and_failures_then_restarts_without_
 
 
 def test_report_writes_table_csv_and_png_svg_plots(local_sweep, tmp_path):
-    matplotlib_image = pytest.importorskip("matplotlib.image")
+    import matplotlib.image as matplotlib_image
 
     out, _, _ = local_sweep
     result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path), "--json"])

@@ -90,7 +90,7 @@ class MaxPool2d(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        win, (n, h, w, c) = ctx.win, ctx.shape
+        win, (_, h, w, _) = ctx.win, ctx.shape
         xp, out = ctx.saved
         dxp = np.zeros(xp.shape, dtype=grad.dtype)
         unclaimed = np.ones(out.shape, dtype=bool)

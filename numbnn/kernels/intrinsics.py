@@ -14,7 +14,6 @@ bounds check; callers guarantee ``offset + 64 <= arr.size``.
 
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 _I64 = ir.IntType(64)
