@@ -18,6 +18,7 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from numbnn.kernels._checks import words_for  # noqa: E402
 from numbnn.kernels.binary_conv import binary_conv2d  # noqa: E402
 from numbnn.kernels.binary_gemm import binary_matmul  # noqa: E402
 from numbnn.kernels.geometry import conv_output_size  # noqa: E402
@@ -38,4 +39,5 @@ __all__ = [
     "padding_tap_sums",
     "sign_rows_matmul",
     "unpack_bits",
+    "words_for",
 ]
