@@ -38,10 +38,35 @@ from numbnn.kernels.geometry import next_pixel, pixel_coordinates
 from numbnn.kernels.padding import add_border_corrections
 from numbnn.kernels.steps import PROGRAM, ROWS, apply_steps, block_epilogue, is_block_epilogue
 from numbnn.kernels.threshold_packing import WORDS, pack_rows_below
-from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, tile_dot
+from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot
 
 INT32, STEPS = 0, 1  # output transforms
 CONV_BLOCK = 16 * TILE_ROWS  # output pixels per parallel task
+
+
+
+def weight_panels(weight, per_group, groups):
+    """(tap_bits, panels, k) of packed OHWI ``weight`` [O, KH, KW, words], ``per_group`` = C_g input
+    channels in each of ``groups`` groups, for :func:`binary_conv`.
+
+    Each group's rows [O/groups, KH*KW*words] become column panels; with C_g channels per group a
+    divisor of 64 below 64 and more than one tap, tap t's C_g bits go to word t // (64/C_g) at bit
+    C_g * (t % (64/C_g)) instead (``tap_bits`` = C_g), the layout :func:`_gather_dense` gives the
+    activations. ``k`` = KH*KW*C_g, the real bits of a receptive field.
+    """
+    out_channels, kh, kw, words = weight.shape
+    taps = kh * kw
+    tap_bits = per_group if taps > 1 and per_group < 64 and 64 % per_group == 0 else 0
+    rows = weight.reshape(out_channels, taps * words)
+    if tap_bits:
+        per_word = 64 // per_group
+        dense = np.zeros((out_channels, -(-taps // per_word)), np.uint64)
+        for tap in range(taps):
+            dense[:, tap // per_word] |= rows[:, tap] << np.uint64(per_group * (tap % per_word))
+        rows = dense
+    matrices = rows.reshape(groups, out_channels // groups, -1)
+    return tap_bits, np.stack([column_panels(np.ascontiguousarray(m)) for m in matrices]), taps * per_group
+
 
 _SIGNATURE = (
     "void(uint64[:, :, :, ::1], UniTuple(int64, 10), int64, uint64[:, :, :, ::1], int64, int64[::1], int32[:, ::1], "

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from numbnn import kernels
-from numbnn.inference.ops.base import WORD, Op, Spec, const_array, expect, get_attr, int_attr, pair_attr, register_op
+from numbnn.inference.ops.base import Op, Spec, const_array, expect, get_attr, int_attr, pair_attr, register_op
 from numbnn.inference.ops.packing import output_pack, pack_buffers
 from numbnn.inference.ops.steps import Elementwise
 from numbnn.kernels import binary_conv_driver as driver
 from numbnn.kernels.padding import border_corrections, tap_weight_sums
-from numbnn.kernels.tiles import column_panels
 
 _NO_ROWS = np.zeros((0, 1), np.float32)
 _NO_PROGRAM = np.zeros(0, np.int64)
@@ -24,8 +23,8 @@ class BinaryConv(Op):
     Runs :func:`numbnn.kernels.binary_conv_driver.binary_conv` with the INT32 transform: receptive
     fields of zero-word (+1) padding taps times the weights' column panels, then (pad_value - 1) *
     wsum[o, tap] per padding tap of each border pixel (:mod:`numbnn.kernels.padding`), wsum the sum
-    of the tap's +-1 weights. With ``channels`` C_g per group a divisor of 64 and more than one tap, the
-    taps are packed densely, 64 / C_g per word (weights likewise), so few channels fill whole words.
+    of the tap's +-1 weights. The weights' layout (dense taps for few channels) is
+    :func:`numbnn.kernels.binary_conv_driver.weight_panels`'s.
     """
 
     name = "bconv"
@@ -43,29 +42,14 @@ class BinaryConv(Op):
         expect(self.pad_value in (0, 1, -1) and not isinstance(self.pad_value, bool),
                 f"bconv: pad_value must be 0, 1 or -1, got {self.pad_value!r}")
         self.weight = const_array(consts, "weight", op, np.uint64, 4)
-        out_channels, kh, kw, words = self.weight.shape
+        out_channels, _, _, words = self.weight.shape
         expect(self.in_channels % self.groups == 0 and out_channels % self.groups == 0,
                 f"bconv: groups={self.groups} must divide in_channels={self.in_channels} and {out_channels} outputs")
         per_group = self.in_channels // self.groups
         expect(words == kernels.words_for(per_group), f"bconv: weight has {words} words per tap for {per_group} channels per group")
-        taps = kh * kw
-        self.tap_bits = per_group if taps > 1 and per_group < WORD and WORD % per_group == 0 else 0
-        rows = self._dense_rows(taps, per_group) if self.tap_bits else self.weight.reshape(out_channels, taps * words)
-        matrices = rows.reshape(self.groups, out_channels // self.groups, -1)
-        self.panels = np.stack([column_panels(np.ascontiguousarray(m)) for m in matrices])
-        self.k = taps * per_group  # the real bits of a receptive field: tail bits are 0 on both sides
+        self.tap_bits, self.panels, self.k = driver.weight_panels(self.weight, per_group, self.groups)
         self.tap_sums = tap_weight_sums(self.weight, per_group)  # wsum[o, tap]
         self._corrections = {}
-
-    def _dense_rows(self, taps, per_group):
-        """[O, words] weights with 64 / per_group taps per word (tap t at bit per_group * (t % per_word))."""
-        out_channels = self.weight.shape[0]
-        per_word = WORD // per_group
-        taps_words = self.weight.reshape(out_channels, taps)
-        dense = np.zeros((out_channels, -(-taps // per_word)), np.uint64)
-        for tap in range(taps):
-            dense[:, tap // per_word] |= taps_words[:, tap] << np.uint64(per_group * (tap % per_word))
-        return dense
 
     def output_spec(self, specs):
         self._expect_inputs(specs, ["uint64"])
