@@ -386,3 +386,97 @@ def tree_margins(x, feature, value, default_left, right, tree_start, tree_class,
                 node = node + 1 if (default_left[node] if np.isnan(v) else v < value[node]) else right[node]
             out[r, tree_class[t]] = np.float32(out[r, tree_class[t]] + value[node])
     return out
+
+
+# ---- element-wise and per-channel kernels (activations, channels, norm, optim) ------------------
+
+
+def sign(x):
+    """-1 where x < 0, else +1, in x's dtype."""
+    return np.where(x < 0, -1.0, 1.0).astype(x.dtype)
+
+
+def ste_grad(grad, x, clip):
+    """The straight-through gradient: grad where |x| <= clip, else 0."""
+    return grad * (np.abs(x) <= clip)
+
+
+def approx_sign_grad(grad, x):
+    """ApproxSign's gradient grad * max(0, 2 - 2|x|), computed in float64 and rounded once."""
+    return (grad.astype(np.float64) * np.maximum(0, 2 - 2 * np.abs(x.astype(np.float64)))).astype(x.dtype)
+
+
+def dprelu_forward(x, pos, neg, shift_x, shift_y):
+    """(pos if u >= 0 else neg) * u - shift_y with u = x - shift_x, per channel."""
+    u = x - shift_x
+    return np.where(u >= 0, pos, neg) * u - shift_y
+
+
+def dprelu_backward(g, x, pos, neg, shift_x):
+    """(dx, [d pos, d neg, d shift_x (negated), d shift_y (negated)] per channel) of :func:`dprelu_forward`,
+    the parameter sums in float64."""
+    u = x - shift_x
+    dx = g * np.where(u >= 0, pos, neg)
+    g64, u64 = g.astype(np.float64), x.astype(np.float64) - shift_x
+    slope = np.where(u64 >= 0, pos, neg).astype(np.float64)
+    return dx, [(g64 * u64 * (u64 >= 0)).sum(0), (g64 * u64 * (u64 < 0)).sum(0), (g64 * slope).sum(0), g64.sum(0)]
+
+
+def add(a, b):
+    return a + b
+
+
+def add_channels(x, v):
+    """x [rows, C] + v [C] broadcast over the rows."""
+    return x + v
+
+
+def scale_columns(acc, scale, dtype):
+    """int32 acc [rows, C] cast to ``dtype``, times scale [C]."""
+    return acc.astype(dtype) * scale
+
+
+def copy_columns(source, target, first):
+    """target with source written into columns first .. first + source.shape[1] - 1."""
+    target = target.copy()
+    target[:, first : first + source.shape[1]] = source
+    return target
+
+
+def take_columns(source, first, width):
+    return np.ascontiguousarray(source[:, first : first + width])
+
+
+def chunk_sums(x, center, squared):
+    """Per channel, sum over rows of (x - center), or of its square, in float64."""
+    d = x.astype(np.float64) - center
+    return (d * d if squared else d).sum(axis=0)
+
+
+def chunk_moments(x, center):
+    """(sum of x - center, sum of (x - center)^2) per channel, in float64."""
+    d = x.astype(np.float64) - center
+    return d.sum(axis=0), (d * d).sum(axis=0)
+
+
+def affine(x, scale, shift):
+    return x * scale + shift
+
+
+def affine2(g, x, a, b, shift):
+    return a * g + b * x + shift
+
+
+def grad_sums(g, x, center):
+    """(sum g, sum g * (x - center)) per channel, in float64."""
+    g64 = g.astype(np.float64)
+    return g64.sum(axis=0), (g64 * (x.astype(np.float64) - center)).sum(axis=0)
+
+
+def adam_step(data, grad, exp_avg, exp_avg_sq, shrink, l2, beta1, beta2, step_size, bias2_root, eps):
+    """(data, exp_avg, exp_avg_sq) after one Adam/AdamW step, in float64."""
+    w = data.astype(np.float64) * shrink
+    d = grad + l2 * w
+    m = beta1 * exp_avg + (1 - beta1) * d
+    v = beta2 * exp_avg_sq + (1 - beta2) * d * d
+    return w - step_size * m / (np.sqrt(v) / bias2_root + eps), m, v
