@@ -10,7 +10,7 @@ from numbnn.inference.ops.base import (
 )
 from numbnn.kernels.depthwise import depthwise_conv2d
 from numbnn.kernels.ordered_matmul import ordered_matmul
-from numbnn.kernels.pooling import avg_pool2d
+from numbnn.kernels.pooling import avg_pool2d, mean
 
 
 @register_op
@@ -176,8 +176,8 @@ class MaxPool(_Pool):
 
 @register_op
 class Reduce(Op):
-    """mean / sum / max over non-batch axes with numpy, as the float model's reductions compute them
-    (global average pooling is the mean over axes 1 and 2)."""
+    """mean / sum / max over non-batch axes, computed by the functions the float model's reductions
+    call (:func:`numbnn.kernels.pooling.mean`, numpy's sum and max)."""
 
     name = "reduce"
 
@@ -202,4 +202,6 @@ class Reduce(Op):
         return Spec("float32", shape[1:])
 
     def __call__(self, x):
+        if self.fn == "mean":
+            return mean(x, self.axis, self.keepdims)
         return getattr(np, self.fn)(x, axis=self.axis, keepdims=self.keepdims)
