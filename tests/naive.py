@@ -199,6 +199,17 @@ def avg_pool2d(x, kernel_size, stride, pad_before, out_hw):
     return out
 
 
+def spatial_mean(x):
+    """float32 mean over axes 1, 2 of [N, H, W, C]: x[:, 0, 0] + each other pixel in row-major order, / (H*W)."""
+    n, h, w, c = x.shape
+    total = x[:, 0, 0].copy()
+    for i in range(h):
+        for k in range(w):
+            if i or k:
+                total = total + x[:, i, k]
+    return total / np.float32(h * w)
+
+
 def avg_pool2d_adjoint(grad, input_hw, kernel_size, stride, pad_before):
     """Scatter each window's gradient / its pixel count back onto its real pixels, in float64."""
     n, ho, wo, c = grad.shape
@@ -232,3 +243,251 @@ def xor_popcount_chains(iterations, starts):
             values ^= sums
             sums += np.bitwise_count(values).astype(np.uint64)
     return int(sums.sum(dtype=np.uint64).astype(np.int64))
+
+
+# ---- packing through thresholds -----------------------------------------------------------------
+
+
+def pack_grouped(bits, groups):
+    """bits [..., C] booleans -> each group's C/groups bits packed on their own (bit 1 = True)."""
+    parts = np.split(np.where(bits, -1.0, 1.0), groups, axis=-1)
+    return np.concatenate([pack_bits(part) for part in parts], axis=-1)
+
+
+def pack_below(x, thresholds, groups):
+    """Bit = x[r, c] < thresholds[c], packed per group."""
+    return pack_grouped(x < thresholds, groups)
+
+
+def pack_acc_below(acc, thresholds, flip, groups):
+    """Bit = (acc[r, c] < thresholds[c]) XOR flip[c], packed per group."""
+    return pack_grouped((acc < thresholds) != flip, groups)
+
+
+def gather_pack(x, index, fill, thresholds, groups):
+    """:func:`pack_below` of the rearranged rows (index [rows, C])."""
+    values = np.where(index >= 0, x[:, np.maximum(index, 0)], fill[np.maximum(-1 - index, 0)] if fill.size else 0)
+    return pack_below(values.reshape(-1, index.shape[-1]), thresholds, groups)
+
+
+# ---- per-channel float32 steps ------------------------------------------------------------------
+
+# Step codes of numbnn.kernels.steps, in order.
+STEP_CODES = ["mul", "add", "sub", "rsub", "div", "rdiv", "affine", "dprelu", "relu", "hard_sigmoid", "fake_quant",
+              "sign", "neg", "add_input", "sub_input", "rsub_input", "mul_input"]
+STEP_ROWS = {"affine": 2, "dprelu": 4, "fake_quant": 3, "mul": 1, "add": 1, "sub": 1, "rsub": 1, "div": 1, "rdiv": 1}
+
+
+def run_steps(codes, first_rows, params, x, other, other_div):
+    """Each step as one numpy float32 ufunc over the whole [R, C] array, one after the other; row r,
+    channel c of ``other`` [R', Co] is other[r // other_div, c % Co]."""
+    y = np.asarray(x).astype(np.float32)
+    rows, channels = y.shape
+    o = np.tile(other[np.arange(rows) // other_div], (1, channels // other.shape[1])) if rows else None
+    with np.errstate(all="ignore"):
+        for code, first in zip(codes, first_rows):
+            p = params[first:]
+            name = STEP_CODES[code]
+            if name == "mul":
+                y = y * p[0]
+            elif name == "add":
+                y = y + p[0]
+            elif name == "sub":
+                y = y - p[0]
+            elif name == "rsub":
+                y = p[0] - y
+            elif name == "div":
+                y = y / p[0]
+            elif name == "rdiv":
+                y = p[0] / y
+            elif name == "affine":
+                y = y * p[0] + p[1]
+            elif name == "dprelu":
+                u = y - p[0]
+                y = np.where(u >= 0, p[1], p[2]) * u - p[3]
+            elif name == "relu":
+                y = y * (y > 0)
+            elif name == "hard_sigmoid":
+                y = np.clip(y + np.float32(3), np.float32(0), np.float32(6)) / np.float32(6)
+            elif name == "fake_quant":
+                y = np.rint(np.clip(y, p[0], p[1]) / p[2]) * p[2]
+            elif name == "sign":
+                y = np.where(y < 0, np.float32(-1), np.float32(1))
+            elif name == "neg":
+                y = -y
+            elif name == "add_input":
+                y = y + o
+            elif name == "sub_input":
+                y = y - o
+            elif name == "rsub_input":
+                y = o - y
+            elif name == "mul_input":
+                y = y * o
+    return y
+
+
+# ---- depthwise convolution ----------------------------------------------------------------------
+
+
+def depthwise_conv2d(x, w, stride=1, padding=0, dilation=1):
+    """out[..., c*m + j] = 0 + x tap * w[c*m + j, tap] over taps in row-major order, each product and sum
+    rounded to x's type (zero padding): one numpy multiply-add per tap."""
+    (sh, sw), (ph, pw), (dh, dw) = map(pair, (stride, padding, dilation))
+    n, h, width, c = x.shape
+    o, kh, kw, _ = w.shape
+    ho, wo = out_size(h, kh, sh, ph, dh), out_size(width, kw, sw, pw, dw)
+    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    taps = np.repeat(xp, o // c, axis=3)  # input channel c feeds outputs c*m .. c*m + m-1
+    out = np.zeros((n, ho, wo, o), x.dtype)
+    for i in range(kh):
+        for k in range(kw):
+            window = taps[:, i * dh : i * dh + sh * (ho - 1) + 1 : sh, k * dw : k * dw + sw * (wo - 1) + 1 : sw]
+            out = out + window * w[:, i, k, 0]
+    return out
+
+
+# ---- padding correction of binary convolutions --------------------------------------------------
+
+
+def border_corrections(h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, wsum, pad_value):
+    """[Ho*Wo, O] int64: (pad_value - 1) * the sum of wsum[:, tap] over each output pixel's padding taps."""
+    correction = np.zeros((ho * wo, wsum.shape[0]), np.int64)
+    for oy in range(ho):
+        for ox in range(wo):
+            for i in range(kh):
+                for j in range(kw):
+                    iy, ix = oy * sh - ph + i * dh, ox * sw - pw + j * dw
+                    if not (0 <= iy < h and 0 <= ix < w):
+                        correction[oy * wo + ox] += (pad_value - 1) * wsum[:, i * kw + j]
+    return correction
+
+
+# ---- tree ensembles -----------------------------------------------------------------------------
+
+
+def decode_pre_order(feature, tree_start):
+    """right[i] of every split (-1 for leaves) by recursion over each tree, or None if malformed."""
+    right = np.full(len(feature), -1, np.int64)
+
+    def subtree_end(node, end):
+        if node >= end:
+            raise ValueError
+        if feature[node] < 0:
+            return node + 1
+        right[node] = subtree_end(node + 1, end)
+        return subtree_end(right[node], end)
+
+    try:
+        for t in range(len(tree_start) - 1):
+            if subtree_end(tree_start[t], tree_start[t + 1]) != tree_start[t + 1]:
+                return None
+    except ValueError:
+        return None
+    return right
+
+
+def tree_margins(x, feature, value, default_left, right, tree_start, tree_class, base):
+    """base + each tree's leaf for each row, added in tree order in float32."""
+    out = np.tile(base, (len(x), 1)).astype(np.float32)
+    for r in range(len(x)):
+        for t in range(len(tree_class)):
+            node = tree_start[t]
+            while feature[node] >= 0:
+                v = x[r, feature[node]]
+                node = node + 1 if (default_left[node] if np.isnan(v) else v < value[node]) else right[node]
+            out[r, tree_class[t]] = np.float32(out[r, tree_class[t]] + value[node])
+    return out
+
+
+# ---- element-wise and per-channel kernels (activations, channels, norm, optim) ------------------
+
+
+def sign(x):
+    """-1 where x < 0, else +1, in x's dtype."""
+    return np.where(x < 0, -1.0, 1.0).astype(x.dtype)
+
+
+def ste_grad(grad, x, clip):
+    """The straight-through gradient: grad where |x| <= clip, else 0."""
+    return grad * (np.abs(x) <= clip)
+
+
+def approx_sign_grad(grad, x):
+    """ApproxSign's gradient grad * max(0, 2 - 2|x|), computed in float64 and rounded once."""
+    return (grad.astype(np.float64) * np.maximum(0, 2 - 2 * np.abs(x.astype(np.float64)))).astype(x.dtype)
+
+
+def dprelu_forward(x, pos, neg, shift_x, shift_y):
+    """(pos if u >= 0 else neg) * u - shift_y with u = x - shift_x, per channel."""
+    u = x - shift_x
+    return np.where(u >= 0, pos, neg) * u - shift_y
+
+
+def dprelu_backward(g, x, pos, neg, shift_x):
+    """(dx, [d pos, d neg, d shift_x (negated), d shift_y (negated)] per channel) of :func:`dprelu_forward`,
+    the parameter sums in float64."""
+    u = x - shift_x
+    dx = g * np.where(u >= 0, pos, neg)
+    g64, u64 = g.astype(np.float64), x.astype(np.float64) - shift_x
+    slope = np.where(u64 >= 0, pos, neg).astype(np.float64)
+    return dx, [(g64 * u64 * (u64 >= 0)).sum(0), (g64 * u64 * (u64 < 0)).sum(0), (g64 * slope).sum(0), g64.sum(0)]
+
+
+def add(a, b):
+    return a + b
+
+
+def add_channels(x, v):
+    """x [rows, C] + v [C] broadcast over the rows."""
+    return x + v
+
+
+def scale_columns(acc, scale, dtype):
+    """int32 acc [rows, C] cast to ``dtype``, times scale [C]."""
+    return acc.astype(dtype) * scale
+
+
+def copy_columns(source, target, first):
+    """target with source written into columns first .. first + source.shape[1] - 1."""
+    target = target.copy()
+    target[:, first : first + source.shape[1]] = source
+    return target
+
+
+def take_columns(source, first, width):
+    return np.ascontiguousarray(source[:, first : first + width])
+
+
+def chunk_sums(x, center, squared):
+    """Per channel, sum over rows of (x - center), or of its square, in float64."""
+    d = x.astype(np.float64) - center
+    return (d * d if squared else d).sum(axis=0)
+
+
+def chunk_moments(x, center):
+    """(sum of x - center, sum of (x - center)^2) per channel, in float64."""
+    d = x.astype(np.float64) - center
+    return d.sum(axis=0), (d * d).sum(axis=0)
+
+
+def affine(x, scale, shift):
+    return x * scale + shift
+
+
+def affine2(g, x, a, b, shift):
+    return a * g + b * x + shift
+
+
+def grad_sums(g, x, center):
+    """(sum g, sum g * (x - center)) per channel, in float64."""
+    g64 = g.astype(np.float64)
+    return g64.sum(axis=0), (g64 * (x.astype(np.float64) - center)).sum(axis=0)
+
+
+def adam_step(data, grad, exp_avg, exp_avg_sq, shrink, l2, beta1, beta2, step_size, bias2_root, eps):
+    """(data, exp_avg, exp_avg_sq) after one Adam/AdamW step, in float64."""
+    w = data.astype(np.float64) * shrink
+    d = grad + l2 * w
+    m = beta1 * exp_avg + (1 - beta1) * d
+    v = beta2 * exp_avg_sq + (1 - beta2) * d * d
+    return w - step_size * m / (np.sqrt(v) / bias2_root + eps), m, v

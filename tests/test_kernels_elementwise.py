@@ -1,4 +1,5 @@
-"""The fused Numba loops behind the activations, STEs and batch norm, each against a numpy twin."""
+"""The fused Numba loops behind the activations, STEs, channel ops, batch norm and Adam, each against its
+naive twin in tests/naive.py."""
 
 import numba
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import naive
 from numbnn.kernels import activations as _activation_kernels
 from numbnn.kernels import channels as _channel_kernels
 from numbnn.kernels import norm as _norm_kernels
@@ -38,15 +40,13 @@ def test_elementwise_kernels(case):
     clip = float(abs(clip[0])) + 0.1
     sign = _activation_kernels.sign(xf)
     assert sign.dtype == x.dtype
-    np.testing.assert_array_equal(sign, np.where(xf < 0, -1.0, 1.0))
-    np.testing.assert_array_equal(_activation_kernels.ste_grad(gf, xf, clip, np.empty_like(xf)), gf * (np.abs(xf) <= clip))
-    triangle = np.maximum(0, 2 - 2 * np.abs(xf.astype(np.float64)))  # the kernel rounds once, from float64
-    np.testing.assert_array_equal(
-        _activation_kernels.approx_sign_grad(gf, xf, np.empty_like(xf)), (gf.astype(np.float64) * triangle).astype(x.dtype)
-    )
+    np.testing.assert_array_equal(sign, naive.sign(xf))
+    np.testing.assert_array_equal(_activation_kernels.ste_grad(gf, xf, clip, np.empty_like(xf)), naive.ste_grad(gf, xf, clip))
+    np.testing.assert_array_equal(_activation_kernels.approx_sign_grad(gf, xf, np.empty_like(xf)), naive.approx_sign_grad(gf, xf))
     inplace = gf.copy()
     _activation_kernels.ste_grad(inplace, xf, clip, inplace)
-    np.testing.assert_array_equal(inplace, gf * (np.abs(xf) <= clip))
+    np.testing.assert_array_equal(inplace, naive.ste_grad(gf, xf, clip))
+    np.testing.assert_array_equal(_channel_kernels.add(xf, gf, np.empty_like(xf)), naive.add(xf, gf))
 
 
 @settings(max_examples=25)
@@ -57,30 +57,29 @@ def test_per_channel_kernels(case):
     chunks = _channel_kernels.n_chunks(x.shape[0])
     mean = _channel_kernels.chunk_sums(x, np.zeros(x.shape[1]), False, chunks).sum(axis=0) / x.shape[0]
     var = _channel_kernels.chunk_sums(x, mean, True, chunks).sum(axis=0) / x.shape[0]
-    np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=0), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(var, x.astype(np.float64).var(axis=0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(mean, naive.chunk_sums(x, 0.0, False) / x.shape[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(var, naive.chunk_sums(x, mean, True) / x.shape[0], rtol=1e-10, atol=1e-12)
     center = x[-1].astype(np.float64)
-    first, second = _norm_kernels.chunk_moments(x, center, chunks).sum(axis=1)
-    centered = x.astype(np.float64) - center
-    np.testing.assert_allclose(first, centered.sum(axis=0), rtol=1e-12, atol=1e-10)
-    np.testing.assert_allclose(second, (centered**2).sum(axis=0), rtol=1e-12, atol=1e-10)
-    np.testing.assert_allclose(_norm_kernels.affine(x, a, b), x * a + b, **tol)
-    np.testing.assert_allclose(_norm_kernels.affine2(g, x, a, b, c), a * g + b * x + c, **tol)
-    sum_g, sum_gc = _norm_kernels.grad_sums(g, x, mean, chunks).sum(axis=1)
-    g64, x64 = g.astype(np.float64), x.astype(np.float64)
-    np.testing.assert_allclose(sum_g, g64.sum(axis=0), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(sum_gc, (g64 * (x64 - mean)).sum(axis=0), rtol=1e-10, atol=1e-9)
+    moments = _norm_kernels.chunk_moments(x, center, chunks).sum(axis=1)
+    np.testing.assert_allclose(moments, naive.chunk_moments(x, center), rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(_norm_kernels.affine(x, a, b), naive.affine(x, a, b), **tol)
+    np.testing.assert_allclose(_norm_kernels.affine2(g, x, a, b, c), naive.affine2(g, x, a, b, c), **tol)
+    sums = _norm_kernels.grad_sums(g, x, mean, chunks).sum(axis=1)
+    np.testing.assert_allclose(sums, naive.grad_sums(g, x, mean), rtol=1e-10, atol=1e-9)
+    np.testing.assert_array_equal(_channel_kernels.add_channels(x, a, np.empty_like(x)), naive.add_channels(x, a))
+    target = g.copy()
+    _channel_kernels.copy_columns(x[:, 1:], target, 1)
+    np.testing.assert_array_equal(target, naive.copy_columns(x[:, 1:], g, 1))
+    width = x.shape[1] // 2
+    taken = _channel_kernels.take_columns(x, x.shape[1] - width, np.empty((x.shape[0], width), x.dtype))
+    np.testing.assert_array_equal(taken, naive.take_columns(x, x.shape[1] - width, width))
 
-    u = x - c
-    slope = np.where(u >= 0, a, b)
-    np.testing.assert_allclose(_activation_kernels.dprelu_forward(x, a, b, c, d), slope * u - d, **tol)
+    np.testing.assert_allclose(_activation_kernels.dprelu_forward(x, a, b, c, d), naive.dprelu_forward(x, a, b, c, d), **tol)
     dx = np.empty_like(x)
     sums = _activation_kernels.dprelu_backward(g, x, a, b, c, dx, chunks).sum(axis=1)
-    np.testing.assert_allclose(dx, g * slope, **tol)
-    u64 = x64 - c
-    slope64 = np.where(u64 >= 0, a, b).astype(np.float64)
-    expected = [(g64 * u64 * (u64 >= 0)).sum(0), (g64 * u64 * (u64 < 0)).sum(0), (g64 * slope64).sum(0), g64.sum(0)]
-    np.testing.assert_allclose(sums, expected, rtol=1e-5 if x.dtype == np.float32 else 1e-10, atol=1e-6)
+    expected_dx, expected_sums = naive.dprelu_backward(g, x, a, b, c)
+    np.testing.assert_allclose(dx, expected_dx, **tol)
+    np.testing.assert_allclose(sums, expected_sums, rtol=1e-5 if x.dtype == np.float32 else 1e-10, atol=1e-6)
 
 
 @settings(max_examples=15)
@@ -91,7 +90,7 @@ def test_scale_columns_equals_numpy_cast_then_multiply(case):
     acc.flat[:2] = [2**24 - 1, -(2**24) + 3]  # integer sums up to 2^24 are exact in float32
     out = np.full(acc.shape, np.nan, dtype=x.dtype)
     assert _channel_kernels.scale_columns(acc, scale, out) is out
-    np.testing.assert_array_equal(out, acc.astype(x.dtype) * scale)
+    np.testing.assert_array_equal(out, naive.scale_columns(acc, scale, x.dtype))
 
 
 def test_reductions_do_not_depend_on_the_thread_count():
@@ -117,11 +116,7 @@ def test_adam_step_matches_numpy(case, decoupled):
     exp_avg, exp_avg_sq = np.resize(m, data.size), np.abs(np.resize(v, data.size))
     shrink, l2 = (1 - 0.01 * 0.1, 0.0) if decoupled else (1.0, 0.1)
     beta1, beta2, step_size, bias2_root, eps = 0.9, 0.999, 0.01 / (1 - 0.9**3), np.sqrt(1 - 0.999**3), 1e-8
-    w = data.astype(np.float64) * shrink
-    d = grad + l2 * w
-    m2 = beta1 * exp_avg + (1 - beta1) * d
-    v2 = beta2 * exp_avg_sq + (1 - beta2) * d * d
-    expected = w - step_size * m2 / (np.sqrt(v2) / bias2_root + eps)
+    expected, m2, v2 = naive.adam_step(data, grad, exp_avg, exp_avg_sq, shrink, l2, beta1, beta2, step_size, bias2_root, eps)
     _optim_kernels.adam_step(data, grad, exp_avg, exp_avg_sq, shrink, l2, beta1, beta2, step_size, bias2_root, eps)
     tol = _tol(x.dtype)
     np.testing.assert_allclose(exp_avg, m2, **tol)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import naive
 from numbnn.errors import InputError
-from numbnn.kernels.pooling import avg_pool2d, avg_pool2d_adjoint
+from numbnn.kernels.pooling import avg_pool2d, avg_pool2d_adjoint, mean
 
 
 @st.composite
@@ -46,3 +46,15 @@ def test_windows_without_a_real_pixel_are_refused():
         avg_pool2d(x, (2, 2), (2, 2), (0, 0), (3, 2))  # window 2 starts at row 4
     with pytest.raises(InputError, match="x"):
         avg_pool2d(np.zeros((4, 4, 2)), (2, 2), (2, 2), (0, 0), (2, 2))
+
+
+@settings(max_examples=40)
+@given(st.integers(1, 20), st.integers(1, 9), st.integers(1, 9), st.one_of(st.integers(2, 140), st.just(256)),
+       st.booleans(), st.integers(0, 2**32 - 1))
+def test_spatial_mean_matches_naive_and_numpy(batch, h, w, channels, keepdims, seed):
+    """The one mean of the float model and the packed runtime: numpy's result bit for bit, batch 1 included."""
+    x = np.random.default_rng(seed).standard_normal((batch, h, w, channels)).astype(np.float32)
+    got = mean(x, (1, 2), keepdims)
+    np.testing.assert_array_equal(got.reshape(batch, channels), naive.spatial_mean(x))
+    np.testing.assert_array_equal(got, x.mean(axis=(1, 2), keepdims=keepdims))
+    np.testing.assert_array_equal(mean(x, [-1], keepdims), x.mean(axis=-1, keepdims=keepdims))  # other axes: numpy

@@ -9,6 +9,7 @@ import numpy as np
 from numbnn.autograd.arrays import add_arrays
 from numbnn.autograd.function import Function
 from numbnn.autograd.tensor import Tensor
+from numbnn.kernels import pooling as pool_kernels
 
 class Add(Function):
     @staticmethod
@@ -179,7 +180,7 @@ class Mean(Function):
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
         ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
-        out = np.mean(a, axis=axis, keepdims=keepdims)
+        out = pool_kernels.mean(a, axis, keepdims)  # the packed runtime's reduce calls it too
         ctx.count = a.size // max(np.size(out), 1)
         return out
 

@@ -24,6 +24,7 @@ from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.functional import gemm
 from numbnn.kernels import col2im, im2col
+from numbnn.kernels.depthwise import depthwise_conv2d
 from numbnn.kernels.geometry import ConvGeometry, conv_geometry
 
 
@@ -238,42 +239,32 @@ class Conv2d(Function):
 
 
 class DepthwiseConv2d(Function):
-    """Convolution with one input channel per group (w [C*m, KH, KW, 1]) by shift-and-add over taps.
+    """Convolution with one input channel per group (w [C*m, KH, KW, 1]).
 
     out[n, y, x, c*m + j] = sum_{i,k} xpad[n, y*sh + i*dh, x*sw + k*dw, c] * w[c*m + j, i, k, 0]
 
-    Every step is a vectorised multiply-add over [N, Ho, Wo, C] for one tap (i, k) and one
-    multiplier index j, so the loops run over KH*KW*m, never over pixels or channels.
+    The forward pass is the kernel :func:`numbnn.kernels.depthwise.depthwise_conv2d` (shift-and-add
+    order, the one the packed runtime calls too); the backward pass loops over taps (i, k) and
+    multiplier indices j, each step a vectorised multiply-add over [N, Ho, Wo, C].
     """
 
     @staticmethod
     def forward(ctx, x, w, bias, stride, padding, dilation, groups):
         s = conv_shape(x.shape, w.shape, stride, padding, dilation, groups)
-        g = s.geom
-        mult = s.o // s.c
-        xp = _pad_spatial(x, g)
-        taps = w.reshape(s.c, mult, g.kh, g.kw)
-        out = np.zeros((mult, s.n, g.ho, g.wo, s.c), dtype=np.result_type(x, w))
-        product = np.empty_like(out[0])
-        for i in range(g.kh):
-            for k in range(g.kw):
-                window = _tap(xp, g, i, k)
-                for j in range(mult):
-                    np.multiply(window, taps[:, j, i, k], out=product)
-                    out[j] += product
-        out = out[0] if mult == 1 else out.transpose(1, 2, 3, 4, 0)
-        out = out.reshape(s.out_shape)
+        dtype = np.result_type(x, w)
+        out = depthwise_conv2d(x.astype(dtype, copy=False), w.astype(dtype, copy=False), stride, padding, dilation)
         if bias is not None:
             out += bias
         ctx.shape = s
-        ctx.save_for_backward(xp, w)
+        ctx.save_for_backward(x, w)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         s = ctx.shape
         g = s.geom
-        xp, w = ctx.saved
+        x, w = ctx.saved
+        xp = _pad_spatial(x, g)
         need_x, need_w, need_b = ctx.needs_input_grad
         mult = s.o // s.c
         taps = w.reshape(s.c, mult, g.kh, g.kw)

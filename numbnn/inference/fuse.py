@@ -295,16 +295,13 @@ def fold_accumulator_packs(graph: Graph) -> None:
 
 
 def fuse_convolutions_and_steps(graph: Graph) -> None:
-    """A ``bconv`` read only by an ``elementwise`` node becomes one ``bconv_steps`` node (even weight tails)."""
+    """A ``bconv`` read only by an ``elementwise`` node becomes one ``bconv_steps`` node."""
     producers = graph.producers()
     for index, node in enumerate(graph.nodes):
         if node.op != "elementwise":
             continue
         conv = producers.get(node.inputs[0])
         if conv is None or conv.op != "bconv" or graph.use_count(conv.output) != 1 or "moves" in node.attrs:
-            continue
-        words = conv.consts["weight"].shape[3]
-        if (64 * words - conv.attrs["in_channels"] // conv.attrs["groups"]) % 2:
             continue
         graph.nodes[index] = Node("bconv_steps", [conv.inputs[0], *node.inputs[1:]], node.output,
                                   {**conv.attrs, "stages": node.attrs["stages"]},

@@ -1,4 +1,4 @@
-"""ReActXGB's tree head without xgboost: the ensemble as flat arrays and a Numba evaluator.
+"""ReActXGB's tree head without xgboost: the ensemble as flat arrays, evaluated by :mod:`numbnn.kernels.trees`.
 
 Storage (the ``trees`` op's constants), each tree in pre-order (a node, then its whole left subtree,
 then its right subtree), so a split's left child is the next node and only leaves need marking:
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 
-import numba as nb
 import numpy as np
 
 from numbnn.errors import InputError
 from numbnn.inference.ops.base import GraphError, Op, Spec, const_array, expect, int_attr, register_op
+from numbnn.kernels.trees import decode_pre_order, tree_margins
 
 
 def from_xgboost_json(raw: bytes, n_features: int) -> dict:
@@ -124,8 +124,8 @@ class Trees(Op):
 
     def __call__(self, x):
         out = np.empty((x.shape[0], self.n_classes), np.float32)
-        _margins(np.ascontiguousarray(x), self.feature, self.value, self.default_left, self.right,
-                 self.tree_start, self.tree_class, self.base, out)
+        tree_margins(np.ascontiguousarray(x, dtype=np.float32), self.feature, self.value, self.default_left,
+                     self.right, self.tree_start, self.tree_class, self.base, out)
         return out
 
 
@@ -135,45 +135,5 @@ register_op(Trees)
 def _right_children(feature, tree_start):
     """right[i] of every split node (-1 for leaves), or None if a tree's pre-order list is malformed."""
     right = np.full(feature.size, -1, np.int64)
-    ok = _decode_pre_order(feature.astype(np.int64), tree_start.astype(np.int64), right)
+    ok = decode_pre_order(feature.astype(np.int64), tree_start.astype(np.int64), right)
     return right if ok else None
-
-
-@nb.njit(cache=True)
-def _decode_pre_order(feature, tree_start, right):
-    """Walk each tree's pre-order list with a stack of splits whose right subtree is still open."""
-    stack = np.empty(feature.size + 1, np.int64)
-    for t in range(tree_start.size - 1):
-        depth = 0
-        node = tree_start[t]
-        end = tree_start[t + 1]
-        while True:
-            if node >= end:
-                return False  # the tree needs more nodes than its range holds
-            if feature[node] >= 0:
-                stack[depth] = node  # its left child is node + 1; remember to fill in its right child
-                depth += 1
-                node += 1
-                continue
-            node += 1  # a leaf closes the innermost open split's current subtree
-            if depth == 0:
-                break
-            depth -= 1
-            right[stack[depth]] = node
-        if node != end:
-            return False  # nodes left over after the tree is complete
-    return True
-
-
-@nb.njit(parallel=True, cache=True)
-def _margins(x, feature, value, default_left, right, tree_start, tree_class, base, out):
-    for r in nb.prange(x.shape[0]):
-        for k in range(base.size):
-            out[r, k] = base[k]
-        for t in range(tree_class.size):
-            node = tree_start[t]
-            while feature[node] >= 0:
-                v = x[r, feature[node]]
-                go_left = default_left[node] if np.isnan(v) else v < value[node]
-                node = node + 1 if go_left else right[node]
-            out[r, tree_class[t]] += value[node]

@@ -1,8 +1,13 @@
-"""Numba kernels: bit packing, XNOR-popcount matmul and convolution, float im2col, sign-matrix products.
+"""Numba kernels, the only jitted loops of numbnn: bit packing, XNOR-popcount matmul and convolution
+(and the packed runtime's convolution driver), float im2col, depthwise conv, pooling, sign-matrix
+products, per-channel steps, tree evaluation.
 
 Numpy arrays in, numpy arrays out; no autograd. Every public function validates its arguments in
 Python (raising :class:`numbnn.errors.InputError` naming the argument) and then calls an ``@njit``
-implementation compiled on first use and cached on disk.
+implementation compiled on first use and cached on disk. The packed runtime's entry points
+(binary_conv_driver, steps, threshold_packing, trees) are called with arrays its ops have checked;
+they carry explicit signatures instead, so a wrong dtype or layout is a TypeError, never a new
+specialisation running without bounds checks.
 
 Caching: Numba re-validates a cached function only against its own source file. After editing a
 kernel module, delete ``numbnn/kernels/__pycache__/*.nb[ic]`` (or set NUMBA_CACHE_DIR to a fresh
@@ -18,6 +23,7 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from numbnn.kernels._checks import words_for  # noqa: E402
 from numbnn.kernels.binary_conv import binary_conv2d  # noqa: E402
 from numbnn.kernels.binary_gemm import binary_matmul  # noqa: E402
 from numbnn.kernels.geometry import conv_output_size  # noqa: E402
@@ -38,4 +44,5 @@ __all__ = [
     "padding_tap_sums",
     "sign_rows_matmul",
     "unpack_bits",
+    "words_for",
 ]

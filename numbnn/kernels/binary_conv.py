@@ -9,10 +9,8 @@ in the padding reads the constant ``pad_value`` p in every channel, so it contri
 p * wsum[o, tap] with wsum[o, tap] = sum_c s_w[o, tap, c] = C_g - 2*popcount(w[o, tap]).
 
 The kernel fills padding taps with zero words, i.e. as if p were +1, so every receptive field is a
-full K-bit vector and one popcount pass gives K - 2*popcount(patch XOR w). That counted
-+1 * wsum for each padding tap where p * wsum was due, so it adds (p - 1) * wsum[o, tap] per
-padding tap: nothing for p = +1 (LCE's "one-padding"), -wsum for p = 0 (taps count as 0, the same
-as a float conv with zero padding) and -2*wsum for p = -1. Only border pixels have padding taps.
+full K-bit vector and one popcount pass gives K - 2*popcount(patch XOR w); border pixels then get
+(p - 1) * wsum[o, tap] per padding tap from the one correction table (:mod:`numbnn.kernels.padding`).
 
 Layout (indirect convolution, as in XNNPack/LCE's indirect BGEMM). The receptive field of one
 output pixel is KH runs, one per kernel row, of KW*W_g words each, in word order (kh, kw, word), the
@@ -31,8 +29,8 @@ import numpy as np
 
 from numbnn.errors import InputError
 from numbnn.kernels._checks import as_int, require_array, words_for
-from numbnn.kernels.geometry import conv_geometry
-from numbnn.kernels.intrinsics import popcount
+from numbnn.kernels.geometry import conv_geometry, next_pixel, pixel_coordinates
+from numbnn.kernels.padding import add_border_corrections, border_corrections, tap_weight_sums
 from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, column_splits, tile_dot_runs
 
 
@@ -78,21 +76,6 @@ def _as_pad_value(pad_value) -> int:
     raise InputError(f"pad_value must be 0, 1 or -1, got {pad_value!r}")
 
 
-@nb.njit(cache=True)
-def _tap_weight_sums(w, channels):
-    """wsum[o, tap] = C_g - 2*popcount(w[o, tap]): the sum of a tap's +1/-1 weights."""
-    out_channels, kh, kw, n_words = w.shape
-    wsum = np.empty((out_channels, kh * kw), dtype=np.int64)
-    for o in range(out_channels):
-        for i in range(kh):
-            for j in range(kw):
-                ones = 0
-                for t in range(n_words):
-                    ones += popcount(w[o, i, j, t])
-                wsum[o, i * kw + j] = channels - 2 * ones
-    return wsum
-
-
 # Output pixels per parallel task; their receptive fields stay in L1/L2 while the tiles sweep every
 # weight panel.
 PIXEL_BLOCK = 16 * TILE_ROWS
@@ -103,7 +86,9 @@ def _binary_conv2d(x, w, channels, groups, sh, sw, ph, pw, dh, dw, ho, wo, pad_v
     n_img = x.shape[0]
     out_channels, kh, kw, n_words = w.shape
     panels = _group_panels(w.reshape(out_channels, kh * kw * n_words), groups)
-    wsum = _tap_weight_sums(w, channels)
+    border_row, correction = border_corrections(
+        x.shape[1], x.shape[2], kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, tap_weight_sums(w, channels), pad_value
+    )
     pixels = n_img * ho * wo
     out = np.empty((pixels, out_channels), dtype=np.int32)
     geometry = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
@@ -111,12 +96,12 @@ def _binary_conv2d(x, w, channels, groups, sh, sw, ph, pw, dh, dw, ho, wo, pad_v
     splits = column_splits(blocks, panels.shape[0] // groups, threads)
     for task in nb.prange(blocks * splits):
         first = (task // splits) * PIXEL_BLOCK
-        _conv_pixel_block(x, panels, wsum, channels, groups, geometry, pad_value, out, first, task % splits, splits)
+        _conv_pixel_block(x, panels, border_row, correction, channels, groups, geometry, out, first, task % splits, splits)
     return out.reshape(n_img, ho, wo, out_channels)
 
 
 @nb.njit(cache=True)
-def _conv_pixel_block(x, panels, wsum, channels, groups, geometry, pad_value, out, first, split, splits):
+def _conv_pixel_block(x, panels, border_row, correction, channels, groups, geometry, out, first, split, splits):
     """Output pixels first .. first+PIXEL_BLOCK-1 (fewer at the end); of each group's column panels
     the ones numbered split, split+splits, ... (and their padding corrections)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
@@ -145,8 +130,7 @@ def _conv_pixel_block(x, panels, wsum, channels, groups, geometry, pad_value, ou
                     for r in range(min(TILE_ROWS, count - tile)):
                         for c in range(cols):
                             out[first + tile + r, col0 + c] = edge[r, c]
-            if pad_value != 1:
-                _correct_padding_taps(out, first, count, geometry, x.shape[1], x.shape[2], wsum, col0, col0 + cols, pad_value)
+            add_border_corrections(out, first, first, count, ho * wo, border_row, correction, col0, col0 + cols)
 
 
 @nb.njit(cache=True)
@@ -174,7 +158,7 @@ def _locate_runs(x, first, count, first_word, n_words, geometry, offsets, gather
     run_words = kw * n_words
     zero_run = -(PIXEL_BLOCK * kh * run_words) - 1
     contiguous = kw == 1 or (dw == 1 and n_words == pixel_words)
-    n, oy, ox = _pixel_coordinates(first, ho, wo)
+    n, oy, ox = pixel_coordinates(first, ho, wo)
     for i in range(PIXEL_BLOCK):
         for a in range(kh):
             iy = oy * sh - ph + a * dh
@@ -192,38 +176,4 @@ def _locate_runs(x, first, count, first_word, n_words, geometry, offsets, gather
                     for t in range(n_words):
                         gathered[start + b * n_words + t] = source[src + t] if inside else np.uint64(0)
                 offsets[i, a] = -start - 1
-        n, oy, ox = _next_pixel(n, oy, ox, ho, wo)
-
-
-@nb.njit(inline="always")
-def _pixel_coordinates(pixel, ho, wo):
-    return pixel // (ho * wo), (pixel // wo) % ho, pixel % wo
-
-
-@nb.njit(inline="always")
-def _next_pixel(n, oy, ox, ho, wo):
-    """(n, oy, ox) of the next output pixel, without a division."""
-    ox += 1
-    if ox == wo:
-        ox = 0
-        oy += 1
-        if oy == ho:
-            oy = 0
-            n += 1
-    return n, oy, ox
-
-
-@nb.njit(inline="always")
-def _correct_padding_taps(out, first, count, geometry, h, width, wsum, o_start, o_stop, pad_value):
-    """Padding taps were counted as +1; add (pad_value - 1) * wsum[o, tap] for each (see module doc)."""
-    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
-    n, oy, ox = _pixel_coordinates(first, ho, wo)
-    for i in range(count):
-        for a in range(kh):
-            iy = oy * sh - ph + a * dh
-            for b in range(kw):
-                ix = ox * sw - pw + b * dw
-                if iy < 0 or iy >= h or ix < 0 or ix >= width:
-                    for o in range(o_start, o_stop):
-                        out[first + i, o] += (pad_value - 1) * wsum[o, a * kw + b]
-        n, oy, ox = _next_pixel(n, oy, ox, ho, wo)
+        n, oy, ox = next_pixel(n, oy, ox, ho, wo)

@@ -1,6 +1,13 @@
-"""Convolution geometry shared by the float and binary kernels (and by every layer above them)."""
+"""Convolution geometry shared by the float and binary kernels (and by every layer above them).
+
+The pixel walk: output pixels are numbered p = (n*Ho + oy)*Wo + ox over the whole batch; a kernel
+that takes a block of consecutive pixels finds the first one's (n, oy, ox) with divisions
+(:func:`pixel_coordinates`) and steps to the next without any (:func:`next_pixel`).
+"""
 
 from typing import NamedTuple
+
+import numba as nb
 
 from numbnn.errors import InputError
 from numbnn.kernels._checks import as_int, as_pair
@@ -47,3 +54,22 @@ def conv_geometry(height, width, kernel_size, stride, padding, dilation, input_n
             f"padding {(ph, pw)} and dilation {(dh, dw)} (output would be {ho}x{wo})"
         )
     return ConvGeometry(kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+
+
+@nb.njit(inline="always")
+def pixel_coordinates(pixel, ho, wo):
+    """(n, oy, ox) of output pixel number ``pixel`` = (n*Ho + oy)*Wo + ox."""
+    return pixel // (ho * wo), (pixel // wo) % ho, pixel % wo
+
+
+@nb.njit(inline="always")
+def next_pixel(n, oy, ox, ho, wo):
+    """(n, oy, ox) of the next output pixel, without a division."""
+    ox += 1
+    if ox == wo:
+        ox = 0
+        oy += 1
+        if oy == ho:
+            oy = 0
+            n += 1
+    return n, oy, ox

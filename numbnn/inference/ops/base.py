@@ -80,14 +80,6 @@ def expect(condition: bool, message: str) -> None:
         raise GraphError(message)
 
 
-def words_for(bits: int) -> int:
-    return (bits + WORD - 1) // WORD
-
-
-def out_size(size, k, stride, pad, dilation):
-    return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
-
-
 class Op:
     """Base class: ``arity`` inputs (None: one or more), parsed ``attrs``/``consts``."""
 

@@ -5,29 +5,26 @@ from __future__ import annotations
 import numpy as np
 
 from numbnn import kernels
-from numbnn.inference import _kernels
-from numbnn.inference.ops.base import (
-    WORD, Op, Spec, const_array, expect, get_attr, int_attr, out_size, pair_attr, register_op, words_for,
-)
+from numbnn.inference.ops.base import Op, Spec, const_array, expect, get_attr, int_attr, pair_attr, register_op
 from numbnn.inference.ops.packing import output_pack, pack_buffers
 from numbnn.inference.ops.steps import Elementwise
-from numbnn.kernels.tiles import column_panels
+from numbnn.kernels import binary_conv_driver as driver
+from numbnn.kernels.padding import border_corrections, tap_weight_sums
+
+_NO_ROWS = np.zeros((0, 1), np.float32)
+_NO_PROGRAM = np.zeros(0, np.int64)
+_NO_THRESHOLD = np.zeros(0, np.float32)
 
 
 @register_op
 class BinaryConv(Op):
     """int32 [Ho, Wo, O] = XNOR-popcount convolution of packed NHWC signs with packed OHWI weights.
 
-    Computed as packed im2col (one row of tap words per output pixel, zero words = +1 in the padding)
-    times the weights with the register-tiled :func:`numbnn.kernels.binary_matmul`; a 1x1 convolution
-    without padding or stride needs no im2col. Two adjustments keep the result exact:
-
-    - binary_matmul counts all 64 bits of every word, so a tap's T = 64*W - C_g tail bits (0 in both
-      operands, "agreeing") would add +T. Half of each weight tap's tail bits are set to 1 instead: they
-      disagree with the activations' 0 tail bits, and the tails add T/2 - T/2 = 0 (even T; odd channel
-      counts per group use :func:`numbnn.kernels.binary_conv2d`).
-    - A padding tap holds +1 where ``pad_value`` p is due: border pixels get (p - 1) * wsum[o, tap] per
-      padding tap, wsum the sum of the tap's +-1 weights (the same correction as the general kernel).
+    Runs :func:`numbnn.kernels.binary_conv_driver.binary_conv` with the INT32 transform: receptive
+    fields of zero-word (+1) padding taps times the weights' column panels, then (pad_value - 1) *
+    wsum[o, tap] per padding tap of each border pixel (:mod:`numbnn.kernels.padding`), wsum the sum
+    of the tap's +-1 weights. The weights' layout (dense taps for few channels) is
+    :func:`numbnn.kernels.binary_conv_driver.weight_panels`'s.
     """
 
     name = "bconv"
@@ -45,20 +42,13 @@ class BinaryConv(Op):
         expect(self.pad_value in (0, 1, -1) and not isinstance(self.pad_value, bool),
                 f"bconv: pad_value must be 0, 1 or -1, got {self.pad_value!r}")
         self.weight = const_array(consts, "weight", op, np.uint64, 4)
-        out_channels, kh, kw, words = self.weight.shape
+        out_channels, _, _, words = self.weight.shape
         expect(self.in_channels % self.groups == 0 and out_channels % self.groups == 0,
                 f"bconv: groups={self.groups} must divide in_channels={self.in_channels} and {out_channels} outputs")
         per_group = self.in_channels // self.groups
-        expect(words == words_for(per_group), f"bconv: weight has {words} words per tap for {per_group} channels per group")
-        self.pointwise = (kh, kw) == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0) and self.groups == 1
-        tail = WORD * words - per_group
-        self.general = tail % 2 == 1 and not self.pointwise  # odd tails: the general kernel
-        if not self.general:
-            balanced = self.weight.copy()
-            balanced[..., -1] |= np.uint64((1 << (tail // 2)) - 1) << np.uint64(WORD - tail) if tail else np.uint64(0)
-            self.matrices = balanced.reshape(self.groups, out_channels // self.groups, kh * kw * words)
-        ones = np.bitwise_count(self.weight).sum(axis=3, dtype=np.int64)
-        self.tap_sums = (per_group - 2 * ones).reshape(out_channels, kh * kw)  # wsum[o, tap]
+        expect(words == kernels.words_for(per_group), f"bconv: weight has {words} words per tap for {per_group} channels per group")
+        self.tap_bits, self.panels, self.k = driver.weight_panels(self.weight, per_group, self.groups)
+        self.tap_sums = tap_weight_sums(self.weight, per_group)  # wsum[o, tap]
         self._corrections = {}
 
     def output_spec(self, specs):
@@ -66,7 +56,7 @@ class BinaryConv(Op):
         shape = specs[0].shape
         expect(len(shape) == 3, f"bconv: input must be [H, W, words], got {shape}")
         h, w, words = shape
-        expect(words == self.groups * words_for(self.in_channels // self.groups),
+        expect(words == self.groups * kernels.words_for(self.in_channels // self.groups),
                 f"bconv: input has {words} words per pixel, {self.in_channels} channels in {self.groups} groups need more")
         ho, wo = self.output_size(h, w)
         expect(ho >= 1 and wo >= 1, f"bconv: input {h}x{w} too small for the kernel")
@@ -74,64 +64,39 @@ class BinaryConv(Op):
 
     def output_size(self, h, w):
         kh, kw = self.weight.shape[1:3]
-        return (out_size(h, kh, self.stride[0], self.padding[0], self.dilation[0]),
-                out_size(w, kw, self.stride[1], self.padding[1], self.dilation[1]))
+        return (kernels.conv_output_size(h, kh, self.stride[0], self.padding[0], self.dilation[0]),
+                kernels.conv_output_size(w, kw, self.stride[1], self.padding[1], self.dilation[1]))
+
+    def geometry(self, h, w):
+        """((kh, kw, sh, sw, ph, pw, dh, dw, ho, wo), border_row, correction) for an h x w input (cached)."""
+        if (h, w) not in self._corrections:
+            kh, kw = self.weight.shape[1:3]
+            geometry = (kh, kw, *self.stride, *self.padding, *self.dilation, *self.output_size(h, w))
+            self._corrections[(h, w)] = (geometry, *border_corrections(h, w, *geometry, self.tap_sums, self.pad_value))
+        return self._corrections[(h, w)]
+
+    def run(self, x, transform, acc_out, steps, other, div, out, pack_threshold, pack_groups, packed):
+        """The driver on packed x [N, H, W, words] with ``transform`` (see binary_conv_driver)."""
+        geometry, border_row, correction = self.geometry(x.shape[1], x.shape[2])
+        driver.binary_conv(np.ascontiguousarray(x), geometry, self.tap_bits, self.panels, self.k, border_row, correction,
+                           transform, acc_out, *steps, other, div, out, pack_threshold, pack_groups, packed)
 
     def __call__(self, x):
         n, h, w, _ = x.shape
-        out_channels, kh, kw, words = self.weight.shape
-        if self.pointwise:  # a 1x1 convolution is one product of the pixel rows with the weights
-            acc = kernels.binary_matmul(x.reshape(-1, words), self.weight.reshape(out_channels, words), self.in_channels)
-            return acc.reshape(n, h, w, -1)
-        if self.general:
-            return kernels.binary_conv2d(x, self.weight, self.in_channels, stride=self.stride, padding=self.padding,
-                                         dilation=self.dilation, pad_value=self.pad_value, groups=self.groups)
         ho, wo = self.output_size(h, w)
-        cols = np.empty((n * ho * wo, kh * kw * words), np.uint64)
-        per_group = out_channels // self.groups
-        acc = None
-        for g in range(self.groups):
-            _kernels.packed_im2col(x, g * words, words, kh, kw, *self.stride, *self.padding, *self.dilation, ho, wo, cols)
-            part = kernels.binary_matmul(cols, self.matrices[g], WORD * kh * kw * words)
-            if self.groups == 1:
-                acc = part
-            else:
-                acc = np.empty((n * ho * wo, out_channels), np.int32) if acc is None else acc
-                acc[:, g * per_group:(g + 1) * per_group] = part
-        acc = acc.reshape(n, ho * wo, out_channels)
-        if self.pad_value != 1 and self.padding != (0, 0):
-            pixels, correction = self._border_correction(h, w)
-            _kernels.add_border_correction(acc, pixels, correction)
+        out_channels = self.weight.shape[0]
+        acc = np.empty((n * ho * wo, out_channels), np.int32)
+        no_steps = (_NO_PROGRAM, _NO_PROGRAM, _NO_ROWS)
+        self.run(x, driver.INT32, acc, no_steps, _NO_ROWS, 1, _NO_ROWS, _NO_THRESHOLD, 1, np.empty((0, 0), np.uint64))
         return acc.reshape(n, ho, wo, out_channels)
-
-    def border_rows(self, h, w):
-        """int64 [Ho*Wo]: each output pixel's row in the border correction table, -1 if it has no padding tap."""
-        pixels, correction = self._border_correction(h, w)
-        rows = np.full(np.prod(self.output_size(h, w)), -1, np.int64)
-        rows[pixels] = np.arange(len(pixels))
-        return rows, correction
-
-    def _border_correction(self, h, w):
-        """(border pixel indices, int32 [pixels, O]): (pad_value - 1) * the wsum of each padding tap."""
-        if (h, w) not in self._corrections:
-            kh, kw = self.weight.shape[1:3]
-            ho, wo = self.output_size(h, w)
-            oy, ox, i, j = np.meshgrid(np.arange(ho), np.arange(wo), np.arange(kh), np.arange(kw), indexing="ij")
-            iy = oy * self.stride[0] - self.padding[0] + i * self.dilation[0]
-            ix = ox * self.stride[1] - self.padding[1] + j * self.dilation[1]
-            padded = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(ho * wo, kh * kw)
-            pixels = np.flatnonzero(padded.any(axis=1))
-            correction = (self.pad_value - 1) * (padded[pixels].astype(np.int64) @ self.tap_sums.T)
-            self._corrections[(h, w)] = (pixels.astype(np.int64), correction.astype(np.int32))
-        return self._corrections[(h, w)]
 
 
 @register_op
 class BinaryConvSteps(Op):
     """float32 [Ho, Wo, O]: a ``bconv`` followed by an ``elementwise`` node, fused so that the int32
-    results stay in the cache (see :func:`numbnn.inference._kernels.conv_steps`). Attributes and
-    constants are those of the two nodes (``stages``/``params`` of the steps); inputs: the packed
-    activations, then the steps' second input if they read one. Even weight tails only.
+    results stay in the cache (the driver's STEPS transform). Attributes and constants are those of the
+    two nodes (``stages``/``params`` of the steps); inputs: the packed activations, then the steps'
+    second input if they read one.
 
     With a ``pack_groups`` attribute and a ``pack_threshold`` constant (float32 [O]) the node writes a
     second value: the output's signs packed as a ``pack`` node would (bit = y < pack_threshold[c], per
@@ -149,29 +114,6 @@ class BinaryConvSteps(Op):
         self.conv = BinaryConv({k: v for k, v in attrs.items() if k not in self._OWN_ATTRS}, {"weight": consts.get("weight")})
         self.steps = Elementwise({"stages": get_attr(attrs, "stages", self.name)}, {"params": consts.get("params")})
         self.pack = output_pack(attrs, consts, self.name)
-        expect(not self.conv.general, "bconv_steps: needs even weight tails")
-        out_channels, kh, kw, words = self.conv.weight.shape
-        per_group = self.conv.in_channels // self.conv.groups
-        taps = kh * kw
-        self.tap_bits = per_group if taps > 1 and per_group < WORD and WORD % per_group == 0 and taps * per_group % 2 == 0 else 0
-        matrices = self._dense_matrices(taps, per_group) if self.tap_bits else self.conv.matrices
-        self.panels = np.stack([column_panels(np.ascontiguousarray(m)) for m in matrices])
-        self.k = WORD * matrices.shape[2]
-        self._geometry = {}
-
-    def _dense_matrices(self, taps, per_group):
-        """[groups, O/groups, words] weights with 64 / per_group taps per word, tails balanced (see BinaryConv)."""
-        out_channels = self.conv.weight.shape[0]
-        per_word = WORD // per_group
-        words = -(-taps // per_word)
-        taps_words = self.conv.weight.reshape(out_channels, taps)
-        dense = np.zeros((out_channels, words), np.uint64)
-        for tap in range(taps):
-            dense[:, tap // per_word] |= taps_words[:, tap] << np.uint64(per_group * (tap % per_word))
-        tail = WORD * words - taps * per_group
-        if tail:
-            dense[:, -1] |= np.uint64((1 << (tail // 2)) - 1) << np.uint64(WORD - tail)
-        return dense.reshape(self.conv.groups, out_channels // self.conv.groups, words)
 
     def output_spec(self, specs):
         expect(len(specs) >= 1, "bconv_steps: needs the packed input")
@@ -184,20 +126,13 @@ class BinaryConvSteps(Op):
 
     def __call__(self, x, other=None):
         n, h, w, _ = x.shape
-        out_channels, kh, kw, _ = self.conv.weight.shape
+        out_channels = self.conv.weight.shape[0]
         ho, wo = self.conv.output_size(h, w)
-        if (h, w) not in self._geometry:
-            if self.conv.pad_value != 1 and self.conv.padding != (0, 0):
-                self._geometry[(h, w)] = self.conv.border_rows(h, w)
-            else:
-                self._geometry[(h, w)] = (np.full(ho * wo, -1, np.int64), np.zeros((1, out_channels), np.int32))
-        border_rows, correction = self._geometry[(h, w)]
         out = np.empty((n * ho * wo, out_channels), np.float32)
         other2, div = self.steps.other_rows(other, out.shape[0])
         threshold, groups, packed = pack_buffers(self.pack, out.shape[0], out_channels)
-        _kernels.conv_steps(x, kh, kw, *self.conv.stride, *self.conv.padding, *self.conv.dilation, ho, wo,
-                            self.tap_bits, self.panels, self.k, border_rows, correction, self.steps.codes, self.steps.first_rows,
-                            self.steps.channel_params(out_channels), other2, div, out, threshold, groups, packed)
+        steps = (self.steps.codes, self.steps.first_rows, self.steps.channel_params(out_channels))
+        self.conv.run(x, driver.STEPS, np.empty((0, 0), np.int32), steps, other2, div, out, threshold, groups, packed)
         out = out.reshape(n, ho, wo, out_channels)
         return out if self.pack is None else (out, packed.reshape(n, ho, wo, -1))
 
@@ -213,7 +148,7 @@ class BinaryDense(Op):
         super().__init__(attrs, consts)
         self.in_features = int_attr(attrs, "in_features", self.name, 1)
         self.weight = const_array(consts, "weight", self.name, np.uint64, 2)
-        expect(self.weight.shape[1] == words_for(self.in_features), "bdense: weight words do not match in_features")
+        expect(self.weight.shape[1] == kernels.words_for(self.in_features), "bdense: weight words do not match in_features")
 
     def output_spec(self, specs):
         self._expect_inputs(specs, ["uint64"])

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from numbnn import kernels
-from numbnn.inference import _kernels
-from numbnn.kernels.ordered_matmul import ordered_matmul
 from numbnn.inference.ops.base import (
-    Op, Spec, const_array, expect, get_attr, int_attr, int_list, out_size, pair_attr, register_op,
+    Op, Spec, const_array, expect, get_attr, int_attr, int_list, pair_attr, register_op,
 )
+from numbnn.kernels.depthwise import depthwise_conv2d
+from numbnn.kernels.ordered_matmul import ordered_matmul
+from numbnn.kernels.pooling import avg_pool2d, mean
 
 
 @register_op
@@ -41,8 +42,8 @@ class Conv2d(Op):
         h, w, c = shape
         o, kh, kw, cg = self.weight.shape
         expect(c == cg * self.groups, f"conv2d: input has {c} channels, weight expects {cg} x {self.groups} groups")
-        ho = out_size(h, kh, self.stride[0], self.padding[0], self.dilation[0])
-        wo = out_size(w, kw, self.stride[1], self.padding[1], self.dilation[1])
+        ho = kernels.conv_output_size(h, kh, self.stride[0], self.padding[0], self.dilation[0])
+        wo = kernels.conv_output_size(w, kw, self.stride[1], self.padding[1], self.dilation[1])
         expect(ho >= 1 and wo >= 1, f"conv2d: input {h}x{w} too small for the kernel")
         return Spec("float32", (ho, wo, o))
 
@@ -50,9 +51,9 @@ class Conv2d(Op):
         n, h, w, c = x.shape
         o, kh, kw, _ = self.weight.shape
         (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
-        ho, wo = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
-        if self.groups > 1 and self.groups == c:
-            out = self._depthwise(x, ho, wo)
+        ho, wo = kernels.conv_output_size(h, kh, sh, ph, dh), kernels.conv_output_size(w, kw, sw, pw, dw)
+        if self.groups > 1 and self.groups == c:  # the float model's depthwise kernel
+            out = depthwise_conv2d(x, self.weight, self.stride, self.padding, self.dilation)
         else:
             if kh == kw == 1 and ph == pw == 0:
                 cols = x.reshape(-1, c) if sh == sw == 1 else np.ascontiguousarray(x[:, ::sh, ::sw]).reshape(-1, c)
@@ -72,14 +73,6 @@ class Conv2d(Op):
             return out.reshape(n, ho, wo, o)
         if self.bias is not None:
             out += self.bias
-        return out
-
-    def _depthwise(self, x, ho, wo):
-        n, h, w, c = x.shape
-        o, kh, kw, _ = self.weight.shape
-        out = np.empty((n, ho, wo, o), np.float32)
-        taps = np.ascontiguousarray(self.weight.reshape(c, o // c, kh, kw))
-        _kernels.depthwise_conv(np.ascontiguousarray(x), taps, *self.stride, *self.padding, *self.dilation, ho, wo, out)
         return out
 
 
@@ -156,23 +149,13 @@ class _Pool(Op):
 
 @register_op
 class AvgPool(_Pool):
-    """Mean over each window's real pixels (padding not counted), in the float model's summation order
-    (windows of more than 8 taps could be summed pairwise by numpy: refused at construction)."""
+    """Mean over each window's real pixels (padding not counted): the float model's pooling kernel."""
 
     name = "avg_pool"
 
-    def __init__(self, attrs, consts):
-        super().__init__(attrs, consts)
-        expect(self.kernel[1] <= 8, "avg_pool: windows wider than 8 are not supported")
-
     def __call__(self, x):
-        n, h, w, c = x.shape
-        pad, ho, wo = self.window(h, w)
-        (kh, kw), (sh, sw) = self.kernel, self.stride
-        tiled = pad == (0, 0, 0, 0) and (kh, kw) == (sh, sw) and h % kh == 0 and w % kw == 0
-        out = np.empty((n, ho, wo, c), np.float32)
-        _kernels.avg_pool(np.ascontiguousarray(x), kh, kw, sh, sw, pad[0], pad[2], ho, wo, tiled, out)
-        return out
+        pad, ho, wo = self.window(x.shape[1], x.shape[2])
+        return avg_pool2d(x, self.kernel, self.stride, (pad[0], pad[2]), (ho, wo))
 
 
 @register_op
@@ -193,7 +176,8 @@ class MaxPool(_Pool):
 
 @register_op
 class Reduce(Op):
-    """mean / sum / max over non-batch axes (global average pooling is the mean over axes 1 and 2)."""
+    """mean / sum / max over non-batch axes, computed by the functions the float model's reductions
+    call (:func:`numbnn.kernels.pooling.mean`, numpy's sum and max)."""
 
     name = "reduce"
 
@@ -218,13 +202,6 @@ class Reduce(Op):
         return Spec("float32", shape[1:])
 
     def __call__(self, x):
-        axes = sorted(a % x.ndim for a in self.axis)
-        if self.fn == "mean" and x.ndim == 4 and axes == [1, 2]:  # global average pooling
-            out = np.empty((x.shape[0], x.shape[3]), np.float32)
-            _kernels.spatial_mean(np.ascontiguousarray(x), out)
-            return out.reshape(x.shape[0], 1, 1, x.shape[3]) if self.keepdims else out
-        if self.fn == "mean" and axes == [x.ndim - 1] and x.shape[-1] < 8:  # e.g. averaging channel groups
-            out = np.empty(x.shape[:-1], np.float32)
-            _kernels.mean_last_axis(np.ascontiguousarray(x).reshape(-1, x.shape[-1]), out.reshape(-1))
-            return out[..., None] if self.keepdims else out
+        if self.fn == "mean":
+            return mean(x, self.axis, self.keepdims)
         return getattr(np, self.fn)(x, axis=self.axis, keepdims=self.keepdims)

@@ -7,10 +7,10 @@ import math
 import numpy as np
 
 from numbnn import kernels
-from numbnn.inference import _kernels
 from numbnn.inference.ops.base import (
-    Op, Spec, build_op, const_array, expect, get_attr, int_attr, int_list, register_op, words_for,
+    Op, Spec, build_op, const_array, expect, get_attr, int_attr, int_list, register_op,
 )
+from numbnn.kernels.threshold_packing import gather_pack, pack_acc_below, pack_below
 
 
 @register_op
@@ -37,15 +37,15 @@ class Pack(Op):
         expect(channels % self.groups == 0, f"pack: {channels} channels not divisible by groups={self.groups}")
         if self.threshold is not None:
             expect(self.threshold.shape == (channels,), f"pack: threshold needs {channels} entries")
-        return Spec("uint64", shape[:-1] + (self.groups * words_for(channels // self.groups),))
+        return Spec("uint64", shape[:-1] + (self.groups * kernels.words_for(channels // self.groups),))
 
     def __call__(self, x):
         x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
         if self.threshold is None and self.groups == 1:
             return kernels.pack_bits(x2).reshape(x.shape[:-1] + (-1,))
         threshold = self.threshold if self.threshold is not None else np.zeros(x.shape[-1], np.float32)
-        packed = np.empty((x2.shape[0], self.groups * words_for(x.shape[-1] // self.groups)), np.uint64)
-        _kernels.pack_below(x2, threshold, self.groups, packed)
+        packed = np.empty((x2.shape[0], self.groups * kernels.words_for(x.shape[-1] // self.groups)), np.uint64)
+        pack_below(x2, threshold, self.groups, packed)
         return packed.reshape(x.shape[:-1] + (-1,))
 
 
@@ -66,7 +66,7 @@ def pack_buffers(pack: Pack | None, rows: int, channels: int):
     them; W = 0 (nothing to pack) when ``pack`` is None."""
     if pack is None:
         return _NO_THRESHOLD, 1, np.empty((rows, 0), np.uint64)
-    return pack.threshold, pack.groups, np.empty((rows, pack.groups * words_for(channels // pack.groups)), np.uint64)
+    return pack.threshold, pack.groups, np.empty((rows, pack.groups * kernels.words_for(channels // pack.groups)), np.uint64)
 
 
 MOVEMENTS = ("reshape", "transpose", "slice", "pad", "concat")
@@ -129,13 +129,13 @@ class GatherPack(Op):
     def output_spec(self, specs):
         self._expect_inputs(specs, ["float32"])
         expect(specs[0].shape == self.source_shape, f"gather_pack: input must be {self.source_shape}, got {specs[0].shape}")
-        return Spec("uint64", self.shape[:-1] + (self.groups * words_for(self.shape[-1] // self.groups),))
+        return Spec("uint64", self.shape[:-1] + (self.groups * kernels.words_for(self.shape[-1] // self.groups),))
 
     def __call__(self, x):
         n = x.shape[0]
-        words = self.groups * words_for(self.shape[-1] // self.groups)
+        words = self.groups * kernels.words_for(self.shape[-1] // self.groups)
         packed = np.empty((n * (self.index.size // self.shape[-1]), words), np.uint64)
-        _kernels.gather_pack(np.ascontiguousarray(x).reshape(n, -1), self.index, self.fill, self.threshold,
+        gather_pack(np.ascontiguousarray(x).reshape(n, -1), self.index, self.fill, self.threshold,
                              self.groups, packed)
         return packed.reshape((n,) + self.shape[:-1] + (words,))
 
@@ -163,12 +163,12 @@ class PackAccumulator(Op):
         channels = specs[0].shape[-1]
         expect(self.threshold.shape == self.flip.shape == (channels,), f"pack_acc: thresholds need {channels} entries")
         expect(channels % self.groups == 0, f"pack_acc: {channels} channels not divisible by groups={self.groups}")
-        return Spec("uint64", specs[0].shape[:-1] + (self.groups * words_for(channels // self.groups),))
+        return Spec("uint64", specs[0].shape[:-1] + (self.groups * kernels.words_for(channels // self.groups),))
 
     def __call__(self, acc):
         a2 = np.ascontiguousarray(acc).reshape(-1, acc.shape[-1])
-        packed = np.empty((a2.shape[0], self.groups * words_for(acc.shape[-1] // self.groups)), np.uint64)
-        _kernels.pack_acc_below(a2, self.threshold, self.flip, self.groups, packed)
+        packed = np.empty((a2.shape[0], self.groups * kernels.words_for(acc.shape[-1] // self.groups)), np.uint64)
+        pack_acc_below(a2, self.threshold, self.flip, self.groups, packed)
         return packed.reshape(acc.shape[:-1] + (-1,))
 
 

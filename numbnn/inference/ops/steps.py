@@ -6,29 +6,29 @@ import math
 
 import numpy as np
 
-from numbnn.inference import _kernels
 from numbnn.inference.ops.base import GraphError, Op, Spec, const_array, expect, get_attr, int_list, register_op
 from numbnn.inference.ops.packing import movement_index
+from numbnn.kernels import steps as _steps
 
-# name -> (code in _kernels.run_stages, parameter rows it reads, reads the second input)
+# name -> (code in numbnn.kernels.steps, parameter rows it reads, reads the second input)
 STAGES = {
-    "mul": (_kernels.MUL, 1, False),
-    "add": (_kernels.ADD, 1, False),
-    "sub": (_kernels.SUB, 1, False),
-    "rsub": (_kernels.RSUB, 1, False),
-    "div": (_kernels.DIV, 1, False),
-    "rdiv": (_kernels.RDIV, 1, False),
-    "affine": (_kernels.AFFINE, 2, False),  # y * scale + shift (batch norm in eval mode)
-    "dprelu": (_kernels.DPRELU, 4, False),  # shift_x, pos_slope, neg_slope, shift_y
-    "relu": (_kernels.RELU, 0, False),
-    "hard_sigmoid": (_kernels.HARD_SIGMOID, 0, False),
-    "fake_quant": (_kernels.FAKE_QUANT, 3, False),  # lo, hi, step
-    "sign": (_kernels.SIGN, 0, False),
-    "neg": (_kernels.NEG, 0, False),
-    "add_input": (_kernels.ADD_INPUT, 0, True),
-    "sub_input": (_kernels.SUB_INPUT, 0, True),
-    "rsub_input": (_kernels.RSUB_INPUT, 0, True),
-    "mul_input": (_kernels.MUL_INPUT, 0, True),
+    "mul": (_steps.MUL, 1, False),
+    "add": (_steps.ADD, 1, False),
+    "sub": (_steps.SUB, 1, False),
+    "rsub": (_steps.RSUB, 1, False),
+    "div": (_steps.DIV, 1, False),
+    "rdiv": (_steps.RDIV, 1, False),
+    "affine": (_steps.AFFINE, 2, False),  # y * scale + shift (batch norm in eval mode)
+    "dprelu": (_steps.DPRELU, 4, False),  # shift_x, pos_slope, neg_slope, shift_y
+    "relu": (_steps.RELU, 0, False),
+    "hard_sigmoid": (_steps.HARD_SIGMOID, 0, False),
+    "fake_quant": (_steps.FAKE_QUANT, 3, False),  # lo, hi, step
+    "sign": (_steps.SIGN, 0, False),
+    "neg": (_steps.NEG, 0, False),
+    "add_input": (_steps.ADD_INPUT, 0, True),
+    "sub_input": (_steps.SUB_INPUT, 0, True),
+    "rsub_input": (_steps.RSUB_INPUT, 0, True),
+    "mul_input": (_steps.MUL_INPUT, 0, True),
 }
 _NO_OTHER = np.zeros((1, 1), np.float32)
 
@@ -94,14 +94,14 @@ class Elementwise(Op):
             shape = (x.shape[0], *self.moves.shape)
             out = np.empty((math.prod(shape) // shape[-1], shape[-1]), np.float32)
             other2, div = self.other_rows(other, out.shape[0])
-            _kernels.run_stages_gathered(np.ascontiguousarray(x).reshape(x.shape[0], -1), self.moves.reshape(-1), self.fill,
+            _steps.run_stages_gathered(np.ascontiguousarray(x).reshape(x.shape[0], -1), self.moves.reshape(-1), self.fill,
                                          self.codes, self.first_rows, self.channel_params(shape[-1]), other2, div, out)
             return out.reshape(shape)
         channels = x.shape[-1]
         x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, channels)  # int32 -> float32 is exact, as in the model
         out = np.empty(x2.shape, np.float32)
         other2, div = self.other_rows(other, x2.shape[0])
-        _kernels.run_stages(x2, self.codes, self.first_rows, self.channel_params(channels), other2, div, out)
+        _steps.run_stages(x2, self.codes, self.first_rows, self.channel_params(channels), other2, div, out)
         return out.reshape(x.shape)
 
     def channel_params(self, channels):

@@ -1,0 +1,195 @@
+"""The packed runtime's binary convolution: one driver, an output transform chosen per call.
+
+Larq Compute Engine's bconv2d is the model: one kernel computes the XNOR-popcount accumulators of a
+block of output pixels and, while they are still in the cache, applies the transform its use needs.
+
+Math. Per output pixel p and channel o of group g, with the receptive field's K = KH*KW*C_g signs
+packed into words (zero words, i.e. +1, for padding taps; tail bits 0 in both operands)::
+
+    acc[p, o] = K - 2 * sum_t popcount(field[p, t] XOR w[o, t])          (the +1/-1 dot product)
+              + border correction of p                                  (numbnn.kernels.padding)
+
+Tail bits are 0 in fields and weights alike, so they agree and add nothing to the popcount; K counts
+only real channels. Transforms (``transform``):
+
+- ``INT32``: acc_out[p] = acc[p] (the bare convolution; a later node reads the integers).
+- ``STEPS``: out[p] = the per-channel float32 steps of :mod:`numbnn.kernels.steps` applied to
+  float32(acc[p]) (scale, batch norm, residual, RPReLU, ...); for a ReActNet block
+  [mul, affine, add_input, dprelu] the same operations in one vectorised pass
+  (:func:`numbnn.kernels.steps.block_epilogue`). With ``packed`` words per row (> 0) the float rows
+  are also packed through ``pack_thresholds`` (bit = y < t[c], per group; the next RSign's bits):
+  no second pass over ``out``.
+
+Layout. Per block of CONV_BLOCK output pixels (the pixel walk of :mod:`numbnn.kernels.geometry`) and
+per group: the pixels' receptive fields in the group's words are gathered into a small buffer (an
+ungrouped 1x1 convolution without stride or padding reads full blocks of x's rows in place), then
+multiplied by the group's weight panels tile by tile (:func:`numbnn.kernels.tiles.tile_dot`). With
+``tap_bits`` > 0 (a group's channel count, a divisor of 64) taps are packed densely, 64 / tap_bits
+taps per word, so few channels do not leave most of every word empty.
+
+The entry point has an explicit signature and no bounds checks: :mod:`numbnn.inference.ops` checks
+every shape.
+"""
+
+import numba as nb
+import numpy as np
+
+from numbnn.kernels.geometry import next_pixel, pixel_coordinates
+from numbnn.kernels.padding import add_border_corrections
+from numbnn.kernels.steps import PROGRAM, ROWS, apply_steps, block_epilogue, is_block_epilogue
+from numbnn.kernels.threshold_packing import WORDS, pack_rows_below
+from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot
+
+INT32, STEPS = 0, 1  # output transforms
+CONV_BLOCK = 16 * TILE_ROWS  # output pixels per parallel task
+
+
+
+def weight_panels(weight, per_group, groups):
+    """(tap_bits, panels, k) of packed OHWI ``weight`` [O, KH, KW, words], ``per_group`` = C_g input
+    channels in each of ``groups`` groups, for :func:`binary_conv`.
+
+    Each group's rows [O/groups, KH*KW*words] become column panels; with C_g channels per group a
+    divisor of 64 below 64 and more than one tap, tap t's C_g bits go to word t // (64/C_g) at bit
+    C_g * (t % (64/C_g)) instead (``tap_bits`` = C_g), the layout :func:`_gather_dense` gives the
+    activations. ``k`` = KH*KW*C_g, the real bits of a receptive field.
+    """
+    out_channels, kh, kw, words = weight.shape
+    taps = kh * kw
+    tap_bits = per_group if taps > 1 and per_group < 64 and 64 % per_group == 0 else 0
+    rows = weight.reshape(out_channels, taps * words)
+    if tap_bits:
+        per_word = 64 // per_group
+        dense = np.zeros((out_channels, -(-taps // per_word)), np.uint64)
+        for tap in range(taps):
+            dense[:, tap // per_word] |= rows[:, tap] << np.uint64(per_group * (tap % per_word))
+        rows = dense
+    matrices = rows.reshape(groups, out_channels // groups, -1)
+    return tap_bits, np.stack([column_panels(np.ascontiguousarray(m)) for m in matrices]), taps * per_group
+
+
+_SIGNATURE = (
+    "void(uint64[:, :, :, ::1], UniTuple(int64, 10), int64, uint64[:, :, :, ::1], int64, int64[::1], int32[:, ::1], "
+    f"int64, int32[:, ::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS}, float32[::1], int64, {WORDS})"
+)
+
+
+@nb.njit(cache=True)
+def _gather(x, first_word, words, first, last, geometry, cols):
+    """cols[r - first] = packed receptive field of output pixel r in words first_word .. +words-1 of each
+    input pixel, taps in (kh, kw) row-major order (zero words stay for padding taps)."""
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
+    n, h, w, all_words = x.shape
+    flat = x.reshape(-1)
+    b, oy, ox = pixel_coordinates(first, ho, wo)
+    for r in range(first, last):
+        y0, x0 = oy * sh - ph, ox * sw - pw
+        interior_x = x0 >= 0 and x0 + (kw - 1) * dw < w
+        for i in range(kh):
+            iy = y0 + i * dh
+            if iy < 0 or iy >= h:
+                continue
+            if interior_x and dw == 1 and words == all_words:  # the tap row is one run of kw pixels' words
+                start = ((b * h + iy) * w + x0) * words
+                base = i * kw * words
+                for t in range(kw * words):
+                    cols[r - first, base + t] = flat[start + t]
+                continue
+            for j in range(kw):
+                ix = x0 + j * dw
+                if 0 <= ix < w:
+                    start = ((b * h + iy) * w + ix) * all_words + first_word
+                    base = (i * kw + j) * words
+                    for t in range(words):
+                        cols[r - first, base + t] = flat[start + t]
+        b, oy, ox = next_pixel(b, oy, ox, ho, wo)
+
+
+@nb.njit(cache=True)
+def _gather_dense(x, group, tap_bits, first, last, geometry, cols):
+    """Like :func:`_gather` for one-word groups of ``tap_bits`` channels: tap t's bits go to word
+    t // (64 / tap_bits) at bit offset tap_bits * (t % (64 / tap_bits)) (their tails are 0, so OR is exact).
+    Word and offset advance tap by tap: two integer divisions per tap cost more than the rest of the loop."""
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
+    n, h, w, all_words = x.shape
+    flat = x.reshape(-1)
+    per_word = 64 // tap_bits
+    b, oy, ox = pixel_coordinates(first, ho, wo)
+    for r in range(first, last):
+        row = cols[r - first]
+        y0, x0 = oy * sh - ph, ox * sw - pw
+        word, slot = 0, 0
+        for i in range(kh):
+            iy = y0 + i * dh
+            line = (b * h + iy) * w
+            for j in range(kw):
+                ix = x0 + j * dw
+                if 0 <= iy < h and 0 <= ix < w:
+                    row[word] |= flat[(line + ix) * all_words + group] << np.uint64(tap_bits * slot)
+                slot += 1
+                if slot == per_word:
+                    word, slot = word + 1, 0
+        b, oy, ox = next_pixel(b, oy, ox, ho, wo)
+
+
+@nb.njit(_SIGNATURE, parallel=True, cache=True, error_model="numpy")
+def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transform, acc_out,
+                codes, first_rows, params, other, other_div, out, pack_thresholds, pack_groups, packed):
+    """One binary convolution of packed NHWC ``x`` [N, H, W, words] and its output transform.
+
+    ``geometry`` = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo); ``panels`` [groups, panels, words, TILE_COLS]
+    each group's weights as column panels (:func:`numbnn.kernels.tiles.column_panels`); ``k`` the bits
+    of a receptive field (KH*KW*C_g); ``border_row``/``correction`` the padding table of
+    :func:`numbnn.kernels.padding.border_corrections` (O columns). ``transform`` INT32 writes
+    ``acc_out`` [N*Ho*Wo, O]; STEPS writes ``out`` [N*Ho*Wo, O] through the program (``codes``,
+    ``first_rows``, ``params``, ``other``, ``other_div``) and, if ``packed`` has words, its signs.
+    """
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
+    n, h, w, all_words = x.shape
+    groups, n_panels = panels.shape[0], panels.shape[1]
+    words = all_words // groups
+    pixels = ho * wo
+    rows = n * pixels
+    out_channels = correction.shape[1]
+    per_group = out_channels // groups
+    padded = n_panels * TILE_COLS  # a group's columns in the tile results
+    flat = x.reshape(n * h * w, all_words)
+    pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0 and groups == 1
+    for block in nb.prange((rows + CONV_BLOCK - 1) // CONV_BLOCK):
+        first, last = block * CONV_BLOCK, min(rows, (block + 1) * CONV_BLOCK)
+        tiles = np.empty((CONV_BLOCK, groups * padded), np.int32)
+        for g in range(groups):
+            if pointwise and last - first == CONV_BLOCK:
+                source, row0 = flat, first
+            else:
+                source, row0 = np.zeros((CONV_BLOCK, panels.shape[2]), np.uint64), 0
+                if tap_bits:
+                    _gather_dense(x, g, tap_bits, first, last, geometry, source)
+                else:
+                    _gather(x, g * words, words, first, last, geometry, source)
+            for panel in range(n_panels):
+                for tile in range(0, last - first, TILE_ROWS):
+                    tile_dot(source, row0 + tile, panels[g], panel, k, tiles, tile, g * padded + panel * TILE_COLS)
+        acc = tiles
+        if groups > 1 and padded != per_group:  # drop each group's padding columns
+            acc = np.empty((CONV_BLOCK, out_channels), np.int32)
+            for r in range(last - first):
+                for g in range(groups):
+                    for o in range(per_group):
+                        acc[r, g * per_group + o] = tiles[r, g * padded + o]
+        add_border_corrections(acc, 0, first, last - first, pixels, border_row, correction, 0, out_channels)
+        if transform == INT32:
+            for r in range(first, last):
+                for o in range(out_channels):
+                    acc_out[r, o] = acc[r - first, o]
+            continue
+        if is_block_epilogue(codes):
+            block_epilogue(acc, first, last, params, first_rows, other, other_div, out)
+        else:
+            for r in range(first, last):
+                for o in range(out_channels):
+                    out[r, o] = np.float32(acc[r - first, o])
+            apply_steps(out, first, last, codes, first_rows, params, other, other_div)
+        if packed.shape[1] > 0:
+            difference = np.zeros((CONV_BLOCK, out_channels + 64), np.float32)  # pack_rows_below's scratch
+            pack_rows_below(out, first, last, pack_thresholds, pack_groups, difference, packed)

@@ -1,0 +1,194 @@
+"""Per-channel float32 steps applied row by row: the output transform that turns a layer's int32 or
+float32 result into the next float activation without a memory pass per step.
+
+A program is a list of step codes; step s reads its per-channel parameters from rows
+params[first_rows[s]:] (one value per channel c) and, for the *_INPUT steps, a second input ``other``
+[R, Co] whose row r // other_div, channel c % Co meets row r, channel c (a residual of the same shape,
+a residual with repeated channels, or one gate per image). Each step is one float32 operation per
+element in the float model's order, so a program equals the float model's layers bit for bit::
+
+    MUL      y = y * a          AFFINE   y = y * a + b (eval batch norm)     RELU  y = y * (y > 0)
+    ADD/SUB  y = y + a, y - a   RSUB     y = a - y                          NEG   y = -y
+    DIV      y = y / a          RDIV     y = a / y (IEEE: x / 0 is inf)      SIGN  y = -1 if y < 0 else 1
+    DPRELU   u = y - a; y = (b if u >= 0 else c) * u - d   (RPReLU: b = 1)
+    HARD_SIGMOID  y = min(max(y + 3, 0), 6) / 6     FAKE_QUANT  y = rint(min(max(y, lo), hi) / s) * s
+    *_INPUT  y = y + o, y - o, o - y, y * o with o the second input
+
+Rows go in blocks of ROW_BLOCK that stay in L1 while every step sweeps them. The entry points have
+explicit signatures (C-contiguous float32 rows, int64 programs) and no bounds checks: their callers
+(:mod:`numbnn.inference.ops`) check every shape.
+"""
+
+import numba as nb
+import numpy as np
+
+ROW_BLOCK = 64  # rows per parallel task: amortises the task's scratch buffer and step dispatch
+
+# Step codes (the names are in numbnn.inference.ops.STAGES).
+MUL, ADD, SUB, RSUB, DIV, RDIV, AFFINE, DPRELU, RELU, HARD_SIGMOID, FAKE_QUANT, SIGN, NEG = range(13)
+ADD_INPUT, SUB_INPUT, RSUB_INPUT, MUL_INPUT = range(13, 17)
+
+# Numba types of the entry points' arguments: C-contiguous float32 rows, and a program (codes, first rows).
+ROWS = "float32[:, ::1]"
+PROGRAM = "int64[::1], int64[::1]"
+
+
+@nb.njit(cache=True, error_model="numpy")  # IEEE division: x / 0 is inf, as in numpy
+def apply_steps(out, first, last, codes, first_rows, params, other, other_div):
+    """The steps applied in place to rows first .. last-1 of float32 ``out`` (see :func:`run_stages`).
+
+    The *_INPUT steps loop over a view of each repeat (``part``, index c from 0): indexing ``out[r,
+    base + c]``, which Numba's negative-index wraparound cannot prove non-negative, kept them scalar
+    (2x slower steps on reactnet-a's blocks).
+    """
+    channels = out.shape[1]
+    width = other.shape[1]
+    for s in range(codes.size):
+        code, p = codes[s], first_rows[s]
+        if code == MUL:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = out[r, c] * params[p, c]
+        elif code == ADD:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = out[r, c] + params[p, c]
+        elif code == SUB:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = out[r, c] - params[p, c]
+        elif code == RSUB:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = params[p, c] - out[r, c]
+        elif code == DIV:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = out[r, c] / params[p, c]
+        elif code == RDIV:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = params[p, c] / out[r, c]
+        elif code == AFFINE:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = out[r, c] * params[p, c] + params[p + 1, c]
+        elif code == DPRELU:  # u = y - shift_x; (pos if u >= 0 else neg) * u - shift_y
+            for r in range(first, last):
+                for c in range(channels):
+                    u = out[r, c] - params[p, c]
+                    pos, neg = params[p + 1, c], params[p + 2, c]  # both loaded: a select, not a branch
+                    out[r, c] = (pos if u >= 0 else neg) * u - params[p + 3, c]
+        elif code == RELU:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = out[r, c] * np.float32(out[r, c] > 0)
+        elif code == HARD_SIGMOID:
+            for r in range(first, last):
+                for c in range(channels):
+                    v = min(max(out[r, c] + np.float32(3.0), np.float32(0.0)), np.float32(6.0))
+                    out[r, c] = v / np.float32(6.0)
+        elif code == FAKE_QUANT:  # lo, hi, step
+            for r in range(first, last):
+                for c in range(channels):
+                    v = min(max(out[r, c], params[p, c]), params[p + 1, c])
+                    out[r, c] = np.rint(v / params[p + 2, c]) * params[p + 2, c]
+        elif code == SIGN:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = np.float32(-1.0) if out[r, c] < 0 else np.float32(1.0)
+        elif code == NEG:
+            for r in range(first, last):
+                for c in range(channels):
+                    out[r, c] = -out[r, c]
+        elif code == ADD_INPUT:  # the second input, its channels repeated to fill ours
+            for r in range(first, last):
+                row = other[r // other_div]
+                for base in range(0, channels, width):
+                    part = out[r, base:base + width]
+                    for c in range(width):
+                        part[c] = part[c] + row[c]
+        elif code == SUB_INPUT:
+            for r in range(first, last):
+                row = other[r // other_div]
+                for base in range(0, channels, width):
+                    part = out[r, base:base + width]
+                    for c in range(width):
+                        part[c] = part[c] - row[c]
+        elif code == RSUB_INPUT:
+            for r in range(first, last):
+                row = other[r // other_div]
+                for base in range(0, channels, width):
+                    part = out[r, base:base + width]
+                    for c in range(width):
+                        part[c] = row[c] - part[c]
+        elif code == MUL_INPUT:
+            for r in range(first, last):
+                row = other[r // other_div]
+                for base in range(0, channels, width):
+                    part = out[r, base:base + width]
+                    for c in range(width):
+                        part[c] = part[c] * row[c]
+
+
+@nb.njit(cache=True)
+def is_block_epilogue(codes):
+    """True for the steps [mul, affine, add_input, dprelu]: a ReActNet block's scale, batch norm,
+    residual and RPReLU after its binary convolution."""
+    return codes.size == 4 and codes[0] == MUL and codes[1] == AFFINE and codes[2] == ADD_INPUT and codes[3] == DPRELU
+
+
+@nb.njit(cache=True, error_model="numpy")
+def block_epilogue(acc, first, last, params, first_rows, other, other_div, out):
+    """out[r] = dprelu(float32(acc[r - first]) * scale * bn_scale + bn_shift + residual) for rows first ..
+    last-1: the steps [mul, affine, add_input, dprelu] of :func:`apply_steps` with the same float32
+    operations in the same order, but in one vectorised pass per row instead of a pass per step (the
+    int32 block ``acc`` [rows, >= C] holds row first at 0; ``other`` as in :func:`run_stages`)."""
+    channels = out.shape[1]
+    width = other.shape[1]
+    p, q, s = first_rows[0], first_rows[1], first_rows[3]
+    residual = np.empty(channels, np.float32)  # the residual row, its channels repeated to fill ours
+    for r in range(first, last):
+        row = other[r // other_div]
+        for base in range(0, channels, width):
+            part = residual[base:base + width]
+            for c in range(width):
+                part[c] = row[c]
+        a = acc[r - first]
+        y = out[r]
+        for c in range(channels):
+            v = np.float32(a[c]) * params[p, c]
+            v = v * params[q, c] + params[q + 1, c]
+            u = (v + residual[c]) - params[s, c]
+            pos, neg = params[s + 1, c], params[s + 2, c]  # both loaded: a select, not a branch
+            y[c] = (pos if u >= 0 else neg) * u - params[s + 3, c]
+
+
+@nb.njit(f"void({ROWS}, {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS})", parallel=True, cache=True, error_model="numpy")
+def run_stages(x, codes, first_rows, params, other, other_div, out):
+    """out[r] = the steps ``codes`` applied in order to x[r] (float32 [R, C]; see the module doc)."""
+    rows, channels = x.shape
+    for block in nb.prange((rows + ROW_BLOCK - 1) // ROW_BLOCK):
+        first, last = block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK)
+        for r in range(first, last):
+            for c in range(channels):
+                out[r, c] = x[r, c]
+        apply_steps(out, first, last, codes, first_rows, params, other, other_div)
+
+
+@nb.njit(f"void({ROWS}, int32[::1], float32[::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS})", parallel=True, cache=True,
+         error_model="numpy")
+def run_stages_gathered(x, index, fill, codes, first_rows, params, other, other_div, out):
+    """:func:`run_stages` on a rearranged view of x [N, S]: out row r, channel c starts from
+    x[image, index[(r % rows) * C + c]] (or fill[-1 - index] for padding), rows = index.size / C."""
+    channels = out.shape[1]
+    rows = index.size // channels
+    total = out.shape[0]
+    for block in nb.prange((total + ROW_BLOCK - 1) // ROW_BLOCK):
+        first, last = block * ROW_BLOCK, min(total, (block + 1) * ROW_BLOCK)
+        for r in range(first, last):
+            b, row = r // rows, r % rows
+            for c in range(channels):
+                source = index[row * channels + c]
+                out[r, c] = x[b, source] if source >= 0 else fill[-1 - source]
+        apply_steps(out, first, last, codes, first_rows, params, other, other_div)

@@ -1,0 +1,129 @@
+"""Sign bits of a layer's output through per-channel thresholds, packed as the next binary layer reads them.
+
+Float rows: bit = x[r, c] < t[c] (a preceding per-channel add, RSign / LearnableBias, folded into
+the threshold: x + b < 0 exactly when x < -b). x < t exactly when x - t < 0 (a float difference is 0
+only for equal operands, and NaN compares false both ways), so a row's differences go through the
+vector sign-mask of 64 elements (:func:`numbnn.kernels.intrinsics.sign_bits64`).
+
+int32 accumulators: bit = (acc[r, c] < t[c]) XOR flip[c], batch norm + sign folded into integer
+thresholds (Larq Compute Engine's bitpacked output; ``flip`` where the folded scale is negative).
+
+Channels are packed per group: group g's C/groups channels start a fresh word, bits past the group
+are 0. Rows are parallel in blocks of ROW_BLOCK; the entry points have explicit signatures and no
+bounds checks (callers check shapes).
+"""
+
+import numba as nb
+import numpy as np
+
+from numbnn.kernels.intrinsics import sign_bits64
+from numbnn.kernels.steps import ROW_BLOCK, ROWS
+
+WORDS = "uint64[:, ::1]"  # packed rows
+
+
+@nb.njit(inline="always")
+def _pack_signs_row(difference, groups, words, per_group, out):
+    """out[g*words + j] = sign bits of group g's 64-lane run j of ``difference`` (bits past the group: 0)."""
+    for g in range(groups):
+        for j in range(words):
+            start = g * per_group + 64 * j
+            count = min(64, per_group - 64 * j)
+            word = sign_bits64(difference, start)
+            if count < 64:
+                word &= (np.uint64(1) << np.uint64(count)) - np.uint64(1)
+            out[g * words + j] = word
+
+
+@nb.njit(cache=True)
+def pack_rows_below(x, first, last, thresholds, groups, difference, packed):
+    """Rows first .. last-1 of :func:`pack_below` (``difference``: float32 scratch [>= last - first, C + 64],
+    zero past C). All the rows' differences are written before any is read back as 64 lanes: a wide
+    read right after the narrow writes of the same row waits for them (3x slower per row at 32 channels)."""
+    channels = x.shape[1]
+    per_group = channels // groups
+    words = (per_group + 63) // 64
+    for r in range(first, last):
+        for c in range(channels):
+            difference[r - first, c] = x[r, c] - thresholds[c]
+    for r in range(first, last):
+        _pack_signs_row(difference[r - first], groups, words, per_group, packed[r])
+
+
+@nb.njit(parallel=True, cache=True)
+def _pack_short_rows(x, thresholds, packed):
+    """:func:`pack_below` for one group of C channels, C a divisor of 64: x's rows read as one flat run,
+    64 values (64 / C rows) per vector sign-mask, the word then cut into the rows' words. A row of 32
+    channels no longer pays a whole row's loop and a half-empty 64-lane read."""
+    rows, channels = x.shape
+    flat = x.reshape(-1)
+    tiled = np.empty(64, np.float32)  # thresholds repeated along 64 lanes
+    for i in range(64):
+        tiled[i] = thresholds[i % channels]
+    mask = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - channels)
+    per_read = 64 // channels
+    reads = (rows + per_read - 1) // per_read
+    for block in nb.prange((reads + ROW_BLOCK - 1) // ROW_BLOCK):
+        difference = np.empty(64, np.float32)
+        for read in range(block * ROW_BLOCK, min(reads, (block + 1) * ROW_BLOCK)):
+            first_row = read * per_read
+            count = min(per_read, rows - first_row)
+            values = flat[first_row * channels:(first_row + count) * channels]
+            for i in range(values.size):
+                difference[i] = values[i] - tiled[i]
+            word = sign_bits64(difference, 0)  # lanes past the values are never used
+            for q in range(count):
+                packed[first_row + q, 0] = (word >> np.uint64(q * channels)) & mask
+
+
+@nb.njit(f"void({ROWS}, float32[::1], int64, {WORDS})", parallel=True, cache=True)
+def pack_below(x, thresholds, groups, packed):
+    """packed[r] bit i of group g's word j = x[r, g*Cg + 64*j + i] < thresholds[...] (tail bits 0)."""
+    rows, channels = x.shape
+    if groups == 1 and 64 % channels == 0:
+        _pack_short_rows(x, thresholds, packed)
+        return
+    n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
+    for block in nb.prange(n_blocks):
+        difference = np.zeros((ROW_BLOCK, channels + 64), np.float32)  # room for a full 64-lane read at the tail
+        pack_rows_below(x, block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK), thresholds, groups, difference, packed)
+
+
+@nb.njit(f"void(int32[:, ::1], int32[::1], boolean[::1], int64, {WORDS})", parallel=True, cache=True)
+def pack_acc_below(acc, thresholds, flip, groups, packed):
+    """Like :func:`pack_below` for int32 ``acc``: bit = (acc < thresholds[c]) XOR flip[c]."""
+    rows, channels = acc.shape
+    per_group = channels // groups
+    words = (per_group + 63) // 64
+    for r in nb.prange(rows):
+        for g in range(groups):
+            for j in range(words):
+                start = g * per_group + 64 * j
+                stop = min(start + 64, (g + 1) * per_group)
+                word = np.uint64(0)
+                for c in range(start, stop):
+                    bit = (acc[r, c] < thresholds[c]) != flip[c]
+                    word |= np.uint64(bit) << np.uint64(c - start)
+                packed[r, g * words + j] = word
+
+
+@nb.njit(f"void({ROWS}, int32[::1], float32[::1], float32[::1], int64, {WORDS})", parallel=True, cache=True)
+def gather_pack(x, index, fill, thresholds, groups, packed):
+    """Like :func:`pack_below` for a rearranged view of x: element e of an image's rearranged slice is
+    x_image.flat[index[e]], or fill[-1 - index[e]] where index is negative (a padding constant).
+    ``x`` [N, S] (one flattened image per row), ``packed`` [N * rows, words] with rows * C = index.size."""
+    n = x.shape[0]
+    channels = thresholds.size
+    rows = index.size // channels
+    per_group = channels // groups
+    words = (per_group + 63) // 64
+    tasks = n * rows
+    for block in nb.prange((tasks + ROW_BLOCK - 1) // ROW_BLOCK):
+        difference = np.zeros(channels + 64, np.float32)
+        for task in range(block * ROW_BLOCK, min(tasks, (block + 1) * ROW_BLOCK)):
+            b, row = task // rows, task % rows
+            for c in range(channels):
+                source = index[row * channels + c]
+                value = x[b, source] if source >= 0 else fill[-1 - source]
+                difference[c] = value - thresholds[c]
+            _pack_signs_row(difference, groups, words, per_group, packed[task])

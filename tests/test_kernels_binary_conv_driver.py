@@ -1,0 +1,96 @@
+"""numbnn.kernels.binary_conv_driver (and its padding table) against the naive twins, every transform.
+
+INT32 must equal the naive +1/-1 convolution exactly; STEPS must equal the naive float32 steps on those
+integers bit for bit, and its packed bits the naive packing of that float output.
+"""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive
+from numbnn.kernels import binary_conv_driver as driver
+from numbnn.kernels import steps
+from numbnn.kernels.padding import border_corrections, tap_weight_sums
+
+NO_ROWS = np.zeros((0, 1), np.float32)
+NO_PROGRAM = np.zeros(0, np.int64)
+
+convolutions = dict(
+    batch=st.sampled_from([1, 2, 3]),
+    size=st.integers(1, 9),
+    groups=st.sampled_from([1, 2]),
+    per_group=st.one_of(st.integers(1, 70), st.sampled_from([2, 4, 8, 16, 32, 64, 65, 129])),  # odd, tails, dense
+    outputs=st.integers(1, 40),
+    geometry=st.sampled_from([(1, 0, 1, 1), (3, 1, 1, 1), (3, 1, 2, 1), (2, 0, 2, 1), (3, 2, 1, 2), (1, 0, 2, 1)]),
+    pad_value=st.sampled_from([0, 1, -1]),
+    seed=st.integers(0, 2**32 - 1),
+)
+
+
+def setup(batch, size, groups, per_group, outputs, geometry, pad_value, seed):
+    """Packed x and w, the driver's arguments, and the naive int32 result [N*Ho*Wo, O]."""
+    rng = np.random.default_rng(seed)
+    kernel, padding, stride, dilation = geometry
+    size = max(size, dilation * (kernel - 1) + 1 - 2 * padding)
+    channels, out_channels = groups * per_group, groups * outputs
+    x = naive.pack_bits(rng.standard_normal((batch, size, size + 1, groups, per_group))).reshape(batch, size, size + 1, -1)
+    w = naive.pack_bits(rng.standard_normal((out_channels, kernel, kernel, per_group)))
+    expected = naive.binary_conv2d(x, w, channels, stride, padding, dilation, pad_value, groups)
+    ho, wo = expected.shape[1:3]
+    shape = (kernel, kernel, stride, stride, padding, padding, dilation, dilation, ho, wo)
+    wsum = tap_weight_sums(w, per_group)
+    border_row, correction = border_corrections(size, size + 1, *shape, wsum, pad_value)
+    tap_bits, panels, k = driver.weight_panels(w, per_group, groups)
+    args = (np.ascontiguousarray(x), shape, tap_bits, panels, k, border_row, correction)
+    return rng, args, expected.reshape(-1, out_channels).astype(np.int32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(**convolutions)
+def test_int32_transform_matches_naive(batch, size, groups, per_group, outputs, geometry, pad_value, seed):
+    _, args, expected = setup(batch, size, groups, per_group, outputs, geometry, pad_value, seed)
+    acc = np.empty_like(expected)
+    driver.binary_conv(*args, driver.INT32, acc, NO_PROGRAM, NO_PROGRAM, NO_ROWS, NO_ROWS, 1, NO_ROWS,
+                       np.zeros(0, np.float32), 1, np.empty((0, 0), np.uint64))
+    np.testing.assert_array_equal(acc, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(**convolutions, block=st.booleans(), pack_groups=st.sampled_from([0, 1, 2]))
+def test_steps_transform_matches_naive(batch, size, groups, per_group, outputs, geometry, pad_value, seed, block,
+                                       pack_groups):
+    rng, args, expected = setup(batch, size, groups, per_group, outputs, geometry, pad_value, seed)
+    rows, out_channels = expected.shape
+    codes = [steps.MUL, steps.AFFINE, steps.ADD_INPUT, steps.DPRELU] if block else [steps.AFFINE, steps.RELU, steps.MUL_INPUT]
+    codes = np.array(codes, np.int64)
+    first_rows = np.array([0, 1, 3, 3] if block else [0, 2, 2], np.int64)
+    params = rng.standard_normal((7 if block else 2, out_channels)).astype(np.float32)
+    other = rng.standard_normal((rows, out_channels)).astype(np.float32)
+    pack_groups = pack_groups if pack_groups and out_channels % pack_groups == 0 else 0
+    thresholds = rng.standard_normal(out_channels).astype(np.float32)
+    words = pack_groups * -(-(out_channels // max(pack_groups, 1)) // 64)
+    packed = np.empty((rows, words), np.uint64)
+    out = np.empty((rows, out_channels), np.float32)
+    driver.binary_conv(*args, driver.STEPS, np.empty((0, 0), np.int32), codes, first_rows, params, other, 1, out,
+                       thresholds, max(pack_groups, 1), packed)
+    want = naive.run_steps(codes, first_rows, params, expected, other, 1)
+    np.testing.assert_array_equal(out.view(np.int32), want.view(np.int32))
+    if pack_groups:
+        np.testing.assert_array_equal(packed, naive.pack_below(want, thresholds, pack_groups))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 8), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2), st.sampled_from([1, 2]),
+       st.sampled_from([0, 1, -1]), st.integers(0, 2**32 - 1))
+def test_border_corrections_match_naive(h, w, kh, kw, padding, stride, pad_value, seed):
+    if h + 2 * padding < kh or w + 2 * padding < kw:
+        return
+    ho, wo = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    wsum = np.random.default_rng(seed).integers(-9, 10, (5, kh * kw)).astype(np.int64)
+    shape = (kh, kw, stride, stride, padding, padding, 1, 1, ho, wo)
+    border_row, correction = border_corrections(h, w, *shape, wsum, pad_value)
+    table = np.where(border_row[:, None] >= 0, correction[np.maximum(border_row, 0)], 0)
+    np.testing.assert_array_equal(table, naive.border_corrections(h, w, *shape, wsum, pad_value))
+    if pad_value == 1:  # one-padding needs no correction
+        assert (border_row < 0).all()

@@ -1,0 +1,21 @@
+"""numbnn.kernels.depthwise against its naive twin (same operation order: bit for bit)."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive
+from numbnn.kernels.depthwise import depthwise_conv2d
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 9), st.integers(1, 3), st.integers(1, 3), st.sampled_from([1, 2]),
+       st.integers(0, 2), st.sampled_from([1, 2]), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**32 - 1))
+def test_depthwise_conv2d_matches_naive(batch, channels, mult, kernel, stride, padding, dilation, dtype, seed):
+    rng = np.random.default_rng(seed)
+    size = dilation * (kernel - 1) + 1 + int(rng.integers(0, 5))
+    x = rng.standard_normal((batch, size, size + 1, channels)).astype(dtype)
+    w = rng.standard_normal((channels * mult, kernel, kernel, 1)).astype(dtype)
+    got = depthwise_conv2d(x, w, stride, padding, dilation)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, naive.depthwise_conv2d(x, w, stride, padding, dilation))

@@ -1,0 +1,55 @@
+"""numbnn.kernels.steps against its naive twin: every step program equals numpy float32 ufuncs bit for bit."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive
+from numbnn.kernels import steps
+
+INPUT_STEPS = [steps.ADD_INPUT, steps.SUB_INPUT, steps.RSUB_INPUT, steps.MUL_INPUT]
+
+
+def program(draw_codes, rng, channels):
+    codes = np.array(draw_codes, np.int64)
+    rows = [naive.STEP_ROWS.get(naive.STEP_CODES[c], 0) for c in codes]
+    first_rows = np.cumsum([0] + rows[:-1]).astype(np.int64)
+    return codes, first_rows, rng.standard_normal((sum(rows), channels)).astype(np.float32)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 16), min_size=0, max_size=5), st.integers(1, 150), st.one_of(st.integers(1, 70), st.just(64)),
+       st.sampled_from(["same", "per_image", "repeated"]), st.booleans(), st.integers(0, 2**32 - 1))
+def test_run_stages_matches_naive_bit_for_bit(codes, rows, channels, other_kind, block_program, seed):
+    """Rows past ROW_BLOCK; ``block_program`` forces ReActNet's [mul, affine, add_input, dprelu]."""
+    rng = np.random.default_rng(seed)
+    if block_program:
+        codes = [steps.MUL, steps.AFFINE, steps.ADD_INPUT, steps.DPRELU]
+    codes, first_rows, params = program(codes, rng, channels)
+    x = rng.standard_normal((rows, channels)).astype(np.float32)
+    x[0] = 0.0
+    width = channels // 2 if other_kind == "repeated" and channels % 2 == 0 else channels
+    other_rows = 1 if other_kind == "per_image" else rows
+    other = rng.standard_normal((other_rows, width)).astype(np.float32)
+    out = np.empty_like(x)
+    steps.run_stages(x, codes, first_rows, params, other, rows // other_rows, out)
+    expected = naive.run_steps(codes, first_rows, params, x, other, rows // other_rows)
+    np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 12), min_size=1, max_size=3), st.integers(1, 3), st.integers(1, 30), st.integers(1, 40),
+       st.integers(0, 2**32 - 1))
+def test_run_stages_gathered_matches_naive(codes, batch, rows, channels, seed):
+    rng = np.random.default_rng(seed)
+    codes, first_rows, params = program(codes, rng, channels)
+    source = int(rng.integers(1, 100))
+    x = rng.standard_normal((batch, source)).astype(np.float32)
+    fill = rng.standard_normal(2).astype(np.float32)
+    index = rng.integers(-2, source, (rows, channels)).astype(np.int32)
+    other = np.zeros((1, 1), np.float32)
+    out = np.empty((batch * rows, channels), np.float32)
+    steps.run_stages_gathered(x, index.reshape(-1), fill, codes, first_rows, params, other, batch * rows, out)
+    values = np.where(index >= 0, x[:, np.maximum(index, 0)], fill[np.maximum(-1 - index, 0)]).reshape(-1, channels)
+    expected = naive.run_steps(codes, first_rows, params, values, other, batch * rows)
+    np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))
