@@ -130,7 +130,9 @@ class FakeQuant(torch.autograd.Function):
 
 def fake_quant(x, bits: int, bound: float, signed: bool = True):
     lo, hi, step = quantization_grid(bits, bound, signed)
-    return FakeQuant.apply(x, lo, hi, float(np.float32(step)))  # numbnn divides by the float32 step
+    if x.dtype == torch.float32:
+        step = float(np.float32(step))  # numbnn divides by the step in x's dtype
+    return FakeQuant.apply(x, lo, hi, step)
 
 
 def quantize_activation(x, quantizer: str, clip: float):
@@ -362,10 +364,6 @@ def quantized_weight(weight, bits: int):
     """Symmetric ``bits``-bit fake quantization, bound max|W_o| per output channel (pokebnn.quantized_weight)."""
     bound = weight.detach().abs().flatten(1).amax(dim=1).clamp(min=1e-8).view(-1, *([1] * (weight.dim() - 1)))
     return fake_quant(weight / bound, bits, 1.0) * bound
-
-
-def _pair(value):
-    return (value, value) if isinstance(value, int) else tuple(value)
 
 
 def leaf_layer(m):
@@ -628,7 +626,7 @@ def copy_weights(model, twin) -> None:
     """numbnn's parameters and buffers into the twin, key for key (4-D conv weights OHWI -> OIHW)."""
     state = {}
     for name, array in model.state_dict().items():
-        array = np.asarray(array, np.float32)
+        array = np.asarray(array)
         state[name] = torch.from_numpy(array.transpose(0, 3, 1, 2).copy() if array.ndim == 4 else array.copy())
     missing, unexpected = twin.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -645,7 +643,8 @@ def nchw(x: np.ndarray) -> torch.Tensor:
 def exercised_model(name: str, model_args: dict | None = None, seed: int = 0):
     """A numbnn model whose every parameter and buffer holds a non-trivial value: one training-mode forward
     (PokeBNN's running bounds), then random batch-norm statistics and per-channel parameters moved off
-    their initial 0 / 1 (so a swapped or ignored one shows in the logits)."""
+    their initial 0 / 1 (so a swapped or ignored one shows in the logits). ``seed`` fixes all of it."""
+    nb.init.seed(seed)
     model = build_model(name, **(model_args or {}))
     model.train()
     x, _ = synthetic_batches(CHECK_IMAGES, count=1, seed=seed + 7)[0]
@@ -663,23 +662,29 @@ def exercised_model(name: str, model_args: dict | None = None, seed: int = 0):
     return model
 
 
-def agreement(name: str, model_args: dict | None = None) -> dict:
+def agreement(name: str, model_args: dict | None = None, seed: int = 0) -> dict:
     """Max abs logit difference numbnn vs twin on 32 fixed images, training mode then evaluation mode.
 
-    The check runs the twin in float64 (``*_max_abs_diff``, which must stay below :data:`TOLERANCE`):
-    the same module code, exact arithmetic for the network. The float32 twin that is timed is compared
-    too (``*_float32_max_abs_diff``), for information only: PyTorch's float32 CPU batch norm sums each
-    channel's statistics in float32 (off by ~1e-5 relative over a 25,000-value channel, where numbnn
-    sums in float64), which moves a few near-zero activations across 0; each flipped sign changes a
-    binary conv's inputs by 2, so a binary network's float32 logits can differ by 1e-2 and more.
+    The check (``train_max_abs_diff``, ``eval_max_abs_diff``; both must stay below :data:`TOLERANCE`)
+    runs both networks in float64: numbnn's parameters and input cast to float64 (its ops follow
+    their inputs' dtype; the packed forward is exact in any dtype), the twin with ``.double()``. Then the
+    only differences are float64 rounding, about 1e-15, so a wrong layer, order or constant shows.
+    In float32 (``*_float32_max_abs_diff``, reported for information: the timed networks) rounding
+    alone differs by ~1e-7 relative (PyTorch's CPU batch norm, for one, sums each channel's statistics
+    in float32 where numbnn sums in float64); that moves the odd activation within ~1e-6 of 0 across
+    the sign, or a fake-quantized value across a rounding boundary, and each such flip changes a binary
+    conv's input by 2 or a quantized one by a step: binary networks' float32 logits can then differ by
+    1e-2 or more although both compute the same function. ``seed`` picks the weights and the images.
     """
-    model = exercised_model(name, model_args)
-    x, _ = synthetic_batches(CHECK_IMAGES, count=1, seed=1)[0]
+    model = exercised_model(name, model_args, seed)
+    x, _ = synthetic_batches(CHECK_IMAGES, count=1, seed=seed + 1)[0]
     state = model.state_dict()
     result = {}
-    for dtype, suffix in ((torch.float64, ""), (torch.float32, "_float32")):
+    for dtype, suffix in ((np.float64, ""), (np.float32, "_float32")):
         model.load_state_dict(state)
-        twin = build_twin(model).to(dtype)
+        for param in model.parameters():
+            param.data = param.data.astype(dtype)
+        twin = build_twin(model).to(torch.float64 if dtype == np.float64 else torch.float32)
         copy_weights(model, twin)
         for mode in ("train", "eval"):
             model.train(mode == "train")
@@ -687,14 +692,48 @@ def agreement(name: str, model_args: dict | None = None) -> dict:
             if mode == "eval":
                 copy_weights(model, twin)  # the running statistics the training-mode pass just moved
             with no_grad():
-                ours = model(Tensor(x)).data
+                ours = model(Tensor(x.astype(dtype))).data
             with torch.no_grad():
-                theirs = twin(nchw(x).to(dtype)).numpy()
+                theirs = twin(nchw(x.astype(dtype))).numpy()
             result[f"{mode}{suffix}_max_abs_diff"] = float(np.abs(ours - theirs).max())
             result[f"{mode}{suffix}_same_class"] = float((ours.argmax(1) == theirs.argmax(1)).mean())
     result["max_abs_logit"] = float(np.abs(ours).max())
     result["ok"] = max(result["train_max_abs_diff"], result["eval_max_abs_diff"]) < TOLERANCE
+    model.load_state_dict(state)
+    result["grad_max_rel_diff"] = gradient_difference(model, x)
     return result
+
+
+def gradient_difference(model, x) -> float:
+    """Both networks in float64 and training mode: the largest, over parameters, of max |grad numbnn -
+    grad twin| / max |grad numbnn| of a cross-entropy loss, so the straight-through estimators are checked
+    as well as the forward pass. (A tie can still break differently: PokeBNN's data-driven bound is a
+    mean that numpy and PyTorch may round 1 ulp apart, and an activation exactly at the bound then passes
+    the clipped STE in one and not in the other; with the default seed one SE unit of pokebnn does.)"""
+    from numbnn import functional as F
+
+    state = model.state_dict()
+    for param in model.parameters():
+        param.data = param.data.astype(np.float64)
+        param.grad = None
+    twin = build_twin(model).double()
+    copy_weights(model, twin)
+    model.train()
+    twin.train()
+    labels = np.arange(len(x)) % 10
+    F.cross_entropy(model(Tensor(x.astype(np.float64))), labels).backward()
+    TF.cross_entropy(twin(nchw(x.astype(np.float64))), torch.from_numpy(labels)).backward()
+    grads = dict(twin.named_parameters())
+    largest = max(float(np.abs(p.grad).max()) for p in model.parameters())
+    worst = 0.0
+    for name, param in model.named_parameters():
+        ours, theirs = np.asarray(param.grad), grads[name].grad.numpy()
+        if ours.ndim == 4:
+            theirs = theirs.transpose(0, 2, 3, 1)
+        scale = max(np.abs(ours).max(), 1e-3 * largest)  # a gradient that is 0 in exact arithmetic: rounding only
+        worst = max(worst, float(np.abs(ours - theirs).max() / scale))
+    model.load_state_dict(state)
+    return worst
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -827,7 +866,7 @@ def run_model(name: str, args) -> dict:
     batches = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else (
         [64, 128] if name == "reactnet-a" else [128])
     result = {"model": name, "cpu_model": cpu_model(), "threads": args.threads, "torch": torch.__version__,
-              "agreement": agreement(name)}
+              "agreement": agreement(name, seed=args.seed)}
     if args.train or args.eval:
         result["timing"] = {str(b): time_model(name, b, args.rounds, args.steps, args.warmup, args.train, args.eval,
                                                args.packed) for b in batches}
@@ -838,7 +877,7 @@ def summary_line(row: dict) -> str:
     a = row["agreement"]
     text = (f"{row['model']:<11} logits max |diff| train {a['train_max_abs_diff']:.1e}, eval {a['eval_max_abs_diff']:.1e}"
             f" ({'ok' if a['ok'] else 'MISMATCH'}; float32 twin {a['train_float32_max_abs_diff']:.1e}, "
-            f"{a['eval_float32_max_abs_diff']:.1e})")
+            f"{a['eval_float32_max_abs_diff']:.1e}; gradients {a['grad_max_rel_diff']:.1e} relative)")
     for batch, t in row.get("timing", {}).items():
         if "train" in t:
             tr = t["train"]
@@ -864,6 +903,7 @@ def main():
     parser.add_argument("--no-train", dest="train", action="store_false", help="skip the training-step timing")
     parser.add_argument("--no-eval", dest="eval", action="store_false", help="skip the eval-pass timing")
     parser.add_argument("--check-only", action="store_true", help="only the logits agreement")
+    parser.add_argument("--seed", type=int, default=0, help="weights and images of the logits check")
     parser.add_argument("--packed", action="store_true", help="also time numbnn's packed model in the eval pass")
     parser.add_argument("--json", action="store_true", help="one JSON object per model, then a summary object")
     args = parser.parse_args()
