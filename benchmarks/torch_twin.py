@@ -773,7 +773,7 @@ def torch_trainer(trainer: TrainStep, memory_format):
         if config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(twin.parameters(), config.grad_clip)
         optimizer.step()
-        return float(loss)
+        return loss.detach().item()
 
     return twin, batches, step
 
