@@ -27,7 +27,9 @@ counts real pixels only, ShuffleNet's channel order, TensorFlow's space_to_depth
 ``pixel_unshuffle``'s), NHWC flattening before a flat classifier, PokeBNN's batch-mean-of-max bounds.
 :func:`copy_weights` converts numbnn's state dict (OHWI -> OIHW) into the twin's; :func:`agreement`
 compares logits on a fixed batch of 32 images, in training mode (batch statistics) and in evaluation
-mode (running statistics, set to non-trivial values first), and reports the max abs difference.
+mode (running statistics, set to non-trivial values first), with both networks in float64, where they
+agree to ~1e-14 (the check: < 1e-4), and reports the float32 differences (rounding near a sign or a
+quantization step; see :func:`agreement`) and the float64 gradients' agreement for information.
 
 Timing (``--json`` prints one object per model): for each batch size, numbnn's training step
 (:class:`numbnn.train.bench.TrainStep`: the model's recipe, forward, loss, backward, optimizer) and
@@ -37,7 +39,8 @@ NCHW and channels_last, the faster one counting. Then an eval pass (``no_grad`` 
 ``--packed`` adds numbnn's packed model). Each of ``--rounds`` rounds takes every contender's median
 of ``--steps`` steps in turn, numbnn first, so a change in machine load hits all of them alike; the
 medians of the rounds give the figures. ``epoch_ratio`` is numbnn's epoch time over the faster twin's
-(below 1: numbnn is faster). The 1-minute load average before and after is printed: on a shared
+(below 1: numbnn is faster), from wall time; ``epoch_ratio_cpu`` the same from process CPU time, the
+steadier of the two on a loaded machine. The 1-minute load average before and after is printed: on a shared
 machine only ratios taken in one run mean anything.
 
 torch is a benchmark-only extra (``pip install -e '.[bench]'``); nothing under ``numbnn/`` imports it.
