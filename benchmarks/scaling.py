@@ -1,12 +1,13 @@
-"""How cost grows with the work: time vs batch size, width multiplier and thread count (1 vs 2).
+"""How cost grows with the work: time vs batch size, thread count (1 vs 2) and, for the kernel, width.
 
-Two measurements over the same grid (batch 1, 32, 128, 256; width x0.5, x1, x2; 1 and 2 threads):
+Two measurements (batch 1, 32, 128, 256; 1 and 2 threads):
 
 - ``binary_conv2d`` on a representative layer of ``reactnet-a``: block 3's binary 3x3 conv, 7x7x128 ->
-  128, stride 1, padding 1 (channels scaled by the width multiplier), on packed inputs, with the
-  packing of the activations timed separately;
-- a full training step of ``reactnet-a`` (forward, loss, backward, Adam), widths scaled by the
-  multiplier, on FashionMNIST-shaped data (see :mod:`numbnn.train.bench`).
+  128, stride 1, padding 1, channels scaled by the width multiplier (x0.5, x1, x2), on packed inputs,
+  with the packing of the activations timed separately;
+- a full training step (forward, loss, backward, optimizer; the model's registered recipe) of every
+  zoo model (``--models``, default all registered ones), on FashionMNIST-shaped data (see
+  :mod:`numbnn.train.bench`).
 
 Every figure is the median of ``--repeats`` timed calls after warm-up, wall clock and process CPU
 time (all threads), all in one process. The 1-minute load average before and after each section is
@@ -15,6 +16,7 @@ Writes a Markdown table and one JSON object (``--json-out``/``--md-out``; the JS
 stdout line).
 
     python benchmarks/scaling.py --repeats 5 --md-out scaling.md --json-out scaling.json
+    python benchmarks/scaling.py --sections train --models ftbnn,pokebnn --batches 32,128 --repeats 3
 """
 
 import argparse
@@ -27,7 +29,8 @@ import numbnn  # noqa: F401  (before numpy: numbnn sets OpenBLAS's idle-thread t
 import numba
 import numpy as np
 from numbnn.kernels import binary_conv2d, pack_activations, pack_conv_weight
-from numbnn.models.reactnet import DEFAULT_WIDTHS
+from numbnn.kernels.platform import cpu_model
+from numbnn.models import available_models
 from numbnn.train.bench import TrainStep
 from numbnn.train.threads import set_threads
 
@@ -66,33 +69,36 @@ def kernel_row(batch: int, width: float, threads: int, repeats: int, rng) -> dic
     }
 
 
-def train_row(batch: int, width: float, threads: int, repeats: int) -> dict:
-    widths = [max(1, round(c * width)) for c in DEFAULT_WIDTHS]
-    trainer = TrainStep("reactnet-a", batch, {"widths": widths})
+def train_row(model: str, batch: int, threads: int, repeats: int) -> dict:
+    trainer = TrainStep(model, batch)
     step = iter(range(10**9))
     timing = _timed(lambda: trainer.run(next(step)), repeats, warmup=3)
     return {
-        "batch": batch, "width": width, "threads": threads, "widths": widths,
+        "model": model, "batch": batch, "threads": threads,
         "step_ms": round(timing["wall_s"] * 1e3, 2), "step_cpu_ms": round(timing["cpu_s"] * 1e3, 2),
         "images_per_s": round(batch / timing["wall_s"], 1),
         "epoch_s": round(timing["wall_s"] * 60000 / batch, 1),
     }
 
 
-def run(batches, widths, threads_list, repeats: int, sections) -> dict:
+def run(batches, widths, threads_list, repeats: int, sections, models) -> dict:
     rng = np.random.default_rng(0)
-    result = {"repeats": repeats, "machine_threads": numba.config.NUMBA_NUM_THREADS}
+    result = {"repeats": repeats, "machine_threads": numba.config.NUMBA_NUM_THREADS, "cpu_model": cpu_model()}
     for section in sections:
         load_before = os.getloadavg()[0]
         rows = []
-        for batch in batches:
-            for width in widths:
-                for threads in threads_list:
-                    set_threads(threads)
-                    if section == "kernel":
+        if section == "kernel":
+            for batch in batches:
+                for width in widths:
+                    for threads in threads_list:
+                        set_threads(threads)
                         rows.append(kernel_row(batch, width, threads, repeats, rng))
-                    else:
-                        rows.append(train_row(batch, width, threads, repeats))
+        else:
+            for model in models:
+                for batch in batches:
+                    for threads in threads_list:
+                        set_threads(threads)
+                        rows.append(train_row(model, batch, threads, repeats))
         result[section] = {"rows": rows, "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     return result
 
@@ -111,24 +117,24 @@ def markdown(result: dict) -> str:
         lines.append("")
     if "train" in result:
         section = result["train"]
-        lines += [f"reactnet-a training step (forward, loss, backward, Adam); median of {result['repeats']}, "
-                  f"load {section['load_average_1min']}", "",
-                  "| batch | width | 1 thread ms/step | 2 threads ms/step | speed-up | images/s (2 thr) | s/epoch (2 thr) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"training step per zoo model (forward, loss, backward, optimizer; its recipe); median of "
+                  f"{result['repeats']}, {result['cpu_model']}, load {section['load_average_1min']}", "",
+                  "| model | batch | 1 thread ms/step | 2 threads ms/step | speed-up | images/s (2 thr) | s/epoch (2 thr) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         lines += _paired(section["rows"], lambda one, two: (
-            f"| {one['batch']} | x{one['width']:g} | {one['step_ms']:.1f} | {two['step_ms']:.1f} | "
-            f"{one['step_ms'] / two['step_ms']:.2f}x | {two['images_per_s']} | {two['epoch_s']} |"))
+            f"| {one['model']} | {one['batch']} | {one['step_ms']:.1f} | {two['step_ms']:.1f} | "
+            f"{one['step_ms'] / two['step_ms']:.2f}x | {two['images_per_s']} | {two['epoch_s']} |"), key=("model", "batch"))
         lines.append("")
     return "\n".join(lines)
 
 
-def _paired(rows, format_row):
-    """One table line per (batch, width): its 1-thread and 2-thread rows side by side."""
-    by_key = {(r["batch"], r["width"], r["threads"]): r for r in rows}
+def _paired(rows, format_row, key=("batch", "width")):
+    """One table line per ``key`` (e.g. batch and width): its 1-thread and 2-thread rows side by side."""
+    by_key = {(*(r[k] for k in key), r["threads"]): r for r in rows}
     lines = []
-    for (batch, width, threads), row in by_key.items():
-        if threads == 1 and (batch, width, 2) in by_key:
-            lines.append(format_row(row, by_key[(batch, width, 2)]))
+    for (*point, threads), row in by_key.items():
+        if threads == 1 and (*point, 2) in by_key:
+            lines.append(format_row(row, by_key[(*point, 2)]))
     return lines
 
 
@@ -136,14 +142,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
-    parser.add_argument("--widths", default=",".join(f"{w:g}" for w in WIDTHS))
+    parser.add_argument("--widths", default=",".join(f"{w:g}" for w in WIDTHS), help="kernel section only")
     parser.add_argument("--threads", default=",".join(map(str, THREADS)))
     parser.add_argument("--sections", default="kernel,train", help="kernel, train or both")
+    parser.add_argument("--models", help="comma-separated zoo models for the train section (default: all registered)")
     parser.add_argument("--md-out", help="write the Markdown tables here")
     parser.add_argument("--json-out", help="write the JSON here")
     args = parser.parse_args()
     result = run([int(b) for b in args.batches.split(",")], [float(w) for w in args.widths.split(",")],
-                 [int(t) for t in args.threads.split(",")], args.repeats, args.sections.split(","))
+                 [int(t) for t in args.threads.split(",")], args.repeats, args.sections.split(","),
+                 args.models.split(",") if args.models else [spec.name for spec in available_models()])
     text = markdown(result)
     for path, content in ((args.md_out, text), (args.json_out, json.dumps(result, indent=1))):
         if path:
