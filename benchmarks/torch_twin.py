@@ -11,7 +11,7 @@ the float-simulated PyTorch network a PyTorch user would write for it (NCHW acti
 
 - every *layer* class (``LAYERS`` below: convolutions, binary convolutions as a float ``conv2d`` of
   sign(x) and sign(W) times alpha = mean|W_o| with the STEs as ``autograd.Function``, batch norm,
-  LearnableBias, RSign, RPReLU, DPReLU/FPReLU, PReLU, ReLU, hard sigmoid, channel shuffle, pooling,
+  RSign, RPReLU, DPReLU/FPReLU, PReLU, ReLU, hard sigmoid, channel shuffle, pooling,
   fake quantization, space/depth rearrangements, linear layers) maps to one torch module whose
   parameters carry the numbnn parameter names, so the state dicts line up key for key;
 - every *block* class (``BLOCKS`` below), whose ``forward`` wires its children (residual additions,
@@ -246,7 +246,10 @@ class BinaryConv2d(nn.Module):
         self.weight_clip, self.binarize, self.mean_abs = m.weight_clip, m.binarize_weights, m.scale == "mean_abs"
 
     def forward(self, x):
-        x = quantize_activation(x, self.quantizer, self.act_clip)
+        quantizer, clip = self.quantizer, self.act_clip
+        if isinstance(x, tuple):  # RSign.before_sign's (x + b, quantizer, clip)
+            x, quantizer, clip = x
+        x = quantize_activation(x, quantizer, clip)
         padding = self.padding
         if self.pad_value != 0 and padding != (0, 0):
             x = TF.pad(x, (padding[1], padding[1], padding[0], padding[0]), value=float(self.pad_value))
@@ -274,22 +277,18 @@ class BatchNorm(nn.Module):
                              self.momentum, self.eps)
 
 
-class LearnableBias(nn.Module):
-    def __init__(self, m):
-        super().__init__()
-        self.bias = _vector(m.bias)
-
-    def forward(self, x):
-        return x + per_channel(self.bias, x)
-
-
 class RSign(nn.Module):
+    """q(x + b) (numbnn.nn.RSign); ``before_sign`` hands a binary conv x + b and q (numbnn's SignInput)."""
+
     def __init__(self, m):
         super().__init__()
-        self.alpha, self.quantizer, self.clip = _vector(m.alpha), m.quantizer.name, m.clip
+        self.bias, self.quantizer, self.clip = _vector(m.bias), m.quantizer.name, m.clip
+
+    def before_sign(self, x):
+        return x + per_channel(self.bias, x), self.quantizer, self.clip
 
     def forward(self, x):
-        return quantize_activation(x - per_channel(self.alpha, x), self.quantizer, self.clip)
+        return quantize_activation(x + per_channel(self.bias, x), self.quantizer, self.clip)
 
 
 class RPReLU(nn.Module):
@@ -378,7 +377,6 @@ LAYERS = {
     nb.Linear: linear_layer,
     nb.BinaryConv2d: BinaryConv2d,
     nb.BatchNorm: BatchNorm,  # also RB-Net's BalancedActivation, a BatchNorm subclass
-    nb.LearnableBias: LearnableBias,
     nb.RSign: RSign,
     nb.RPReLU: RPReLU,
     nb.DPReLU: DPReLU,  # also FTBNN's FPReLU (DPReLU without shifts)
@@ -429,10 +427,15 @@ def repeat_shortcut(t, x):
 
 
 def reactnet_block(t, x):
-    out1 = t.norm_3x3(t.conv_3x3(t.threshold_3x3(x)))
+    out1 = t.norm_3x3(t.conv_3x3(rsign_input(t.threshold_3x3, x)))
     out1 = t.act_3x3(out1 + (avg_pool(x, 2, 2, "same") if t.stride == 2 else x))
-    z = t.threshold_1x1(out1)
+    z = rsign_input(t.threshold_1x1, out1)
     return t.act_1x1(concat_channels([branch(z, out1) for branch in t.pointwise]))
+
+
+def rsign_input(threshold, x):
+    """reactnet.rsign: RSign's input to a binary conv, or x for the plain ablation."""
+    return x if threshold is None else threshold.before_sign(x)
 
 
 def ftbnn_free_shortcut(t, x):
@@ -565,7 +568,7 @@ BLOCKS = {
     reactnet.PointwiseBranch: lambda t, z, shortcut: t.norm(t.conv(z)) + shortcut,
     reactnet.BasicBlock: reactnet_block,
     reactnet.ReActNetA: classifier_head,
-    bnn_small.BinaryBlock: lambda t, x: t.activation(t.norm(t.conv(t.threshold(x))) + repeat_shortcut(t, x)),
+    bnn_small.BinaryBlock: lambda t, x: t.activation(t.norm(t.conv(t.threshold.before_sign(x))) + repeat_shortcut(t, x)),
     bnn_small.BnnSmall: classifier_head,
     float_cnn.FloatBlock: lambda t, x: TF.relu(t.norm(t.conv(x)) + repeat_shortcut(t, x)),
     float_cnn.FloatCnn: float_cnn_net,

@@ -67,6 +67,31 @@ def test_fake_quant_levels_and_straight_through_gradient(bits, bound, signed):
     assert F.fake_quant(x.astype(np.float32), bits, bound).dtype == np.float32
 
 
+def test_quantizer_registry_short_names_and_objects():
+    """One registry: each quantizer under one name with its bit width; "ste", "approx" and None are
+    short names for three of them; a Quantizer passes through unchanged."""
+    assert {name: q.bits for name, q in F.QUANTIZERS.items()} == {"ste_sign": 1, "approx_sign": 1, "none": 32}
+    assert all(q.name == name for name, q in F.QUANTIZERS.items())
+    for short, name in (("ste", "ste_sign"), ("approx", "approx_sign"), (None, "none")):
+        assert F.get_quantizer(short) is F.QUANTIZERS[name] is F.get_quantizer(name)
+    custom = F.Quantizer("sign_unclipped", F.QUANTIZERS["ste_sign"].forward, lambda grad, x, clip, out=None: grad, 1)
+    assert F.get_quantizer(custom) is custom
+    with pytest.raises(InputError, match="act_quantizer"):
+        F.get_quantizer("tanh")
+
+
+def test_quantizer_objects_apply_their_forward_and_backward():
+    x = Tensor(np.array([-1.5, -0.5, 0.0, 0.25, 0.9, 2.0]), requires_grad=True)
+    y = F.get_quantizer("ste")(x, 1.0)
+    np.testing.assert_array_equal(y.data, [-1, -1, 1, 1, 1, 1])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0, 1, 1, 1, 1, 0])
+    x.grad = None
+    F.get_quantizer("approx_sign")(x).sum().backward()
+    np.testing.assert_allclose(x.grad, [0, 1, 2, 1.5, 0.2, 0], atol=1e-12)
+    assert F.get_quantizer(None)(x) is x  # the identity records no op
+
+
 def test_quantizer_argument_errors():
     with pytest.raises(InputError, match="clip"):
         F.sign(np.ones(2), clip=0)
@@ -79,9 +104,9 @@ def test_quantizer_argument_errors():
 # ---- binary convolution ------------------------------------------------------------------------
 
 
-def reference_binary_conv2d(x, w, stride, padding, dilation, groups, pad_value, act_grad, act_clip, weight_clip, scale):
+def reference_binary_conv2d(x, w, stride, padding, dilation, groups, pad_value, act_quantizer, act_clip, weight_clip, scale):
     """The float definition, built from autograd ops: conv2d(pad(sign_STE(x), pad_value), sign_STE(w)) * scale."""
-    sx = F.sign(x, clip=act_clip) if act_grad == "ste" else F.approx_sign(x)
+    sx = F.get_quantizer(act_quantizer)(x, act_clip)
     sx = F.pad(sx, ((0, 0), (padding, padding), (padding, padding), (0, 0)), value=pad_value)
     out = F.conv2d(sx, F.sign(w, clip=weight_clip), stride=stride, dilation=dilation, groups=groups)
     return out if scale is None else out * scale
@@ -106,7 +131,7 @@ def binary_conv_case(draw):
         dilation=dilation,
         groups=groups,
         pad_value=draw(st.sampled_from([0, 1, -1])),
-        act_grad=draw(st.sampled_from(["ste", "approx"])),
+        act_quantizer=draw(st.sampled_from([F.QUANTIZERS["ste_sign"], F.QUANTIZERS["approx_sign"], "ste", "approx"])),
         act_clip=draw(st.sampled_from([1.0, 0.5])),
         weight_clip=draw(st.sampled_from([1.0, 0.3])),
         with_scale=draw(st.booleans()),
@@ -119,7 +144,7 @@ def _inputs(case, dtype):
     x = rng.standard_normal(case["shape_x"]).astype(dtype)
     w = (0.5 * rng.standard_normal(case["shape_w"])).astype(dtype)
     scale = np.abs(rng.standard_normal(case["shape_w"][0])).astype(dtype) if case["with_scale"] else None
-    options = {k: case[k] for k in ("stride", "padding", "dilation", "groups", "pad_value", "act_grad", "act_clip", "weight_clip")}
+    options = {k: case[k] for k in ("stride", "padding", "dilation", "groups", "pad_value", "act_quantizer", "act_clip", "weight_clip")}
     return x, w, scale, options
 
 
@@ -170,7 +195,7 @@ def test_binary_conv2d_gradients_in_blocks_with_scale_equal_reference(monkeypatc
     monkeypatch.setattr(conv_module, "BLOCK_ROWS", 2)  # one image per block
     rng = np.random.default_rng(pad_value + 5 * stride)
     x, w, scale = rng.standard_normal((3, 5, 4, 3)), 0.5 * rng.standard_normal((4, 3, 3, 3)), rng.random(4) + 0.5
-    options = dict(stride=stride, padding=1, dilation=1, groups=1, pad_value=pad_value, act_grad="approx",
+    options = dict(stride=stride, padding=1, dilation=1, groups=1, pad_value=pad_value, act_quantizer="approx",
                    act_clip=1.0, weight_clip=1.0)
     got = [Tensor(x, requires_grad=True), Tensor(w, requires_grad=True), Tensor(scale, requires_grad=True)]
     want = [Tensor(x, requires_grad=True), Tensor(w, requires_grad=True), Tensor(scale, requires_grad=True)]
@@ -196,7 +221,7 @@ def test_float32_weight_gradient_by_table_lookup_matches_float64_reference(monke
     rng = np.random.default_rng(channels)
     x, w = rng.standard_normal((3, 6, 5, channels)), 0.5 * rng.standard_normal((20, 3, 3, channels))
     scale = rng.random(20) + 0.5
-    options = dict(stride=stride, padding=1, dilation=1, groups=1, pad_value=pad_value, act_grad="approx",
+    options = dict(stride=stride, padding=1, dilation=1, groups=1, pad_value=pad_value, act_quantizer="approx",
                    act_clip=1.0, weight_clip=1.0)
     x32, w32 = Tensor(x.astype(np.float32), requires_grad=True), Tensor(w.astype(np.float32), requires_grad=True)
     out = F.binary_conv2d(x32, w32, scale=scale.astype(np.float32), **options)
@@ -247,8 +272,12 @@ def test_binary_conv2d_argument_errors():
     x, w = np.ones((1, 4, 4, 2)), np.ones((1, 3, 3, 2))
     with pytest.raises(InputError, match="pad_value"):
         F.binary_conv2d(x, w, pad_value=0.5)
-    with pytest.raises(InputError, match="act_grad"):
-        F.binary_conv2d(x, w, act_grad="swish")
+    with pytest.raises(InputError, match="act_quantizer"):
+        F.binary_conv2d(x, w, act_quantizer="swish")
+    with pytest.raises(InputError, match="1-bit sign"):  # the packed forward computes signs only
+        F.binary_conv2d(x, w, act_quantizer=None)
+    with pytest.raises(InputError, match="1-bit sign"):
+        F.binary_linear(np.ones((1, 2)), np.ones((1, 2)), act_quantizer=F.Quantizer("round", np.rint, None, 1))
     with pytest.raises(InputError, match="scale"):
         F.binary_conv2d(x, w, scale=np.ones(3))
     with pytest.raises(InputError, match="channels"):
@@ -263,7 +292,7 @@ def test_binary_conv2d_argument_errors():
     st.integers(1, 5), st.sampled_from([1, 5, 63, 64, 65, 130]), st.integers(1, 4),
     st.sampled_from(["ste", "approx"]), st.booleans(), st.integers(0, 2**16),
 )
-def test_binary_linear_matches_reference(n, k, out_features, act_grad, with_scale, seed):
+def test_binary_linear_matches_reference(n, k, out_features, act_quantizer, with_scale, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, k))
     w = 0.7 * rng.standard_normal((out_features, k))
@@ -271,8 +300,8 @@ def test_binary_linear_matches_reference(n, k, out_features, act_grad, with_scal
     xs = [Tensor(x, requires_grad=True) for _ in range(2)]
     ws = [Tensor(w, requires_grad=True) for _ in range(2)]
     ss = [Tensor(scale, requires_grad=True) if with_scale else None for _ in range(2)]
-    out = F.binary_linear(xs[0], ws[0], act_grad=act_grad, act_clip=0.8, weight_clip=0.5, scale=ss[0])
-    sx = F.sign(xs[1], clip=0.8) if act_grad == "ste" else F.approx_sign(xs[1])
+    out = F.binary_linear(xs[0], ws[0], act_quantizer=act_quantizer, act_clip=0.8, weight_clip=0.5, scale=ss[0])
+    sx = F.sign(xs[1], clip=0.8) if act_quantizer == "ste" else F.approx_sign(xs[1])
     ref = sx @ F.sign(ws[1], clip=0.5).T
     ref = ref * ss[1] if with_scale else ref
     np.testing.assert_array_equal(out.data, ref.data)
@@ -283,6 +312,23 @@ def test_binary_linear_matches_reference(n, k, out_features, act_grad, with_scal
     np.testing.assert_allclose(ws[0].grad, ws[1].grad, rtol=1e-12, atol=1e-12)
     if with_scale:
         np.testing.assert_allclose(ss[0].grad, ss[1].grad, rtol=1e-12, atol=1e-12)
+
+
+def test_binary_ops_take_the_quantizers_own_backward():
+    """A user-defined 1-bit sign quantizer: the packed ops apply its straight-through rule to dx."""
+    unclipped = F.Quantizer("sign_unclipped", F.QUANTIZERS["ste_sign"].forward, lambda grad, x, clip, out=None: grad, 1)
+    rng = np.random.default_rng(3)
+    x = Tensor(3 * rng.standard_normal((2, 4, 4, 3)), requires_grad=True)  # many |x| > 1: a clipped STE would zero them
+    w = Tensor(rng.standard_normal((2, 3, 3, 3)), requires_grad=True)
+    upstream = rng.standard_normal((2, 4, 4, 2))
+    F.binary_conv2d(x, w, padding=1, act_quantizer=unclipped).backward(upstream)
+    xr = Tensor(x.data, requires_grad=True)
+    F.conv2d(xr, Tensor(np.sign(w.data)), padding=1).backward(upstream)  # d/dx of conv(x, sign w): no mask
+    np.testing.assert_allclose(x.grad, xr.grad, rtol=1e-12, atol=1e-12)
+    xl = Tensor(3 * rng.standard_normal((5, 7)), requires_grad=True)
+    wl = rng.standard_normal((2, 7))
+    F.binary_linear(xl, wl, act_quantizer=unclipped).backward(np.ones((5, 2)))
+    np.testing.assert_allclose(xl.grad, np.tile(np.sign(wl).sum(axis=0), (5, 1)), rtol=1e-12)
 
 
 def test_binary_linear_float32_and_kernel(monkeypatch):

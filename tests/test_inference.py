@@ -241,6 +241,9 @@ def test_duplicated_branches_share_one_packing():
 # ---- errors ---------------------------------------------------------------------------------------------
 
 
+ROUNDING = F.Quantizer("round", np.rint, lambda grad, x, clip, out=None: grad, 8)  # a quantizer that is no sign
+
+
 class Sneaky(Module):
     def __init__(self, mode):
         self.mode = mode
@@ -252,11 +255,14 @@ class Sneaky(Module):
             return Tensor(np.maximum(self.head(x).data, 0))
         if self.mode == "hidden":
             return self.head(x + Tensor(x.data * 2))
+        if self.mode == "rounding":
+            return self.head(ROUNDING(x))
         return self.head(x).exp()
 
 
 @pytest.mark.parametrize("mode, message", [("outside", "not computed by numbnn ops"),
                                            ("hidden", "computed outside numbnn's ops"),
+                                           ("rounding", "quantizer 'round' has no packed-inference rule"),
                                            ("exp", "Exp")])
 def test_models_the_compiler_cannot_follow_are_refused(mode, message):
     with pytest.raises(InputError, match=message):

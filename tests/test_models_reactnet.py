@@ -14,7 +14,7 @@ from numbnn.errors import CheckpointError, InputError
 from numbnn.models import build_model
 from numbnn.models.cost import summarize
 from numbnn.models.reactnet import BasicBlock, block_strides
-from numbnn.nn import BinaryConv2d
+from numbnn.nn import BinaryConv2d, RSign, SignInput
 from numbnn.train import recipes
 from numbnn.train.config import TrainConfig, make_config
 from numbnn.train.data import load_split
@@ -58,7 +58,7 @@ def test_small_config_forward_and_every_parameter_gets_a_gradient():
 def test_plain_ablation_is_sign_and_prelu_with_the_same_initial_function():
     """plain=True drops RSign's thresholds and RPReLU's shifts and nothing else: built from the same seed it
     shares every other initial value, so it computes the default's function until the shifts move."""
-    from numbnn.nn import LearnableBias, PReLU, RPReLU, init
+    from numbnn.nn import PReLU, RPReLU, RSign, init
 
     init.seed(3)
     default = build_model("reactnet-a", **SMALL)
@@ -72,7 +72,7 @@ def test_plain_ablation_is_sign_and_prelu_with_the_same_initial_function():
     for name, value in reduced.items():
         np.testing.assert_array_equal(value, full[name], err_msg=name)
     kinds = {type(m) for _, m in plain.named_modules()}
-    assert PReLU in kinds and RPReLU not in kinds and LearnableBias not in kinds
+    assert PReLU in kinds and RPReLU not in kinds and RSign not in kinds
     x = Tensor(_images(4))
     default.eval(), plain.eval()
     with no_grad():
@@ -81,6 +81,28 @@ def test_plain_ablation_is_sign_and_prelu_with_the_same_initial_function():
         assert not np.array_equal(plain(x).data, default(x).data)
     with pytest.raises(InputError, match="plain"):
         build_model("reactnet-a", plain="yes")
+
+
+@pytest.mark.parametrize("name, args, keys", [
+    ("reactnet-a", SMALL, ["blocks.0.threshold_3x3.bias", "blocks.0.threshold_1x1.bias", "blocks.2.threshold_1x1.bias"]),
+    ("bnn-small", {"widths": (8, 8, 16)}, ["blocks.0.threshold.bias", "blocks.1.threshold.bias"]),
+])
+def test_models_threshold_through_nn_rsign_under_their_checkpoint_names(monkeypatch, name, args, keys):
+    """The models say RSign (paper Fig. 2): each threshold is an nn.RSign stored under the name checkpoints
+    have always used, and every binary conv takes its input from one (a duplication's two 1x1 convs the
+    same x + b, computed once)."""
+    model = build_model(name, **args)
+    rsigns = [m for path, m in model.named_modules() if isinstance(m, RSign)]
+    assert set(keys) <= set(model.state_dict())
+    assert all(isinstance(dict(model.named_modules())[k.rsplit(".", 1)[0]], RSign) for k in keys)
+    inputs = []
+    forward = BinaryConv2d.forward
+    monkeypatch.setattr(BinaryConv2d, "forward", lambda self, x: inputs.append(x) or forward(self, x))
+    with no_grad():
+        model(Tensor(_images(2)))
+    convs = [m for m in model.modules() if isinstance(m, BinaryConv2d)]
+    assert len(inputs) == len(convs) and all(isinstance(x, SignInput) for x in inputs)
+    assert len({id(x.value) for x in inputs}) == len(rsigns)
 
 
 def test_latent_init_scales_only_the_binary_convs_initial_weights():

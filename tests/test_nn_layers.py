@@ -99,13 +99,9 @@ def test_per_channel_activations_match_numpy():
     prelu = nn.PReLU(4)
     np.testing.assert_allclose(prelu(Tensor(x)).data, np.where(x >= 0, x, 0.25 * x), rtol=1e-6)
 
-    bias = nn.LearnableBias(4)
-    bias.bias.data[...] = a
-    np.testing.assert_allclose(bias(Tensor(x)).data, x + a, rtol=1e-6)
-
     rsign = nn.RSign(4)
-    rsign.alpha.data[...] = a
-    np.testing.assert_array_equal(rsign(Tensor(x)).data, signs(x - a))
+    rsign.bias.data[...] = a
+    np.testing.assert_array_equal(rsign(Tensor(x)).data, signs(x + a))
 
     rprelu = nn.RPReLU(4)
     rprelu.gamma.data[...], rprelu.slope.data[...], rprelu.zeta.data[...] = a, b, c
@@ -169,18 +165,35 @@ def test_fake_quant_snaps_to_the_grid():
     assert u.min() == 0.0 and len(np.unique(u)) <= 16
 
 
-def test_quantizer_registry_and_aliases():
-    assert nn.get_quantizer("approx") is nn.QUANTIZERS["approx_sign"]
-    assert nn.get_quantizer("ste").act_grad == "ste" and nn.get_quantizer(None).bits == 32
-    x = Tensor(np.array([-1.5, -0.5, 0.0, 0.25, 0.9, 2.0], np.float32), requires_grad=True)
-    y = nn.get_quantizer("ste_sign")(x, 1.0)
-    np.testing.assert_array_equal(y.data, [-1, -1, 1, 1, 1, 1])
-    y.sum().backward()
-    np.testing.assert_array_equal(x.grad, [0, 1, 1, 1, 1, 0])
-    x.grad = None
-    nn.get_quantizer("approx_sign")(x).sum().backward()
-    np.testing.assert_allclose(x.grad, [0, 1, 2, 1.5, 0.2, 0], atol=1e-6)
-    assert nn.get_quantizer("none")(x) is x
+def test_layers_take_quantizers_by_object_or_name():
+    for given in ("approx", "approx_sign", F.QUANTIZERS["approx_sign"]):
+        assert nn.BinaryConv2d(2, 2, 1, act_quantizer=given).quantizer is F.QUANTIZERS["approx_sign"]
+    assert nn.BinaryLinear(2, 2, act_quantizer="ste").quantizer is F.QUANTIZERS["ste_sign"]
+    assert nn.RSign(2, quantizer="ste").quantizer is F.QUANTIZERS["ste_sign"]
+
+
+@pytest.mark.parametrize("quantizer, clip", [("approx", 1.0), ("ste", 0.6)])
+def test_binary_conv_of_an_rsign_input_is_the_rsign_then_the_conv(quantizer, clip):
+    """conv(rsign.before_sign(x)): conv(RSign(x)) on packed bits, with the RSign's quantizer and clip
+    applied once at x + b: the gradients of the float definition sign_STE(x + b) -> conv(., sign W)."""
+    x = 0.8 * x_nhwc((2, 5, 5, 4), seed=4)
+    rsign = nn.RSign(4, quantizer=quantizer, clip=clip)
+    rsign.bias.data[...] = rng(9).normal(size=4).astype(np.float32) * 0.3
+    layer = nn.BinaryConv2d(4, 6, 3, padding=1, rng=rng(), act_quantizer=None)  # its own quantizer is not used
+    xt = Tensor(x, requires_grad=True)
+    y = layer(rsign.before_sign(xt))
+    expected = reference_conv(layer, signs(x + rsign.bias.data))
+    np.testing.assert_allclose(y.data, expected, rtol=1e-5, atol=1e-5)
+    upstream = rng(2).normal(size=y.shape).astype(np.float32)
+    y.backward(upstream)
+
+    xr, br = Tensor(x, requires_grad=True), Tensor(rsign.bias.data.copy(), requires_grad=True)
+    sx = F.get_quantizer(quantizer)(xr + br, clip)
+    alpha = np.abs(layer.weight.data).mean(axis=(1, 2, 3))
+    (F.conv2d(sx, F.sign(Tensor(layer.weight.data)), padding=1) * alpha).backward(upstream)
+    np.testing.assert_allclose(xt.grad, xr.grad, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rsign.bias.grad, br.grad, rtol=1e-5, atol=1e-5)
+    assert np.any(rsign.bias.grad != 0)
 
 
 # -- binary layers ------------------------------------------------------------------------------------

@@ -206,7 +206,7 @@ def test_layer_shapes_dtypes_and_init_statistics():
      (lambda: nn.Conv2d(3, 4, (3, 3, 3)), "kernel_size"), (lambda: nn.BinaryConv2d(2, 2, 1, scale="max"), "scale"),
      (lambda: nn.BinaryConv2d(2, 2, 1, act_quantizer="tanh"), "act_quantizer"),
      (lambda: nn.BinaryConv2d(2, 2, 1, act_clip=0), "act_clip"), (lambda: nn.Linear(3, 0), "out_features"),
-     (lambda: nn.BatchNorm(0), "channels"), (lambda: nn.RSign(3, grad="none"), "grad"),
+     (lambda: nn.BatchNorm(0), "channels"), (lambda: nn.RSign(3, quantizer="none"), "1-bit sign"),
      (lambda: nn.FakeQuant(1, 1.0), "bits"), (lambda: nn.FakeQuant(8, 0.0), "bound"),
      (lambda: nn.SpaceToDepth(0), "block_size")],
 )

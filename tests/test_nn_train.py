@@ -29,7 +29,7 @@ class TinyBNN(nn.Module):
     def __init__(self, rng):
         self.stem = nn.Conv2d(1, 8, 3, padding=1, rng=rng)
         self.stem_bn = nn.BatchNorm(8)
-        self.shift = nn.LearnableBias(8)  # with the conv's quantizer this is ReActNet's RSign
+        self.rsign = nn.RSign(8)  # ReActNet's RSign; the binary conv takes its sign
         self.binary = nn.BinaryConv2d(8, 16, 3, stride=2, padding=1, rng=rng)
         self.binary_bn = nn.BatchNorm(16)
         self.act = nn.RPReLU(16)
@@ -38,7 +38,7 @@ class TinyBNN(nn.Module):
 
     def forward(self, x):
         x = self.stem_bn(self.stem(x))
-        x = self.act(self.binary_bn(self.binary(self.shift(x))))
+        x = self.act(self.binary_bn(self.binary(self.rsign.before_sign(x))))
         return self.head(self.pool(x))
 
 

@@ -38,7 +38,7 @@ def test_a_wrong_translation_fails_the_check(monkeypatch):
     from numbnn.models import bnn_small
 
     # a BinaryBlock without its shortcut: the check must see it
-    monkeypatch.setitem(twin.BLOCKS, bnn_small.BinaryBlock, lambda t, x: t.activation(t.norm(t.conv(t.threshold(x)))))
+    monkeypatch.setitem(twin.BLOCKS, bnn_small.BinaryBlock, lambda t, x: t.activation(t.norm(t.conv(t.threshold.before_sign(x)))))
     result = twin.agreement("bnn-small", SMALL["bnn-small"])
     assert not result["ok"] and result["train_max_abs_diff"] > 1e-3
 

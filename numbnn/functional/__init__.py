@@ -1,8 +1,8 @@
 """Differentiable ops on NHWC activations and OHWI weights (``import numbnn.functional as F``).
 
 One module per family: ``conv`` (float convolution), ``binary`` (convolution / linear whose forward
-runs on packed bits), ``quantizers`` (sign STEs, fake quantization), ``linear``, ``norm``,
-``pooling``, ``activations``, ``losses``, ``shape``.
+runs on packed bits), ``quantizers`` (sign STEs as :class:`Quantizer` objects and their registry, fake
+quantization), ``linear``, ``norm``, ``pooling``, ``activations``, ``losses``, ``shape``.
 """
 
 from numbnn.functional.activations import dprelu, dropout, hard_sigmoid, prelu, relu
@@ -12,10 +12,12 @@ from numbnn.functional.linear import linear
 from numbnn.functional.losses import cross_entropy, kl_div, log_softmax, soft_cross_entropy, softmax
 from numbnn.functional.norm import batch_norm
 from numbnn.functional.pooling import avg_pool2d, global_avg_pool, max_pool2d
-from numbnn.functional.quantizers import approx_sign, fake_quant, sign, ste_sign
+from numbnn.functional.quantizers import QUANTIZERS, Quantizer, approx_sign, fake_quant, get_quantizer, sign, ste_sign
 from numbnn.functional.shape import add, channel_shuffle, concat, depth_to_space, pad, reshape, space_to_depth
 
 __all__ = [
+    "QUANTIZERS",
+    "Quantizer",
     "add",
     "approx_sign",
     "avg_pool2d",
@@ -30,6 +32,7 @@ __all__ = [
     "dprelu",
     "dropout",
     "fake_quant",
+    "get_quantizer",
     "global_avg_pool",
     "hard_sigmoid",
     "kl_div",

@@ -7,9 +7,10 @@ integer dot products of the +1/-1 values.
 
 Backward, with g the incoming gradient times scale: the derivative wrt sign(x) and sign(w) is
 that of an ordinary float convolution of the +1/-1 tensors, computed with BLAS as in
-:mod:`numbnn.functional.conv`; each is then multiplied by its straight-through mask,
-``act_grad``'s for x ("ste": 1{|x| <= act_clip}, "approx": max(0, 2 - 2|x|)) and the clipped
-identity 1{|w| <= weight_clip} for w (ReActNet's weight STE). dscale = sum over pixels of g * conv.
+:mod:`numbnn.functional.conv`; each is then multiplied by its straight-through mask: for x,
+``act_quantizer``'s (a 1-bit sign :class:`~numbnn.functional.quantizers.Quantizer`: ``ste_sign``'s
+1{|x| <= act_clip}, ``approx_sign``'s max(0, 2 - 2|x|)), for w the clipped identity
+1{|w| <= weight_clip} (ReActNet's weight STE). dscale = sum over pixels of g * conv.
 
 ``pad_value`` says what the padded border holds: 0 contributes nothing (a float convolution of
 sign(x) with zero padding), +1 or -1 are constant taps of that value. Padding taps are constants,
@@ -22,18 +23,8 @@ from numbnn import kernels
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
 from numbnn.functional.conv import blocked_backward, columns, conv_shape
-from numbnn.functional.quantizers import approx_sign_backward, sign_values, ste_backward
+from numbnn.functional.quantizers import STE_SIGN, Quantizer, binary_quantizer, sign_values, ste_backward
 from numbnn.kernels import channels as _channel_kernels
-
-_ACT_GRADS = ("ste", "approx")
-
-
-def _act_backward(grad, x, act_grad, act_clip):
-    """grad times the activation STE's derivative at x, in place (grad is a fresh array)."""
-    if act_grad == "ste":
-        return ste_backward(grad, x, act_clip, out=grad)
-    return approx_sign_backward(grad, x, out=grad)
-
 
 def _sign_columns(x, s, pad_value, out=None):
     """im2col of sign(x) whose padding taps hold pad_value, in one pass (into ``out`` if given)."""
@@ -84,7 +75,7 @@ class BinaryConv2d(Function):
     """Packed XNOR-popcount forward; float STE backward, block by block (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx, x, w, scale, stride, padding, dilation, groups, pad_value, act_grad, act_clip, weight_clip):
+    def forward(ctx, x, w, scale, stride, padding, dilation, groups, pad_value, act_quantizer, act_clip, weight_clip):
         s = conv_shape(x.shape, w.shape, stride, padding, dilation, groups)
         sums = _binary_conv_sums(x, w, s, pad_value)
         if scale is not None and not ctx.needs_input_grad[2]:  # the usual case: cast and scale in one pass
@@ -95,7 +86,7 @@ class BinaryConv2d(Function):
             conv = sums.astype(x.dtype)
             out = conv * scale if scale is not None else conv
         ctx.shape = s
-        ctx.options = (pad_value, act_grad, act_clip, weight_clip)
+        ctx.options = (pad_value, act_quantizer, act_clip, weight_clip)
         ctx.save_for_backward(x, w, scale, conv if ctx.needs_input_grad[2] else None)
         return out.reshape(s.out_shape)
 
@@ -103,7 +94,7 @@ class BinaryConv2d(Function):
     def backward(ctx, grad):
         s = ctx.shape
         x, w, scale, conv = ctx.saved
-        pad_value, act_grad, act_clip, weight_clip = ctx.options
+        pad_value, act_quantizer, act_clip, weight_clip = ctx.options
         need_x, need_w, need_scale = ctx.needs_input_grad
         grad2 = np.ascontiguousarray(grad).reshape(s.rows, s.o)
         dscale = np.einsum("mo,mo->o", grad2, conv) if need_scale else None
@@ -122,7 +113,7 @@ class BinaryConv2d(Function):
         )
         if lookup:
             dsw = _sign_weight_grad(x, grad2, s, pad_value)
-        dx = _act_backward(dsx, x, act_grad, act_clip) if need_x else None
+        dx = act_quantizer.backward(dsx, x, act_clip, out=dsx) if need_x else None  # in place: dsx is fresh
         if need_w and scale_rows is not None:
             dsw *= scale_rows
         dw = ste_backward(dsw, w, weight_clip, out=dsw) if need_w else None
@@ -133,35 +124,34 @@ class BinaryLinear(Function):
     """binary_matmul forward on packed rows; backward dx = g @ sign(w), dw = g.T @ sign(x), times the STE masks."""
 
     @staticmethod
-    def forward(ctx, x, w, scale, act_grad, act_clip, weight_clip):
+    def forward(ctx, x, w, scale, act_quantizer, act_clip, weight_clip):
         x2 = x.reshape(-1, x.shape[-1])
         conv = kernels.binary_matmul(kernels.pack_bits(x2), kernels.pack_bits(w), x2.shape[1]).astype(x.dtype)
         out = conv * scale if scale is not None else conv
-        ctx.options = (act_grad, act_clip, weight_clip)
+        ctx.options = (act_quantizer, act_clip, weight_clip)
         ctx.save_for_backward(x, w, scale, conv if ctx.needs_input_grad[2] else None)
         return out.reshape(x.shape[:-1] + (w.shape[0],))
 
     @staticmethod
     def backward(ctx, grad):
         x, w, scale, conv = ctx.saved
-        act_grad, act_clip, weight_clip = ctx.options
+        act_quantizer, act_clip, weight_clip = ctx.options
         need_x, need_w, need_scale = ctx.needs_input_grad
         grad2 = grad.reshape(-1, w.shape[0])
         dscale = np.einsum("mo,mo->o", grad2, conv) if need_scale else None
         g = grad2 * scale if scale is not None else grad2
         dx = dw = None
         if need_x:
-            dx = _act_backward((g @ sign_values(w)).reshape(x.shape), x, act_grad, act_clip)
+            dsx = (g @ sign_values(w)).reshape(x.shape)
+            dx = act_quantizer.backward(dsx, x, act_clip, out=dsx)
         if need_w:
             dw = ste_backward(g.T @ sign_values(x.reshape(-1, x.shape[-1])), w, weight_clip)
         return dx, dw, dscale
 
 
-def _check_options(pad_value, act_grad, act_clip, weight_clip):
+def _check_options(pad_value, act_clip, weight_clip):
     if pad_value not in (0, 1, -1):
         raise InputError(f"pad_value must be 0, 1 or -1, got {pad_value!r}")
-    if act_grad not in _ACT_GRADS:
-        raise InputError(f"act_grad must be one of {_ACT_GRADS}, got {act_grad!r}")
     if not act_clip > 0 or not weight_clip > 0:
         raise InputError(f"act_clip and weight_clip must be > 0, got {act_clip!r} and {weight_clip!r}")
 
@@ -173,26 +163,29 @@ def _check_scale(scale, out_channels):
 
 def binary_conv2d(
     x, w, stride=1, padding=0, dilation=1, groups=1, pad_value=0,
-    act_grad="ste", act_clip=1.0, weight_clip=1.0, scale=None,
+    act_quantizer: Quantizer | str = STE_SIGN, act_clip=1.0, weight_clip=1.0, scale=None,
 ) -> Tensor:
     """conv2d(sign(x), sign(w)) * scale with STE gradients; forward on packed bits (module docstring).
 
-    x NHWC float, w OHWI latent float weights [O, KH, KW, C/groups], scale None or [O].
+    x NHWC float, w OHWI latent float weights [O, KH, KW, C/groups], scale None or [O];
+    ``act_quantizer`` a 1-bit sign quantizer or its registered name.
     """
-    _check_options(pad_value, act_grad, act_clip, weight_clip)
+    act_quantizer = binary_quantizer(act_quantizer)
+    _check_options(pad_value, act_clip, weight_clip)
     _check_scale(scale, w.shape[0])
     return BinaryConv2d.apply(
-        x, w, scale, stride=stride, padding=padding, dilation=dilation, groups=groups,
-        pad_value=pad_value, act_grad=act_grad, act_clip=float(act_clip), weight_clip=float(weight_clip),
+        x, w, scale, stride=stride, padding=padding, dilation=dilation, groups=groups, pad_value=pad_value,
+        act_quantizer=act_quantizer, act_clip=float(act_clip), weight_clip=float(weight_clip),
     )
 
 
-def binary_linear(x, w, act_grad="ste", act_clip=1.0, weight_clip=1.0, scale=None) -> Tensor:
+def binary_linear(x, w, act_quantizer: Quantizer | str = STE_SIGN, act_clip=1.0, weight_clip=1.0, scale=None) -> Tensor:
     """(sign(x) @ sign(w).T) * scale with STE gradients; x [..., in], w [out, in], scale None or [out]."""
     if len(w.shape) != 2 or x.shape[-1] != w.shape[1]:
         raise InputError(f"w must be [out, {x.shape[-1]}] for x of shape {tuple(x.shape)}, got {tuple(w.shape)}")
-    _check_options(0, act_grad, act_clip, weight_clip)
+    act_quantizer = binary_quantizer(act_quantizer)
+    _check_options(0, act_clip, weight_clip)
     _check_scale(scale, w.shape[0])
     return BinaryLinear.apply(
-        x, w, scale, act_grad=act_grad, act_clip=float(act_clip), weight_clip=float(weight_clip)
+        x, w, scale, act_quantizer=act_quantizer, act_clip=float(act_clip), weight_clip=float(weight_clip)
     )

@@ -1,13 +1,28 @@
-"""Sign functions with straight-through estimators (STEs), and fake quantization.
+"""Activation quantizers as objects (forward rule, straight-through derivative, bit width), and fake quantization.
 
 sign() has zero gradient almost everywhere, so binary networks train by keeping a real-valued
 (latent) input, binarizing it in the forward pass and substituting a surrogate gradient in the
-backward pass. Each estimator below is a pure function: forward value, then the surrogate
-derivative it multiplies the incoming gradient by.
+backward pass (a straight-through estimator, STE). A :class:`Quantizer` carries both rules and its
+bit width; the ops that binarize (:func:`sign`, :func:`approx_sign`, ``binary_conv2d``,
+``binary_linear``) take one, and :data:`QUANTIZERS` is the one registry of them by name:
+
+- ``"ste_sign"``: sign(x); derivative 1{|x| <= clip}, that of clip(x, -clip, clip) (Hubara et al.,
+  arXiv 1602.02830, sec. 1.3; PokeBNN tunes ``clip`` as its bound B);
+- ``"approx_sign"``: sign(x); derivative max(0, 2 - 2|x|) (Bi-Real Net's ApproxSign, arXiv 1808.00278,
+  eq. 5, used by ReActNet, arXiv 2003.03488). Its derivative is 0 at +-1, so it must see the real
+  input, not one already binarized;
+- ``"none"``: the identity (real-valued activations, 32 bits).
+
+Layers also accept the short names ``"ste"``, ``"approx"`` and ``None`` (:func:`get_quantizer`).
 
 Forward convention of every sign here: +1 where x >= 0 and -1 where x < 0 (so sign(0) = +1,
 matching the packed-bit convention of :mod:`numbnn.kernels`: a set bit means x < 0).
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,17 +42,30 @@ def sign_values(x: np.ndarray) -> np.ndarray:
 
 
 def ste_backward(grad: np.ndarray, x: np.ndarray, clip: float, out: np.ndarray | None = None) -> np.ndarray:
-    """grad * 1{|x| <= clip}: the clipped-identity STE derivative applied to ``grad`` (into ``out`` if given)."""
+    """grad * 1{|x| <= clip} (into ``out`` if given): the derivative of clip(x, -clip, clip), the STE of
+    Hubara et al. (arXiv 1602.02830, sec. 1.3)."""
     g, xf, out = _flat_operands(grad, x, out)
     _activation_kernels.ste_grad(g, xf, clip, out.reshape(-1))
     return out
 
 
-def approx_sign_backward(grad: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """grad * max(0, 2 - 2|x|): ApproxSign's derivative (Bi-Real Net, Liu et al. 2018, eq. 5; ReActNet)."""
+def approx_sign_backward(grad: np.ndarray, x: np.ndarray, clip: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
+    """grad * max(0, 2 - 2|x|) (into ``out`` if given): Bi-Real Net's ApproxSign (arXiv 1808.00278, eq. 5),
+    the derivative of F(x) = -1 (x < -1), 2x + x^2 (-1 <= x < 0), 2x - x^2 (0 <= x < 1), 1 (x >= 1),
+    a triangle peaking at 0. ``clip`` is not used: the support is [-1, 1]."""
     g, xf, out = _flat_operands(grad, x, out)
     _activation_kernels.approx_sign_grad(g, xf, out.reshape(-1))
     return out
+
+
+def _identity(x: np.ndarray) -> np.ndarray:
+    """No quantization: the real values themselves."""
+    return x
+
+
+def _identity_backward(grad: np.ndarray, x: np.ndarray, clip: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
+    """The identity's derivative: the gradient unchanged."""
+    return grad
 
 
 def _flat_operands(grad, x, out):
@@ -50,49 +78,72 @@ def _flat_operands(grad, x, out):
     return grad.reshape(-1), x.reshape(-1), out
 
 
-class SteSign(Function):
-    """sign with the clipped straight-through estimator.
+@dataclass(frozen=True)
+class Quantizer:
+    """An activation quantizer: ``forward(x)`` on arrays, ``backward(grad, x, clip, out=None)`` the
+    straight-through derivative at x times ``grad`` (into ``out`` if given), ``bits`` its width.
 
-    Forward: sign(x). Backward: dL/dx = dL/dy * 1{|x| <= clip}, the derivative of clip(x, -c, c)
-    (Hubara et al. 2016, "Binarized Neural Networks", sec. 1.3; Larq's ``ste_sign``). PokeBNN tunes
-    ``clip`` (its bound B) as a hyper-parameter.
+    Calling it on a Tensor applies it as an autograd op (:class:`Quantize`); the identity returns x itself.
     """
 
+    name: str
+    forward: Callable[[np.ndarray], np.ndarray]
+    backward: Callable[..., np.ndarray]
+    bits: int
+
+    def __call__(self, x, clip: float = 1.0):
+        if self.forward is _identity:
+            return x
+        if not clip > 0:
+            raise InputError(f"clip must be > 0, got {clip!r}")
+        return Quantize.apply(x, quantizer=self, clip=float(clip))
+
+
+STE_SIGN = Quantizer("ste_sign", sign_values, ste_backward, 1)
+APPROX_SIGN = Quantizer("approx_sign", sign_values, approx_sign_backward, 1)
+IDENTITY = Quantizer("none", _identity, _identity_backward, 32)
+
+QUANTIZERS = {q.name: q for q in (STE_SIGN, APPROX_SIGN, IDENTITY)}
+_SHORT_NAMES = {"ste": "ste_sign", "approx": "approx_sign", None: "none"}
+
+
+def get_quantizer(quantizer: Quantizer | str | None) -> Quantizer:
+    """``quantizer`` itself, or the registered quantizer of that name (or short name: "ste", "approx", None)."""
+    if isinstance(quantizer, Quantizer):
+        return quantizer
+    key = _SHORT_NAMES.get(quantizer, quantizer)
+    if not isinstance(key, str) or key not in QUANTIZERS:
+        raise InputError(f"act_quantizer must be a Quantizer or one of {sorted(QUANTIZERS)} "
+                         f"(or 'ste', 'approx', None), got {quantizer!r}")
+    return QUANTIZERS[key]
+
+
+def binary_quantizer(quantizer: Quantizer | str | None) -> Quantizer:
+    """:func:`get_quantizer`, checked to binarize with the packed kernels' sign (1 bit, sign(0) = +1)."""
+    quantizer = get_quantizer(quantizer)
+    if quantizer.forward is not sign_values:
+        raise InputError(f"act_quantizer must be a 1-bit sign quantizer (e.g. 'ste_sign', 'approx_sign'), got {quantizer.name!r}")
+    return quantizer
+
+
+class Quantize(Function):
+    """quantizer.forward(x), with quantizer.backward's straight-through gradient (see :class:`Quantizer`)."""
+
     @staticmethod
-    def forward(ctx, x, clip):
+    def forward(ctx, x, quantizer, clip):
         ctx.save_for_backward(x)
-        ctx.clip = clip
-        return sign_values(x)
+        ctx.quantizer, ctx.clip = quantizer, clip
+        return quantizer.forward(x)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved
-        return ste_backward(grad, x, ctx.clip)
-
-
-class ApproxSign(Function):
-    """sign with Bi-Real Net's piecewise-polynomial estimator.
-
-    Backward uses the derivative of F(x) = -1 (x < -1), 2x + x^2 (-1 <= x < 0), 2x - x^2 (0 <= x < 1),
-    1 (x >= 1), namely max(0, 2 - 2|x|): a triangle that peaks at 0 (Liu et al. 2018, eq. 5).
-    """
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return sign_values(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved
-        return approx_sign_backward(grad, x)
+        return ctx.quantizer.backward(grad, x, ctx.clip)
 
 
 def sign(x, clip: float = 1.0) -> Tensor:
     """+1 where x >= 0 else -1; gradient passed where |x| <= ``clip`` (clipped STE)."""
-    if not clip > 0:
-        raise InputError(f"clip must be > 0, got {clip!r}")
-    return SteSign.apply(x, clip=float(clip))
+    return STE_SIGN(x, clip)
 
 
 ste_sign = sign
@@ -100,7 +151,7 @@ ste_sign = sign
 
 def approx_sign(x) -> Tensor:
     """+1 where x >= 0 else -1; gradient times max(0, 2 - 2|x|) (ApproxSign, Bi-Real Net / ReActNet)."""
-    return ApproxSign.apply(x)
+    return APPROX_SIGN(x)
 
 
 def quantization_grid(bits: int, bound: float, signed: bool) -> tuple[float, float, float]:
@@ -137,10 +188,15 @@ class FakeQuant(Function):
         return grad * inside.astype(grad.dtype)
 
 
-def fake_quant(x, bits: int, bound: float, signed: bool = True) -> Tensor:
-    """Quantize ``x`` to ``bits``-bit uniform levels on [-bound, bound] (or [0, bound] unsigned) with an STE."""
+def check_fake_quant(bits, bound) -> None:
+    """:class:`FakeQuant`'s arguments: an int width in [2, 16] and a finite bound > 0."""
     if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 16:
         raise InputError(f"bits must be an int in [2, 16], got {bits!r}")
     if not 0 < bound < float("inf"):  # an infinite bound makes every level NaN
         raise InputError(f"bound must be a finite number > 0, got {bound!r}")
+
+
+def fake_quant(x, bits: int, bound: float, signed: bool = True) -> Tensor:
+    """Quantize ``x`` to ``bits``-bit uniform levels on [-bound, bound] (or [0, bound] unsigned) with an STE."""
+    check_fake_quant(bits, bound)
     return FakeQuant.apply(x, bits=bits, bound=float(bound), signed=bool(signed))

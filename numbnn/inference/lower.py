@@ -240,6 +240,13 @@ def _dprelu(b, inputs, kw, out):
     return _channel_step("dprelu", 4)(b, [x, shift_x, pos, neg, shift_y], kw, out)
 
 
+def _quantize(b, inputs, kw, out):
+    """A sign quantizer in eval mode is its forward, sign (its STE only matters in training)."""
+    if kw["quantizer"].forward is not quantizers.sign_values:
+        raise InputError(f"model: quantizer {kw['quantizer'].name!r} has no packed-inference rule (only signs do)")
+    return _channel_step("sign")(b, inputs, kw, out)
+
+
 def _fake_quant(b, inputs, kw, out):
     x = _value(inputs[0], "fake quantization input")
     lo, hi, step = quantizers.quantization_grid(kw["bits"], kw["bound"], kw["signed"])
@@ -323,8 +330,7 @@ RULES = {
     activations.DPRelu: _dprelu,
     activations.Relu: _channel_step("relu"),
     activations.HardSigmoid: _channel_step("hard_sigmoid"),
-    quantizers.SteSign: _channel_step("sign"),
-    quantizers.ApproxSign: _channel_step("sign"),
+    quantizers.Quantize: _quantize,
     quantizers.FakeQuant: _fake_quant,
     pooling.AvgPool2d: _pool("avg_pool"),
     pooling.MaxPool2d: _pool("max_pool"),

@@ -1,6 +1,6 @@
 """Sign bits of a layer's output through per-channel thresholds, packed as the next binary layer reads them.
 
-Float rows: bit = x[r, c] < t[c] (a preceding per-channel add, RSign / LearnableBias, folded into
+Float rows: bit = x[r, c] < t[c] (a preceding per-channel add, e.g. RSign's bias, folded into
 the threshold: x + b < 0 exactly when x < -b). x < t exactly when x - t < 0 (a float difference is 0
 only for equal operands, and NaN compares false both ways), so a row's differences go through the
 vector sign-mask of 64 elements (:func:`numbnn.kernels.intrinsics.sign_bits64`).

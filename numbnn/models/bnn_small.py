@@ -22,10 +22,10 @@ RPReLU (learnable shifts around a PReLU) let each channel move the distribution 
 shortcut around every binary conv carries the real-valued information a 1-bit conv throws away
 (Bi-Real Net); BN after the binary conv rescales the popcount sums. The shortcut is parameter-free
 (average pooling, channel repetition as ReActNet's channel duplication) so the only real-valued
-weights are the stem and the classifier. RSign is written as ``LearnableBias`` followed by the binary
-conv's own ApproxSign quantizer, which lets the forward pass run on packed bits (XNOR-popcount);
-the weights get the clipped STE (gradient of clamp(W, -1, 1)). A block's stride is 2 exactly where the
-width grows.
+weights are the stem and the classifier. The binary conv takes the sign of the RSign's x + b itself
+(``conv(rsign.before_sign(x))``), on packed bits (XNOR-popcount), with ApproxSign's derivative
+(Bi-Real Net, arXiv 1808.00278) at x + b; the weights get the clipped STE (gradient of clamp(W, -1, 1)).
+A block's stride is 2 exactly where the width grows.
 """
 
 import numbnn.functional as F
@@ -33,7 +33,7 @@ from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.models.arguments import positive_ints
 from numbnn.models.layout import BINARY_RECIPE, growth_blocks, head_features
-from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, LearnableBias, Linear, Module, RPReLU
+from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, RPReLU, RSign
 
 
 class BinaryBlock(Module):
@@ -43,9 +43,8 @@ class BinaryBlock(Module):
         if out_channels % in_channels:
             raise InputError(f"a block's width can only grow by a whole factor, got {in_channels} -> {out_channels}")
         self.stride, self.repeat = stride, out_channels // in_channels
-        self.threshold = LearnableBias(in_channels)  # with the conv's sign below: RSign
-        self.conv = BinaryConv2d(in_channels, out_channels, 3, stride=stride, padding=1, act_quantizer="approx",
-                                 binarize_weights=binary_weights)
+        self.threshold = RSign(in_channels)  # ApproxSign, taken by the conv on its packed path
+        self.conv = BinaryConv2d(in_channels, out_channels, 3, stride=stride, padding=1, binarize_weights=binary_weights)
         self.norm = BatchNorm(out_channels)
         self.activation = RPReLU(out_channels)
 
@@ -57,7 +56,7 @@ class BinaryBlock(Module):
         return x
 
     def forward(self, x):
-        out = self.norm(self.conv(self.threshold(x)))
+        out = self.norm(self.conv(self.threshold.before_sign(x)))
         return self.activation(out + self.shortcut(x))
 
 

@@ -322,7 +322,7 @@ def _macs(module, x, y) -> int:
     if isinstance(module, _CONV_LAYERS):
         ho, wo = y.shape[1:3]
         kh, kw = module.kernel_size
-        return x.shape[0] * ho * wo * kh * kw * (module.in_channels // module.groups) * module.out_channels
+        return y.shape[0] * ho * wo * kh * kw * (module.in_channels // module.groups) * module.out_channels
     rows = y.size // module.out_features
     return rows * module.in_features * module.out_features
 

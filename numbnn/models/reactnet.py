@@ -20,14 +20,14 @@ Block diagram (NHWC; the defaults)::
                   (channel duplication: two separate 1x1 convs, each with its own BN and shortcut)
         out  = RPReLU(out2)
 
-    RSign(x)  = sign(x - alpha_c)                   per-channel learnable threshold (paper eq. 1)
+    RSign(x)  = sign(x - alpha_c)                   per-channel learnable threshold (paper eq. 1; stored as b = -alpha)
     RPReLU(x) = PReLU_beta(x - gamma_c) + zeta_c    per-channel learnable shifts (paper eq. 2)
     BinaryConv: alpha_o * conv(sign(a), sign(W))_o with alpha_o = mean|W_o| (no gradient through alpha);
     activation gradient ApproxSign (Bi-Real Net), weight gradient that of clamp(W, -1, 1).
 
-RSign is written as ``LearnableBias`` (the threshold) followed by the binary conv's own ApproxSign
-quantizer: the same function, but the conv then receives real values and runs its forward on packed
-bits (XNOR-popcount), and ApproxSign is applied once (applying it twice would zero the gradient at +-1).
+Each binary conv takes the sign of its RSign's x + b itself (``conv(rsign.before_sign(x))``; the two 1x1
+convs of a duplication share one): on packed bits (XNOR-popcount), with ApproxSign's derivative at the
+real x + b (a second sign after RSign's would see +-1, where ApproxSign's derivative is 0).
 
 Scaled down for 28x28 FashionMNIST, and assumptions:
 
@@ -49,7 +49,7 @@ import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.nn import (
-    BatchNorm, BinaryConv2d, Conv2d, LearnableBias, Linear, Module, ModuleList, PReLU, RPReLU,
+    BatchNorm, BinaryConv2d, Conv2d, Linear, Module, ModuleList, PReLU, RPReLU, RSign,
 )
 from numbnn.models.arguments import positive_ints
 from numbnn.models.layout import BINARY_RECIPE
@@ -60,11 +60,17 @@ DEFAULT_WIDTHS = (32, 64, 128, 128, 256, 256)
 
 def binary_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int, binary_weights: bool,
                 latent_init: float):
-    """ReActNet's HardBinaryConv: ApproxSign on the input, alpha = mean|W_o|, clamp STE on W; latent
-    weights at ``latent_init`` x Kaiming (:data:`numbnn.nn.init.BINARY_LATENT_INIT` by default)."""
+    """ReActNet's HardBinaryConv: ApproxSign on the input (an RSign's, see :func:`rsign`), alpha = mean|W_o|,
+    clamp STE on W; latent weights at ``latent_init`` x Kaiming (:data:`numbnn.nn.init.BINARY_LATENT_INIT`
+    by default)."""
     return BinaryConv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
                         act_quantizer="approx", scale="mean_abs", binarize_weights=binary_weights,
                         latent_init=latent_init)
+
+
+def rsign(threshold: RSign | None, x):
+    """RSign(x) as a binary conv's input (paper eq. 1), or x itself in the ``plain`` ablation (the conv's sign)."""
+    return x if threshold is None else threshold.before_sign(x)
 
 
 def activation(channels: int, plain: bool):
@@ -93,12 +99,12 @@ class BasicBlock(Module):
         if stride not in (1, 2):
             raise InputError(f"stride must be 1 or 2, got {stride!r}")
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
-        # RSign = threshold + the conv's sign; plain: the sign alone
-        self.threshold_3x3 = None if plain else LearnableBias(in_channels)
+        # RSign before each binary conv (Fig. 2); plain: the conv's own sign alone
+        self.threshold_3x3 = None if plain else RSign(in_channels)
         self.conv_3x3 = binary_conv(in_channels, in_channels, 3, stride, binary_weights, latent_init)
         self.norm_3x3 = BatchNorm(in_channels)
         self.act_3x3 = activation(in_channels, plain)
-        self.threshold_1x1 = None if plain else LearnableBias(in_channels)
+        self.threshold_1x1 = None if plain else RSign(in_channels)
         copies = out_channels // in_channels  # 2 = channel duplication
         self.pointwise = ModuleList(PointwiseBranch(in_channels, binary_weights, latent_init) for _ in range(copies))
         self.act_1x1 = activation(out_channels, plain)
@@ -107,9 +113,9 @@ class BasicBlock(Module):
         return F.avg_pool2d(x, 2, 2, padding="same") if self.stride == 2 else x
 
     def forward(self, x):
-        out1 = self.norm_3x3(self.conv_3x3(x if self.threshold_3x3 is None else self.threshold_3x3(x)))
+        out1 = self.norm_3x3(self.conv_3x3(rsign(self.threshold_3x3, x)))
         out1 = self.act_3x3(out1 + self.shortcut(x))
-        z = out1 if self.threshold_1x1 is None else self.threshold_1x1(out1)
+        z = rsign(self.threshold_1x1, out1)  # once: both 1x1 convs of a duplication read it
         branches = [branch(z, out1) for branch in self.pointwise]
         out2 = branches[0] if len(branches) == 1 else F.concat(branches, axis=-1)
         return self.act_1x1(out2)

@@ -10,9 +10,7 @@ import numpy as np
 import numbnn.functional as F
 from numbnn.autograd import Tensor
 from numbnn.checks import check_int
-from numbnn.errors import InputError
 from numbnn.nn.module import Module
-from numbnn.nn.quantizers import get_quantizer
 
 
 def check_channels(channels) -> None:
@@ -36,19 +34,6 @@ class HardSigmoid(Module):
         return F.hard_sigmoid(x)
 
 
-class LearnableBias(Module):
-    """x + b_c, b initialised to 0 (ReActNet's LearnableBias)."""
-
-    def __init__(self, channels: int):
-        self.bias = _per_channel(channels, 0.0)
-
-    def forward(self, x):
-        return x + self.bias
-
-    def extra_repr(self) -> str:
-        return str(self.bias.shape[0])
-
-
 class PReLU(Module):
     """x for x >= 0, a_c x otherwise (He et al. 2015), a initialised to ``init``."""
 
@@ -60,28 +45,6 @@ class PReLU(Module):
 
     def extra_repr(self) -> str:
         return str(self.slope.shape[0])
-
-
-class RSign(Module):
-    """ReActNet's RSign: q(x - alpha_c), alpha learnable, initialised to 0; q a 1-bit quantizer.
-
-    ``grad`` names the quantizer's backward ("approx" = ApproxSign, "ste" = clipped STE with ``clip``).
-    When the next layer is a :class:`~numbnn.nn.conv.BinaryConv2d`, ``LearnableBias`` followed by the
-    conv's own quantizer computes the same thing on the packed path.
-    """
-
-    def __init__(self, channels: int, grad: str = "approx", clip: float = 1.0):
-        self.quantizer = get_quantizer(grad)
-        if self.quantizer.bits != 1:
-            raise InputError(f"grad must name a 1-bit quantizer ('approx' or 'ste'), got {grad!r}")
-        self.clip = float(clip)
-        self.alpha = _per_channel(channels, 0.0)
-
-    def forward(self, x):
-        return self.quantizer(x - self.alpha, self.clip)
-
-    def extra_repr(self) -> str:
-        return f"{self.alpha.shape[0]}, grad={self.quantizer.name!r}"
 
 
 class RPReLU(Module):

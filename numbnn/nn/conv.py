@@ -11,9 +11,10 @@ import numpy as np
 import numbnn.functional as F
 from numbnn.autograd import Tensor
 from numbnn.errors import InputError
+from numbnn.functional.quantizers import Quantizer, get_quantizer
 from numbnn.nn import init
 from numbnn.nn.module import Module
-from numbnn.nn.quantizers import get_quantizer
+from numbnn.nn.quantizers import SignInput
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -75,7 +76,8 @@ class BinaryConv2d(_ConvBase):
 
     Forward: y_o = alpha_o * conv(q(x), sign(W))_o with alpha_o = mean|W_o| over (KH, KW, C_in) for
     ``scale="mean_abs"`` (a constant in backward: it is computed from ``W.data``), or alpha = 1 for
-    ``scale=None``. q is the activation quantizer (see :mod:`numbnn.nn.quantizers`); the weight gradient
+    ``scale=None``. q is the activation quantizer (a :class:`~numbnn.functional.quantizers.Quantizer` or
+    its registered name: "approx_sign", "ste_sign", "none", or "approx", "ste", None); the weight gradient
     is the clipped STE: passed where |W| <= ``weight_clip`` (the gradient of clamp(W, -1, 1) in ReActNet).
 
     ``pad_value`` (0, +1 or -1) is the value padded positions take. When both weights and activations
@@ -85,8 +87,8 @@ class BinaryConv2d(_ConvBase):
     - ``binarize_weights=False``: ReActNet's step 1, binary activations with real weights;
     - ``act_quantizer=None``: binary weights on real activations.
 
-    An input that is already +-1 (e.g. from :class:`RSign`) should use ``act_quantizer="ste"`` with
-    ``act_clip >= 1``, whose gradient is the identity there (ApproxSign's is 0 at +-1).
+    Given a :class:`~numbnn.nn.quantizers.SignInput` (``rsign.before_sign(x)``: ReActNet's RSign before
+    the conv), the layer binarizes its value with its quantizer and clip instead of its own, still packed.
 
     The latent weights start at Kaiming-normal x ``latent_init`` (default
     :data:`numbnn.nn.init.BINARY_LATENT_INIT`, 0.1: small latent weights flip sign sooner, see there),
@@ -95,7 +97,7 @@ class BinaryConv2d(_ConvBase):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, pad_value: float = 0, scale: str | None = "mean_abs",
-                 act_quantizer: str | None = "approx", act_clip: float = 1.0, weight_clip: float = 1.0,
+                 act_quantizer: Quantizer | str | None = "approx", act_clip: float = 1.0, weight_clip: float = 1.0,
                  binarize_weights: bool = True, latent_init: float = init.BINARY_LATENT_INIT,
                  rng: np.random.Generator | None = None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, rng)
@@ -122,13 +124,16 @@ class BinaryConv2d(_ConvBase):
         return np.abs(self.weight.data).mean(axis=(1, 2, 3))
 
     def forward(self, x):
+        quantizer, clip = self.quantizer, self.act_clip
+        if isinstance(x, SignInput):
+            x, quantizer, clip = x.value, x.quantizer, x.clip
         geometry = (self.stride, self.padding, self.dilation, self.groups)
         alpha = self.alpha()
-        if self.binarize_weights and self.quantizer.act_grad is not None:
-            y = F.binary_conv2d(x, self.weight, *geometry, pad_value=self.pad_value, act_grad=self.quantizer.act_grad,
-                                act_clip=self.act_clip, weight_clip=self.weight_clip, scale=alpha)
+        if self.binarize_weights and quantizer.bits == 1:
+            y = F.binary_conv2d(x, self.weight, *geometry, pad_value=self.pad_value, act_quantizer=quantizer,
+                                act_clip=clip, weight_clip=self.weight_clip, scale=alpha)
         else:
-            xq = self.quantizer(x, self.act_clip)
+            xq = quantizer(x, clip)
             if self.pad_value != 0 and self.padding != (0, 0):
                 (ph, pw), geometry = self.padding, (self.stride, 0, self.dilation, self.groups)
                 xq = F.pad(xq, ((0, 0), (ph, ph), (pw, pw), (0, 0)), value=self.pad_value)

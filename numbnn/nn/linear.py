@@ -8,9 +8,9 @@ import numbnn.functional as F
 from numbnn.autograd import Tensor
 from numbnn.checks import check_int
 from numbnn.errors import InputError
+from numbnn.functional.quantizers import Quantizer, get_quantizer
 from numbnn.nn import init
 from numbnn.nn.module import Module
-from numbnn.nn.quantizers import get_quantizer
 
 
 class _LinearBase(Module):
@@ -49,7 +49,7 @@ class BinaryLinear(_LinearBase):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False, scale: str | None = "mean_abs",
-                 act_quantizer: str | None = "approx", act_clip: float = 1.0, weight_clip: float = 1.0,
+                 act_quantizer: Quantizer | str | None = "approx", act_clip: float = 1.0, weight_clip: float = 1.0,
                  binarize_weights: bool = True, latent_init: float = init.BINARY_LATENT_INIT,
                  rng: np.random.Generator | None = None):
         super().__init__(in_features, out_features, bias, rng)
@@ -74,8 +74,8 @@ class BinaryLinear(_LinearBase):
 
     def forward(self, x):
         alpha = self.alpha()
-        if self.binarize_weights and self.quantizer.act_grad is not None:
-            y = F.binary_linear(x, self.weight, act_grad=self.quantizer.act_grad, act_clip=self.act_clip,
+        if self.binarize_weights and self.quantizer.bits == 1:
+            y = F.binary_linear(x, self.weight, act_quantizer=self.quantizer, act_clip=self.act_clip,
                                 weight_clip=self.weight_clip, scale=alpha)
         else:
             xq = self.quantizer(x, self.act_clip)

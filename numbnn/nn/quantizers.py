@@ -1,68 +1,63 @@
-"""Activation quantizers by name, so layers take ``act_quantizer="approx_sign"``, and the FakeQuant layer.
+"""Quantizer layers: ReActNet's ``RSign`` (a learnable threshold before a sign) and ``FakeQuant``.
 
-Each quantizer is a forward rule plus a backward (straight-through) rule:
-
-- ``"ste_sign"``: sign(x) (sign(0) = +1); gradient 1 where |x| <= clip, else 0 (the clipped STE of
-  Hubara et al. 2016; ``clip`` is PokeBNN's tunable bound B).
-- ``"approx_sign"``: sign(x); gradient 2 - 2|x| on [-1, 1], else 0 (Bi-Real Net's ApproxSign, used by
-  ReActNet). Do not apply it to values that are already +-1: its gradient there is 0.
-- ``"none"``: the identity (real-valued activations).
-
-``"ste"`` and ``"approx"`` are accepted as short aliases, and ``None`` means ``"none"``.
+The quantizers themselves (forward rule, straight-through derivative, bit width) and their one
+registry by name live in :mod:`numbnn.functional.quantizers`; these layers add parameters or options.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 import numbnn.functional as F
+from numbnn.autograd import Tensor
 from numbnn.errors import InputError
+from numbnn.functional.quantizers import Quantizer, binary_quantizer, check_fake_quant
+from numbnn.nn.activation import check_channels
 from numbnn.nn.module import Module
 
 
 @dataclass(frozen=True)
-class Quantizer:
-    """``fn(x, clip)`` applies it; ``act_grad`` is the name ``F.binary_conv2d`` knows it by; ``bits`` its width."""
+class SignInput:
+    """Real values a :class:`~numbnn.nn.conv.BinaryConv2d` binarizes on its packed path, with the
+    quantizer (and STE bound) to do it with: what :meth:`RSign.before_sign` returns."""
 
-    name: str
-    fn: Callable
-    act_grad: str | None
-    bits: int
-
-    def __call__(self, x, clip: float = 1.0):
-        return self.fn(x, clip)
+    value: Tensor
+    quantizer: Quantizer
+    clip: float
 
 
-def ste_sign(x, clip: float = 1.0):
-    """sign(x), gradient passed where |x| <= clip."""
-    return F.sign(x, clip)
+class RSign(Module):
+    """ReActNet's RSign (arXiv 2003.03488, eq. 1): q(x + b_c), one learnable threshold per channel.
 
+    The paper writes sign(x - alpha_c); its code adds a learnable bias before the sign, and so does
+    this layer: the parameter is ``bias`` = -alpha, initialised to 0. q is a 1-bit sign quantizer
+    (default ApproxSign, arXiv 1808.00278) with STE bound ``clip``.
 
-def approx_sign(x, clip: float = 1.0):
-    """sign(x) with ApproxSign's gradient 2 - 2|x| on [-1, 1] (``clip`` is not used)."""
-    return F.approx_sign(x)
+    Before a binary conv, ``conv(rsign.before_sign(x))``: the conv takes the sign of x + b itself, on
+    packed bits, and applies q's derivative at the real x + b (a sign of values already +-1 would get
+    ApproxSign's derivative at +-1, which is 0). One ``before_sign`` can feed several convs (ReActNet's
+    duplicated 1x1 convs): x + b is computed once and the gradients meet there.
+    """
 
+    def __init__(self, channels: int, quantizer: Quantizer | str = "approx", clip: float = 1.0):
+        check_channels(channels)
+        self.quantizer = binary_quantizer(quantizer)
+        if not clip > 0:
+            raise InputError(f"clip must be > 0, got {clip!r}")
+        self.clip = float(clip)
+        self.bias = Tensor(np.zeros(channels, np.float32), requires_grad=True)
 
-def identity(x, clip: float = 1.0):
-    """No quantization."""
-    return x
+    def before_sign(self, x) -> SignInput:
+        """x + b with this RSign's quantizer, for a binary conv to binarize."""
+        return SignInput(x + self.bias, self.quantizer, self.clip)
 
+    def forward(self, x):
+        return self.quantizer(x + self.bias, self.clip)
 
-QUANTIZERS = {
-    "ste_sign": Quantizer("ste_sign", ste_sign, "ste", 1),
-    "approx_sign": Quantizer("approx_sign", approx_sign, "approx", 1),
-    "none": Quantizer("none", identity, None, 32),
-}
-_ALIASES = {"ste": "ste_sign", "approx": "approx_sign", None: "none"}
-
-
-def get_quantizer(name: str | None) -> Quantizer:
-    """The registered quantizer called ``name`` (or one of its aliases)."""
-    key = _ALIASES.get(name, name)
-    if key not in QUANTIZERS:
-        raise InputError(f"act_quantizer must be one of {sorted(QUANTIZERS)} (or 'ste', 'approx', None), got {name!r}")
-    return QUANTIZERS[key]
+    def extra_repr(self) -> str:
+        return f"{self.bias.shape[0]}, quantizer={self.quantizer.name!r}"
 
 
 class FakeQuant(Module):
@@ -73,10 +68,7 @@ class FakeQuant(Module):
     """
 
     def __init__(self, bits: int, bound: float, signed: bool = True):
-        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 < bits <= 16:
-            raise InputError(f"bits must be an integer in 2..16, got {bits!r}")
-        if not bound > 0:
-            raise InputError(f"bound must be > 0, got {bound!r}")
+        check_fake_quant(bits, bound)
         self.bits = bits
         self.act_bits = bits
         self.bound = float(bound)

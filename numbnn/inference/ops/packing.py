@@ -17,7 +17,7 @@ from numbnn.kernels.threshold_packing import gather_pack, pack_acc_below, pack_b
 class Pack(Op):
     """Signs of float32 x [..., C] as packed bits, bit = x < threshold[c] (0 if none), per group.
 
-    A threshold folds a preceding per-channel add (ReActNet's RSign / LearnableBias): x + b < 0 exactly
+    A threshold folds a preceding per-channel add (ReActNet's RSign bias): x + b < 0 exactly
     when x < -b in floating point (a sum is 0 only if exactly 0, and rounding keeps the sign).
     """
 
