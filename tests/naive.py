@@ -168,14 +168,20 @@ def padding_tap_sums(g, input_hw, kernel_size, stride=1, padding=0, dilation=1):
     ho, wo = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
     maps = np.asarray(g, dtype=np.float64).reshape(-1, ho, wo, g.shape[1])
     sums = np.zeros((kh * kw, g.shape[1]))
+    for oy, ox, tap in padding_taps(h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
+        sums[tap] += maps[:, oy, ox].sum(axis=0)
+    return sums
+
+
+def padding_taps(h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
+    """Every (oy, ox, tap) of a convolution whose tap (i * kw + j) reads the padding, not the image."""
     for oy in range(ho):
         for ox in range(wo):
             for i in range(kh):
                 for j in range(kw):
                     iy, ix = oy * sh - ph + i * dh, ox * sw - pw + j * dw
                     if not (0 <= iy < h and 0 <= ix < w):
-                        sums[i * kw + j] += maps[:, oy, ox].sum(axis=0)
-    return sums
+                        yield oy, ox, i * kw + j
 
 
 # ---- average pooling ----------------------------------------------------------------------------
@@ -352,13 +358,8 @@ def depthwise_conv2d(x, w, stride=1, padding=0, dilation=1):
 def border_corrections(h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, wsum, pad_value):
     """[Ho*Wo, O] int64: (pad_value - 1) * the sum of wsum[:, tap] over each output pixel's padding taps."""
     correction = np.zeros((ho * wo, wsum.shape[0]), np.int64)
-    for oy in range(ho):
-        for ox in range(wo):
-            for i in range(kh):
-                for j in range(kw):
-                    iy, ix = oy * sh - ph + i * dh, ox * sw - pw + j * dw
-                    if not (0 <= iy < h and 0 <= ix < w):
-                        correction[oy * wo + ox] += (pad_value - 1) * wsum[:, i * kw + j]
+    for oy, ox, tap in padding_taps(h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
+        correction[oy * wo + ox] += (pad_value - 1) * wsum[:, tap]
     return correction
 
 
