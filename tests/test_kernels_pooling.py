@@ -58,3 +58,15 @@ def test_spatial_mean_matches_naive_and_numpy(batch, h, w, channels, keepdims, s
     np.testing.assert_array_equal(got.reshape(batch, channels), naive.spatial_mean(x))
     np.testing.assert_array_equal(got, x.mean(axis=(1, 2), keepdims=keepdims))
     np.testing.assert_array_equal(mean(x, [-1], keepdims), x.mean(axis=-1, keepdims=keepdims))  # other axes: numpy
+
+
+@settings(max_examples=30)
+@given(st.integers(2, 9), st.integers(1, 40), st.booleans(), st.integers(0, 2**32 - 1))
+def test_mean_over_a_short_last_axis_is_numpys_bit_for_bit(k, rows, keepdims, seed):
+    """PokeBNN's channel shrink: the fast path for 2-7 values keeps numpy's order, signed zeros included."""
+    x = np.random.default_rng(seed).standard_normal((rows, 3, k)).astype(np.float32)
+    x[0, 0] = -0.0  # a row of negative zeros: numpy's sum starts at +0.0
+    x[0, 1, : k // 2] = np.float32(3e38)  # overflow to inf, as numpy does
+    with np.errstate(over="ignore"):
+        got, expected = mean(x, -1, keepdims), x.mean(axis=-1, keepdims=keepdims)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))

