@@ -83,7 +83,8 @@ class BnnSmall(Module):
         command trains on a few thousand images. One epoch on 2,000 images (``numbnn train --model
         bnn-small --epochs 1 --limit 2000``), seeds 0-2: 56.7% mean test accuracy at batch 64 / lr 2e-3
         (seeds 1-3), 62.1% at batch 32 / lr 1e-3; on 10,000 images 72.9% -> 74.7% (Intel Xeon, 2 threads;
-        benchmarks/results/proxies-*.json)."""
+        benchmarks/results/proxies-*.json). Rerun one point with ``python3 benchmarks/proxies.py --label L
+        --limit 2000 --models bnn-small -- --seed 1 --batch-size 64 --lr 2e-3``."""
         return {**BINARY_RECIPE, "batch_size": 32, "lr": 1e-3}
 
     def forward(self, x):
