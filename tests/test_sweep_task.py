@@ -65,10 +65,10 @@ def test_an_interrupted_run_continues_from_its_checkpoint_exactly(tmp_path, monk
     run = _run(epochs=2)
     original = loop._train_step
 
-    def crash_in_epoch_two(model, x, y, config, optimizer, teacher, epoch, step, steps):
+    def crash_in_epoch_two(model, x, y, target, config, optimizer, epoch, step, steps):
         if epoch == 1:
             raise RuntimeError("worker lost")
-        return original(model, x, y, config, optimizer, teacher, epoch, step, steps)
+        return original(model, x, y, target, config, optimizer, epoch, step, steps)
 
     monkeypatch.setattr(loop, "_train_step", crash_in_epoch_two)
     assert execute_run(run.as_dict(), str(tmp_path))["status"] == "failed"

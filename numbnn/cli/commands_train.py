@@ -34,7 +34,10 @@ def train(
     limit: Optional[int] = typer.Option(None, help="Train on the first N training images only."),
     test_limit: Optional[int] = typer.Option(None, "--test-limit", help="Evaluate on the first N test images only."),
     save_every: Optional[int] = typer.Option(None, "--save-every", help="Write the checkpoint every N epochs (and after the last)."),
-    teacher: Optional[Path] = typer.Option(None, help="Checkpoint of a distillation teacher (soft cross-entropy to its softmax)."),
+    teacher: Optional[Path] = typer.Option(None, help="Distillation teacher (soft cross-entropy to its softmax): a checkpoint, a shipped teacher's name (resnet-20), or none."),
+    teacher_targets: Optional[str] = typer.Option(
+        None, "--teacher-targets",
+        help="batch: the teacher runs on every augmented batch; once: on the un-augmented training images, once before training."),
     recipe: Optional[str] = typer.Option(
         None, help="single, or two-step: ReActNet's step 1 (real weights) then step 2 (binary, initialised from step 1)."
     ),
@@ -62,7 +65,7 @@ def train(
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "schedule": schedule,
         "weight_decay": weight_decay, "label_smoothing": label_smoothing, "grad_clip": grad_clip, "seed": seed,
         "limit": limit, "test_limit": test_limit, "save_every": save_every,
-        "teacher": str(teacher) if teacher is not None else None, "recipe": recipe, "step1_epochs": step1_epochs,
+        "teacher": str(teacher) if teacher is not None else None, "teacher_targets": teacher_targets, "recipe": recipe, "step1_epochs": step1_epochs,
     }
     model_args = parse_pairs(model_arg or [], "--model-arg")  # typed against the model in run.train
     outcome = run.train(model, options=options, model_args=model_args, resume=resume, out=out, data_dir=data_dir,

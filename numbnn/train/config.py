@@ -31,6 +31,10 @@ DECAY_RULES = ("conv_only", "ndim>1", "all")
 # How a run trains (numbnn.train.recipes): "single" = one fit; "two-step" = ReActNet's step 1 (binary
 # activations, real weights) then step 2 (all binary, initialised from step 1).
 RECIPES = ("single", "two-step")
+# Where a distillation teacher's soft targets come from (numbnn.train.loop): "batch" = the teacher runs on
+# every augmented training batch; "once" = its softmax of every un-augmented training image, computed
+# once before training (one teacher pass instead of one per epoch; a crop or flip keeps the target).
+TEACHER_TARGETS = ("batch", "once")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class TrainConfig:
     eval_batch_size: int = 500
     save_every: int = 1  # write a checkpoint every this many epochs (and after the last)
     teacher: str | None = None  # checkpoint of a distillation teacher (soft cross-entropy to its softmax)
+    teacher_targets: str = "batch"  # see TEACHER_TARGETS
     recipe: str = "single"  # see RECIPES
     step1_epochs: int | None = None  # two-step only: epochs of step 1 (default: half of `epochs`, rounded up)
 
@@ -72,6 +77,7 @@ class TrainConfig:
         _check_choice(self, "schedule", SCHEDULES)
         _check_choice(self, "decay_rule", DECAY_RULES)
         _check_choice(self, "recipe", RECIPES)
+        _check_choice(self, "teacher_targets", TEACHER_TARGETS)
         if self.teacher is not None and (not isinstance(self.teacher, str) or not self.teacher):
             raise InputError(f"teacher must be a checkpoint path, got {self.teacher!r}")
         if not isinstance(self.flip, bool):
@@ -84,8 +90,6 @@ class TrainConfig:
         _check_float(self, "label_smoothing", 0.0, upper=1.0, upper_open=True)
         if self.grad_clip is not None:
             _check_float(self, "grad_clip", 0.0, strict=True)
-        if not isinstance(self.flip, bool):
-            raise InputError(f"flip must be true or false, got {self.flip!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import numbnn.functional as F
-from numbnn.autograd import Tensor, no_grad
+from numbnn.autograd import Tensor
 from numbnn.errors import InputError, TrainingDivergedError
 from numbnn.optim import clip_grad_norm
 from numbnn.train.checkpoint import TrainingState, restore_optimizer, save_training_state
 from numbnn.train.config import TrainConfig
 from numbnn.train.data import Augmentation, BatchIterator
-from numbnn.train.evaluate import evaluate
+from numbnn.train.evaluate import evaluate, predict_logits
 from numbnn.train.memory import retain_freed_memory
 from numbnn.train.threads import default_training_threads
 from numbnn.train.optimizers import build_optimizer
@@ -91,7 +91,9 @@ def fit(
     default_training_threads()
     rng = np.random.default_rng(config.seed)
     augmentation = Augmentation(config.crop_padding, config.flip)
-    batches = BatchIterator(*train_set, config.batch_size, rng=rng, augmentation=augmentation)
+    images, labels = train_set
+    # Batches carry row numbers, so a batch finds both its labels and (teacher_targets "once") its targets.
+    batches = BatchIterator(images, np.arange(len(labels)), config.batch_size, rng=rng, augmentation=augmentation)
     optimizer, scheduler = build_optimizer(model, config, len(batches))
     if resume is not None:
         restore_optimizer(optimizer, scheduler, resume)
@@ -113,6 +115,8 @@ def fit(
         return FitResult(history, pos.epoch, interrupted, pos.step, checkpoint, time.perf_counter() - started)
 
     with StopRequest() as stop, ProgressBar(progress) as bar:
+        targets = teacher_targets_once(teacher, images, config.eval_batch_size, bar) if (
+            teacher is not None and config.teacher_targets == "once") else None
         for epoch in range(position.epoch, config.epochs):
             rng.bit_generator.state = position.rng_state
             plan = batches.plan_epoch()
@@ -121,9 +125,16 @@ def fit(
             model.train()
             signs_at_start = binary_weight_signs(model)
             last_step = len(batches) - 1
-            for step, (x, y) in enumerate(batches.batches(plan, position.step), start=position.step):
+            for step, (x, rows) in enumerate(batches.batches(plan, position.step), start=position.step):
                 tick = time.perf_counter()
-                loss, correct = _train_step(model, x, y, config, optimizer, teacher, epoch, step, len(batches))
+                y = labels[rows]
+                if targets is not None:
+                    target = targets[rows]
+                elif teacher is not None:
+                    target = predict_softmax(teacher, x)
+                else:
+                    target = None
+                loss, correct = _train_step(model, x, y, target, config, optimizer, epoch, step, len(batches))
                 lr_used = optimizer.lr
                 scheduler.step()
                 sums["loss_sum"] += loss * len(y)
@@ -148,13 +159,13 @@ def fit(
     return result(False, position)
 
 
-def _train_step(model, x, y, config, optimizer, teacher, epoch, step, steps):
-    """One optimizer step on a batch; returns (loss, correct predictions). Raises on a non-finite loss."""
+def _train_step(model, x, y, target, config, optimizer, epoch, step, steps):
+    """One optimizer step on a batch; returns (loss, correct predictions). Raises on a non-finite loss.
+
+    ``target``: the teacher's class distribution [B, classes] (distillation), or None (labels ``y``)."""
     optimizer.zero_grad()
     logits = model(Tensor(x))
-    if teacher is not None:
-        with no_grad():
-            target = _softmax(teacher(Tensor(x)).data)
+    if target is not None:
         loss = F.soft_cross_entropy(logits, target)
     else:
         loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
@@ -171,9 +182,27 @@ def _train_step(model, x, y, config, optimizer, teacher, epoch, step, steps):
     return value, int((logits.data.argmax(axis=1) == y).sum())
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def predict_softmax(teacher, x: np.ndarray) -> np.ndarray:
+    """The teacher's class distribution [B, classes] for a float32 NHWC batch (no graph)."""
+    logits = predict_logits(teacher, x)
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def teacher_targets_once(teacher, images: np.ndarray, batch_size: int, bar) -> np.ndarray:
+    """The teacher's distribution [N, classes] for every un-augmented training image, in stored order.
+
+    ``teacher_targets="once"``: one teacher pass before training instead of one per epoch on the
+    augmented batches. A 2-pixel crop or a horizontal flip keeps an image's class, so the un-augmented
+    image's distribution serves as the target of its augmented copies (chosen on proxies; see
+    ``BINARY_RECIPE`` in numbnn/models/layout.py for the commands and figures)."""
+    batches = BatchIterator(images, np.zeros(len(images), np.int64), batch_size, shuffle=False)
+    task = bar.task("teacher", len(batches))
+    chunks = []
+    for x, _ in batches:
+        chunks.append(predict_softmax(teacher, x))
+        bar.update(task)
+    return np.concatenate(chunks)
 
 
 def _check_finite_parameters(model, position: Position) -> None:

@@ -24,6 +24,7 @@ from numbnn.train.evaluate import Evaluation, evaluate
 from numbnn.train.loop import FitResult
 from numbnn.train.progress import ProgressBar
 from numbnn.train.recipes import run_recipe
+from numbnn.train.teachers import NO_TEACHER, resolve_teacher
 
 # Settings that may change when a run is resumed; every other one must stay as the checkpoint says,
 # or the resumed run would no longer continue the same computation.
@@ -109,8 +110,9 @@ def train(
 
         set_threads(threads)
     out = Path(out) if out is not None else Path(resume) if resume is not None else default_checkpoint_path(model_name)
-    _check_outputs(out, config)  # found now, not when the first checkpoint is due after an epoch of training
-    teacher = _load_teacher(config.teacher)
+    teacher_path = resolve_teacher(config.teacher) if config.teacher not in (None, NO_TEACHER) else None
+    _check_outputs(out, config, teacher_path)  # found now, not when the first checkpoint is due after an epoch
+    teacher = _load_teacher(teacher_path)
     train_set = load_split("train", config.limit, data_dir)
     test_set = load_split("test", config.test_limit, data_dir)
     try:
@@ -165,7 +167,7 @@ def describe_models() -> list[dict]:
 def _load_teacher(path):
     if path is None:
         return None
-    teacher = numbnn.io.load(_existing_file(path, "--teacher"))
+    teacher = numbnn.io.load(path)
     teacher.eval()
     return teacher
 
@@ -180,11 +182,11 @@ def _check_same_model_args(name: str, saved: dict, given: dict) -> None:
                              "model arguments cannot change when resuming")
 
 
-def _check_outputs(out: Path, config: TrainConfig) -> None:
+def _check_outputs(out: Path, config: TrainConfig, teacher_path: Path | None) -> None:
     """``--out`` (and a two-step run's step-1 file) may not be the teacher or anything but a regular file."""
     from numbnn.train.recipes import step1_checkpoint_path
 
-    teacher = {"the --teacher checkpoint": config.teacher}
+    teacher = {"the --teacher checkpoint": teacher_path}
     check_output_path(out, teacher)
     if config.recipe == "two-step":
         check_output_path(step1_checkpoint_path(out), {**teacher, "--out": out}, "step 1's checkpoint")
