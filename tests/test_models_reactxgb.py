@@ -10,8 +10,11 @@ import json
 import numpy as np
 import pytest
 
+from typer.testing import CliRunner
+
 import numbnn.io
 from numbnn.autograd import Tensor, no_grad
+from numbnn.cli.main import app
 from numbnn.errors import CheckpointError, InputError, MissingDependencyError
 from numbnn.models import build_model
 from numbnn.models.cost import summarize
@@ -67,6 +70,21 @@ def test_trees_are_stored_as_json_and_reload_to_identical_predictions(trained):
     assert not np.allclose(tree_logits, fc_logits)  # eval mode really uses the trees
     # and the reloaded trees are the ones evaluated during training: same test accuracy
     assert run.evaluate_checkpoint(path, limit=100, progress=False).accuracy == stored.history[-1]["tree_test_accuracy"]
+
+
+def test_eval_measures_either_head_of_a_checkpoint(trained, tmp_path):
+    path, outcome = trained
+    last = outcome.result.history[-1]
+    assert run.evaluate_checkpoint(path, limit=100, progress=False, fc_head=True).accuracy == last["fc_test_accuracy"]
+    result = CliRunner().invoke(app, ["eval", str(path), "--limit", "100", "--fc-head", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["accuracy"] == last["fc_test_accuracy"]
+    refused = CliRunner().invoke(app, ["eval", str(path), "--packed", "--fc-head"])
+    assert refused.exit_code == 2 and "deployed head" in refused.output
+    other = tmp_path / "bnn.h5"
+    numbnn.io.save(build_model("bnn-small", widths=(8, 8, 16)), other)
+    with pytest.raises(InputError, match="tree head"):
+        run.evaluate_checkpoint(other, limit=10, progress=False, fc_head=True)
 
 
 @pytest.mark.parametrize("args, message", [
