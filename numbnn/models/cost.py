@@ -228,7 +228,8 @@ def tree_ensemble_cost(name: str, trees: Iterable[tuple[Sequence[int], Sequence[
     feature index and a threshold, a leaf ``leaf_size`` values, the ensemble ``n_classes`` base margins,
     32 bits each; thresholds, leaf values and base margins are the ensemble's (real) params. The packed
     size is what numbnn's ``trees`` op stores (:mod:`numbnn.inference.trees`): 6 bytes and a bit per
-    node, 4 bytes per value of a vector leaf, 6 bytes per tree (+ 4), 4 per class.
+    node, 4 bytes per value of a vector leaf, 4 x (trees + 1) + 2 x trees for the trees' node ranges
+    and classes, 4 per class.
     """
     check_int(n_classes, "n_classes", 1)
     check_int(leaf_size, "leaf_size", 1)
@@ -244,7 +245,7 @@ def tree_ensemble_cost(name: str, trees: Iterable[tuple[Sequence[int], Sequence[
     row.real_params = splits + leaf_size * leaves + n_classes
     row.size_bits = REAL_BITS * (2 * splits + leaf_size * leaves + n_classes)
     row.packed_size_bytes = (6 * nodes + math.ceil(nodes / 8) + FLOAT32_BYTES * vector_values
-                             + 6 * n_trees + 4 + FLOAT32_BYTES * n_classes)
+                             + 4 * (n_trees + 1) + 2 * n_trees + FLOAT32_BYTES * n_classes)
     row.flops = row.comparisons
     row.calls = 1
     leaf_text = f"leaves of {leaf_size} values" if leaf_size > 1 else "one value per leaf"
