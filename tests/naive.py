@@ -387,16 +387,24 @@ def decode_pre_order(feature, tree_start):
     return right
 
 
-def tree_margins(x, feature, value, default_left, right, tree_start, tree_class, base):
-    """base + each tree's leaf for each row, added in tree order in float32."""
+def tree_margins(x, feature, value, default_left, right, tree_start, tree_class, leaf_vectors, base):
+    """base + each tree's leaf for each row, added in tree order in float32: a class tree's leaf value to
+    its class, a vector tree's (class -1) leaf vector to every class. Vector leaves are rows of
+    ``leaf_vectors`` counted in node order over the vector trees' leaves."""
     out = np.tile(base, (len(x), 1)).astype(np.float32)
+    vector_leaves = [node for t in range(len(tree_class)) if tree_class[t] < 0
+                     for node in range(tree_start[t], tree_start[t + 1]) if feature[node] < 0]
     for r in range(len(x)):
         for t in range(len(tree_class)):
             node = tree_start[t]
             while feature[node] >= 0:
                 v = x[r, feature[node]]
                 node = node + 1 if (default_left[node] if np.isnan(v) else v < value[node]) else right[node]
-            out[r, tree_class[t]] = np.float32(out[r, tree_class[t]] + value[node])
+            if tree_class[t] >= 0:
+                out[r, tree_class[t]] = np.float32(out[r, tree_class[t]] + value[node])
+            else:
+                for k in range(len(base)):
+                    out[r, k] = np.float32(out[r, k] + leaf_vectors[vector_leaves.index(node), k])
     return out
 
 

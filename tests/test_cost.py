@@ -154,20 +154,31 @@ class TreeHeaded(Tiny):
 
     def cost_extra(self):
         trees = [([1, -1, 3, -1, -1], [2, -1, 4, -1, -1]), ([-1], [-1])]
-        rows = self.rows if self.rows is not None else [tree_ensemble_cost("trees", trees)]
+        rows = self.rows if self.rows is not None else [tree_ensemble_cost("trees", trees, 10)]
         return CostExtra(rows=rows, exclude=self.exclude)
 
 
 def test_tree_ensemble_cost():
     # tree 0: root 0 -> (1 leaf, 2); 2 -> (3 leaf, 4 leaf): 2 splits, 3 leaves, depth 2. tree 1: one leaf.
-    row = tree_ensemble_cost("trees", [([1, -1, 3, -1, -1], [2, -1, 4, -1, -1]), ([-1], [-1])])
+    trees = [([1, -1, 3, -1, -1], [2, -1, 4, -1, -1]), ([-1], [-1])]
+    row = tree_ensemble_cost("trees", trees, 3)
     assert (row.comparisons, row.flops, row.bops, row.ace) == (2, 2, 0, 0)
-    assert (row.real_params, row.binary_params) == (2 + 4, 0)  # a threshold per split, a value per leaf
-    assert row.size_bits == 32 * (2 * 2 + 4)  # + a feature index per split
-    assert row.packed_size_bytes == row.size_bytes == 32
+    assert (row.real_params, row.binary_params) == (2 + 4 + 3, 0)  # a threshold per split, a value per leaf, 3 bases
+    assert row.size_bits == 32 * (2 * 2 + 4 + 3)  # + a feature index per split
+    assert row.size_bytes == 44
+    # the trees op's arrays: 6 nodes x (int16 + float32) + 1 byte of bits, tree_start 3 x 4, tree_class 2 x 2, base 3 x 4
+    assert row.packed_size_bytes == 36 + 1 + 12 + 4 + 12
+    # vector leaves (one margin per class in every leaf): 4 leaves x 3 values; comparisons do not change
+    vector = tree_ensemble_cost("trees", trees, 3, leaf_size=3)
+    assert vector.comparisons == 2 and "2 trees" in vector.note
+    assert vector.real_params == 2 + 4 * 3 + 3 and vector.size_bits == 32 * (2 * 2 + 4 * 3 + 3)
+    assert vector.packed_size_bytes == row.packed_size_bytes + 4 * 3 * 4  # + leaf_vectors [4, 3] float32
     # depth counts the longest path, wherever it is: a left-leaning chain of 3 splits
-    chain = tree_ensemble_cost("t", [([1, 2, 3, -1, -1, -1, -1], [6, 5, 4, -1, -1, -1, -1])])
+    chain = tree_ensemble_cost("t", [([1, 2, 3, -1, -1, -1, -1], [6, 5, 4, -1, -1, -1, -1])], 1)
     assert chain.comparisons == 3
+    for bad in ({"n_classes": 0}, {"n_classes": 3, "leaf_size": 2}, {"n_classes": 3, "leaf_size": 0}):
+        with pytest.raises(InputError):
+            tree_ensemble_cost("trees", trees, **bad)
 
 
 @pytest.mark.parametrize("left, right", [
@@ -180,7 +191,7 @@ def test_tree_ensemble_cost():
 ])
 def test_malformed_trees(left, right):
     with pytest.raises(InputError):
-        tree_ensemble_cost("trees", [(left, right)])
+        tree_ensemble_cost("trees", [(left, right)], 10)
 
 
 def test_cost_extra_replaces_the_head():
@@ -190,9 +201,9 @@ def test_cost_extra_replaces_the_head():
     total = treed.total
     assert total.flops == plain.flops - 32 * 10 + 2  # the FC's MACs out, the trees' comparisons in
     assert total.ace == plain.ace - 256 * 32 * 10
-    assert total.real_params == plain.real_params - 330 + 6
+    assert total.real_params == plain.real_params - 330 + 6 + 10  # + the trees' 10 base margins
     assert total.comparisons == 2
-    assert any("head" in note for note in treed.notes)
+    assert "excluded by the model's cost_extra(): head (330 params, 1,320 bytes)" in treed.notes
 
 
 def test_cost_extra_errors():

@@ -1,7 +1,7 @@
 """ReActXGB: the tree head is fitted after the FC training, stored in the checkpoint as XGBoost JSON,
 reloaded to identical predictions, priced by the cost model, and a missing xgboost is a clear error.
 
-One tiny run (narrow widths, a few hundred FashionMNIST images, 3 rounds of depth-3 trees) is shared.
+One tiny run (narrow widths, a few hundred FashionMNIST images, 3 vector-leaf trees of depth 3) is shared.
 """
 
 import builtins
@@ -10,9 +10,12 @@ import json
 import numpy as np
 import pytest
 
+from typer.testing import CliRunner
+
 import numbnn.io
 from numbnn.autograd import Tensor, no_grad
-from numbnn.errors import CheckpointError, MissingDependencyError
+from numbnn.cli.main import app
+from numbnn.errors import CheckpointError, InputError, MissingDependencyError
 from numbnn.models import build_model
 from numbnn.models.cost import summarize
 from numbnn.models.reactxgb import TREES_ARRAY
@@ -40,7 +43,7 @@ def _test_batch(n=64):
 def test_both_heads_are_reported_side_by_side(trained):
     _, outcome = trained
     last = outcome.result.history[-1]
-    assert last["trees"] == 3 * 10  # 3 boosting rounds x 10 classes
+    assert last["trees"] == 3  # trees in total: 3 rounds of one vector-leaf tree each
     for key in ("fc_test_accuracy", "tree_test_accuracy"):
         assert 0.0 <= last[key] <= 1.0
     assert last["test_accuracy"] == last["tree_test_accuracy"]  # the deployed head
@@ -52,7 +55,8 @@ def test_trees_are_stored_as_json_and_reload_to_identical_predictions(trained):
     stored = numbnn.io.load_checkpoint(path)
     blob = stored.arrays[TREES_ARRAY]
     model_json = json.loads(bytes(blob) if isinstance(blob, (bytes, bytearray)) else np.asarray(blob).tobytes())
-    assert len(model_json["learner"]["gradient_booster"]["model"]["trees"]) == 30
+    trees = model_json["learner"]["gradient_booster"]["model"]["trees"]
+    assert len(trees) == 3 and all(tree["tree_param"]["size_leaf_vector"] == "10" for tree in trees)
     assert stored.history[-1]["tree_test_accuracy"] == trained[1].result.history[-1]["tree_test_accuracy"]
 
     first, second = numbnn.io.load(path), numbnn.io.load(path)
@@ -66,6 +70,31 @@ def test_trees_are_stored_as_json_and_reload_to_identical_predictions(trained):
     assert not np.allclose(tree_logits, fc_logits)  # eval mode really uses the trees
     # and the reloaded trees are the ones evaluated during training: same test accuracy
     assert run.evaluate_checkpoint(path, limit=100, progress=False).accuracy == stored.history[-1]["tree_test_accuracy"]
+
+
+def test_eval_measures_either_head_of_a_checkpoint(trained, tmp_path):
+    path, outcome = trained
+    last = outcome.result.history[-1]
+    assert run.evaluate_checkpoint(path, limit=100, progress=False, fc_head=True).accuracy == last["fc_test_accuracy"]
+    result = CliRunner().invoke(app, ["eval", str(path), "--limit", "100", "--fc-head", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["accuracy"] == last["fc_test_accuracy"]
+    refused = CliRunner().invoke(app, ["eval", str(path), "--packed", "--fc-head"])
+    assert refused.exit_code == 2 and "deployed head" in refused.output
+    other = tmp_path / "bnn.h5"
+    numbnn.io.save(build_model("bnn-small", widths=(8, 8, 16)), other)
+    with pytest.raises(InputError, match="tree head"):
+        run.evaluate_checkpoint(other, limit=10, progress=False, fc_head=True)
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"leaves": "matrix"}, "leaves"),
+    ({"leaves": "scalar", "trees": 25}, "multiple of 10"),
+    ({"trees": 0}, "trees"),
+])
+def test_bad_tree_options_are_refused(args, message):
+    with pytest.raises(InputError, match=message):
+        build_model("reactxgb", **{**TINY, **args})
 
 
 def test_training_mode_and_unfitted_model_use_the_fc_head(trained):

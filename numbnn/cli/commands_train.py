@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from numbnn.cli.common import app, handle_errors, print_json
+from numbnn.errors import InputError
 from numbnn.train.config import TrainConfig
 
 EVAL_BATCH_SIZE = TrainConfig.eval_batch_size
@@ -107,6 +108,8 @@ def evaluate(
     batch_size: int = typer.Option(EVAL_BATCH_SIZE, "--batch-size", help="Images per forward pass (as in training)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory holding the FashionMNIST files."),
     threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS (default: all cores)."),
+    fc_head: bool = typer.Option(
+        False, "--fc-head", help="ReActXGB: evaluate the FC classifier instead of the trees that replace it."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ):
     """Test-split accuracy of a checkpoint (the same computation as training's end-of-epoch evaluation)."""
@@ -117,13 +120,16 @@ def evaluate(
         set_threads(threads)
     from numbnn.inference.format import is_packed_model  # deferred: keeps `numbnn --help` fast (start-up time)
 
+    if fc_head and (packed or is_packed_model(checkpoint)):
+        raise InputError("--fc-head needs a training checkpoint: a packed model holds only its deployed head")
     if packed or is_packed_model(checkpoint):  # the packed path: numbnn.inference.evaluate
         from numbnn.inference.evaluate import evaluate_file  # deferred: keeps `numbnn --help` fast (start-up time)
 
         result = evaluate_file(checkpoint, from_checkpoint=not is_packed_model(checkpoint), limit=limit,
                                batch_size=batch_size, data_dir=data_dir)
     else:
-        result = run.evaluate_checkpoint(checkpoint, limit=limit, batch_size=batch_size, data_dir=data_dir)
+        result = run.evaluate_checkpoint(checkpoint, limit=limit, batch_size=batch_size, data_dir=data_dir,
+                                         fc_head=fc_head)
     typer.echo(f"accuracy {result.accuracy:.2%} ({result.correct}/{result.n} test images), loss {result.loss:.4f}")
     if json_output:
         print_json({"accuracy": result.accuracy, "n": result.n, "correct": result.correct, "loss": result.loss})

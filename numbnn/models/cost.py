@@ -191,9 +191,12 @@ def summarize(model: Module, input_shape: Sequence[int] = (1, 28, 28, 1)) -> Cos
         rows.append(row)
 
     extra = _cost_extra(model)
+    dropped = [row for row in rows if _excluded(row.name, extra.exclude)]
     rows = [row for row in rows if not _excluded(row.name, extra.exclude)] + list(extra.rows)
-    if extra.exclude:
-        notes.append(f"excluded by the model's cost_extra(): {', '.join(extra.exclude)}")
+    if extra.exclude:  # what was left out, to set a head against the one it replaces (its MACs may never run)
+        params, size = sum(row.params for row in dropped), sum(row.size_bytes for row in dropped)
+        notes.append(f"excluded by the model's cost_extra(): {', '.join(extra.exclude)} "
+                     f"({params:,} params, {size:,} bytes)")
     total = LayerCost("total", type(model).__name__)
     for row in rows:
         for key in _SUMMED:
@@ -212,29 +215,41 @@ def default_input_shape(model: Module, size: int = 28) -> tuple[int, int, int, i
     return (1, size, size, int(channels))
 
 
-def tree_ensemble_cost(name: str, trees: Iterable[tuple[Sequence[int], Sequence[int]]],
-                       kind: str = "trees") -> LayerCost:
-    """The cost row of a tree ensemble, for a model's ``cost_extra()`` (ReActXGB's head).
+def tree_ensemble_cost(name: str, trees: Iterable[tuple[Sequence[int], Sequence[int]]], n_classes: int,
+                       leaf_size: int = 1, kind: str = "trees") -> LayerCost:
+    """The cost row of a tree ensemble with a base margin per class, for a model's ``cost_extra()`` (ReActXGB).
 
     ``trees`` gives each tree as ``(left_children, right_children)`` in xgboost's JSON layout (node 0
-    is the root, -1 marks a leaf). Per image a tree makes at most ``depth`` comparisons (its longest
-    root-to-leaf path); the row's ``comparisons`` and ``flops`` are the sum of these upper bounds.
-    Storage (an assumption; the ReActXGB paper's accounting was not available): a split node holds a
-    feature index and a threshold, a leaf a value, 32 bits each; thresholds and leaf values are the
-    ensemble's (real) params.
+    is the root, -1 marks a leaf). ``leaf_size`` is the number of values in each leaf: 1 for per-class
+    trees, ``n_classes`` for vector-leaf trees (each leaf holds a margin for every class). Per image a
+    tree makes at most ``depth`` comparisons (its longest root-to-leaf path), whatever its leaves hold;
+    the row's ``comparisons`` and ``flops`` are the sum of these upper bounds.
+    Size (an assumption; the ReActXGB paper's accounting was not available): a split node holds a
+    feature index and a threshold, a leaf ``leaf_size`` values, the ensemble ``n_classes`` base margins,
+    32 bits each; thresholds, leaf values and base margins are the ensemble's (real) params. The packed
+    size is what numbnn's ``trees`` op stores (:mod:`numbnn.inference.trees`): 6 bytes and a bit per
+    node, 4 bytes per value of a vector leaf, 4 x (trees + 1) + 2 x trees for the trees' node ranges
+    and classes, 4 per class.
     """
+    check_int(n_classes, "n_classes", 1)
+    check_int(leaf_size, "leaf_size", 1)
+    if leaf_size not in (1, n_classes):
+        raise InputError(f"leaf_size must be 1 (per-class trees) or n_classes = {n_classes}, got {leaf_size}")
     row = LayerCost(str(name), str(kind))
     splits = leaves = n_trees = 0
     for index, (left, right) in enumerate(trees):
         tree_splits, tree_leaves, depth = _tree_shape(left, right, f"{name}[{index}]")
         splits, leaves, n_trees = splits + tree_splits, leaves + tree_leaves, n_trees + 1
         row.comparisons += depth
-    row.real_params = splits + leaves
-    row.size_bits = REAL_BITS * (2 * splits + leaves)
-    row.packed_size_bytes = row.size_bits // 8
+    nodes, vector_values = splits + leaves, (leaves * leaf_size if leaf_size > 1 else 0)
+    row.real_params = splits + leaf_size * leaves + n_classes
+    row.size_bits = REAL_BITS * (2 * splits + leaf_size * leaves + n_classes)
+    row.packed_size_bytes = (6 * nodes + math.ceil(nodes / 8) + FLOAT32_BYTES * vector_values
+                             + 4 * (n_trees + 1) + 2 * n_trees + FLOAT32_BYTES * n_classes)
     row.flops = row.comparisons
     row.calls = 1
-    row.note = f"{n_trees} trees, {splits + leaves} nodes; <= depth comparisons per tree"
+    leaf_text = f"leaves of {leaf_size} values" if leaf_size > 1 else "one value per leaf"
+    row.note = f"{n_trees} trees, {nodes} nodes, {leaf_text}; <= depth comparisons per tree"
     return row
 
 

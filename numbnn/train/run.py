@@ -147,9 +147,16 @@ def evaluate_checkpoint(
     batch_size: int = TrainConfig.eval_batch_size,
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    fc_head: bool = False,
 ) -> Evaluation:
-    """Accuracy of the model stored at ``path`` on the first ``limit`` test images (all by default)."""
+    """Accuracy of the model stored at ``path`` on the first ``limit`` test images (all by default).
+
+    ``fc_head``: evaluate a ReActXGB checkpoint's FC classifier instead of its deployed trees."""
     model = numbnn.io.load(_existing_file(path, "checkpoint"))
+    if fc_head:
+        if not hasattr(model, "clear_trees"):
+            raise InputError(f"--fc-head applies to a model with a tree head (reactxgb), not {type(model).__name__}")
+        model.clear_trees()
     images, labels = load_split("test", limit, data_dir)
     check_int(batch_size, "batch_size")
     with ProgressBar(progress) as bar:
