@@ -142,7 +142,10 @@ def _merge_arg(a, b, batch_a, batch_b, where):
             return int(a)
         if a * batch_b == b * batch_a and a % batch_a == 0 and a > 0:
             return BatchDim(int(a) // batch_a)
-    elif a is b or (type(a) is type(b) and not isinstance(a, np.ndarray) and a == b):
+    elif isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        if _same_array(a, b):  # e.g. per-channel STE bounds, copied by each call
+            return a
+    elif a is b or (type(a) is type(b) and a == b):
         return a
     raise InputError(f"model: {where}: argument {a!r} vs {b!r} changes with the input in a way the packed "
                      "model cannot follow")
