@@ -130,7 +130,8 @@ def centred_conv(conv: BinaryConv2d, x, mean):
     """
     correction = conv.weight_values().sum(axis=(1, 2)) @ mean
     alpha = conv.alpha()
-    return conv(x) - (correction if alpha is None else correction * alpha)
+    # added as a negative: Add's backward passes the gradient on, Sub's would negate a full-size copy
+    return conv(x) + -(correction if alpha is None else correction * alpha)
 
 
 def _cyclic_shift(x, axis: int, step: int):
