@@ -293,7 +293,8 @@ class ChannelBound(nn.Module):
         if self.training:
             with torch.no_grad():
                 square = (x.detach().double() ** 2).mean(dim=(0, 2, 3))
-                running.copy_(square if not running.any() else (1 - self.momentum) * running.double() + self.momentum * square)
+                first = not running.any()
+                running.copy_(square if first else (1 - self.momentum) * running.double() + self.momentum * square)
         return self.clip * running.double().clamp(min=1e-12).sqrt()
 
 

@@ -155,15 +155,18 @@ def test_centred_conv_is_the_conv_of_centred_signs_and_has_its_gradients(conv, s
     for p in unit.parameters():
         p.data = p.data.astype(np.float64)  # float64 throughout: the two sides differ only in rounding
     x = np.random.default_rng(4).normal(size=(2, size, size, 3))
+    binary_conv = unit.conv.conv if conv == "rpc" else unit.conv
     grads = []
-    for forward in (lambda t: unit.conv(*unit.balance(t)) if conv == "rpc" else centred_conv(unit.conv, *unit.balance(t)),
-                    lambda t: centred_reference(unit, t)):
+    def packed(t):
+        return unit.conv(*unit.balance(t)) if conv == "rpc" else centred_conv(unit.conv, *unit.balance(t))
+
+    for forward in (packed, lambda t: centred_reference(unit, t)):
         for p in unit.parameters():
             p.grad = None
         t = Tensor(x, requires_grad=True)
         y = forward(t)
         y.backward(np.random.default_rng(6).normal(size=y.shape))
-        grads.append((y.data, t.grad, unit.balance.bias.grad, (unit.conv.conv if conv == "rpc" else unit.conv).weight.grad))
+        grads.append((y.data, t.grad, unit.balance.bias.grad, binary_conv.weight.grad))
     for got, want in zip(*grads):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
     assert np.abs(grads[0][2]).max() > 0  # the thresholds learn through the sign and through m

@@ -8,8 +8,9 @@ only, such as the weight scale alpha = mean|W|).
 The forward pass is recorded twice, on random batches of 2 and 3 images, and the two recordings must
 agree: same ops in the same order, same constants, the same per-image shapes. An integer argument that
 differs is a multiple of the batch size (e.g. the leading dimension of a reshape) and is kept as
-:class:`BatchDim`; an array argument (e.g. per-channel STE bounds) must hold the same values in both. A constant that differs between the recordings was computed from the image outside
-numbnn's ops, which the packed model could not reproduce, so it is an error.
+:class:`BatchDim`; an array argument (e.g. per-channel STE bounds) must hold the same values in both. A
+constant that differs between the recordings was computed from the image outside numbnn's ops, which the
+packed model could not reproduce, so it is an error.
 """
 
 from __future__ import annotations

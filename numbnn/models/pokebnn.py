@@ -268,7 +268,7 @@ class Bottleneck(Module):
 )
 class PokeBnn(Module):
     """See the module docstring. ``widths``: f per stage; ``blocks``: bottlenecks per stage; ``clip``: B;
-    ``clip_per_channel``: B_c = B r_c per input channel of every binary conv (:class:`ChannelBound`);
+    ``clip_per_channel``: one bound B_c per input channel of every binary conv (:class:`ChannelBound`);
     ``stem_widths``: PokeInit's two conv widths; ``binary_weights``: False for real weights (AQT's
     warm-up, and step 1 of the two-step recipe)."""
 

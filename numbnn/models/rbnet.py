@@ -31,11 +31,11 @@ The paper is closed access; everything below is our assumption:
 
 - BA (formula not retrieved; the abstract: it "adjusts the distribution of the scaled activations after
   binarization"): b_c = sign(x_c + t_c) with a learnable shift t_c (the threshold -t_c, ReActNet's RSign,
-  arXiv 2003.03488, eq. 1; ApproxSign's gradient), then every channel is centred after the sign, BA(b)_c = b_c - m_c, m_c the
-  mean of b_c over the batch's pixels in training (the gradient goes through m_c as through BN's
-  centring, then through ApproxSign's STE) and a running mean (PyTorch's momentum rule, 0.1) in
-  evaluation. A channel at +1 on 90% of its pixels then carries +0.2 / -1.8, not +1 / -1: the two values
-  balance around 0, and the rare sign weighs more.
+  arXiv 2003.03488, eq. 1; ApproxSign's gradient), then every channel is centred after the sign,
+  BA(b)_c = b_c - m_c, m_c the mean of b_c over the batch's pixels in training (the gradient goes through
+  m_c as through BN's centring, then through ApproxSign's STE) and a running mean (PyTorch's momentum
+  rule, 0.1) in evaluation. A channel at +1 on 90% of its pixels then carries +0.2 / -1.8, not +1 / -1:
+  the two values balance around 0, and the rare sign weighs more.
 - The centring keeps the conv on packed bits: a conv is linear, so conv(b - m)_o = conv(b)_o -
   alpha_o sum_{k,c} sign(W)_{o,k,c} m_c, the XNOR-popcount of b minus one constant per output channel
   (:func:`centred_conv`). Padding taps are centred like the pixels (RPC's +1 rows and columns on odd maps
