@@ -11,8 +11,8 @@ the float-simulated PyTorch network a PyTorch user would write for it (NCHW acti
 
 - every *layer* class (``LAYERS`` below: convolutions, binary convolutions as a float ``conv2d`` of
   sign(x) and sign(W) times alpha = mean|W_o| with the STEs as ``autograd.Function``, batch norm,
-  RSign, RPReLU, DPReLU/FPReLU, PReLU, ReLU, hard sigmoid, channel shuffle, pooling,
-  fake quantization, space/depth rearrangements, linear layers) maps to one torch module whose
+  RSign, RB-Net's balanced activation, RPReLU, DPReLU/FPReLU, PReLU, ReLU, hard sigmoid, channel
+  shuffle, pooling, fake quantization, space/depth rearrangements, linear layers) maps to one torch module whose
   parameters carry the numbnn parameter names, so the state dicts line up key for key;
 - every *block* class (``BLOCKS`` below), whose ``forward`` wires its children (residual additions,
   channel duplication, shortcuts, SE gates, PokeBNN's data-driven quantization bounds), has a small
@@ -87,12 +87,12 @@ def sign(x):
 
 
 class SteSign(torch.autograd.Function):
-    """sign(x); gradient passed where |x| <= clip (numbnn.functional.sign)."""
+    """sign(x); gradient passed where |x| <= clip, a number or one bound per channel (numbnn.functional.sign)."""
 
     @staticmethod
     def forward(ctx, x, clip):
         ctx.save_for_backward(x)
-        ctx.clip = clip
+        ctx.clip = per_channel(clip, x) if torch.is_tensor(clip) else clip
         return sign(x)
 
     @staticmethod
@@ -262,6 +262,42 @@ class BinaryConv2d(nn.Module):
         return y
 
 
+class BalancedActivation(nn.Module):
+    """(x + t, m), m the batch mean of ApproxSign(x + t) per channel or its running mean (numbnn.models.rbnet)."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.bias, self.momentum = _vector(m.bias), m.momentum
+        self.register_buffer("running_mean", torch.zeros(m.channels))
+
+    def forward(self, x):
+        shifted = x + per_channel(self.bias, x)
+        if not self.training:
+            return shifted, self.running_mean
+        mean = ApproxSign.apply(shifted).mean(dim=(0, 2, 3))
+        with torch.no_grad():
+            self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
+        return shifted, mean
+
+
+class ChannelBound(nn.Module):
+    """B sqrt(s_c), s_c the running mean of x_c^2, updated in training (numbnn.models.pokebnn.ChannelBound)."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.clip, self.momentum = m.clip, m.momentum
+        self.register_buffer("running_mean_square", torch.zeros(m.running_mean_square.shape[0]))
+
+    def forward(self, x):
+        running = self.running_mean_square
+        if self.training:
+            with torch.no_grad():
+                square = (x.detach().double() ** 2).mean(dim=(0, 2, 3))
+                first = not running.any()
+                running.copy_(square if first else (1 - self.momentum) * running.double() + self.momentum * square)
+        return self.clip * running.double().clamp(min=1e-12).sqrt()
+
+
 class BatchNorm(nn.Module):
     """What nn.BatchNorm2d runs (F.batch_norm), with numbnn's parameter names gamma and beta."""
 
@@ -376,7 +412,7 @@ LAYERS = {
     nb.Conv2d: conv_layer,
     nb.Linear: linear_layer,
     nb.BinaryConv2d: BinaryConv2d,
-    nb.BatchNorm: BatchNorm,  # also RB-Net's BalancedActivation, a BatchNorm subclass
+    nb.BatchNorm: BatchNorm,
     nb.RSign: RSign,
     nb.RPReLU: RPReLU,
     nb.DPReLU: DPReLU,  # also FTBNN's FPReLU (DPReLU without shifts)
@@ -392,6 +428,8 @@ LAYERS = {
     nb.GlobalAvgPool: lambda m: Function(global_avg_pool, "global_avg_pool"),
     nb.FakeQuant: lambda m: Function(lambda x: fake_quant(x, m.bits, m.bound, m.signed), f"fake_quant({m.bits})"),
     pokebnn.RunningBoundQuant: RunningBoundQuant,
+    pokebnn.ChannelBound: ChannelBound,
+    rbnet.BalancedActivation: BalancedActivation,
 }
 
 
@@ -476,15 +514,26 @@ def rbnet_align_cells(x, shifted: bool):
     return x, restore
 
 
-def rbnet_rpc(t, x):
+def rbnet_centred_conv(conv, x, mean):
+    """rbnet.centred_conv: conv(sign(x)) - alpha_o sum_{k,c} w_{o,c,k} m_c (w: sign(W) or W)."""
+    w = SteSign.apply(conv.weight, conv.weight_clip) if conv.binarize else conv.weight
+    correction = w.sum(dim=(2, 3)) @ mean
+    if conv.mean_abs and conv.binarize:
+        correction = correction * conv.weight.detach().abs().mean(dim=(1, 2, 3))
+    y = conv(x)
+    return y - per_channel(correction, y)
+
+
+def rbnet_rpc(t, x, mean):
     x, restore = rbnet_align_cells(x, t.shifted)
-    y = t.conv(space_to_depth(x, 2))
+    y = rbnet_centred_conv(t.conv, space_to_depth(x, 2), torch.cat([mean] * 4))
     return restore(depth_to_space(y, 2)) if t.stride == 1 else y
 
 
 def rbnet_unit(t, x):
-    out = t.norm(t.conv(t.balance(x)))
-    return t.activation(out + (t.shortcut(x) if t.shortcut is not None else x))
+    shifted, mean = t.balance(x)
+    out = t.conv(shifted, mean) if isinstance(t.conv, Twin) else rbnet_centred_conv(t.conv, shifted, mean)
+    return t.activation(t.norm(out) + (t.shortcut(x) if t.shortcut is not None else x))
 
 
 def pokebnn_reshape_shortcut(r, channels: int, stride: int, growth: str):
@@ -524,7 +573,8 @@ def pokebnn_se(t, r):
 
 def pokebnn_conv(t, x, block_input=None):
     channels = t.conv.weight.shape[0]
-    y = t.norm(t.conv(x)) + pokebnn_reshape_shortcut(x, channels, t.stride, "zeros")
+    signs = x if t.bound is None else (x, t.conv.quantizer, t.bound(x))
+    y = t.norm(t.conv(signs)) + pokebnn_reshape_shortcut(x, channels, t.stride, "zeros")
     if t.bottleneck_input is not None:
         y = y + pokebnn_reshape_shortcut(block_input, channels, t.bottleneck_input[1], "tile")
     return t.out_norm(t.activation(y) * t.excite(x))

@@ -41,6 +41,24 @@ def test_ste_sign_gradient_is_the_clip_mask(clip):
     np.testing.assert_array_equal(grad, (np.abs(GRID) <= clip).astype(float))
 
 
+def test_per_channel_ste_bounds_are_the_derivative_of_a_per_channel_clip():
+    """sign(x) with bound B_c per channel (last axis): the gradient is that of clip(x_c, -B_c, B_c), checked
+    by central differences away from the kinks |x_c| = B_c; a channel with a small bound passes
+    gradient only inside its own window."""
+    bounds = np.array([0.3, 1.2, 1.8])
+    x = np.repeat(GRID[:, None], 3, axis=1)
+    upstream = np.random.default_rng(0).standard_normal(x.shape)
+    t = Tensor(x, requires_grad=True)
+    F.sign(t, clip=bounds).backward(upstream)
+    eps = 1e-6
+    # elementwise, so the Jacobian is diagonal: one central difference per entry
+    numeric = upstream * (np.clip(x + eps, -bounds, bounds) - np.clip(x - eps, -bounds, bounds)) / (2 * eps)
+    np.testing.assert_allclose(t.grad, numeric, atol=1e-8)
+    assert np.all(t.grad[np.abs(GRID) > 0.3, 0] == 0) and np.all(t.grad[np.abs(GRID) <= 0.3, 0] != 0)
+    assert np.any(t.grad[(np.abs(GRID) > 0.3) & (np.abs(GRID) <= 1.2), 1] != 0)
+    np.testing.assert_array_equal(F.sign(x, clip=bounds).data, F.sign(x).data)  # the forward is the sign
+
+
 def test_approx_sign_gradient_is_the_triangle():
     grad = _grad_of(F.approx_sign, GRID)
     np.testing.assert_array_equal(grad, np.maximum(0.0, 2 - 2 * np.abs(GRID)))
@@ -95,6 +113,10 @@ def test_quantizer_objects_apply_their_forward_and_backward():
 def test_quantizer_argument_errors():
     with pytest.raises(InputError, match="clip"):
         F.sign(np.ones(2), clip=0)
+    with pytest.raises(InputError, match="per-channel clip"):
+        F.sign(np.ones((2, 3)), clip=np.ones(2))  # one bound per channel of the last axis
+    with pytest.raises(InputError, match="per-channel clip"):
+        F.binary_conv2d(np.ones((1, 2, 2, 3)), np.ones((1, 1, 1, 3)), act_clip=np.array([1.0, 0.0, 1.0]))
     with pytest.raises(InputError, match="bits"):
         F.fake_quant(np.ones(2), 1, 1.0)
     with pytest.raises(InputError, match="bound"):
@@ -132,7 +154,7 @@ def binary_conv_case(draw):
         groups=groups,
         pad_value=draw(st.sampled_from([0, 1, -1])),
         act_quantizer=draw(st.sampled_from([F.QUANTIZERS["ste_sign"], F.QUANTIZERS["approx_sign"], "ste", "approx"])),
-        act_clip=draw(st.sampled_from([1.0, 0.5])),
+        act_clip=draw(st.sampled_from([1.0, 0.5, "per channel"])),
         weight_clip=draw(st.sampled_from([1.0, 0.3])),
         with_scale=draw(st.booleans()),
         seed=draw(st.integers(0, 2**16)),
@@ -145,6 +167,8 @@ def _inputs(case, dtype):
     w = (0.5 * rng.standard_normal(case["shape_w"])).astype(dtype)
     scale = np.abs(rng.standard_normal(case["shape_w"][0])).astype(dtype) if case["with_scale"] else None
     options = {k: case[k] for k in ("stride", "padding", "dilation", "groups", "pad_value", "act_quantizer", "act_clip", "weight_clip")}
+    if options["act_clip"] == "per channel":  # one STE bound per input channel (PokeBNN's clip_per_channel)
+        options["act_clip"] = rng.uniform(0.2, 2.0, x.shape[-1])
     return x, w, scale, options
 
 

@@ -7,8 +7,10 @@ import numbnn.functional as F
 from numbnn.autograd import Tensor
 from numbnn.errors import InputError
 from numbnn.models import build_model
-from numbnn.models.pokebnn import Bottleneck, PokeConv, RunningBoundQuant, SqueezeExcite, reshape_shortcut
-from numbnn.nn import BinaryConv2d, init
+from numbnn.autograd import no_grad
+from numbnn.inference import compile
+from numbnn.models.pokebnn import Bottleneck, ChannelBound, PokeConv, RunningBoundQuant, SqueezeExcite, reshape_shortcut
+from numbnn.nn import BinaryConv2d, SignInput, init
 from numbnn.optim import Adam
 from numbnn.train.data import load_split, normalize
 
@@ -120,6 +122,49 @@ def test_clip_bound_sets_the_ste_window_but_not_the_forward():
     assert np.any(grads[1][between] != 0)
     with pytest.raises(InputError, match="clip"):
         build_model("pokebnn", clip=0)
+
+
+def test_per_channel_bounds_set_each_channels_ste_window_but_not_the_forward():
+    """clip_per_channel: B_c = B * rms_c of the conv input; a small channel passes gradient only inside its
+    own narrow window, a wide one inside its wide window; the conv's output is the same signs' popcount."""
+    init.seed(8)
+    conv = PokeConv(4, 8, 3, 1, clip=3.0, clip_per_channel=True)
+    assert conv.bound is not None and PokeConv(4, 8, 3, 1, clip=3.0).bound is None
+    rng = np.random.default_rng(9)
+    scales = np.array([0.1, 1.0, 3.0, 10.0], np.float32)
+    x = (rng.standard_normal((8, 5, 5, 4)) * scales).astype(np.float32)
+    bounds = conv.bound(Tensor(x))  # the first training batch sets the running mean square outright
+    np.testing.assert_allclose(bounds, 3.0 * np.sqrt(np.mean(x.astype(np.float64) ** 2, axis=(0, 1, 2))), rtol=1e-6)
+    conv.bound(Tensor(2 * x))  # then an exponential moving average, momentum 0.1
+    np.testing.assert_allclose(conv.bound.running_mean_square, 1.3 * np.mean(x.astype(np.float64) ** 2, axis=(0, 1, 2)),
+                               rtol=1e-5)
+    conv.eval()  # the stored bounds, on a batch where every channel has unit scale
+    bounds = conv.bound(Tensor(x))
+    assert bounds[0] < 0.5 and bounds[3] > 20
+    z = rng.standard_normal(x.shape).astype(np.float32)
+    zt = Tensor(z, requires_grad=True)
+    y = conv.conv(SignInput(zt, conv.conv.quantizer, bounds))
+    (y * Tensor(rng.standard_normal(y.shape).astype(np.float32))).sum().backward()
+    np.testing.assert_array_equal(y.data, conv.conv(Tensor(z)).data)  # the forward is the signs' popcount
+    inside = np.abs(z) <= bounds
+    assert np.all(zt.grad[~inside] == 0) and np.count_nonzero(zt.grad[inside]) > 0.9 * inside.sum()
+    assert 0.4 < 1 - inside[..., 0].mean() < 0.9  # the narrow channel: most of its gradient is cut
+    assert inside[..., 3].all() and not (np.abs(z[..., 3]) <= 1.0).all()  # the wide one passes all, |z| > 1 too
+
+
+def test_clip_per_channel_model_trains_and_compiles_bit_for_bit():
+    init.seed(10)
+    model = build_model("pokebnn", **SMALL, clip_per_channel=True)
+    bounds = [m for m in model.modules() if isinstance(m, ChannelBound)]
+    assert len(bounds) == 9
+    loss = F.cross_entropy(model(Tensor(images(8))), np.arange(8) % 10)
+    loss.backward()
+    assert np.isfinite(loss.item()) and all(b.running_mean_square.all() for b in bounds)
+    model.eval()
+    x = images(5, seed=3)
+    with no_grad():
+        expected = model(Tensor(x)).data
+    np.testing.assert_array_equal(compile(model).predict(x), expected)
 
 
 def test_stem_and_head_are_int8_and_the_stem_never_reuses_a_pixel():

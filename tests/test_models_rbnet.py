@@ -1,15 +1,16 @@
 """RB-Net: shapes, RPC structure and cost (~2.25x fewer binary MACs than 3x3), cell locality and shifting,
-balanced activation, training."""
+balanced activation (centring after the sign, its packed conv and gradients), training."""
 
 import numpy as np
 import pytest
 
 import numbnn.functional as F
+from gradcheck import check_gradients
 from numbnn.autograd import Tensor
 from numbnn.errors import InputError
 from numbnn.models import build_model
 from numbnn.models.cost import summarize
-from numbnn.models.rbnet import BalancedActivation, BinaryUnit, ReshapedPointwiseConv, align_cells
+from numbnn.models.rbnet import BalancedActivation, BinaryUnit, ReshapedPointwiseConv, align_cells, centred_conv
 from numbnn.nn import BinaryConv2d, init
 from numbnn.optim import Adam
 from numbnn.train.data import load_split, normalize
@@ -73,7 +74,8 @@ def changed_pixels(rpc, size, y, x):
     base = np.full((1, size, size, rpc.conv.in_channels // 4), 0.5, np.float32)
     flipped = base.copy()
     flipped[0, y, x, 0] = -0.5
-    diff = np.abs(rpc(Tensor(flipped)).data - rpc(Tensor(base)).data).max(axis=(0, 3))
+    mean = np.zeros(base.shape[-1], np.float32)
+    diff = np.abs(rpc(Tensor(flipped), mean).data - rpc(Tensor(base), mean).data).max(axis=(0, 3))
     return {tuple(int(i) for i in p) for p in np.argwhere(diff > 0)}
 
 
@@ -102,27 +104,102 @@ def test_align_cells_restores_the_original_pixels(size, shifted):
 
 def test_strided_rpc_is_a_2x2_stride_2_cell_conv_and_handles_odd_maps():
     rpc = ReshapedPointwiseConv(4, 8, 2)
-    assert rpc(Tensor(images(1, 14).repeat(4, axis=-1))).shape == (1, 7, 7, 8)
-    assert rpc(Tensor(images(1, 7).repeat(4, axis=-1))).shape == (1, 4, 4, 8)
+    assert rpc(Tensor(images(1, 14).repeat(4, axis=-1)), np.zeros(4, np.float32)).shape == (1, 7, 7, 8)
+    assert rpc(Tensor(images(1, 7).repeat(4, axis=-1)), np.zeros(4, np.float32)).shape == (1, 4, 4, 8)
     with pytest.raises(InputError, match="strided"):
         ReshapedPointwiseConv(4, 8, 2, shifted=True)
 
 
-def test_balanced_activation_splits_a_skewed_channel_evenly():
-    """Plain sign sends an all-positive channel to +1 everywhere; BA's threshold sits at the channel mean."""
-    x = 5.0 + np.random.default_rng(2).normal(size=(16, 8, 8, 3)).astype(np.float32)
+def test_balanced_activation_centres_each_channel_after_the_sign():
+    """BA in training: b = sign(x + t) minus its batch mean per channel, so every channel of b - m has
+    mean 0 on the batch, a skewed channel included; the running mean follows m; evaluation uses it."""
+    rng = np.random.default_rng(2)
+    x = (rng.normal(size=(16, 8, 8, 3)) + [2.0, 0.0, -0.5]).astype(np.float32)  # mostly +1, balanced, mostly -1
     ba = BalancedActivation(3)
-    positive = (ba(Tensor(x)).data >= 0).mean(axis=(0, 1, 2))
-    assert np.all(np.abs(positive - 0.5) < 0.05), positive
-    ba.beta.data[:] = [1.0, 0.0, -1.0]  # a learned shift moves the balance point (about 84% / 50% / 16% positive)
-    positive = (ba(Tensor(x)).data >= 0).mean(axis=(0, 1, 2))
-    assert positive[0] > 0.75 and abs(positive[1] - 0.5) < 0.05 and positive[2] < 0.25, positive
+    ba.bias.data[:] = [0.0, 0.3, 0.0]
+    shifted, mean = ba(Tensor(x))
+    b = np.where(shifted.data < 0, -1.0, 1.0)
+    np.testing.assert_array_equal(shifted.data, x + ba.bias.data)
+    np.testing.assert_allclose(mean.data, b.mean(axis=(0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose((b - mean.data).mean(axis=(0, 1, 2)), 0.0, atol=1e-6)
+    assert mean.data[0] > 0.9 and mean.data[2] < -0.2  # the skewed channels' rare sign now weighs more
+    np.testing.assert_allclose(ba.running_mean, 0.1 * mean.data, rtol=1e-6)
+    ba.eval()
+    _, stored = ba(Tensor(x))
+    assert stored is ba.running_mean
+
+
+def centred_reference(unit, x):
+    """The float definition of conv(BA(x)): sign by ApproxSign, cells aligned (odd maps padded with +1),
+    every tap centred by m (the padding too), a float conv with the conv's weight values, times alpha."""
+    signs = F.approx_sign(x + unit.balance.bias)
+    mean = signs.mean(axis=(0, 1, 2))
+    if isinstance(unit.conv, ReshapedPointwiseConv):
+        rpc = unit.conv
+        aligned, restore = align_cells(signs, rpc.shifted)
+        y = F.conv2d(F.space_to_depth(aligned, 2) - F.concat([mean] * 4), rpc.conv.weight_values())
+        y = y * rpc.conv.alpha()
+        return restore(F.depth_to_space(y, 2)) if rpc.stride == 1 else y
+    padded = F.pad(signs, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return F.conv2d(padded - mean, unit.conv.weight_values(), stride=unit.conv.stride) * unit.conv.alpha()
+
+
+@pytest.mark.parametrize("conv,stride,shifted,size", [("rpc", 1, False, 6), ("rpc", 1, True, 7), ("rpc", 1, False, 7),
+                                                      ("rpc", 2, False, 7), ("3x3", 1, False, 5), ("3x3", 2, False, 6)])
+def test_centred_conv_is_the_conv_of_centred_signs_and_has_its_gradients(conv, stride, shifted, size):
+    """conv(BA(x)) on packed bits minus the per-output constant equals the float conv of sign(x + t) - m
+    (padding taps centred too), and its gradients (through m and ApproxSign's STE) are the float ones."""
+    init.seed(3)
+    unit = BinaryUnit(3, 5, stride, conv, shifted)
+    unit.balance.bias.data[:] = [0.4, -0.2, 0.0]
+    for p in unit.parameters():
+        p.data = p.data.astype(np.float64)  # float64 throughout: the two sides differ only in rounding
+    x = np.random.default_rng(4).normal(size=(2, size, size, 3))
+    binary_conv = unit.conv.conv if conv == "rpc" else unit.conv
+    grads = []
+    def packed(t):
+        return unit.conv(*unit.balance(t)) if conv == "rpc" else centred_conv(unit.conv, *unit.balance(t))
+
+    for forward in (packed, lambda t: centred_reference(unit, t)):
+        for p in unit.parameters():
+            p.grad = None
+        t = Tensor(x, requires_grad=True)
+        y = forward(t)
+        y.backward(np.random.default_rng(6).normal(size=y.shape))
+        grads.append((y.data, t.grad, unit.balance.bias.grad, binary_conv.weight.grad))
+    for got, want in zip(*grads):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    assert np.abs(grads[0][2]).max() > 0  # the thresholds learn through the sign and through m
+
+
+def test_centring_correction_has_the_gradient_of_the_conv_of_centred_values():
+    """Finite differences of conv(b - m) in W and m (real weights, step 1's conv; b fixed +-1 values)
+    against autograd through centred_conv's constant, conv(b) - sum_{k,c} W_{o,k,c} m_c."""
+    init.seed(6)
+    conv = BinaryConv2d(3, 2, 3, padding=1, pad_value=1, binarize_weights=False)
+    b = np.where(np.random.default_rng(7).normal(size=(2, 4, 4, 3)) < 0, -1.0, 1.0)
+    w = np.random.default_rng(8).normal(size=conv.weight.shape)
+
+    def centred(weight, mean):
+        conv.weight = weight
+        return centred_conv(conv, b, mean)
+
+    check_gradients(centred, w, np.array([0.3, -0.5, 0.1]))
+    conv.weight = Tensor(w)
+    reference = F.conv2d(F.pad(Tensor(b), ((0, 0), (1, 1), (1, 1), (0, 0)), value=1.0) - np.array([0.3, -0.5, 0.1]), w)
+    np.testing.assert_allclose(centred_conv(conv, b, np.array([0.3, -0.5, 0.1])).data, reference.data, atol=1e-12)
 
 
 def test_units_balance_before_the_binary_conv():
     model = build_model("rbnet", **SMALL)
     units = [m for m in model.modules() if isinstance(m, BinaryUnit)]
     assert len(units) == 6 and all(isinstance(u.balance, BalancedActivation) for u in units)
+    model.eval()
+    x = Tensor(images(2))
+    before = model(x).data
+    for unit in units:
+        unit.balance.running_mean[:] = 0.5  # a stored mean changes the evaluated output
+    assert not np.allclose(model(x).data, before)
 
 
 def test_bad_options_are_rejected():

@@ -17,6 +17,7 @@ SMALL = {
     "bnn-small": {"widths": [8, 8, 16]},
     "pokebnn": {"widths": [4, 8, 8], "stem_widths": [4, 8]},
     "ftbnn": {"widths": [8, 16], "blocks": [1, 1], "groups": 4},
+    "rbnet": {"widths": [8, 16], "blocks": [1, 1]},
 }
 
 
@@ -28,9 +29,10 @@ def test_twin_logits_agree_in_training_and_evaluation_mode(name):
     assert result["max_abs_logit"] > 1e-2  # the logits are not trivially 0
 
 
-@pytest.mark.parametrize("name", ["bnn-small", "ftbnn"])
+@pytest.mark.parametrize("name", ["bnn-small", "ftbnn", "rbnet"])
 def test_twin_gradients_agree(name):
-    """Straight-through estimators, grouped convs and channel shuffles: the same gradients in float64."""
+    """Straight-through estimators, grouped convs, channel shuffles and RB-Net's centring (a batch mean
+    of signs, subtracted through the weights): the same gradients in float64."""
     assert twin.agreement(name, SMALL[name])["grad_max_rel_diff"] < 1e-9
 
 

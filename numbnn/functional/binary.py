@@ -9,7 +9,8 @@ Backward, with g the incoming gradient times scale: the derivative wrt sign(x) a
 that of an ordinary float convolution of the +1/-1 tensors, computed with BLAS as in
 :mod:`numbnn.functional.conv`; each is then multiplied by its straight-through mask: for x,
 ``act_quantizer``'s (a 1-bit sign :class:`~numbnn.functional.quantizers.Quantizer`: ``ste_sign``'s
-1{|x| <= act_clip}, ``approx_sign``'s max(0, 2 - 2|x|)), for w the clipped identity
+1{|x| <= act_clip}, act_clip a number or one bound per input channel, ``approx_sign``'s
+max(0, 2 - 2|x|)), for w the clipped identity
 1{|w| <= weight_clip} (ReActNet's weight STE). dscale = sum over pixels of g * conv.
 
 ``pad_value`` says what the padded border holds: 0 contributes nothing (a float convolution of
@@ -23,7 +24,7 @@ from numbnn import kernels
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
 from numbnn.functional.conv import blocked_backward, columns, conv_shape
-from numbnn.functional.quantizers import STE_SIGN, Quantizer, binary_quantizer, sign_values, ste_backward
+from numbnn.functional.quantizers import STE_SIGN, Quantizer, binary_quantizer, check_clip, sign_values, ste_backward
 from numbnn.kernels import channels as _channel_kernels
 
 def _sign_columns(x, s, pad_value, out=None):
@@ -149,11 +150,13 @@ class BinaryLinear(Function):
         return dx, dw, dscale
 
 
-def _check_options(pad_value, act_clip, weight_clip):
+def _check_options(pad_value, act_clip, weight_clip, channels):
+    """(act_clip, weight_clip) checked: act_clip a number or one bound per input channel (``check_clip``)."""
     if pad_value not in (0, 1, -1):
         raise InputError(f"pad_value must be 0, 1 or -1, got {pad_value!r}")
-    if not act_clip > 0 or not weight_clip > 0:
-        raise InputError(f"act_clip and weight_clip must be > 0, got {act_clip!r} and {weight_clip!r}")
+    if np.ndim(weight_clip) or not weight_clip > 0:
+        raise InputError(f"weight_clip must be a number > 0, got {weight_clip!r}")
+    return check_clip(act_clip, channels), float(weight_clip)
 
 
 def _check_scale(scale, out_channels):
@@ -171,11 +174,11 @@ def binary_conv2d(
     ``act_quantizer`` a 1-bit sign quantizer or its registered name.
     """
     act_quantizer = binary_quantizer(act_quantizer)
-    _check_options(pad_value, act_clip, weight_clip)
+    act_clip, weight_clip = _check_options(pad_value, act_clip, weight_clip, x.shape[-1])
     _check_scale(scale, w.shape[0])
     return BinaryConv2d.apply(
         x, w, scale, stride=stride, padding=padding, dilation=dilation, groups=groups, pad_value=pad_value,
-        act_quantizer=act_quantizer, act_clip=float(act_clip), weight_clip=float(weight_clip),
+        act_quantizer=act_quantizer, act_clip=act_clip, weight_clip=weight_clip,
     )
 
 
@@ -184,8 +187,6 @@ def binary_linear(x, w, act_quantizer: Quantizer | str = STE_SIGN, act_clip=1.0,
     if len(w.shape) != 2 or x.shape[-1] != w.shape[1]:
         raise InputError(f"w must be [out, {x.shape[-1]}] for x of shape {tuple(x.shape)}, got {tuple(w.shape)}")
     act_quantizer = binary_quantizer(act_quantizer)
-    _check_options(0, act_clip, weight_clip)
+    act_clip, weight_clip = _check_options(0, act_clip, weight_clip, x.shape[-1])
     _check_scale(scale, w.shape[0])
-    return BinaryLinear.apply(
-        x, w, scale, act_quantizer=act_quantizer, act_clip=float(act_clip), weight_clip=float(weight_clip)
-    )
+    return BinaryLinear.apply(x, w, scale, act_quantizer=act_quantizer, act_clip=act_clip, weight_clip=weight_clip)

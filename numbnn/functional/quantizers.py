@@ -7,7 +7,8 @@ bit width; the ops that binarize (:func:`sign`, :func:`approx_sign`, ``binary_co
 ``binary_linear``) take one, and :data:`QUANTIZERS` is the one registry of them by name:
 
 - ``"ste_sign"``: sign(x); derivative 1{|x| <= clip}, that of clip(x, -clip, clip) (Hubara et al.,
-  arXiv 1602.02830, sec. 1.3; PokeBNN tunes ``clip`` as its bound B);
+  arXiv 1602.02830, sec. 1.3; PokeBNN tunes ``clip`` as its bound B). ``clip`` is a number or one
+  bound per channel (the last axis), :func:`check_clip`;
 - ``"approx_sign"``: sign(x); derivative max(0, 2 - 2|x|) (Bi-Real Net's ApproxSign, arXiv 1808.00278,
   eq. 5, used by ReActNet, arXiv 2003.03488). Its derivative is 0 at +-1, so it must see the real
   input, not one already binarized;
@@ -41,12 +42,35 @@ def sign_values(x: np.ndarray) -> np.ndarray:
     return _activation_kernels.sign(x.reshape(-1)).reshape(x.shape)
 
 
-def ste_backward(grad: np.ndarray, x: np.ndarray, clip: float, out: np.ndarray | None = None) -> np.ndarray:
+def ste_backward(grad: np.ndarray, x: np.ndarray, clip, out: np.ndarray | None = None) -> np.ndarray:
     """grad * 1{|x| <= clip} (into ``out`` if given): the derivative of clip(x, -clip, clip), the STE of
-    Hubara et al. (arXiv 1602.02830, sec. 1.3)."""
+    Hubara et al. (arXiv 1602.02830, sec. 1.3). ``clip``: a number, or an array of one bound per channel
+    (x's last axis), broadcast as numpy does."""
     g, xf, out = _flat_operands(grad, x, out)
-    _activation_kernels.ste_grad(g, xf, clip, out.reshape(-1))
+    if np.ndim(clip):
+        np.multiply(g.reshape(out.shape), np.abs(xf.reshape(out.shape)) <= clip, out=out)
+    else:
+        _activation_kernels.ste_grad(g, xf, clip, out.reshape(-1))
     return out
+
+
+def check_clip(clip, channels: int):
+    """An STE bound: a number > 0 (returned as a float), or one bound per channel, an array of shape
+    (``channels``,) with every entry > 0 (returned as a float64 copy, so later changes to the caller's
+    array, e.g. a running statistic, do not reach a saved backward)."""
+    if np.ndim(clip) == 0:
+        try:
+            value = float(clip)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not value > 0:
+            raise InputError(f"clip must be a number > 0 or one per channel, got {clip!r}")
+        return value
+    bounds = np.array(clip, dtype=np.float64)
+    if bounds.shape != (channels,) or not np.all(bounds > 0):
+        raise InputError(f"a per-channel clip must have shape ({channels},) and entries > 0, got shape "
+                         f"{bounds.shape}, min {np.min(bounds) if bounds.size else None}")
+    return bounds
 
 
 def approx_sign_backward(grad: np.ndarray, x: np.ndarray, clip: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
@@ -91,12 +115,11 @@ class Quantizer:
     backward: Callable[..., np.ndarray]
     bits: int
 
-    def __call__(self, x, clip: float = 1.0):
+    def __call__(self, x, clip=1.0):
         if self.forward is _identity:
             return x
-        if not clip > 0:
-            raise InputError(f"clip must be > 0, got {clip!r}")
-        return Quantize.apply(x, quantizer=self, clip=float(clip))
+        shape = x.shape if isinstance(x, Tensor) else np.shape(x)
+        return Quantize.apply(x, quantizer=self, clip=check_clip(clip, shape[-1] if shape else 1))
 
 
 STE_SIGN = Quantizer("ste_sign", sign_values, ste_backward, 1)
@@ -141,8 +164,9 @@ class Quantize(Function):
         return ctx.quantizer.backward(grad, x, ctx.clip)
 
 
-def sign(x, clip: float = 1.0) -> Tensor:
-    """+1 where x >= 0 else -1; gradient passed where |x| <= ``clip`` (clipped STE)."""
+def sign(x, clip=1.0) -> Tensor:
+    """+1 where x >= 0 else -1; gradient passed where |x| <= ``clip`` (clipped STE; a number or one bound
+    per channel)."""
     return STE_SIGN(x, clip)
 
 

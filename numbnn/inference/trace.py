@@ -8,8 +8,9 @@ only, such as the weight scale alpha = mean|W|).
 The forward pass is recorded twice, on random batches of 2 and 3 images, and the two recordings must
 agree: same ops in the same order, same constants, the same per-image shapes. An integer argument that
 differs is a multiple of the batch size (e.g. the leading dimension of a reshape) and is kept as
-:class:`BatchDim`. A constant that differs between the recordings was computed from the image outside
-numbnn's ops, which the packed model could not reproduce, so it is an error.
+:class:`BatchDim`; an array argument (e.g. per-channel STE bounds) must hold the same values in both. A
+constant that differs between the recordings was computed from the image outside numbnn's ops, which the
+packed model could not reproduce, so it is an error.
 """
 
 from __future__ import annotations
@@ -142,7 +143,10 @@ def _merge_arg(a, b, batch_a, batch_b, where):
             return int(a)
         if a * batch_b == b * batch_a and a % batch_a == 0 and a > 0:
             return BatchDim(int(a) // batch_a)
-    elif a is b or (type(a) is type(b) and not isinstance(a, np.ndarray) and a == b):
+    elif isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        if _same_array(a, b):  # e.g. per-channel STE bounds, copied by each call
+            return a
+    elif a is b or (type(a) is type(b) and a == b):
         return a
     raise InputError(f"model: {where}: argument {a!r} vs {b!r} changes with the input in a way the packed "
                      "model cannot follow")

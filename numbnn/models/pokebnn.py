@@ -34,13 +34,27 @@ eps), so numbnn's binary convs keep +-1 values, which keeps the packed kernels e
 B then acts only where AQT lets it act in the backward pass: the activation gradient passes where
 |x| <= B (the STE window), and the weight gradient passes everywhere (AQT's weight bound is max|W|).
 
+Per-channel bounds (``clip_per_channel=True``; off by default). AQT's PokeBNN config gives the binary
+convs' activation bound ``granularity="per_channel"`` but ``fixed_bound=3.0`` with every statistic's
+coefficient 0 (``configs/pokebnn/pokebnn_config.py``, ``set_init_bound_coeff``; the formula in
+``get_bounds.py``, ``_stats_to_bounds``), so B_c = 3.0 in every channel: the scalar default is what that
+code computes. Its bounds are not learned (the quantizer's scale is under ``stop_gradient``), and B_c
+that differed between channels would weight input channel c by B_c/2 inside AQT's dot product, which one
+XNOR-popcount cannot compute. So the option keeps the forward a sign and varies only the STE window:
+the gradient passes where |x_c| <= B_c = B sqrt(s_c), s_c the running mean of x_c^2 (AQT's uncentred
+standard deviation statistic, per channel, EMA coefficient 0.1; :class:`ChannelBound`). A channel fresh
+out of a BN has s_c = 1, where the option equals the scalar B.
+
 Scaled down for FashionMNIST and our assumptions:
 - PokeInit for one 28x28 channel: 2x2 stride-2 conv 1->16 (ImageNet: 4x4 stride 4, 3->32), grouped 3x3 16->32
   with 16 groups (ImageNet: 32->64, 32 groups); three bottleneck stages of one block, f = 32-64-128
   (ImageNet: four stages of 3-4-6-3 blocks, f = 64-512), 14 -> 7 -> 4.
 - Fake-quantization: weights symmetric with a per-output-channel bound max|W_o|; inputs symmetric (unsigned
-  after the SE's ReLU) with a bound that is the batch mean of each image's max |x| in training, kept as an
-  exponential moving average for evaluation (our reading of AQT's "mean of max" bounds).
+  after the SE's ReLU) with one bound per tensor, the batch mean of each image's max |x| in training, kept
+  as an exponential moving average for evaluation. AQT's code differs: its stem, SE and head bounds are
+  per channel (the max of channel c over a batch, averaged with EMA coefficient 0.1), the layers run
+  unquantized until step 7500 and the bounds are then set once (``activation_bound_start_step``,
+  ``activation_bound_update_freq=-1``).
 - AQT's real-valued weights for the first 50 of 800 epochs (a warm-up) is ``--recipe two-step`` with
   ``--step1-epochs``: step 1 trains with ``binary_weights=False``, step 2 binarizes the carried-over
   weights. Not modelled: the 8-bit ResNet-50 teacher (``numbnn train --teacher`` takes any checkpoint).
@@ -53,7 +67,7 @@ import numpy as np
 import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
-from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, DPReLU, Linear, Module, ModuleList
+from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, DPReLU, Linear, Module, ModuleList, SignInput
 from numbnn.models.arguments import positive_ints
 from numbnn.models.layout import BINARY_RECIPE
 
@@ -179,16 +193,42 @@ class SqueezeExcite(Module):
         return gate.reshape(gate.shape[0], 1, 1, gate.shape[1])
 
 
+class ChannelBound(Module):
+    """Per-channel STE bounds B_c = B sqrt(s_c) for a binary conv's input (``clip_per_channel``; module docstring).
+
+    s_c: the mean of x_c^2 over a batch's pixels, followed as an exponential moving average with
+    momentum ``momentum`` (AQT's ``ema_coeff``; set outright on the first batch) in training, as stored
+    in evaluation. The bounds only set the sign's gradient window: evaluation never depends on them.
+    """
+
+    def __init__(self, channels: int, clip: float, momentum: float = 0.1):
+        self.clip, self.momentum = float(clip), float(momentum)
+        self.register_buffer("running_mean_square", np.zeros(channels, np.float32))
+
+    def forward(self, x) -> np.ndarray:
+        if self.training:
+            data = x.data.reshape(-1, x.shape[-1]).astype(np.float64)
+            square = np.mean(data * data, axis=0)
+            running = self.running_mean_square
+            running[:] = square if not running.any() else (1 - self.momentum) * running + self.momentum * square
+        return self.clip * np.sqrt(np.maximum(self.running_mean_square.astype(np.float64), 1e-12))
+
+    def extra_repr(self) -> str:
+        return f"{self.running_mean_square.shape[0]}, clip={self.clip}"
+
+
 class PokeConv(Module):
     """BN(BinaryConv(x)) + local(x) [+ tiled(r1)] -> DPReLU -> x SE(x) -> BN (module docstring)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, clip: float,
-                 bottleneck_input: tuple[int, int] | None = None, binary_weights: bool = True):
+                 bottleneck_input: tuple[int, int] | None = None, binary_weights: bool = True,
+                 clip_per_channel: bool = False):
         _check_resizable(in_channels, out_channels, "zeros", "local")
         self.stride = stride
         self.conv = BinaryConv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
                                  scale=None, act_quantizer="ste", act_clip=clip, weight_clip=math.inf,
                                  binarize_weights=binary_weights)
+        self.bound = ChannelBound(in_channels, clip) if clip_per_channel else None
         self.norm = BatchNorm(out_channels, gamma_init=0.0 if bottleneck_input is not None else 1.0)
         # (channels, stride) of the bottleneck input r1, for the third conv of a bottleneck only
         self.bottleneck_input = bottleneck_input
@@ -200,7 +240,8 @@ class PokeConv(Module):
 
     def forward(self, x, block_input=None):
         channels = self.conv.out_channels
-        y = self.norm(self.conv(x)) + reshape_shortcut(x, channels, self.stride, "zeros")
+        signs = x if self.bound is None else SignInput(x, self.conv.quantizer, self.bound(x))
+        y = self.norm(self.conv(signs)) + reshape_shortcut(x, channels, self.stride, "zeros")
         if self.bottleneck_input is not None:
             y = y + reshape_shortcut(block_input, channels, self.bottleneck_input[1], "tile")
         return self.out_norm(self.activation(y) * self.excite(x))
@@ -209,11 +250,12 @@ class PokeConv(Module):
 class Bottleneck(Module):
     """PokeConv 1x1 (f) -> PokeConv 3x3 (f, stride) -> PokeConv 1x1 (4f), the last one also adding the block input."""
 
-    def __init__(self, in_channels: int, width: int, stride: int, clip: float, binary_weights: bool = True):
-        self.reduce = PokeConv(in_channels, width, 1, 1, clip, binary_weights=binary_weights)
-        self.spatial = PokeConv(width, width, 3, stride, clip, binary_weights=binary_weights)
-        self.expand = PokeConv(width, 4 * width, 1, 1, clip, bottleneck_input=(in_channels, stride),
-                               binary_weights=binary_weights)
+    def __init__(self, in_channels: int, width: int, stride: int, clip: float, binary_weights: bool = True,
+                 clip_per_channel: bool = False):
+        options = {"binary_weights": binary_weights, "clip_per_channel": clip_per_channel}
+        self.reduce = PokeConv(in_channels, width, 1, 1, clip, **options)
+        self.spatial = PokeConv(width, width, 3, stride, clip, **options)
+        self.expand = PokeConv(width, 4 * width, 1, 1, clip, bottleneck_input=(in_channels, stride), **options)
 
     def forward(self, x):
         return self.expand(self.spatial(self.reduce(x)), x)
@@ -226,11 +268,13 @@ class Bottleneck(Module):
 )
 class PokeBnn(Module):
     """See the module docstring. ``widths``: f per stage; ``blocks``: bottlenecks per stage; ``clip``: B;
+    ``clip_per_channel``: one bound B_c per input channel of every binary conv (:class:`ChannelBound`);
     ``stem_widths``: PokeInit's two conv widths; ``binary_weights``: False for real weights (AQT's
     warm-up, and step 1 of the two-step recipe)."""
 
     def __init__(self, widths=(32, 64, 128), blocks=(1, 1, 1), clip: float = 3.0, stem_widths=(16, 32),
-                 num_classes: int = 10, in_channels: int = 1, binary_weights: bool = True):
+                 num_classes: int = 10, in_channels: int = 1, binary_weights: bool = True,
+                 clip_per_channel: bool = False):
         widths, blocks = positive_ints(widths, "widths"), positive_ints(blocks, "blocks")
         stem_widths = positive_ints(stem_widths, "stem_widths")
         if not widths or len(widths) != len(blocks) or min(blocks) < 1:
@@ -245,7 +289,7 @@ class PokeBnn(Module):
         for index, (width, count) in enumerate(zip(widths, blocks)):
             for block in range(count):
                 stride = 2 if index > 0 and block == 0 else 1
-                stages.append(Bottleneck(channels, width, stride, self.clip, binary_weights))
+                stages.append(Bottleneck(channels, width, stride, self.clip, binary_weights, bool(clip_per_channel)))
                 channels = 4 * width
         self.blocks = ModuleList(stages)
         self.classifier = QuantLinear(channels, num_classes, bits=8)

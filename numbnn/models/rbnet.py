@@ -14,6 +14,7 @@ Block diagram (NHWC; default ``widths=(32, 64, 128)``, ``blocks=(2, 2, 2)``)::
     BasicBlock: BinaryUnit(stride) then BinaryUnit(1, shifted cells)   (ResNet-18 block, a shortcut per conv)
     BinaryUnit(C -> C', stride s):
         out = RPReLU(BN(RPC_s(BA(x))) + shortcut(x))    shortcut: identity, or AvgPool 2x2 -> Conv1x1 -> BN
+        BA(x)_c = b_c - m_c,  b = sign(x + t)           t: learnable shifts; m_c: the mean of b_c
 
     RPC_1 (C -> C'): SpaceToDepth(2) -> BinaryConv1x1 4C -> 4C' -> DepthToSpace(2)
     RPC_2 (C -> C'): SpaceToDepth(2) -> BinaryConv1x1 4C -> C'          (a 2x2 stride-2 conv)
@@ -28,14 +29,23 @@ has 16CC' binary weights against 9CC': RPC trades weights for MACs.)
 
 The paper is closed access; everything below is our assumption:
 
-- BA (formula not retrieved): a per-channel standardisation with learnable scale s_c and shift t_c in front
-  of the sign, BA(x)_c = s_c (x_c - mu_c) / sigma_c + t_c (mu, sigma: batch statistics in training, running
-  ones in evaluation), so sign(BA(x)_c) = +1 iff x_c >= mu_c - t_c sigma_c / s_c (s_c > 0). At
-  initialisation (s = 1, t = 0) each channel's threshold is its mean, a balanced +1/-1 split; the learned
-  s and t re-balance it, and s also sets the width of the sign's gradient window in units of sigma_c.
-  We did not use the form s_c sign(x_c - tau_c) + t_c: a per-*input*-channel scale or offset after the sign
-  weights the channels inside the XNOR-popcount sum differently, which a single popcount cannot compute,
-  so the binary conv could no longer run on packed bits; at inference our BA is one threshold per channel.
+- BA (formula not retrieved; the abstract: it "adjusts the distribution of the scaled activations after
+  binarization"): b_c = sign(x_c + t_c) with a learnable shift t_c (the threshold -t_c, ReActNet's RSign,
+  arXiv 2003.03488, eq. 1; ApproxSign's gradient), then every channel is centred after the sign,
+  BA(b)_c = b_c - m_c, m_c the mean of b_c over the batch's pixels in training (the gradient goes through
+  m_c as through BN's centring, then through ApproxSign's STE) and a running mean (PyTorch's momentum
+  rule, 0.1) in evaluation. A channel at +1 on 90% of its pixels then carries +0.2 / -1.8, not +1 / -1:
+  the two values balance around 0, and the rare sign weighs more.
+- The centring keeps the conv on packed bits: a conv is linear, so conv(b - m)_o = conv(b)_o -
+  alpha_o sum_{k,c} sign(W)_{o,k,c} m_c, the XNOR-popcount of b minus one constant per output channel
+  (:func:`centred_conv`). Padding taps are centred like the pixels (RPC's +1 rows and columns on odd maps
+  hold 1 - m_c, the 3x3 reference's zeros -m_c), which keeps that constant the same at every output pixel;
+  centring before the padding would change it at border cells. The float model subtracts the constant
+  after the binary conv in float32, and packed inference does the same subtraction in the conv's fused
+  steps, so the two agree bit for bit.
+- Not modelled: a learnable scale after the sign, s_c (b_c - m_c). One per *input* channel weighs the
+  channels inside the XNOR-popcount sum differently, which one popcount cannot compute (the effective
+  weights s_c sign(W) are no longer binary); one per output channel is the following BN's gamma.
 - Crossing the 2x2 cells: an RPC output sees only its own cell, so the second RPC of every basic block
   uses cells shifted by one pixel (down and right). On even maps this is a cyclic shift (the cost stays
   exactly 4/9 of a 3x3 conv; the wrap-around cell pairs opposite borders, which on FashionMNIST are mostly
@@ -54,10 +64,15 @@ The paper is closed access; everything below is our assumption:
 Scaled down for FashionMNIST: three stages instead of four, widths 32-128 instead of 64-512.
 """
 
+import numpy as np
+
 import numbnn.functional as F
+from numbnn.autograd import Tensor
 from numbnn.errors import InputError
+from numbnn.models.cost import FLOAT32_BYTES, CostExtra, LayerCost
 from numbnn.models.registry import register_model
 from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, RPReLU, Sequential
+from numbnn.nn.activation import check_channels
 from numbnn.models.arguments import positive_ints
 from numbnn.models.layout import BINARY_RECIPE, resnet_stages
 
@@ -79,8 +94,44 @@ class DownsampleShortcut(Module):
 
 
 
-class BalancedActivation(BatchNorm):
-    """BA: s_c (x_c - mu_c) / sigma_c + t_c before the next conv's sign (formula and why: module docstring)."""
+class BalancedActivation(Module):
+    """BA (module docstring): b = sign(x + t), then b_c - m_c. Returns ``(x + t, m)``: the binary conv
+    binarizes x + t itself on packed bits and :func:`centred_conv` subtracts m's share.
+
+    m: the mean of b over N, H, W (training; the running mean moves by ``momentum``), else the running mean.
+    b's sign uses ApproxSign, as the RPCs' binary convs do (``act_quantizer="approx"``).
+    """
+
+    def __init__(self, channels: int, momentum: float = 0.1):
+        check_channels(channels)
+        self.channels, self.momentum = channels, float(momentum)
+        self.bias = Tensor(np.zeros(channels, np.float32), requires_grad=True)  # t: sign(x + t)
+        self.register_buffer("running_mean", np.zeros(channels, np.float32))
+
+    def forward(self, x):
+        shifted = x + self.bias
+        if not self.training:
+            return shifted, self.running_mean
+        mean = F.approx_sign(shifted).mean(axis=(0, 1, 2))
+        self.running_mean *= 1 - self.momentum
+        self.running_mean += self.momentum * mean.data
+        return shifted, mean
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, momentum={self.momentum}"
+
+
+def centred_conv(conv: BinaryConv2d, x, mean):
+    """conv(sign(x) - m) = conv(sign(x)) - alpha_o sum_{k,c} w_{o,k,c} m_c, sign(x) on packed bits.
+
+    ``mean``: m, one value per input channel of ``conv`` (groups=1); w: the conv's weight values
+    (sign(W) with its STE, or W in step 1 of the two-step recipe). Padding taps are centred too, so the
+    correction is one constant per output channel (module docstring).
+    """
+    correction = conv.weight_values().sum(axis=(1, 2)) @ mean
+    alpha = conv.alpha()
+    # added as a negative: Add's backward passes the gradient on, Sub's would negate a full-size copy
+    return conv(x) + -(correction if alpha is None else correction * alpha)
 
 
 def _cyclic_shift(x, axis: int, step: int):
@@ -136,9 +187,11 @@ class ReshapedPointwiseConv(Module):
         conv_out = 4 * out_channels if stride == 1 else out_channels
         self.conv = BinaryConv2d(4 * in_channels, conv_out, 1, act_quantizer="approx", binarize_weights=binary_weights)
 
-    def forward(self, x):
+    def forward(self, x, mean):
+        """conv(sign(x) - mean) on 2x2 cells; ``mean``: BA's m, one value per channel of x."""
         x, restore = align_cells(x, self.shifted)
-        y = self.conv(F.space_to_depth(x, 2))
+        # space_to_depth's channel (dy*2 + dx)*C + c holds channel c: m repeats four times
+        y = centred_conv(self.conv, F.space_to_depth(x, 2), F.concat([mean] * 4))
         return restore(F.depth_to_space(y, 2)) if self.stride == 1 else y
 
     def extra_repr(self) -> str:
@@ -162,7 +215,12 @@ class BinaryUnit(Module):
         self.activation = RPReLU(out_channels)
 
     def forward(self, x):
-        out = self.norm(self.conv(self.balance(x)))
+        shifted, mean = self.balance(x)
+        if isinstance(self.conv, ReshapedPointwiseConv):
+            out = self.conv(shifted, mean)
+        else:
+            out = centred_conv(self.conv, shifted, mean)
+        out = self.norm(out)
         return self.activation(out + (self.shortcut(x) if self.shortcut is not None else x))
 
 
@@ -200,6 +258,12 @@ class RbNet(Module):
     def default_recipe(cls) -> dict:
         """The shared binary recipe (:data:`~numbnn.models.layout.BINARY_RECIPE`); RB-Net's own recipe was not retrieved."""
         return dict(BINARY_RECIPE)
+
+    def cost_extra(self) -> CostExtra:
+        """BA's centring in the packed export: one float32 constant per binary conv output channel
+        (:func:`centred_conv`), which no parameter of the model holds."""
+        channels = sum(m.out_channels for m in self.modules() if isinstance(m, BinaryConv2d))
+        return CostExtra(rows=[LayerCost("ba_centring", "constant", packed_size_bytes=FLOAT32_BYTES * channels)])
 
     def forward(self, x):
         x = self.stem_norm(self.stem(x))

@@ -123,6 +123,10 @@ class BinaryConv2d(_ConvBase):
             return None
         return np.abs(self.weight.data).mean(axis=(1, 2, 3))
 
+    def weight_values(self):
+        """The weights the conv multiplies by: sign(W) with the clipped STE, or W if not ``binarize_weights``."""
+        return F.sign(self.weight, self.weight_clip) if self.binarize_weights else self.weight
+
     def forward(self, x):
         quantizer, clip = self.quantizer, self.act_clip
         if isinstance(x, SignInput):
@@ -137,8 +141,7 @@ class BinaryConv2d(_ConvBase):
             if self.pad_value != 0 and self.padding != (0, 0):
                 (ph, pw), geometry = self.padding, (self.stride, 0, self.dilation, self.groups)
                 xq = F.pad(xq, ((0, 0), (ph, ph), (pw, pw), (0, 0)), value=self.pad_value)
-            w = F.sign(self.weight, self.weight_clip) if self.binarize_weights else self.weight
-            y = F.conv2d(xq, w, None, *geometry)
+            y = F.conv2d(xq, self.weight_values(), None, *geometry)
             if alpha is not None:
                 y = y * alpha
         return y

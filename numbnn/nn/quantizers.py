@@ -21,11 +21,12 @@ from numbnn.nn.module import Module
 @dataclass(frozen=True)
 class SignInput:
     """Real values a :class:`~numbnn.nn.conv.BinaryConv2d` binarizes on its packed path, with the
-    quantizer (and STE bound) to do it with: what :meth:`RSign.before_sign` returns."""
+    quantizer and STE bound to do it with (a number, or one bound per channel): what
+    :meth:`RSign.before_sign` returns."""
 
     value: Tensor
     quantizer: Quantizer
-    clip: float
+    clip: float | np.ndarray
 
 
 class RSign(Module):
