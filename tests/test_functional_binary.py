@@ -115,7 +115,7 @@ def test_quantizer_argument_errors():
         F.sign(np.ones(2), clip=0)
     with pytest.raises(InputError, match="per-channel clip"):
         F.sign(np.ones((2, 3)), clip=np.ones(2))  # one bound per channel of the last axis
-    with pytest.raises(InputError, match="per-channel clip"):
+    with pytest.raises(InputError, match="per-channel act_clip"):
         F.binary_conv2d(np.ones((1, 2, 2, 3)), np.ones((1, 1, 1, 3)), act_clip=np.array([1.0, 0.0, 1.0]))
     with pytest.raises(InputError, match="bits"):
         F.fake_quant(np.ones(2), 1, 1.0)

@@ -153,7 +153,7 @@ def test_report_writes_the_claims_and_arms_tables_and_the_arm_figures(tmp_path):
     assert "| 91.00 ± 1.00% (3) | 88.50 ± 0.50% (3) | +2.50 ± 1.29 pts | **holds** |" in table[3]
     assert "BOPs 0.444x" in table[3] and "size 1x" in table[3]
     arms = (tmp_path / "report" / "arms.md").read_text()
-    assert "| rbnet 3x3 | rbnet | 0, 1, 2 | 88.50 ± 0.50% (3) | 2 of 7 epochs |" in arms  # rbnet's recipe: 7
+    assert "| rbnet 3x3 | rbnet | 0, 1, 2 | 88.50 ± 0.50% (3) | 2 of 8 epochs |" in arms  # rbnet's recipe: 8
     for stem in ("arms_accuracy_vs_ops", "arms_accuracy_vs_ace", "arms_test_accuracy"):
         png = tmp_path / "report" / f"{stem}.png"
         assert png.read_bytes()[:8] == PNG_SIGNATURE and matplotlib_image.imread(png).ndim == 3

@@ -85,10 +85,15 @@ def test_the_binary_recipe_distils_from_the_shipped_teacher_once():
     assert config.teacher == "resnet-20" and config.teacher_targets == "once"
 
 
-def test_teacher_none_trains_on_the_labels_and_once_differs_from_it(tmp_path):
-    plain = run.train("bnn-small", options={**BASE, "teacher": NO_TEACHER}, model_args=TINY, out=tmp_path / "a.h5",
-                      progress=False)
-    distilled = run.train("bnn-small", options=BASE, model_args=TINY, out=tmp_path / "b.h5", progress=False)
+def test_bnn_small_alone_trains_on_the_labels_by_default():
+    assert make_config("bnn-small").teacher == NO_TEACHER
+    assert {make_config(name).teacher for name in ("ftbnn", "rbnet", "pokebnn", "reactxgb")} == {"resnet-20"}
+
+
+def test_a_distilled_run_records_its_teacher_and_differs_from_a_plain_one(tmp_path):
+    plain = run.train("bnn-small", options=BASE, model_args=TINY, out=tmp_path / "a.h5", progress=False)
+    distilled = run.train("bnn-small", options={**BASE, "teacher": "resnet-20", "teacher_targets": "once"},
+                          model_args=TINY, out=tmp_path / "b.h5", progress=False)
     saved = numbnn.io.load_checkpoint(tmp_path / "b.h5").extra["train_config"]
     assert saved["teacher"] == "resnet-20" and saved["teacher_targets"] == "once"
     assert plain.result.history[0]["train_loss"] != distilled.result.history[0]["train_loss"]

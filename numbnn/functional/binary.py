@@ -156,7 +156,7 @@ def _check_options(pad_value, act_clip, weight_clip, channels):
         raise InputError(f"pad_value must be 0, 1 or -1, got {pad_value!r}")
     if np.ndim(weight_clip) or not weight_clip > 0:
         raise InputError(f"weight_clip must be a number > 0, got {weight_clip!r}")
-    return check_clip(act_clip, channels), float(weight_clip)
+    return check_clip(act_clip, channels, "act_clip"), float(weight_clip)
 
 
 def _check_scale(scale, out_channels):

@@ -54,7 +54,7 @@ def ste_backward(grad: np.ndarray, x: np.ndarray, clip, out: np.ndarray | None =
     return out
 
 
-def check_clip(clip, channels: int):
+def check_clip(clip, channels: int, name: str = "clip"):
     """An STE bound: a number > 0 (returned as a float), or one bound per channel, an array of shape
     (``channels``,) with every entry > 0 (returned as a float64 copy, so later changes to the caller's
     array, e.g. a running statistic, do not reach a saved backward)."""
@@ -64,11 +64,11 @@ def check_clip(clip, channels: int):
         except (TypeError, ValueError):
             value = float("nan")
         if not value > 0:
-            raise InputError(f"clip must be a number > 0 or one per channel, got {clip!r}")
+            raise InputError(f"{name} must be a number > 0 or one per channel, got {clip!r}")
         return value
     bounds = np.array(clip, dtype=np.float64)
     if bounds.shape != (channels,) or not np.all(bounds > 0):
-        raise InputError(f"a per-channel clip must have shape ({channels},) and entries > 0, got shape "
+        raise InputError(f"a per-channel {name} must have shape ({channels},) and entries > 0, got shape "
                          f"{bounds.shape}, min {np.min(bounds) if bounds.size else None}")
     return bounds
 

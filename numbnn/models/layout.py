@@ -25,6 +25,7 @@ from numbnn.nn import ModuleList
 # A larger batch or lr did not help there (batch 128 / lr 2.8e-3: 73.43%; lr 4e-3: 76.44%). 8 epochs fit
 # the 15-minute budget of an idle 2-core Intel Xeon (the full-run figures: README's results table).
 # benchmarks/proxies.py runs the same one-epoch proxy for every binary model (proxies-*.json there).
+NO_TEACHER = "none"  # a recipe's or ``--teacher``'s value for training on the labels, without distillation
 BINARY_RECIPE = {"optimizer": "adam", "lr": 2e-3, "schedule": "linear", "epochs": 8, "batch_size": 64,
                  "weight_decay": 0.0, "label_smoothing": 0.1, "crop_padding": 2, "flip": True,
                  "teacher": "resnet-20", "teacher_targets": "once"}

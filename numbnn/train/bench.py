@@ -75,7 +75,7 @@ class TrainStep:
 
     def run(self, i: int) -> float:
         x, y = self.batches[i % len(self.batches)]
-        loss, _ = _train_step(self.model, x, y, self.config, self.optimizer, None, 0, i, self.steps_per_epoch)
+        loss, _ = _train_step(self.model, x, y, None, self.config, self.optimizer, 0, i, self.steps_per_epoch)
         self.scheduler.step()
         return loss
 

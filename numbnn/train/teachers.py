@@ -15,9 +15,9 @@ from pathlib import Path
 
 from numbnn.datasets.fashion import REPO_DATA_DIR
 from numbnn.errors import ChecksumError, InputError
+from numbnn.models.layout import NO_TEACHER
 
 TEACHERS_DIR = REPO_DATA_DIR / "teachers"
-NO_TEACHER = "none"  # ``--teacher none``: train on the labels even where the model's recipe names a teacher
 
 
 def shipped_teachers(directory: Path = TEACHERS_DIR) -> dict:
