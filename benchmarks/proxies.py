@@ -38,6 +38,14 @@ def run_one(model: str, limit: int, threads: int, extra: list[str], workdir: Pat
             "history": result.get("history", [])[-1:]}
 
 
+def source_state() -> str:
+    """The checked-out commit, with " + uncommitted changes" when numbnn/ differs from it."""
+    git = ["git", "-C", str(Path(__file__).resolve().parents[1])]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "numbnn"], capture_output=True, text=True).stdout.strip()
+    return commit + (" + uncommitted changes" if dirty else "")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--label", required=True, help="names the output file proxies-<label>.json")
@@ -48,13 +56,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from numbnn.kernels.platform import cpu_model
 
+    commit = source_state()  # before the runs: the code they ran
     runs = []
     with tempfile.TemporaryDirectory() as workdir:
         for model in args.models:
             run = run_one(model, args.limit, args.threads, args.extra, Path(workdir))
             print(json.dumps(run), file=sys.stderr, flush=True)
             runs.append(run)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     report = {"label": args.label, "limit": args.limit, "commit": commit, "cpu_model": cpu_model(), "runs": runs}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"proxies-{args.label}.json"
