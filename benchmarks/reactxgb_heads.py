@@ -47,12 +47,12 @@ def main() -> None:
     args = parser.parse_args()
     set_threads(args.threads)
     loaded = numbnn.io.load_checkpoint(args.checkpoint)
-    widths = loaded.model.config.get("args", {}).get("widths")
+    widths = loaded.config.get("args", {}).get("widths")
     train_images, train_labels = load_split("train")
     test_images, test_labels = load_split("test")
     started = time.perf_counter()
     base = build_model("reactxgb", **({"widths": widths} if widths else {}))
-    base.load_state_dict(loaded.model.state_dict())
+    base.load_state_dict(loaded.state)
     train_features = pooled_features(base, train_images)
     test_features = pooled_features(base, test_images)
     fc_logits = base.classifier(numbnn.Tensor(test_features)).data
@@ -62,7 +62,7 @@ def main() -> None:
         leaves, trees, depth = spec.split(":")
         model = build_model("reactxgb", **({"widths": widths} if widths else {}), leaves=leaves, trees=int(trees),
                             max_depth=int(depth))
-        model.load_state_dict(loaded.model.state_dict())
+        model.load_state_dict(loaded.state)
         tick = time.perf_counter()
         model.fit_trees(train_features, train_labels, threads=args.threads)
         fit_seconds = time.perf_counter() - tick
@@ -74,7 +74,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     result = {"command": "python3 benchmarks/reactxgb_heads.py " + " ".join(
                   [args.checkpoint, "--threads", str(args.threads), "--label", args.label, "--heads", *args.heads]),
-              "checkpoint_model": loaded.model.config["name"], "cpu_model": cpu_model(), "threads": args.threads,
+              "checkpoint_model": loaded.config["name"], "cpu_model": cpu_model(), "threads": args.threads,
               "heads": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"reactxgb-heads-{args.label}.json").write_text(json.dumps(result, indent=1) + "\n")
