@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from numbnn.bench import cold_start
 from numbnn.cli.main import app
 from numbnn.datasets.fashion import CLASSES
 from numbnn.datasets.idx import write_idx
 from numbnn.errors import CheckpointError, InputError
-from numbnn.inference import cold_start
 from numbnn.inference.images import MAX_PIXELS, read_images, read_picture
 from numbnn.io import save as save_checkpoint
 from numbnn.models import build_model

@@ -84,7 +84,7 @@ def bench_model(
     """
     from rich.table import Table  # deferred: keeps `numbnn --help` fast (start-up time)
 
-    from numbnn.inference.bench import run_model_benchmark  # deferred: keeps `numbnn --help` fast (start-up time)
+    from numbnn.bench.model import run_model_benchmark  # deferred: keeps `numbnn --help` fast (start-up time)
 
     with console.status("benchmark") as status:
         results = run_model_benchmark(checkpoint, repeats=repeats, quick=quick, cold=not no_cold,
