@@ -52,7 +52,7 @@ def predict(
     that is already normalised. Nothing is resized.
     """
     from numbnn.inference.model import load  # deferred: keeps `numbnn --help` fast (start-up time)
-    from numbnn.inference.images import read_images
+    from numbnn.io.images import read_images
 
     packed = load(model)
     probabilities = packed.predict_proba(read_images(input_file, size=packed.input_shape[:2]), batch_size)
