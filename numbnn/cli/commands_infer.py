@@ -1,6 +1,7 @@
-"""``numbnn export``, ``numbnn predict`` and ``numbnn bench model``: parse, call numbnn.inference, print.
+"""``numbnn export``, ``numbnn predict`` and ``numbnn bench model``: parse, call numbnn.inference (the
+input files through numbnn.io.images, the timing in numbnn.bench.model), print.
 
-(``numbnn eval`` on a packed file, or ``eval CKPT --packed``, dispatches to numbnn.inference.evaluate
+(``numbnn eval`` on a packed file, or ``eval CKPT --packed``, dispatches to numbnn.evaluation.packed
 from cli/commands_train.py.)
 """
 
