@@ -7,7 +7,7 @@ Two measurements (batch 1, 32, 128, 256; 1 and 2 threads):
   with the packing of the activations timed separately;
 - a full training step (forward, loss, backward, optimizer; the model's registered recipe) of every
   zoo model (``--models``, default all registered ones), on FashionMNIST-shaped data (see
-  :mod:`numbnn.train.bench`).
+  :mod:`numbnn.bench.train`).
 
 Every figure is the median of ``--repeats`` timed calls after warm-up, wall clock and process CPU
 time (all threads), all in one process. The 1-minute load average before and after each section is
@@ -28,10 +28,10 @@ import time
 import numbnn  # noqa: F401  (before numpy: numbnn sets OpenBLAS's idle-thread timeout)
 import numba
 import numpy as np
+from numbnn.bench.train import TrainStep
 from numbnn.kernels import binary_conv2d, pack_activations, pack_conv_weight
 from numbnn.kernels.platform import cpu_model
 from numbnn.models import available_models
-from numbnn.train.bench import TrainStep
 from numbnn.train.threads import set_threads
 
 BATCHES = (1, 32, 128, 256)

@@ -32,7 +32,7 @@ agree to ~1e-14 (the check: < 1e-4), and reports the float32 differences (roundi
 quantization step; see :func:`agreement`) and the float64 gradients' agreement for information.
 
 Timing (``--json`` prints one object per model): for each batch size, numbnn's training step
-(:class:`numbnn.train.bench.TrainStep`: the model's recipe, forward, loss, backward, optimizer) and
+(:class:`numbnn.bench.train.TrainStep`: the model's recipe, forward, loss, backward, optimizer) and
 the twin's (the same optimizer, learning rate, betas, weight decay rule, label smoothing and gradient
 clipping, on the same batches, ``torch.set_num_threads`` = numbnn's threads) in both memory formats,
 NCHW and channels_last, the faster one counting. Then an eval pass (``no_grad`` / ``inference_mode``;
@@ -66,12 +66,12 @@ from torch import nn  # noqa: E402
 
 import numbnn.nn as nb  # noqa: E402
 from numbnn.autograd import Tensor, no_grad  # noqa: E402
+from numbnn.bench.train import EPOCH_IMAGES, TrainStep, synthetic_batches  # noqa: E402
 from numbnn.functional.quantizers import quantization_grid  # noqa: E402
 from numbnn.kernels.platform import cpu_model  # noqa: E402
 from numbnn.models import available_models, build_model  # noqa: E402
 from numbnn.models import bnn_small, float_cnn, ftbnn, pokebnn, rbnet, reactnet, resnet  # noqa: E402
 from numbnn.optim import split_decay  # noqa: E402
-from numbnn.train.bench import EPOCH_IMAGES, TrainStep, synthetic_batches  # noqa: E402
 from numbnn.train.threads import set_threads  # noqa: E402
 
 TOLERANCE = 1e-4  # max abs logit difference accepted as "the same network"

@@ -2,7 +2,7 @@
 
 Times ``--steps`` training steps of ``--model`` (default ``reactnet-a``; its registered recipe) at the
 given batch size and thread count after a cold first step and ``--warmup`` more, on FashionMNIST-shaped
-data (see :mod:`numbnn.train.bench`), then profiles ``--profile-steps`` more with cProfile (top functions
+data (see :mod:`numbnn.bench.train`), then profiles ``--profile-steps`` more with cProfile (top functions
 by own time, top autograd ops by time including callees). Prints one JSON object.
 
 For numbnn against PyTorch, ``benchmarks/torch_twin.py`` builds the PyTorch twin of any registered model,
@@ -15,8 +15,8 @@ checks both compute the same logits, and alternates training steps of both in on
 import argparse
 import json
 
+from numbnn.bench.train import profile_train_step, time_train_steps
 from numbnn.models.reactnet import DEFAULT_WIDTHS
-from numbnn.train.bench import profile_train_step, time_train_steps
 
 
 def main():

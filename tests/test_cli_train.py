@@ -57,7 +57,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_resume_finishes(tmp_path, monke
     import numbnn.train.loop as loop
 
     calls = {"n": 0}
-    original = loop._train_step
+    original = loop.train_step
 
     def step_then_sigint(*args):
         out = original(*args)
@@ -66,7 +66,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_resume_finishes(tmp_path, monke
             os.kill(os.getpid(), signal.SIGINT)
         return out
 
-    monkeypatch.setattr(loop, "_train_step", step_then_sigint)
+    monkeypatch.setattr(loop, "train_step", step_then_sigint)
     path = tmp_path / "run.h5"
     result = _invoke("train", "--model", "bnn-small", "--epochs", 3, *SMALL, "--out", path)
     assert result.exit_code == 130, result.output
@@ -74,7 +74,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_resume_finishes(tmp_path, monke
     saved = numbnn.io.load_checkpoint(path)
     assert (saved.epoch, saved.extra["step"]) == (1, 1)
 
-    monkeypatch.setattr(loop, "_train_step", original)
+    monkeypatch.setattr(loop, "train_step", original)
     resumed = _invoke("train", "--resume", path, "--json")
     assert resumed.exit_code == 0, resumed.output
     assert _last_json(resumed)["epochs"] == 3 and numbnn.io.load_checkpoint(path).epoch == 3

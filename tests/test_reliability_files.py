@@ -35,8 +35,8 @@ from numbnn.errors import CheckpointError, FormatVersionError, InputError
 from numbnn.inference import compile
 from numbnn.inference import format as packed_format
 from numbnn.inference import model as packed_model
-from numbnn.inference.images import read_images
 from numbnn.io import atomic_h5, write_header
+from numbnn.io.images import read_images
 from numbnn.models import build_model
 from numbnn.train.checkpoint import read_training_state
 from cli_checks import assert_error_line as assert_one_error_line

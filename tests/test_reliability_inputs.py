@@ -25,7 +25,7 @@ from numbnn.errors import CheckpointError, InputError, NumbnnError
 from numbnn.inference import compile
 from numbnn.inference import format as packed_format
 from numbnn.inference import model as packed_model
-from numbnn.inference.images import read_images
+from numbnn.io.images import read_images
 from numbnn.io.nested import write_nested
 from numbnn.train import run as training
 from cli_checks import assert_error_line

@@ -58,7 +58,7 @@ def interrupt_after(monkeypatch, steps: int):
     """Send this process SIGINT after ``steps`` optimizer steps (a Ctrl-C: a resumable checkpoint is saved)."""
     import numbnn.train.loop as loop
 
-    original, calls = loop._train_step, {"n": 0}
+    original, calls = loop.train_step, {"n": 0}
 
     def step_then_sigint(*args):
         out = original(*args)
@@ -67,8 +67,8 @@ def interrupt_after(monkeypatch, steps: int):
             os.kill(os.getpid(), signal.SIGINT)
         return out
 
-    monkeypatch.setattr(loop, "_train_step", step_then_sigint)
-    return lambda: monkeypatch.setattr(loop, "_train_step", original)
+    monkeypatch.setattr(loop, "train_step", step_then_sigint)
+    return lambda: monkeypatch.setattr(loop, "train_step", original)
 
 
 def test_a_resume_without_threads_uses_the_stored_count_and_matches_bit_for_bit(tmp_path, monkeypatch,

@@ -63,21 +63,21 @@ def test_an_interrupted_run_continues_from_its_checkpoint_exactly(tmp_path, monk
     import numbnn.train.loop as loop
 
     run = _run(epochs=2)
-    original = loop._train_step
+    original = loop.train_step
 
     def crash_in_epoch_two(model, x, y, target, config, optimizer, epoch, step, steps):
         if epoch == 1:
             raise RuntimeError("worker lost")
         return original(model, x, y, target, config, optimizer, epoch, step, steps)
 
-    monkeypatch.setattr(loop, "_train_step", crash_in_epoch_two)
+    monkeypatch.setattr(loop, "train_step", crash_in_epoch_two)
     assert execute_run(run.as_dict(), str(tmp_path))["status"] == "failed"
     checkpoint = tmp_path / run.key / store.CHECKPOINT_FILE
     assert _resumable_epoch(checkpoint, run.train) == 1  # the checkpoint written after epoch 1
     assert _resumable_epoch(checkpoint, {**run.train, "lr": 0.5}) is None  # not this run's: start over
     assert _resumable_epoch(checkpoint, {**run.train, "epochs": 1}) is None  # already complete: start over
 
-    monkeypatch.setattr(loop, "_train_step", original)
+    monkeypatch.setattr(loop, "train_step", original)
     assert execute_run(run.as_dict(), str(tmp_path))["status"] == "finished"
     record = json.loads((tmp_path / run.key / store.METRICS_FILE).read_text())
     assert record["resumed_from_epoch"] == 1 and record["epochs"] == 2

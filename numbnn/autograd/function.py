@@ -6,7 +6,8 @@ Every differentiable op is a subclass of :class:`Function` with two static metho
 shape of the op's *broadcast* computation; the engine sums it back to the input's own shape.
 ``Function.apply`` runs ``forward`` and records the op in the graph only when grad mode is on and some
 input requires a gradient, so inference under :class:`no_grad` builds no graph and keeps nothing alive.
-Inside :func:`trace` every op call is also reported to a hook (``numbnn.inference`` compiles models so).
+Inside :func:`trace` every op call is also reported to a hook: ``numbnn.inference`` compiles models from
+that stream, ``numbnn.models.cost`` counts their MACs on it.
 """
 
 import contextlib

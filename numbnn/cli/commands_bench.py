@@ -1,5 +1,5 @@
-"""``numbnn bench kernels`` (binary kernel MAC/s against float32 BLAS; logic in numbnn.kernels.bench) and
-``numbnn bench train`` (seconds per training step; logic in numbnn.train.bench)."""
+"""``numbnn bench kernels`` (binary kernel MAC/s against float32 BLAS; logic in numbnn.bench.kernels) and
+``numbnn bench train`` (seconds per training step; logic in numbnn.bench.train)."""
 
 from typing import Optional
 
@@ -23,7 +23,7 @@ def kernels(
     N=256 K=2304, M=N=K=4096; 3x3 convs at stride 1 and 2), with ratios, share of the machine's
     popcount ceiling, warm medians and the cold first call (compile or on-disk cache load)."""
     # deferred: keeps `numbnn --help` fast (start-up time)
-    from numbnn.kernels.bench import FULL_CONVS, FULL_MATMULS, QUICK_CONVS, QUICK_MATMULS, run_kernel_benchmarks
+    from numbnn.bench.kernels import FULL_CONVS, FULL_MATMULS, QUICK_CONVS, QUICK_MATMULS, run_kernel_benchmarks
     from numbnn.train.threads import set_threads
 
     blas_threads = set_threads(threads, blas="native")["blas"] if threads is not None else None
@@ -78,7 +78,7 @@ def train(
     wall and process CPU time, images/s, projected seconds per 60,000-image epoch, the cold first step
     and the load average (wall times on a busy machine are not comparable)."""
     # deferred: keeps `numbnn --help` fast (start-up time)
-    from numbnn.train.bench import profile_train_step, time_train_steps
+    from numbnn.bench.train import profile_train_step, time_train_steps
 
     with console.status(f"timing {model} training steps"):
         results = time_train_steps(model, batch_size, steps, warmup, threads)

@@ -1,6 +1,7 @@
-"""``numbnn export``, ``numbnn predict`` and ``numbnn bench model``: parse, call numbnn.inference, print.
+"""``numbnn export``, ``numbnn predict`` and ``numbnn bench model``: parse, call numbnn.inference (the
+input files through numbnn.io.images, the timing in numbnn.bench.model), print.
 
-(``numbnn eval`` on a packed file, or ``eval CKPT --packed``, dispatches to numbnn.inference.evaluate
+(``numbnn eval`` on a packed file, or ``eval CKPT --packed``, dispatches to numbnn.evaluation.packed
 from cli/commands_train.py.)
 """
 
@@ -52,7 +53,7 @@ def predict(
     that is already normalised. Nothing is resized.
     """
     from numbnn.inference.model import load  # deferred: keeps `numbnn --help` fast (start-up time)
-    from numbnn.inference.images import read_images
+    from numbnn.io.images import read_images
 
     packed = load(model)
     probabilities = packed.predict_proba(read_images(input_file, size=packed.input_shape[:2]), batch_size)
@@ -84,7 +85,7 @@ def bench_model(
     """
     from rich.table import Table  # deferred: keeps `numbnn --help` fast (start-up time)
 
-    from numbnn.inference.bench import run_model_benchmark  # deferred: keeps `numbnn --help` fast (start-up time)
+    from numbnn.bench.model import run_model_benchmark  # deferred: keeps `numbnn --help` fast (start-up time)
 
     with console.status("benchmark") as status:
         results = run_model_benchmark(checkpoint, repeats=repeats, quick=quick, cold=not no_cold,

@@ -122,8 +122,8 @@ def evaluate(
 
     if fc_head and (packed or is_packed_model(checkpoint)):
         raise InputError("--fc-head needs a training checkpoint: a packed model holds only its deployed head")
-    if packed or is_packed_model(checkpoint):  # the packed path: numbnn.inference.evaluate
-        from numbnn.inference.evaluate import evaluate_file  # deferred: keeps `numbnn --help` fast (start-up time)
+    if packed or is_packed_model(checkpoint):  # the packed path: numbnn.evaluation.packed
+        from numbnn.evaluation.packed import evaluate_file  # deferred: keeps `numbnn --help` fast (start-up time)
 
         result = evaluate_file(checkpoint, from_checkpoint=not is_packed_model(checkpoint), limit=limit,
                                batch_size=batch_size, data_dir=data_dir)

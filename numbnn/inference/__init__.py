@@ -4,6 +4,11 @@
     logits = packed.predict(uint8_images)           # numpy + Numba only, batched
     packed.save("model.h5"); packed = numbnn.inference.load("model.h5")
 
+``numbnn export`` is :func:`numbnn.inference.export.export_checkpoint`: a checkpoint compiled and written,
+with the sizes that matter. Timing (``numbnn bench model``) lives in :mod:`numbnn.bench`, the test-split
+evaluation of a packed model in :mod:`numbnn.evaluation.packed`, the input files of ``numbnn predict``
+in :mod:`numbnn.io.images`.
+
 Names resolve lazily so that ``load`` + ``predict`` never import the autograd (fast start-up).
 """
 

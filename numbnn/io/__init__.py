@@ -1,10 +1,13 @@
-"""HDF5 files: training checkpoints and the shared helpers packed models (:mod:`numbnn.inference.format`) use.
+"""Files: HDF5 training checkpoints, the shared helpers packed models (:mod:`numbnn.inference.format`) use,
+and the images ``numbnn predict`` reads.
 
 - :func:`save` / :func:`load` / :func:`load_checkpoint` / :func:`restore_rng`: checkpoints
   (layout in :mod:`numbnn.io.checkpoint`);
 - :func:`write_nested` / :func:`read_nested`: exact, pickle-free storage of nested state dicts;
 - :func:`atomic_h5`, :func:`open_numbnn_file`, :func:`cleanup_stale_temps`: write atomically, read
-  defensively, and clear temporaries a killed writer left behind.
+  defensively, and clear temporaries a killed writer left behind;
+- :mod:`numbnn.io.images` (``read_images``): IDX files, ``.npy`` arrays and pictures (through Pillow), as
+  untrusted input. Imported on its own, so loading a checkpoint never imports Pillow.
 """
 
 from numbnn._atomic import cleanup_stale_temps

@@ -1,9 +1,10 @@
 """One cost model for every network: parameters, size, FLOPs, BOPs, OPs and ACE per layer.
 
-``summarize(model)`` runs ONE eval-mode forward pass under ``no_grad`` on a zero image and reads what
-each layer did: a convolution's output size, a linear layer's output
-rows, and the ``weight_bits``/``act_bits`` of the layer. No model has hand-written formulas, so a
-new model is priced correctly as soon as it is built from numbnn's layers.
+``summarize(model)`` runs ONE eval-mode forward pass under ``no_grad`` on a zero image, recorded as ops
+by :func:`numbnn.autograd.function.trace` (the op stream the packed compiler traces), and reads what
+each layer's ops did: a convolution's output size, a linear layer's output rows, and the
+``weight_bits``/``act_bits`` of the layer. No model has hand-written formulas, so a new model is
+priced correctly as soon as it is built from numbnn's layers.
 
 Conventions (:data:`CONVENTIONS` prints them with every summary). OPs follow ReActNet (arXiv 2003.03488,
 its ImageNet comparison; Bi-Real Net's convention); ACE follows PokeBNN (arXiv 2112.00133; google/aqt
@@ -20,9 +21,10 @@ reading, checked in ``tests/test_cost.py``: it reproduces the abstract's 7.9 ACE
   here) priced at 16 bits as PokeBNN prices bf16: a float MAC costs 256, a binary MAC 1, an int4 x int4
   MAC 16, a real weight on a binary activation (ReActNet step 1) 16 x 1 = 16. BN, activations,
   residual adds, pooling and tree comparisons are not MACs and are not in ACE.
-- A layer's activation bits are its ``act_bits`` (1 for binary layers), lowered when its input is the
-  direct output of a quantizing module: a :class:`~numbnn.nn.FakeQuant` (its ``bits``; PokeBNN's SE and
-  8-bit stem/head) or an :class:`~numbnn.nn.RSign` (1 bit).
+- A layer's activation bits are its ``act_bits`` (1 for binary layers), lowered when the input of its
+  MAC op is the output of a quantizing op: a fake quantization (its ``bits``: :class:`~numbnn.nn.FakeQuant`,
+  PokeBNN's SE and 8-bit stem/head) or a sign :class:`~numbnn.functional.quantizers.Quantizer`
+  (:class:`~numbnn.nn.RSign`'s, 1 bit).
   Weight bits are the layer's ``weight_bits``; a model that fake-quantizes weights sets that attribute.
 - **params** are trainable parameters (the paper convention); BN running statistics are *buffers*,
   listed separately and not in params or ``size_bytes``. **size_bytes**: binary weights at 1 bit,
@@ -41,7 +43,6 @@ A model without the attribute is priced from its layers alone.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -50,10 +51,13 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from numbnn.autograd import Tensor, no_grad
+from numbnn.autograd.function import trace
 from numbnn.checks import check_int
 from numbnn.errors import InputError
+from numbnn.functional import binary, conv, quantizers
+from numbnn.functional.linear import Linear as LinearOp
 from numbnn.kernels import pack_bits
-from numbnn.nn import BinaryConv2d, BinaryLinear, Conv2d, FakeQuant, Linear, Module, RSign
+from numbnn.nn import BinaryConv2d, BinaryLinear, Conv2d, Linear, Module
 
 REAL_BITS = 32  # the bit width of a float operand, as layers report it
 ACE_REAL_BITS = 16  # what ACE charges for a float operand (PokeBNN: bf16, so a float MAC is 16 x 16)
@@ -255,6 +259,10 @@ def tree_ensemble_cost(name: str, trees: Iterable[tuple[Sequence[int], Sequence[
 
 # -- the traced forward pass ----------------------------------------------------------------------------
 
+# The ops that multiply-accumulate; each takes (x, w, ...): the activations, then the weights.
+_MAC_OPS = (conv.Conv2d, conv.DepthwiseConv2d, binary.BinaryConv2d, LinearOp, binary.BinaryLinear)
+
+
 @dataclass(frozen=True)
 class _Call:
     macs: int
@@ -264,13 +272,37 @@ class _Call:
 
 
 def _trace_forward(model: Module, input_shape: tuple) -> dict[int, list[_Call]]:
-    """Run the model once in eval mode on zeros and return each MAC layer's calls (keyed by id)."""
-    modes = [(module, module.training) for module in model.modules()]
+    """Record one eval-mode forward pass on zeros as ops (:func:`numbnn.autograd.function.trace`, the
+    stream the packed compiler traces too) and return each MAC layer's calls, keyed by the layer's id.
+
+    A MAC op belongs to the layer whose weight it multiplies by: the ``weight`` itself, or what ops made
+    of it with no other layer's weight (sign(W), a fake-quantized W). Its activation bits are lowered
+    when its input is the output of a quantizing op: a fake quantization (its bits) or a
+    :class:`Quantizer` (RSign's sign: 1 bit). Arrays in the tables are kept alive so no id is reused.
+    """
+    layers = [module for module in model.modules() if isinstance(module, _CONV_LAYERS + _LINEAR_LAYERS)]
+    weight_of = {id(layer.weight.data): (layer.weight.data, layer) for layer in layers}
+    quantized: dict[int, tuple[np.ndarray, int]] = {}  # id(output) -> (output, bits) of quantizing ops
     calls: dict[int, list[_Call]] = defaultdict(list)
-    quantized: dict[int, tuple[object, int]] = {}  # id(output) -> (output kept alive, bits) of quantizing layers
+
+    def hook(fn, arrays, kwargs, out):
+        if fn in _MAC_OPS and id(arrays[1]) in weight_of:
+            x, layer = arrays[0], weight_of[id(arrays[1])][1]
+            act_bits = min(layer.act_bits, quantized[id(x)][1]) if id(x) in quantized else layer.act_bits
+            calls[id(layer)].append(_Call(_macs(layer, out), layer.weight_bits, act_bits, tuple(out.shape)))
+            return
+        owners = {weight_of[id(a)][1] for a in arrays if a is not None and id(a) in weight_of}
+        if len(owners) == 1:  # made from one layer's weight: still that layer's weight
+            weight_of[id(out)] = (out, owners.pop())
+        if fn is quantizers.FakeQuant:
+            quantized[id(out)] = (out, kwargs["bits"])
+        elif fn is quantizers.Quantize:
+            quantized[id(out)] = (out, kwargs["quantizer"].bits)
+
+    modes = [(module, module.training) for module in model.modules()]
     try:
         model.eval()
-        with _instrumented(model, calls, quantized), no_grad():
+        with trace(hook), no_grad():
             model(Tensor(np.zeros(input_shape, np.float32)))
     finally:
         for module, training in modes:
@@ -278,62 +310,8 @@ def _trace_forward(model: Module, input_shape: tuple) -> dict[int, list[_Call]]:
     return calls
 
 
-@contextlib.contextmanager
-def _instrumented(model: Module, calls, quantized):
-    """Wrap the ``forward`` of every MAC layer and quantizing module for the duration of the block."""
-    wrapped = []
-    try:
-        for module in model.modules():
-            if isinstance(module, _CONV_LAYERS + _LINEAR_LAYERS):
-                _wrap(module, _mac_recorder(module, calls, quantized), wrapped)
-            elif isinstance(module, FakeQuant):
-                _wrap(module, _quantized_recorder(module.bits, quantized), wrapped)
-            elif isinstance(module, RSign):
-                _wrap(module, _quantized_recorder(module.quantizer.bits, quantized), wrapped)
-        yield
-    finally:
-        for module, previous in wrapped:
-            if previous is None:
-                object.__delattr__(module, "forward")
-            else:
-                object.__setattr__(module, "forward", previous)
-
-
-def _wrap(module: Module, make_wrapper, wrapped: list) -> None:
-    previous = module.__dict__.get("forward")  # an instance-level forward, if the model set one
-    object.__setattr__(module, "forward", make_wrapper(module.forward))
-    wrapped.append((module, previous))
-
-
-def _mac_recorder(module, calls, quantized):
-    def make(original):
-        def forward(x, *args, **kwargs):
-            y = original(x, *args, **kwargs)
-            act_bits = module.act_bits
-            if id(x) in quantized:
-                act_bits = min(act_bits, quantized[id(x)][1])
-            calls[id(module)].append(_Call(_macs(module, x, y), module.weight_bits, act_bits, tuple(y.shape)))
-            return y
-
-        return forward
-
-    return make
-
-
-def _quantized_recorder(bits: int, quantized):
-    def make(original):
-        def forward(x, *args, **kwargs):
-            y = original(x, *args, **kwargs)
-            quantized[id(y)] = (y, bits)
-            return y
-
-        return forward
-
-    return make
-
-
-def _macs(module, x, y) -> int:
-    """MACs of one call, for the whole batch."""
+def _macs(module, y) -> int:
+    """MACs of one call with output ``y``, for the whole batch."""
     if isinstance(module, _CONV_LAYERS):
         ho, wo = y.shape[1:3]
         kh, kw = module.kernel_size

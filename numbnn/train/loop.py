@@ -134,7 +134,7 @@ def fit(
                     target = predict_softmax(teacher, x)
                 else:
                     target = None
-                loss, correct = _train_step(model, x, y, target, config, optimizer, epoch, step, len(batches))
+                loss, correct = train_step(model, x, y, target, config, optimizer, epoch, step, len(batches))
                 lr_used = optimizer.lr
                 scheduler.step()
                 sums["loss_sum"] += loss * len(y)
@@ -159,7 +159,7 @@ def fit(
     return result(False, position)
 
 
-def _train_step(model, x, y, target, config, optimizer, epoch, step, steps):
+def train_step(model, x, y, target, config, optimizer, epoch, step, steps):
     """One optimizer step on a batch; returns (loss, correct predictions). Raises on a non-finite loss.
 
     ``target``: the teacher's class distribution [B, classes] (distillation), or None (labels ``y``)."""

@@ -1,13 +1,13 @@
-"""numbnn.train.bench and `numbnn bench train`: a real (tiny) timed run, its projections and profile."""
+"""numbnn.bench.train and `numbnn bench train`: a real (tiny) timed run, its projections and profile."""
 
 import json
 
 import pytest
 from typer.testing import CliRunner
 
+from numbnn.bench.train import profile_train_step, synthetic_batches, time_train_steps
 from numbnn.cli.main import app
 from numbnn.errors import InputError
-from numbnn.train.bench import profile_train_step, synthetic_batches, time_train_steps
 
 
 def test_synthetic_batches_look_like_normalised_fashion_mnist():

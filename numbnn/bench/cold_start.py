@@ -1,6 +1,6 @@
-"""One cold start, run in a fresh process by :mod:`numbnn.inference.bench`: prints one JSON line.
+"""One cold start, run in a fresh process by :mod:`numbnn.bench.model`: prints one JSON line.
 
-``python -m numbnn.inference.cold_start packed MODEL.h5`` times importing numbnn.inference, loading the
+``python -m numbnn.bench.cold_start packed MODEL.h5`` times importing numbnn.inference, loading the
 packed file and predicting one image; ``... float CKPT`` times importing numbnn, loading the checkpoint
 and one eval-mode forward pass of the float model. The first call includes Numba's JIT compilation, or
 loading it from the on-disk cache (``NUMBA_CACHE_DIR``).

@@ -1,6 +1,6 @@
 """Training-step benchmark behind ``numbnn bench train``: seconds per optimizer step, and where they go.
 
-A step is exactly the training loop's (:func:`numbnn.train.loop._train_step`: forward, loss, backward,
+A step is exactly the training loop's (:func:`numbnn.train.loop.train_step`: forward, loss, backward,
 gradient clipping if configured, optimizer step) plus the schedule step, on FashionMNIST-shaped data:
 random uint8 28x28 images normalised as the loader does and random labels, a few batches built up
 front and reused, so data preparation is not timed. The model, optimizer and schedule come from the
@@ -38,7 +38,7 @@ from numbnn.kernels.platform import cpu_model
 from numbnn.models import build_model
 from numbnn.train.config import make_config
 from numbnn.train.data import normalize
-from numbnn.train.loop import _train_step
+from numbnn.train.loop import train_step
 from numbnn.train.memory import retain_freed_memory
 from numbnn.train.optimizers import build_optimizer
 from numbnn.train.threads import default_training_threads, set_threads
@@ -75,7 +75,7 @@ class TrainStep:
 
     def run(self, i: int) -> float:
         x, y = self.batches[i % len(self.batches)]
-        loss, _ = _train_step(self.model, x, y, None, self.config, self.optimizer, 0, i, self.steps_per_epoch)
+        loss, _ = train_step(self.model, x, y, None, self.config, self.optimizer, 0, i, self.steps_per_epoch)
         self.scheduler.step()
         return loss
 

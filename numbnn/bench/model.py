@@ -2,7 +2,7 @@
 
 Both run in this process on the same uint8 images (normalisation included), at batch 1 and 256:
 "warm" is the median of ``repeats`` timed calls after one untimed call. "Cold" runs in a fresh Python
-process (:mod:`numbnn.inference.cold_start`) and times loading the model plus its first call, JIT
+process (:mod:`numbnn.bench.cold_start`) and times loading the model plus its first call, JIT
 compilation or Numba's on-disk cache load included: once with the usual cache (warmed first by an
 untimed run), once with ``NUMBA_CACHE_DIR`` pointing at an empty directory (everything compiles); the
 process's whole wall time, interpreter start and imports included, is reported too.
@@ -97,7 +97,7 @@ def cold_starts(kind: str, path: Path) -> dict:
 def _cold_run(kind: str, path: Path, env_extra: dict | None = None) -> dict:
     env = {**os.environ, **(env_extra or {})}
     started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "numbnn.inference.cold_start", kind, str(path)],
+    run = subprocess.run([sys.executable, "-m", "numbnn.bench.cold_start", kind, str(path)],
                          capture_output=True, text=True, env=env, check=False)
     wall = time.perf_counter() - started
     if run.returncode != 0:
