@@ -265,7 +265,7 @@ def test_fused_conv_that_packs_its_output_equals_steps_then_pack(batch, size, gr
 @given(st.sampled_from(["shuffle", "space_to_depth", "shift", "pad"]), st.integers(1, 3), st.integers(0, 2**32 - 1))
 def test_gather_pack_equals_packing_the_moved_tensor(move, batch, seed):
     from numbnn.inference.graph import Graph, Node, Program
-    from numbnn.inference.fuse import fold_movements_into_packs, fold_movements_into_steps
+    from numbnn.inference.fuse.movements import fold_movements_into_packs, fold_movements_into_steps
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, 4, 6, 12)).astype(np.float32)

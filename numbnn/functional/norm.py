@@ -12,7 +12,7 @@ def normalizing_affine(gamma, beta, mean, var, eps: float):
     """(scale, shift, 1/sigma) in float64 with gamma * (x - mu) / sigma + beta = scale * x + shift.
 
     In evaluation (mu, var = the running statistics) these are constants; the packed compiler folds
-    them (:mod:`numbnn.inference.lower`), so both compute them here, the same way.
+    them (:mod:`numbnn.inference.lower.layers`), so both compute them here, the same way.
     """
     mean, var = np.asarray(mean, np.float64), np.asarray(var, np.float64)
     inv_std = 1.0 / np.sqrt(var + eps)

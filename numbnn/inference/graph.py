@@ -73,6 +73,10 @@ class Graph:
                 needed.update(node.inputs)
         self.nodes = kept[::-1]
 
+    def value_specs(self) -> dict[int, Spec]:
+        """Every value's spec, as :meth:`check` infers it (the fusion passes read shapes and dtypes)."""
+        return self.check()[1]
+
     def check(self) -> tuple[list[Op], dict[int, Spec]]:
         """Build every op and infer every value's spec; GraphError on the first problem."""
         specs = {self.input: self.input_spec}

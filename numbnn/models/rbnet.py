@@ -69,7 +69,8 @@ import numpy as np
 import numbnn.functional as F
 from numbnn.autograd import Tensor
 from numbnn.errors import InputError
-from numbnn.models.cost import FLOAT32_BYTES, CostExtra, LayerCost
+from numbnn.models.cost import CostExtra, LayerCost
+from numbnn.models.cost.records import FLOAT32_BYTES
 from numbnn.models.registry import register_model
 from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, RPReLU, Sequential
 from numbnn.nn.activation import check_channels

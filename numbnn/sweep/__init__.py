@@ -1,6 +1,8 @@
 """Accuracy-vs-cost sweeps: many training runs on Dask, one results directory, a report with Pareto fronts.
 
 - :mod:`~numbnn.sweep.spec`: a TOML spec -> validated runs (grid and/or list, defaults, overrides);
+- :mod:`~numbnn.sweep.runs`: one run's settings -> a normalised :class:`Run`, checked against the model and
+  ``TrainConfig``;
 - :mod:`~numbnn.sweep.hashing`: a run's key, the hash of its normalised configuration;
 - :mod:`~numbnn.sweep.store`: ``<out>/<key>/{checkpoint.h5, metrics.json | error.json}``, written atomically;
 - :mod:`~numbnn.sweep.task`: one run on a worker (``numbnn.train.run.train`` in-process, then ``summarize``);
@@ -18,7 +20,8 @@ functions that need them, which raise :class:`~numbnn.errors.MissingDependencyEr
 from numbnn.sweep.hashing import config_hash
 from numbnn.sweep.report import Report, build_report, write_report
 from numbnn.sweep.runner import SweepOutcome, plan, run_sweep
-from numbnn.sweep.spec import Run, Sweep, load_spec, parse_overrides, parse_spec
+from numbnn.sweep.runs import Run
+from numbnn.sweep.spec import Sweep, load_spec, parse_overrides, parse_spec
 
 __all__ = [
     "Report", "Run", "Sweep", "SweepOutcome", "build_report", "config_hash", "load_spec", "parse_overrides",

@@ -24,7 +24,8 @@ from pathlib import Path
 from numbnn.errors import InputError
 from numbnn.sweep import store
 from numbnn.sweep.cluster import dask_client, default_workers, import_distributed
-from numbnn.sweep.spec import Run, Sweep
+from numbnn.sweep.runs import Run
+from numbnn.sweep.spec import Sweep
 from numbnn.sweep.task import store_result, train_run
 from numbnn.train.progress import ProgressBar
 

@@ -145,7 +145,7 @@ class PackAccumulator(Op):
     """Signs of a per-channel function of int32 accumulators as packed bits: (acc < threshold) XOR flip.
 
     The compiler derives threshold/flip by evaluating the float steps between a binary layer and the
-    next sign on every possible accumulator value (see :mod:`numbnn.inference.fuse`), so the bits equal
+    next sign on every possible accumulator value (see :mod:`numbnn.inference.fuse.packs`), so the bits equal
     the float model's signs exactly.
     """
 

@@ -1,0 +1,60 @@
+"""Rewrites that make a lowered graph fast without changing a single output bit (in the order run).
+
+1. :func:`share_packs`: one ``pack`` per distinct (value, groups, threshold): two binary convs reading
+   the same activation (ReActNet's duplicated 1x1 branches) pack it once.
+2. :func:`repeated_inputs_as_other`: a residual made of channel copies (``concat([x] * k)``) is read
+   as x with repeated channels.
+3. :func:`merge_steps`: chains of ``elementwise`` nodes become one node, so alpha, batch norm, the
+   residual add and RPReLU after a binary conv are one pass (same float32 steps in the same order). A
+   residual read as the first input is swapped to the second when legal.
+4. :func:`merge_concatenated_branches`: binary convs on the same packed input whose step outputs are
+   concatenated (ReActNet's duplicated 1x1 branches) become one conv with the output channels of all,
+   one steps node, and no concatenation.
+5. :func:`fold_into_packs`: a ``pack`` reading ``x + b`` / ``x - b`` / ``sign(x)`` packs x against the
+   threshold -b / b / 0 instead (exact in floating point, see :class:`numbnn.inference.ops.Pack`):
+   RSign's threshold is applied while packing.
+6. :func:`fold_movements_into_packs` / :func:`fold_movements_into_steps`: packing, or per-channel
+   steps on, a rearranged tensor (ShuffleNet's channel shuffle, RB-Net's space-to-depth, shifts and
+   padding) read straight from the source through an index map instead.
+7. :func:`fold_accumulator_packs`: a ``pack`` of per-channel float steps of a binary layer's int32
+   result (no residual in between) becomes integer thresholds on the accumulator (``pack_acc``), LCE's
+   bitpacked output. The steps are evaluated in float32 on *every* accumulator value the layer can
+   produce; a channel whose sign pattern is one switch gives threshold + flip (a negative scale flips
+   the comparison), so the bits equal the float model's. A channel with more switches keeps the float
+   path.
+8. :func:`fuse_convolutions_and_steps`: a binary conv and the steps reading it run as one kernel, block
+   by block, so the int32 results never go to memory.
+9. :func:`fuse_packs_into_conv_steps`: a ``pack`` of a fused conv's float output is done by that conv,
+   block by block while the rows are in the cache; the node then writes two values, the float output
+   (ReActNet's next residual) and its packed signs (the next RSign), and nothing reads the float output
+   a second time to pack it. Same comparison per element, same bits.
+
+One module per family of rewrite: :mod:`~numbnn.inference.fuse.packs` (1, 5, 7),
+:mod:`~numbnn.inference.fuse.steps` (2-4), :mod:`~numbnn.inference.fuse.movements` (6) and
+:mod:`~numbnn.inference.fuse.convs` (8, 9).
+"""
+
+from __future__ import annotations
+
+from numbnn.inference.fuse.convs import fuse_convolutions_and_steps, fuse_packs_into_conv_steps
+from numbnn.inference.fuse.movements import fold_movements_into_packs, fold_movements_into_steps
+from numbnn.inference.fuse.packs import fold_accumulator_packs, fold_into_packs, share_packs
+from numbnn.inference.fuse.steps import merge_concatenated_branches, merge_steps, repeated_inputs_as_other
+from numbnn.inference.graph import Graph
+
+
+def optimize(graph: Graph) -> Graph:
+    share_packs(graph)
+    repeated_inputs_as_other(graph)
+    merge_steps(graph)
+    merge_concatenated_branches(graph)
+    merge_steps(graph)
+    fold_into_packs(graph)
+    fold_movements_into_packs(graph)
+    fold_movements_into_steps(graph)
+    share_packs(graph)
+    fold_accumulator_packs(graph)
+    fuse_convolutions_and_steps(graph)
+    fuse_packs_into_conv_steps(graph)
+    graph.prune()
+    return graph

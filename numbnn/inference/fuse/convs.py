@@ -1,0 +1,43 @@
+"""Kernel fusion: a binary conv and the steps reading it run as one kernel (``bconv_steps``), which then
+also packs its float output for the next sign."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numbnn.inference.graph import Graph, Node
+
+def fuse_convolutions_and_steps(graph: Graph) -> None:
+    """A ``bconv`` read only by an ``elementwise`` node becomes one ``bconv_steps`` node."""
+    producers = graph.producers()
+    for index, node in enumerate(graph.nodes):
+        if node.op != "elementwise":
+            continue
+        conv = producers.get(node.inputs[0])
+        if conv is None or conv.op != "bconv" or graph.use_count(conv.output) != 1 or "moves" in node.attrs:
+            continue
+        graph.nodes[index] = Node("bconv_steps", [conv.inputs[0], *node.inputs[1:]], node.output,
+                                  {**conv.attrs, "stages": node.attrs["stages"]},
+                                  {"weight": conv.consts["weight"], "params": node.consts["params"]})
+    graph.prune()
+
+
+def fuse_packs_into_conv_steps(graph: Graph) -> None:
+    """The first ``pack`` reading a ``bconv_steps`` node's output becomes that node's second output.
+
+    Only fused convs: a steps node's (the stem's batch norm) 32 channels pack faster on their own,
+    two rows per word (measured)."""
+    producers = graph.producers()
+    for node in list(graph.nodes):
+        if node.op != "pack":
+            continue
+        conv = producers.get(node.inputs[0])
+        if conv is None or conv.op != "bconv_steps" or conv.extra_outputs:
+            continue
+        threshold = node.consts.get("threshold")
+        if threshold is None:
+            threshold = np.zeros(conv.consts["weight"].shape[0], np.float32)  # x < 0 is x - 0 < 0
+        conv.attrs = {**conv.attrs, "pack_groups": node.attrs["groups"]}
+        conv.consts = {**conv.consts, "pack_threshold": threshold}
+        conv.extra_outputs = [node.output]
+        graph.nodes.remove(node)

@@ -1,0 +1,83 @@
+"""Lowering rules of pooling, reductions and the shape ops (concatenation, reshape, transpose, padding,
+slicing): the packed ops of the same names, the batch axis kept whole."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numbnn.autograd import basic_ops
+from numbnn.errors import InputError
+from numbnn.functional import pooling, shape
+from numbnn.inference.lower.builder import value_input
+from numbnn.inference.trace import BatchDim
+from numbnn.kernels._checks import as_pair
+
+
+def _pool(op: str):
+    def rule(b, inputs, kw, out):
+        x = value_input(inputs[0], f"{op} input")
+        kernel = as_pair(kw["kernel_size"], "kernel_size", 1)
+        stride = kernel if kw["stride"] is None else as_pair(kw["stride"], "stride", 1)
+        padding = kw["padding"]
+        padding = "same" if isinstance(padding, str) else list(as_pair(padding, "padding", 0))
+        return b.emit(op, [x], {"kernel_size": list(kernel), "stride": list(stride), "padding": padding})
+
+    return rule
+
+
+def _reduce(fn: str):
+    def rule(b, inputs, kw, out):
+        x = value_input(inputs[0], f"{fn} input")
+        axis = kw.get("axis")
+        if axis is None:
+            raise InputError(f"model: {fn} over all axes would mix the images of a batch")
+        axis = [int(axis)] if np.isscalar(axis) else [int(a) for a in axis]
+        return b.emit("reduce", [x], {"fn": fn, "axis": axis, "keepdims": bool(kw.get("keepdims", False))})
+
+    return rule
+
+
+def _concat(b, inputs, kw, out):
+    values = [value_input(entry, "concatenated input") for entry in inputs]
+    return b.emit("concat", values, {"axis": int(kw["axis"])})
+
+
+def _reshape(b, inputs, kw, out):
+    shape = [{"batch": s.factor} if isinstance(s, BatchDim) else int(s) for s in kw["shape"]]
+    return b.emit("reshape", [value_input(inputs[0], "reshape input")], {"shape": shape})
+
+
+def _transpose(b, inputs, kw, out):
+    if kw["axes"] is None:
+        raise InputError("model: a full transpose would move the batch axis")
+    return b.emit("transpose", [value_input(inputs[0], "transpose input")], {"axes": [int(a) for a in kw["axes"]]})
+
+
+def _pad(b, inputs, kw, out):
+    return b.emit("pad", [value_input(inputs[0], "pad input")],
+                  {"pad_width": [[int(x), int(y)] for x, y in kw["pad_width"]], "value": float(kw["value"])})
+
+
+def _getitem(b, inputs, kw, out):
+    """Basic slicing (e.g. RB-Net's cyclic shifts and crops); the batch axis must stay whole."""
+    index = kw["index"] if isinstance(kw["index"], tuple) else (kw["index"],)
+    if not all(isinstance(s, slice) for s in index) or not index or index[0] != slice(None):
+        raise InputError(f"model: indexing with {kw['index']!r}; packed inference supports slices that keep the batch whole")
+    entries = [[s.start, s.stop, s.step] for s in index]
+    if any(isinstance(v, BatchDim) or not (v is None or isinstance(v, int)) for e in entries for v in e):
+        raise InputError(f"model: slice bounds {kw['index']!r} must be plain integers")
+    return b.emit("slice", [value_input(inputs[0], "sliced input")], {"index": entries})
+
+
+RULES = {
+    basic_ops.Mean: _reduce("mean"),
+    basic_ops.Sum: _reduce("sum"),
+    basic_ops.Max: _reduce("max"),
+    basic_ops.Reshape: _reshape,
+    basic_ops.GetItem: _getitem,
+    basic_ops.Transpose: _transpose,
+    pooling.AvgPool2d: _pool("avg_pool"),
+    pooling.MaxPool2d: _pool("max_pool"),
+    shape.Concat: _concat,
+    shape.Pad: _pad,
+}
