@@ -7,6 +7,7 @@ import numpy as np
 
 from numbnn.inference.graph import Graph, Node
 
+
 def fuse_convolutions_and_steps(graph: Graph) -> None:
     """A ``bconv`` read only by an ``elementwise`` node becomes one ``bconv_steps`` node."""
     producers = graph.producers()
