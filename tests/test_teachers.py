@@ -102,3 +102,20 @@ def test_a_distilled_run_records_its_teacher_and_differs_from_a_plain_one(tmp_pa
 def test_an_unknown_teacher_targets_mode_is_refused():
     with pytest.raises(InputError, match="teacher_targets"):
         make_config("reactnet-a", teacher_targets="sometimes")
+
+
+def test_two_step_runs_the_teacher_over_the_training_images_once(tmp_path, monkeypatch):
+    from numbnn.models.resnet import ResNet20
+
+    seen = []
+    forward = ResNet20.forward
+
+    def counting_forward(self, x):
+        seen.append(len(x.data))
+        return forward(self, x)
+
+    monkeypatch.setattr(ResNet20, "forward", counting_forward)
+    options = {**BASE, "epochs": 2, "recipe": "two-step", "teacher": "resnet-20", "teacher_targets": "once"}
+    result = run.train("bnn-small", options=options, model_args=TINY, out=tmp_path / "s.h5", progress=False)
+    assert [record["step"] for record in result.result.history] == [1, 2]
+    assert sum(seen) == BASE["limit"]  # one pass over the 48 training images, not one per step

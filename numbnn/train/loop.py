@@ -64,6 +64,7 @@ def fit(
     test_set: tuple | None = None,
     *,
     teacher=None,
+    teacher_targets: np.ndarray | None = None,
     checkpoint: str | None = None,
     resume: TrainingState | None = None,
     progress: bool = True,
@@ -76,6 +77,8 @@ def fit(
     - ``teacher``: a model whose softmax is the target (distillation: soft cross-entropy to the
       teacher's distribution, ReActNet's loss); run in eval mode without a graph. Label smoothing does
       not apply then.
+    - ``teacher_targets``: :func:`teacher_targets_once` of ``teacher`` on these training images, when
+      the caller already has them (the two-step recipe computes them once for both steps).
     - ``checkpoint``: path written (atomically) every ``config.save_every`` epochs, after the last
       epoch, and when a SIGINT/SIGTERM stops the run mid-epoch (then at the exact step reached).
     - ``resume``: a :class:`TrainingState` read from such a checkpoint; ``model`` must already hold its
@@ -115,8 +118,9 @@ def fit(
         return FitResult(history, pos.epoch, interrupted, pos.step, checkpoint, time.perf_counter() - started)
 
     with StopRequest() as stop, ProgressBar(progress) as bar:
-        targets = teacher_targets_once(teacher, images, config.eval_batch_size, bar) if (
-            teacher is not None and config.teacher_targets == "once") else None
+        targets = teacher_targets
+        if targets is None and teacher is not None and config.teacher_targets == "once":
+            targets = teacher_targets_once(teacher, images, config.eval_batch_size, bar)
         for epoch in range(position.epoch, config.epochs):
             rng.bit_generator.state = position.rng_state
             plan = batches.plan_epoch()
@@ -196,6 +200,7 @@ def teacher_targets_once(teacher, images: np.ndarray, batch_size: int, bar) -> n
     augmented batches. A 2-pixel crop or a horizontal flip keeps an image's class, so the un-augmented
     image's distribution serves as the target of its augmented copies (chosen on proxies; see
     ``BINARY_RECIPE`` in numbnn/models/layout.py for the commands and figures)."""
+    teacher.eval()
     batches = BatchIterator(images, np.zeros(len(images), np.int64), batch_size, shuffle=False)
     task = bar.task("teacher", len(batches))
     chunks = []

@@ -41,7 +41,7 @@ from numbnn.models import build_model
 from numbnn.train.config import RECIPES, TrainConfig
 from numbnn.train.data import BatchIterator
 from numbnn.train.evaluate import evaluate
-from numbnn.train.loop import FitResult, fit
+from numbnn.train.loop import FitResult, fit, teacher_targets_once
 from numbnn.train.progress import ProgressBar
 
 
@@ -92,6 +92,12 @@ def two_step(model, config: TrainConfig, train_set, test_set=None, *, checkpoint
     ``resume``: the TrainingState of a step-1 checkpoint; step 1 continues from it, then step 2 runs.
     """
     config1, config2 = step_configs(config)
+    teacher, started = fit_options.get("teacher"), time.perf_counter()
+    if teacher is not None and config.teacher_targets == "once":  # one teacher pass serves both steps
+        with ProgressBar(fit_options.get("progress", True)) as bar:
+            targets = teacher_targets_once(teacher, train_set[0], config.eval_batch_size, bar)
+        fit_options = {**fit_options, "teacher_targets": targets}
+    teacher_seconds = time.perf_counter() - started
     first = resume.model if resume is not None else step1_model(model)
     step1_path = str(step1_checkpoint_path(checkpoint)) if checkpoint is not None else None
     record = {"step": 1, "config": config.to_dict(), "final": Path(checkpoint).name} if checkpoint is not None else None
@@ -104,7 +110,7 @@ def two_step(model, config: TrainConfig, train_set, test_set=None, *, checkpoint
     history = [{**record, "step": 1} for record in result1.history]
     history += [{**record, "step": 2, "epoch": record["epoch"] + config1.epochs} for record in result2.history]
     return dataclasses.replace(result2, history=history, epochs_completed=config1.epochs + result2.epochs_completed,
-                               seconds=result1.seconds + result2.seconds)
+                               seconds=teacher_seconds + result1.seconds + result2.seconds)
 
 
 def step1_checkpoint_path(path) -> Path:
