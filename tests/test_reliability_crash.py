@@ -25,7 +25,7 @@ import numbnn.io
 from numbnn.io import verify_envelope
 
 EPOCHS = 3
-TRAIN = ["train", "--model", "bnn-small", "--model-arg", "widths=[8,8,16]", "--limit", 256, "--test-limit", 100,
+TRAIN = ["train", "--model", "bnn-small", "--model-arg", "widths=[8,8,16]", "--limit", 1024, "--test-limit", 100,
          "--batch-size", 32, "--epochs", EPOCHS, "--save-every", 1, "--seed", 7, "--threads", 1, "--json"]
 DEADLINE_S = 300  # for the whole scenario on a busy machine; each stage normally takes seconds
 NUMBNN = [sys.executable, "-c", "import sys; from numbnn.cli.main import run; sys.argv[0] = 'numbnn'; run()"]
@@ -68,15 +68,21 @@ def scenario(tmp_path_factory):
     try:
         killed, terminated = processes["killed"], processes["terminated"]
         checkpoint = dirs["killed"] / "run.h5"
-        wait_until(checkpoint.exists, [killed], "the first checkpoint", deadline)
-        killed.send_signal(signal.SIGKILL)
+        log = dirs["terminated"] / "stderr.txt"
+        # Watch both at once: each is signalled the moment its condition holds (an epoch takes about a
+        # second, so waiting for one run first could let the other finish before its signal).
+        pending = {"killed": (checkpoint.exists, signal.SIGKILL),
+                   "terminated": (lambda: f"epoch 1/{EPOCHS}:" in log.read_text(), signal.SIGTERM)}
+        while pending:
+            for name, (ready, signum) in list(pending.items()):
+                if ready():
+                    processes[name].send_signal(signum)
+                    del pending[name]
+            wait_until(lambda: not pending or any(ready() for ready, _ in pending.values()),
+                       [processes[name] for name in pending], f"the signal points of {sorted(pending)}", deadline)
         seen.killed_code = finish(killed, deadline)
         seen.killed_pid = killed.pid
         seen.after_kill = listing(dirs["killed"])
-
-        log = dirs["terminated"] / "stderr.txt"
-        wait_until(lambda: f"epoch 1/{EPOCHS}:" in log.read_text(), [terminated], "the first epoch line", deadline)
-        terminated.send_signal(signal.SIGTERM)
         seen.terminated_code = finish(terminated, deadline)
         seen.terminated_stderr = log.read_text()
         seen.after_term = listing(dirs["terminated"])
