@@ -1,7 +1,9 @@
-"""Test-wide settings: a hypothesis profile without deadlines (Numba compiles on first call)."""
+"""Test-wide settings: a hypothesis profile without deadlines (Numba compiles on first call), and a
+fresh user cache per test, so cached teacher targets never carry over between tests or CI runs."""
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -12,3 +14,9 @@ settings.register_profile(
     derandomize=bool(os.environ.get("CI")),
 )
 settings.load_profile("numbnn")
+
+
+@pytest.fixture(autouse=True)
+def fresh_user_cache(tmp_path_factory, monkeypatch):
+    """``$XDG_CACHE_HOME`` in a temporary directory (the shipped FashionMNIST in data/ is found first)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))

@@ -119,3 +119,31 @@ def test_two_step_runs_the_teacher_over_the_training_images_once(tmp_path, monke
     result = run.train("bnn-small", options=options, model_args=TINY, out=tmp_path / "s.h5", progress=False)
     assert [record["step"] for record in result.result.history] == [1, 2]
     assert sum(seen) == BASE["limit"]  # one pass over the 48 training images, not one per step
+
+
+def test_once_targets_are_cached_and_a_damaged_cache_file_is_recomputed(monkeypatch):
+    from numbnn.datasets import cache_dir
+    from numbnn.models.resnet import ResNet20
+
+    seen = []
+    forward = ResNet20.forward
+
+    def counting_forward(self, x):
+        seen.append(len(x.data))
+        return forward(self, x)
+
+    monkeypatch.setattr(ResNet20, "forward", counting_forward)
+    teacher = numbnn.io.load(resolve_teacher("resnet-20"))
+    images, _ = load_split("train", 20)
+    with ProgressBar(False) as bar:
+        first = teacher_targets_once(teacher, images, 8, bar)
+        assert sum(seen) == 20
+        again = teacher_targets_once(teacher, images, 8, bar)
+        assert sum(seen) == 20 and np.array_equal(first, again)  # read from the cache, bit for bit
+        other = teacher_targets_once(teacher, images[:10], 8, bar)
+        assert sum(seen) == 30  # other images: another key, another pass
+        np.testing.assert_allclose(other, first[:10], rtol=1e-5, atol=1e-7)
+        for file in (cache_dir() / "teacher-targets").iterdir():
+            file.write_bytes(file.read_bytes()[:600])  # truncated: recomputed, never an error
+        assert np.array_equal(teacher_targets_once(teacher, images, 8, bar), first) and sum(seen) == 50
+    assert len(list((cache_dir() / "teacher-targets").glob("*.h5"))) == 2

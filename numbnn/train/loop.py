@@ -27,6 +27,7 @@ from numbnn.train.threads import default_training_threads
 from numbnn.train.optimizers import build_optimizer
 from numbnn.train.progress import ProgressBar
 from numbnn.train.signals import StopRequest
+from numbnn.train.target_cache import cached_targets, targets_key
 
 
 @dataclass
@@ -199,15 +200,20 @@ def teacher_targets_once(teacher, images: np.ndarray, batch_size: int, bar) -> n
     ``teacher_targets="once"``: one teacher pass before training instead of one per epoch on the
     augmented batches. A 2-pixel crop or a horizontal flip keeps an image's class, so the un-augmented
     image's distribution serves as the target of its augmented copies (chosen on proxies; see
-    ``BINARY_RECIPE`` in numbnn/models/layout.py for the commands and figures)."""
+    ``BINARY_RECIPE`` in numbnn/models/layout.py for the commands and figures). Runs that share the
+    teacher, images and batch size share one pass (:mod:`numbnn.train.target_cache`)."""
     teacher.eval()
-    batches = BatchIterator(images, np.zeros(len(images), np.int64), batch_size, shuffle=False)
-    task = bar.task("teacher", len(batches))
-    chunks = []
-    for x, _ in batches:
-        chunks.append(predict_softmax(teacher, x))
-        bar.update(task)
-    return np.concatenate(chunks)
+
+    def compute() -> np.ndarray:
+        batches = BatchIterator(images, np.zeros(len(images), np.int64), batch_size, shuffle=False)
+        task = bar.task("teacher", len(batches))
+        chunks = []
+        for x, _ in batches:
+            chunks.append(predict_softmax(teacher, x))
+            bar.update(task)
+        return np.concatenate(chunks)
+
+    return cached_targets(targets_key(teacher, images, batch_size), len(images), compute)
 
 
 def _check_finite_parameters(model, position: Position) -> None:
