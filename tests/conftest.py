@@ -16,7 +16,16 @@ settings.register_profile(
 settings.load_profile("numbnn")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_user_cache(tmp_path_factory):
+    """``$XDG_CACHE_HOME`` in a temporary directory for module- and session-scoped fixtures too (the
+    shipped FashionMNIST in data/ is found before the cache), so no test writes to the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache-session")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def fresh_user_cache(tmp_path_factory, monkeypatch):
-    """``$XDG_CACHE_HOME`` in a temporary directory (the shipped FashionMNIST in data/ is found first)."""
+    """A cache of its own for every test: a target cached by one test never serves another."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
