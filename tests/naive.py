@@ -22,8 +22,12 @@ def signs(x):
 # ---- float im2col -------------------------------------------------------------------------------
 
 
-def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
-    """Receptive field of each output pixel, one row per (n, oy, ox), columns ordered (kh, kw, c)."""
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1, groups=1):
+    """Receptive field of each output pixel, one row per (n, oy, ox), columns ordered (kh, kw, c);
+    with groups, the im2col of each group's channel slice side by side."""
+    if groups > 1:
+        parts = np.split(np.asarray(x), groups, axis=-1)
+        return np.concatenate([im2col(part, kernel_size, stride, padding, dilation) for part in parts], axis=1)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel_size, stride, padding, dilation))
     n, h, w, c = x.shape
     ho, wo = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
@@ -39,8 +43,14 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     return cols.reshape(n * ho * wo, kh * kw * c)
 
 
-def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
-    """Scatter-add each column entry onto the input pixel it was read from."""
+def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, groups=1):
+    """Scatter-add each column entry onto the input pixel it was read from; with groups, each group's
+    block of columns onto its channel slice."""
+    if groups > 1:
+        part_shape = tuple(input_shape[:3]) + (input_shape[3] // groups,)
+        parts = np.split(np.asarray(cols), groups, axis=1)
+        parts = [col2im(part, part_shape, kernel_size, stride, padding, dilation) for part in parts]
+        return np.concatenate(parts, axis=-1)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel_size, stride, padding, dilation))
     n, h, w, c = input_shape
     ho, wo = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
@@ -141,11 +151,11 @@ def unpack_sign_rows(bits, rows):
     return out[:rows]
 
 
-def pack_sign_columns(x, kernel_size, stride=1, padding=0, dilation=1):
-    """im2col of sign(x) with padding taps +1, as the rows' bits."""
+def pack_sign_columns(x, kernel_size, stride=1, padding=0, dilation=1, groups=1):
+    """im2col of sign(x) (group by group) with padding taps +1, as the rows' bits."""
     (ph, pw) = pair(padding)
     padded = np.pad(signs(x), ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=1.0)
-    cols = im2col(padded, kernel_size, stride, 0, dilation)
+    cols = im2col(padded, kernel_size, stride, 0, dilation, groups)
     rows, k = cols.shape
     chunks = -(-rows // 32)
     full = np.ones((chunks * 32, k))
@@ -156,9 +166,12 @@ def pack_sign_columns(x, kernel_size, stride=1, padding=0, dilation=1):
     return bits
 
 
-def sign_rows_matmul(bits, g):
-    """S^T g in float64, S the +1/-1 matrix of the bits with len(g) rows."""
-    return unpack_sign_rows(bits, len(g)).T @ np.asarray(g, dtype=np.float64)
+def sign_rows_matmul(bits, g, groups=1):
+    """S^T g in float64, S the +1/-1 matrix of the bits with len(g) rows; with groups, S_g^T g_g for
+    each group's column block of S and channel block of g, side by side."""
+    s, g = unpack_sign_rows(bits, len(g)), np.asarray(g, dtype=np.float64)
+    pairs = zip(np.split(s, groups, axis=1), np.split(g, groups, axis=1))
+    return np.concatenate([s_g.T @ g_g for s_g, g_g in pairs], axis=1)
 
 
 def padding_tap_sums(g, input_hw, kernel_size, stride=1, padding=0, dilation=1):

@@ -5,6 +5,8 @@ binary_conv2d and binary_linear must equal the float reference conv2d(pad(sign(x
 reference built from the same straight-through estimators.
 """
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -232,20 +234,23 @@ def test_binary_conv2d_gradients_in_blocks_with_scale_equal_reference(monkeypatc
         np.testing.assert_allclose(a.grad, b.grad, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("pad_value,stride,channels", [(0, 1, 32), (-1, 2, 33), (1, 1, 40)])
-def test_float32_weight_gradient_by_table_lookup_matches_float64_reference(monkeypatch, pad_value, stride, channels):
-    """float32 with K = 9 * C >= LOOKUP_MIN_COLUMNS: dW comes from kernels.sign_rows_matmul on packed
-    columns (padding taps corrected), equal to the float64 definition up to float32 rounding."""
+@pytest.mark.parametrize(
+    "pad_value,stride,channels,groups", [(0, 1, 32, 1), (-1, 2, 33, 1), (1, 1, 40, 1), (0, 2, 66, 2), (-1, 1, 128, 4)]
+)
+def test_float32_weight_gradient_by_table_lookup_matches_float64_reference(monkeypatch, pad_value, stride, channels,
+                                                                           groups):
+    """float32 with K = 9 * C/groups >= LOOKUP_MIN_COLUMNS: dW comes from kernels.sign_rows_matmul on packed
+    (group) columns (padding taps corrected), equal to the float64 definition up to float32 rounding."""
     from numbnn.functional import binary as binary_module
 
-    assert 9 * channels >= binary_module.LOOKUP_MIN_COLUMNS
+    assert 9 * channels // groups >= binary_module.LOOKUP_MIN_COLUMNS
     calls = []
     product = numbnn.kernels.sign_rows_matmul
     monkeypatch.setattr(numbnn.kernels, "sign_rows_matmul", lambda *a: calls.append(1) or product(*a))
     rng = np.random.default_rng(channels)
-    x, w = rng.standard_normal((3, 6, 5, channels)), 0.5 * rng.standard_normal((20, 3, 3, channels))
+    x, w = rng.standard_normal((3, 6, 5, channels)), 0.5 * rng.standard_normal((20, 3, 3, channels // groups))
     scale = rng.random(20) + 0.5
-    options = dict(stride=stride, padding=1, dilation=1, groups=1, pad_value=pad_value, act_quantizer="approx",
+    options = dict(stride=stride, padding=1, dilation=1, groups=groups, pad_value=pad_value, act_quantizer="approx",
                    act_clip=1.0, weight_clip=1.0)
     x32, w32 = Tensor(x.astype(np.float32), requires_grad=True), Tensor(w.astype(np.float32), requires_grad=True)
     out = F.binary_conv2d(x32, w32, scale=scale.astype(np.float32), **options)
@@ -258,6 +263,73 @@ def test_float32_weight_gradient_by_table_lookup_matches_float64_reference(monke
     for got, want in ((x32.grad, x64.grad), (w32.grad, w64.grad)):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@st.composite
+def grouped_conv_case(draw):
+    """A grouped binary conv: 2-4 groups, odd channel counts per group, stride 2, padding, batch 1."""
+    groups, cg = draw(st.integers(2, 4)), draw(st.sampled_from([1, 3, 5, 33]))  # 9 * 33 >= LOOKUP_MIN_COLUMNS
+    k, padding = draw(st.sampled_from([1, 3])), draw(st.integers(0, 1))
+    h, w = draw(st.integers(max(1, k - 2 * padding), 6)), draw(st.integers(max(1, k - 2 * padding), 6))
+    og = draw(st.sampled_from([1, 3, 16, 17]))
+    return dict(
+        shape_x=(draw(st.integers(1, 2)), h, w, groups * cg), shape_w=(groups * og, k, k, cg),
+        stride=draw(st.integers(1, 2)), padding=padding, dilation=1, groups=groups,
+        pad_value=draw(st.sampled_from([0, 1, -1])), act_quantizer=draw(st.sampled_from(["ste", "approx"])),
+        act_clip=draw(st.sampled_from([1.0, "per channel"])), weight_clip=1.0, with_scale=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**16)),
+    )
+
+
+def _per_group_binary_conv2d(x, w, scale, upstream, options):
+    """Each group as its own ungrouped binary_conv2d on its channel slices, concatenated:
+    (out, dx, dw, dscale or None)."""
+    groups = options["groups"]
+    cg, og = x.shape[-1] // groups, w.shape[0] // groups
+    results = []
+    for i in range(groups):
+        ci, oi = slice(i * cg, (i + 1) * cg), slice(i * og, (i + 1) * og)
+        xt, wt = Tensor(np.ascontiguousarray(x[..., ci]), requires_grad=True), Tensor(w[oi], requires_grad=True)
+        st_ = None if scale is None else Tensor(scale[oi], requires_grad=True)
+        clip = options["act_clip"] if np.ndim(options["act_clip"]) == 0 else options["act_clip"][ci]
+        out = F.binary_conv2d(xt, wt, scale=st_, **(options | dict(groups=1, act_clip=clip)))
+        out.backward(np.ascontiguousarray(upstream[..., oi]))
+        results.append((out.data, xt.grad, wt.grad, None if scale is None else st_.grad))
+    out, dx, dw, dscale = zip(*results)
+    return (np.concatenate(out, axis=-1), np.concatenate(dx, axis=-1), np.concatenate(dw),
+            None if scale is None else np.concatenate(dscale))
+
+
+@settings(max_examples=40, deadline=None)
+@given(grouped_conv_case(), st.sampled_from([np.float32, np.float64]), st.booleans(), st.booleans(), st.booleans())
+def test_grouped_binary_conv2d_equals_each_group_run_alone(case, dtype, lookup, one_image_blocks, integer_upstream):
+    """Values and gradients of a grouped conv equal those of its groups run as separate ungrouped convs,
+    on either weight-gradient path (float32: table lookup on packed group columns, or BLAS) and with
+    one image per column block: exactly for integer-valued upstream gradients (every sum exact in any
+    order), else to rounding."""
+    from numbnn.functional import binary as binary_module
+
+    x, w, scale, options = _inputs(case, dtype)
+    rng = np.random.default_rng(case["seed"] + 2)
+    patches = (mock.patch.object(binary_module, "LOOKUP_MIN_COLUMNS", 1 if lookup else 10**9),
+               mock.patch.object(conv_module, "BLOCK_ROWS", 1 if one_image_blocks else 10**9))
+    with patches[0], patches[1]:
+        xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+        st_ = None if scale is None else Tensor(scale, requires_grad=True)
+        out = F.binary_conv2d(xt, wt, scale=st_, **options)
+        upstream = rng.integers(-3, 4, out.shape) if integer_upstream else rng.standard_normal(out.shape)
+        out.backward(upstream.astype(dtype))
+        want = _per_group_binary_conv2d(x, w, scale, upstream.astype(dtype), options)
+    got = (out.data, xt.grad, wt.grad, None if scale is None else st_.grad)
+    for a, b in zip(got, want):
+        if b is None:
+            continue
+        assert a.dtype == dtype
+        if integer_upstream or b is want[0]:
+            np.testing.assert_array_equal(a, b)
+        else:
+            tol = 1e-12 if dtype == np.float64 else 1e-5
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, np.abs(b).max()))
 
 
 def test_binary_conv2d_forward_runs_on_the_packed_kernel(monkeypatch):

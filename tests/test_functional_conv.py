@@ -1,6 +1,8 @@
 """conv2d: forward vs a naive loop reference, backward vs finite differences (float64), all paths
 (im2col GEMM, 1x1 reshape/strided, grouped, depthwise shift-and-add with channel multiplier)."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -69,6 +71,34 @@ def test_conv2d_gradients_match_finite_differences(case):
         check_gradients(lambda a, b: F.conv2d(a, b, **kw), x, w)
     else:
         check_gradients(lambda a, b, c: F.conv2d(a, b, c, **kw), x, w, bias)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 4), st.sampled_from([1, 3, 5]), st.integers(1, 3), st.sampled_from([1, 3]), st.integers(1, 2),
+       st.integers(0, 1), st.integers(1, 2), st.booleans(), st.integers(0, 2**16))
+def test_grouped_conv2d_equals_each_group_run_alone(groups, cg, og, k, stride, padding, n, one_image_blocks, seed):
+    """Output and gradients of a grouped conv (group-major columns, one product per group on strided
+    views) equal its groups run as separate ungrouped convs on their channel slices, concatenated."""
+    rng = np.random.default_rng(seed)
+    side = max(1, k - 2 * padding) + int(rng.integers(0, 4))
+    x, w = rng.standard_normal((n, side, side + 1, groups * cg)), rng.standard_normal((groups * og, k, k, cg))
+    kw = dict(stride=stride, padding=padding)
+    with mock.patch.object(conv_module, "BLOCK_ROWS", 1 if one_image_blocks else 10**9):
+        xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+        out = F.conv2d(xt, wt, groups=groups, **kw)
+        upstream = rng.standard_normal(out.shape)
+        out.backward(upstream)
+        want = []
+        for i in range(groups):
+            xi = Tensor(x[..., i * cg : (i + 1) * cg], requires_grad=True)
+            wi = Tensor(w[i * og : (i + 1) * og], requires_grad=True)
+            oi = F.conv2d(xi, wi, **kw)
+            oi.backward(upstream[..., i * og : (i + 1) * og])
+            want.append((oi.data, xi.grad, wi.grad))
+    outs, dxs, dws = zip(*want)
+    expected = (np.concatenate(outs, -1), np.concatenate(dxs, -1), np.concatenate(dws))
+    for got, want_ in zip((out.data, xt.grad, wt.grad), expected):
+        np.testing.assert_allclose(got, want_, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("mult", [1, 2])

@@ -33,6 +33,19 @@ def test_split_products_equal_numpy(restore_threads, parts):
     assert transposed.shape == (300, 40) and np.isfinite(transposed).all()
 
 
+def test_split_products_read_and_fill_blocks_of_columns(restore_threads):
+    """A grouped convolution multiplies one group's block of columns into its block of the result:
+    strided views as `a` and as `out`, the columns around the block untouched."""
+    gemm.set_gemm_threads(2)
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((1001, 900)).astype(np.float32)[:, 300:600]
+    b = rng.standard_normal((300, 64)).astype(np.float32)
+    out = np.full((1001, 192), np.nan, dtype=np.float32)
+    gemm.matmul(a, b, out=out[:, 64:128])
+    np.testing.assert_allclose(out[:, 64:128], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+    assert np.isnan(out[:, :64]).all() and np.isnan(out[:, 128:]).all()
+
+
 def test_set_threads_limits_every_loaded_blas(restore_threads):
     blas = ThreadpoolController().select(user_api="blas")
     assert blas.lib_controllers  # numpy is imported, so its BLAS is loaded

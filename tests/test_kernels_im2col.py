@@ -1,4 +1,4 @@
-"""im2col / col2im against naive loops, the adjoint identity, and argument errors."""
+"""im2col / col2im (also grouped) against naive loops, the adjoint identity, and argument errors."""
 
 import numpy as np
 import pytest
@@ -81,6 +81,39 @@ def test_col2im_overwrites_a_given_out_slice():
     assert np.isnan(batch[0]).all() and np.isnan(batch[3:]).all()
 
 
+@st.composite
+def grouped_case(draw):
+    """conv_case with C = groups * C_g channels: 2-4 groups, odd C_g included."""
+    x, args, rng = draw(conv_case())
+    groups, per_group = draw(st.integers(2, 4)), draw(st.sampled_from([1, 2, 3, 5]))
+    x = rng.standard_normal(x.shape[:3] + (groups * per_group,)).astype(x.dtype)
+    x.flat[::5] = 0.0  # sign(0) = +1
+    return x, args, rng, groups
+
+
+@settings(max_examples=60)
+@given(grouped_case(), st.sampled_from([None, 0, 1, -1]))
+def test_grouped_columns_are_each_groups_columns_side_by_side(case, pad_value):
+    """Group g's block of columns is the im2col of its channel slice (float columns, or signs with
+    padding taps = pad_value), and col2im with groups scatters each block back onto its slice."""
+    x, args, rng, groups = case
+    signs = {} if pad_value is None else dict(signs=True, pad_value=pad_value)
+    got = im2col(x, **args, groups=groups, **signs)
+    if pad_value is None:
+        expected = naive.im2col(x, **args, groups=groups)
+    else:
+        (ph, pw) = args["padding"]
+        padded = np.pad(naive.signs(x).astype(x.dtype), ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=pad_value)
+        expected = naive.im2col(padded, **(args | {"padding": 0}), groups=groups)
+    np.testing.assert_array_equal(got, expected)
+    cols = rng.standard_normal(got.shape).astype(x.dtype)
+    back = col2im(cols, x.shape, **args, groups=groups)
+    tol = 1e-5 if x.dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(back, naive.col2im(cols, x.shape, **args, groups=groups), rtol=tol, atol=tol)
+    lhs = np.dot(im2col(x, **args, groups=groups).astype(np.float64).ravel(), cols.astype(np.float64).ravel())
+    assert lhs == pytest.approx(np.dot(x.astype(np.float64).ravel(), back.astype(np.float64).ravel()), rel=tol * 10, abs=tol * 10)
+
+
 def test_im2col_matmul_is_a_convolution():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 6, 5, 3))
@@ -126,6 +159,9 @@ def test_conv_output_size():
         (lambda: col2im(np.zeros((4, 18), np.int64), (1, 4, 4, 2), 3), "cols"),
         (lambda: col2im(np.zeros((4, 18)), (1, 4, 4), 3), "input_shape"),
         (lambda: col2im(np.zeros((4, 18)), (1, 4, -4, 2), 3), "input_shape"),
+        (lambda: im2col(np.zeros((1, 4, 4, 6)), 3, groups=4), "groups"),
+        (lambda: im2col(np.zeros((1, 4, 4, 6)), 3, groups=0), "groups"),
+        (lambda: col2im(np.zeros((4, 54)), (1, 4, 4, 6), 3, groups=4), "groups"),
     ],
 )
 def test_bad_arguments_name_the_argument(call, name):

@@ -36,6 +36,8 @@ CHECK = textwrap.dedent(
     bits = pack_sign_columns(x[:, :5, :6, :33].astype(np.float32), 3, padding=1)
     g = rng.standard_normal((60, 40)).astype(np.float32)
     assert np.allclose(sign_rows_matmul(bits, g), naive.sign_rows_matmul(bits, g), rtol=1e-5, atol=1e-4)
+    bits = pack_sign_columns(x[:, :5, :6, :66].astype(np.float32), 3, padding=1, groups=2)  # grouped: per group
+    assert np.allclose(sign_rows_matmul(bits, g, 2), naive.sign_rows_matmul(bits, g, 2), rtol=1e-5, atol=1e-4)
     print("tile_cols", TILE_COLS, "vector_popcount", target_has_vector_popcount())
     """
 )

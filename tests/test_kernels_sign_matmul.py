@@ -50,6 +50,26 @@ def test_sign_rows_matmul_and_padding_sums_match_naive(case, out_channels):
                                rtol=1e-6, atol=1e-5)
 
 
+@settings(max_examples=40)
+@given(conv_case(), st.integers(2, 4), st.sampled_from([1, 5, 16, 17]))
+def test_grouped_columns_and_product_are_each_groups_own(case, groups, per_group_out):
+    """Grouped bits are each group's columns side by side; the grouped product gives group g's output
+    channels S_g^T g_g (channels per group not a multiple of 16 included), bit for bit what packing
+    and multiplying the group alone gives."""
+    x, args, rng = case
+    x = np.concatenate([x] + [rng.standard_normal(x.shape).astype(x.dtype) for _ in range(groups - 1)], axis=-1)
+    bits = pack_sign_columns(x, **args, groups=groups)
+    np.testing.assert_array_equal(bits, naive.pack_sign_columns(x, **args, groups=groups))
+    m = len(naive.im2col(x[..., :1], **args))
+    g = rng.standard_normal((m, groups * per_group_out)).astype(np.float32)
+    got = sign_rows_matmul(bits, g, groups)
+    assert got.shape == (bits.shape[2] // groups, g.shape[1]) and got.T.flags.c_contiguous
+    np.testing.assert_allclose(got, naive.sign_rows_matmul(bits, g, groups), rtol=1e-5, atol=1e-4)
+    for i, (part, g_part) in enumerate(zip(np.split(x, groups, axis=-1), np.split(g, groups, axis=1))):
+        alone = sign_rows_matmul(pack_sign_columns(part, **args), np.ascontiguousarray(g_part))
+        np.testing.assert_array_equal(got[:, i * per_group_out : (i + 1) * per_group_out], alone)
+
+
 def test_a_large_product_is_accurate_to_float32_rounding():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 7, 7, 64)).astype(np.float32)
@@ -68,6 +88,8 @@ def test_a_large_product_is_accurate_to_float32_rounding():
         (lambda: sign_rows_matmul(np.zeros((1, 3, 5), np.uint8), np.zeros((20, 16), np.float32)), "bits"),
         (lambda: sign_rows_matmul(np.zeros((1, 4, 5), np.uint8), np.zeros((20, 16))), "g"),
         (lambda: padding_tap_sums(np.zeros((10, 3)), (4, 4), 3, padding=1), "output maps"),
+        (lambda: pack_sign_columns(np.zeros((1, 4, 4, 6)), 3, groups=4), "groups"),
+        (lambda: sign_rows_matmul(np.zeros((1, 4, 6), np.uint8), np.zeros((20, 16), np.float32), 4), "groups"),
     ],
 )
 def test_bad_arguments_name_the_argument(call, name):

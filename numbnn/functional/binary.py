@@ -28,38 +28,41 @@ from numbnn.functional.quantizers import STE_SIGN, Quantizer, binary_quantizer, 
 from numbnn.kernels import channels as _channel_kernels
 
 def _sign_columns(x, s, pad_value, out=None):
-    """im2col of sign(x) whose padding taps hold pad_value, in one pass (into ``out`` if given)."""
+    """im2col of sign(x) (group-major) whose padding taps hold pad_value, in one pass (into ``out`` if given)."""
     g = s.geom
     if g.kh == g.kw == 1 and g.ph == g.pw == 0:
         return columns(sign_values(x), s)
     return kernels.im2col(x, (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw), out=out, signs=True,
-                          pad_value=pad_value)
+                          pad_value=pad_value, groups=s.groups)
 
 
-# Weight gradients S^T g with at least this many columns K = KH*KW*C_in/groups use the table-lookup
-# product of kernels.sign_rows_matmul on packed sign columns; below it BLAS on float columns is faster
-# (measured here: a 3x3 conv from 32 input channels, K = 288, gains 1.5x; 1x1 convs up to 256 lose).
+# Weight gradients S^T g with at least this many columns K = KH*KW*C_in/groups (per group) use the
+# table-lookup product of kernels.sign_rows_matmul on packed sign columns; below it BLAS on float
+# columns is faster (measured here: a 3x3 conv from 32 input channels, K = 288, gains 1.5x; 1x1 convs
+# up to 256 lose).
 LOOKUP_MIN_COLUMNS = 288
 
 
 def _lookup_weight_grad(x, grad2, s) -> bool:
     k = s.geom.kh * s.geom.kw * s.c // s.groups
-    return x.dtype == grad2.dtype == np.float32 and s.groups == 1 and k >= LOOKUP_MIN_COLUMNS
+    return x.dtype == grad2.dtype == np.float32 and k >= LOOKUP_MIN_COLUMNS
 
 
 def _sign_weight_grad(x, grad2, s, pad_value):
-    """dL/d sign(w) = S^T g [O, KH, KW, C] by table lookup; S = im2col(sign(x)) with padding taps = pad_value.
+    """dL/d sign(w) = S^T g [O, KH, KW, C/G] by table lookup; S = im2col(sign(x)) with padding taps = pad_value.
 
-    The packed columns hold +1 in padding taps, so (1 - pad_value) * (sum of g over the output pixels
-    whose tap is in the padding) comes off each of that tap's C rows.
+    With G groups, group g's output channels take S_g^T g_g over their group's columns only (one call
+    for all groups). The packed columns hold +1 in padding taps, so (1 - pad_value) * (sum of g over
+    the output pixels whose tap is in the padding) comes off each of that tap's C/G rows.
     """
     g = s.geom
     geometry = ((g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw))
-    dw = kernels.sign_rows_matmul(kernels.pack_sign_columns(x, *geometry), grad2)  # [K, O]
+    bits = kernels.pack_sign_columns(x, *geometry, groups=s.groups)
+    dw = kernels.sign_rows_matmul(bits, grad2, s.groups)  # [K/G, O]
     if pad_value != 1 and (g.ph or g.pw):
         padded = kernels.padding_tap_sums(grad2, (s.h, s.w), *geometry)  # [taps, O]
-        dw -= np.repeat((1 - pad_value) * padded, s.c, axis=0).astype(dw.dtype)
-    return np.ascontiguousarray(dw.T).reshape(s.o, g.kh, g.kw, s.c)
+        dw -= np.repeat((1 - pad_value) * padded, s.c // s.groups, axis=0).astype(dw.dtype)
+    return np.ascontiguousarray(dw.T).reshape(s.o, g.kh, g.kw, s.c // s.groups)
 
 
 def _binary_conv_sums(x, w, s, pad_value):

@@ -34,7 +34,11 @@ def set_gemm_threads(count: int) -> None:
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """a @ b for 2-d arrays (``out``: a C-contiguous result buffer), rows split across :data:`threads`."""
+    """a @ b for 2-d arrays, rows split across :data:`threads`.
+
+    ``out``: a result buffer with unit column stride (C-contiguous, or a block of columns of one, as a
+    grouped convolution writes each group's part), which BLAS fills in place.
+    """
     rows = a.shape[0]
     if threads == 1 or _pool is None or rows < threads or rows * a.shape[1] * b.shape[1] < SPLIT_MIN_MACS:
         return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)

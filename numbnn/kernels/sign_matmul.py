@@ -25,6 +25,12 @@ the im2col matrix of sign(x) straight from NHWC x (no float columns), with paddi
 bits); :func:`padding_tap_sums` gives what those taps added, for callers whose padding is 0 or -1.
 float32 only; the 16-float vectors are LLVM vector IR (one AVX-512 instruction or two AVX2 ones).
 Sums run in a different order than BLAS's: results agree to float32 rounding.
+
+Grouped convolutions (``groups=G``): the columns are group-major as in :func:`numbnn.kernels.im2col`
+(group g's K_g = K/G columns are the block g*K_g:(g+1)*K_g) and the weight gradient is block-diagonal,
+dW_g = S_g^T G_g for the O/G output channels of group g. Each task's 16 channels lie in one group
+(the channel count per group is padded to whole vectors if need be), so it reads only its group's
+columns: the same work per multiply-add as one group alone, and one call covers every group.
 """
 
 import numba as nb
@@ -35,7 +41,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from numbnn.errors import InputError
-from numbnn.kernels._checks import require_array
+from numbnn.kernels._checks import as_int, require_array
 from numbnn.kernels.channels import chunk_sums as _chunk_sums
 from numbnn.kernels.channels import n_chunks
 from numbnn.kernels.geometry import conv_geometry
@@ -47,14 +53,17 @@ _F16 = ir.VectorType(ir.FloatType(), LANES)
 _I64 = ir.IntType(64)
 
 
-def pack_sign_columns(x, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
-    """Bits of S = im2col(sign(x)) ([N*Ho*Wo, KH*KW*C], as :func:`numbnn.kernels.im2col`) packed along
-    its rows: uint8 [ceil(M/32), 4, K]. Padding taps count as +1 (clear bits)."""
+def pack_sign_columns(x, kernel_size, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+    """Bits of S = im2col(sign(x)) ([N*Ho*Wo, KH*KW*C], as :func:`numbnn.kernels.im2col` with the same
+    ``groups``) packed along its rows: uint8 [ceil(M/32), 4, K]. Padding taps count as +1 (clear bits)."""
     x = require_array(x, "x", (np.float32, np.float64), ndim=4)
+    groups = as_int(groups, "groups", 1)
+    if x.shape[3] % groups:
+        raise InputError(f"x has {x.shape[3]} channels, not divisible by groups={groups}")
     g = conv_geometry(x.shape[1], x.shape[2], kernel_size, stride, padding, dilation)
     rows, k = x.shape[0] * g.ho * g.wo, g.kh * g.kw * x.shape[3]
     bits = np.empty((-(-rows // CHUNK), 4, k), dtype=np.uint8)
-    _pack_sign_columns(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, bits)
+    _pack_sign_columns(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, groups, bits)
     return bits
 
 
@@ -87,28 +96,39 @@ def _inside(size, out, stride, pad, offset):
     return lo, hi
 
 
-def sign_rows_matmul(bits, g) -> np.ndarray:
+def sign_rows_matmul(bits, g, groups=1) -> np.ndarray:
     """S^T @ g as float32 [K, O], S the +1/-1 matrix of ``bits`` (from :func:`pack_sign_columns`) with
     M = len(g) rows; ``g`` float32 [M, O]. The result is the transpose of a C-contiguous [O, K] array
-    (a weight gradient's layout, so ``.T`` of it needs no copy)."""
+    (a weight gradient's layout, so ``.T`` of it needs no copy).
+
+    With ``groups`` > 1 (bits packed with the same ``groups``): the per-group products S_g^T g_g, as
+    float32 [K/G, O] (column o: output channel o's group); again the transpose of a C-contiguous array."""
     bits = require_array(bits, "bits", (np.uint8,), ndim=3)
     g = require_array(g, "g", (np.float32,), ndim=2)
+    groups = as_int(groups, "groups", 1)
     chunks, four, k = bits.shape
     rows, o = g.shape
     if four != 4:
         raise InputError(f"bits must have shape [chunks, 4, K], got {bits.shape}")
     if not CHUNK * (chunks - 1) < rows <= CHUNK * chunks:
         raise InputError(f"g has {rows} rows, but bits hold {chunks} chunks of {CHUNK} rows")
-    if o % LANES:  # rare: pad the channels to whole vectors
-        padded = np.zeros((rows, o + LANES - o % LANES), dtype=np.float32)
-        padded[:, :o] = g
-        return sign_rows_matmul(bits, padded)[:, :o]
-    return _sign_rows_matmul(bits, g)
+    if k % groups or o % groups:
+        raise InputError(f"bits' {k} columns and g's {o} channels must both be divisible by groups={groups}")
+    per_group = o // groups
+    if per_group % LANES:  # rare: pad each group's channels to whole vectors
+        wide = per_group + LANES - per_group % LANES
+        padded = np.zeros((rows, groups, wide), dtype=np.float32)
+        padded[:, :, :per_group] = g.reshape(rows, groups, per_group)
+        full = sign_rows_matmul(bits, padded.reshape(rows, groups * wide), groups).T  # [G*wide, K/G]
+        return np.ascontiguousarray(full.reshape(groups, wide, -1)[:, :per_group]).reshape(o, -1).T
+    return _sign_rows_matmul(bits, g, groups)
 
 
 @nb.njit(parallel=True, cache=True)
-def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, bits):
+def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
     n_img, h, w, c = x.shape
+    cg = c // groups
+    group_len = kh * kw * cg  # columns per group
     rows = n_img * ho * wo
     flat = x.reshape(-1)
     for chunk in nb.prange(bits.shape[0]):
@@ -124,9 +144,12 @@ def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, bits):
                     ix = ox * sw - pw + j * dw
                     if ix < 0 or ix >= w:
                         continue
-                    src, dst = ((n * h + iy) * w + ix) * c, (i * kw + j) * c
-                    for ch in range(c):  # contiguous in x and in the bit row: vectorised
-                        bits[chunk, q, dst + ch] |= np.uint8(flat[src + ch] < 0) << shift
+                    for grp in range(groups):
+                        # unsigned offsets: no negative-index wraparound, so LLVM vectorises the run
+                        src = np.uint64(((n * h + iy) * w + ix) * c + grp * cg)
+                        dst = np.uint64(grp * group_len + (i * kw + j) * cg)
+                        for ch in range(np.uint64(cg)):  # contiguous in x and in the bit row
+                            bits[chunk, q, dst + ch] |= np.uint8(flat[src + ch] < 0) << shift
 
 
 def _vector_pointer(context, builder, array_type, array, offset):
@@ -192,16 +215,18 @@ def _add_lookups(typingctx, acc, at, table, offsets):
 
 
 @nb.njit(parallel=True, cache=True)
-def _sign_rows_matmul(bits, g):
+def _sign_rows_matmul(bits, g, groups):
     chunks, _, k = bits.shape
     rows, o = g.shape
-    out = np.empty((o, k), dtype=np.float32)  # (S^T g)^T: written column by column by each task
+    group_len, per_group = k // groups, o // groups  # per_group: a multiple of LANES
+    out = np.empty((o, group_len), dtype=np.float32)  # (S^T g)^T: written column by column by each task
     flat_bits = bits.reshape(-1)
     size = 16 * LANES  # one 4-bit table
-    column_blocks = (k + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    column_blocks = (group_len + COLUMN_BLOCK - 1) // COLUMN_BLOCK
     for task in nb.prange((o // LANES) * column_blocks):
         o0, k0 = (task // column_blocks) * LANES, (task % column_blocks) * COLUMN_BLOCK
-        k1 = min(k, k0 + COLUMN_BLOCK)
+        k1 = min(group_len, k0 + COLUMN_BLOCK)
+        base = (o0 // per_group) * group_len  # the first bit column of channel o0's group
         acc = np.zeros((k1 - k0) * LANES, dtype=np.float32)
         tables = np.empty(8 * size, dtype=np.float32)
         tail = np.zeros((CHUNK, LANES), dtype=np.float32)  # this task's part of a partial last chunk
@@ -218,7 +243,7 @@ def _sign_rows_matmul(bits, g):
                     low = 0 if b & 1 else (1 if b & 2 else (2 if b & 4 else 3))
                     _table_step(tables, t * size + b * LANES, t * size + (b ^ (1 << low)) * LANES, flat,
                                 row0 + low * stride)
-            at = chunk * 4 * k
+            at = chunk * 4 * k + base
             for col in range(k0, k1):
                 b0, b1 = np.int64(flat_bits[at + col]), np.int64(flat_bits[at + k + col])
                 b2, b3 = np.int64(flat_bits[at + 2 * k + col]), np.int64(flat_bits[at + 3 * k + col])
