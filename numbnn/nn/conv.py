@@ -107,6 +107,8 @@ class BinaryConv2d(_ConvBase):
         for name, value in (("act_clip", act_clip), ("weight_clip", weight_clip)):
             if not value > 0:
                 raise InputError(f"{name} must be > 0, got {value!r}")
+        if pad_value not in (0, 1, -1):  # F.binary_conv2d checks too, but forward's float path pads via F.pad
+            raise InputError(f"pad_value must be 0, 1 or -1, got {pad_value!r}")
         self.quantizer = get_quantizer(act_quantizer)
         self.pad_value = pad_value
         self.scale = scale
