@@ -15,7 +15,7 @@ import naive
 import numbnn.functional as F
 from numbnn.autograd import Tensor
 from numbnn.inference.ops import (
-    STAGES, AvgPool, Elementwise, GraphError, Pack, PackAccumulator, Reduce, Slice, Spec, build_op,
+    STAGES, AvgPool, Elementwise, GraphError, MaxPool, Pack, PackAccumulator, Reduce, Slice, Spec, Ufunc, build_op,
 )
 
 # ---- naive twins -------------------------------------------------------------------------------------
@@ -105,17 +105,50 @@ def test_steps_reject_a_bad_description():
 # ---- ops that must equal the float model's functions ---------------------------------------------------------
 
 
-@settings(max_examples=30)
-@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 3), st.integers(1, 3), st.booleans(),
-       st.integers(0, 2**32 - 1))
-def test_avg_pool_equals_the_float_model(h, w, kernel, stride, same, seed):
+@settings(max_examples=40)
+@given(st.sampled_from(["avg", "max"]), st.integers(1, 9), st.integers(1, 9), st.integers(1, 3), st.integers(1, 3),
+       st.booleans(), st.integers(0, 2**32 - 1))
+def test_pooling_equals_the_float_model(pool, h, w, kernel, stride, same, seed):
     if not same and (h < kernel or w < kernel):
         return
+    op, function = {"avg": (AvgPool, F.avg_pool2d), "max": (MaxPool, F.max_pool2d)}[pool]
     x = np.random.default_rng(seed).standard_normal((2, h, w, 5)).astype(np.float32)
     padding = "same" if same else [0, 0]
-    expected = F.avg_pool2d(Tensor(x), kernel, stride, "same" if same else 0).data
-    got = AvgPool({"kernel_size": [kernel, kernel], "stride": [stride, stride], "padding": padding}, {})(x)
+    expected = function(Tensor(x), kernel, stride, "same" if same else 0).data
+    got = op({"kernel_size": [kernel, kernel], "stride": [stride, stride], "padding": padding}, {})(x)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("fn", sorted(Ufunc.FUNCTIONS))
+def test_ufunc_equals_numpy_with_inputs_and_constants_in_their_order(fn):
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((2, 2, 3, 4, 5)).astype(np.float32)
+    b = (rng.standard_normal(5) + 3).astype(np.float32)  # away from 0, for divide
+    ufunc = getattr(np, fn)
+    if Ufunc.FUNCTIONS[fn] == 1:
+        np.testing.assert_array_equal(Ufunc({"fn": fn, "operands": ["input:0"]}, {})(x), ufunc(x))
+        return
+    with_const = Ufunc({"fn": fn, "operands": ["const:b", "input:0"]}, {"b": b})
+    assert with_const.output_spec([Spec("float32", x.shape[1:])]) == Spec("float32", x.shape[1:])
+    np.testing.assert_array_equal(with_const(x), ufunc(b, x))
+    np.testing.assert_array_equal(Ufunc({"fn": fn, "operands": ["input:1", "input:0"]}, {})(x, y), ufunc(y, x))
+
+
+@pytest.mark.parametrize("name, attrs, expected", [
+    ("concat", {"axis": -1}, lambda x, y: np.concatenate([x, y], axis=-1)),
+    ("reshape", {"shape": [{"batch": 1}, -1, 4]}, lambda x: x.reshape(x.shape[0], -1, 4)),
+    ("transpose", {"axes": [0, 2, 1, 3]}, lambda x: np.transpose(x, (0, 2, 1, 3))),
+    ("pad", {"pad_width": [[0, 0], [1, 2], [0, 1], [0, 0]], "value": -1.0},
+     lambda x: np.pad(x, ((0, 0), (1, 2), (0, 1), (0, 0)), constant_values=-1.0)),
+    ("slice", {"index": [[None, None, None], [1, None, 2], [None, -1, None]]}, lambda x: x[:, 1::2, :-1]),
+])
+def test_movement_ops_equal_numpy(name, attrs, expected):
+    inputs = list(np.random.default_rng(3).standard_normal((2, 2, 5, 6, 4)).astype(np.float32))
+    inputs = inputs[:expected.__code__.co_argcount]
+    op = build_op(name, attrs, {})
+    want = expected(*inputs)
+    np.testing.assert_array_equal(op(*inputs), want)
+    assert op.output_spec([Spec("float32", x.shape[1:]) for x in inputs]) == Spec("float32", want.shape[1:])
 
 
 @pytest.mark.parametrize("shape", [(3, 4, 4, 256), (1, 7, 7, 130), (5, 1, 1, 3)])

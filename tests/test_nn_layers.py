@@ -309,3 +309,10 @@ def test_binary_layers_start_from_small_latent_weights(make):
     for bad in (0, -0.1, 1.5, True, "0.1"):
         with pytest.raises(InputError, match="latent_init"):
             make(latent_init=bad)
+
+
+@pytest.mark.parametrize("binarize_weights", [True, False])
+def test_binary_conv2d_refuses_a_pad_value_other_than_0_or_plus_minus_1(binarize_weights):
+    # the layer checks at construction: with real weights its forward pads through F.pad, which takes any value
+    with pytest.raises(InputError, match="pad_value"):
+        nn.BinaryConv2d(4, 4, 3, padding=1, pad_value=0.5, binarize_weights=binarize_weights)

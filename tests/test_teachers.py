@@ -10,11 +10,11 @@ import pytest
 
 import numbnn.io
 from numbnn.errors import ChecksumError, InputError
+from numbnn.progress import ProgressBar
 from numbnn.train import run
 from numbnn.train.config import make_config
 from numbnn.train.data import BatchIterator, load_split
 from numbnn.train.loop import predict_softmax, teacher_targets_once
-from numbnn.train.progress import ProgressBar
 from numbnn.train.teachers import NO_TEACHER, TEACHERS_DIR, resolve_teacher, shipped_teachers
 
 TINY = {"widths": (8, 8, 16)}

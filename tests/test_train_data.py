@@ -5,15 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from numbnn.datasets.fashion import MEAN, STD
 from numbnn.errors import InputError
-from numbnn.train.data import (
-    FASHION_MNIST_MEAN,
-    FASHION_MNIST_STD,
-    Augmentation,
-    BatchIterator,
-    crop_and_flip,
-    normalize,
-)
+from numbnn.train.data import Augmentation, BatchIterator, crop_and_flip, normalize
 
 
 def _images(n, h=28, w=28, seed=0):
@@ -24,7 +18,7 @@ def test_normalize_maps_pixels_to_standardised_nhwc_float32():
     images = np.array([[[0, 255], [51, 128]]], dtype=np.uint8)
     x = normalize(images)
     assert x.shape == (1, 2, 2, 1) and x.dtype == np.float32
-    expected = (images / 255.0 - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
+    expected = (images / 255.0 - MEAN) / STD
     np.testing.assert_allclose(x[..., 0], expected, rtol=1e-6, atol=1e-6)
 
 

@@ -1,7 +1,7 @@
 """Array helpers of the autograd engine: parallel addition and per-channel sums with numpy's results.
 
 Kept apart from the ops: the engine (:mod:`numbnn.autograd.tensor`) accumulates gradients with them and
-must not import :mod:`numbnn.autograd.basic_ops`, which imports the engine.
+must not import the ops (:mod:`numbnn.autograd.arithmetic`), which import the engine.
 """
 
 import numpy as np

@@ -19,7 +19,8 @@ class Tensor:
     Python floats (and lists of them) become float32; numpy arrays keep their dtype, so float64
     inputs give float64 graphs (used by the finite-difference gradient checks). Arithmetic (+, -, *,
     /, @, **, indexing) and ``sum``/``mean``/``max``/``reshape``/``transpose``/``exp``/``log``/``sqrt``
-    are ops, defined beside their Functions in :mod:`numbnn.autograd.basic_ops`.
+    are ops, defined beside their Functions in :mod:`numbnn.autograd.arithmetic` and
+    :mod:`numbnn.autograd.shape_ops`.
     """
 
     __array_priority__ = 100  # make ndarray <op> Tensor defer to Tensor's reflected operators

@@ -142,8 +142,9 @@ def channel_shuffle(x, groups: int) -> Tensor:
     """
     shape = tuple(x.shape)
     c = shape[-1]
-    if not isinstance(groups, int) or groups < 1 or c % groups:
-        raise InputError(f"groups must be a positive int dividing {c} channels, got {groups!r}")
+    groups = check_int(groups, "groups")
+    if c % groups:
+        raise InputError(f"groups must divide {c} channels, got {groups!r}")
     split = _tensor(x).reshape(*shape[:-1], groups, c // groups)
     axes = list(range(len(shape) + 1))
     axes[-2], axes[-1] = axes[-1], axes[-2]

@@ -18,7 +18,8 @@ import json
 import numpy as np
 
 from numbnn.autograd import Tensor, no_grad
-from numbnn.datasets.fashion import CLASSES
+from numbnn.checks import check_int
+from numbnn.datasets.fashion import CLASSES, MEAN, STD
 from numbnn.errors import InputError
 from numbnn.inference.fuse import optimize
 from numbnn.inference.graph import Node
@@ -28,7 +29,6 @@ from numbnn.inference.ops import Spec
 from numbnn.inference.trace import trace_forward
 from numbnn.inference.trees import from_xgboost_json
 from numbnn.nn import Module
-from numbnn.train.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 
 # Verification tolerance on the outputs: the compiled graph repeats the float model's float32 steps, so
 # the outputs agree to the last bit unless BLAS rounds a float layer differently; this leaves room for that.
@@ -70,9 +70,9 @@ def _input_shape(model, input_shape) -> tuple:
         channels = getattr(model, "config", {}).get("args", {}).get("in_channels", 1)
         return (28, 28, int(channels))
     shape = tuple(input_shape)
-    if len(shape) != 3 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in shape):
+    if len(shape) != 3:
         raise InputError(f"input_shape must be three positive integers (H, W, C), got {input_shape!r}")
-    return tuple(int(v) for v in shape)
+    return tuple(check_int(v, f"input_shape {axis}") for axis, v in zip("HWC", shape))
 
 
 def _tree_head(model) -> dict | None:
@@ -85,8 +85,8 @@ def _tree_head(model) -> dict | None:
 
 def _meta(model, input_shape) -> dict:
     config = getattr(model, "config", None) or {"name": type(model).__name__, "args": {}}
-    return {"config": json.loads(json.dumps(config)), "input_shape": list(input_shape), "mean": float(FASHION_MNIST_MEAN),
-            "std": float(FASHION_MNIST_STD), "classes": list(CLASSES)}
+    return {"config": json.loads(json.dumps(config)), "input_shape": list(input_shape), "mean": float(MEAN),
+            "std": float(STD), "classes": list(CLASSES)}
 
 
 def _verify(model, packed: PackedModel, trace) -> dict:

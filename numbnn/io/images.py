@@ -22,6 +22,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy
 from PIL import Image
 
 from numbnn.datasets.idx import read_idx
@@ -111,8 +112,6 @@ def _check_npy_header(path: Path) -> None:
 
     A 2 KB file may declare 1e11 images; numpy would try to allocate them all and fail with MemoryError.
     """
-    from numpy.lib import format as npy
-
     try:
         with path.open("rb") as handle:
             version = npy.read_magic(handle)

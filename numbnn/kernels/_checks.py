@@ -34,6 +34,13 @@ def as_int(value, name: str, minimum: int) -> int:
     return int(value)
 
 
+def as_pad_value(value) -> int:
+    """A binary convolution's padding value: 0, +1 or -1 (a bool is an error, not 1)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and value in (0, 1, -1):
+        return int(value)
+    raise InputError(f"pad_value must be 0, 1 or -1, got {value!r}")
+
+
 def require_array(x, name: str, dtypes: tuple, ndim: int | None = None, min_ndim: int = 0) -> np.ndarray:
     """Check ``x`` is an ndarray of one of ``dtypes`` with the given rank; return it C-contiguous."""
     if not isinstance(x, np.ndarray):

@@ -22,13 +22,11 @@ Each parallel task takes PIXEL_BLOCK consecutive output pixels (over n, oy, ox) 
 weight panel with them.
 """
 
-import numbers
-
 import numba as nb
 import numpy as np
 
 from numbnn.errors import InputError
-from numbnn.kernels._checks import as_int, require_array, words_for
+from numbnn.kernels._checks import as_int, as_pad_value, require_array, words_for
 from numbnn.kernels.geometry import conv_geometry, next_pixel, pixel_coordinates
 from numbnn.kernels.padding import add_border_corrections, border_corrections, tap_weight_sums
 from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, column_splits, tile_dot_runs
@@ -48,7 +46,7 @@ def binary_conv2d(x, w, in_channels, stride=1, padding=0, dilation=1, pad_value=
     w = require_array(w, "w", (np.uint64,), ndim=4)
     in_channels = as_int(in_channels, "in_channels", 1)
     groups = as_int(groups, "groups", 1)
-    pad_value = _as_pad_value(pad_value)
+    pad_value = as_pad_value(pad_value)
     out_channels = w.shape[0]
     if in_channels % groups:
         raise InputError(f"in_channels={in_channels} is not divisible by groups={groups}")
@@ -68,12 +66,6 @@ def binary_conv2d(x, w, in_channels, stride=1, padding=0, dilation=1, pad_value=
     return _binary_conv2d(
         x, w, in_channels // groups, groups, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, pad_value, nb.get_num_threads()
     )
-
-
-def _as_pad_value(pad_value) -> int:
-    if isinstance(pad_value, numbers.Real) and not isinstance(pad_value, bool) and pad_value in (0, 1, -1):
-        return int(pad_value)
-    raise InputError(f"pad_value must be 0, 1 or -1, got {pad_value!r}")
 
 
 # Output pixels per parallel task; their receptive fields stay in L1/L2 while the tiles sweep every

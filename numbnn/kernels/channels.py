@@ -2,9 +2,9 @@
 column copies (concatenation and its gradient) and chunked per-channel sums.
 
 Conventions: 2-D arrays are [rows, channels] C-contiguous views of NHWC data; per-channel vectors have
-length ``channels`` and the dtype of the data. Each function has a plain-numpy twin in the tests
-(``tests/test_kernels_elementwise.py``). A chain of numpy ufuncs makes one full pass over memory (and
-often one fresh temporary) per step; each loop here touches its data in a single parallel pass.
+length ``channels`` and the dtype of the data. Each function has a plain-numpy twin in ``tests/naive.py``
+(checked in ``tests/test_kernels_channels.py``). A chain of numpy ufuncs makes one full pass over memory
+(and often one fresh temporary) per step; each loop here touches its data in a single parallel pass.
 
 Reductions split the rows into a fixed number of chunks (:func:`numbnn.kernels.channels.n_chunks`),
 sum each chunk into its own float64 row and return the rows [chunks, channels]; the Python callers add

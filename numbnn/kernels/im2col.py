@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 
 from numbnn.errors import InputError
-from numbnn.kernels._checks import as_int, require_array
+from numbnn.kernels._checks import as_int, as_pad_value, require_array
 from numbnn.kernels.geometry import conv_geometry
 
 _FLOATS = (np.float32, np.float64)
@@ -52,9 +52,9 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None, signs=Fals
         raise InputError(f"out must be a C-contiguous {x.dtype} array of shape {shape}, got {got}")
     if not isinstance(signs, (bool, np.bool_)):
         raise InputError(f"signs must be True or False, got {signs!r}")
-    if signs and (isinstance(pad_value, bool) or pad_value not in (0, 1, -1)):
-        raise InputError(f"pad_value must be 0, 1 or -1, got {pad_value!r}")
-    if not signs and pad_value != 0:
+    if signs:
+        pad_value = as_pad_value(pad_value)
+    elif pad_value != 0:
         raise InputError(f"pad_value applies to signs=True only (float columns pad with 0), got {pad_value!r}")
     _im2col(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, out, bool(signs), float(pad_value), groups)
     return out
@@ -95,12 +95,12 @@ def _groups(groups, channels: int, name: str) -> int:
 
 def _as_shape4(input_shape) -> tuple[int, int, int, int]:
     try:
-        shape = tuple(int(s) for s in input_shape)
-    except (TypeError, ValueError):
+        shape = tuple(input_shape)
+    except TypeError:
         raise InputError(f"input_shape must be a tuple of 4 ints, got {input_shape!r}") from None
-    if len(shape) != 4 or min(shape) < 1:
+    if len(shape) != 4:
         raise InputError(f"input_shape must be 4 positive ints (N, H, W, C), got {input_shape!r}")
-    return shape
+    return tuple(as_int(v, f"input_shape {axis}", 1) for axis, v in zip("NHWC", shape))
 
 
 @nb.njit(inline="always")

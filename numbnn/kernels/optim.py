@@ -1,9 +1,9 @@
 """The fused, parallel Numba loop of an optimiser step (Adam / AdamW).
 
 Conventions: 2-D arrays are [rows, channels] C-contiguous views of NHWC data; per-channel vectors have
-length ``channels`` and the dtype of the data. Each function has a plain-numpy twin in the tests
-(``tests/test_kernels_elementwise.py``). A chain of numpy ufuncs makes one full pass over memory (and
-often one fresh temporary) per step; each loop here touches its data in a single parallel pass.
+length ``channels`` and the dtype of the data. Each function has a plain-numpy twin in ``tests/naive.py``
+(checked in ``tests/test_kernels_optim.py``). A chain of numpy ufuncs makes one full pass over memory
+(and often one fresh temporary) per step; each loop here touches its data in a single parallel pass.
 """
 
 import numba as nb

@@ -1,17 +1,15 @@
 """Checks shared by the models' constructors (one place, so every model rejects bad sizes alike)."""
 
-import numbers
-
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 
 
 def positive_ints(values, name: str) -> list[int]:
-    """``values`` as a list of ints >= 1; a float such as 8.5 or a bool is an error, never truncated."""
+    """``values`` as a list of ints >= 1; a float such as 8.5 or a bool is an error, never truncated.
+
+    The error names the whole list (``widths=[16, 0, 32]``), which says more than the one bad item.
+    """
     try:
-        items = list(values)
-    except TypeError:
+        return [check_int(item, name) for item in values]
+    except (TypeError, InputError):
         raise InputError(f"{name} must be a list of positive integers, got {values!r}") from None
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 1:
-            raise InputError(f"{name} must be a list of positive integers, got {values!r}")
-    return [int(item) for item in items]

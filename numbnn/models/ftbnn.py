@@ -48,6 +48,7 @@ Scaled down for FashionMNIST: three stages instead of four (28 px runs out of re
 import math
 
 import numbnn.functional as F
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.nn import (
@@ -123,8 +124,7 @@ class Ftbnn(Module):
         widths, blocks = positive_ints(widths, "widths"), positive_ints(blocks, "blocks")
         if not widths or len(widths) != len(blocks) or min(blocks) < 1:
             raise InputError(f"widths and blocks need one entry per stage (blocks >= 1), got {widths} and {blocks}")
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise InputError(f"groups must be a positive integer, got {groups!r}")
+        groups = check_int(groups, "groups")
         widths = [grouped_width(w, groups) for w in widths]
         self.stem = Conv2d(in_channels, widths[0], 3, stride=2, padding=1)
         self.stem_norm = BatchNorm(widths[0])

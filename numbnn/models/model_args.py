@@ -18,6 +18,7 @@ import math
 import os
 
 from numbnn.errors import InputError
+from numbnn.models.registry import model_spec
 
 BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 INTS = "list of integers"
@@ -47,8 +48,6 @@ def parse_pairs(pairs, option: str) -> dict[str, str]:
 
 def argument_kinds(model_name: str) -> dict:
     """Each constructor argument of ``model_name`` -> bool, int, float, str, INTS or None (unknown kind)."""
-    from numbnn.models.registry import model_spec
-
     parameters = inspect.signature(model_spec(model_name).constructor).parameters
     return {name: _kind(p) for name, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
 
@@ -85,8 +84,6 @@ def check_model_args(model_name: str, args: dict, where: str = "--model-arg") ->
 
 
 def _with_defaults(model_name: str, args: dict) -> dict:
-    from numbnn.models.registry import model_spec
-
     parameters = inspect.signature(model_spec(model_name).constructor).parameters
     defaults = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
     return {**defaults, **args}
@@ -198,6 +195,7 @@ def estimate_training_bytes(args: dict) -> tuple[int, int]:
 
 
 def _positive(value, default: int) -> int:
+    """The estimate's stand-in for a bad size: the constructor refuses it (``check_int``), not the estimate."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
 
 

@@ -54,6 +54,7 @@ import json
 import numpy as np
 
 from numbnn.autograd import Tensor, no_grad
+from numbnn.checks import check_int
 from numbnn.errors import CheckpointError, InputError, MissingDependencyError
 from numbnn.models.cost import CostExtra, tree_ensemble_cost
 from numbnn.models.reactnet import DEFAULT_WIDTHS, ReActNetA
@@ -88,9 +89,7 @@ class ReActXGB(ReActNetA):
                  latent_init: float = BINARY_LATENT_INIT, num_classes: int = 10, in_channels: int = 1, trees: int = 20,
                  max_depth: int = 3, learning_rate: float = 0.3, leaves: str = "vector"):
         super().__init__(widths, stem_stride, binary_weights, latent_init, num_classes, in_channels)
-        for name, value in (("trees", trees), ("max_depth", max_depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        trees, max_depth = check_int(trees, "trees"), check_int(max_depth, "max_depth")
         if not 0 < learning_rate <= 1:
             raise InputError(f"learning_rate must be in (0, 1], got {learning_rate!r}")
         if leaves not in ("vector", "scalar"):

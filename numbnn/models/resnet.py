@@ -26,6 +26,7 @@ parameters ship in ``data/`` as a ~1.1 MB checkpoint.
 """
 
 import numbnn.functional as F
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.nn import BatchNorm, Conv2d, Linear, Module, ModuleList, Sequential
@@ -62,9 +63,7 @@ class ResNet20(Module):
     ``depth``: basic blocks per stage (3 -> ResNet-20, 5 -> ResNet-32)."""
 
     def __init__(self, width: int = 16, depth: int = 3, num_classes: int = 10, in_channels: int = 1):
-        for name, value in (("width", width), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        width, depth = check_int(width, "width"), check_int(depth, "depth")
         widths = [width, 2 * width, 4 * width]
         self.stem = Sequential(Conv2d(in_channels, width, 3, padding=1), BatchNorm(width))
         blocks, channels = [], width

@@ -10,6 +10,7 @@ import numpy as np
 
 import numbnn.functional as F
 from numbnn.autograd import Tensor
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.functional.quantizers import Quantizer, get_quantizer
 from numbnn.nn import init
@@ -31,9 +32,8 @@ class _ConvBase(Module):
     act_bits = 32
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, rng):
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        in_channels, out_channels = check_int(in_channels, "in_channels"), check_int(out_channels, "out_channels")
+        groups = check_int(groups, "groups")
         if in_channels % groups or out_channels % groups:
             raise InputError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
@@ -107,7 +107,7 @@ class BinaryConv2d(_ConvBase):
         for name, value in (("act_clip", act_clip), ("weight_clip", weight_clip)):
             if not value > 0:
                 raise InputError(f"{name} must be > 0, got {value!r}")
-        if pad_value not in (0, 1, -1):
+        if pad_value not in (0, 1, -1):  # F.binary_conv2d checks too, but forward's float path pads via F.pad
             raise InputError(f"pad_value must be 0, 1 or -1, got {pad_value!r}")
         self.quantizer = get_quantizer(act_quantizer)
         self.pad_value = pad_value

@@ -13,13 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numbnn.checks import check_int
 from numbnn.errors import CheckpointError, InputError
-
-
-def _check_steps(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -82,19 +77,19 @@ def cosine(total_steps: int, final: float = 0.0) -> Cosine:
     """Cosine annealing from 1 to ``final`` (a fraction of the base rate) over ``total_steps``."""
     if not 0.0 <= final <= 1.0:
         raise InputError(f"final must be in [0, 1], got {final}")
-    return Cosine(_check_steps("total_steps", total_steps, 1), float(final))
+    return Cosine(check_int(total_steps, "total_steps"), float(final))
 
 
 def linear_to_zero(total_steps: int) -> LinearToZero:
     """Linear decay from 1 to 0 over ``total_steps``, then 0."""
-    return LinearToZero(_check_steps("total_steps", total_steps, 1))
+    return LinearToZero(check_int(total_steps, "total_steps"))
 
 
 def warmup(schedule, steps: int) -> Warmup:
     """Prefix ``schedule`` with a linear warm-up of ``steps`` steps."""
     if not callable(schedule):
         raise InputError(f"schedule must be a callable step -> factor, got {schedule!r}")
-    return Warmup(schedule, _check_steps("steps", steps, 0))
+    return Warmup(schedule, check_int(steps, "steps", minimum=0))
 
 
 class Scheduler:

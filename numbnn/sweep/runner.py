@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from numbnn.errors import InputError
+from numbnn.progress import ProgressBar
 from numbnn.sweep import store
 from numbnn.sweep.cluster import dask_client, default_workers, import_distributed
 from numbnn.sweep.runs import Run
 from numbnn.sweep.spec import Sweep
 from numbnn.sweep.task import store_result, train_run
-from numbnn.train.progress import ProgressBar
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 from dataclasses import dataclass
 
 from numbnn.errors import InputError, UnknownModelError
@@ -14,7 +15,7 @@ from numbnn.sweep.hashing import config_hash, plain_value
 
 def train_fields() -> dict:
     """TrainConfig's fields by name."""
-    from numbnn.train.config import TrainConfig
+    from numbnn.train.config import TrainConfig  # deferred: the training stack is slow to import (start-up time)
 
     return {field.name: field for field in dataclasses.fields(TrainConfig)}
 
@@ -41,7 +42,7 @@ class Run:
 
 def normalise_run(settings: dict, where: str, label: str) -> Run:
     """Fill in every default and build the :class:`Run` (its key hashes the result)."""
-    from numbnn.models import model_spec
+    from numbnn.models import model_spec  # deferred: the models are slow to import (start-up time)
 
     if "model" not in settings:
         raise InputError(f"{where}: no model; set `model` in [defaults], [grid] or the run")
@@ -58,7 +59,7 @@ def normalise_run(settings: dict, where: str, label: str) -> Run:
 
 def _normalise_model_args(spec, args: dict, where: str) -> dict:
     """Every constructor argument, defaults included, each as its declared type (numbnn.models.model_args)."""
-    from numbnn.models.model_args import check_model_args
+    from numbnn.models.model_args import check_model_args  # deferred: imports every model (start-up time)
 
     parameters = inspect.signature(spec.constructor).parameters
     values = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
@@ -68,7 +69,7 @@ def _normalise_model_args(spec, args: dict, where: str) -> dict:
 
 def _normalise_train(model: str, options: dict, where: str) -> dict:
     """The full TrainConfig (model recipe, then ``options``) as a dict, float settings as floats."""
-    from numbnn.train.config import make_config
+    from numbnn.train.config import make_config  # deferred: the training stack is slow to import (start-up time)
 
     try:
         values = make_config(model, **options).to_dict()
@@ -82,7 +83,5 @@ def _normalise_train(model: str, options: dict, where: str) -> dict:
 
 
 def _is_float_field(field) -> bool:
-    import typing
-
     kind = field.type  # a type, or its text under postponed annotations
     return kind is float or float in typing.get_args(kind) or (isinstance(kind, str) and "float" in kind)

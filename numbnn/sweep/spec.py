@@ -129,7 +129,7 @@ def parse_overrides(pairs: list[str]) -> dict:
     argument's declared type (``model_args.binary_weights=false`` is False). Only training settings
     and ``model_args.NAME`` can be overridden.
     """
-    from numbnn.models.model_args import split_pair
+    from numbnn.models.model_args import split_pair  # deferred: imports every model (start-up time)
 
     overrides: dict = {}
     for pair in pairs:

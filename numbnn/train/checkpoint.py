@@ -10,9 +10,13 @@ running sums of that partial epoch.
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 import numbnn.io
-from numbnn.errors import CheckpointError, InputError
+from numbnn.checks import check_int
+from numbnn.errors import CheckpointError, InputError, NumbnnError
 from numbnn.train.config import TrainConfig
+from numbnn.train.threads import current_threads
 
 _PARTIAL_KEYS = ("loss_sum", "correct", "seen", "seconds")
 _HISTORY_KEYS = ("epoch", "images", "seconds")  # what a resumed run reads back from earlier epochs
@@ -43,9 +47,6 @@ def save_training_state(path, model, optimizer, scheduler, config: TrainConfig, 
     two-step run, the whole recipe's settings and the final checkpoint's name, so ``--resume`` of the
     step-1 file continues through step 2.
     """
-    import numbnn.io
-    from numbnn.train.threads import current_threads
-
     extra = {"train_config": config.to_dict(), "step": int(step), "partial_epoch": {k: partial[k] for k in _PARTIAL_KEYS},
              "threads": current_threads()}
     if recipe is not None:
@@ -93,8 +94,8 @@ def read_training_state(path) -> TrainingState:
     if rng_state["bit_generator"] != TRAINING_BIT_GENERATOR:
         raise CheckpointError(f"{path}: training RNG state is {rng_state['bit_generator']}, expected {TRAINING_BIT_GENERATOR}")
     threads = extra.get("threads")
-    if threads is not None and (not _is_count(threads) or threads < 1):
-        raise CheckpointError(f"{path}: invalid thread count {threads!r}")
+    if threads is not None:
+        threads = check_int(threads, f"{path}: thread count", error=CheckpointError)
     recipe = _check_recipe(extra.get("recipe"), path)
     model = numbnn.io.load(path)
     return TrainingState(model, config, checkpoint.optimizer_state, checkpoint.scheduler_state, checkpoint.epoch,
@@ -147,10 +148,6 @@ def restore_optimizer(optimizer, scheduler, state: TrainingState) -> None:
     The loaders check layout and shapes; this adds what a crafted file could still slip in: non-finite
     or negative counters and moments that would fail (or silently poison the weights) steps later.
     """
-    import numpy as np
-
-    from numbnn.errors import NumbnnError
-
     try:
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)

@@ -14,11 +14,8 @@ import numpy as np
 
 from numbnn.checks import check_int
 from numbnn.datasets import fashion_mnist
+from numbnn.datasets.fashion import MEAN, STD
 from numbnn.errors import InputError
-
-# Per-pixel statistics of the 60,000 FashionMNIST training images scaled to [0, 1].
-FASHION_MNIST_MEAN = 0.2860406
-FASHION_MNIST_STD = 0.3530242
 
 
 def normalize(images: np.ndarray) -> np.ndarray:
@@ -26,8 +23,8 @@ def normalize(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise InputError(f"images must be uint8 [N, H, W], got {images.dtype} {images.shape}")
-    scale = np.float32(1.0 / (255.0 * FASHION_MNIST_STD))
-    shift = np.float32(FASHION_MNIST_MEAN / FASHION_MNIST_STD)
+    scale = np.float32(1.0 / (255.0 * STD))
+    shift = np.float32(MEAN / STD)
     return (images[..., None].astype(np.float32) * scale - shift).astype(np.float32, copy=False)
 
 

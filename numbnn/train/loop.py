@@ -18,6 +18,7 @@ import numbnn.functional as F
 from numbnn.autograd import Tensor
 from numbnn.errors import InputError, TrainingDivergedError
 from numbnn.optim import clip_grad_norm
+from numbnn.progress import ProgressBar
 from numbnn.train.checkpoint import TrainingState, restore_optimizer, save_training_state
 from numbnn.train.config import TrainConfig
 from numbnn.train.data import Augmentation, BatchIterator
@@ -25,7 +26,6 @@ from numbnn.train.evaluate import evaluate, predict_logits
 from numbnn.train.memory import retain_freed_memory
 from numbnn.train.threads import default_training_threads
 from numbnn.train.optimizers import build_optimizer
-from numbnn.train.progress import ProgressBar
 from numbnn.train.signals import StopRequest
 from numbnn.train.target_cache import cached_targets, targets_key
 

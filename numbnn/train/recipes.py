@@ -38,11 +38,11 @@ import numbnn.io
 from numbnn.autograd import Tensor, no_grad
 from numbnn.errors import CheckpointError, InputError
 from numbnn.models import build_model
+from numbnn.progress import ProgressBar
 from numbnn.train.config import RECIPES, TrainConfig
 from numbnn.train.data import BatchIterator
 from numbnn.train.evaluate import evaluate
 from numbnn.train.loop import FitResult, fit, teacher_targets_once
-from numbnn.train.progress import ProgressBar
 
 
 # -- two-step --------------------------------------------------------------------------------------------------

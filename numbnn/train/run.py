@@ -16,15 +16,17 @@ from numbnn._outputs import check_output_path
 from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.models import available_models, build_model
+from numbnn.models.model_args import check_model_args
 from numbnn.nn import init
+from numbnn.progress import ProgressBar
 from numbnn.train.checkpoint import read_training_state
 from numbnn.train.config import TrainConfig, make_config, model_recipe
 from numbnn.train.data import load_split
 from numbnn.train.evaluate import Evaluation, evaluate
 from numbnn.train.loop import FitResult
-from numbnn.train.progress import ProgressBar
-from numbnn.train.recipes import run_recipe
+from numbnn.train.recipes import run_recipe, step1_checkpoint_path
 from numbnn.train.teachers import NO_TEACHER, resolve_teacher
+from numbnn.train.threads import set_threads
 
 # Settings that may change when a run is resumed; every other one must stay as the checkpoint says,
 # or the resumed run would no longer continue the same computation.
@@ -102,12 +104,8 @@ def train(
             raise InputError("--model is required unless --resume is given")
         config = make_config(model_name, **options)
         init.seed(config.seed)
-        from numbnn.models.model_args import check_model_args
-
         model = build_model(model_name, **check_model_args(model_name, model_args or {}))
     if threads is not None:
-        from numbnn.train.threads import set_threads
-
         set_threads(threads)
     out = Path(out) if out is not None else Path(resume) if resume is not None else default_checkpoint_path(model_name)
     teacher_path = resolve_teacher(config.teacher) if config.teacher not in (None, NO_TEACHER) else None
@@ -181,8 +179,6 @@ def _load_teacher(path):
 
 def _check_same_model_args(name: str, saved: dict, given: dict) -> None:
     """On --resume, repeating the run's own model arguments is fine; changing one is refused."""
-    from numbnn.models.model_args import check_model_args
-
     for key, value in check_model_args(name, given).items():
         if json.dumps(value) != json.dumps(saved.get(key)):  # tuples and lists alike
             raise InputError(f"--model-arg {key}={value!r} differs from the resumed checkpoint's {key}={saved.get(key)!r}; "
@@ -191,8 +187,6 @@ def _check_same_model_args(name: str, saved: dict, given: dict) -> None:
 
 def _check_outputs(out: Path, config: TrainConfig, teacher_path: Path | None) -> None:
     """``--out`` (and a two-step run's step-1 file) may not be the teacher or anything but a regular file."""
-    from numbnn.train.recipes import step1_checkpoint_path
-
     teacher = {"the --teacher checkpoint": teacher_path}
     check_output_path(out, teacher)
     if config.recipe == "two-step":

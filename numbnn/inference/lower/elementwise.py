@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numbnn.autograd import basic_ops
+from numbnn.autograd import arithmetic
 from numbnn.errors import InputError
 from numbnn.functional import activations, quantizers
 from numbnn.inference.lower.builder import Builder, const_input, per_channel, value_input
@@ -34,10 +34,10 @@ def _ufunc(b: Builder, fn: str, inputs) -> int:
 
 # Function -> (step for value-op-const, for const-op-value, for value-op-value, the same with the operands
 # swapped, numpy ufunc)
-_ARITHMETIC = {basic_ops.Add: ("add", "add", "add_input", "add_input", "add"),
-               basic_ops.Sub: ("sub", "rsub", "sub_input", "rsub_input", "subtract"),
-               basic_ops.Mul: ("mul", "mul", "mul_input", "mul_input", "multiply"),
-               basic_ops.Div: ("div", "rdiv", None, None, "divide")}
+_ARITHMETIC = {arithmetic.Add: ("add", "add", "add_input", "add_input", "add"),
+               arithmetic.Sub: ("sub", "rsub", "sub_input", "rsub_input", "subtract"),
+               arithmetic.Mul: ("mul", "mul", "mul_input", "mul_input", "multiply"),
+               arithmetic.Div: ("div", "rdiv", None, None, "divide")}
 
 
 def _arithmetic(fn):
@@ -111,11 +111,11 @@ def _fake_quant(b, inputs, kw, out):
 
 
 RULES = {
-    basic_ops.Add: _arithmetic(basic_ops.Add),
-    basic_ops.Sub: _arithmetic(basic_ops.Sub),
-    basic_ops.Mul: _arithmetic(basic_ops.Mul),
-    basic_ops.Div: _arithmetic(basic_ops.Div),
-    basic_ops.Neg: _neg,
+    arithmetic.Add: _arithmetic(arithmetic.Add),
+    arithmetic.Sub: _arithmetic(arithmetic.Sub),
+    arithmetic.Mul: _arithmetic(arithmetic.Mul),
+    arithmetic.Div: _arithmetic(arithmetic.Div),
+    arithmetic.Neg: _neg,
     activations.DPRelu: _dprelu,
     activations.Relu: _channel_step("relu"),
     activations.HardSigmoid: _channel_step("hard_sigmoid"),

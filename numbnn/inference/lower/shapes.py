@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numbnn.autograd import basic_ops
+from numbnn.autograd import shape_ops
 from numbnn.errors import InputError
 from numbnn.functional import pooling, shape
 from numbnn.inference.lower.builder import value_input
@@ -70,12 +70,12 @@ def _getitem(b, inputs, kw, out):
 
 
 RULES = {
-    basic_ops.Mean: _reduce("mean"),
-    basic_ops.Sum: _reduce("sum"),
-    basic_ops.Max: _reduce("max"),
-    basic_ops.Reshape: _reshape,
-    basic_ops.GetItem: _getitem,
-    basic_ops.Transpose: _transpose,
+    shape_ops.Mean: _reduce("mean"),
+    shape_ops.Sum: _reduce("sum"),
+    shape_ops.Max: _reduce("max"),
+    shape_ops.Reshape: _reshape,
+    shape_ops.GetItem: _getitem,
+    shape_ops.Transpose: _transpose,
     pooling.AvgPool2d: _pool("avg_pool"),
     pooling.MaxPool2d: _pool("max_pool"),
     shape.Concat: _concat,

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from numbnn.checks import check_int
 from numbnn.errors import CheckpointError
 
 WORD = 64
@@ -42,10 +43,7 @@ def get_attr(attrs: dict, key: str, op: str, default=...):
 
 
 def int_attr(attrs, key, op, minimum=0, default=...):
-    value = get_attr(attrs, key, op, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise GraphError(f"{op}: attribute {key!r} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return check_int(get_attr(attrs, key, op, default), f"{op}: attribute {key!r}", minimum, error=GraphError)
 
 
 def pair_attr(attrs, key, op, minimum=0):

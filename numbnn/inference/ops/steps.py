@@ -164,7 +164,7 @@ class Ufunc(Op):
         except ValueError:
             raise GraphError(f"ufunc: shapes {shapes} do not broadcast") from None
         expect(len(shape) >= 1 and shape[0] == 1, "ufunc: a constant may not add a batch axis")
-        dtype = self.ufunc(*[np.zeros(1, d) for d in dtypes]).dtype
+        dtype = self.ufunc(*[np.ones(1, d) for d in dtypes]).dtype  # ones: no 0/0 warning
         return Spec(dtype.name, shape[1:])
 
     def __call__(self, *xs):

@@ -220,9 +220,8 @@ def _check_input_shape(shape) -> tuple:
         shape = tuple(shape)
     except TypeError:
         raise InputError(f"input_shape must be (N, H, W, C), got {shape!r}") from None
-    if len(shape) != 4 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
-                                  for v in shape):
+    if len(shape) != 4:
         raise InputError(f"input_shape must be four positive integers (N, H, W, C), got {shape!r}")
-    return tuple(int(v) for v in shape)
+    return tuple(check_int(v, f"input_shape {axis}") for axis, v in zip("NHWC", shape))
 
 

@@ -1,0 +1,39 @@
+"""numbnn/kernels/activations.py: sign, the clipped STE, ApproxSign's gradient and DPReLU, each against its
+naive twin in tests/naive.py."""
+
+import numpy as np
+from hypothesis import given, settings
+
+import naive
+from channel_cases import rows_channels, tolerance
+from numbnn.kernels import activations as _activation_kernels
+from numbnn.kernels.channels import n_chunks
+
+
+@settings(max_examples=25)
+@given(rows_channels())
+def test_sign_and_its_straight_through_gradients(case):
+    x, (clip, *_), g = case
+    xf, gf = x.reshape(-1), g.reshape(-1)
+    clip = float(abs(clip[0])) + 0.1
+    sign = _activation_kernels.sign(xf)
+    assert sign.dtype == x.dtype
+    np.testing.assert_array_equal(sign, naive.sign(xf))
+    np.testing.assert_array_equal(_activation_kernels.ste_grad(gf, xf, clip, np.empty_like(xf)), naive.ste_grad(gf, xf, clip))
+    np.testing.assert_array_equal(_activation_kernels.approx_sign_grad(gf, xf, np.empty_like(xf)), naive.approx_sign_grad(gf, xf))
+    inplace = gf.copy()
+    _activation_kernels.ste_grad(inplace, xf, clip, inplace)
+    np.testing.assert_array_equal(inplace, naive.ste_grad(gf, xf, clip))
+
+
+@settings(max_examples=25)
+@given(rows_channels())
+def test_dprelu_forward_and_backward(case):
+    x, (a, b, c, d), g = case
+    np.testing.assert_allclose(_activation_kernels.dprelu_forward(x, a, b, c, d), naive.dprelu_forward(x, a, b, c, d),
+                               **tolerance(x.dtype))
+    dx = np.empty_like(x)
+    sums = _activation_kernels.dprelu_backward(g, x, a, b, c, dx, n_chunks(x.shape[0])).sum(axis=1)
+    expected_dx, expected_sums = naive.dprelu_backward(g, x, a, b, c)
+    np.testing.assert_allclose(dx, expected_dx, **tolerance(x.dtype))
+    np.testing.assert_allclose(sums, expected_sums, rtol=1e-5 if x.dtype == np.float32 else 1e-10, atol=1e-6)

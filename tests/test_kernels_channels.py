@@ -1,0 +1,63 @@
+"""numbnn/kernels/channels.py: flat and per-channel addition, column copies, scaling and chunked sums,
+each against its naive twin in tests/naive.py."""
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import naive
+from channel_cases import rows_channels
+from numbnn.kernels import channels as _channel_kernels
+
+
+@settings(max_examples=25)
+@given(rows_channels())
+def test_add_and_column_kernels(case):
+    x, (a, *_), g = case
+    np.testing.assert_array_equal(_channel_kernels.add(x.reshape(-1), g.reshape(-1), np.empty(x.size, x.dtype)),
+                                  naive.add(x.reshape(-1), g.reshape(-1)))
+    np.testing.assert_array_equal(_channel_kernels.add_channels(x, a, np.empty_like(x)), naive.add_channels(x, a))
+    target = g.copy()
+    _channel_kernels.copy_columns(x[:, 1:], target, 1)
+    np.testing.assert_array_equal(target, naive.copy_columns(x[:, 1:], g, 1))
+    width = x.shape[1] // 2
+    taken = _channel_kernels.take_columns(x, x.shape[1] - width, np.empty((x.shape[0], width), x.dtype))
+    np.testing.assert_array_equal(taken, naive.take_columns(x, x.shape[1] - width, width))
+
+
+@settings(max_examples=25)
+@given(rows_channels())
+def test_chunk_sums_give_mean_and_variance(case):
+    x = case[0]
+    chunks = _channel_kernels.n_chunks(x.shape[0])
+    mean = _channel_kernels.chunk_sums(x, np.zeros(x.shape[1]), False, chunks).sum(axis=0) / x.shape[0]
+    var = _channel_kernels.chunk_sums(x, mean, True, chunks).sum(axis=0) / x.shape[0]
+    np.testing.assert_allclose(mean, naive.chunk_sums(x, 0.0, False) / x.shape[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(var, naive.chunk_sums(x, mean, True) / x.shape[0], rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=15)
+@given(rows_channels())
+def test_scale_columns_equals_numpy_cast_then_multiply(case):
+    x, (scale, *_), _ = case
+    acc = np.round(1000 * x).astype(np.int32)
+    acc.flat[:2] = [2**24 - 1, -(2**24) + 3]  # integer sums up to 2^24 are exact in float32
+    out = np.full(acc.shape, np.nan, dtype=x.dtype)
+    assert _channel_kernels.scale_columns(acc, scale, out) is out
+    np.testing.assert_array_equal(out, naive.scale_columns(acc, scale, x.dtype))
+
+
+def test_reductions_do_not_depend_on_the_thread_count():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs at least 2 Numba threads")
+    x = np.random.default_rng(0).standard_normal((5000, 7)).astype(np.float32)
+    before = numba.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            results.append(_channel_kernels.chunk_sums(x, np.zeros(7), True, _channel_kernels.n_chunks(5000)).sum(axis=0))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(results[0], results[1])
