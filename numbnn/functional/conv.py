@@ -147,19 +147,23 @@ def grouped_backward(grad2: np.ndarray, cols, w: np.ndarray, s: ConvShape, need_
     return dcols, dw
 
 
-# Column matrices are built and consumed a few images at a time: a block of about BLOCK_ROWS output
-# pixels keeps its [rows, KH*KW*C] columns in cache between im2col and the GEMM instead of writing the
-# whole-batch matrix to memory and reading it back, and the large column buffers never exist. On the
-# 28x28x32 3x3 layer at batch 128 this cut the backward's CPU time 1.7x (single thread); larger
-# blocks mean fewer calls, each with its argument checks and thread wake-up. 2048 rather than 4096:
-# wide column matrices (a [128,14,14,256] 3x3 conv, K = 2304) took 14% less CPU per fwd+bwd with
-# groups=4, ungrouped ones 0-3% less, and narrower layers about the same (1 thread, shared machine).
-BLOCK_ROWS = 2048
+# Column matrices are built and consumed a few images at a time: a block of at most BLOCK_ROWS output
+# pixels and BLOCK_COLUMN_VALUES column entries keeps its [rows, KH*KW*C] columns in cache between
+# im2col and the GEMM instead of writing the whole-batch matrix to memory and reading it back, and the
+# large column buffers never exist. On the 28x28x32 3x3 layer at batch 128 this cut the backward's CPU
+# time 1.7x (single thread); larger blocks mean fewer calls, each with its argument checks and thread
+# wake-up. The entry budget halves the rows of wide column matrices only: a [128,14,14,256] 3x3 conv
+# (K = 2304) took 14% less CPU per fwd+bwd with groups=4 in blocks of 2048 rows than of 4096, while
+# columns up to K = 1152 (every 3x3 conv of reactnet-a) keep 4096 rows, so their sums keep their order.
+BLOCK_ROWS = 4096
+BLOCK_COLUMN_VALUES = 4096 * 1152
 
 
 def image_blocks(s: ConvShape):
-    """(first, stop) image ranges of about BLOCK_ROWS output pixels each (one range for 1x1 kernels)."""
-    per_block = s.n if _is_pointwise(s.geom) else max(1, BLOCK_ROWS // (s.geom.ho * s.geom.wo))
+    """(first, stop) image ranges within both block budgets (one range for 1x1 kernels)."""
+    pixels, width = s.geom.ho * s.geom.wo, s.geom.kh * s.geom.kw * s.c
+    rows = min(BLOCK_ROWS, BLOCK_COLUMN_VALUES // width)
+    per_block = s.n if _is_pointwise(s.geom) else max(1, rows // pixels)
     return [(n0, min(n0 + per_block, s.n)) for n0 in range(0, s.n, per_block)]
 
 
