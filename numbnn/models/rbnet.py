@@ -67,12 +67,11 @@ Scaled down for FashionMNIST: three stages instead of four, widths 32-128 instea
 import numpy as np
 
 import numbnn.functional as F
-from numbnn.autograd import Tensor
 from numbnn.errors import InputError
 from numbnn.models.cost import CostExtra, LayerCost
 from numbnn.models.cost.records import FLOAT32_BYTES
 from numbnn.models.registry import register_model
-from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, RPReLU, Sequential
+from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, RPReLU, RSign, Sequential
 from numbnn.nn.activation import check_channels
 from numbnn.models.arguments import positive_ints
 from numbnn.models.layout import BINARY_RECIPE, resnet_stages
@@ -95,25 +94,26 @@ class DownsampleShortcut(Module):
 
 
 
-class BalancedActivation(Module):
-    """BA (module docstring): b = sign(x + t), then b_c - m_c. Returns ``(x + t, m)``: the binary conv
-    binarizes x + t itself on packed bits and :func:`centred_conv` subtracts m's share.
+class BalancedActivation(RSign):
+    """BA (module docstring): an RSign, b = sign(x + t), whose bits are then centred, b_c - m_c. Returns
+    ``(x + t, m)``: the binary conv binarizes x + t itself on packed bits (after the RPC's cell
+    reshaping, so the sum, not a :class:`~numbnn.nn.quantizers.SignInput`) and :func:`centred_conv`
+    subtracts m's share.
 
     m: the mean of b over N, H, W (training; the running mean moves by ``momentum``), else the running mean.
-    b's sign uses ApproxSign, as the RPCs' binary convs do (``act_quantizer="approx"``).
+    b's sign is RSign's ApproxSign, as the RPCs' binary convs use (``act_quantizer="approx"``).
     """
 
     def __init__(self, channels: int, momentum: float = 0.1):
-        check_channels(channels)
+        super().__init__(channels)
         self.channels, self.momentum = channels, float(momentum)
-        self.bias = Tensor(np.zeros(channels, np.float32), requires_grad=True)  # t: sign(x + t)
         self.register_buffer("running_mean", np.zeros(channels, np.float32))
 
     def forward(self, x):
         shifted = x + self.bias
         if not self.training:
             return shifted, self.running_mean
-        mean = F.approx_sign(shifted).mean(axis=(0, 1, 2))
+        mean = self.quantizer(shifted, self.clip).mean(axis=(0, 1, 2))
         self.running_mean *= 1 - self.momentum
         self.running_mean += self.momentum * mean.data
         return shifted, mean
