@@ -506,6 +506,24 @@ def grad_sums(g, x, center):
     return g64.sum(axis=0), (g64 * (x.astype(np.float64) - center)).sum(axis=0)
 
 
+def bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y):
+    """DPReLU(x * scale + shift + r): the affine, the residual add and the DPReLU one after the other, as
+    numpy arrays in x's dtype (each step rounded as the unfused chain rounds it)."""
+    return dprelu_forward(affine(x, scale, shift) + r, pos, neg, shift_x, shift_y)
+
+
+def bn_add_dprelu_grad_sums(g, x, r, scale, shift, pos, neg, shift_x, mean):
+    """(h, [sum g*u*(u>=0), sum g*u*(u<0), sum h, sum g, sum h * (x - mean)]) of :func:`bn_add_dprelu`:
+    h = g * slope(u) in x's dtype, the sums in float64 (g*u rounded to x's dtype first, as the kernel)."""
+    u = affine(x, scale, shift) + r - shift_x
+    h = g * np.where(u >= 0, pos, neg)
+    gu = (g * u).astype(np.float64)
+    h64 = h.astype(np.float64)
+    sums = [np.where(u >= 0, gu, 0.0).sum(0), np.where(u < 0, gu, 0.0).sum(0), h64.sum(0),
+            g.astype(np.float64).sum(0), (h64 * (x.astype(np.float64) - mean)).sum(0)]
+    return h, sums
+
+
 def adam_step(data, grad, exp_avg, exp_avg_sq, shrink, l2, beta1, beta2, step_size, bias2_root, eps):
     """(data, exp_avg, exp_avg_sq) after one Adam/AdamW step, in float64."""
     w = data.astype(np.float64) * shrink

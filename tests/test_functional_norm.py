@@ -1,8 +1,12 @@
 """F.batch_norm (functional/norm.py): training statistics and running-stat updates vs PyTorch's documented rule,
-evaluation, gradients vs finite differences, and PyTorch itself where installed."""
+evaluation, gradients vs finite differences, and PyTorch itself where installed. The fused block op
+F.batch_norm_add_dprelu: bit for bit the chain batch_norm -> + residual (-> concat) -> dprelu it replaces,
+forward, running statistics and every gradient, and float64 finite differences."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import numbnn.functional as F
 from gradcheck import check_gradients
@@ -97,3 +101,101 @@ def test_batch_norm_matches_torch():
     y.backward(upstream)
     yt.backward(torch.tensor(upstream.transpose(0, 3, 1, 2)))
     np.testing.assert_allclose(xn.grad, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-8, atol=1e-10)
+
+
+# ---- the fused block op: DPReLU(concat_k(BN_k(x_k) + r)) ------------------------------------------------
+
+
+def _block_case(shape, parts, dtype, learn_pos, seed=0):
+    """Arrays of one fused-op call: x per part, the residual, BN parameters and running statistics per part,
+    the activation's (pos, neg, shift_x, shift_y) over all parts' channels (pos the constant 1 unless learnt)."""
+    rng = np.random.default_rng(seed)
+    c = shape[-1]
+    xs = [(1.5 + 2 * rng.standard_normal(shape)).astype(dtype) for _ in range(parts)]
+    residual = rng.standard_normal(shape).astype(dtype)
+    norms = [[rng.uniform(0.5, 1.5, c).astype(dtype), rng.standard_normal(c).astype(dtype),
+              rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2.0, c).astype(dtype)] for _ in range(parts)]
+    act = [rng.uniform(0.5, 1.5, parts * c).astype(dtype) if learn_pos else 1.0,
+           rng.uniform(-0.5, 0.5, parts * c).astype(dtype), 0.3 * rng.standard_normal(parts * c).astype(dtype),
+           0.3 * rng.standard_normal(parts * c).astype(dtype)]
+    return xs, residual, norms, act
+
+
+def _run_block(fused, xs, residual, norms, act, training, upstream):
+    """(y, running statistics, gradients of x_k, r, gamma_k, beta_k and the activation's tensors)."""
+    xs = [Tensor(x.copy(), requires_grad=True) for x in xs]
+    r = Tensor(residual.copy(), requires_grad=True)
+    gammas, betas = ([Tensor(n[i].copy(), requires_grad=True) for n in norms] for i in (0, 1))
+    stats = [[n[2].copy(), n[3].copy()] for n in norms]
+    act = [Tensor(a.copy(), requires_grad=True) if isinstance(a, np.ndarray) else a for a in act]
+    pos, neg, shift_x, shift_y = act
+    if fused:
+        if len(xs) == 1:
+            y = F.batch_norm_add_dprelu(xs[0], r, gammas[0], betas[0], *stats[0], training, pos, neg, shift_x, shift_y)
+        else:
+            y = F.batch_norm_add_dprelu(xs, r, gammas, betas, [m for m, _ in stats], [v for _, v in stats], training,
+                                        pos, neg, shift_x, shift_y)
+    else:
+        branches = [F.batch_norm(x, g, b, m, v, training=training) + r
+                    for x, g, b, (m, v) in zip(xs, gammas, betas, stats)]
+        y = F.dprelu(branches[0] if len(branches) == 1 else F.concat(branches, axis=-1), pos, neg, shift_x, shift_y)
+    y.backward(upstream)
+    grads = [t.grad for t in [*xs, r, *gammas, *betas] + [a for a in act if isinstance(a, Tensor)]]
+    return y.data, [a for pair in stats for a in pair], grads
+
+
+@settings(max_examples=30)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.sampled_from([1, 2, 3, 7, 16, 33]),
+       st.integers(1, 2), st.booleans(), st.booleans(), st.sampled_from([np.float32, np.float64]), st.integers(0, 99))
+def test_fused_block_op_equals_the_chain_bit_for_bit(n, h, w, c, parts, training, learn_pos, dtype, seed):
+    """Odd channel counts, batch 1, one or two parts, RPReLU (pos = 1) or a learnt pos: y, the running
+    statistics and every gradient are the unfused chain's to the last bit."""
+    if training and n * h * w < 2:
+        with pytest.raises(InputError, match="more than 1"):
+            _run_block(True, *_block_case((n, h, w, c), parts, dtype, learn_pos), True, np.ones((n, h, w, c)))
+        return
+    case = _block_case((n, h, w, c), parts, dtype, learn_pos, seed)
+    upstream = np.random.default_rng(seed + 1).standard_normal((n, h, w, parts * c)).astype(dtype)
+    (y, stats, grads), (y_ref, stats_ref, grads_ref) = (_run_block(f, *case, training, upstream) for f in (True, False))
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, y_ref)
+    for got, expected in zip(stats + grads, stats_ref + grads_ref):
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_block_op_gradients(parts, training):
+    xs, residual, norms, (pos, neg, shift_x, shift_y) = _block_case((2, 3, 2, 3), parts, np.float64, learn_pos=True)
+    stats = [(m, v) for _, _, m, v in norms]
+
+    def fused(r, pos, neg, shift_x, shift_y, *tensors):
+        xs, gammas, betas = tensors[:parts], tensors[parts:2 * parts], tensors[2 * parts:]
+        means, variances = ([s[i].copy() for s in stats] for i in (0, 1))
+        if parts == 1:
+            return F.batch_norm_add_dprelu(xs[0], r, gammas[0], betas[0], means[0], variances[0], training,
+                                           pos, neg, shift_x, shift_y)
+        return F.batch_norm_add_dprelu(list(xs), r, list(gammas), list(betas), means, variances, training,
+                                       pos, neg, shift_x, shift_y)
+
+    check_gradients(fused, residual, pos, neg, shift_x, shift_y, *xs, *[n[0] for n in norms], *[n[1] for n in norms])
+
+
+def test_fused_block_op_errors():
+    x, r = np.ones((4, 3)), np.zeros((4, 3))
+    rm, rv = np.zeros(3), np.ones(3)
+    with pytest.raises(InputError, match="residual must have"):
+        F.batch_norm_add_dprelu(x, np.zeros((4, 2)), None, None, rm, rv, True, 1.0, 0.25, 0.0, 0.0)
+    with pytest.raises(InputError, match="residual must have"):
+        F.batch_norm_add_dprelu(x, r.astype(np.float32), None, None, rm, rv, True, 1.0, 0.25, 0.0, 0.0)
+    with pytest.raises(InputError, match="neg_slope"):
+        F.batch_norm_add_dprelu(x, r, None, None, rm, rv, True, 1.0, np.ones(2), 0.0, 0.0)
+    with pytest.raises(InputError, match="shape \\(6,\\)"):  # two parts: the activation spans 6 channels
+        F.batch_norm_add_dprelu([x, x], r, [None] * 2, [None] * 2, [rm, rm], [rv, rv], True, 1.0, np.ones(3), 0.0, 0.0)
+    with pytest.raises(InputError, match="as many entries"):
+        F.batch_norm_add_dprelu([x, x], r, [None], [None] * 2, [rm, rm], [rv, rv], True, 1.0, 0.25, 0.0, 0.0)
+    with pytest.raises(InputError, match="running"):
+        F.batch_norm_add_dprelu(x, r, None, None, None, None, False, 1.0, 0.25, 0.0, 0.0)
+    with pytest.raises(InputError, match="float32 or float64"):
+        F.batch_norm_add_dprelu(x.astype(np.float16), r.astype(np.float16), None, None, rm, rv, True, 1.0, 0.25, 0.0, 0.0)

@@ -1,8 +1,9 @@
-"""numbnn/kernels/norm.py: batch norm's per-channel moments, backward sums and affine maps, each against its
-naive twin in tests/naive.py."""
+"""numbnn/kernels/norm.py: batch norm's per-channel moments, backward sums and affine maps, and the fused
+block op's two loops (BN + residual + DPReLU), each against its naive twin in tests/naive.py."""
 
 import numpy as np
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import naive
 from channel_cases import rows_channels, tolerance
@@ -23,3 +24,30 @@ def test_batch_norm_kernels(case):
     mean = x.mean(axis=0, dtype=np.float64)
     sums = _norm_kernels.grad_sums(g, x, mean, chunks).sum(axis=1)
     np.testing.assert_allclose(sums, naive.grad_sums(g, x, mean), rtol=1e-10, atol=1e-9)
+
+
+@settings(max_examples=25)
+@given(rows_channels(), st.integers(0, 3), st.booleans())
+def test_fused_bn_add_dprelu_kernels(case, first, with_pos):
+    """The block op's two loops against the chain of naive steps: the forward and h exactly (one part of a
+    wider output / gradient, at column ``first``), the float64 sums to summation order."""
+    x, (scale, shift, pos, neg), g = case
+    rows, c = x.shape
+    r = np.ascontiguousarray(g[::-1])
+    shift_x, shift_y = (scale * neg).astype(x.dtype), (shift * pos).astype(x.dtype)
+    mean = 0.5 * pos.astype(np.float64)
+    out = np.full((rows, first + c + 1), np.nan, x.dtype)
+    _norm_kernels.bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y, out, first)
+    np.testing.assert_array_equal(out[:, first:first + c], naive.bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y))
+    assert np.isnan(out[:, :first]).all() and np.isnan(out[:, first + c:]).all()
+
+    wide = np.zeros((rows, first + c + 1), x.dtype)
+    wide[:, first:first + c] = g
+    h = np.empty_like(x)
+    sums = _norm_kernels.bn_add_dprelu_grad_sums(wide, first, x, r, scale, shift, pos, neg, shift_x, mean, h, with_pos,
+                                                 n_chunks(rows)).sum(axis=1)
+    expected_h, expected_sums = naive.bn_add_dprelu_grad_sums(g, x, r, scale, shift, pos, neg, shift_x, mean)
+    np.testing.assert_array_equal(h, expected_h)
+    if not with_pos:
+        expected_sums[0] = np.zeros(c)
+    np.testing.assert_allclose(sums, expected_sums, rtol=1e-10, atol=1e-9)

@@ -2,7 +2,8 @@
 
 One module per family: ``conv`` (float convolution), ``binary`` (convolution / linear whose forward
 runs on packed bits), ``quantizers`` (sign STEs as :class:`Quantizer` objects and their registry, fake
-quantization), ``linear``, ``norm``, ``pooling``, ``activations``, ``losses``, ``shape``.
+quantization), ``linear``, ``norm`` (also the fused block op: BN + residual + RPReLU/DPReLU),
+``pooling``, ``activations``, ``losses``, ``shape``.
 """
 
 from numbnn.functional.activations import dprelu, dropout, hard_sigmoid, prelu, relu
@@ -10,7 +11,7 @@ from numbnn.functional.binary import binary_conv2d, binary_linear
 from numbnn.functional.conv import conv2d
 from numbnn.functional.linear import linear
 from numbnn.functional.losses import cross_entropy, kl_div, log_softmax, soft_cross_entropy, softmax
-from numbnn.functional.norm import batch_norm
+from numbnn.functional.norm import batch_norm, batch_norm_add_dprelu
 from numbnn.functional.pooling import avg_pool2d, global_avg_pool, max_pool2d
 from numbnn.functional.quantizers import QUANTIZERS, Quantizer, approx_sign, fake_quant, get_quantizer, sign, ste_sign
 from numbnn.functional.shape import add, channel_shuffle, concat, depth_to_space, pad, reshape, space_to_depth
@@ -22,6 +23,7 @@ __all__ = [
     "approx_sign",
     "avg_pool2d",
     "batch_norm",
+    "batch_norm_add_dprelu",
     "binary_conv2d",
     "binary_linear",
     "channel_shuffle",

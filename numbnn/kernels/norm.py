@@ -1,5 +1,7 @@
 """Fused, parallel Numba loops of batch normalisation: per-channel moments, the backward's sums, and the
-per-channel affine maps forward (scale * x + shift) and backward (a * g + b * x + shift).
+per-channel affine maps forward (scale * x + shift) and backward (a * g + b * x + shift); and the block
+op that follows a binary conv, DPReLU(BN(x) + r), in one pass each way (:func:`bn_add_dprelu` and
+:func:`bn_add_dprelu_grad_sums`; :class:`numbnn.functional.norm.BatchNormAddDPRelu` has the math).
 
 Layout, naive twins and the chunked reductions follow the conventions in :mod:`numbnn.kernels.channels`.
 """
@@ -61,3 +63,69 @@ def affine2(g, x, a, b, shift):
         for j in range(c):
             out[i, j] = a[j] * g[i, j] + b[j] * x[i, j] + shift[j]
     return out
+
+
+def _signatures(result: str, arguments: str) -> list[str]:
+    """One signature per float dtype ``T`` (float32 training, float64 finite-difference checks)."""
+    return [f"{result}({arguments})".replace("T", t) for t in ("float32", "float64")]
+
+
+_ROWS, _VEC = "T[:, ::1]", "T[::1]"
+
+
+@nb.njit(_signatures("void", f"{_ROWS}, {_ROWS}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_ROWS}, int64"),
+         parallel=True, cache=True)
+def bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y, out, first):
+    """out[:, first + j] = DPReLU(x * scale + shift + r)[:, j]: with u = (x*scale + shift) + r - shift_x,
+    (pos if u >= 0 else neg) * u - shift_y, per channel j of x (``out`` may be wider: one part of a
+    concatenation along channels). Each float operation is the one :func:`affine`, the residual add and
+    :func:`numbnn.kernels.activations.dprelu_forward` do, in their order, so the result is theirs bit for
+    bit; the two intermediate maps are never written."""
+    rows, c = x.shape
+    for i in nb.prange(rows):
+        target = out[i, first:first + c]  # a row view: ``first + j`` as an index would be a signed sum, whose
+        for j in range(c):                # negative-index wraparound check keeps LLVM from vectorising
+            u = (x[i, j] * scale[j] + shift[j]) + r[i, j] - shift_x[j]
+            target[j] = (pos[j] if u >= 0 else neg[j]) * u - shift_y[j]
+
+
+@nb.njit(_signatures("float64[:, :, ::1]", f"{_ROWS}, int64, {_ROWS}, {_ROWS}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, "
+                     f"float64[::1], {_ROWS}, boolean, int64"), parallel=True, cache=True)
+def bn_add_dprelu_grad_sums(g, first, x, r, scale, shift, pos, neg, shift_x, mean, h, with_pos, n_chunks):
+    """The backward's one pass over g[:, first : first + C], x and r (x, r: [rows, C]): recompute u as
+    :func:`bn_add_dprelu` does, write h = g * slope(u) (the gradient of BN(x) + r, hence of r), and per
+    chunk and channel return [sum g*u*(u>=0) (zeros unless ``with_pos``), sum g*u*(u<0), sum h, sum g,
+    sum h * (x - mean)] in float64: the sums of :func:`numbnn.kernels.activations.dprelu_backward` and
+    :func:`grad_sums`, in their order.
+
+    Each row runs as two channel loops, the float32 element-wise part (h and the halves of g*u into row
+    buffers) and then the float64 sums over that row, still in the cache: one loop doing both vectorised
+    only from ~40 channels on (below, LLVM ran its scalar remainder, 5x slower), two simpler loops do from
+    ~24 (ReActNet's narrowest maps have 32)."""
+    rows, c = x.shape
+    partial = np.zeros((5, n_chunks, c))
+    for chunk in nb.prange(n_chunks):
+        sum_pos, sum_neg, sum_h, sum_g, sum_hx = np.zeros(c), np.zeros(c), np.zeros(c), np.zeros(c), np.zeros(c)
+        gu_pos, gu_neg = np.empty(c, x.dtype), np.empty(c, x.dtype)  # g*u where u >= 0 / u < 0, else 0
+        for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
+            grad = g[i, first:first + c]  # a row view (see bn_add_dprelu)
+            for j in range(c):
+                u = (x[i, j] * scale[j] + shift[j]) + r[i, j] - shift_x[j]
+                gi = grad[j]
+                positive = u >= 0
+                h[i, j] = gi * (pos[j] if positive else neg[j])
+                gu = gi * u
+                gu_pos[j] = gu if positive else 0.0
+                gu_neg[j] = 0.0 if positive else gu
+            for j in range(c):
+                d = h[i, j]
+                sum_neg[j] += gu_neg[j]
+                sum_h[j] += d
+                sum_g[j] += grad[j]
+                sum_hx[j] += d * (x[i, j] - mean[j])
+            if with_pos:  # DPReLU's learnable positive slope (RPReLU's and PReLU's is the constant 1)
+                for j in range(c):
+                    sum_pos[j] += gu_pos[j]
+        partial[0, chunk], partial[1, chunk], partial[2, chunk], partial[3, chunk], partial[4, chunk] = (
+            sum_pos, sum_neg, sum_h, sum_g, sum_hx)
+    return partial

@@ -7,6 +7,8 @@ forward computes in eval mode, with the constants it needs prepared once:
   weights packed once, and an ``elementwise`` "mul alpha" step (the float model multiplies the exact
   integer result by alpha in float32, and so does this);
 - batch norm in eval mode -> an ``affine`` step with the float model's own float32 scale and shift;
+  the fused block op (batch norm, residual add, DPReLU/RPReLU: ``BatchNormAddDPRelu``) -> the three
+  steps of the chain it fuses;
 - per-channel element-wise Functions (bias, RSign's subtraction, DPReLU/RPReLU/FPReLU, ReLU, hard
   sigmoid, fake quantization, signs, residual adds and gates) -> one-step ``elementwise`` nodes, which
   :mod:`numbnn.inference.fuse` then merges and folds;

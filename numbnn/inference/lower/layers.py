@@ -1,13 +1,16 @@
 """Lowering rules of the layers with weights: binary convolutions and linear layers (packed weights and
-their alpha step), float convolutions and linear layers, and eval-mode batch norm."""
+their alpha step), float convolutions and linear layers, eval-mode batch norm, and the fused block op
+batch norm + residual + DPReLU/RPReLU (as the three steps it fuses)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from numbnn.autograd import arithmetic
 from numbnn.errors import InputError
-from numbnn.functional import binary, conv, norm
+from numbnn.functional import activations, binary, conv, norm, shape
 from numbnn.functional.linear import Linear as LinearFunction
+from numbnn.inference.lower import elementwise, shapes
 from numbnn.inference.lower.builder import const_input, per_channel, value_input
 from numbnn.kernels import pack_bits, pack_conv_weight
 from numbnn.kernels._checks import as_pair
@@ -65,6 +68,24 @@ def _batch_norm(b, inputs, kw, out):
     return b.stages(x, [("affine", [scale.astype(dtype), shift.astype(dtype)])])
 
 
+def _batch_norm_add_dprelu(b, inputs, kw, out):
+    """The fused block op as the chain it fuses, emitted by the rules of those ops: per part the ``affine``
+    step of eval-mode batch norm and the residual's ``add_input``, their concatenation if there are several
+    parts, then the ``dprelu`` step; so the compiled graph (after :mod:`numbnn.inference.fuse` merges the
+    steps and the branches) is the one the unfused chain gives."""
+    *parts, residual, pos, neg, shift_x, shift_y = inputs
+    count = len(parts) // 5
+    width = out.shape[-1] // count
+    summed = []
+    for k in range(count):
+        x, gamma, beta, mean, var = parts[5 * k: 5 * k + 5]
+        part_out = out[..., k * width: (k + 1) * width]
+        normed = _batch_norm(b, [x, gamma, beta, mean, var], kw, part_out)
+        summed.append(elementwise.RULES[arithmetic.Add](b, [("value", normed), residual], {}, part_out))
+    joined = summed[0] if count == 1 else shapes.RULES[shape.Concat](b, [("value", v) for v in summed], {"axis": -1}, out)
+    return elementwise.RULES[activations.DPRelu](b, [("value", joined), pos, neg, shift_x, shift_y], {}, out)
+
+
 RULES = {
     binary.BinaryConv2d: _binary_conv,
     binary.BinaryLinear: _binary_linear,
@@ -72,4 +93,5 @@ RULES = {
     conv.DepthwiseConv2d: _float_conv,
     LinearFunction: _linear,
     norm.BatchNorm: _batch_norm,
+    norm.BatchNormAddDPRelu: _batch_norm_add_dprelu,
 }
