@@ -465,6 +465,10 @@ def repeat_shortcut(t, x):
 
 
 def reactnet_block(t, x):
+    """reactnet.BasicBlock as the chain a PyTorch user writes: numbnn runs each RPReLU(BN(.) + shortcut), a
+    duplication's two BNs and concatenation included, as one fused op (nn.norm_add_activation), the same
+    function (its PointwiseBranch is a container of conv and BN; the twin's entry below computes BN(conv) +
+    shortcut)."""
     out1 = t.norm_3x3(t.conv_3x3(rsign_input(t.threshold_3x3, x)))
     out1 = t.act_3x3(out1 + (avg_pool(x, 2, 2, "same") if t.stride == 2 else x))
     z = rsign_input(t.threshold_1x1, out1)

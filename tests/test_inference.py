@@ -19,7 +19,8 @@ from numbnn.datasets import fashion_mnist
 from numbnn.errors import InputError
 from numbnn.inference import compile
 from numbnn.models import available_models, build_model
-from numbnn.nn import BatchNorm, BinaryConv2d, BinaryLinear, Conv2d, DPReLU, Linear, Module
+from numbnn.models.reactnet import BasicBlock
+from numbnn.nn import BatchNorm, BinaryConv2d, BinaryLinear, Conv2d, DPReLU, Linear, Module, init
 from numbnn.optim import Adam
 from numbnn.train.data import normalize
 
@@ -236,6 +237,64 @@ def test_duplicated_branches_share_one_packing():
     stages = [n.attrs["stages"] for n in packed.graph.nodes if n.op == "bconv_steps"]
     assert ["mul", "affine", "add_input", "dprelu"] in stages
     assert not _single_use_step_chains(packed.graph)
+
+
+class TailBlock(Module):
+    """Stem conv -> one ReActNet-A block (duplicating, strided) -> pooled linear head; the block's BN +
+    residual + RPReLU either fused (its own forward) or as the chain of its modules."""
+
+    def __init__(self, fused: bool):
+        self.fused = fused
+        self.stem = Conv2d(1, 8, 3, stride=2, padding=1)
+        self.block = BasicBlock(8, 16, stride=2)
+        self.head = Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        block = self.block
+        if self.fused:
+            x = block(x)
+        else:
+            out1 = block.act_3x3(block.norm_3x3(block.conv_3x3(block.threshold_3x3.before_sign(x))) + block.shortcut(x))
+            z = block.threshold_1x1.before_sign(out1)
+            x = block.act_1x1(F.concat([b.norm(b.conv(z)) + out1 for b in block.pointwise], axis=-1))
+        return self.head(F.global_avg_pool(x))
+
+
+def _canonical(graph):
+    """The graph's nodes as (op, input nodes, attrs, consts bytes), numbered by a walk from the output."""
+    producers, labels, nodes = graph.producers(), {graph.input: "input"}, []
+
+    def visit(value):
+        if value not in labels:
+            node = producers[value]
+            inputs = tuple(visit(v) for v in node.inputs)
+            nodes.append((node.op, inputs, repr(node.attrs), tuple((k, v.tobytes()) for k, v in sorted(node.consts.items()))))
+            for k, v in enumerate(node.outputs):
+                labels[v] = (len(nodes) - 1, k)
+        return labels[value]
+
+    visit(graph.output)
+    return nodes
+
+
+def test_fused_block_op_compiles_to_the_chains_graph():
+    """BatchNormAddDPRelu lowers to the steps of the chain it fuses: trained from one seed, the fused and the
+    unfused model have the same weights (training is bit for bit the same), the same compiled graph, and
+    the same logits, float and packed."""
+    models = []
+    for fused in (True, False):
+        init.seed(3)
+        models.append(train_a_little(TailBlock(fused)))
+    fused, chain = models
+    for name, array in chain._state_arrays().items():
+        np.testing.assert_array_equal(fused._state_arrays()[name], array, err_msg=name)
+    packed = [compile(model) for model in models]
+    assert _canonical(packed[0].graph) == _canonical(packed[1].graph)
+    noise = np.random.default_rng(4).standard_normal((6, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_array_equal(float_logits(fused, noise), float_logits(chain, noise))
+    np.testing.assert_array_equal(packed[0].predict(noise), packed[1].predict(noise))
+    np.testing.assert_array_equal(packed[0].predict(noise), float_logits(fused, noise))
 
 
 # ---- errors ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""ReActNet-A: shapes, the block diagram (channel duplication, avg-pool shortcut), the packed forward of
-step 2, and the two-step recipe's weight carry-over (every step-1 weight arrives in step 2).
+"""ReActNet-A: shapes, the block diagram (channel duplication, avg-pool shortcut), the fused BN + residual +
+RPReLU against the chain of the block's modules, the checkpoint names, the packed forward of step 2, and
+the two-step recipe's weight carry-over (every step-1 weight arrives in step 2).
 
 Small widths and a handful of FashionMNIST images keep the file to a few seconds.
 """
@@ -13,7 +14,7 @@ from numbnn.autograd import Tensor, no_grad
 from numbnn.errors import CheckpointError, InputError
 from numbnn.models import build_model
 from numbnn.models.cost import summarize
-from numbnn.models.reactnet import BasicBlock, block_strides
+from numbnn.models.reactnet import BasicBlock, block_strides, rsign
 from numbnn.nn import BinaryConv2d, RSign, SignInput
 from numbnn.train import recipes
 from numbnn.train.config import TrainConfig, make_config
@@ -159,6 +160,68 @@ def test_strided_shortcut_is_a_2x2_average_pool(out_channels):
             pooled[:, i, j] = x[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean(axis=(1, 2))
     expected = np.concatenate([pooled] * (out_channels // 8), axis=-1)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def unfused_block(block, x):
+    """BasicBlock's forward as the chain of its modules, one op each (BN, add, concat, RPReLU)."""
+    out1 = block.act_3x3(block.norm_3x3(block.conv_3x3(rsign(block.threshold_3x3, x))) + block.shortcut(x))
+    z = rsign(block.threshold_1x1, out1)
+    branches = [branch.norm(branch.conv(z)) + out1 for branch in block.pointwise]
+    return block.act_1x1(branches[0] if len(branches) == 1 else F.concat(branches, axis=-1))
+
+
+@pytest.mark.parametrize("out_channels, stride", [(8, 1), (16, 2), (16, 1)])
+@pytest.mark.parametrize("plain", [False, True])
+def test_fused_block_equals_the_chain_of_its_modules(out_channels, stride, plain):
+    """Training step and evaluation: outputs, running statistics and gradients are the unfused chain's bit
+    for bit; only the plain ablation's gradient of out1 (read by the 1x1 convs themselves, not through an
+    RSign) sums its four parts in another order, so gradients upstream of it agree to float32 rounding."""
+    blocks = []
+    for _ in range(2):
+        block = BasicBlock(8, out_channels, stride, plain=plain)
+        _randomize(block)
+        blocks.append(block)
+    x = _images(4)[:, :9, :9, :1].repeat(8, axis=-1) * np.linspace(0.5, 2, 8, dtype=np.float32)
+    upstream = np.random.default_rng(3).standard_normal((4, 9 // stride + 9 % stride, 9 // stride + 9 % stride,
+                                                         out_channels)).astype(np.float32)
+    results = []
+    for block, forward in zip(blocks, (lambda b, t: b(t), unfused_block)):
+        inputs = Tensor(x.copy(), requires_grad=True)
+        y = forward(block, inputs)
+        y.backward(upstream)
+        with no_grad():
+            block.eval()
+            evaluated = forward(block, Tensor(x)).data
+        grads = {name: p.grad for name, p in block.named_parameters()}
+        results.append((y.data, evaluated, dict(block.named_buffers()), grads, inputs.grad))
+    (y, evaluated, buffers, grads, dx), (y_ref, evaluated_ref, buffers_ref, grads_ref, dx_ref) = results
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(evaluated, evaluated_ref)
+    for name in buffers_ref:
+        np.testing.assert_array_equal(buffers[name], buffers_ref[name], err_msg=name)
+    assert grads.keys() == grads_ref.keys()
+    def check(got, expected, name):  # float32 rounding of sums of O(max |expected|) terms
+        if plain:
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max(), err_msg=name)
+        else:
+            np.testing.assert_array_equal(got, expected, err_msg=name)
+
+    for name in grads_ref:
+        check(grads[name], grads_ref[name], name)
+    check(dx, dx_ref, "x")
+
+
+def test_checkpoint_names_of_a_duplicating_block():
+    """The fused op changed no module: the state-dict names of reactnet-a checkpoints stay as they were."""
+    block = BasicBlock(8, 16, stride=2)
+    assert sorted(block._state_arrays()) == sorted([
+        "threshold_3x3.bias", "conv_3x3.weight",
+        "norm_3x3.gamma", "norm_3x3.beta", "norm_3x3.running_mean", "norm_3x3.running_var",
+        "act_3x3.gamma", "act_3x3.slope", "act_3x3.zeta", "threshold_1x1.bias",
+        *[f"pointwise.{i}.{name}" for i in (0, 1) for name in ("conv.weight", "norm.gamma", "norm.beta",
+                                                               "norm.running_mean", "norm.running_var")],
+        "act_1x1.gamma", "act_1x1.slope", "act_1x1.zeta",
+    ])
 
 
 def _count_packed_calls(monkeypatch):

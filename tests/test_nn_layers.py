@@ -132,6 +132,40 @@ def test_rprelu_gradients_reach_all_three_parameters():
     np.testing.assert_allclose(rprelu.gamma.grad, -np.where(u < 0, 0.25, 1.0).sum(axis=(0, 1, 2)), rtol=1e-5)
 
 
+@pytest.mark.parametrize("make", [lambda c: nn.PReLU(c), lambda c: nn.RPReLU(c), lambda c: nn.DPReLU(c),
+                                  lambda c: nn.FPReLU(c)], ids=["prelu", "rprelu", "dprelu", "fprelu"])
+@pytest.mark.parametrize("training", [True, False])
+def test_norm_add_activation_is_the_chain_of_the_modules(make, training):
+    """nn.norm_add_activation(norm, x, r, act) == act(norm(x) + r) to the last bit: output, running statistics,
+    every gradient; the modules' parameters are the ones used."""
+    models = []
+    for _ in range(2):
+        norm, act = nn.BatchNorm(5), make(5)
+        for seed, p in enumerate([norm.gamma, norm.beta, *act.parameters()]):
+            p.data[...] = rng(seed).uniform(-0.5, 1.5, p.shape).astype(np.float32)  # the same in both copies
+        norm.running_mean[...], norm.running_var[...] = 0.3, 1.7
+        norm.training = training
+        models.append((norm, act))
+    x, r = rng(1).standard_normal((3, 4, 4, 5)).astype(np.float32), rng(2).standard_normal((3, 4, 4, 5)).astype(np.float32)
+    upstream = rng(3).standard_normal((3, 4, 4, 5)).astype(np.float32)
+    results = []
+    for (norm, act), fused in zip(models, (True, False)):
+        xt, rt = Tensor(x, requires_grad=True), Tensor(r, requires_grad=True)
+        y = nn.norm_add_activation(norm, xt, rt, act) if fused else act(norm(xt) + rt)
+        y.backward(upstream)
+        results.append([y.data, norm.running_mean, norm.running_var, xt.grad, rt.grad, norm.gamma.grad, norm.beta.grad,
+                        *[p.grad for p in act.parameters()]])
+    for got, expected in zip(*results):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_norm_add_activation_needs_parts_that_agree():
+    norms = [nn.BatchNorm(3), nn.BatchNorm(3, eps=1e-3)]
+    x = Tensor(rng().standard_normal((4, 3)).astype(np.float32))
+    with pytest.raises(InputError, match="differ"):
+        nn.norm_add_activation(norms, [x, x], x, nn.RPReLU(6))
+
+
 def test_pooling_layers_match_numpy():
     x = x_nhwc((2, 6, 4, 3))
     windows = x.reshape(2, 3, 2, 2, 2, 3)

@@ -33,7 +33,7 @@ from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.models.arguments import positive_ints
 from numbnn.models.layout import BINARY_RECIPE, NO_TEACHER, growth_blocks, head_features
-from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, RPReLU, RSign
+from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, RPReLU, RSign, norm_add_activation
 
 
 class BinaryBlock(Module):
@@ -56,8 +56,9 @@ class BinaryBlock(Module):
         return x
 
     def forward(self, x):
-        out = self.norm(self.conv(self.threshold.before_sign(x)))
-        return self.activation(out + self.shortcut(x))
+        out = self.conv(self.threshold.before_sign(x))
+        # RPReLU(BN(out) + shortcut(x)) as one fused op
+        return norm_add_activation(self.norm, out, self.shortcut(x), self.activation)
 
 
 @register_model("bnn-small", summary="Small ReActNet-style BNN: float stem, 4 binary residual blocks, float classifier",

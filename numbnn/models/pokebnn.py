@@ -67,7 +67,7 @@ import numpy as np
 import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
-from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, DPReLU, Linear, Module, ModuleList, SignInput
+from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, DPReLU, Linear, Module, ModuleList, SignInput, norm_add_activation
 from numbnn.models.arguments import positive_ints
 from numbnn.models.layout import BINARY_RECIPE
 
@@ -241,10 +241,13 @@ class PokeConv(Module):
     def forward(self, x, block_input=None):
         channels = self.conv.out_channels
         signs = x if self.bound is None else SignInput(x, self.conv.quantizer, self.bound(x))
-        y = self.norm(self.conv(signs)) + reshape_shortcut(x, channels, self.stride, "zeros")
-        if self.bottleneck_input is not None:
-            y = y + reshape_shortcut(block_input, channels, self.bottleneck_input[1], "tile")
-        return self.out_norm(self.activation(y) * self.excite(x))
+        local = reshape_shortcut(x, channels, self.stride, "zeros")
+        if self.bottleneck_input is None:  # DPReLU(BN(conv) + local(x)) as one fused op
+            y = norm_add_activation(self.norm, self.conv(signs), local, self.activation)
+        else:  # (BN(conv) + local(x)) + tiled(r1): two residual adds in this order, left unfused
+            y = self.norm(self.conv(signs)) + local
+            y = self.activation(y + reshape_shortcut(block_input, channels, self.bottleneck_input[1], "tile"))
+        return self.out_norm(y * self.excite(x))
 
 
 class Bottleneck(Module):

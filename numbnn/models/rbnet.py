@@ -71,7 +71,7 @@ from numbnn.errors import InputError
 from numbnn.models.cost import CostExtra, LayerCost
 from numbnn.models.cost.records import FLOAT32_BYTES
 from numbnn.models.registry import register_model
-from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, RPReLU, RSign, Sequential
+from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, RPReLU, RSign, Sequential, norm_add_activation
 from numbnn.nn.activation import check_channels
 from numbnn.models.arguments import positive_ints
 from numbnn.models.layout import BINARY_RECIPE, resnet_stages
@@ -221,8 +221,8 @@ class BinaryUnit(Module):
             out = self.conv(shifted, mean)
         else:
             out = centred_conv(self.conv, shifted, mean)
-        out = self.norm(out)
-        return self.activation(out + (self.shortcut(x) if self.shortcut is not None else x))
+        # RPReLU(BN(out) + shortcut(x)) as one fused op
+        return norm_add_activation(self.norm, out, self.shortcut(x) if self.shortcut is not None else x, self.activation)
 
 
 class BasicBlock(Sequential):

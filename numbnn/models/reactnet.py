@@ -25,6 +25,10 @@ Block diagram (NHWC; the defaults)::
     BinaryConv: alpha_o * conv(sign(a), sign(W))_o with alpha_o = mean|W_o| (no gradient through alpha);
     activation gradient ApproxSign (Bi-Real Net), weight gradient that of clamp(W, -1, 1).
 
+Each ``RPReLU(BN(.) + shortcut)`` runs as one fused op (:func:`numbnn.nn.norm_add_activation`, equal to
+the chain of the modules bit for bit; the modules and their parameter names are unchanged), a
+duplication's two BNs, two additions, concatenation and RPReLU included.
+
 Each binary conv takes the sign of its RSign's x + b itself (``conv(rsign.before_sign(x))``; the two 1x1
 convs of a duplication share one): on packed bits (XNOR-popcount), with ApproxSign's derivative at the
 real x + b (a second sign after RSign's would see +-1, where ApproxSign's derivative is 0).
@@ -49,7 +53,7 @@ import numbnn.functional as F
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.nn import (
-    BatchNorm, BinaryConv2d, Conv2d, Linear, Module, ModuleList, PReLU, RPReLU, RSign,
+    BatchNorm, BinaryConv2d, Conv2d, Linear, Module, ModuleList, PReLU, RPReLU, RSign, norm_add_activation,
 )
 from numbnn.models.arguments import positive_ints
 from numbnn.models.layout import BINARY_RECIPE
@@ -79,14 +83,13 @@ def activation(channels: int, plain: bool):
 
 
 class PointwiseBranch(Module):
-    """RSign'd input -> binary 1x1 conv -> BN, plus the block's shortcut (one half of a duplication)."""
+    """One half of a duplication: a binary 1x1 conv on the RSign'd input and its BN, whose output plus the
+    block's shortcut goes through the block's RPReLU (:class:`BasicBlock` runs the BNs of all branches, the
+    additions and the RPReLU as one fused op)."""
 
     def __init__(self, channels: int, binary_weights: bool, latent_init: float):
         self.conv = binary_conv(channels, channels, 1, 1, binary_weights, latent_init)
         self.norm = BatchNorm(channels)
-
-    def forward(self, z, shortcut):
-        return self.norm(self.conv(z)) + shortcut
 
 
 class BasicBlock(Module):
@@ -113,12 +116,13 @@ class BasicBlock(Module):
         return F.avg_pool2d(x, 2, 2, padding="same") if self.stride == 2 else x
 
     def forward(self, x):
-        out1 = self.norm_3x3(self.conv_3x3(rsign(self.threshold_3x3, x)))
-        out1 = self.act_3x3(out1 + self.shortcut(x))
+        # RPReLU(BN(...) + shortcut) is one fused op each time (nn.norm_add_activation)
+        out1 = norm_add_activation(self.norm_3x3, self.conv_3x3(rsign(self.threshold_3x3, x)), self.shortcut(x),
+                                   self.act_3x3)
         z = rsign(self.threshold_1x1, out1)  # once: both 1x1 convs of a duplication read it
-        branches = [branch(z, out1) for branch in self.pointwise]
-        out2 = branches[0] if len(branches) == 1 else F.concat(branches, axis=-1)
-        return self.act_1x1(out2)
+        # RPReLU(concat(BN_a(conv_a(z)) + out1, BN_b(conv_b(z)) + out1)), or RPReLU(BN(conv(z)) + out1)
+        convs = [branch.conv(z) for branch in self.pointwise]
+        return norm_add_activation([branch.norm for branch in self.pointwise], convs, out1, self.act_1x1)
 
 
 def block_strides(widths) -> list[int]:

@@ -43,6 +43,10 @@ class PReLU(Module):
     def forward(self, x):
         return F.prelu(x, self.slope)
 
+    def dprelu_params(self) -> tuple:
+        """(pos_slope, neg_slope, shift_x, shift_y) of F.dprelu computing this activation (for fused ops)."""
+        return 1.0, self.slope, 0.0, 0.0
+
     def extra_repr(self) -> str:
         return str(self.slope.shape[0])
 
@@ -59,7 +63,11 @@ class RPReLU(Module):
         self.zeta = _per_channel(channels, 0.0)
 
     def forward(self, x):
-        return F.dprelu(x, 1.0, self.slope, self.gamma, -self.zeta)
+        return F.dprelu(x, *self.dprelu_params())
+
+    def dprelu_params(self) -> tuple:
+        """(pos_slope, neg_slope, shift_x, shift_y) of F.dprelu computing this activation (for fused ops)."""
+        return 1.0, self.slope, self.gamma, -self.zeta
 
     def extra_repr(self) -> str:
         return str(self.slope.shape[0])
@@ -81,9 +89,13 @@ class DPReLU(Module):
             self.shift_y = _per_channel(channels, 0.0)
 
     def forward(self, x):
+        return F.dprelu(x, *self.dprelu_params())
+
+    def dprelu_params(self) -> tuple:
+        """(pos_slope, neg_slope, shift_x, shift_y) of F.dprelu computing this activation (for fused ops)."""
         if self.learn_shifts:
-            return F.dprelu(x, self.pos_slope, self.neg_slope, self.shift_x, self.shift_y)
-        return F.dprelu(x, self.pos_slope, self.neg_slope, 0.0, 0.0)
+            return self.pos_slope, self.neg_slope, self.shift_x, self.shift_y
+        return self.pos_slope, self.neg_slope, 0.0, 0.0
 
     def extra_repr(self) -> str:
         return f"{self.pos_slope.shape[0]}" + ("" if self.learn_shifts else ", learn_shifts=False")

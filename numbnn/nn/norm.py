@@ -1,4 +1,5 @@
-"""Batch normalisation over every axis but the last (channels), for NHWC maps and [N, C] features."""
+"""Batch normalisation over every axis but the last (channels), for NHWC maps and [N, C] features, and
+:func:`norm_add_activation`, a BNN block's BN + residual + RPReLU as one fused op on those modules."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 
 import numbnn.functional as F
 from numbnn.autograd import Tensor
+from numbnn.errors import InputError
 from numbnn.nn.activation import check_channels
 from numbnn.nn.module import Module
 
@@ -33,3 +35,23 @@ class BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.channels}, momentum={self.momentum}, eps={self.eps}"
+
+
+def norm_add_activation(norm, x, residual, activation) -> Tensor:
+    """``activation(norm(x) + residual)`` as one fused op (:func:`numbnn.functional.batch_norm_add_dprelu`),
+    equal to that chain of the three modules bit for bit, ``norm``'s running statistics included.
+
+    ``activation`` is a :class:`~numbnn.nn.PReLU`, :class:`~numbnn.nn.RPReLU` or :class:`~numbnn.nn.DPReLU`
+    (anything with ``dprelu_params()``). ``norm`` and ``x`` may be lists (parts):
+    ``activation(concat([norm_k(x_k) + residual for each k]))``, ReActNet's duplicated 1x1 branches, without
+    the concatenation. The modules keep their parameters and names: only the computation is fused.
+    """
+    norms, xs = (list(norm), list(x)) if isinstance(norm, (list, tuple)) else ([norm], [x])
+    first = norms[0]
+    if any((n.training, n.momentum, n.eps) != (first.training, first.momentum, first.eps) for n in norms):
+        raise InputError("norm_add_activation: the parts' batch norms differ in mode, momentum or eps")
+    stats = [[getattr(n, name) for n in norms] for name in ("gamma", "beta", "running_mean", "running_var")]
+    if not isinstance(norm, (list, tuple)):
+        xs, stats = xs[0], [values[0] for values in stats]
+    return F.batch_norm_add_dprelu(xs, residual, *stats, first.training, *activation.dprelu_params(),
+                                   momentum=first.momentum, eps=first.eps)
