@@ -15,7 +15,7 @@ from numbnn.cli.common import bench_app, console, handle_errors, print_json
 def kernels(
     repeats: int = typer.Option(5, min=1, help="Timed calls per kernel; the median is reported."),
     quick: bool = typer.Option(False, "--quick", help="Tiny shapes (seconds, for smoke tests); ratios are meaningless."),
-    threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS alike [default: all cores]."),
+    threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS alike (default: all cores)."),
     json_output: bool = typer.Option(False, "--json", help="Also print one JSON object as the last stdout line."),
 ):
     """Binary MAC/s of binary_matmul and binary_conv2d against numpy's float32 BLAS matmul and an

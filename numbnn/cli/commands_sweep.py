@@ -96,7 +96,7 @@ def report(
     Writes results.csv and results.md (a Markdown table), and as PNG and SVG: accuracy_vs_ops, accuracy_vs_ace,
     accuracy_vs_size (a point per run, the Pareto front of runs no other run beats on both accuracy and cost
     drawn as a step line) and training_curves (training loss and test accuracy per epoch, a line per run).
-    A spec with [[claims]] adds claims.md (each claim's arms over their seeds and its verdict: holds when the
+    A spec with \\[\\[claims]] adds claims.md (each claim's arms over their seeds and its verdict: holds when the
     difference points the expected way by more than 2 standard errors, within noise inside them), arms.md,
     and arms_accuracy_vs_ops, arms_accuracy_vs_ace (error bars over seeds) and arms_test_accuracy.
     """
