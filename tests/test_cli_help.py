@@ -7,7 +7,7 @@ import typer
 from numbnn.cli.main import app
 
 # rich's markup tags start with "[" and a lower-case letter, "#", "/" or "@" (its RE_TAGS); "[[x]]" loses
-# its inner "[x]". Rendered help drops such a tag, so every one must be escaped as "\\[".
+# its inner "[x]". Rendered help drops such a tag, so every one must be escaped as "\[".
 UNESCAPED_TAG = re.compile(r"(?<!\\)\[(?=[a-z#/@\[])")
 
 
