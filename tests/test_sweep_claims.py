@@ -73,7 +73,10 @@ def test_cost_claims_are_exact_and_one_seed_claims_get_no_verdict():
                       group_arms(RPC + WIDE[:1]))
     assert (result.difference, result.two_se, result.verdict) == (-500, 0.0, "holds")
     assert evaluate(Claim("n", "s", "rbnet rpc", "rbnet 3x3"), group_arms(RPC + WIDE[:1])).verdict == "too few seeds"
-    assert evaluate(Claim("n", "s", "rbnet rpc", "absent"), group_arms(RPC)).verdict == "no runs"
+    half = evaluate(Claim("n", "s", "rbnet rpc", "absent"), group_arms(RPC))
+    assert half.verdict == "no runs" and half.baseline is None and half.difference is None
+    assert half.arm == evaluate(Claim("n", "s", "rbnet rpc", "rbnet rpc"), group_arms(RPC)).arm  # its side is shown
+    assert half.arm is not None
 
 
 def test_two_heads_of_the_same_runs_are_compared_seed_by_seed():

@@ -124,8 +124,9 @@ def evaluate(claim: Claim, arms: list[Arm]) -> ClaimResult:
             ratios[cost] = a / b if a is not None and b else None
     a_values = arm.values(claim.metric) if arm is not None else []
     b_values = baseline.values(claim.baseline_metric) if baseline is not None else []
-    if not a_values or not b_values:
-        return ClaimResult(claim, None, None, None, None, "no runs", ratios)
+    if not a_values or not b_values:  # a sweep still running: show the side that has runs
+        shown = [summarize(values) if values else None for values in (a_values, b_values)]
+        return ClaimResult(claim, *shown, None, None, "no runs", ratios)
     a, b = summarize(a_values), summarize(b_values)
     difference = a[0] - b[0]
     if claim.exact:
