@@ -174,3 +174,14 @@ def test_the_claims_example_gives_three_seeds_to_every_arm_a_claim_compares():
     for claim in sweep.claims:
         for label in (claim.arm, claim.baseline):
             assert by_label[label] == ({0} if claim.exact and label == "reactnet-a" else {0, 1, 2}), (claim.name, label)
+
+
+def test_arms_table_gives_each_arms_minutes_and_cpu():
+    from numbnn.sweep.claims_table import arms_markdown
+
+    runs = [record("rbnet rpc", s, 0.9, seconds=90.0, cpu_model="Test CPU") for s in range(2)]
+    runs.append(record("rbnet 3x3", 0, 0.9, conv="3x3", seconds=30.0))  # an older record: no CPU
+    rows = arms_markdown(group_arms(runs), {"rbnet": 8}).splitlines()
+    assert rows[0].endswith("| minutes (CPU) |")
+    assert rows[2].endswith("| 3.0 (Test CPU) |") and "2 of 8 epochs" in rows[2]
+    assert rows[3].endswith("| 0.5 |")

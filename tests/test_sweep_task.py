@@ -5,6 +5,7 @@ import json
 import numba
 import pytest
 
+from numbnn.kernels.platform import cpu_model
 from numbnn.models import build_model
 from numbnn.models.cost import summarize
 from numbnn.sweep import parse_spec, store
@@ -39,6 +40,7 @@ def test_a_run_writes_checkpoint_and_metrics_that_match_the_checkpoint(tmp_path,
     assert record["test_accuracy"] == summary["test_accuracy"] == record["history"][-1]["test_accuracy"]
     assert record["seconds"] >= record["train_seconds"] > 0
     assert record["threads"]["numba"] == 1
+    assert record["cpu_model"] == cpu_model()  # the CPU its seconds were measured on
     # The reported accuracy is the stored model's: `numbnn eval`'s computation on the same test images.
     assert evaluate_checkpoint(directory / store.CHECKPOINT_FILE, limit=100, progress=False).accuracy == record["test_accuracy"]
     expected = summarize(build_model("bnn-small", **run.model_args)).as_dict()["total"]

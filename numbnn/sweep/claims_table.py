@@ -62,13 +62,20 @@ def schedule(arm: Arm, recipe_epochs: int | None) -> str:
     return text + (f", limit {train['limit']}" if train.get("limit") else "")
 
 
+def run_minutes(arm: Arm) -> str:
+    """Wall minutes of the arm's runs, summed over seeds, and the CPU(s) they ran on (when recorded)."""
+    minutes = sum(record.get("seconds", 0.0) for record in arm.records) / 60
+    cpus = sorted({record["cpu_model"] for record in arm.records if record.get("cpu_model")})
+    return f"{minutes:.1f}" + (f" ({'; '.join(cpus)})" if cpus else "")
+
+
 def arms_markdown(arms: list[Arm], recipe_epochs: dict) -> str:
-    """One row per arm: seeds, test accuracy mean ± std, schedule and every cost."""
-    lines = ["| arm | model | seeds | test acc. | schedule | BOPs | FLOPs | OPs | ACE | size (KiB) |",
-             "|---|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    """One row per arm: seeds, test accuracy mean ± std, schedule, every cost, and the minutes it took."""
+    lines = ["| arm | model | seeds | test acc. | schedule | BOPs | FLOPs | OPs | ACE | size (KiB) | minutes (CPU) |",
+             "|---|---|---|---:|---|---:|---:|---:|---:|---:|---|"]
     for arm in arms:
         costs = [human(arm.cost(name)) for name in ("bops", "flops", "ops", "ace")]
         lines.append(f"| {arm.label} | {arm.model} | {', '.join(map(str, arm.seeds))} "
                      f"| {show_value(summarize(arm.values('test_accuracy')), 'test_accuracy')} | {schedule(arm, recipe_epochs.get(arm.model))} "
-                     f"| {' | '.join(costs)} | {arm.cost('size_bytes') / 1024:.1f} |")
+                     f"| {' | '.join(costs)} | {arm.cost('size_bytes') / 1024:.1f} | {run_minutes(arm)} |")
     return "\n".join(lines) + "\n"

@@ -92,6 +92,7 @@ def _train_and_measure(run: dict, directory: Path, data_dir, threads: int, topic
 
     import numbnn  # deferred: the process that submits runs never trains (start-up time)
     import numbnn.io
+    from numbnn.kernels.platform import cpu_model
     from numbnn.models.cost import summarize
     from numbnn.train import run as training
     from numbnn.train.threads import set_threads
@@ -134,6 +135,7 @@ def _train_and_measure(run: dict, directory: Path, data_dir, threads: int, topic
         "threads": {"numba": numba.get_num_threads(), "numba_pool": numba.config.NUMBA_NUM_THREADS,
                     "blas": thread_counts["blas"]},
         "worker": worker,
+        "cpu_model": cpu_model(),  # seconds mean something only beside the CPU that took them
         "numbnn_version": numbnn.__version__,
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
