@@ -104,7 +104,9 @@ def test_an_unknown_teacher_targets_mode_is_refused():
         make_config("reactnet-a", teacher_targets="sometimes")
 
 
-def test_two_step_runs_the_teacher_over_the_training_images_once(tmp_path, monkeypatch):
+@pytest.fixture
+def teacher_images(monkeypatch):
+    """The batch sizes the shipped teacher (a ResNet20) runs on, in order."""
     from numbnn.models.resnet import ResNet20
 
     seen = []
@@ -115,24 +117,20 @@ def test_two_step_runs_the_teacher_over_the_training_images_once(tmp_path, monke
         return forward(self, x)
 
     monkeypatch.setattr(ResNet20, "forward", counting_forward)
+    return seen
+
+
+def test_two_step_runs_the_teacher_over_the_training_images_once(tmp_path, teacher_images):
     options = {**BASE, "epochs": 2, "recipe": "two-step", "teacher": "resnet-20", "teacher_targets": "once"}
     result = run.train("bnn-small", options=options, model_args=TINY, out=tmp_path / "s.h5", progress=False)
     assert [record["step"] for record in result.result.history] == [1, 2]
-    assert sum(seen) == BASE["limit"]  # one pass over the 48 training images, not one per step
+    assert sum(teacher_images) == BASE["limit"]  # one pass over the 48 training images, not one per step
 
 
-def test_once_targets_are_cached_and_a_damaged_cache_file_is_recomputed(monkeypatch):
+def test_once_targets_are_cached_and_a_damaged_cache_file_is_recomputed(teacher_images):
     from numbnn.datasets import cache_dir
-    from numbnn.models.resnet import ResNet20
 
-    seen = []
-    forward = ResNet20.forward
-
-    def counting_forward(self, x):
-        seen.append(len(x.data))
-        return forward(self, x)
-
-    monkeypatch.setattr(ResNet20, "forward", counting_forward)
+    seen = teacher_images
     teacher = numbnn.io.load(resolve_teacher("resnet-20"))
     images, _ = load_split("train", 20)
     with ProgressBar(False) as bar:
