@@ -27,7 +27,7 @@ from numbnn.models.cost import summarize
 from numbnn.kernels.platform import cpu_model
 from numbnn.train.data import load_split
 from numbnn.train.recipes import pooled_features
-from numbnn.train.threads import set_threads
+from numbnn.threads import set_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

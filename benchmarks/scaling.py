@@ -32,7 +32,7 @@ from numbnn.bench.train import TrainStep
 from numbnn.kernels import binary_conv2d, pack_activations, pack_conv_weight
 from numbnn.kernels.platform import cpu_model
 from numbnn.models import available_models
-from numbnn.train.threads import set_threads
+from numbnn.threads import set_threads
 
 BATCHES = (1, 32, 128, 256)
 WIDTHS = (0.5, 1.0, 2.0)

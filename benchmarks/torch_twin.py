@@ -50,10 +50,6 @@ from __future__ import annotations
 
 import os
 
-# PyTorch and Numba both run OpenMP pools here; spinning idle threads steal the cores from the other
-# pool. Passive waiting for both, set before either loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
@@ -72,7 +68,7 @@ from numbnn.kernels.platform import cpu_model  # noqa: E402
 from numbnn.models import available_models, build_model  # noqa: E402
 from numbnn.models import bnn_small, float_cnn, ftbnn, pokebnn, rbnet, reactnet, resnet  # noqa: E402
 from numbnn.optim import split_decay  # noqa: E402
-from numbnn.train.threads import set_threads  # noqa: E402
+from numbnn.threads import set_threads  # noqa: E402
 
 TOLERANCE = 1e-4  # max abs logit difference accepted as "the same network"
 CHECK_IMAGES = 32
@@ -925,6 +921,9 @@ def run_model(name: str, args) -> dict:
     batches = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else (
         [64, 128] if name == "reactnet-a" else [128])
     result = {"model": name, "cpu_model": cpu_model(), "threads": args.threads, "torch": torch.__version__,
+              # numbnn sets GOMP_SPINCOUNT for Numba's libgomp (numbnn.kernels); torch, imported first, keeps
+              # its own bundled libgomp's defaults
+              "numba_openmp_env": {k: os.environ.get(k) for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")},
               "agreement": agreement(name, seed=args.seed)}
     if args.train or args.eval:
         result["timing"] = {str(b): time_model(name, b, args.rounds, args.steps, args.warmup, args.train, args.eval,

@@ -6,8 +6,8 @@ import pytest
 from threadpoolctl import ThreadpoolController
 
 from numbnn.errors import InputError
-from numbnn.functional import gemm
-from numbnn.train.threads import set_threads
+from numbnn.kernels import gemm
+from numbnn.threads import set_threads
 
 
 @pytest.fixture

@@ -89,8 +89,22 @@ def test_bench_model_quick(files):
     import numbnn.io
     from numbnn.inference import compile as compile_packed
 
-    kinds = {op.name for op in compile_packed(numbnn.io.load(checkpoint)).program.ops}
+    packed = compile_packed(numbnn.io.load(checkpoint))
+    kinds = {op.name for op in packed.program.ops}
     assert set(report["packed_op_ms"]) == kinds and all(ms > 0 for ms in report["packed_op_ms"].values())
+    # one row per binary node, its MACs counted from the weights and the output map it writes
+    binary = report["binary_layers"]
+    nodes = [i for i, node in enumerate(packed.graph.nodes) if node.op in ("bconv", "bconv_steps", "bdense")]
+    assert binary["batch"] == 8 and [layer["node"] for layer in binary["layers"]] == nodes and nodes
+    for layer in binary["layers"]:
+        node = packed.graph.nodes[layer["node"]]
+        out_shape = packed.program.specs[node.output].shape
+        weight = node.consts["weight"]
+        per_output = weight.shape[1] * weight.shape[2] * node.attrs["in_channels"] // node.attrs.get("groups", 1) \
+            if weight.ndim == 4 else node.attrs["in_features"]
+        assert layer["binary_macs"] == 8 * int(np.prod(out_shape)) * per_output
+        assert layer["graph_ms"] > 0 and layer["kernel_ms"] > 0
+    assert binary["total"]["binary_macs"] == sum(layer["binary_macs"] for layer in binary["layers"])
 
 
 def test_cold_start_probe_reports_its_phases(files, tmp_path):

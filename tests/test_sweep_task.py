@@ -11,7 +11,7 @@ from numbnn.models.cost import summarize
 from numbnn.sweep import parse_spec, store
 from numbnn.sweep.task import _resumable_epoch, execute_run
 from numbnn.train.run import evaluate_checkpoint
-from numbnn.train.threads import set_threads
+from numbnn.threads import set_threads
 
 TINY = {"model": "bnn-small", "epochs": 1, "limit": 96, "test_limit": 100, "batch_size": 48,
         "model_args": {"widths": [8, 8, 16]}}

@@ -7,6 +7,12 @@ compilation or Numba's on-disk cache load included: once with the usual cache (w
 untimed run), once with ``NUMBA_CACHE_DIR`` pointing at an empty directory (everything compiles); the
 process's whole wall time, interpreter start and imports included, is reported too.
 
+``binary_layers`` sets each binary node of the packed graph (``bconv``, ``bconv_steps`` with its fused
+per-channel steps, ``bdense``) beside the standalone kernel on the same shape and batch
+(:func:`numbnn.kernels.binary_conv2d` or :func:`numbnn.kernels.binary_matmul` on random signs, int32
+out: what ``numbnn bench kernels`` times): binary MACs, milliseconds and G binary MAC/s of each, and
+the graph's rate as a share of the kernel's (``kernel_ms / graph_ms``).
+
 The float model is the checkpoint's own eval-mode forward pass (``numbnn.io.load``), the path training
 uses to evaluate. The machine's load average is recorded with the figures: other work on the cores
 skews them.
@@ -26,6 +32,7 @@ import numba
 import numpy as np
 
 import numbnn.io
+from numbnn import kernels
 from numbnn.autograd import Tensor, no_grad
 from numbnn.checks import check_int
 from numbnn.errors import InputError
@@ -62,6 +69,8 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
         result["float"][f"batch_{batch}"] = _rates(batch, float_s)
         result["speedup"][f"batch_{batch}"] = round(float_s / packed_s, 2)
     result["packed_op_ms"] = op_breakdown(packed, images[:max(batches)], repeats)
+    progress("binary layers against their kernels")
+    result["binary_layers"] = binary_layers(packed, images[:max(batches)], repeats)
     if cold and not quick:
         with tempfile.TemporaryDirectory() as directory:
             exported = Path(directory) / "model.h5"
@@ -83,6 +92,60 @@ def op_breakdown(packed, images, repeats: int) -> dict:
         packed.program.run(x, op_seconds=seconds)
         runs.append(seconds)
     return {name: round(1e3 * float(np.median([run[name] for run in runs])), 3) for name in sorted(runs[0])}
+
+
+BINARY_OPS = ("bconv", "bconv_steps", "bdense")
+
+
+def binary_layers(packed, images, repeats: int) -> dict:
+    """Each binary node's median time in the graph against the standalone kernel on its shape (module doc)."""
+    x = packed.prepare(images)
+    runs = []
+    for _ in range(repeats):
+        seconds = {}
+        packed.program.run(x, op_seconds=seconds, by_node=True)
+        runs.append(seconds)
+    rng = np.random.default_rng(0)
+    layers = []
+    for index, (node, op) in enumerate(zip(packed.graph.nodes, packed.program.ops)):
+        if node.op not in BINARY_OPS:
+            continue
+        in_shape = packed.program.specs[node.inputs[0]].shape
+        kernel_call, macs, shape = _kernel_twin(op, len(images), in_shape, rng)
+        graph_s = float(np.median([run[index] for run in runs]))
+        kernel_s = _median_seconds(kernel_call, repeats)
+        layers.append({"node": index, "op": node.op, "shape": shape, "binary_macs": macs,
+                       "graph_ms": round(1e3 * graph_s, 3), "kernel_ms": round(1e3 * kernel_s, 3),
+                       "graph_gmacs": round(macs / graph_s / 1e9, 1), "kernel_gmacs": round(macs / kernel_s / 1e9, 1),
+                       "share_of_kernel": round(kernel_s / graph_s, 3)})
+    total = {key: sum(layer[key] for layer in layers) for key in ("binary_macs", "graph_ms", "kernel_ms")}
+    if total["graph_ms"] > 0 and total["kernel_ms"] > 0:
+        total["graph_gmacs"] = round(total["binary_macs"] / total["graph_ms"] / 1e6, 1)
+        total["kernel_gmacs"] = round(total["binary_macs"] / total["kernel_ms"] / 1e6, 1)
+        total["share_of_kernel"] = round(total["kernel_ms"] / total["graph_ms"], 3)
+    return {"batch": len(images), "total": total, "layers": layers}
+
+
+def _kernel_twin(op, batch: int, in_shape: tuple, rng):
+    """(call of the standalone kernel on ``op``'s shape, binary MACs of the batch, shape label)."""
+    if op.name == "bdense":
+        out_features, k = op.weight.shape[0], op.in_features
+        a = kernels.pack_bits(_signs(rng, (batch, k)))
+        return (lambda: kernels.binary_matmul(a, op.weight, k)), batch * out_features * k, f"{batch}x{out_features}x{k}"
+    conv = op.conv if op.name == "bconv_steps" else op
+    h, w, _ = in_shape
+    out_channels, kh, kw, _ = conv.weight.shape
+    ho, wo = conv.output_size(h, w)
+    x = kernels.pack_activations(_signs(rng, (batch, h, w, conv.in_channels)), conv.groups)
+    macs = batch * ho * wo * out_channels * kh * kw * (conv.in_channels // conv.groups)
+    label = (f"{batch}x{h}x{w}x{conv.in_channels} -> {out_channels} {kh}x{kw}/{conv.stride[0]}"
+             + (f" g{conv.groups}" if conv.groups > 1 else ""))
+    return (lambda: kernels.binary_conv2d(x, conv.weight, conv.in_channels, conv.stride, conv.padding, conv.dilation,
+                                          conv.pad_value, conv.groups)), macs, label
+
+
+def _signs(rng, shape) -> np.ndarray:
+    return np.where(rng.random(shape) < 0.5, -1.0, 1.0).astype(np.float32)
 
 
 def cold_starts(kind: str, path: Path) -> dict:

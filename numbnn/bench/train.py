@@ -41,7 +41,7 @@ from numbnn.train.data import normalize
 from numbnn.train.loop import train_step
 from numbnn.train.memory import retain_freed_memory
 from numbnn.train.optimizers import build_optimizer
-from numbnn.train.threads import default_training_threads, set_threads
+from numbnn.threads import default_threads, set_threads
 
 EPOCH_IMAGES = 60000  # FashionMNIST's training set
 IMAGE_SIZE = 28
@@ -63,7 +63,7 @@ class TrainStep:
     def __init__(self, model_name: str, batch_size: int, model_args: dict | None = None, seed: int = 0):
         check_int(batch_size, "batch_size")
         retain_freed_memory()  # as fit() does
-        default_training_threads()
+        default_threads()
         self.model = build_model(model_name, **(model_args or {}))
         self.model.train()
         steps_per_epoch = -(-EPOCH_IMAGES // batch_size)

@@ -24,7 +24,7 @@ def kernels(
     popcount ceiling, warm medians and the cold first call (compile or on-disk cache load)."""
     # deferred: keeps `numbnn --help` fast (start-up time)
     from numbnn.bench.kernels import FULL_CONVS, FULL_MATMULS, QUICK_CONVS, QUICK_MATMULS, run_kernel_benchmarks
-    from numbnn.train.threads import set_threads
+    from numbnn.threads import set_threads
 
     blas_threads = set_threads(threads, blas="native")["blas"] if threads is not None else None
 

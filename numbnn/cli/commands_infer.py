@@ -82,6 +82,7 @@ def bench_model(
 
     Warm: median of repeated calls in this process. Cold: a fresh process loading the model and
     predicting one image, with Numba's on-disk cache and with an empty cache (everything compiles).
+    Binary layers: each one's G binary MAC/s in the graph against the bare kernel on its shape.
     """
     from rich.table import Table  # deferred: keeps `numbnn --help` fast (start-up time)
 
@@ -102,6 +103,11 @@ def bench_model(
     largest = max(int(key.removeprefix("batch_")) for key in results["speedup"])
     console.print(f"packed time per op kind at batch {largest} (ms): "
                   + ", ".join(f"{name} {ms:.2f}" for name, ms in results["packed_op_ms"].items()))
+    binary = results["binary_layers"]["total"]
+    if binary.get("share_of_kernel") is not None:
+        console.print(f"binary layers at batch {largest}: {binary['graph_gmacs']:,} G binary MAC/s in the graph, "
+                      f"{binary['kernel_gmacs']:,} G for the bare kernel on the same shapes "
+                      f"({100 * binary['share_of_kernel']:.0f}%; per layer in --json's binary_layers)")
     for kind, runs in results.get("cold", {}).items():
         for cache, run in runs.items():
             console.print(f"cold {kind}, {cache.replace('_', ' ')}: first call {run['first_call_s']:.2f} s, "

@@ -114,7 +114,7 @@ def evaluate(
 ):
     """Test-split accuracy of a checkpoint (the same computation as training's end-of-epoch evaluation)."""
     from numbnn.train import run  # deferred: keeps `numbnn --help` fast (start-up time)
-    from numbnn.train.threads import set_threads
+    from numbnn.threads import set_threads
 
     if threads is not None:
         set_threads(threads)

@@ -10,7 +10,7 @@ kw, c), so each group's products read and write strided 2-D views (K_g = KH*KW*C
 
     out[:, O_g-block g] = cols[:, K_g-block g] @ W[O_g-block g].T      (likewise dW_g and dcols_g)
 
-each a :func:`numbnn.functional.gemm.matmul` (split over threads), with no reordering copy. The
+each a :func:`numbnn.kernels.gemm.matmul` (split over threads), with no reordering copy. The
 products run a few images at a time (see ``BLOCK_ROWS``) and the backward recomputes each block's
 columns instead of keeping them. A 1x1 kernel without padding needs no im2col (a reshape, or a
 strided slice for stride > 1). Convolutions with one input channel per group (depthwise, and
@@ -28,7 +28,7 @@ import numpy as np
 from numbnn.autograd import Function, Tensor
 from numbnn.checks import check_int
 from numbnn.errors import InputError
-from numbnn.functional import gemm
+from numbnn.kernels import gemm
 from numbnn.kernels import col2im, im2col
 from numbnn.kernels.depthwise import depthwise_conv2d
 from numbnn.kernels.geometry import ConvGeometry, conv_geometry

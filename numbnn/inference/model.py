@@ -13,6 +13,7 @@ from numbnn.checks import check_int
 from numbnn.errors import CheckpointError, InputError, NumbnnError
 from numbnn.inference.format import read_graph, write_graph
 from numbnn.inference.graph import Graph, Program
+from numbnn.threads import default_threads
 
 DEFAULT_BATCH = 256
 
@@ -78,6 +79,7 @@ class PackedModel:
     def _run(self, x: np.ndarray) -> np.ndarray:
         """The program's output; a failure of a checked graph (a crafted file validation let through) is
         reported as a bad model file, not as a traceback."""
+        default_threads()
         try:
             return self.program.run(x)
         except NumbnnError:

@@ -38,6 +38,7 @@ def environment() -> dict:
         "threading_layer": threading_layer(),
         "threads": nb.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
         "cache_dir": numba_cache_dir(),
     }
 

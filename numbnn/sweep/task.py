@@ -95,7 +95,7 @@ def _train_and_measure(run: dict, directory: Path, data_dir, threads: int, topic
     from numbnn.kernels.platform import cpu_model
     from numbnn.models.cost import summarize
     from numbnn.train import run as training
-    from numbnn.train.threads import set_threads
+    from numbnn.threads import set_threads
 
     started = time.perf_counter()
     thread_counts = set_threads(threads)

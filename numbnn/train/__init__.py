@@ -22,7 +22,7 @@ _LAZY = {
     "fit": "numbnn.train.loop",
     "TrainingState": "numbnn.train.checkpoint",
     "read_training_state": "numbnn.train.checkpoint",
-    "set_threads": "numbnn.train.threads",
+    "set_threads": "numbnn.threads",
 }
 
 

@@ -16,7 +16,7 @@ import numbnn.io
 from numbnn.checks import check_int
 from numbnn.errors import CheckpointError, InputError, NumbnnError
 from numbnn.train.config import TrainConfig
-from numbnn.train.threads import current_threads
+from numbnn.threads import current_threads
 
 _PARTIAL_KEYS = ("loss_sum", "correct", "seen", "seconds")
 _HISTORY_KEYS = ("epoch", "images", "seconds")  # what a resumed run reads back from earlier epochs

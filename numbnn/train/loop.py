@@ -24,7 +24,7 @@ from numbnn.train.config import TrainConfig
 from numbnn.train.data import Augmentation, BatchIterator
 from numbnn.train.evaluate import evaluate, predict_logits
 from numbnn.train.memory import retain_freed_memory
-from numbnn.train.threads import default_training_threads
+from numbnn.threads import default_threads
 from numbnn.train.optimizers import build_optimizer
 from numbnn.train.signals import StopRequest
 from numbnn.train.target_cache import cached_targets, targets_key
@@ -92,7 +92,7 @@ def fit(
     """
     started = time.perf_counter()
     retain_freed_memory()
-    default_training_threads()
+    default_threads()
     rng = np.random.default_rng(config.seed)
     augmentation = Augmentation(config.crop_padding, config.flip)
     images, labels = train_set

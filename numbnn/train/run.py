@@ -26,7 +26,7 @@ from numbnn.train.evaluate import Evaluation, evaluate
 from numbnn.train.loop import FitResult
 from numbnn.train.recipes import run_recipe, step1_checkpoint_path
 from numbnn.train.teachers import NO_TEACHER, resolve_teacher
-from numbnn.train.threads import set_threads
+from numbnn.threads import set_threads
 
 # Settings that may change when a run is resumed; every other one must stay as the checkpoint says,
 # or the resumed run would no longer continue the same computation.

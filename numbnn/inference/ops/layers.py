@@ -9,6 +9,7 @@ from numbnn.inference.ops.base import (
     Op, Spec, const_array, expect, get_attr, int_attr, int_list, pair_attr, register_op,
 )
 from numbnn.kernels.depthwise import depthwise_conv2d
+from numbnn.kernels import gemm
 from numbnn.kernels.ordered_matmul import ordered_matmul
 from numbnn.kernels.pooling import avg_pool2d, mean
 
@@ -61,7 +62,7 @@ class Conv2d(Op):
                 cols = kernels.im2col(np.ascontiguousarray(x), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
             w2 = self.weight.reshape(o, -1)
             if self.groups == 1:
-                out = cols @ w2.T
+                out = gemm.matmul(cols, w2.T)
             else:
                 m, k = cols.shape
                 cg = c // self.groups

@@ -4,7 +4,7 @@ OpenBLAS's own threads synchronise inside every call by spinning on shared flags
 process holds one of the cores (a shared machine, a second training run), the thread that kept
 its core spins while its partner waits to be scheduled: on 2 cores with one other busy process,
 conv-shaped products took up to 4 times *longer* with 2 BLAS threads than with 1, and a reactnet-a
-training step at 2 threads 5 times longer than at 1. So :func:`numbnn.train.set_threads` runs
+training step at 2 threads 5 times longer than at 1. So :func:`numbnn.threads.set_threads` runs
 BLAS on one thread and sets :data:`threads` here; :func:`matmul` then cuts the output rows into
 that many parts and runs them at once on a small thread pool (numpy releases the GIL inside BLAS).
 A part whose partner is descheduled just finishes later; nothing spins. Until ``set_threads`` is
