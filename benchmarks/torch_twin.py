@@ -36,12 +36,18 @@ Timing (``--json`` prints one object per model): for each batch size, numbnn's t
 the twin's (the same optimizer, learning rate, betas, weight decay rule, label smoothing and gradient
 clipping, on the same batches, ``torch.set_num_threads`` = numbnn's threads) in both memory formats,
 NCHW and channels_last, the faster one counting. Then an eval pass (``no_grad`` / ``inference_mode``;
-``--packed`` adds numbnn's packed model). Each of ``--rounds`` rounds takes every contender's median
-of ``--steps`` steps in turn, numbnn first, so a change in machine load hits all of them alike; the
-medians of the rounds give the figures. ``epoch_ratio`` is numbnn's epoch time over the faster twin's
-(below 1: numbnn is faster), from wall time; ``epoch_ratio_cpu`` the same from process CPU time, the
-steadier of the two on a loaded machine. The 1-minute load average before and after is printed: on a shared
-machine only ratios taken in one run mean anything.
+``--packed`` adds numbnn's packed model). Each library times in processes of its own, never beside the
+other: numbnn in ``benchmarks/numbnn_contender.py`` (which never imports torch), the twin in this script
+run with ``--contender``. PyTorch and Numba both use the system's GNU libgomp, which reads its waiting
+settings once, at load; in one process the first import decides both libraries' waiting, and two pools
+of threads on as many cores are more threads than cores, for which libgomp's documentation of
+GOMP_SPINCOUNT says it cuts spinning to 100 rounds (before 2026-12-05 this script set OMP_WAIT_POLICY=PASSIVE for both,
+which slowed the twin by a third: reactnet-a at batch 64, 151 s against 103 s an epoch). Each of
+``--rounds`` rounds runs numbnn's process, then the twin's, each taking the median of ``--steps`` steps
+after ``--warmup + 1`` untimed ones, so a change in machine load hits both alike; the medians of the
+rounds give the figures. ``epoch_ratio`` is numbnn's epoch time over the faster twin's (below 1: numbnn
+is faster), from wall time; ``epoch_ratio_cpu`` the same from process CPU time. The 1-minute load
+average before and after is printed: on a shared machine only ratios taken in one run mean anything.
 
 torch is a benchmark-only extra (``pip install -e '.[bench]'``); nothing under ``numbnn/`` imports it.
 """
@@ -50,10 +56,15 @@ from __future__ import annotations
 
 import os
 
+USER_ENVIRONMENT = dict(os.environ)  # before numbnn's import adds its OpenMP setting (see run_contender)
+
 import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -69,6 +80,8 @@ from numbnn.models import available_models, build_model  # noqa: E402
 from numbnn.models import bnn_small, float_cnn, ftbnn, pokebnn, rbnet, reactnet, resnet  # noqa: E402
 from numbnn.optim import split_decay  # noqa: E402
 from numbnn.threads import set_threads  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 TOLERANCE = 1e-4  # max abs logit difference accepted as "the same network"
 CHECK_IMAGES = 32
@@ -843,73 +856,83 @@ def _median_of_steps(call, steps: int, start: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def alternate(contenders: dict, rounds: int, steps: int, warmup: int) -> dict:
-    """Each round: every contender's median of ``steps`` calls, in turn; medians over rounds (wall, CPU)."""
-    for call in contenders.values():
-        for i in range(warmup + 1):
-            call(i)
-    walls = {name: [] for name in contenders}
-    cpus = {name: [] for name in contenders}
-    for r in range(rounds):
-        for name, call in contenders.items():
-            wall, cpu = _median_of_steps(call, steps, warmup + 1 + r * steps)
-            walls[name].append(wall)
-            cpus[name].append(cpu)
-    return {name: {"step_s": round(statistics.median(walls[name]), 5), "step_cpu_s": round(statistics.median(cpus[name]), 5),
-                   "rounds_s": [round(w, 5) for w in walls[name]]} for name in contenders}
+def run_contender(script: Path, arguments: list) -> dict:
+    """One timing process (the user's environment, not this process's: numbnn.kernels adds GOMP_SPINCOUNT
+    to os.environ at import); its last stdout line is a JSON object."""
+    run = subprocess.run([sys.executable, str(script), *map(str, arguments)], env=USER_ENVIRONMENT,
+                         capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise SystemExit(f"{script.name} {' '.join(map(str, arguments))} failed:\n{run.stderr[-2000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def time_model(name: str, batch_size: int, rounds: int, steps: int, warmup: int, train: bool = True,
-               evaluate: bool = True, packed: bool = False, model_args: dict | None = None) -> dict:
-    """Training steps (numbnn, twin NCHW, twin channels_last) and eval passes, alternating (module docstring)."""
-    trainer = TrainStep(name, batch_size, model_args)
+def time_model(name: str, batch_size: int, rounds: int, steps: int, warmup: int, threads: int, train: bool = True,
+               evaluate: bool = True, packed: bool = False) -> dict:
+    """Training steps (numbnn, twin NCHW, twin channels_last) and eval passes, each library in processes of
+    its own, alternating round by round (module docstring); medians over the rounds."""
     result = {"batch_size": batch_size, "load_average_1min": [round(os.getloadavg()[0], 2)]}
-    twins = {fmt: torch_trainer(trainer, memory_format) for fmt, memory_format in FORMATS.items()}
+    common = ["--model", name, "--steps", steps, "--warmup", warmup, "--threads", threads]
+    no_train = [] if train else ["--no-train"]
+    numbnn_flags = no_train + (["--eval"] if evaluate else []) + (["--packed"] if packed else [])
+    torch_flags = no_train + ([] if evaluate else ["--no-eval"])
+    rounds_of = {"train": {}, "eval": {}}
+    for _ in range(rounds):
+        numbnn_side = run_contender(HERE / "numbnn_contender.py", common + ["--batch-size", batch_size] + numbnn_flags)
+        torch_side = run_contender(Path(__file__), common + ["--batch-sizes", batch_size, "--contender"] + torch_flags)
+        sides = {"train": {"numbnn": numbnn_side.get("train"), **torch_side.get("train", {})},
+                 "eval": {"numbnn_float": numbnn_side.get("float"), "numbnn_packed": numbnn_side.get("packed"),
+                          **torch_side.get("eval", {})}}
+        for phase, contenders in sides.items():
+            for contender, timing in contenders.items():
+                if timing is not None:
+                    rounds_of[phase].setdefault(contender, []).append(timing)
+    timing = {phase: {contender: {"step_s": round(statistics.median(r["step_s"] for r in runs), 5),
+                                  "step_cpu_s": round(statistics.median(r["step_cpu_s"] for r in runs), 5),
+                                  "rounds_s": [round(r["step_s"], 5) for r in runs]}
+                      for contender, runs in contenders.items()} for phase, contenders in rounds_of.items()}
     if train:
-        contenders = {"numbnn": trainer.run, **{f"torch_{fmt}": twins[fmt][2] for fmt in FORMATS}}
-        timing = alternate(contenders, rounds, steps, warmup)
-        best = min(FORMATS, key=lambda fmt: timing[f"torch_{fmt}"]["step_s"])
-        numbnn_s, torch_s = timing["numbnn"]["step_s"], timing[f"torch_{best}"]["step_s"]
+        best = min(FORMATS, key=lambda fmt: timing["train"][f"torch_{fmt}"]["step_s"])
+        numbnn_s, torch_s = timing["train"]["numbnn"]["step_s"], timing["train"][f"torch_{best}"]["step_s"]
         result["train"] = {
-            **timing, "torch_best_format": best,
+            **timing["train"], "torch_best_format": best,
             "numbnn_epoch_s": round(numbnn_s * EPOCH_IMAGES / batch_size, 1),
             "torch_epoch_s": round(torch_s * EPOCH_IMAGES / batch_size, 1),
             "epoch_ratio": round(numbnn_s / torch_s, 3),
-            "epoch_ratio_cpu": round(timing["numbnn"]["step_cpu_s"] / timing[f"torch_{best}"]["step_cpu_s"], 3),
+            "epoch_ratio_cpu": round(timing["train"]["numbnn"]["step_cpu_s"] / timing["train"][f"torch_{best}"]["step_cpu_s"], 3),
         }
     if evaluate:
-        model = trainer.model.eval()
-        x = trainer.batches[0][0]
-        contenders = {"numbnn_float": lambda i: _numbnn_eval(model, x)}
+        best = min(FORMATS, key=lambda fmt: timing["eval"][f"torch_{fmt}"]["step_s"])
+        torch_s = timing["eval"][f"torch_{best}"]["step_s"]
+        result["eval"] = {**timing["eval"], "torch_best_format": best,
+                          "float_ratio": round(timing["eval"]["numbnn_float"]["step_s"] / torch_s, 3)}
         if packed:
-            from numbnn.inference import compile as compile_packed
-
-            images = synthetic_images(batch_size)
-            net = compile_packed(model)
-            contenders["numbnn_packed"] = lambda i: net.predict(images)
-        for fmt in FORMATS:
-            twin, batches = twins[fmt][0].eval(), twins[fmt][1]
-            copy_weights(model, twin)
-            contenders[f"torch_{fmt}"] = lambda i, twin=twin, xb=batches[0][0]: _torch_eval(twin, xb)
-        timing = alternate(contenders, rounds, steps, warmup)
-        best = min(FORMATS, key=lambda fmt: timing[f"torch_{fmt}"]["step_s"])
-        result["eval"] = {**timing, "torch_best_format": best,
-                          "float_ratio": round(timing["numbnn_float"]["step_s"] / timing[f"torch_{best}"]["step_s"], 3)}
-        if packed:
-            result["eval"]["packed_ratio"] = round(timing["numbnn_packed"]["step_s"] / timing[f"torch_{best}"]["step_s"], 3)
+            result["eval"]["packed_ratio"] = round(timing["eval"]["numbnn_packed"]["step_s"] / torch_s, 3)
     result["load_average_1min"].append(round(os.getloadavg()[0], 2))
     return result
 
 
-def synthetic_images(batch_size: int) -> np.ndarray:
-    """uint8 images for the packed model (it normalises them itself), the same draws as the float batch."""
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, size=(batch_size, 28, 28), dtype=np.uint8)
-
-
-def _numbnn_eval(model, x):
-    with no_grad():
-        return model(Tensor(x))
+def torch_contender(name: str, batch_size: int, steps: int, warmup: int, train: bool, evaluate: bool) -> dict:
+    """The twin's side of one round, in this (fresh) process: median step times of both memory formats."""
+    trainer = TrainStep(name, batch_size)
+    twins = {fmt: torch_trainer(trainer, memory_format) for fmt, memory_format in FORMATS.items()}
+    result = {}
+    if train:
+        result["train"] = {}
+        for fmt in FORMATS:
+            step = twins[fmt][2]
+            for i in range(warmup + 1):
+                step(i)
+            wall, cpu = _median_of_steps(step, steps, warmup + 1)
+            result["train"][f"torch_{fmt}"] = {"step_s": wall, "step_cpu_s": cpu}
+    if evaluate:
+        result["eval"] = {}
+        for fmt in FORMATS:
+            twin, x = twins[fmt][0].eval(), twins[fmt][1][0][0]
+            for i in range(warmup + 1):
+                _torch_eval(twin, x)
+            wall, cpu = _median_of_steps(lambda i: _torch_eval(twin, x), steps, 0)
+            result["eval"][f"torch_{fmt}"] = {"step_s": wall, "step_cpu_s": cpu}
+    return result
 
 
 def _torch_eval(twin, x):
@@ -921,13 +944,12 @@ def run_model(name: str, args) -> dict:
     batches = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else (
         [64, 128] if name == "reactnet-a" else [128])
     result = {"model": name, "cpu_model": cpu_model(), "threads": args.threads, "torch": torch.__version__,
-              # numbnn sets GOMP_SPINCOUNT for Numba's libgomp (numbnn.kernels); torch, imported first, keeps
-              # its own bundled libgomp's defaults
-              "numba_openmp_env": {k: os.environ.get(k) for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")},
+              # the timing processes' environment for libgomp (numbnn's process adds its own GOMP_SPINCOUNT)
+              "openmp_env": {k: USER_ENVIRONMENT.get(k) for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")},
               "agreement": agreement(name, seed=args.seed)}
     if args.train or args.eval:
-        result["timing"] = {str(b): time_model(name, b, args.rounds, args.steps, args.warmup, args.train, args.eval,
-                                               args.packed) for b in batches}
+        result["timing"] = {str(b): time_model(name, b, args.rounds, args.steps, args.warmup, args.threads, args.train,
+                                               args.eval, args.packed) for b in batches}
     return result
 
 
@@ -964,7 +986,14 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="weights and images of the logits check")
     parser.add_argument("--packed", action="store_true", help="also time numbnn's packed model in the eval pass")
     parser.add_argument("--json", action="store_true", help="one JSON object per model, then a summary object")
+    parser.add_argument("--contender", action="store_true",
+                        help="internal: time the twin alone for one model and batch size, print JSON (a timing round)")
     args = parser.parse_args()
+    if args.contender:
+        torch.set_num_threads(args.threads)
+        print(json.dumps(torch_contender(args.model[0], int(args.batch_sizes), args.steps, args.warmup, args.train,
+                                         args.eval)))
+        return
     if args.check_only:
         args.train = args.eval = False
     names = [spec.name for spec in available_models()] if args.all else (args.model or ["reactnet-a"])
