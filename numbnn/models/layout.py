@@ -23,7 +23,8 @@ from numbnn.nn import ModuleList
 # with the teacher's targets computed once on the un-augmented images ("once") 77.45% and 79.59%, for
 # one teacher pass in total instead of one per epoch (benchmarks/results/proxies-reactnet-a-teacher.json).
 # A larger batch or lr did not help there (batch 128 / lr 2.8e-3: 73.43%; lr 4e-3: 76.44%). 8 epochs fit
-# the 15-minute budget of an idle 2-core Intel Xeon (the full-run figures: README's results table).
+# the 15-minute budget of an idle 2-core Intel Xeon at ~100 s an epoch; reactnet-a, the default command's
+# model, now runs 11 (its default_recipe says why).
 # benchmarks/proxies.py runs the same one-epoch proxy for every binary model (proxies-*.json there).
 NO_TEACHER = "none"  # a recipe's or ``--teacher``'s value for training on the labels, without distillation
 BINARY_RECIPE = {"optimizer": "adam", "lr": 2e-3, "schedule": "linear", "epochs": 8, "batch_size": 64,
