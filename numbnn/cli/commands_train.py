@@ -9,9 +9,7 @@ from rich.table import Table
 
 from numbnn.cli.common import app, handle_errors, print_json
 from numbnn.errors import InputError
-from numbnn.train.config import TrainConfig
-
-EVAL_BATCH_SIZE = TrainConfig.eval_batch_size
+from numbnn.evaluation import EVAL_BATCH_SIZE
 
 
 @app.command()

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Images per forward pass when evaluating, in training and in ``numbnn eval`` alike (a default only:
+# the figures do not depend on it, the memory does).
+EVAL_BATCH_SIZE = 500
+
 
 @dataclass(frozen=True)
 class Evaluation:

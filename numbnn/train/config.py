@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from numbnn.checks import check_int
 from numbnn.errors import InputError
+from numbnn.evaluation import EVAL_BATCH_SIZE
 from numbnn.models import model_spec
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -56,7 +57,7 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None  # use the first `limit` training images
     test_limit: int | None = None  # evaluate on the first `test_limit` test images
-    eval_batch_size: int = 500
+    eval_batch_size: int = EVAL_BATCH_SIZE
     save_every: int = 1  # write a checkpoint every this many epochs (and after the last)
     teacher: str | None = None  # checkpoint of a distillation teacher (soft cross-entropy to its softmax)
     teacher_targets: str = "batch"  # see TEACHER_TARGETS

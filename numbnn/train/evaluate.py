@@ -3,7 +3,7 @@
 import numpy as np
 
 from numbnn.autograd import Tensor, no_grad
-from numbnn.evaluation import Evaluation, Tally
+from numbnn.evaluation import EVAL_BATCH_SIZE, Evaluation, Tally
 from numbnn.train.data import BatchIterator
 
 
@@ -13,7 +13,7 @@ def predict_logits(model, x: np.ndarray) -> np.ndarray:
         return model(Tensor(x)).data
 
 
-def evaluate(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 500, bar=None) -> Evaluation:
+def evaluate(model, images: np.ndarray, labels: np.ndarray, batch_size: int = EVAL_BATCH_SIZE, bar=None) -> Evaluation:
     """Run ``model`` in eval mode over uint8 ``images`` [N, H, W] in their stored order.
 
     The model's train/eval mode is restored afterwards. Results do not depend on ``batch_size`` except
