@@ -67,7 +67,11 @@ class PackedModel:
         return images
 
     def predict(self, images, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
-        """Logits float32 [N, classes] (for ReActXGB: the trees' margins)."""
+        """Logits float32 [N, classes] (for ReActXGB: the trees' margins).
+
+        Unless :func:`numbnn.threads.set_threads` was called, the first call applies numbnn's thread
+        default, as training does: all of Numba's threads, BLAS on one thread, float products split
+        over the threads (process-wide; see :mod:`numbnn.threads`)."""
         check_int(batch_size, "batch_size")
         x = self.prepare(images)
         if len(x) == 0:
