@@ -67,3 +67,32 @@ def test_set_threads_splits_products_and_keeps_blas_on_one_thread(restore_thread
     assert info["gemm_parts"] == 1 and info["blas"] == 2 and gemm.threads == 1
     with pytest.raises(InputError, match="blas"):
         set_threads(2, blas="openmp")
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, "10000"),                               # numbnn's spin count (numbnn.kernels' docstring says why)
+    ({"GOMP_SPINCOUNT": "500"}, "500"),          # the user's own setting wins
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, None),      # so does a wait policy: no spin count is added
+])
+def test_openmp_spin_count_is_set_unless_the_user_chose(given, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    code = "import os, numbnn.kernels; print(os.environ.get('GOMP_SPINCOUNT'))"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, **given}, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(expected)
+
+
+def test_packed_prediction_applies_the_thread_default(monkeypatch, restore_threads):
+    """A packed model splits its float products over Numba's threads, as training does (numbnn.threads)."""
+    import numbnn.threads
+    from numbnn.inference import compile as compile_packed
+    from numbnn.models import build_model
+
+    packed = compile_packed(build_model("bnn-small", widths=[8, 8, 16]).eval())
+    monkeypatch.setattr(numbnn.threads, "_configured", False)
+    gemm.set_gemm_threads(1)
+    packed.predict(np.zeros((2, 28, 28), np.uint8))
+    assert numbnn.threads._configured and gemm.threads == numba.get_num_threads()
