@@ -22,26 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-
 import numpy as np
 
 from numbnn.autograd import Tensor, no_grad
-from numbnn.bench.train import TrainStep
+from numbnn.bench.train import TrainStep, median_step_seconds
 from numbnn.threads import set_threads
-
-
-def median_of_calls(call, steps: int, warmup: int) -> dict:
-    for i in range(warmup + 1):
-        call(i)
-    walls, cpus = [], []
-    for i in range(warmup + 1, warmup + 1 + steps):
-        wall, cpu = time.perf_counter(), time.process_time()
-        call(i)
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return {"step_s": statistics.median(walls), "step_cpu_s": statistics.median(cpus)}
 
 
 def synthetic_images(batch_size: int) -> np.ndarray:
@@ -64,7 +49,7 @@ def main():
     trainer = TrainStep(args.model, args.batch_size)
     result = {}
     if args.train:
-        result["train"] = median_of_calls(trainer.run, args.steps, args.warmup)
+        result["train"] = median_step_seconds(trainer.run, args.steps, args.warmup)
     if args.eval or args.packed:
         model = trainer.model.eval()
         if args.eval:
@@ -74,12 +59,12 @@ def main():
                 with no_grad():
                     return model(x)
 
-            result["float"] = median_of_calls(forward, args.steps, args.warmup)
+            result["float"] = median_step_seconds(forward, args.steps, args.warmup)
         if args.packed:
             from numbnn.inference import compile as compile_packed
 
             images, net = synthetic_images(args.batch_size), compile_packed(model)
-            result["packed"] = median_of_calls(lambda i: net.predict(images), args.steps, args.warmup)
+            result["packed"] = median_step_seconds(lambda i: net.predict(images), args.steps, args.warmup)
     print(json.dumps(result))
 
 

@@ -63,7 +63,6 @@ import json  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -73,7 +72,7 @@ from torch import nn  # noqa: E402
 
 import numbnn.nn as nb  # noqa: E402
 from numbnn.autograd import Tensor, no_grad  # noqa: E402
-from numbnn.bench.train import EPOCH_IMAGES, TrainStep, synthetic_batches  # noqa: E402
+from numbnn.bench.train import EPOCH_IMAGES, TrainStep, median_step_seconds, synthetic_batches  # noqa: E402
 from numbnn.functional.quantizers import quantization_grid  # noqa: E402
 from numbnn.kernels.platform import cpu_model  # noqa: E402
 from numbnn.models import available_models, build_model  # noqa: E402
@@ -846,16 +845,6 @@ def torch_trainer(trainer: TrainStep, memory_format):
     return twin, batches, step
 
 
-def _median_of_steps(call, steps: int, start: int) -> tuple[float, float]:
-    walls, cpus = [], []
-    for i in range(start, start + steps):
-        wall, cpu = time.perf_counter(), time.process_time()
-        call(i)
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return statistics.median(walls), statistics.median(cpus)
-
-
 def run_contender(script: Path, arguments: list) -> dict:
     """One timing process (the user's environment, not this process's: numbnn.kernels adds GOMP_SPINCOUNT
     to os.environ at import); its last stdout line is a JSON object."""
@@ -919,19 +908,12 @@ def torch_contender(name: str, batch_size: int, steps: int, warmup: int, train: 
     if train:
         result["train"] = {}
         for fmt in FORMATS:
-            step = twins[fmt][2]
-            for i in range(warmup + 1):
-                step(i)
-            wall, cpu = _median_of_steps(step, steps, warmup + 1)
-            result["train"][f"torch_{fmt}"] = {"step_s": wall, "step_cpu_s": cpu}
+            result["train"][f"torch_{fmt}"] = median_step_seconds(twins[fmt][2], steps, warmup)
     if evaluate:
         result["eval"] = {}
         for fmt in FORMATS:
             twin, x = twins[fmt][0].eval(), twins[fmt][1][0][0]
-            for i in range(warmup + 1):
-                _torch_eval(twin, x)
-            wall, cpu = _median_of_steps(lambda i: _torch_eval(twin, x), steps, 0)
-            result["eval"][f"torch_{fmt}"] = {"step_s": wall, "step_cpu_s": cpu}
+            result["eval"][f"torch_{fmt}"] = median_step_seconds(lambda i: _torch_eval(twin, x), steps, warmup)
     return result
 
 
@@ -989,16 +971,15 @@ def main():
     parser.add_argument("--contender", action="store_true",
                         help="internal: time the twin alone for one model and batch size, print JSON (a timing round)")
     args = parser.parse_args()
+    set_threads(args.threads)
+    torch.set_num_threads(args.threads)
     if args.contender:
-        torch.set_num_threads(args.threads)
         print(json.dumps(torch_contender(args.model[0], int(args.batch_sizes), args.steps, args.warmup, args.train,
                                          args.eval)))
         return
     if args.check_only:
         args.train = args.eval = False
     names = [spec.name for spec in available_models()] if args.all else (args.model or ["reactnet-a"])
-    set_threads(args.threads)
-    torch.set_num_threads(args.threads)
     rows = []
     for name in names:
         row = run_model(name, args)

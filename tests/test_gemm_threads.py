@@ -1,5 +1,9 @@
 """Products split across numbnn's threads (single-threaded BLAS per part) and the thread settings."""
 
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -75,10 +79,6 @@ def test_set_threads_splits_products_and_keeps_blas_on_one_thread(restore_thread
     ({"OMP_WAIT_POLICY": "PASSIVE"}, None),      # so does a wait policy: no spin count is added
 ])
 def test_openmp_spin_count_is_set_unless_the_user_chose(given, expected):
-    import os
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     code = "import os, numbnn.kernels; print(os.environ.get('GOMP_SPINCOUNT'))"
     out = subprocess.run([sys.executable, "-c", code], env={**env, **given}, capture_output=True, text=True, check=True)

@@ -68,9 +68,10 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
         result["packed"][f"batch_{batch}"] = _rates(batch, packed_s)
         result["float"][f"batch_{batch}"] = _rates(batch, float_s)
         result["speedup"][f"batch_{batch}"] = round(float_s / packed_s, 2)
-    result["packed_op_ms"] = op_breakdown(packed, images[:max(batches)], repeats)
+    runs = node_timings(packed, images[:max(batches)], repeats)
+    result["packed_op_ms"] = op_breakdown(packed, runs)
     progress("binary layers against their kernels")
-    result["binary_layers"] = binary_layers(packed, images[:max(batches)], repeats)
+    result["binary_layers"] = binary_layers(packed, max(batches), runs, repeats)
     if cold and not quick:
         with tempfile.TemporaryDirectory() as directory:
             exported = Path(directory) / "model.h5"
@@ -83,35 +84,36 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
     return result
 
 
-def op_breakdown(packed, images, repeats: int) -> dict:
-    """Median milliseconds per op kind (summed over the graph's nodes of that kind) for one batch."""
+def node_timings(packed, images, repeats: int) -> list[list[float]]:
+    """Wall seconds of every node of the packed graph on one batch, in graph order, once per run."""
     x = packed.prepare(images)
     runs = []
     for _ in range(repeats):
-        seconds = {}
-        packed.program.run(x, op_seconds=seconds)
-        runs.append(seconds)
-    return {name: round(1e3 * float(np.median([run[name] for run in runs])), 3) for name in sorted(runs[0])}
+        runs.append([])
+        packed.program.run(x, node_seconds=runs[-1])
+    return runs
+
+
+def op_breakdown(packed, runs: list[list[float]]) -> dict:
+    """Median milliseconds per op kind (summed over the graph's nodes of that kind) over ``runs``."""
+    kinds = [op.name for op in packed.program.ops]
+    sums = [{kind: sum(t for k, t in zip(kinds, run) if k == kind) for kind in kinds} for run in runs]
+    return {kind: round(1e3 * float(np.median([run[kind] for run in sums])), 3) for kind in sorted(set(kinds))}
 
 
 BINARY_OPS = ("bconv", "bconv_steps", "bdense")
 
 
-def binary_layers(packed, images, repeats: int) -> dict:
-    """Each binary node's median time in the graph against the standalone kernel on its shape (module doc)."""
-    x = packed.prepare(images)
-    runs = []
-    for _ in range(repeats):
-        seconds = {}
-        packed.program.run(x, op_seconds=seconds, by_node=True)
-        runs.append(seconds)
+def binary_layers(packed, batch: int, runs: list[list[float]], repeats: int) -> dict:
+    """Each binary node's median time in the graph (``runs``) against the bare kernel on its shape and
+    ``batch`` (module docstring)."""
     rng = np.random.default_rng(0)
     layers = []
     for index, (node, op) in enumerate(zip(packed.graph.nodes, packed.program.ops)):
         if node.op not in BINARY_OPS:
             continue
         in_shape = packed.program.specs[node.inputs[0]].shape
-        kernel_call, macs, shape = _kernel_twin(op, len(images), in_shape, rng)
+        kernel_call, macs, shape = _bare_kernel(op, batch, in_shape, rng)
         graph_s = float(np.median([run[index] for run in runs]))
         kernel_s = _median_seconds(kernel_call, repeats)
         layers.append({"node": index, "op": node.op, "shape": shape, "binary_macs": macs,
@@ -123,10 +125,10 @@ def binary_layers(packed, images, repeats: int) -> dict:
         total["graph_gmacs"] = round(total["binary_macs"] / total["graph_ms"] / 1e6, 1)
         total["kernel_gmacs"] = round(total["binary_macs"] / total["kernel_ms"] / 1e6, 1)
         total["share_of_kernel"] = round(total["kernel_ms"] / total["graph_ms"], 3)
-    return {"batch": len(images), "total": total, "layers": layers}
+    return {"batch": batch, "total": total, "layers": layers}
 
 
-def _kernel_twin(op, batch: int, in_shape: tuple, rng):
+def _bare_kernel(op, batch: int, in_shape: tuple, rng):
     """(call of the standalone kernel on ``op``'s shape, binary MACs of the batch, shape label)."""
     if op.name == "bdense":
         out_features, k = op.weight.shape[0], op.in_features

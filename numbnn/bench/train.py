@@ -57,6 +57,20 @@ def synthetic_batches(batch_size: int, count: int = 4, seed: int = 0) -> list:
     return batches
 
 
+def median_step_seconds(call, steps: int, warmup: int) -> dict:
+    """``call(i)`` untimed for i < warmup + 1 (the first may compile), then timed one by one for ``steps``
+    more: the median wall and process-CPU seconds (the benchmarks' contenders all time this way)."""
+    for i in range(warmup + 1):
+        call(i)
+    walls, cpus = [], []
+    for i in range(warmup + 1, warmup + 1 + steps):
+        wall, cpu = time.perf_counter(), time.process_time()
+        call(i)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return {"step_s": statistics.median(walls), "step_cpu_s": statistics.median(cpus)}
+
+
 class TrainStep:
     """A model with its recipe's optimizer and schedule; ``run(i)`` does one step on batch i (mod count)."""
 

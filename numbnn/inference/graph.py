@@ -126,16 +126,15 @@ class Program:
                     if last_use.get(v, index) == index and v != graph.output]
             self.steps.append((op, node.inputs, node.outputs, free))
 
-    def run(self, x: np.ndarray, op_seconds: dict | None = None, by_node: bool = False) -> np.ndarray:
-        """The graph's output for ``x``; with ``op_seconds``, each op's wall time is added under its name
-        (``by_node``: under its node's index instead)."""
+    def run(self, x: np.ndarray, node_seconds: list | None = None) -> np.ndarray:
+        """The graph's output for ``x``; with ``node_seconds``, each node's wall time is appended to it, in
+        graph order."""
         values = {self.graph.input: x}
-        for index, (op, inputs, outputs, free) in enumerate(self.steps):
-            started = time.perf_counter() if op_seconds is not None else 0.0
+        for op, inputs, outputs, free in self.steps:
+            started = time.perf_counter() if node_seconds is not None else 0.0
             result = op(*[values[v] for v in inputs])
-            if op_seconds is not None:
-                key = index if by_node else op.name
-                op_seconds[key] = op_seconds.get(key, 0.0) + time.perf_counter() - started
+            if node_seconds is not None:
+                node_seconds.append(time.perf_counter() - started)
             values.update(zip(outputs, result) if len(outputs) > 1 else [(outputs[0], result)])
             for value in free:
                 del values[value]
