@@ -140,3 +140,14 @@ def test_models_table_and_train_help():
     assert table.exit_code == 0 and "bnn-small" in table.stdout
     help_text = _invoke("train", "--help")
     assert help_text.exit_code == 0 and "--resume" in help_text.output and "recipe" in help_text.output
+
+
+def test_augmentation_options_reach_the_run_settings(tmp_path):
+    from numbnn.train.checkpoint import read_training_state
+
+    out = tmp_path / "run.h5"
+    result = _invoke("train", "--model", "bnn-small", "--model-arg", "widths=8,8,16", "--epochs", 1, *SMALL,
+                     "--teacher", "none", "--crop-padding", 1, "--no-flip", "--out", out)
+    assert result.exit_code == 0, result.output
+    config = read_training_state(out).config
+    assert (config.crop_padding, config.flip) == (1, False)  # the recipe says 2 and True

@@ -76,6 +76,7 @@ TRAIN_CASES = [
     (["--grad-clip", 0], "grad_clip"),
     (["--grad-clip", -1], "grad_clip"),
     (["--grad-clip", "inf"], "grad_clip"),
+    (["--crop-padding", -1], "crop_padding"),
     (["--seed", -1], "seed"),
     (["--limit", 0], "limit"),
     (["--limit", -5], "limit"),

@@ -29,6 +29,9 @@ def train(
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (on conv kernels only by default)."),
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="Label smoothing of the cross-entropy, in [0, 1)."),
     grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Clip the global gradient norm to this value."),
+    crop_padding: Optional[int] = typer.Option(
+        None, "--crop-padding", help="Augmentation: random crop after padding each side by this many pixels (0: no crop)."),
+    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Augmentation: random horizontal flip."),
     seed: Optional[int] = typer.Option(None, help="Seed of the weights, shuffling and augmentation."),
     limit: Optional[int] = typer.Option(None, help="Train on the first N training images only."),
     test_limit: Optional[int] = typer.Option(None, "--test-limit", help="Evaluate on the first N test images only."),
@@ -62,7 +65,8 @@ def train(
 
     options = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "schedule": schedule,
-        "weight_decay": weight_decay, "label_smoothing": label_smoothing, "grad_clip": grad_clip, "seed": seed,
+        "weight_decay": weight_decay, "label_smoothing": label_smoothing, "grad_clip": grad_clip,
+        "crop_padding": crop_padding, "flip": flip, "seed": seed,
         "limit": limit, "test_limit": test_limit, "save_every": save_every,
         "teacher": str(teacher) if teacher is not None else None, "teacher_targets": teacher_targets, "recipe": recipe, "step1_epochs": step1_epochs,
     }
