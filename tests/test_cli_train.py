@@ -147,7 +147,7 @@ def test_augmentation_options_reach_the_run_settings(tmp_path):
 
     out = tmp_path / "run.h5"
     result = _invoke("train", "--model", "bnn-small", "--model-arg", "widths=8,8,16", "--epochs", 1, *SMALL,
-                     "--teacher", "none", "--crop-padding", 1, "--no-flip", "--out", out)
+                     "--teacher", "none", "--crop-padding", 1, "--flip", "--out", out)
     assert result.exit_code == 0, result.output
     config = read_training_state(out).config
-    assert (config.crop_padding, config.flip) == (1, False)  # the recipe says 2 and True
+    assert (config.crop_padding, config.flip) == (1, True)  # the recipe says 0 and False

@@ -27,7 +27,7 @@ def test_shared_recipe_and_latent_scale(name):
     for key in ("optimizer", "schedule", "label_smoothing", "crop_padding", "flip"):
         assert recipe[key] == BINARY_RECIPE[key], key
     # reactnet-a, the default command's model, runs as many epochs as its 15-minute budget holds
-    assert recipe["epochs"] == (11 if name == "reactnet-a" else BINARY_RECIPE["epochs"])
+    assert recipe["epochs"] == (9 if name == "reactnet-a" else BINARY_RECIPE["epochs"])
     # a model may take smaller batches, never a different learning rate per image
     assert recipe["lr"] / recipe["batch_size"] == pytest.approx(BINARY_RECIPE["lr"] / BINARY_RECIPE["batch_size"])
     convs = [m for m in build_model(name, **SMALL[name]).modules() if isinstance(m, BinaryConv2d)]

@@ -163,11 +163,12 @@ class ReActNetA(Module):
     @classmethod
     def default_recipe(cls) -> dict:
         """The shared binary recipe (:data:`~numbnn.models.layout.BINARY_RECIPE`), chosen on this model,
-        for 11 epochs instead of 8: what fits the default command's 15-minute budget on the 2-core Intel
-        Xeon once an epoch took ~65-75 s instead of ~100 s (numbnn.kernels' OpenMP spin): `numbnn train
-        --model reactnet-a --epochs 11 --json` reached 91.37% in 14.3 minutes, the teacher's targets
-        computed afresh (benchmarks/results/reactnet-a-default-11ep.json); 8 epochs gave 91.00%."""
-        return {**BINARY_RECIPE, "epochs": 11}
+        for 9 epochs instead of 8: what fits the default command's 15-minute budget on the 2-core Intel
+        Xeon at ~80 s an epoch. `numbnn train --model reactnet-a --epochs 10 --crop-padding 0 --no-flip
+        --json` reached 92.48% (92.12% after epoch 7) in 15.4 minutes with the machine in a slow state;
+        with the former crop + flip, 11 epochs reached 91.37% in 14.3 minutes
+        (benchmarks/results/reactnet-a-noaug-10ep.json, reactnet-a-default-11ep.json)."""
+        return {**BINARY_RECIPE, "epochs": 9}
 
     def features(self, x):
         """The pooled features [N, widths[-1]] the classifier (or ReActXGB's trees) sees."""
