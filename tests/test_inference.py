@@ -343,3 +343,17 @@ def test_loading_and_predicting_never_import_the_autograd(tmp_path):
             "print(sorted(m for m in sys.modules if m.startswith(('numbnn.autograd', 'numbnn.functional', 'numbnn.nn'))))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+def test_predicting_from_an_image_file_imports_neither_training_nor_the_downloader(tmp_path):
+    """Start-up time of `numbnn predict`: reading an IDX or .npy file must not pull in the dataset
+    downloader (urllib, rich's progress bars) or the training stack."""
+    path, images = tmp_path / "m.h5", tmp_path / "x.npy"
+    compile(build_model("bnn-small", widths=(8, 8))).save(path)
+    np.save(images, np.zeros((2, 28, 28), np.uint8))
+    code = ("import sys, numbnn.inference as inference; from numbnn.io.images import read_images; "
+            f"inference.load({str(path)!r}).predict(read_images({str(images)!r})); "
+            "print(sorted(m for m in sys.modules if m.startswith(('numbnn.datasets.download', 'numbnn.datasets.fashion', "
+            "'numbnn.train'))))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"

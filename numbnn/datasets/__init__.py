@@ -2,24 +2,36 @@
 
 >>> images, labels = fashion_mnist("train")   # uint8 [60000, 28, 28], uint8 [60000]
 >>> images, labels = load_idx_dataset("~/mnist", "test")
+
+Names resolve lazily, as in ``numbnn``: reading one IDX file (``numbnn predict``) does not import the
+downloader and its progress bars.
 """
 
-from numbnn.datasets.fashion import CLASSES as FASHION_MNIST_CLASSES
-from numbnn.datasets.fashion import MANIFEST as FASHION_MNIST_MANIFEST
-from numbnn.datasets.fashion import cache_dir, fashion_mnist, find_fashion_mnist
-from numbnn.datasets.idx import parse_idx, read_idx, write_idx
-from numbnn.datasets.idx_dataset import SPLITS, clear_cache, load_idx_dataset
+from importlib import import_module
 
-__all__ = [
-    "FASHION_MNIST_CLASSES",
-    "FASHION_MNIST_MANIFEST",
-    "SPLITS",
-    "cache_dir",
-    "clear_cache",
-    "fashion_mnist",
-    "find_fashion_mnist",
-    "load_idx_dataset",
-    "parse_idx",
-    "read_idx",
-    "write_idx",
-]
+_LAZY = {
+    "FASHION_MNIST_CLASSES": ("numbnn.datasets.fashion", "CLASSES"),
+    "FASHION_MNIST_MANIFEST": ("numbnn.datasets.fashion", "MANIFEST"),
+    "cache_dir": ("numbnn.datasets.fashion", "cache_dir"),
+    "fashion_mnist": ("numbnn.datasets.fashion", "fashion_mnist"),
+    "find_fashion_mnist": ("numbnn.datasets.fashion", "find_fashion_mnist"),
+    "parse_idx": ("numbnn.datasets.idx", "parse_idx"),
+    "read_idx": ("numbnn.datasets.idx", "read_idx"),
+    "write_idx": ("numbnn.datasets.idx", "write_idx"),
+    "SPLITS": ("numbnn.datasets.idx_dataset", "SPLITS"),
+    "clear_cache": ("numbnn.datasets.idx_dataset", "clear_cache"),
+    "load_idx_dataset": ("numbnn.datasets.idx_dataset", "load_idx_dataset"),
+}
+
+
+def __getattr__(name: str):
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'numbnn.datasets' has no attribute {name!r}") from None
+    value = getattr(import_module(module_name), attribute)
+    globals()[name] = value
+    return value
+
+
+__all__ = list(_LAZY)

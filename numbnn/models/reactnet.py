@@ -164,10 +164,10 @@ class ReActNetA(Module):
     def default_recipe(cls) -> dict:
         """The shared binary recipe (:data:`~numbnn.models.layout.BINARY_RECIPE`), chosen on this model,
         for 9 epochs instead of 8: what fits the default command's 15-minute budget on the 2-core Intel
-        Xeon at ~80 s an epoch. `numbnn train --model reactnet-a --epochs 10 --crop-padding 0 --no-flip
-        --json` reached 92.48% (92.12% after epoch 7) in 15.4 minutes with the machine in a slow state;
-        with the former crop + flip, 11 epochs reached 91.37% in 14.3 minutes
-        (benchmarks/results/reactnet-a-noaug-10ep.json, reactnet-a-default-11ep.json)."""
+        Xeon at ~85 s an epoch. `numbnn train --model reactnet-a --json` reached 92.31% in 14.9 minutes
+        (benchmarks/results/reactnet-a-default-9ep.json); 10 epochs 92.48% in 15.4 minutes
+        (reactnet-a-noaug-10ep.json); with the former crop + flip, 11 epochs 91.37% in 14.3 minutes at
+        ~70 s an epoch (reactnet-a-default-11ep.json)."""
         return {**BINARY_RECIPE, "epochs": 9}
 
     def features(self, x):
