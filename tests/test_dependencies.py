@@ -70,3 +70,10 @@ def test_the_scan_sees_the_imports_it_checks():
     found = {module for _, module, _ in _third_party_imports()}
     assert {"numpy", "numba", "h5py", "typer", "rich"} <= found
     assert "click" not in found  # typer vendors its parser; click is not installed by it
+
+
+def test_every_base_dependency_is_imported():
+    """The converse: a declared dependency nothing imports is install time for nothing (scipy was one)."""
+    base, _ = _declared()
+    used = {DISTRIBUTION_OF.get(module, module).lower().replace("_", "-") for _, module, _ in _third_party_imports()}
+    assert base - used == set()
