@@ -7,7 +7,6 @@ resolved lazily so ``import numbnn`` stays fast (Numba compiles nothing until a 
 """
 
 import os
-from importlib import import_module
 
 # OpenBLAS's worker threads spin for 2^28 cycles (~0.1 s) after each call before sleeping, so in a
 # training step that alternates BLAS products with Numba's parallel loops they keep both cores busy
@@ -16,6 +15,7 @@ from importlib import import_module
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from numbnn import errors  # noqa: E402
+from numbnn._lazy import lazy_getattr  # noqa: E402
 from numbnn._version import __version__  # noqa: E402
 
 _LAZY = {
@@ -35,15 +35,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    try:
-        module_name, attribute = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'numbnn' has no attribute {name!r}") from None
-    module = import_module(module_name)
-    value = module if attribute is None else getattr(module, attribute)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["__version__", "errors", *_LAZY]

@@ -7,7 +7,7 @@ Names resolve lazily, as in ``numbnn``: reading one IDX file (``numbnn predict``
 downloader and its progress bars.
 """
 
-from importlib import import_module
+from numbnn._lazy import lazy_getattr
 
 _LAZY = {
     "FASHION_MNIST_CLASSES": ("numbnn.datasets.fashion", "CLASSES"),
@@ -24,14 +24,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    try:
-        module_name, attribute = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'numbnn.datasets' has no attribute {name!r}") from None
-    value = getattr(import_module(module_name), attribute)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = list(_LAZY)

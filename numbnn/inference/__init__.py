@@ -12,7 +12,7 @@ in :mod:`numbnn.io.images`.
 Names resolve lazily so that ``load`` + ``predict`` never import the autograd (fast start-up).
 """
 
-from importlib import import_module
+from numbnn._lazy import lazy_getattr
 
 _LAZY = {
     "compile": ("numbnn.inference.compiler", "compile"),
@@ -23,14 +23,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    try:
-        module_name, attribute = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'numbnn.inference' has no attribute {name!r}") from None
-    value = getattr(import_module(module_name), attribute)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = list(_LAZY)

@@ -6,7 +6,7 @@
 Names resolve lazily, so importing :mod:`numbnn.train.config` (the CLI does) stays light.
 """
 
-from importlib import import_module
+from numbnn._lazy import lazy_getattr
 
 _LAZY = {
     "TrainConfig": "numbnn.train.config",
@@ -26,12 +26,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'numbnn.train' has no attribute {name!r}")
-    value = getattr(import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_getattr(__name__, {name: (module, name) for name, module in _LAZY.items()})
 
 __all__ = sorted(_LAZY)
