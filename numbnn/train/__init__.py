@@ -9,23 +9,23 @@ Names resolve lazily, so importing :mod:`numbnn.train.config` (the CLI does) sta
 from numbnn._lazy import lazy_getattr
 
 _LAZY = {
-    "TrainConfig": "numbnn.train.config",
-    "make_config": "numbnn.train.config",
-    "model_recipe": "numbnn.train.config",
-    "Augmentation": "numbnn.train.data",
-    "BatchIterator": "numbnn.train.data",
-    "load_split": "numbnn.train.data",
-    "normalize": "numbnn.train.data",
-    "Evaluation": "numbnn.evaluation",
-    "evaluate": "numbnn.train.evaluate",
-    "FitResult": "numbnn.train.loop",
-    "fit": "numbnn.train.loop",
-    "TrainingState": "numbnn.train.checkpoint",
-    "read_training_state": "numbnn.train.checkpoint",
-    "set_threads": "numbnn.threads",
+    "TrainConfig": ("numbnn.train.config", "TrainConfig"),
+    "make_config": ("numbnn.train.config", "make_config"),
+    "model_recipe": ("numbnn.train.config", "model_recipe"),
+    "Augmentation": ("numbnn.train.data", "Augmentation"),
+    "BatchIterator": ("numbnn.train.data", "BatchIterator"),
+    "load_split": ("numbnn.train.data", "load_split"),
+    "normalize": ("numbnn.train.data", "normalize"),
+    "Evaluation": ("numbnn.evaluation", "Evaluation"),
+    "evaluate": ("numbnn.train.evaluate", "evaluate"),
+    "FitResult": ("numbnn.train.loop", "FitResult"),
+    "fit": ("numbnn.train.loop", "fit"),
+    "TrainingState": ("numbnn.train.checkpoint", "TrainingState"),
+    "read_training_state": ("numbnn.train.checkpoint", "read_training_state"),
+    "set_threads": ("numbnn.threads", "set_threads"),
 }
 
 
-__getattr__ = lazy_getattr(__name__, {name: (module, name) for name, module in _LAZY.items()})
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = sorted(_LAZY)
