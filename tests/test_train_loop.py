@@ -14,7 +14,7 @@ import numbnn.io
 from numbnn.errors import CheckpointError, InputError, TrainingDivergedError, UnknownModelError
 from numbnn.train import run
 from numbnn.train.config import TrainConfig, make_config, model_recipe
-from numbnn.train.evaluate import evaluate
+from numbnn.train.float_evaluation import evaluate
 from numbnn.train.loop import fit
 
 TINY = {"widths": (8, 8, 16)}
@@ -248,3 +248,13 @@ def test_flipped_fraction_counts_sign_changes_of_binarized_weights_only():
     model.blocks[1].conv.weight.data[:4] *= -1  # 4 of 16 output channels of the second conv
     assert flipped_fraction(before, binary_weight_signs(model)) == pytest.approx(4 * 9 * 8 / (8 * 9 * 8 + 16 * 9 * 8))
     assert flipped_fraction(*[binary_weight_signs(build_model("float-cnn"))] * 2) is None
+
+
+def test_package_names_stay_the_objects_once_every_submodule_is_loaded():
+    """A submodule named like one of numbnn.train's names would replace that name on first import."""
+    import types
+
+    import numbnn.train
+
+    for name in numbnn.train.__all__:
+        assert not isinstance(getattr(numbnn.train, name), types.ModuleType), name

@@ -1,12 +1,12 @@
 """Accuracy and mean cross-entropy from batches of logits: one record for training and packed inference.
 
-The float model (:mod:`numbnn.train.evaluate`) and the packed model (:mod:`numbnn.evaluation.packed`)
+The float model (:mod:`numbnn.train.float_evaluation`) and the packed model (:mod:`numbnn.evaluation.packed`)
 both add their logits batch by batch to a :class:`Tally`, so ``numbnn eval`` reports the same numbers,
 computed the same way, for both. Loss: the mean over images of -log softmax(logits)[label], in float64,
 shifted by each row's maximum so exp never overflows.
 
 This module imports numpy only, so training imports it; :mod:`numbnn.evaluation.packed` sits above
-inference. The float evaluation stays in ``numbnn/train/evaluate.py``: it is the training loop's
+inference. The float evaluation stays in ``numbnn/train/float_evaluation.py``: it is the training loop's
 end-of-epoch pass and batches through ``numbnn.train.data``, so outside train it would make a cycle.
 """
 

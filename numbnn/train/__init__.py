@@ -17,7 +17,7 @@ _LAZY = {
     "load_split": ("numbnn.train.data", "load_split"),
     "normalize": ("numbnn.train.data", "normalize"),
     "Evaluation": ("numbnn.evaluation", "Evaluation"),
-    "evaluate": ("numbnn.train.evaluate", "evaluate"),
+    "evaluate": ("numbnn.train.float_evaluation", "evaluate"),
     "FitResult": ("numbnn.train.loop", "FitResult"),
     "fit": ("numbnn.train.loop", "fit"),
     "TrainingState": ("numbnn.train.checkpoint", "TrainingState"),

@@ -41,7 +41,7 @@ from numbnn.models import build_model
 from numbnn.progress import ProgressBar
 from numbnn.train.config import RECIPES, TrainConfig
 from numbnn.train.data import BatchIterator
-from numbnn.train.evaluate import evaluate
+from numbnn.train.float_evaluation import evaluate
 from numbnn.train.loop import FitResult, fit, teacher_targets_once
 
 

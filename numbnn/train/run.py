@@ -22,7 +22,7 @@ from numbnn.progress import ProgressBar
 from numbnn.train.checkpoint import read_training_state
 from numbnn.train.config import TrainConfig, make_config, model_recipe
 from numbnn.train.data import load_split
-from numbnn.train.evaluate import Evaluation, evaluate
+from numbnn.train.float_evaluation import Evaluation, evaluate
 from numbnn.train.loop import FitResult
 from numbnn.train.recipes import run_recipe, step1_checkpoint_path
 from numbnn.train.teachers import NO_TEACHER, resolve_teacher
