@@ -5,6 +5,7 @@ import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import naive
 from channel_cases import rows_channels
@@ -61,3 +62,18 @@ def test_reductions_do_not_depend_on_the_thread_count():
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+@settings(max_examples=50)
+@given(st.integers(1, 20), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_chunk_total_adds_chunks_in_order_whatever_the_channel_count(chunks, extra, seed):
+    """One channel's total is the same bits alone (chunk axis contiguous) or beside other channels; numpy's
+    sum(axis=-2) is not (pairwise with 8 accumulators in the first case, row by row in the second)."""
+    rng = np.random.default_rng(seed)
+    partial = rng.standard_normal((4, chunks, 1)) * 10.0 ** rng.integers(-3, 4, (4, chunks, 1))
+    wider = np.concatenate([partial, rng.standard_normal((4, chunks, extra))], axis=-1)
+    expected = partial[:, 0, :].copy()
+    for k in range(1, chunks):
+        expected = expected + partial[:, k, :]
+    np.testing.assert_array_equal(_channel_kernels.chunk_total(partial), expected)
+    np.testing.assert_array_equal(_channel_kernels.chunk_total(wider)[:, :1], expected)

@@ -59,8 +59,9 @@ class DPRelu(Function):
         x2, pos, neg, shift_x = ctx.saved
         g2 = np.ascontiguousarray(grad, dtype=x2.dtype).reshape(x2.shape)
         dx = np.empty_like(x2)
-        sums = _activation_kernels.dprelu_backward(g2, x2, pos, neg, shift_x, dx, _channel_kernels.n_chunks(x2.shape[0])).sum(axis=1)
-        d_pos, d_neg, sum_dx, sum_g = sums
+        chunks = _channel_kernels.n_chunks(x2.shape[0])
+        partial = _activation_kernels.dprelu_backward(g2, x2, pos, neg, shift_x, dx, chunks)
+        d_pos, d_neg, sum_dx, sum_g = _channel_kernels.chunk_total(partial)
         return dx.reshape(grad.shape), d_pos, d_neg, -sum_dx, -sum_g
 
 

@@ -58,7 +58,8 @@ class BatchNorm(Function):
         g2 = np.ascontiguousarray(grad, dtype=dtype).reshape(x2.shape)
         dgamma = dbeta = dx = None
         if need_gamma or need_beta or (need_x and ctx.training):
-            sum_g, sum_g_centered = _norm_kernels.grad_sums(g2, x2, mean, _channel_kernels.n_chunks(x2.shape[0])).sum(axis=1)
+            partial = _norm_kernels.grad_sums(g2, x2, mean, _channel_kernels.n_chunks(x2.shape[0]))
+            sum_g, sum_g_centered = _channel_kernels.chunk_total(partial)
             dbeta, dgamma = sum_g, sum_g_centered * inv_std
         if need_x:
             dx = _input_grad(g2, x2, mean, inv_std, gamma, dbeta, dgamma, ctx.training).reshape(grad.shape)
@@ -74,7 +75,8 @@ def _statistics(x2, shape, running_mean, running_var, training: bool, momentum: 
     if m < 2:
         raise InputError(f"batch_norm in training mode needs more than 1 value per channel, got x {shape}")
     center = x2[0].astype(np.float64)  # one sample per channel: sums of (x - center) cancel little
-    first, second = _norm_kernels.chunk_moments(x2, center, _channel_kernels.n_chunks(m)).sum(axis=1) / m
+    partial = _norm_kernels.chunk_moments(x2, center, _channel_kernels.n_chunks(m))
+    first, second = _channel_kernels.chunk_total(partial) / m
     mean = center + first
     var = np.maximum(second - first * first, 0.0)
     if running_mean is not None:
@@ -196,7 +198,7 @@ class BatchNormAddDPRelu(Function):
             partial = _norm_kernels.bn_add_dprelu_grad_sums(g2, k * c, x2, r2, scale, shift, pos[channels], neg[channels],
                                                             shift_x[channels], mean, h, with_pos,
                                                             _channel_kernels.n_chunks(rows))
-            sums[:, channels] = partial.sum(axis=1)
+            sums[:, channels] = _channel_kernels.chunk_total(partial)
             dbeta, dgamma = sums[2, channels].copy(), sums[4, channels] * inv_std
             dx = None
             if needs[5 * k]:

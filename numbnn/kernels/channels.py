@@ -70,6 +70,18 @@ def n_chunks(rows: int) -> int:
     return min(_CHUNKS, rows)
 
 
+def chunk_total(partial: np.ndarray) -> np.ndarray:
+    """The sum of per-chunk partial sums over the chunk axis (-2), chunk 0 first, one add at a time.
+
+    ``partial.sum(axis=-2)`` would let numpy choose the order from the array's layout (pairwise with eight
+    accumulators when the chunk axis is contiguous, as with one channel; row by row otherwise), so two ops
+    reducing the same values with different channel counts could differ in the last bit."""
+    total = partial[..., 0, :].copy()
+    for chunk in range(1, partial.shape[-2]):
+        total += partial[..., chunk, :]
+    return total
+
+
 @nb.njit(parallel=True, cache=True)
 def chunk_sums(x, center, squared, n_chunks):
     """Per chunk of rows, per channel: sum of (x - center), or of (x - center)^2 if ``squared``."""
