@@ -43,7 +43,7 @@ from numba.extending import intrinsic
 from numbnn.errors import InputError
 from numbnn.kernels._checks import as_int, require_array
 from numbnn.kernels.channels import chunk_sums as _chunk_sums
-from numbnn.kernels.channels import n_chunks
+from numbnn.kernels.channels import chunk_total, n_chunks
 from numbnn.kernels.geometry import conv_geometry
 
 LANES = 16  # output channels per vector and per table
@@ -78,7 +78,7 @@ def padding_tap_sums(g, input_hw, kernel_size, stride=1, padding=0, dilation=1) 
         raise InputError(f"g has {len(g)} rows, not a whole number of {geom.ho}x{geom.wo} output maps")
     per_image = g.reshape(len(g) // pixels, pixels * g.shape[1])
     partial = _chunk_sums(per_image, np.zeros(per_image.shape[1]), False, n_chunks(len(per_image)))
-    maps = partial.sum(axis=0).reshape(geom.ho, geom.wo, g.shape[1])  # sum over the images
+    maps = chunk_total(partial).reshape(geom.ho, geom.wo, g.shape[1])  # sum over the images
     total = maps.sum(axis=(0, 1))
     sums = np.empty((geom.kh * geom.kw, g.shape[1]))
     for i in range(geom.kh):
