@@ -185,3 +185,22 @@ def test_arms_table_gives_each_arms_minutes_and_cpu():
     assert rows[0].endswith("| minutes (CPU) |")
     assert rows[2].endswith("| 3.0 (Test CPU) |") and "2 of 8 epochs" in rows[2]
     assert rows[3].endswith("| 0.5 |")
+
+
+def test_accuracy_curves_follow_the_network_and_mark_a_tree_head_apart():
+    pytest.importorskip("matplotlib")
+    from numbnn.sweep.plots import TREE_MARKER, arms_curves_figure, curves_figure, network_accuracy
+
+    runs = [record("reactxgb", s, a, model="reactxgb") for s, a in enumerate([0.80, 0.82])]
+    for run in runs:  # the last epoch as the tree stage rewrites it: test_accuracy is then the trees'
+        last = run["history"][-1]
+        last.update(fc_test_accuracy=last["test_accuracy"], tree_test_accuracy=last["test_accuracy"] - 0.1)
+        last["test_accuracy"] = last["tree_test_accuracy"]
+    assert network_accuracy(runs[0]["history"][-1]) == pytest.approx(0.80)
+    assert network_accuracy({"test_accuracy": 0.5}) == 0.5
+    for figure in (arms_curves_figure(group_arms(runs), "t"), curves_figure(runs, "t")):
+        lines = figure.axes[-1].get_lines()  # the test-accuracy axes (the curves figure has loss on its left)
+        trees = [line for line in lines if line.get_marker() == TREE_MARKER]
+        curves = [line for line in lines if line.get_marker() == "o"]
+        assert {round(float(y), 6) for line in curves for y in line.get_ydata()[1:]} <= {80.0, 81.0, 82.0}
+        assert sorted(round(float(line.get_ydata()[0]), 6) for line in trees) in ([71.0], [70.0, 72.0])

@@ -20,6 +20,7 @@ TRADEOFF_FIGSIZE = (7.0, 5.0)  # inches: 1050 x 750 pixels
 CURVES_FIGSIZE = (11.0, 5.5)  # inches: 1650 x 825 pixels
 FORMATS = ("png", "svg")
 LOG_AXIS_SPAN = 10
+TREE_MARKER = "*"  # a tree head's accuracy, drawn beside its network's curve
 MAX_POINT_LABELS = 30  # above this many runs, points are not labelled (the legend still names the models)
 
 
@@ -127,8 +128,11 @@ def curves_figure(records: list[dict], title: str):
         epochs = [h["epoch"] for h in history]
         style = {"color": palette(i % 20), "marker": "o", "markersize": 3, "linewidth": 1.2}
         loss_axes.plot(epochs, [h["train_loss"] for h in history], label=record["label"], **style)
-        accuracy = [100 * h["test_accuracy"] if h.get("test_accuracy") is not None else math.nan for h in history]
+        accuracy = [100 * a if (a := network_accuracy(h)) is not None else math.nan for h in history]
         accuracy_axes.plot(epochs, accuracy, **style)
+        if "tree_test_accuracy" in history[-1]:
+            accuracy_axes.plot([epochs[-1]], [100 * history[-1]["tree_test_accuracy"]], color=style["color"],
+                               marker=TREE_MARKER, markersize=9, linestyle="none")
     loss_axes.set(xlabel="epoch", ylabel="training loss", title="training loss")
     accuracy_axes.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy after each epoch")
     last_epoch = max(h["epoch"] for r in records for h in r["history"])
@@ -177,22 +181,35 @@ def arms_curves_figure(arms: list, title: str):
     palette = matplotlib.colormaps["tab20"]
     for i, arm in enumerate(arms):
         by_epoch: dict[int, list[float]] = {}
+        trees: dict[int, list[float]] = {}
         for record in arm.records:
             for h in record["history"]:
-                if h.get("test_accuracy") is not None:
-                    by_epoch.setdefault(h["epoch"], []).append(100 * h["test_accuracy"])
+                if (accuracy := network_accuracy(h)) is not None:
+                    by_epoch.setdefault(h["epoch"], []).append(100 * accuracy)
+                if "tree_test_accuracy" in h:
+                    trees.setdefault(h["epoch"], []).append(100 * h["tree_test_accuracy"])
         epochs = sorted(by_epoch)
         means, spreads = zip(*(_mean_spread(by_epoch[e]) for e in epochs)) if epochs else ((), ())
         color = palette(i % 20)
         axes.plot(epochs, means, color=color, marker="o", markersize=3, linewidth=1.3, label=f"{arm.label} (n={len(arm.records)})")
         axes.fill_between(epochs, [m - s for m, s in zip(means, spreads)], [m + s for m, s in zip(means, spreads)],
                           color=color, alpha=0.15, linewidth=0)
+        for epoch, values in sorted(trees.items()):
+            mean, spread = _mean_spread(values)
+            axes.errorbar([epoch], [mean], yerr=[spread], color=color, marker=TREE_MARKER, markersize=9,
+                          linestyle="none", label=f"{arm.label}: tree head")
     axes.set(xlabel="epoch", ylabel="test accuracy (%), mean ± std over seeds",
              title=f"{title}: test accuracy after each epoch, per arm")
     axes.grid(True, alpha=0.3)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.legend(loc="outside right upper", fontsize=7)
     return figure
+
+
+def network_accuracy(record: dict) -> float | None:
+    """The test accuracy of the trained network after an epoch: its FC head's where a tree head replaced it
+    (ReActXGB's last epoch records both, and ``test_accuracy`` is then the trees'), so a curve stays one head."""
+    return record.get("fc_test_accuracy", record.get("test_accuracy"))
 
 
 def _mean_spread(values: list[float]) -> tuple[float, float]:
