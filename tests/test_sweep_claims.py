@@ -204,3 +204,14 @@ def test_accuracy_curves_follow_the_network_and_mark_a_tree_head_apart():
         curves = [line for line in lines if line.get_marker() == "o"]
         assert {round(float(y), 6) for line in curves for y in line.get_ydata()[1:]} <= {80.0, 81.0, 82.0}
         assert sorted(round(float(line.get_ydata()[0]), 6) for line in trees) in ([71.0], [70.0, 72.0])
+
+
+def test_a_report_figure_is_the_same_bytes_when_made_again(tmp_path):
+    pytest.importorskip("matplotlib")
+    from numbnn.sweep.plots import arms_curves_figure, save_figure
+
+    runs = [record("rbnet rpc", s, a) for s, a in enumerate([0.90, 0.91])]
+    first = save_figure(arms_curves_figure(group_arms(runs), "t"), tmp_path / "a")
+    second = save_figure(arms_curves_figure(group_arms(runs), "t"), tmp_path / "b")
+    for one, other in zip(first, second):
+        assert one.read_bytes() == other.read_bytes(), one.suffix

@@ -34,13 +34,19 @@ def _matplotlib():
 
 
 def save_figure(figure, stem: Path) -> list[Path]:
-    """Write ``<stem>.png`` and ``<stem>.svg`` atomically; return both paths."""
+    """Write ``<stem>.png`` and ``<stem>.svg`` atomically; return both paths.
+
+    Reproducible: no creation date in the files and a fixed salt for the SVG's element ids, so the same
+    records give the same bytes and a re-made report changes in git only where a figure changed.
+    """
+    matplotlib, _ = _matplotlib()
     paths = []
-    for fmt in FORMATS:
-        path = stem.with_suffix(f".{fmt}")
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format=fmt, dpi=DPI)
-        paths.append(path)
+    with matplotlib.rc_context({"svg.hashsalt": "numbnn"}):
+        for fmt in FORMATS:
+            path = stem.with_suffix(f".{fmt}")
+            with atomic_path(path) as tmp:
+                figure.savefig(tmp, format=fmt, dpi=DPI, metadata={"Date": None} if fmt == "svg" else None)
+            paths.append(path)
     return paths
 
 
