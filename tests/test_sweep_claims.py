@@ -163,6 +163,20 @@ def test_report_writes_the_claims_and_arms_tables_and_the_arm_figures(tmp_path):
     assert json.loads(json.dumps(report.as_dict()))["claims"][0]["cost_ratios"]["bops"] == pytest.approx(400 / 900)
 
 
+@pytest.mark.parametrize("seeds, by_arms", [(2, True), (1, False)])
+def test_a_sweep_without_claims_gets_the_arms_table_once_an_arm_has_seeds(tmp_path, seeds, by_arms):
+    out = tmp_path / "sweep"
+    for run in RPC[:seeds] + WIDE[:1]:
+        (out / run["key"]).mkdir(parents=True)
+        store.write_json(out / run["key"] / store.METRICS_FILE, run)
+    store.write_json(out / store.SWEEP_FILE, {"name": "seeds", "runs": []})
+    write_report(out, tmp_path / "report", plots=False)
+    assert not (tmp_path / "report" / "claims.md").exists()
+    assert (tmp_path / "report" / "arms.md").exists() == by_arms
+    if by_arms:
+        assert "| rbnet rpc | rbnet | 0, 1 | 90.50 ± 0.71% (2) |" in (tmp_path / "report" / "arms.md").read_text()
+
+
 def test_the_claims_example_gives_three_seeds_to_every_arm_a_claim_compares():
     sweep = load_spec(Path(__file__).parent.parent / "examples" / "sweep_claims.toml")
     labels = {}

@@ -11,9 +11,10 @@ as PokeBNN's clip bound B, or a training setting such as ``lr``; seeds excepted)
 accuracy against that setting: a clip-bound study has one cost for all its runs, so this is its figure.
 
 A sweep that declares claims (``[[claims]]``, :mod:`numbnn.sweep.claims`) also gets ``claims.md`` (each
-claim, its two arms measured over their seeds, the verdict), ``arms.md`` (runs equal but for the seed,
-grouped) and three figures over the arms: accuracy vs OPs and vs ACE with error bars, and every arm's
-mean test accuracy per epoch on one chart.
+claim, its two arms measured over their seeds, the verdict). One with claims or with seeds (some arm, runs
+equal but for the seed, has two or more finished runs) gets ``arms.md`` (the arms, mean ± std over their
+seeds) and three figures over the arms: accuracy vs OPs and vs ACE with error bars, and every arm's mean
+test accuracy per epoch on one chart.
 """
 
 from __future__ import annotations
@@ -104,8 +105,10 @@ def write_report(sweep_dir, out=None, *, plots: bool = True) -> Report:
         raise InputError(f"--out: cannot create the directory {str(out)!r}: {error.strerror}") from None
     report.files.append(_write_csv(report.rows, out / "results.csv"))
     report.files.append(_write_text(markdown_table(report.rows), out / "results.md"))
+    by_arms = bool(report.claims) or any(len(arm.records) > 1 for arm in report.arms)
     if report.claims:
         report.files.append(_write_text(claims_markdown(report.claims), out / "claims.md"))
+    if by_arms:
         report.files.append(_write_text(arms_markdown(report.arms, _recipe_epochs(report.arms)), out / "arms.md"))
     finished = [r for r in report.records if r.get("status") == "finished"]
     if plots and finished:
@@ -118,7 +121,7 @@ def write_report(sweep_dir, out=None, *, plots: bool = True) -> Report:
         for section, name in swept_parameters(finished):
             figure = plotting.parameter_figure(finished, section, name, report.title)
             report.files += plotting.save_figure(figure, out / f"accuracy_vs_{name}")
-        if report.claims:
+        if by_arms:
             for key, axis_title, stem in ARM_COST_AXES:
                 report.files += plotting.save_figure(plotting.arms_tradeoff_figure(report.arms, key, axis_title, report.title), out / stem)
             report.files += plotting.save_figure(plotting.arms_curves_figure(report.arms, report.title), out / ARM_CURVES_STEM)
