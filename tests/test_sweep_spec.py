@@ -196,3 +196,17 @@ def test_the_core_toolkit_and_the_cli_do_not_import_dask_or_matplotlib():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed', 'matplotlib'}))")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_every_example_sweep_spec_loads_and_the_full_length_one_runs_each_default_recipe_with_three_seeds():
+    from pathlib import Path
+
+    specs = sorted((Path(__file__).parent.parent / "examples").glob("sweep_*.toml"))
+    assert len(specs) >= 5
+    loaded = {path.stem: load_spec(path) for path in specs}  # a broken example is an InputError here
+    full = loaded["sweep_full_length"]
+    seeds: dict[str, set] = {}
+    for run in full.runs:
+        assert run.train["epochs"] == model_recipe(run.model)["epochs"], run.label  # nothing cut short
+        seeds.setdefault(run.model, set()).add(run.train["seed"])
+    assert seeds == {model: {0, 1, 2} for model in ("ftbnn", "pokebnn", "reactxgb", "rbnet")}
