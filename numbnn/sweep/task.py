@@ -12,8 +12,9 @@ run that fails: the error goes into the returned record (``error.json`` once sto
 configuration does not stop the sweep. Inside a Dask worker it reports each finished epoch as an
 event on ``topic`` so the client's progress bar moves between runs.
 
-A run whose directory holds a checkpoint but no ``metrics.json`` was interrupted (a failed run, a
-stopped sweep). The client sends that checkpoint's bytes with the task; with the single-fit recipe the
+A run whose directory holds a checkpoint but no ``metrics.json`` was interrupted (a failed run; a run
+in progress when the sweep is stopped leaves its checkpoint in the worker's scratch directory, not
+here, and starts over). The client sends that checkpoint's bytes with the task; with the single-fit recipe the
 run continues from it (the loop's exact resume); a two-step run, or a checkpoint that cannot be
 continued, starts over. A worker killed mid-run loses nothing the client holds: Dask runs the task
 again on another worker.
