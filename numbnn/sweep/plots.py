@@ -136,9 +136,9 @@ def curves_figure(records: list[dict], title: str):
         loss_axes.plot(epochs, [h["train_loss"] for h in history], label=record["label"], **style)
         accuracy = [100 * a if (a := network_accuracy(h)) is not None else math.nan for h in history]
         accuracy_axes.plot(epochs, accuracy, **style)
-        if "tree_test_accuracy" in history[-1]:
-            accuracy_axes.plot([epochs[-1]], [100 * history[-1]["tree_test_accuracy"]], color=style["color"],
-                               marker=TREE_MARKER, markersize=9, linestyle="none")
+        for epoch, tree_accuracy in tree_accuracies(history):
+            accuracy_axes.plot([epoch], [100 * tree_accuracy], color=style["color"], marker=TREE_MARKER, markersize=9,
+                               linestyle="none")
     loss_axes.set(xlabel="epoch", ylabel="training loss", title="training loss")
     accuracy_axes.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy after each epoch")
     last_epoch = max(h["epoch"] for r in records for h in r["history"])
@@ -192,8 +192,8 @@ def arms_curves_figure(arms: list, title: str):
             for h in record["history"]:
                 if (accuracy := network_accuracy(h)) is not None:
                     by_epoch.setdefault(h["epoch"], []).append(100 * accuracy)
-                if "tree_test_accuracy" in h:
-                    trees.setdefault(h["epoch"], []).append(100 * h["tree_test_accuracy"])
+            for epoch, tree_accuracy in tree_accuracies(record["history"]):
+                trees.setdefault(epoch, []).append(100 * tree_accuracy)
         epochs = sorted(by_epoch)
         means, spreads = zip(*(_mean_spread(by_epoch[e]) for e in epochs)) if epochs else ((), ())
         color = palette(i % 20)
@@ -216,6 +216,11 @@ def network_accuracy(record: dict) -> float | None:
     """The test accuracy of the trained network after an epoch: its FC head's where a tree head replaced it
     (ReActXGB's last epoch records both, and ``test_accuracy`` is then the trees'), so a curve stays one head."""
     return record.get("fc_test_accuracy", record.get("test_accuracy"))
+
+
+def tree_accuracies(history: list[dict]) -> list[tuple[int, float]]:
+    """(epoch, test accuracy) of every tree head fitted in a run's history (ReActXGB: its last epoch)."""
+    return [(h["epoch"], h["tree_test_accuracy"]) for h in history if "tree_test_accuracy" in h]
 
 
 def _mean_spread(values: list[float]) -> tuple[float, float]:
