@@ -8,8 +8,10 @@ an interrupted run's checkpoint is sent with its task), shows progress, and reco
 could not record itself (numbnn missing on a worker, a task whose workers kept dying). A worker
 killed mid-run is handled by the scheduler, which runs its task again on another worker.
 Progress counts epochs: workers send an event per finished epoch (Dask's event log, handled on the
-client's event-loop thread while the caller waits on ``distributed.as_completed``), so the bar moves
-during long runs, not only when a run ends.
+client's event-loop thread), so the bar moves during long runs, not only when a run ends.
+Each epoch's checkpoint comes back too (a Dask queue the client drains between polls of its tasks)
+and is stored as ``<out>/<key>/checkpoint.h5``, so a sweep stopped with Ctrl-C, or whose client died,
+continues its unfinished runs from their last epoch when started again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from numbnn.sweep.cluster import dask_client, default_workers, import_distribute
 from numbnn.sweep.runs import Run
 from numbnn.sweep.spec import Sweep
 from numbnn.sweep.task import store_result, train_run
+
+POLL_S = 0.2  # how often the client looks for finished runs and new epoch checkpoints
 
 
 @dataclass
@@ -51,7 +55,8 @@ class SweepOutcome:
 
 
 def plan(sweep: Sweep, out) -> list[tuple[Run, str]]:
-    """Each run with its state in ``out``: "finished", "failed" (will be retried) or "pending"."""
+    """Each run with its state in ``out``: "finished", "failed" (will be retried), "interrupted" (has an
+    epoch checkpoint it continues from) or "pending"."""
     states = []
     for run in sweep.runs:
         directory = store.run_dir(out, run.key)
@@ -61,6 +66,8 @@ def plan(sweep: Sweep, out) -> list[tuple[Run, str]]:
         elif (directory / store.ERROR_FILE).is_file():
             store.read_record(directory / store.ERROR_FILE)
             states.append((run, "failed"))
+        elif (directory / store.CHECKPOINT_FILE).is_file():
+            states.append((run, "interrupted"))
         else:
             states.append((run, "pending"))
     return states
@@ -96,11 +103,13 @@ def run_sweep(sweep: Sweep, out, *, scheduler: str | None = None, workers: int |
 
 
 def _run_on(client, runs: list[Run], out: Path, data_dir, tracker: "_Tracker") -> dict[str, dict]:
-    """Submit one task per run and wait for all of them; returns each run's summary by key."""
+    """Submit one task per run and wait for all of them, storing epoch checkpoints as they come;
+    returns each run's summary by key."""
     import distributed  # optional dependency (numbnn[sweep]), slow to import (start-up time)
 
     topic = f"numbnn-sweep-{uuid.uuid4().hex}"
     client.subscribe_topic(topic, lambda event: tracker.event(event[1]))  # event = (timestamp, message)
+    checkpoints = distributed.Queue(topic, client=client)
     token = uuid.uuid4().hex[:8]
     futures = {
         client.submit(train_run, run.as_dict(), data_dir=str(data_dir) if data_dir else None, threads=1, topic=topic,
@@ -109,17 +118,31 @@ def _run_on(client, runs: list[Run], out: Path, data_dir, tracker: "_Tracker") -
         for run in runs
     }
     summaries = {}
+    waiting = distributed.as_completed(futures)
     try:
-        for future in distributed.as_completed(futures):
-            run = futures[future]
-            summaries[run.key] = _summary(future, run, out)
-            tracker.finish(summaries[run.key])
+        while not waiting.is_empty():
+            for future in waiting.next_batch(block=False):
+                run = futures[future]
+                summaries[run.key] = _summary(future, run, out)
+                tracker.finish(summaries[run.key])
+            _store_checkpoints(checkpoints, out, summaries)
+            time.sleep(POLL_S)
     except BaseException:
+        _store_checkpoints(checkpoints, out, summaries)  # what the runs cut now have done is kept
         client.cancel(list(futures))
         raise
     finally:
         client.unsubscribe_topic(topic)
+        checkpoints.close()
     return summaries
+
+
+def _store_checkpoints(checkpoints, out: Path, ended: dict) -> None:
+    """Write every epoch checkpoint waiting in the queue, except those of runs that have ended (their
+    task's own result, stored by then, is the final word)."""
+    for key, data in checkpoints.get(batch=True):
+        if key not in ended:
+            store.save_checkpoint(out, key, data)
 
 
 def _summary(future, run: Run, out: Path) -> dict:

@@ -4,7 +4,8 @@
 
     <out>/sweep.json              the last spec run here: name, description, spec path, --set overrides,
                                   runs (key, label) in order, claims
-    <out>/<key>/checkpoint.h5     the trained model (a resumable training checkpoint, numbnn.io)
+    <out>/<key>/checkpoint.h5     the trained model (a resumable training checkpoint, numbnn.io); while
+                                  the run trains, its latest epoch's checkpoint
     <out>/<key>/metrics.json      written last, only when the run finished: its presence means "done"
     <out>/<key>/error.json        written instead when the run failed (error type, message, traceback)
 
@@ -95,6 +96,13 @@ def save_run(out, key: str, record: dict, checkpoint: bytes | None) -> None:
         (directory / ERROR_FILE).unlink(missing_ok=True)
     else:
         write_json(directory / ERROR_FILE, record)
+
+
+def save_checkpoint(out, key: str, checkpoint: bytes) -> None:
+    """Store an unfinished run's latest epoch checkpoint (the run continues from it when retried)."""
+    directory = run_dir(out, key)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(directory / CHECKPOINT_FILE, checkpoint)
 
 
 def read_checkpoint_bytes(out, key: str) -> bytes | None:

@@ -10,12 +10,12 @@ It calls :func:`numbnn.train.run.train`, the same library function ``numbnn trai
 run and a ``numbnn train`` call with the same settings compute the same thing. It never raises for a
 run that fails: the error goes into the returned record (``error.json`` once stored), so one bad
 configuration does not stop the sweep. Inside a Dask worker it reports each finished epoch as an
-event on ``topic`` so the client's progress bar moves between runs.
+event on ``topic`` so the client's progress bar moves between runs, and puts the checkpoint that epoch
+wrote, ``(key, bytes)``, on the Dask queue named ``topic``; the client stores it under ``--out``.
 
-A run whose directory holds a checkpoint but no ``metrics.json`` was interrupted (a failed run; a run
-in progress when the sweep is stopped leaves its checkpoint in the worker's scratch directory, not
-here, and starts over). The client sends that checkpoint's bytes with the task; with the single-fit recipe the
-run continues from it (the loop's exact resume); a two-step run, or a checkpoint that cannot be
+A run whose directory holds a checkpoint but no ``metrics.json`` was interrupted (the sweep was stopped,
+or the run failed). The client sends that checkpoint's bytes with the task; with the single-fit recipe
+the run continues from it (the loop's exact resume); a two-step run, or a checkpoint that cannot be
 continued, starts over. A worker killed mid-run loses nothing the client holds: Dask runs the task
 again on another worker.
 """
@@ -104,7 +104,7 @@ def _train_and_measure(run: dict, directory: Path, data_dir, threads: int, topic
     resume_epoch = _resumable_epoch(checkpoint, run["train"])
     if resume_epoch is None:
         _remove_partial_files(checkpoint)
-    report = _EpochReporter(topic, run["key"])
+    report = _EpochReporter(topic, run["key"], checkpoint)
     report.emit("started", epoch=resume_epoch or 0)
     if resume_epoch is not None:
         outcome = training.train(options={"epochs": run["train"]["epochs"]}, resume=checkpoint, out=checkpoint,
@@ -176,18 +176,20 @@ def _worker_name() -> str:
 
 
 class _EpochReporter:
-    """Sends ``{"key", "event", "epoch"}`` to the client: "started" (``epoch``: epochs a resumed run already
-    has), "epoch" (one more epoch finished) and "finished".
+    """Tells the client about the run: events ``{"key", "event", "epoch"}`` on the topic, "started"
+    (``epoch``: epochs a resumed run already has), "epoch" (one more epoch finished) and "finished"; and,
+    after each epoch that wrote the checkpoint, ``(key, checkpoint bytes)`` on the queue of the same name.
 
     The loop's ``after_step(epoch, step)`` hook sees a new epoch when the step index does not grow
     (steps restart at 0 each epoch, including step 2 of the two-step recipe). Outside a Dask worker,
     or without a topic, nothing is sent.
     """
 
-    def __init__(self, topic: str | None, key: str):
+    def __init__(self, topic: str | None, key: str, checkpoint: Path):
         self.key, self.last = key, None
         self.worker = _current_worker() if topic is not None else None
-        self.topic = topic
+        self.topic, self.checkpoint = topic, checkpoint
+        self.queue, self.sent_version = None, self._version()
 
     def emit(self, event: str, epoch: int = 0) -> None:
         if self.worker is not None:
@@ -196,7 +198,28 @@ class _EpochReporter:
     def after_step(self, epoch: int, step: int) -> None:
         if self.last is not None and step <= self.last[1]:
             self.emit("epoch")
+            self._send_checkpoint()
         self.last = (epoch, step)
+
+    def _send_checkpoint(self) -> None:
+        """Send the checkpoint if the loop rewrote it since the last send (it does every ``save_every`` epochs)."""
+        version = self._version()
+        if self.worker is None or version is None or version == self.sent_version:
+            return
+        from distributed import Queue  # deferred: the process that submits runs never trains (start-up time)
+
+        if self.queue is None:
+            self.queue = Queue(self.topic)
+        self.queue.put((self.key, self.checkpoint.read_bytes()))
+        self.sent_version = version
+
+    def _version(self):
+        """What tells one write of the checkpoint from the next (each is a new file renamed into place), or None."""
+        try:
+            stat = self.checkpoint.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 def _current_worker():
