@@ -80,6 +80,20 @@ def test_once_targets_are_the_teachers_softmax_of_the_stored_images():
     assert (targets.argmax(axis=1) == labels).mean() > 0.8  # a 94% teacher on its own training images
 
 
+def test_flip_averaged_targets_average_the_teacher_over_each_image_and_its_mirror():
+    teacher = numbnn.io.load(resolve_teacher("resnet-20"))
+    teacher.eval()
+    images, labels = load_split("train", 40)
+    with ProgressBar(False) as bar:
+        plain = teacher_targets_once(teacher, images, 16, bar)
+        averaged = teacher_targets_once(teacher, images, 16, bar, flip_averaged=True)
+    x, _ = next(iter(BatchIterator(images, labels, 40, shuffle=False)))
+    mirrored = predict_softmax(teacher, np.ascontiguousarray(x[:, :, ::-1]))
+    np.testing.assert_allclose(averaged, (plain + mirrored) / 2, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(averaged, plain, atol=1e-3)  # the mirror is a different input to the teacher
+    assert make_config("reactnet-a", teacher_targets="once-flip-averaged").teacher_targets == "once-flip-averaged"
+
+
 def test_the_binary_recipe_distils_from_the_shipped_teacher_once():
     config = make_config("reactnet-a")
     assert config.teacher == "resnet-20" and config.teacher_targets == "once"

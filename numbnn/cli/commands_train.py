@@ -39,7 +39,8 @@ def train(
     teacher: Optional[Path] = typer.Option(None, help="Distillation teacher (soft cross-entropy to its softmax): a checkpoint, a shipped teacher's name (resnet-20), or none."),
     teacher_targets: Optional[str] = typer.Option(
         None, "--teacher-targets",
-        help="batch: the teacher runs on every augmented batch; once: on the un-augmented training images, once before training."),
+        help="batch: the teacher runs on every augmented batch; once: on the un-augmented training images, once before "
+             "training; once-flip-averaged: as once, averaging the teacher over each image and its mirror (a better teacher)."),
     recipe: Optional[str] = typer.Option(
         None, help="single, or two-step: ReActNet's step 1 (real weights) then step 2 (binary, initialised from step 1)."
     ),

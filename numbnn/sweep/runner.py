@@ -31,7 +31,7 @@ from numbnn.sweep.runs import Run
 from numbnn.sweep.spec import Sweep
 from numbnn.sweep.task import store_result, train_run
 
-POLL_S = 0.2  # how often the client looks for finished runs and new epoch checkpoints
+POLL_S = 0.5  # how often the client looks for finished runs and new epoch checkpoints
 
 
 @dataclass

@@ -120,8 +120,9 @@ def fit(
 
     with StopRequest() as stop, ProgressBar(progress) as bar:
         targets = teacher_targets
-        if targets is None and teacher is not None and config.teacher_targets == "once":
-            targets = teacher_targets_once(teacher, images, config.eval_batch_size, bar)
+        if targets is None and teacher is not None and config.teacher_targets != "batch":
+            targets = teacher_targets_once(teacher, images, config.eval_batch_size, bar,
+                                           flip_averaged=config.teacher_targets == "once-flip-averaged")
         for epoch in range(position.epoch, config.epochs):
             rng.bit_generator.state = position.rng_state
             plan = batches.plan_epoch()
@@ -194,14 +195,16 @@ def predict_softmax(teacher, x: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def teacher_targets_once(teacher, images: np.ndarray, batch_size: int, bar) -> np.ndarray:
+def teacher_targets_once(teacher, images: np.ndarray, batch_size: int, bar, *, flip_averaged: bool = False) -> np.ndarray:
     """The teacher's distribution [N, classes] for every un-augmented training image, in stored order.
 
     ``teacher_targets="once"``: one teacher pass before training instead of one per epoch on the
     augmented batches. A 2-pixel crop or a horizontal flip keeps an image's class, so the un-augmented
     image's distribution serves as the target of its augmented copies (chosen on proxies; see
-    ``BINARY_RECIPE`` in numbnn/models/layout.py for the commands and figures). Runs that share the
-    teacher, images and batch size share one pass (:mod:`numbnn.train.target_cache`)."""
+    ``BINARY_RECIPE`` in numbnn/models/layout.py for the commands and figures). ``flip_averaged``
+    ("once-flip-averaged"): the target is (softmax(T(x)) + softmax(T(mirror(x)))) / 2, the teacher made
+    mirror-symmetric, at two passes. Runs that share the teacher, images, batch size and averaging share
+    one pass (:mod:`numbnn.train.target_cache`)."""
     teacher.eval()
 
     def compute() -> np.ndarray:
@@ -209,11 +212,15 @@ def teacher_targets_once(teacher, images: np.ndarray, batch_size: int, bar) -> n
         task = bar.task("teacher", len(batches))
         chunks = []
         for x, _ in batches:
-            chunks.append(predict_softmax(teacher, x))
+            target = predict_softmax(teacher, x)
+            if flip_averaged:
+                target = (target + predict_softmax(teacher, np.ascontiguousarray(x[:, :, ::-1]))) / 2
+            chunks.append(target)
             bar.update(task)
         return np.concatenate(chunks)
 
-    return cached_targets(targets_key(teacher, images, batch_size), len(images), compute)
+    key = targets_key(teacher, images, batch_size, flip_averaged=flip_averaged)
+    return cached_targets(key, len(images), compute)
 
 
 def _check_finite_parameters(model, position: Position) -> None:

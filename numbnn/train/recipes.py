@@ -93,9 +93,10 @@ def two_step(model, config: TrainConfig, train_set, test_set=None, *, checkpoint
     """
     config1, config2 = step_configs(config)
     teacher, started = fit_options.get("teacher"), time.perf_counter()
-    if teacher is not None and config.teacher_targets == "once":  # one teacher pass serves both steps
+    if teacher is not None and config.teacher_targets != "batch":  # one teacher pass serves both steps
         with ProgressBar(fit_options.get("progress", True)) as bar:
-            targets = teacher_targets_once(teacher, train_set[0], config.eval_batch_size, bar)
+            targets = teacher_targets_once(teacher, train_set[0], config.eval_batch_size, bar,
+                                           flip_averaged=config.teacher_targets == "once-flip-averaged")
         fit_options = {**fit_options, "teacher_targets": targets}
     teacher_seconds = time.perf_counter() - started
     first = resume.model if resume is not None else step1_model(model)

@@ -23,9 +23,10 @@ FORMAT = "numbnn-teacher-targets"
 FORMAT_VERSION = 1
 
 
-def targets_key(teacher, images: np.ndarray, batch_size: int) -> str:
-    """sha256 over what fixes the targets: the teacher's state (names, dtypes, shapes, bytes), images, batch."""
-    digest = hashlib.sha256(f"{FORMAT} v{FORMAT_VERSION} batch {batch_size}".encode())
+def targets_key(teacher, images: np.ndarray, batch_size: int, *, flip_averaged: bool = False) -> str:
+    """sha256 over what fixes the targets: the teacher's state (names, dtypes, shapes, bytes), images, batch,
+    and whether each target averages the image with its mirror."""
+    digest = hashlib.sha256(f"{FORMAT} v{FORMAT_VERSION} batch {batch_size}{' flip-averaged' * flip_averaged}".encode())
     for name, array in sorted(teacher.state_dict().items()):
         array = np.ascontiguousarray(array)
         digest.update(f"{name} {array.dtype.str} {array.shape}".encode())
