@@ -16,6 +16,7 @@ continues its unfinished runs from their last epoch when started again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -128,7 +129,8 @@ def _run_on(client, runs: list[Run], out: Path, data_dir, tracker: "_Tracker") -
             _store_checkpoints(checkpoints, out, summaries)
             time.sleep(POLL_S)
     except BaseException:
-        _store_checkpoints(checkpoints, out, summaries)  # what the runs cut now have done is kept
+        with contextlib.suppress(Exception):  # a lost scheduler must not hide why the sweep stopped
+            _store_checkpoints(checkpoints, out, summaries)  # what the runs cut now have done is kept
         client.cancel(list(futures))
         raise
     finally:
