@@ -97,8 +97,9 @@ def report(
     accuracy_vs_size (a point per run, the Pareto front of runs no other run beats on both accuracy and cost
     drawn as a step line) and training_curves (training loss and test accuracy per epoch, a line per run).
     A spec with \\[\\[claims]] adds claims.md (each claim's arms over their seeds and its verdict: holds when the
-    difference points the expected way by more than 2 standard errors, within noise inside them), arms.md,
-    and arms_accuracy_vs_ops, arms_accuracy_vs_ace (error bars over seeds) and arms_test_accuracy.
+    difference points the expected way by more than 2 standard errors, within noise inside them). A sweep with
+    claims or with seeds (runs equal but for the seed) adds arms.md (mean ± std per arm) and
+    arms_accuracy_vs_ops, arms_accuracy_vs_ace (error bars over seeds) and arms_test_accuracy.
     """
     from numbnn.sweep import write_report  # deferred: keeps `numbnn --help` fast (start-up time)
 
