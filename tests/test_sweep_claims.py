@@ -201,6 +201,19 @@ def test_arms_table_gives_each_arms_minutes_and_cpu():
     assert rows[3].endswith("| 0.5 |")
 
 
+def test_arms_table_gives_a_tree_head_arms_fc_head_in_its_own_column():
+    from numbnn.sweep.claims_table import arms_markdown
+
+    runs = [record("reactxgb", s, t, model="reactxgb", tree_test_accuracy=t, fc_test_accuracy=f)
+            for s, (t, f) in enumerate([(0.90, 0.92), (0.91, 0.93)])]
+    runs.append(record("rbnet", 0, 0.95))
+    header, _, reactxgb, rbnet = arms_markdown(group_arms(runs), {}).splitlines()
+    assert header.startswith("| arm | model | seeds | test acc. | FC head | schedule |")
+    assert reactxgb.startswith("| reactxgb | reactxgb | 0, 1 | 90.50 ± 0.71% (2) | 92.50 ± 0.71% (2) | 2 epochs |")
+    assert rbnet.startswith("| rbnet | rbnet | 0 | 95.00% (1) |  | 2 epochs |")
+    assert "FC head" not in arms_markdown(group_arms(runs[2:]), {})  # no second head anywhere: no column
+
+
 def test_accuracy_curves_follow_the_network_and_mark_a_tree_head_apart():
     pytest.importorskip("matplotlib")
     from numbnn.sweep.plots import TREE_MARKER, arms_curves_figure, curves_figure, network_accuracy

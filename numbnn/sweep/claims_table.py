@@ -70,12 +70,22 @@ def run_minutes(arm: Arm) -> str:
 
 
 def arms_markdown(arms: list[Arm], recipe_epochs: dict) -> str:
-    """One row per arm: seeds, test accuracy mean ± std, schedule, every cost, and the minutes it took."""
-    lines = ["| arm | model | seeds | test acc. | schedule | BOPs | FLOPs | OPs | ACE | size (KiB) | minutes (CPU) |",
-             "|---|---|---|---:|---|---:|---:|---:|---:|---:|---|"]
+    """One row per arm: seeds, test accuracy mean ± std, schedule, every cost, and the minutes it took.
+
+    When some arm has a second head (ReActXGB: test accuracy is the trees', and the same runs' FC head is
+    ReActNet-A), an "FC head" column gives that head's mean ± std too."""
+    fc_column = any(arm.values("fc_test_accuracy") for arm in arms)
+    header = ["arm", "model", "seeds", "test acc."] + (["FC head"] if fc_column else []) + \
+        ["schedule", "BOPs", "FLOPs", "OPs", "ACE", "size (KiB)", "minutes (CPU)"]
+    lines = ["| " + " | ".join(header) + " |",
+             "|---|---|---|---:|" + ("---:|" if fc_column else "") + "---|---:|---:|---:|---:|---:|---|"]
     for arm in arms:
         costs = [human(arm.cost(name)) for name in ("bops", "flops", "ops", "ace")]
-        lines.append(f"| {arm.label} | {arm.model} | {', '.join(map(str, arm.seeds))} "
-                     f"| {show_value(summarize(arm.values('test_accuracy')), 'test_accuracy')} | {schedule(arm, recipe_epochs.get(arm.model))} "
+        accuracies = [show_value(summarize(arm.values("test_accuracy")), "test_accuracy")]
+        if fc_column:
+            fc = summarize(arm.values("fc_test_accuracy"))
+            accuracies.append(show_value(fc, "fc_test_accuracy") if fc else "")
+        lines.append(f"| {arm.label} | {arm.model} | {', '.join(map(str, arm.seeds))} | {' | '.join(accuracies)} "
+                     f"| {schedule(arm, recipe_epochs.get(arm.model))} "
                      f"| {' | '.join(costs)} | {arm.cost('size_bytes') / 1024:.1f} | {run_minutes(arm)} |")
     return "\n".join(lines) + "\n"
