@@ -195,10 +195,13 @@ def test_arms_table_gives_each_arms_minutes_and_cpu():
 
     runs = [record("rbnet rpc", s, 0.9, seconds=90.0, cpu_model="Test CPU") for s in range(2)]
     runs.append(record("rbnet 3x3", 0, 0.9, conv="3x3", seconds=30.0))  # an older record: no CPU
-    rows = arms_markdown(group_arms(runs), {"rbnet": 8}).splitlines()
+    resumed = record("rbnet wide", 0, 0.9, conv="wide", seconds=60.0, resumed_from_epoch=1)
+    resumed["history"][0]["seconds"] = 54.0  # the epoch an earlier task trained
+    rows = arms_markdown(group_arms(runs + [resumed]), {"rbnet": 8}).splitlines()
     assert rows[0].endswith("| minutes (CPU) |")
     assert rows[2].endswith("| 3.0 (Test CPU) |") and "2 of 8 epochs" in rows[2]
     assert rows[3].endswith("| 0.5 |")
+    assert rows[4].endswith("| 1.9 |")  # 60 s of its last task + 54 s of the epoch it continued from
 
 
 def test_arms_table_gives_a_tree_head_arms_fc_head_in_its_own_column():

@@ -62,9 +62,16 @@ def schedule(arm: Arm, recipe_epochs: int | None) -> str:
     return text + (f", limit {train['limit']}" if train.get("limit") else "")
 
 
+def run_seconds(record: dict) -> float:
+    """A run's wall seconds: its last task's, plus the epochs it continued from if it was resumed (those
+    ran in an earlier task, perhaps an earlier sweep; each epoch's seconds are in the history)."""
+    resumed = record.get("resumed_from_epoch") or 0
+    return record.get("seconds", 0.0) + sum(epoch.get("seconds", 0.0) for epoch in record.get("history", [])[:resumed])
+
+
 def run_minutes(arm: Arm) -> str:
     """Wall minutes of the arm's runs, summed over seeds, and the CPU(s) they ran on (when recorded)."""
-    minutes = sum(record.get("seconds", 0.0) for record in arm.records) / 60
+    minutes = sum(run_seconds(record) for record in arm.records) / 60
     cpus = sorted({record["cpu_model"] for record in arm.records if record.get("cpu_model")})
     return f"{minutes:.1f}" + (f" ({'; '.join(cpus)})" if cpus else "")
 
