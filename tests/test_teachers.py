@@ -66,28 +66,31 @@ def test_a_broken_manifest_is_one_clear_error(teachers_copy):
         resolve_teacher("resnet-20", teachers_copy)
 
 
-def test_once_targets_are_the_teachers_softmax_of_the_stored_images():
+def shipped_teacher_and_images(count: int):
+    """The shipped resnet-20 in eval mode, the first ``count`` training images, their labels and the
+    normalised float batch the teacher sees."""
     teacher = numbnn.io.load(resolve_teacher("resnet-20"))
     teacher.eval()
-    images, labels = load_split("train", 70)
+    images, labels = load_split("train", count)
+    x, _ = next(iter(BatchIterator(images, labels, count, shuffle=False)))
+    return teacher, images, labels, x
+
+
+def test_once_targets_are_the_teachers_softmax_of_the_stored_images():
+    teacher, images, labels, x = shipped_teacher_and_images(70)
     with ProgressBar(False) as bar:
         targets = teacher_targets_once(teacher, images, 32, bar)
-    x, _ = next(iter(BatchIterator(images, labels, 70, shuffle=False)))
-    expected = predict_softmax(teacher, x)
     assert targets.shape == (70, 10)
-    np.testing.assert_allclose(targets, expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(targets, predict_softmax(teacher, x), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
     assert (targets.argmax(axis=1) == labels).mean() > 0.8  # a 94% teacher on its own training images
 
 
 def test_flip_averaged_targets_average_the_teacher_over_each_image_and_its_mirror():
-    teacher = numbnn.io.load(resolve_teacher("resnet-20"))
-    teacher.eval()
-    images, labels = load_split("train", 40)
+    teacher, images, _, x = shipped_teacher_and_images(40)
     with ProgressBar(False) as bar:
         plain = teacher_targets_once(teacher, images, 16, bar)
         averaged = teacher_targets_once(teacher, images, 16, bar, flip_averaged=True)
-    x, _ = next(iter(BatchIterator(images, labels, 40, shuffle=False)))
     mirrored = predict_softmax(teacher, np.ascontiguousarray(x[:, :, ::-1]))
     np.testing.assert_allclose(averaged, (plain + mirrored) / 2, rtol=1e-5, atol=1e-7)
     assert not np.allclose(averaged, plain, atol=1e-3)  # the mirror is a different input to the teacher
