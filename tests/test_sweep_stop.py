@@ -5,6 +5,7 @@ real sweep: in the client's main thread, while it waits between polls of its tas
 soon as the client has stored the run's first epoch checkpoint.
 """
 
+import time
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,11 @@ def test_a_stopped_sweep_continues_its_run_from_the_last_epoch(tmp_path, monkeyp
     out = tmp_path / "out"
     checkpoint = out / run.key / store.CHECKPOINT_FILE
 
-    def ctrl_c_once_an_epoch_is_stored(seconds):
+    def ctrl_c_once_an_epoch_is_stored():
         if checkpoint.is_file():
             raise KeyboardInterrupt
-    monkeypatch.setattr(runner.time, "sleep", ctrl_c_once_an_epoch_is_stored)
+        time.sleep(runner.POLL_S)
+    monkeypatch.setattr(runner, "_pause", ctrl_c_once_an_epoch_is_stored)
     with pytest.raises(KeyboardInterrupt):
         runner.run_sweep(sweep, out, workers=1, data_dir=DATA, progress=False)
     monkeypatch.undo()

@@ -127,7 +127,7 @@ def _run_on(client, runs: list[Run], out: Path, data_dir, tracker: "_Tracker") -
                 summaries[run.key] = _summary(future, run, out)
                 tracker.finish(summaries[run.key])
             _store_checkpoints(checkpoints, out, summaries)
-            time.sleep(POLL_S)
+            _pause()
     except BaseException:
         with contextlib.suppress(Exception):  # a lost scheduler must not hide why the sweep stopped
             _store_checkpoints(checkpoints, out, summaries)  # what the runs cut now have done is kept
@@ -137,6 +137,11 @@ def _run_on(client, runs: list[Run], out: Path, data_dir, tracker: "_Tracker") -
         client.unsubscribe_topic(topic)
         checkpoints.close()
     return summaries
+
+
+def _pause() -> None:
+    """Wait between two looks at the tasks and the checkpoint queue (where a Ctrl-C usually lands)."""
+    time.sleep(POLL_S)
 
 
 def _store_checkpoints(checkpoints, out: Path, ended: dict) -> None:

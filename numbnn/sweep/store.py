@@ -88,9 +88,9 @@ def save_run(out, key: str, record: dict, checkpoint: bytes | None) -> None:
     ``error.json``; a failed run's ``error.json`` keeps any partial checkpoint, which a retry continues.
     """
     directory = run_dir(out, key)
-    directory.mkdir(parents=True, exist_ok=True)
     if checkpoint is not None:
-        write_bytes_atomic(directory / CHECKPOINT_FILE, checkpoint)
+        save_checkpoint(out, key, checkpoint)
+    directory.mkdir(parents=True, exist_ok=True)
     if record["status"] == "finished":
         write_json(directory / METRICS_FILE, record)
         (directory / ERROR_FILE).unlink(missing_ok=True)
@@ -99,7 +99,7 @@ def save_run(out, key: str, record: dict, checkpoint: bytes | None) -> None:
 
 
 def save_checkpoint(out, key: str, checkpoint: bytes) -> None:
-    """Store an unfinished run's latest epoch checkpoint (the run continues from it when retried)."""
+    """Store a run's checkpoint: its latest epoch's while it trains (a retry continues from it), then its last."""
     directory = run_dir(out, key)
     directory.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(directory / CHECKPOINT_FILE, checkpoint)

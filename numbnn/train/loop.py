@@ -119,10 +119,7 @@ def fit(
         return FitResult(history, pos.epoch, interrupted, pos.step, checkpoint, time.perf_counter() - started)
 
     with StopRequest() as stop, ProgressBar(progress) as bar:
-        targets = teacher_targets
-        if targets is None and teacher is not None and config.teacher_targets != "batch":
-            targets = teacher_targets_once(teacher, images, config.eval_batch_size, bar,
-                                           flip_averaged=config.teacher_targets == "once-flip-averaged")
+        targets = teacher_targets if teacher_targets is not None else targets_before_training(teacher, images, config, bar)
         for epoch in range(position.epoch, config.epochs):
             rng.bit_generator.state = position.rng_state
             plan = batches.plan_epoch()
@@ -193,6 +190,15 @@ def predict_softmax(teacher, x: np.ndarray) -> np.ndarray:
     logits = predict_logits(teacher, x)
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def targets_before_training(teacher, images: np.ndarray, config, bar) -> np.ndarray | None:
+    """The teacher's targets of ``images`` when ``config.teacher_targets`` computes them before training
+    ("once", "once-flip-averaged"); None without a teacher or with "batch" (the teacher runs per batch)."""
+    if teacher is None or config.teacher_targets == "batch":
+        return None
+    return teacher_targets_once(teacher, images, config.eval_batch_size, bar,
+                                flip_averaged=config.teacher_targets == "once-flip-averaged")
 
 
 def teacher_targets_once(teacher, images: np.ndarray, batch_size: int, bar, *, flip_averaged: bool = False) -> np.ndarray:

@@ -42,7 +42,7 @@ from numbnn.progress import ProgressBar
 from numbnn.train.config import RECIPES, TrainConfig
 from numbnn.train.data import BatchIterator
 from numbnn.train.float_evaluation import evaluate
-from numbnn.train.loop import FitResult, fit, teacher_targets_once
+from numbnn.train.loop import FitResult, fit, targets_before_training
 
 
 # -- two-step --------------------------------------------------------------------------------------------------
@@ -93,10 +93,9 @@ def two_step(model, config: TrainConfig, train_set, test_set=None, *, checkpoint
     """
     config1, config2 = step_configs(config)
     teacher, started = fit_options.get("teacher"), time.perf_counter()
-    if teacher is not None and config.teacher_targets != "batch":  # one teacher pass serves both steps
-        with ProgressBar(fit_options.get("progress", True)) as bar:
-            targets = teacher_targets_once(teacher, train_set[0], config.eval_batch_size, bar,
-                                           flip_averaged=config.teacher_targets == "once-flip-averaged")
+    with ProgressBar(fit_options.get("progress", True)) as bar:
+        targets = targets_before_training(teacher, train_set[0], config, bar)
+    if targets is not None:  # one teacher pass serves both steps
         fit_options = {**fit_options, "teacher_targets": targets}
     teacher_seconds = time.perf_counter() - started
     first = resume.model if resume is not None else step1_model(model)
