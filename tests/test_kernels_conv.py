@@ -155,7 +155,7 @@ def naive_matmul_fast(a, b, k):
 )
 def test_binary_conv2d_full_and_edge_tiles(groups, per_group_out, kernel, c_group, pad_value, stride, size, seed):
     """Up to 80 output channels per group (two full 32-wide panels plus an edge panel) and more output
-    pixels than one parallel block (PIXEL_BLOCK), with the padding correction on every path."""
+    pixels than one parallel block (CONV_BLOCK), with the padding correction on every path."""
     rng = np.random.default_rng(seed)
     x = random_signs(rng, (2, size, 11, groups * c_group))
     w = random_signs(rng, (groups * per_group_out, kernel, kernel, c_group))
@@ -166,7 +166,8 @@ def test_binary_conv2d_full_and_edge_tiles(groups, per_group_out, kernel, c_grou
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_few_row_blocks_share_out_the_column_panels(threads):
-    """Batch-1 shapes (one row block) split the column panels over tasks; results stay exact."""
+    """A batch-1 product (one row block) splits the column panels over tasks, exactly; a batch-1
+    convolution (one pixel block, five panels) stays exact too."""
     import numba
 
     from numbnn.kernels.tiles import column_splits

@@ -155,9 +155,15 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     padded = n_panels * TILE_COLS  # a group's columns in the tile results
     flat = x.reshape(n * h * w, all_words)
     pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0 and groups == 1
+    # INT32 with one group and whole panels: full blocks' tiles go straight into acc_out (no copy)
+    direct = transform == INT32 and groups == 1 and padded == out_channels
     for block in nb.prange((rows + CONV_BLOCK - 1) // CONV_BLOCK):
         first, last = block * CONV_BLOCK, min(rows, (block + 1) * CONV_BLOCK)
-        tiles = np.empty((CONV_BLOCK, groups * padded), np.int32)
+        in_place = direct and last - first == CONV_BLOCK
+        if in_place:
+            tiles, tile_row = acc_out, first
+        else:
+            tiles, tile_row = np.empty((CONV_BLOCK, groups * padded), np.int32), 0
         for g in range(groups):
             if pointwise and last - first == CONV_BLOCK:
                 source, row0 = flat, first
@@ -169,7 +175,10 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                     _gather(x, g * words, words, first, last, geometry, source)
             for panel in range(n_panels):
                 for tile in range(0, last - first, TILE_ROWS):
-                    tile_dot(source, row0 + tile, panels[g], panel, k, tiles, tile, g * padded + panel * TILE_COLS)
+                    tile_dot(source, row0 + tile, panels[g], panel, k, tiles, tile_row + tile, g * padded + panel * TILE_COLS)
+        if in_place:  # only the padding correction is left
+            add_border_corrections(acc_out, first, first, last - first, pixels, border_row, correction, 0, out_channels)
+            continue
         acc = tiles
         if groups > 1 and padded != per_group:  # drop each group's padding columns
             acc = np.empty((CONV_BLOCK, out_channels), np.int32)

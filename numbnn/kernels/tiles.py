@@ -1,4 +1,4 @@
-"""Register-tiled XNOR-popcount micro-kernel shared by binary_matmul and binary_conv2d.
+"""Register-tiled XNOR-popcount micro-kernel shared by binary_matmul and the binary convolution driver.
 
 The product out[i, j] = k - 2 * sum_t popcount(a[i, t] XOR b[j, t]) is computed in tiles of
 ``TILE_ROWS`` rows of ``a`` by ``TILE_COLS`` rows of ``b``. The tile's TILE_ROWS x TILE_COLS partial
@@ -11,8 +11,8 @@ of one VPOPCNTQ per cycle.
 
 For contiguous vector loads ``b`` is re-laid out once per call as column panels
 [n_panels, n_words, TILE_COLS] (panel p holds rows p*TILE_COLS ... of ``b``, interleaved by word;
-missing rows are zero words). ``tile_dot`` reads tile rows from a matrix; ``tile_dot_runs`` reads
-each tile row as a list of runs found through an offset table (indirect convolution).
+missing rows are zero words). ``tile_dot`` reads tile rows from a matrix: the rows of ``a`` itself, or
+the receptive fields a convolution gathered into a small buffer.
 
 The tile shape follows the vector width of the code Numba generates: with AVX-512 (32 vector
 registers of 8 int64) a 4 x 32 tile uses 16 accumulators; with AVX2 (16 registers of 4 int64) a
@@ -52,11 +52,11 @@ def _is_array(t, ndim, dtype) -> bool:
 
 
 class _TileEmitter:
-    """Emits the LLVM IR of one tile: sums over `n_runs` runs of `run_words` words, then the store.
+    """Emits the LLVM IR of one tile: the sums over `n_words` words, then the store.
 
-    Tile row r reads run j from ``row_pointer(r, j)`` (an i64*), word t of the run at +t; the panel
-    word for run j, word t is at ``b_base + (j*run_words + t)*cols``. The sums stay in registers
-    across both loops (phi nodes); at the end out[out_row + r, out_col + c] = k - 2*sum as int32.
+    Tile row r reads word t at ``row_pointers[r] + t`` (i64*); the panel word t of column c is at
+    ``b_base + t*cols + c``. The sums stay in registers across the loop (phi nodes); at the end
+    out[out_row + r, out_col + c] = k - 2*sum as int32.
     """
 
     def __init__(self, context, builder, rows, vectors, lanes):
@@ -80,65 +80,46 @@ class _TileEmitter:
     def vector_pointer(self, base, offset, vector_type=None):
         return self.builder.bitcast(self.builder.gep(base, [offset]), (vector_type or self.vec).as_pointer())
 
-    def emit(self, row_pointer, n_runs, run_words, b_base, k, out_data, out_stride, out_row, out_col):
+    def emit(self, row_pointers, n_words, b_base, k, out_data, out_stride, out_row, out_col):
         b, rows, vectors = self.builder, self.rows, self.vectors
         zero = ir.Constant(self.vec, [self.const(0)] * self.lanes)
         entry = b.basic_block
-        outer = b.append_basic_block("tile.run")
-        inner = b.append_basic_block("tile.word")
-        inner_exit = b.append_basic_block("tile.run_end")
+        loop = b.append_basic_block("tile.word")
         done = b.append_basic_block("tile.done")
-        nonempty = b.and_(b.icmp_signed(">", n_runs, self.const(0)), b.icmp_signed(">", run_words, self.const(0)))
-        b.cbranch(nonempty, outer, done)
+        b.cbranch(b.icmp_signed(">", n_words, self.const(0)), loop, done)
 
-        # outer loop over runs j: the tile rows' pointers for this run, and the panel offset
-        b.position_at_end(outer)
-        j = b.phi(self.i64)
-        outer_sums = [[b.phi(self.vec) for _ in range(vectors)] for _ in range(rows)]
-        pointers = [row_pointer(r, j) for r in range(rows)]
-        b_run = b.gep(b_base, [b.mul(b.mul(j, run_words), self.const(self.cols))])
-        b.branch(inner)
-
-        # inner loop over words t: `vectors` panel loads, `rows` broadcasts, rows*vectors xor-popcount-adds
-        b.position_at_end(inner)
+        # per word t: `vectors` panel loads, `rows` broadcasts, rows*vectors xor-popcount-adds
+        b.position_at_end(loop)
         t = b.phi(self.i64)
         sums = [[b.phi(self.vec) for _ in range(vectors)] for _ in range(rows)]
-        b_row = b.gep(b_run, [b.mul(t, self.const(self.cols))])
+        b_row = b.gep(b_base, [b.mul(t, self.const(self.cols))])
         b_vectors = [b.load(self.vector_pointer(b_row, self.const(v * self.lanes)), align=8) for v in range(vectors)]
         updated = []
         for r in range(rows):
-            a_vector = self.splat(b.load(b.gep(pointers[r], [t])))
+            a_vector = self.splat(b.load(b.gep(row_pointers[r], [t])))
             updated.append([b.add(sums[r][v], b.call(self.ctpop, [b.xor(a_vector, b_vectors[v])])) for v in range(vectors)])
         t_next = b.add(t, self.const(1))
-        b.cbranch(b.icmp_signed("<", t_next, run_words), inner, inner_exit)
+        b.cbranch(b.icmp_signed("<", t_next, n_words), loop, done)
 
-        b.position_at_end(inner_exit)
-        j_next = b.add(j, self.const(1))
-        b.cbranch(b.icmp_signed("<", j_next, n_runs), outer, done)
-
-        t.add_incoming(self.const(0), outer)
-        t.add_incoming(t_next, inner)
-        j.add_incoming(self.const(0), entry)
-        j.add_incoming(j_next, inner_exit)
+        t.add_incoming(self.const(0), entry)
+        t.add_incoming(t_next, loop)
         for r in range(rows):
             for v in range(vectors):
-                outer_sums[r][v].add_incoming(zero, entry)
-                outer_sums[r][v].add_incoming(updated[r][v], inner_exit)
-                sums[r][v].add_incoming(outer_sums[r][v], outer)
-                sums[r][v].add_incoming(updated[r][v], inner)
+                sums[r][v].add_incoming(zero, entry)
+                sums[r][v].add_incoming(updated[r][v], loop)
 
         # out = k - 2 * sum, truncated to int32 lanes
         b.position_at_end(done)
         finals = [[b.phi(self.vec) for _ in range(vectors)] for _ in range(rows)]  # phis first
         k_vector = self.splat(k)
-        two = ir.Constant(self.vec, [self.const(1)] * self.lanes)
+        one = ir.Constant(self.vec, [self.const(1)] * self.lanes)  # 2 * sum = sum << 1
         out_vec = ir.VectorType(self.i32, self.lanes)
         for r in range(rows):
             row_base = b.gep(out_data, [b.add(b.mul(b.add(out_row, self.const(r)), out_stride), out_col)])
             for v in range(vectors):
                 finals[r][v].add_incoming(zero, entry)
-                finals[r][v].add_incoming(updated[r][v], inner_exit)
-                result = b.trunc(b.sub(k_vector, b.shl(finals[r][v], two)), out_vec)
+                finals[r][v].add_incoming(updated[r][v], loop)
+                result = b.trunc(b.sub(k_vector, b.shl(finals[r][v], one)), out_vec)
                 b.store(result, self.vector_pointer(row_base, self.const(v * self.lanes), out_vec), align=4)
 
 
@@ -167,10 +148,8 @@ def _make_tile_dot(rows: int, vectors: int, lanes: int):
             a_base = builder.gep(a_arr.data, [builder.mul(row0_v, n_words)])
             b_base = builder.gep(p_arr.data, [builder.mul(builder.mul(panel_v, n_words), e.const(e.cols))])
 
-            def row_pointer(r, _run):
-                return builder.gep(a_base, [builder.mul(e.const(r), n_words)])
-
-            e.emit(row_pointer, e.const(1), n_words, b_base, k_v, o_arr.data, builder.extract_value(o_arr.shape, 1), out_row_v, out_col_v)
+            row_pointers = [builder.gep(a_base, [builder.mul(e.const(r), n_words)]) for r in range(rows)]
+            e.emit(row_pointers, n_words, b_base, k_v, o_arr.data, builder.extract_value(o_arr.shape, 1), out_row_v, out_col_v)
             return context.get_dummy_value()
 
         return types.none(a, row0, panels, panel, k, out, out_row, out_col), codegen
@@ -178,52 +157,7 @@ def _make_tile_dot(rows: int, vectors: int, lanes: int):
     return tile_dot
 
 
-def _make_tile_dot_runs(rows: int, vectors: int, lanes: int):
-    @intrinsic
-    def tile_dot_runs(typingctx, source, gathered, offsets, row0, run_words, panels, panel, k, out, out_row, out_col):
-        """Indirect tile_dot: tile row r is the concatenation of n_runs = offsets.shape[1] runs of
-        ``run_words`` words; run j of row r starts at source[o] if o = offsets[row0 + r, j] >= 0,
-        else at gathered[-o - 1]. The panel words are in the same (run, word) order.
-
-        ``source``, ``gathered`` uint64 1-D; ``offsets`` int64 [>= row0 + TILE_ROWS, n_runs]; panels
-        uint64 [n_panels, n_runs*run_words, TILE_COLS]; ``out`` int32; all C-contiguous, unchecked.
-        """
-        arrays_ok = (
-            _is_array(source, 1, types.uint64) and _is_array(gathered, 1, types.uint64)
-            and _is_array(offsets, 2, types.int64) and _is_array(panels, 3, types.uint64)
-            and _is_array(out, 2, types.int32)
-        )
-        if not arrays_ok:
-            return None
-
-        def codegen(context, builder, sig, args):
-            e = _TileEmitter(context, builder, rows, vectors, lanes)
-            s_arr, g_arr, off_arr, p_arr, o_arr = (
-                context.make_array(sig.args[i])(context, builder, args[i]) for i in (0, 1, 2, 5, 8)
-            )
-            row0_v, run_words_v, panel_v, k_v, out_row_v, out_col_v = _int64_args(context, builder, sig, args, (3, 4, 6, 7, 9, 10))
-            n_runs = builder.extract_value(off_arr.shape, 1)
-            field_words = builder.extract_value(p_arr.shape, 1)
-            b_base = builder.gep(p_arr.data, [builder.mul(builder.mul(panel_v, field_words), e.const(e.cols))])
-
-            def row_pointer(r, run):
-                index = builder.add(builder.mul(builder.add(row0_v, e.const(r)), n_runs), run)
-                offset = builder.load(builder.gep(off_arr.data, [index]))
-                in_source = builder.gep(s_arr.data, [offset])
-                in_gathered = builder.gep(g_arr.data, [builder.sub(e.const(-1), offset)])
-                return builder.select(builder.icmp_signed(">=", offset, e.const(0)), in_source, in_gathered)
-
-            e.emit(row_pointer, n_runs, run_words_v, b_base, k_v, o_arr.data, builder.extract_value(o_arr.shape, 1), out_row_v, out_col_v)
-            return context.get_dummy_value()
-
-        signature = types.none(source, gathered, offsets, row0, run_words, panels, panel, k, out, out_row, out_col)
-        return signature, codegen
-
-    return tile_dot_runs
-
-
 tile_dot = _make_tile_dot(TILE_ROWS, TILE_VECTORS, LANES)
-tile_dot_runs = _make_tile_dot_runs(TILE_ROWS, TILE_VECTORS, LANES)
 
 
 @nb.njit(cache=True)
