@@ -1,5 +1,5 @@
 """Numba kernels, the only jitted loops of numbnn: bit packing, XNOR-popcount matmul and convolution
-(and the packed runtime's convolution driver), float im2col, depthwise conv, pooling, sign-matrix
+(one convolution driver for training and the packed runtime), float im2col, depthwise conv, pooling, sign-matrix
 products, per-channel steps, tree evaluation; and ``gemm``, float products split over numbnn's threads.
 
 Numpy arrays in, numpy arrays out; no autograd. Every public function validates its arguments in
