@@ -12,6 +12,7 @@ import naive
 from numbnn.kernels import binary_conv_driver as driver
 from numbnn.kernels import steps
 from numbnn.kernels.padding import border_corrections, tap_weight_sums
+from numbnn.kernels.tiles import TILE_COLS
 
 NO_ROWS = np.zeros((0, 1), np.float32)
 NO_PROGRAM = np.zeros(0, np.int64)
@@ -51,6 +52,20 @@ def setup(batch, size, groups, per_group, outputs, geometry, pad_value, seed):
 def test_int32_transform_matches_naive(batch, size, groups, per_group, outputs, geometry, pad_value, seed):
     _, args, expected = setup(batch, size, groups, per_group, outputs, geometry, pad_value, seed)
     acc = np.empty_like(expected)
+    driver.binary_conv(*args, driver.INT32, acc, NO_PROGRAM, NO_PROGRAM, NO_ROWS, NO_ROWS, 1, NO_ROWS,
+                       np.zeros(0, np.float32), 1, np.empty((0, 0), np.uint64))
+    np.testing.assert_array_equal(acc, expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(panels=st.integers(1, 3), geometry=convolutions["geometry"], pad_value=convolutions["pad_value"],
+       per_group=st.sampled_from([3, 64, 100]), batch=st.integers(1, 3), seed=convolutions["seed"])
+def test_int32_in_place_tiles_match_naive(panels, geometry, pad_value, per_group, batch, seed):
+    """One group and whole column panels (O a multiple of TILE_COLS): full pixel blocks' tiles are
+    written straight into the output and only the last, partial block goes through the scratch tiles.
+    A 9 x 10 input, 1-3 images: up to four full blocks of CONV_BLOCK pixels, and a partial one."""
+    _, args, expected = setup(batch, 9, 1, per_group, panels * TILE_COLS, geometry, pad_value, seed)
+    acc = np.full_like(expected, -12345)
     driver.binary_conv(*args, driver.INT32, acc, NO_PROGRAM, NO_PROGRAM, NO_ROWS, NO_ROWS, 1, NO_ROWS,
                        np.zeros(0, np.float32), 1, np.empty((0, 0), np.uint64))
     np.testing.assert_array_equal(acc, expected)
