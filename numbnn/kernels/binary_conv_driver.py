@@ -12,7 +12,9 @@ packed into words (zero words, i.e. +1, for padding taps; tail bits 0 in both op
 Tail bits are 0 in fields and weights alike, so they agree and add nothing to the popcount; K counts
 only real channels. Transforms (``transform``):
 
-- ``INT32``: acc_out[p] = acc[p] (the bare convolution; a later node reads the integers).
+- ``INT32``: acc_out[p] = acc[p] (the bare convolution: training's forward, :func:`numbnn.kernels.binary_conv2d`,
+  and packed nodes whose next node reads the integers). With one group and O a multiple of TILE_COLS a full
+  block's tiles are written straight into acc_out.
 - ``STEPS``: out[p] = the per-channel float32 steps of :mod:`numbnn.kernels.steps` applied to
   float32(acc[p]) (scale, batch norm, residual, RPReLU, ...); for a ReActNet block
   [mul, affine, add_input, dprelu] the same operations in one vectorised pass
@@ -27,8 +29,8 @@ multiplied by the group's weight panels tile by tile (:func:`numbnn.kernels.tile
 ``tap_bits`` > 0 (a group's channel count, a divisor of 64) taps are packed densely, 64 / tap_bits
 taps per word, so few channels do not leave most of every word empty.
 
-The entry point has an explicit signature and no bounds checks: :mod:`numbnn.inference.ops` checks
-every shape.
+The entry point has an explicit signature and no bounds checks: its callers check every shape
+(:func:`numbnn.kernels.binary_conv2d` and :mod:`numbnn.inference.ops`).
 """
 
 import numba as nb
