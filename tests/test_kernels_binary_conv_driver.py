@@ -14,8 +14,6 @@ from numbnn.kernels import steps
 from numbnn.kernels.padding import border_corrections, tap_weight_sums
 from numbnn.kernels.tiles import TILE_COLS
 
-NO_ROWS = np.zeros((0, 1), np.float32)
-NO_PROGRAM = np.zeros(0, np.int64)
 
 convolutions = dict(
     batch=st.sampled_from([1, 2, 3]),
@@ -52,8 +50,7 @@ def setup(batch, size, groups, per_group, outputs, geometry, pad_value, seed):
 def test_int32_transform_matches_naive(batch, size, groups, per_group, outputs, geometry, pad_value, seed):
     _, args, expected = setup(batch, size, groups, per_group, outputs, geometry, pad_value, seed)
     acc = np.empty_like(expected)
-    driver.binary_conv(*args, driver.INT32, acc, NO_PROGRAM, NO_PROGRAM, NO_ROWS, NO_ROWS, 1, NO_ROWS,
-                       np.zeros(0, np.float32), 1, np.empty((0, 0), np.uint64))
+    driver.binary_conv_int32(*args, acc)
     np.testing.assert_array_equal(acc, expected)
 
 
@@ -66,8 +63,7 @@ def test_int32_in_place_tiles_match_naive(panels, geometry, pad_value, per_group
     A 9 x 10 input, 1-3 images: up to four full blocks of CONV_BLOCK pixels, and a partial one."""
     _, args, expected = setup(batch, 9, 1, per_group, panels * TILE_COLS, geometry, pad_value, seed)
     acc = np.full_like(expected, -12345)
-    driver.binary_conv(*args, driver.INT32, acc, NO_PROGRAM, NO_PROGRAM, NO_ROWS, NO_ROWS, 1, NO_ROWS,
-                       np.zeros(0, np.float32), 1, np.empty((0, 0), np.uint64))
+    driver.binary_conv_int32(*args, acc)
     np.testing.assert_array_equal(acc, expected)
 
 

@@ -23,15 +23,9 @@ import numpy as np
 
 from numbnn.errors import InputError
 from numbnn.kernels._checks import as_int, as_pad_value, require_array, words_for
-from numbnn.kernels.binary_conv_driver import INT32, binary_conv, weight_panels
+from numbnn.kernels.binary_conv_driver import binary_conv_int32, weight_panels
 from numbnn.kernels.geometry import conv_geometry
 from numbnn.kernels.padding import border_corrections, tap_weight_sums
-
-_NO_PROGRAM = np.zeros(0, np.int64)
-_NO_ROWS = np.zeros((0, 1), np.float32)
-_NO_THRESHOLDS = np.zeros(0, np.float32)
-_NO_PACKED = np.zeros((0, 0), np.uint64)
-
 
 def binary_conv2d(x, w, in_channels, stride=1, padding=0, dilation=1, pad_value=0, groups=1) -> np.ndarray:
     """int32 [N, Ho, Wo, O]: convolution of packed +1/-1 activations ``x`` with packed weights ``w``.
@@ -70,6 +64,5 @@ def binary_conv2d(x, w, in_channels, stride=1, padding=0, dilation=1, pad_value=
     tap_bits, panels, k = weight_panels(np.ascontiguousarray(w), per_group, groups)
     border_row, correction = border_corrections(x.shape[1], x.shape[2], *geometry, tap_weight_sums(w, per_group), pad_value)
     out = np.empty((n * g.ho * g.wo, out_channels), dtype=np.int32)
-    binary_conv(np.ascontiguousarray(x), geometry, tap_bits, panels, k, border_row, correction, INT32, out,
-                _NO_PROGRAM, _NO_PROGRAM, _NO_ROWS, _NO_ROWS, 1, _NO_ROWS, _NO_THRESHOLDS, 1, _NO_PACKED)
+    binary_conv_int32(np.ascontiguousarray(x), geometry, tap_bits, panels, k, border_row, correction, out)
     return out.reshape(n, g.ho, g.wo, out_channels)

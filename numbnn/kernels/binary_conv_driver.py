@@ -76,6 +76,18 @@ _SIGNATURE = (
 )
 
 
+_NO_PROGRAM = np.zeros(0, np.int64)  # the STEPS-only arguments of an INT32 call
+_NO_ROWS = np.zeros((0, 1), np.float32)
+_NO_THRESHOLDS = np.zeros(0, np.float32)
+_NO_PACKED = np.zeros((0, 0), np.uint64)
+
+
+def binary_conv_int32(x, geometry, tap_bits, panels, k, border_row, correction, out):
+    """:func:`binary_conv` with the INT32 transform: the bare convolution into int32 ``out`` [N*Ho*Wo, O]."""
+    binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, INT32, out,
+                _NO_PROGRAM, _NO_PROGRAM, _NO_ROWS, _NO_ROWS, 1, _NO_ROWS, _NO_THRESHOLDS, 1, _NO_PACKED)
+
+
 @nb.njit(cache=True)
 def _gather(x, first_word, words, first, last, geometry, cols):
     """cols[r - first] = packed receptive field of output pixel r in words first_word .. +words-1 of each

@@ -11,16 +11,13 @@ from numbnn.inference.ops.steps import Elementwise
 from numbnn.kernels import binary_conv_driver as driver
 from numbnn.kernels.padding import border_corrections, tap_weight_sums
 
-_NO_ROWS = np.zeros((0, 1), np.float32)
-_NO_PROGRAM = np.zeros(0, np.int64)
-_NO_THRESHOLD = np.zeros(0, np.float32)
 
 
 @register_op
 class BinaryConv(Op):
     """int32 [Ho, Wo, O] = XNOR-popcount convolution of packed NHWC signs with packed OHWI weights.
 
-    Runs :func:`numbnn.kernels.binary_conv_driver.binary_conv` with the INT32 transform: receptive
+    Runs :func:`numbnn.kernels.binary_conv_driver.binary_conv_int32` (the driver's INT32 transform): receptive
     fields of zero-word (+1) padding taps times the weights' column panels, then (pad_value - 1) *
     wsum[o, tap] per padding tap of each border pixel (:mod:`numbnn.kernels.padding`), wsum the sum
     of the tap's +-1 weights. The weights' layout (dense taps for few channels) is
@@ -86,8 +83,8 @@ class BinaryConv(Op):
         ho, wo = self.output_size(h, w)
         out_channels = self.weight.shape[0]
         acc = np.empty((n * ho * wo, out_channels), np.int32)
-        no_steps = (_NO_PROGRAM, _NO_PROGRAM, _NO_ROWS)
-        self.run(x, driver.INT32, acc, no_steps, _NO_ROWS, 1, _NO_ROWS, _NO_THRESHOLD, 1, np.empty((0, 0), np.uint64))
+        geometry, border_row, correction = self.geometry(h, w)
+        driver.binary_conv_int32(np.ascontiguousarray(x), geometry, self.tap_bits, self.panels, self.k, border_row, correction, acc)
         return acc.reshape(n, ho, wo, out_channels)
 
 
