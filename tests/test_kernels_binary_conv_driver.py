@@ -18,7 +18,7 @@ from numbnn.kernels.tiles import TILE_COLS
 convolutions = dict(
     batch=st.sampled_from([1, 2, 3]),
     size=st.integers(1, 9),
-    groups=st.sampled_from([1, 2]),
+    groups=st.sampled_from([1, 2, 3]),  # 2 and 3: a group's partial last panel spills into the next group's columns
     per_group=st.one_of(st.integers(1, 70), st.sampled_from([2, 4, 8, 16, 32, 64, 65, 129])),  # odd, tails, dense
     outputs=st.integers(1, 40),
     geometry=st.sampled_from([(1, 0, 1, 1), (3, 1, 1, 1), (3, 1, 2, 1), (2, 0, 2, 1), (3, 2, 1, 2), (1, 0, 2, 1)]),
@@ -56,12 +56,13 @@ def test_int32_transform_matches_naive(batch, size, groups, per_group, outputs, 
 
 @settings(max_examples=30, deadline=None)
 @given(panels=st.integers(1, 3), geometry=convolutions["geometry"], pad_value=convolutions["pad_value"],
-       per_group=st.sampled_from([3, 64, 100]), batch=st.integers(1, 3), seed=convolutions["seed"])
-def test_int32_in_place_tiles_match_naive(panels, geometry, pad_value, per_group, batch, seed):
-    """One group and whole column panels (O a multiple of TILE_COLS): full pixel blocks' tiles are
-    written straight into the output and only the last, partial block goes through the scratch tiles.
+       per_group=st.sampled_from([3, 16, 64, 100]), groups=st.sampled_from([1, 2, 4]), batch=st.integers(1, 3),
+       seed=convolutions["seed"])
+def test_int32_in_place_tiles_match_naive(panels, geometry, pad_value, per_group, groups, batch, seed):
+    """Whole column panels in every group (O/groups a multiple of TILE_COLS): full pixel blocks' tiles
+    are written straight into the output and only the last, partial block goes through the scratch tiles.
     A 9 x 10 input, 1-3 images: up to four full blocks of CONV_BLOCK pixels, and a partial one."""
-    _, args, expected = setup(batch, 9, 1, per_group, panels * TILE_COLS, geometry, pad_value, seed)
+    _, args, expected = setup(batch, 9, groups, per_group, panels * TILE_COLS, geometry, pad_value, seed)
     acc = np.full_like(expected, -12345)
     driver.binary_conv_int32(*args, acc)
     np.testing.assert_array_equal(acc, expected)

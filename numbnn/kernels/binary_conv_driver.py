@@ -13,7 +13,7 @@ Tail bits are 0 in fields and weights alike, so they agree and add nothing to th
 only real channels. Transforms (``transform``):
 
 - ``INT32``: acc_out[p] = acc[p] (the bare convolution: training's forward, :func:`numbnn.kernels.binary_conv2d`,
-  and packed nodes whose next node reads the integers). With one group and O a multiple of TILE_COLS a full
+  and packed nodes whose next node reads the integers). With O/groups a multiple of TILE_COLS a full
   block's tiles are written straight into acc_out.
 - ``STEPS``: out[p] = the per-channel float32 steps of :mod:`numbnn.kernels.steps` applied to
   float32(acc[p]) (scale, batch norm, residual, RPReLU, ...); for a ReActNet block
@@ -22,10 +22,10 @@ only real channels. Transforms (``transform``):
   are also packed through ``pack_thresholds`` (bit = y < t[c], per group; the next RSign's bits):
   no second pass over ``out``.
 
-Layout. Per block of CONV_BLOCK output pixels (the pixel walk of :mod:`numbnn.kernels.geometry`) and
-per group: the pixels' receptive fields in the group's words are gathered into a small buffer (an
+Layout. Per block of CONV_BLOCK output pixels (the pixel walk of :mod:`numbnn.kernels.geometry`):
+the pixels' receptive fields are gathered, every group's in one walk, into a small buffer (an
 ungrouped 1x1 convolution without stride or padding reads full blocks of x's rows in place), then
-multiplied by the group's weight panels tile by tile (:func:`numbnn.kernels.tiles.tile_dot`). With
+multiplied by each group's weight panels tile by tile (:func:`numbnn.kernels.tiles.tile_dot`). With
 ``tap_bits`` > 0 (a group's channel count, a divisor of 64) taps are packed densely, 64 / tap_bits
 taps per word, so few channels do not leave most of every word empty.
 
@@ -89,11 +89,13 @@ def binary_conv_int32(x, geometry, tap_bits, panels, k, border_row, correction, 
 
 
 @nb.njit(cache=True)
-def _gather(x, first_word, words, first, last, geometry, cols):
-    """cols[r - first] = packed receptive field of output pixel r in words first_word .. +words-1 of each
-    input pixel, taps in (kh, kw) row-major order (zero words stay for padding taps)."""
+def _gather(x, words, first, last, geometry, cols):
+    """cols[g, r - first] = packed receptive field of output pixel r in group g's ``words`` words of each
+    input pixel, taps in (kh, kw) row-major order (zero words stay for padding taps). Every group in one
+    walk: the tap's bounds are tested once, not once per group."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     n, h, w, all_words = x.shape
+    groups = all_words // words
     flat = x.reshape(-1)
     b, oy, ox = pixel_coordinates(first, ho, wo)
     for r in range(first, last):
@@ -103,46 +105,51 @@ def _gather(x, first_word, words, first, last, geometry, cols):
             iy = y0 + i * dh
             if iy < 0 or iy >= h:
                 continue
-            if interior_x and dw == 1 and words == all_words:  # the tap row is one run of kw pixels' words
+            if interior_x and dw == 1 and groups == 1:  # the tap row is one run of kw pixels' words
                 start = ((b * h + iy) * w + x0) * words
                 base = i * kw * words
                 for t in range(kw * words):
-                    cols[r - first, base + t] = flat[start + t]
+                    cols[0, r - first, base + t] = flat[start + t]
                 continue
             for j in range(kw):
                 ix = x0 + j * dw
                 if 0 <= ix < w:
-                    start = ((b * h + iy) * w + ix) * all_words + first_word
+                    start = ((b * h + iy) * w + ix) * all_words
                     base = (i * kw + j) * words
-                    for t in range(words):
-                        cols[r - first, base + t] = flat[start + t]
+                    for g in range(groups):
+                        for t in range(words):
+                            cols[g, r - first, base + t] = flat[start + g * words + t]
         b, oy, ox = next_pixel(b, oy, ox, ho, wo)
 
 
 @nb.njit(cache=True)
-def _gather_dense(x, group, tap_bits, first, last, geometry, cols):
+def _gather_dense(x, tap_bits, first, last, geometry, cols):
     """Like :func:`_gather` for one-word groups of ``tap_bits`` channels: tap t's bits go to word
     t // (64 / tap_bits) at bit offset tap_bits * (t % (64 / tap_bits)) (their tails are 0, so OR is exact).
-    Word and offset advance tap by tap: two integer divisions per tap cost more than the rest of the loop."""
+    A word is built in a register, shift by shift, and stored once: two integer divisions per tap, or a
+    read-modify-write of the buffer per tap, cost more than the rest of the loop."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
-    n, h, w, all_words = x.shape
+    n, h, w, groups = x.shape
     flat = x.reshape(-1)
-    per_word = 64 // tap_bits
     b, oy, ox = pixel_coordinates(first, ho, wo)
     for r in range(first, last):
-        row = cols[r - first]
         y0, x0 = oy * sh - ph, ox * sw - pw
-        word, slot = 0, 0
-        for i in range(kh):
-            iy = y0 + i * dh
-            line = (b * h + iy) * w
-            for j in range(kw):
-                ix = x0 + j * dw
-                if 0 <= iy < h and 0 <= ix < w:
-                    row[word] |= flat[(line + ix) * all_words + group] << np.uint64(tap_bits * slot)
-                slot += 1
-                if slot == per_word:
-                    word, slot = word + 1, 0
+        for g in range(groups):
+            word, shift, value = 0, 0, np.uint64(0)
+            for i in range(kh):
+                iy = y0 + i * dh
+                line = (b * h + iy) * w
+                row_inside = 0 <= iy < h
+                for j in range(kw):
+                    ix = x0 + j * dw
+                    if row_inside and 0 <= ix < w:
+                        value |= flat[(line + ix) * groups + g] << np.uint64(shift)
+                    shift += tap_bits
+                    if shift == 64:
+                        cols[g, r - first, word] = value
+                        word, shift, value = word + 1, 0, np.uint64(0)
+            if shift:
+                cols[g, r - first, word] = value
         b, oy, ox = next_pixel(b, oy, ox, ho, wo)
 
 
@@ -166,40 +173,41 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     rows = n * pixels
     out_channels = correction.shape[1]
     per_group = out_channels // groups
-    padded = n_panels * TILE_COLS  # a group's columns in the tile results
+    padded = n_panels * TILE_COLS  # a group's columns in the tile results (per_group, rounded up)
+    # Group g's tiles start at column g * per_group; a group whose last panel is partly empty spills into
+    # the next group's first columns, which that group's own tiles overwrite later (groups run in order),
+    # and the last group's spill goes to the spare columns past O: no copy drops the padding columns.
+    width = out_channels - per_group + padded
     flat = x.reshape(n * h * w, all_words)
     pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0 and groups == 1
-    # INT32 with one group and whole panels: full blocks' tiles go straight into acc_out (no copy)
-    direct = transform == INT32 and groups == 1 and padded == out_channels
+    # INT32 with whole panels in every group: full blocks' tiles go straight into acc_out (no copy)
+    direct = transform == INT32 and padded == per_group
     for block in nb.prange((rows + CONV_BLOCK - 1) // CONV_BLOCK):
         first, last = block * CONV_BLOCK, min(rows, (block + 1) * CONV_BLOCK)
         in_place = direct and last - first == CONV_BLOCK
         if in_place:
             tiles, tile_row = acc_out, first
         else:
-            tiles, tile_row = np.empty((CONV_BLOCK, groups * padded), np.int32), 0
-        for g in range(groups):
-            if pointwise and last - first == CONV_BLOCK:
-                source, row0 = flat, first
+            tiles, tile_row = np.empty((CONV_BLOCK, width), np.int32), 0
+        gathered = not (pointwise and last - first == CONV_BLOCK)
+        if gathered:  # every group's receptive fields, [groups, CONV_BLOCK, field words]
+            fields = np.zeros((groups, CONV_BLOCK, panels.shape[2]), np.uint64)
+            if tap_bits:
+                _gather_dense(x, tap_bits, first, last, geometry, fields)
             else:
-                source, row0 = np.zeros((CONV_BLOCK, panels.shape[2]), np.uint64), 0
-                if tap_bits:
-                    _gather_dense(x, g, tap_bits, first, last, geometry, source)
-                else:
-                    _gather(x, g * words, words, first, last, geometry, source)
+                _gather(x, words, first, last, geometry, fields)
+        for g in range(groups):
+            if gathered:
+                source, row0 = fields[g], 0
+            else:
+                source, row0 = flat, first
             for panel in range(n_panels):
                 for tile in range(0, last - first, TILE_ROWS):
-                    tile_dot(source, row0 + tile, panels[g], panel, k, tiles, tile_row + tile, g * padded + panel * TILE_COLS)
+                    tile_dot(source, row0 + tile, panels[g], panel, k, tiles, tile_row + tile, g * per_group + panel * TILE_COLS)
         if in_place:  # only the padding correction is left
             add_border_corrections(acc_out, first, first, last - first, pixels, border_row, correction, 0, out_channels)
             continue
-        acc = tiles
-        if groups > 1 and padded != per_group:  # drop each group's padding columns
-            acc = np.empty((CONV_BLOCK, out_channels), np.int32)
-            for r in range(last - first):
-                for g in range(groups):
-                    for o in range(per_group):
-                        acc[r, g * per_group + o] = tiles[r, g * padded + o]
+        acc = tiles  # [CONV_BLOCK, >= O], columns past O unused
         add_border_corrections(acc, 0, first, last - first, pixels, border_row, correction, 0, out_channels)
         if transform == INT32:
             for r in range(first, last):
