@@ -59,12 +59,28 @@ def mean(x, axis, keepdims=False) -> np.ndarray:
 
 def _short_last_axis_mean(x) -> np.ndarray:
     """np.mean over a last axis of 2-7 float32 values, bit for bit, without numpy's slow strided reduction
-    (PokeBNN's channel shrink averages pairs in every training step): numpy reduces fewer than 8 contiguous terms as 0 + x0 + x1 + ... in order
-    (so -0.0 + -0.0 gives +0.0) and then divides by their count; whole strided slices do the same."""
-    total = x[..., 0] + np.float32(0)
-    for j in range(1, x.shape[-1]):
-        total += x[..., j]
-    return total / np.float32(x.shape[-1])
+    (PokeBNN's channel shrink averages pairs in every training step): numpy reduces fewer than 8 contiguous
+    terms as 0 + x0 + x1 + ... in order (so -0.0 + -0.0 gives +0.0) and then divides by their count."""
+    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    out = np.empty(rows.shape[0], np.float32)
+    _short_rows_mean(rows, out)
+    return out.reshape(x.shape[:-1])
+
+
+_MEAN_ROW_BLOCK = 4096  # rows per parallel task
+
+
+@nb.njit("void(float32[:, ::1], float32[::1])", parallel=True, cache=True)
+def _short_rows_mean(x, out):
+    """out[r] = (0 + x[r, 0] + x[r, 1] + ...) / K in float32, one pass (numpy's strided slices took 4)."""
+    rows, k = x.shape
+    count = np.float32(k)
+    for block in nb.prange((rows + _MEAN_ROW_BLOCK - 1) // _MEAN_ROW_BLOCK):
+        for r in range(block * _MEAN_ROW_BLOCK, min(rows, (block + 1) * _MEAN_ROW_BLOCK)):
+            total = np.float32(0) + x[r, 0]
+            for j in range(1, k):
+                total += x[r, j]
+            out[r] = total / count
 
 
 def _check_geometry(input_hw, kernel_size, stride, pad_before, out_hw):
