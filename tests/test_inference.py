@@ -226,6 +226,22 @@ def test_rsign_thresholds_are_folded_into_packing():
     assert not _single_use_step_chains(packed.graph)
 
 
+def test_channel_shuffles_are_folded_into_the_convs_packing(test_images):
+    """FTBNN shuffles channels before every grouped binary conv: the conv writing the shuffle's input packs
+    its output already permuted (pack_moves), so the only gather_pack left reads the stem's output."""
+    model = trained("ftbnn")
+    packed = compile(model)
+    gathers = [n for n in packed.graph.nodes if n.op == "gather_pack"]
+    shufflers = [n for n in packed.graph.nodes if "pack_moves" in n.attrs]
+    producers = packed.graph.producers()
+    assert len(gathers) == 1 and producers[gathers[0].inputs[0]].op != "bconv_steps"
+    assert len(shufflers) >= 8 and all(n.op == "bconv_steps" and n.extra_outputs for n in shufflers)
+    order = packed.program.ops[packed.graph.nodes.index(shufflers[0])].pack_order
+    assert sorted(order) == list(range(len(order))) and (order != np.arange(len(order))).any()  # a real shuffle
+    images, _ = test_images
+    assert_parity(float_logits(model, normalize(images)), packed.predict(images))
+
+
 def test_duplicated_branches_share_one_packing():
     packed = compile(build_model("reactnet-a"))
     counts = packed.op_counts()

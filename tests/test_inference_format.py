@@ -154,10 +154,15 @@ def _mutations():
     def second_output_not_a_number(g, b, m):
         next(n for n in g["nodes"] if "extra_outputs" in n)["extra_outputs"] = "all"
 
+    def shuffle_that_moves_pixels(g, b, m):  # a packed output's "channel shuffle" that transposes the image
+        node = next(n for n in g["nodes"] if n["op"] == "bconv_steps" and "extra_outputs" in n)
+        node["attrs"]["pack_moves"] = [{"op": "transpose", "inputs": [0], "attrs": {"axes": [0, 2, 1, 3]}}]
+        node["attrs"]["pack_source_shape"] = [5, 5, 3]
+
     return [unknown_op, code_in_ufunc, offset_outside, read_before_written, weight_words_mismatch,
             wrong_blob_dtype, missing_blob, extra_node_key, class_count, batch_changing_reshape, bad_stage,
             negative_shape, input_shape, no_output, second_output_written_twice, second_output_of_a_one_value_op,
-            second_output_not_a_number]
+            second_output_not_a_number, shuffle_that_moves_pixels]
 
 
 @pytest.mark.parametrize("mutate", _mutations(), ids=lambda f: f.__name__)

@@ -69,9 +69,9 @@ def test_int32_in_place_tiles_match_naive(panels, geometry, pad_value, per_group
 
 
 @settings(max_examples=60, deadline=None)
-@given(**convolutions, block=st.booleans(), pack_groups=st.sampled_from([0, 1, 2]))
+@given(**convolutions, block=st.booleans(), pack_groups=st.sampled_from([0, 1, 2]), shuffle=st.booleans())
 def test_steps_transform_matches_naive(batch, size, groups, per_group, outputs, geometry, pad_value, seed, block,
-                                       pack_groups):
+                                       pack_groups, shuffle):
     rng, args, expected = setup(batch, size, groups, per_group, outputs, geometry, pad_value, seed)
     rows, out_channels = expected.shape
     codes = [steps.MUL, steps.AFFINE, steps.ADD_INPUT, steps.DPRELU] if block else [steps.AFFINE, steps.RELU, steps.MUL_INPUT]
@@ -84,12 +84,13 @@ def test_steps_transform_matches_naive(batch, size, groups, per_group, outputs, 
     words = pack_groups * -(-(out_channels // max(pack_groups, 1)) // 64)
     packed = np.empty((rows, words), np.uint64)
     out = np.empty((rows, out_channels), np.float32)
+    order = rng.permutation(out_channels) if shuffle else driver.NO_ORDER
     driver.binary_conv(*args, driver.STEPS, np.empty((0, 0), np.int32), codes, first_rows, params, other, 1, out,
-                       thresholds, max(pack_groups, 1), packed)
+                       thresholds, order, max(pack_groups, 1), packed)
     want = naive.run_steps(codes, first_rows, params, expected, other, 1)
     np.testing.assert_array_equal(out.view(np.int32), want.view(np.int32))
-    if pack_groups:
-        np.testing.assert_array_equal(packed, naive.pack_below(want, thresholds, pack_groups))
+    if pack_groups:  # with a pack order: the signs of the channel-permuted output
+        np.testing.assert_array_equal(packed, naive.pack_below(want[:, order] if shuffle else want, thresholds, pack_groups))
 
 
 @settings(max_examples=40, deadline=None)

@@ -19,8 +19,9 @@ only real channels. Transforms (``transform``):
   float32(acc[p]) (scale, batch norm, residual, RPReLU, ...); for a ReActNet block
   [mul, affine, add_input, dprelu] the same operations in one vectorised pass
   (:func:`numbnn.kernels.steps.block_epilogue`). With ``packed`` words per row (> 0) the float rows
-  are also packed through ``pack_thresholds`` (bit = y < t[c], per group; the next RSign's bits):
-  no second pass over ``out``.
+  are also packed through ``pack_thresholds`` (bit = y < t[c], per group; the next RSign's bits), the
+  channels permuted by ``pack_order`` if it is not empty (FTBNN's channel shuffle before the next
+  binary conv): no second pass over ``out``.
 
 Layout. Per block of CONV_BLOCK output pixels (the pixel walk of :mod:`numbnn.kernels.geometry`):
 the pixels' receptive fields are gathered, every group's in one walk, into a small buffer (an
@@ -72,20 +73,21 @@ def weight_panels(weight, per_group, groups):
 
 _SIGNATURE = (
     "void(uint64[:, :, :, ::1], UniTuple(int64, 10), int64, uint64[:, :, :, ::1], int64, int64[::1], int32[:, ::1], "
-    f"int64, int32[:, ::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS}, float32[::1], int64, {WORDS})"
+    f"int64, int32[:, ::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS}, float32[::1], int64[::1], int64, {WORDS})"
 )
 
 
 _NO_PROGRAM = np.zeros(0, np.int64)  # the STEPS-only arguments of an INT32 call
 _NO_ROWS = np.zeros((0, 1), np.float32)
 _NO_THRESHOLDS = np.zeros(0, np.float32)
+NO_ORDER = np.zeros(0, np.int64)  # pack the output's channels in their order
 _NO_PACKED = np.zeros((0, 0), np.uint64)
 
 
 def binary_conv_int32(x, geometry, tap_bits, panels, k, border_row, correction, out):
     """:func:`binary_conv` with the INT32 transform: the bare convolution into int32 ``out`` [N*Ho*Wo, O]."""
     binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, INT32, out,
-                _NO_PROGRAM, _NO_PROGRAM, _NO_ROWS, _NO_ROWS, 1, _NO_ROWS, _NO_THRESHOLDS, 1, _NO_PACKED)
+                _NO_PROGRAM, _NO_PROGRAM, _NO_ROWS, _NO_ROWS, 1, _NO_ROWS, _NO_THRESHOLDS, NO_ORDER, 1, _NO_PACKED)
 
 
 @nb.njit(cache=True)
@@ -155,7 +157,7 @@ def _gather_dense(x, tap_bits, first, last, geometry, cols):
 
 @nb.njit(_SIGNATURE, parallel=True, cache=True, error_model="numpy")
 def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transform, acc_out,
-                codes, first_rows, params, other, other_div, out, pack_thresholds, pack_groups, packed):
+                codes, first_rows, params, other, other_div, out, pack_thresholds, pack_order, pack_groups, packed):
     """One binary convolution of packed NHWC ``x`` [N, H, W, words] and its output transform.
 
     ``geometry`` = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo); ``panels`` [groups, panels, words, TILE_COLS]
@@ -163,7 +165,8 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     of a receptive field (KH*KW*C_g); ``border_row``/``correction`` the padding table of
     :func:`numbnn.kernels.padding.border_corrections` (O columns). ``transform`` INT32 writes
     ``acc_out`` [N*Ho*Wo, O]; STEPS writes ``out`` [N*Ho*Wo, O] through the program (``codes``,
-    ``first_rows``, ``params``, ``other``, ``other_div``) and, if ``packed`` has words, its signs.
+    ``first_rows``, ``params``, ``other``, ``other_div``) and, if ``packed`` has words, its signs (channels
+    in ``pack_order`` if that is not empty: a channel shuffle folded into the packing).
     """
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     n, h, w, all_words = x.shape
@@ -223,4 +226,4 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
             apply_steps(out, first, last, codes, first_rows, params, other, other_div)
         if packed.shape[1] > 0:
             difference = np.zeros((CONV_BLOCK, out_channels + 64), np.float32)  # pack_rows_below's scratch
-            pack_rows_below(out, first, last, pack_thresholds, pack_groups, difference, packed)
+            pack_rows_below(out, first, last, pack_thresholds, pack_order, pack_groups, difference, packed)

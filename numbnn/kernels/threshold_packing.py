@@ -20,6 +20,7 @@ from numbnn.kernels.intrinsics import sign_bits64
 from numbnn.kernels.steps import ROW_BLOCK, ROWS
 
 WORDS = "uint64[:, ::1]"  # packed rows
+_IDENTITY = np.zeros(0, np.int64)  # pack_rows_below's order: channels as they are
 
 
 @nb.njit(inline="always")
@@ -36,16 +37,25 @@ def _pack_signs_row(difference, groups, words, per_group, out):
 
 
 @nb.njit(cache=True)
-def pack_rows_below(x, first, last, thresholds, groups, difference, packed):
+def pack_rows_below(x, first, last, thresholds, order, groups, difference, packed):
     """Rows first .. last-1 of :func:`pack_below` (``difference``: float32 scratch [>= last - first, C + 64],
     zero past C). All the rows' differences are written before any is read back as 64 lanes: a wide
-    read right after the narrow writes of the same row waits for them (3x slower per row at 32 channels)."""
+    read right after the narrow writes of the same row waits for them (3x slower per row at 32 channels).
+
+    ``order`` (int64 [C], or empty for the identity) packs the channels permuted: channel c of the packed
+    row is x[r, order[c]] (ShuffleNet's channel shuffle, read from the row while it is in the cache)."""
     channels = x.shape[1]
     per_group = channels // groups
     words = (per_group + 63) // 64
-    for r in range(first, last):
-        for c in range(channels):
-            difference[r - first, c] = x[r, c] - thresholds[c]
+    if order.size:
+        for r in range(first, last):
+            row = x[r]
+            for c in range(channels):
+                difference[r - first, c] = row[order[c]] - thresholds[c]
+    else:
+        for r in range(first, last):
+            for c in range(channels):
+                difference[r - first, c] = x[r, c] - thresholds[c]
     for r in range(first, last):
         _pack_signs_row(difference[r - first], groups, words, per_group, packed[r])
 
@@ -86,7 +96,8 @@ def pack_below(x, thresholds, groups, packed):
     n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
     for block in nb.prange(n_blocks):
         difference = np.zeros((ROW_BLOCK, channels + 64), np.float32)  # room for a full 64-lane read at the tail
-        pack_rows_below(x, block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK), thresholds, groups, difference, packed)
+        pack_rows_below(x, block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK), thresholds, _IDENTITY, groups, difference,
+                        packed)
 
 
 @nb.njit(f"void(int32[:, ::1], int32[::1], boolean[::1], int64, {WORDS})", parallel=True, cache=True)

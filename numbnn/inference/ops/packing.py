@@ -53,12 +53,13 @@ _NO_THRESHOLD = np.zeros(0, np.float32)
 
 
 def output_pack(attrs: dict, consts: dict, op: str) -> Pack | None:
-    """The :class:`Pack` an op applies to its own output (``pack_groups`` attribute, ``pack_threshold``
-    constant float32 [C]), or None if it has neither: an op that also writes its output's signs."""
+    """The :class:`Pack` an op applies to its own output (``pack_groups`` attribute, optional
+    ``pack_threshold`` constant float32 [C], 0 if absent), or None if it has neither: an op that also
+    writes its output's signs."""
     if "pack_groups" not in attrs and "pack_threshold" not in consts:
         return None
     return Pack({"groups": get_attr(attrs, "pack_groups", op)},
-                {"threshold": const_array(consts, "pack_threshold", op, np.float32, 1)})
+                {"threshold": const_array(consts, "pack_threshold", op, np.float32, 1, optional=True)})
 
 
 def pack_buffers(pack: Pack | None, rows: int, channels: int):
@@ -66,7 +67,8 @@ def pack_buffers(pack: Pack | None, rows: int, channels: int):
     them; W = 0 (nothing to pack) when ``pack`` is None."""
     if pack is None:
         return _NO_THRESHOLD, 1, np.empty((rows, 0), np.uint64)
-    return pack.threshold, pack.groups, np.empty((rows, pack.groups * kernels.words_for(channels // pack.groups)), np.uint64)
+    threshold = pack.threshold if pack.threshold is not None else np.zeros(channels, np.float32)  # x < 0 is x - 0 < 0
+    return threshold, pack.groups, np.empty((rows, pack.groups * kernels.words_for(channels // pack.groups)), np.uint64)
 
 
 MOVEMENTS = ("reshape", "transpose", "slice", "pad", "concat")
@@ -96,6 +98,21 @@ def movement_index(source_shape, moves, where):
         specs.append(spec)
         values.append(op(*[values[v] for v in inputs]))
     return values[-1][0].astype(np.int32), np.array(fill, np.float32)
+
+
+def channel_permutation(source_shape, moves, where) -> np.ndarray | None:
+    """The order (int64 [C]: channel c of the result is channel order[c] of the same pixel) if ``moves``
+    turn a ``source_shape`` [..., C] value into one of the same shape by permuting every pixel's channels
+    alike (ShuffleNet's channel shuffle), else None."""
+    index, _ = movement_index(tuple(source_shape), moves, where)
+    channels = source_shape[-1]
+    if index.shape != tuple(source_shape):
+        return None
+    rows = index.reshape(-1, channels).astype(np.int64) - channels * np.arange(index.size // channels)[:, None]
+    order = rows[0]
+    if (rows != order).any() or not np.array_equal(np.sort(order), np.arange(channels)):
+        return None
+    return order
 
 
 @register_op
