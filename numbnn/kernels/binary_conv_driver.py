@@ -24,8 +24,8 @@ only real channels. Transforms (``transform``):
   binary conv): no second pass over ``out``.
 
 Layout. Per block of CONV_BLOCK output pixels (the pixel walk of :mod:`numbnn.kernels.geometry`):
-the pixels' receptive fields are gathered, every group's in one walk, into a small buffer (an
-ungrouped 1x1 convolution without stride or padding reads full blocks of x's rows in place), then
+the pixels' receptive fields of every group are gathered into a small buffer [groups, pixels, words]
+(an ungrouped 1x1 convolution without stride or padding reads full blocks of x's rows in place), then
 multiplied by each group's weight panels tile by tile (:func:`numbnn.kernels.tiles.tile_dot`). With
 ``tap_bits`` > 0 (a group's channel count, a divisor of 64) taps are packed densely, so few channels
 do not leave most of every word empty: a kernel row's taps in one word where that costs no extra words
@@ -110,13 +110,11 @@ def binary_conv_int32(x, geometry, tap_bits, panels, k, border_row, correction, 
 
 
 @nb.njit(cache=True)
-def _gather(x, words, first, last, geometry, cols):
-    """cols[g, r - first] = packed receptive field of output pixel r in group g's ``words`` words of each
-    input pixel, taps in (kh, kw) row-major order (zero words stay for padding taps). Every group in one
-    walk: the tap's bounds are tested once, not once per group."""
+def _gather(x, first_word, words, first, last, geometry, cols):
+    """cols[r - first] = packed receptive field of output pixel r in words first_word .. +words-1 of each
+    input pixel, taps in (kh, kw) row-major order (zero words stay for padding taps)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     n, h, w, all_words = x.shape
-    groups = all_words // words
     flat = x.reshape(-1)
     b, oy, ox = pixel_coordinates(first, ho, wo)
     for r in range(first, last):
@@ -126,20 +124,19 @@ def _gather(x, words, first, last, geometry, cols):
             iy = y0 + i * dh
             if iy < 0 or iy >= h:
                 continue
-            if interior_x and dw == 1 and groups == 1:  # the tap row is one run of kw pixels' words
+            if interior_x and dw == 1 and words == all_words:  # the tap row is one run of kw pixels' words
                 start = ((b * h + iy) * w + x0) * words
                 base = i * kw * words
                 for t in range(kw * words):
-                    cols[0, r - first, base + t] = flat[start + t]
+                    cols[r - first, base + t] = flat[start + t]
                 continue
             for j in range(kw):
                 ix = x0 + j * dw
                 if 0 <= ix < w:
-                    start = ((b * h + iy) * w + ix) * all_words
+                    start = ((b * h + iy) * w + ix) * all_words + first_word
                     base = (i * kw + j) * words
-                    for g in range(groups):
-                        for t in range(words):
-                            cols[g, r - first, base + t] = flat[start + g * words + t]
+                    for t in range(words):
+                        cols[r - first, base + t] = flat[start + t]
         b, oy, ox = next_pixel(b, oy, ox, ho, wo)
 
 
@@ -265,8 +262,9 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                 _gather_rows(row_words, first, last, geometry, fields)
             elif tap_bits:
                 _gather_dense(x, tap_bits, first, last, geometry, fields)
-            else:
-                _gather(x, words, first, last, geometry, fields)
+            else:  # whole words per group: one run of words per tap and group
+                for g in range(groups):
+                    _gather(x, g * words, words, first, last, geometry, fields[g])
         for g in range(groups):
             if gathered:
                 source, row0 = fields[g], 0
