@@ -334,3 +334,33 @@ def test_gather_pack_equals_packing_the_moved_tensor(move, batch, seed):
     fold_movements_into_steps(graph)
     assert [n.op for n in graph.nodes] == ["elementwise"] and "moves" in graph.nodes[0].attrs
     np.testing.assert_array_equal(Program(graph).run(x), expected)
+
+
+def test_steps_overwrite_their_input_only_when_no_one_reads_it_again():
+    """Element-wise steps write over their first input when that value is dead (Program's in-place
+    steps); never over the graph's input, a value read later, or a value a live reshape views."""
+    from numbnn.inference.graph import Graph, Node, Program
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4, 8)).astype(np.float32)
+    params = rng.standard_normal((2, 8)).astype(np.float32)
+
+    def affine(source, target):
+        return Node("elementwise", [source], target, {"stages": ["affine"]}, {"params": params})
+
+    expected_1 = x * params[0] + params[1]
+    expected_2 = expected_1 * params[0] + params[1]
+    nodes = [affine(0, 1),                                                     # never over the graph's input
+             Node("reshape", [1], 2, {"shape": [{"batch": 1}, 3, 32]}),         # a view of value 1 ...
+             affine(1, 3),                                                     # ... so 1 stays: 4 is still read
+             Node("reshape", [2], 4, {"shape": [{"batch": 1}, 3, 4, 8]}),
+             affine(3, 5),                                                     # 3 is dead: overwritten
+             Node("elementwise", [5, 4], 6, {"stages": ["add_input"]}, {"params": np.zeros((0, 8), np.float32)})]
+    program = Program(Graph(nodes, 0, 6, Spec("float32", x.shape[1:])))
+    # planned in place where the first input is dead after the node; node 2's is refused at run time,
+    # since value 2, a view of value 1, is read later (value 6 = value 5 + value 1 as it was)
+    assert [step[4] for step in program.steps] == [False, False, True, False, True, True]
+    before = x.copy()
+    got = program.run(x)
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_array_equal(got, (expected_2 * params[0] + params[1]) + expected_1)

@@ -84,6 +84,7 @@ class Op:
     name = ""
     arity: int | None = 1
     const_names: tuple = ()
+    writes_in_place = False  # True: ``op(x, ..., out=x)`` writes the output over x (see graph.Program)
 
     def __init__(self, attrs: dict, consts: dict):
         unknown = set(consts) - set(self.const_names)

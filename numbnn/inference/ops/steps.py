@@ -89,7 +89,13 @@ class Elementwise(Op):
                     f"elementwise: second input {other.shape} does not fit input {x.shape}")
         return Spec("float32", x.shape)
 
-    def __call__(self, x, other=None):
+    @property
+    def writes_in_place(self):
+        return self.moves is None
+
+    def __call__(self, x, other=None, out=None):
+        """The steps on x (and the second input); ``out``: x itself, to overwrite (rows are read before
+        they are written)."""
         if self.moves is not None:
             shape = (x.shape[0], *self.moves.shape)
             out = np.empty((math.prod(shape) // shape[-1], shape[-1]), np.float32)
@@ -99,7 +105,7 @@ class Elementwise(Op):
             return out.reshape(shape)
         channels = x.shape[-1]
         x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, channels)  # int32 -> float32 is exact, as in the model
-        out = np.empty(x2.shape, np.float32)
+        out = np.empty(x2.shape, np.float32) if out is None else out.reshape(x2.shape)
         other2, div = self.other_rows(other, x2.shape[0])
         _steps.run_stages(x2, self.codes, self.first_rows, self.channel_params(channels), other2, div, out)
         return out.reshape(x.shape)
