@@ -184,9 +184,8 @@ def _gather_rows(rows, first, last, geometry, cols):
 def _gather_dense(x, tap_bits, first, last, geometry, cols):
     """Like :func:`_gather` for one-word groups of ``tap_bits`` channels in the flat dense layout: tap t's
     bits go to word t // (64 / tap_bits) at bit offset tap_bits * (t % (64 / tap_bits)) (their tails are
-    0, so OR is exact).
-    A word is built in a register, shift by shift, and stored once: two integer divisions per tap, or a
-    read-modify-write of the buffer per tap, cost more than the rest of the loop."""
+    0, so OR is exact). A word is built in a register, shift by shift, and stored once: two integer
+    divisions per tap, or a read-modify-write of the buffer per tap, cost more than the rest of the loop."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     n, h, w, groups = x.shape
     flat = x.reshape(-1)
