@@ -293,16 +293,20 @@ def gather_pack(x, index, fill, thresholds, groups):
 
 # Step codes of numbnn.kernels.steps, in order.
 STEP_CODES = ["mul", "add", "sub", "rsub", "div", "rdiv", "affine", "dprelu", "relu", "hard_sigmoid", "fake_quant",
-              "sign", "neg", "add_input", "sub_input", "rsub_input", "mul_input"]
+              "sign", "neg", "add_input", "sub_input", "rsub_input", "mul_input", "add_padded_input"]
 STEP_ROWS = {"affine": 2, "dprelu": 4, "fake_quant": 3, "mul": 1, "add": 1, "sub": 1, "rsub": 1, "div": 1, "rdiv": 1}
 
 
 def run_steps(codes, first_rows, params, x, other, other_div):
     """Each step as one numpy float32 ufunc over the whole [R, C] array, one after the other; row r,
-    channel c of ``other`` [R', Co] is other[r // other_div, c % Co]."""
+    channel c of ``other`` [R', Co] is other[r // other_div, c % Co], or for add_padded_input
+    other[r // other_div, c] zero-padded to C channels."""
     y = np.asarray(x).astype(np.float32)
     rows, channels = y.shape
-    o = np.tile(other[np.arange(rows) // other_div], (1, channels // other.shape[1])) if rows else None
+    width = other.shape[1]
+    o = np.tile(other[np.arange(rows) // other_div], (1, channels // width)) if rows and channels % width == 0 else None
+    padded = np.zeros((rows, channels), np.float32)
+    padded[:, :width] = other[np.arange(rows) // other_div]
     with np.errstate(all="ignore"):
         for code, first in zip(codes, first_rows):
             p = params[first:]
@@ -342,6 +346,8 @@ def run_steps(codes, first_rows, params, x, other, other_div):
                 y = o - y
             elif name == "mul_input":
                 y = y * o
+            elif name == "add_padded_input":
+                y = y + padded
     return y
 
 

@@ -242,6 +242,17 @@ def test_channel_shuffles_are_folded_into_the_convs_packing(test_images):
     assert_parity(float_logits(model, normalize(images)), packed.predict(images))
 
 
+def test_zero_padded_residuals_are_read_unpadded(test_images):
+    """PokeBNN's growing blocks pad their shortcut with zero channels: the residual add reads the unpadded
+    value (add_padded_input), so no pad node is left, and the logits still equal the float model's."""
+    model = trained("pokebnn")
+    packed = compile(model)
+    assert "pad" not in packed.op_counts()
+    assert sum("add_padded_input" in n.attrs.get("stages", []) for n in packed.graph.nodes) >= 1
+    images, _ = test_images
+    assert_parity(float_logits(model, normalize(images)), packed.predict(images))
+
+
 def test_duplicated_branches_share_one_packing():
     packed = compile(build_model("reactnet-a"))
     counts = packed.op_counts()

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import naive
 from numbnn.kernels import steps
 
-INPUT_STEPS = [steps.ADD_INPUT, steps.SUB_INPUT, steps.RSUB_INPUT, steps.MUL_INPUT]
+INPUT_STEPS = [steps.ADD_INPUT, steps.SUB_INPUT, steps.RSUB_INPUT, steps.MUL_INPUT, steps.ADD_PADDED_INPUT]
 
 
 def program(draw_codes, rng, channels):
@@ -18,7 +18,7 @@ def program(draw_codes, rng, channels):
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.integers(0, 16), min_size=0, max_size=5), st.integers(1, 150), st.one_of(st.integers(1, 70), st.just(64)),
+@given(st.lists(st.integers(0, 17), min_size=0, max_size=5), st.integers(1, 150), st.one_of(st.integers(1, 70), st.just(64)),
        st.sampled_from(["same", "per_image", "repeated"]), st.booleans(), st.integers(0, 2**32 - 1))
 def test_run_stages_matches_naive_bit_for_bit(codes, rows, channels, other_kind, block_program, seed):
     """Rows past ROW_BLOCK; ``block_program`` forces ReActNet's [mul, affine, add_input, dprelu]."""
@@ -52,4 +52,24 @@ def test_run_stages_gathered_matches_naive(codes, batch, rows, channels, seed):
     steps.run_stages_gathered(x, index.reshape(-1), fill, codes, first_rows, params, other, batch * rows, out)
     values = np.where(index >= 0, x[:, np.maximum(index, 0)], fill[np.maximum(-1 - index, 0)]).reshape(-1, channels)
     expected = naive.run_steps(codes, first_rows, params, values, other, batch * rows)
+    np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 150), st.integers(1, 70), st.data(), st.booleans(), st.integers(0, 2**32 - 1))
+def test_zero_padded_residual_matches_naive(rows, channels, data, per_image, seed):
+    """add_padded_input: the second input's channels added, +0.0 past them (-0.0 becomes +0.0 there, as
+    adding the padded copy would make it), any width up to C."""
+    rng = np.random.default_rng(seed)
+    width = data.draw(st.integers(1, channels))
+    codes, first_rows, params = program([steps.DPRELU, steps.AFFINE, steps.ADD_PADDED_INPUT], rng, channels)
+    x = rng.standard_normal((rows, channels)).astype(np.float32)
+    params[4, -1], params[5, -1] = 0.0, -0.0  # the last channel's affine gives y * 0.0 + -0.0 = -0.0 for y < 0
+    params[:4, -1] = (0.0, 1.0, 1.0, 0.0)  # and its DPReLU passes x through
+    x[:, -1] = -1.0
+    other_rows = 1 if per_image else rows
+    other = rng.standard_normal((other_rows, width)).astype(np.float32)
+    out = np.empty_like(x)
+    steps.run_stages(x, codes, first_rows, params, other, rows // other_rows, out)
+    expected = naive.run_steps(codes, first_rows, params, x, other, rows // other_rows)
     np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))

@@ -13,6 +13,8 @@ element in the float model's order, so a program equals the float model's layers
     DPRELU   u = y - a; y = (b if u >= 0 else c) * u - d   (RPReLU: b = 1)
     HARD_SIGMOID  y = min(max(y + 3, 0), 6) / 6     FAKE_QUANT  y = rint(min(max(y, lo), hi) / s) * s
     *_INPUT  y = y + o, y - o, o - y, y * o with o the second input
+    ADD_PADDED_INPUT  y = y + o over the second input's Co channels, y + 0.0 past them (a residual
+                      zero-padded along channels, as PokeBNN's growing blocks pad it: no padded copy)
 
 Rows go in blocks of ROW_BLOCK that stay in L1 while every step sweeps them. The entry points have
 explicit signatures (C-contiguous float32 rows, int64 programs) and no bounds checks: their callers
@@ -26,7 +28,7 @@ ROW_BLOCK = 64  # rows per parallel task: amortises the task's scratch buffer an
 
 # Step codes (the names are in numbnn.inference.ops.STAGES).
 MUL, ADD, SUB, RSUB, DIV, RDIV, AFFINE, DPRELU, RELU, HARD_SIGMOID, FAKE_QUANT, SIGN, NEG = range(13)
-ADD_INPUT, SUB_INPUT, RSUB_INPUT, MUL_INPUT = range(13, 17)
+ADD_INPUT, SUB_INPUT, RSUB_INPUT, MUL_INPUT, ADD_PADDED_INPUT = range(13, 18)
 
 # Numba types of the entry points' arguments: C-contiguous float32 rows, and a program (codes, first rows).
 ROWS = "float32[:, ::1]"
@@ -129,6 +131,15 @@ def apply_steps(out, first, last, codes, first_rows, params, other, other_div):
                     part = out[r, base:base + width]
                     for c in range(width):
                         part[c] = part[c] * row[c]
+        elif code == ADD_PADDED_INPUT:  # the padding's +0.0 is added too: -0.0 + 0.0 is +0.0, as in the model
+            zero = np.float32(0.0)
+            for r in range(first, last):
+                row = other[r // other_div]
+                head, tail = out[r, :width], out[r, width:]
+                for c in range(width):
+                    head[c] = head[c] + row[c]
+                for c in range(tail.size):
+                    tail[c] = tail[c] + zero
 
 
 @nb.njit(cache=True)

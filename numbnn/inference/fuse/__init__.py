@@ -3,7 +3,8 @@
 1. :func:`share_packs`: one ``pack`` per distinct (value, groups, threshold): two binary convs reading
    the same activation (ReActNet's duplicated 1x1 branches) pack it once.
 2. :func:`repeated_inputs_as_other`: a residual made of channel copies (``concat([x] * k)``) is read
-   as x with repeated channels.
+   as x with repeated channels; :func:`zero_padded_inputs_as_other`: a residual zero-padded along
+   channels (PokeBNN's growing shortcut) is read unpadded, the padding's +0.0 added by the step.
 3. :func:`merge_steps`: chains of ``elementwise`` nodes become one node, so alpha, batch norm, the
    residual add and RPReLU after a binary conv are one pass (same float32 steps in the same order). A
    residual read as the first input is swapped to the second when legal.
@@ -39,13 +40,16 @@ from __future__ import annotations
 from numbnn.inference.fuse.convs import fuse_convolutions_and_steps, fuse_packs_into_conv_steps
 from numbnn.inference.fuse.movements import fold_movements_into_packs, fold_movements_into_steps
 from numbnn.inference.fuse.packs import fold_accumulator_packs, fold_into_packs, share_packs
-from numbnn.inference.fuse.steps import merge_concatenated_branches, merge_steps, repeated_inputs_as_other
+from numbnn.inference.fuse.steps import (
+    merge_concatenated_branches, merge_steps, repeated_inputs_as_other, zero_padded_inputs_as_other,
+)
 from numbnn.inference.graph import Graph
 
 
 def optimize(graph: Graph) -> Graph:
     share_packs(graph)
     repeated_inputs_as_other(graph)
+    zero_padded_inputs_as_other(graph)
     merge_steps(graph)
     merge_concatenated_branches(graph)
     merge_steps(graph)

@@ -1,11 +1,15 @@
 """Step rewrites: chains of ``elementwise`` nodes merged into one pass, a residual of channel copies read
-as repeated channels, and concatenated binary-conv branches merged into one conv and one steps node."""
+as repeated channels, a zero-padded residual read unpadded, and concatenated binary-conv branches merged
+into one conv and one steps node."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from numbnn.inference.graph import Graph, Node
+from numbnn.inference.ops import STAGES
 
 def repeated_inputs_as_other(graph: Graph) -> None:
     producers = graph.producers()
@@ -15,6 +19,28 @@ def repeated_inputs_as_other(graph: Graph) -> None:
         source = producers.get(node.inputs[1])
         if source is not None and source.op == "concat" and _last_axis(graph, source) and len(set(source.inputs)) == 1:
             node.inputs[1] = source.inputs[0]  # other[..., c % C] already repeats the channels
+    graph.prune()
+
+
+def zero_padded_inputs_as_other(graph: Graph) -> None:
+    """An ``add_input`` whose second input is a value padded with +0.0 at the end of its channels (PokeBNN's
+    growing shortcut) reads the unpadded value instead (``add_padded_input``): no padded copy."""
+    producers = graph.producers()
+    specs = graph.value_specs()
+    for node in graph.nodes:
+        if node.op != "elementwise" or len(node.inputs) != 2:
+            continue
+        stages = node.attrs["stages"]
+        pad = producers.get(node.inputs[1])
+        if [s for s in stages if STAGES[s][2]] != ["add_input"] or pad is None or pad.op != "pad" \
+                or graph.use_count(pad.output) != 1 or specs[pad.inputs[0]].dtype != "float32":
+            continue
+        *leading, (before, _) = pad.attrs["pad_width"]
+        value = pad.attrs["value"]
+        if before or any(tuple(w) != (0, 0) for w in leading) or value != 0 or math.copysign(1.0, value) < 0:
+            continue  # -0.0 padding would keep y = -0.0, which adding +0.0 does not
+        node.inputs[1] = pad.inputs[0]
+        node.attrs = {**node.attrs, "stages": ["add_padded_input" if s == "add_input" else s for s in stages]}
     graph.prune()
 
 

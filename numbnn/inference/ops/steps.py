@@ -29,6 +29,7 @@ STAGES = {
     "sub_input": (_steps.SUB_INPUT, 0, True),
     "rsub_input": (_steps.RSUB_INPUT, 0, True),
     "mul_input": (_steps.MUL_INPUT, 0, True),
+    "add_padded_input": (_steps.ADD_PADDED_INPUT, 0, True),
 }
 _NO_OTHER = np.zeros((1, 1), np.float32)
 
@@ -40,7 +41,8 @@ class Elementwise(Op):
     ``stages`` names the steps (:data:`STAGES`); ``params`` float32 [rows, C] holds their per-channel
     values in order. At most one second input ``other``, read by the *_input steps: same leading shape
     as x, or one row per image (a gate broadcast over pixels); channel c reads other[..., c % C_other]
-    (a residual whose channels are repeated). With ``moves``/``source_shape`` attributes x is read through
+    (a residual whose channels are repeated), or with ``add_padded_input`` other[..., c] and 0.0 past
+    C_other (a residual zero-padded along channels). With ``moves``/``source_shape`` attributes x is read through
     a rearrangement of the input (as :class:`GatherPack` reads it).
     """
 
@@ -85,7 +87,11 @@ class Elementwise(Op):
             expect(other.dtype == "float32", "elementwise: the second input must be float32")
             same_rows = other.shape[:-1] == x.shape[:-1]
             per_image = all(s == 1 for s in other.shape[:-1]) and len(other.shape) == len(x.shape)
-            expect((same_rows or per_image) and other.shape[-1] >= 1 and channels % other.shape[-1] == 0,
+            padded = "add_padded_input" in self.stages  # then the only step reading it (no repeated channels)
+            fits = other.shape[-1] <= channels if padded else channels % other.shape[-1] == 0
+            expect(not padded or sum(STAGES[s][2] for s in self.stages) == 1,
+                   "elementwise: add_padded_input must be the only step reading the second input")
+            expect((same_rows or per_image) and other.shape[-1] >= 1 and fits,
                     f"elementwise: second input {other.shape} does not fit input {x.shape}")
         return Spec("float32", x.shape)
 
