@@ -80,7 +80,6 @@ def weight_panels(weight, per_group, groups):
     return tap_bits, np.stack([column_panels(np.ascontiguousarray(m)) for m in matrices]), taps * per_group
 
 
-@nb.njit(inline="always")
 def row_layout(kh, kw, tap_bits):
     """The dense taps go by kernel rows (one word per row) when a row fits in a word and that takes no
     more words than the flat layout: then a receptive field is KH word copies from words built once per
@@ -88,6 +87,11 @@ def row_layout(kh, kw, tap_bits):
     14x14x64 -> 64 in 4 groups (16 channels each, 3 words either way) 7.2 -> 5.3 ms; with 32 channels
     (6 words by rows against 5) the rows lost, 8.9 -> 13.0 ms on 28x28x32 -> 32."""
     return kw * tap_bits <= 64 and kh <= -(-kh * kw * tap_bits // 64)
+
+
+# The driver's copy of row_layout (plain Python above: weight_panels runs when a model loads, and a
+# jitted function called from Python would be compiled in every new process)
+_row_layout = nb.njit(inline="always")(row_layout)
 
 
 _SIGNATURE = (
@@ -241,7 +245,7 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0 and groups == 1
     # INT32 with whole panels in every group: full blocks' tiles go straight into acc_out (no copy)
     direct = transform == INT32 and padded == per_group
-    by_rows = tap_bits > 0 and row_layout(kh, kw, tap_bits)
+    by_rows = tap_bits > 0 and _row_layout(kh, kw, tap_bits)
     if by_rows:  # the rows layout's words, [N, H, W + 2*pw, groups]
         row_words = np.empty((n, h, w + 2 * pw, groups), np.uint64)
         _row_words(x, tap_bits, geometry, row_words)
