@@ -371,6 +371,26 @@ def depthwise_conv2d(x, w, stride=1, padding=0, dilation=1):
     return out
 
 
+def depthwise_conv2d_grads(x, w, grad, stride=1, padding=0, dilation=1):
+    """(dx, dw) of :func:`depthwise_conv2d`: the adjoint of each tap's strided window, one numpy pass per tap."""
+    (sh, sw), (ph, pw), (dh, dw) = map(pair, (stride, padding, dilation))
+    n, h, width, c = x.shape
+    o, kh, kw, _ = w.shape
+    m = o // c
+    ho, wo = grad.shape[1:3]
+    xp = np.repeat(np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))), m, axis=3)
+    dxp = np.zeros(xp.shape, x.dtype)
+    dw_ = np.zeros(w.shape, x.dtype)
+    for i in range(kh):
+        for k in range(kw):
+            rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)
+            cols = slice(k * dw, k * dw + sw * (wo - 1) + 1, sw)
+            dxp[:, rows, cols] += grad * w[:, i, k, 0]
+            dw_[:, i, k, 0] = (xp[:, rows, cols] * grad).sum(axis=(0, 1, 2))
+    dx = dxp[:, ph : ph + h, pw : pw + width].reshape(n, h, width, c, m).sum(axis=4)
+    return dx, dw_
+
+
 # ---- padding correction of binary convolutions --------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
-from numbnn.kernels.depthwise import depthwise_conv2d
+from numbnn.kernels.depthwise import depthwise_conv2d, depthwise_conv2d_grads
 
 
 @settings(max_examples=40, deadline=None)
@@ -19,3 +19,20 @@ def test_depthwise_conv2d_matches_naive(batch, channels, mult, kernel, stride, p
     got = depthwise_conv2d(x, w, stride, padding, dilation)
     assert got.dtype == dtype
     np.testing.assert_array_equal(got, naive.depthwise_conv2d(x, w, stride, padding, dilation))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 9), st.integers(1, 3), st.integers(1, 3), st.sampled_from([1, 2]),
+       st.integers(0, 2), st.sampled_from([1, 2]), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**32 - 1))
+def test_depthwise_conv2d_grads_match_naive(batch, channels, mult, kernel, stride, padding, dilation, dtype, seed):
+    rng = np.random.default_rng(seed)
+    size = dilation * (kernel - 1) + 1 + int(rng.integers(0, 5))
+    x = rng.standard_normal((batch, size, size + 1, channels)).astype(dtype)
+    w = rng.standard_normal((channels * mult, kernel, kernel, 1)).astype(dtype)
+    grad = rng.standard_normal(depthwise_conv2d(x, w, stride, padding, dilation).shape).astype(dtype)
+    dx, dw = depthwise_conv2d_grads(x, w, grad, stride, padding, dilation)
+    want_dx, want_dw = naive.depthwise_conv2d_grads(x, w, grad, stride, padding, dilation)
+    assert dx.dtype == dw.dtype == dtype and dx.shape == x.shape and dw.shape == w.shape
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(dx, want_dx, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(dw, want_dw, rtol=tolerance, atol=tolerance)

@@ -30,7 +30,7 @@ from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.kernels import gemm
 from numbnn.kernels import col2im, im2col
-from numbnn.kernels.depthwise import depthwise_conv2d
+from numbnn.kernels.depthwise import depthwise_conv2d, depthwise_conv2d_grads
 from numbnn.kernels.geometry import ConvGeometry, conv_geometry
 
 
@@ -241,8 +241,8 @@ class DepthwiseConv2d(Function):
     out[n, y, x, c*m + j] = sum_{i,k} xpad[n, y*sh + i*dh, x*sw + k*dw, c] * w[c*m + j, i, k, 0]
 
     The forward pass is the kernel :func:`numbnn.kernels.depthwise.depthwise_conv2d` (shift-and-add
-    order, the one the packed runtime calls too); the backward pass loops over taps (i, k) and
-    multiplier indices j, each step a vectorised multiply-add over [N, Ho, Wo, C].
+    order, the one the packed runtime calls too); the backward pass is
+    :func:`numbnn.kernels.depthwise.depthwise_conv2d_grads` (one pass per image over the output pixels).
     """
 
     @staticmethod
@@ -261,41 +261,12 @@ class DepthwiseConv2d(Function):
         s = ctx.shape
         g = s.geom
         x, w = ctx.saved
-        xp = _pad_spatial(x, g)
         need_x, need_w, need_b = ctx.needs_input_grad
-        mult = s.o // s.c
-        taps = w.reshape(s.c, mult, g.kh, g.kw)
-        grad5 = grad.reshape(s.n, g.ho, g.wo, s.c, mult)
-        grads = [np.ascontiguousarray(grad5[..., j]) for j in range(mult)]  # one [N, Ho, Wo, C] per j
-        dxp = np.zeros(xp.shape, dtype=grad.dtype) if need_x else None
-        dtaps = np.empty(taps.shape, dtype=grad.dtype) if need_w else None
-        product = np.empty_like(grads[0])
-        for i in range(g.kh):
-            for k in range(g.kw):
-                window = _tap(xp, g, i, k)
-                dwindow = _tap(dxp, g, i, k) if need_x else None
-                for j in range(mult):
-                    if need_x:
-                        np.multiply(grads[j], taps[:, j, i, k], out=product)
-                        dwindow += product
-                    if need_w:
-                        dtaps[:, j, i, k] = np.einsum("nyxc,nyxc->c", window, grads[j])
-        dx = dxp[:, g.ph : g.ph + s.h, g.pw : g.pw + s.w] if need_x else None
-        dw = dtaps.reshape(w.shape) if need_w else None
+        dtype = np.result_type(x, w, grad)
+        dx, dw = depthwise_conv2d_grads(x.astype(dtype, copy=False), w.astype(dtype, copy=False),
+                                        grad.astype(dtype, copy=False), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw))
         db = grad.reshape(-1, s.o).sum(axis=0) if need_b else None
-        return dx, dw, db
-
-
-def _pad_spatial(x, g: ConvGeometry, value=0.0):
-    if g.ph == g.pw == 0:
-        return x
-    return np.pad(x, ((0, 0), (g.ph, g.ph), (g.pw, g.pw), (0, 0)), constant_values=value)
-
-
-def _tap(xp, g: ConvGeometry, i: int, k: int):
-    """Strided view of padded input read by kernel tap (i, k) for every output pixel: [N, Ho, Wo, C]."""
-    y0, x0 = i * g.dh, k * g.dw
-    return xp[:, y0 : y0 + g.sh * (g.ho - 1) + 1 : g.sh, x0 : x0 + g.sw * (g.wo - 1) + 1 : g.sw]
+        return (dx if need_x else None), (dw if need_w else None), db
 
 
 def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
