@@ -1,4 +1,5 @@
-"""numbnn.kernels.depthwise against its naive twin (same operation order: bit for bit)."""
+"""numbnn.kernels.depthwise against its naive twins: the forward in the same operation order (bit for bit),
+the gradients to rounding (their sums run in another order)."""
 
 import numpy as np
 from hypothesis import given, settings
@@ -7,28 +8,32 @@ from hypothesis import strategies as st
 import naive
 from numbnn.kernels.depthwise import depthwise_conv2d, depthwise_conv2d_grads
 
+# batch, channels, multiplier, kernel, stride, padding, dilation, dtype, seed
+CASES = (st.integers(1, 3), st.integers(1, 9), st.integers(1, 3), st.integers(1, 3), st.sampled_from([1, 2]),
+         st.integers(0, 2), st.sampled_from([1, 2]), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**32 - 1))
 
-@settings(max_examples=40, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 9), st.integers(1, 3), st.integers(1, 3), st.sampled_from([1, 2]),
-       st.integers(0, 2), st.sampled_from([1, 2]), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**32 - 1))
-def test_depthwise_conv2d_matches_naive(batch, channels, mult, kernel, stride, padding, dilation, dtype, seed):
+
+def inputs(batch, channels, mult, kernel, dilation, dtype, seed):
+    """rng, x [batch, size, size + 1, channels] and w [channels * mult, kernel, kernel, 1] of ``dtype``."""
     rng = np.random.default_rng(seed)
     size = dilation * (kernel - 1) + 1 + int(rng.integers(0, 5))
     x = rng.standard_normal((batch, size, size + 1, channels)).astype(dtype)
-    w = rng.standard_normal((channels * mult, kernel, kernel, 1)).astype(dtype)
+    return rng, x, rng.standard_normal((channels * mult, kernel, kernel, 1)).astype(dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(*CASES)
+def test_depthwise_conv2d_matches_naive(batch, channels, mult, kernel, stride, padding, dilation, dtype, seed):
+    _, x, w = inputs(batch, channels, mult, kernel, dilation, dtype, seed)
     got = depthwise_conv2d(x, w, stride, padding, dilation)
     assert got.dtype == dtype
     np.testing.assert_array_equal(got, naive.depthwise_conv2d(x, w, stride, padding, dilation))
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 9), st.integers(1, 3), st.integers(1, 3), st.sampled_from([1, 2]),
-       st.integers(0, 2), st.sampled_from([1, 2]), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**32 - 1))
+@given(*CASES)
 def test_depthwise_conv2d_grads_match_naive(batch, channels, mult, kernel, stride, padding, dilation, dtype, seed):
-    rng = np.random.default_rng(seed)
-    size = dilation * (kernel - 1) + 1 + int(rng.integers(0, 5))
-    x = rng.standard_normal((batch, size, size + 1, channels)).astype(dtype)
-    w = rng.standard_normal((channels * mult, kernel, kernel, 1)).astype(dtype)
+    rng, x, w = inputs(batch, channels, mult, kernel, dilation, dtype, seed)
     grad = rng.standard_normal(depthwise_conv2d(x, w, stride, padding, dilation).shape).astype(dtype)
     dx, dw = depthwise_conv2d_grads(x, w, grad, stride, padding, dilation)
     want_dx, want_dw = naive.depthwise_conv2d_grads(x, w, grad, stride, padding, dilation)
