@@ -42,7 +42,7 @@ import numpy as np
 from numbnn.kernels.geometry import next_pixel, pixel_coordinates
 from numbnn.kernels.padding import add_border_corrections
 from numbnn.kernels.steps import PROGRAM, ROWS, apply_steps, block_epilogue, is_block_epilogue
-from numbnn.kernels.threshold_packing import WORDS, pack_rows_below
+from numbnn.kernels.threshold_packing import NO_ORDER, WORDS, pack_rows_below
 from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot
 
 INT32, STEPS = 0, 1  # output transforms
@@ -83,9 +83,10 @@ def weight_panels(weight, per_group, groups):
 def row_layout(kh, kw, tap_bits):
     """The dense taps go by kernel rows (one word per row) when a row fits in a word and that takes no
     more words than the flat layout: then a receptive field is KH word copies from words built once per
-    input row (:func:`_row_words`) instead of KH*KW shifted ORs. Measured on 256 images, 3x3, 1 thread:
-    14x14x64 -> 64 in 4 groups (16 channels each, 3 words either way) 7.2 -> 5.3 ms; with 32 channels
-    (6 words by rows against 5) the rows lost, 8.9 -> 13.0 ms on 28x28x32 -> 32."""
+    input row (:func:`_row_words`) instead of KH*KW shifted ORs. 3x3 with 16 channels per group (FTBNN's
+    stage 1) takes 3 words either way; with 32 channels the rows take 6 words against 5, and the extra
+    popcounts cost more than the gather saves. (The grouped-conv changes of 2026-12-06, this layout
+    among them: `benchmarks/grouped_conv_cpu.py` in docs/performance.md.)"""
     return kw * tap_bits <= 64 and kh <= -(-kh * kw * tap_bits // 64)
 
 
@@ -103,7 +104,6 @@ _SIGNATURE = (
 _NO_PROGRAM = np.zeros(0, np.int64)  # the STEPS-only arguments of an INT32 call
 _NO_ROWS = np.zeros((0, 1), np.float32)
 _NO_THRESHOLDS = np.zeros(0, np.float32)
-NO_ORDER = np.zeros(0, np.int64)  # pack the output's channels in their order
 _NO_PACKED = np.zeros((0, 0), np.uint64)
 
 

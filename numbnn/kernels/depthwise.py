@@ -42,8 +42,8 @@ def depthwise_conv2d_grads(x, w, grad, stride=1, padding=0, dilation=1) -> tuple
     dx = np.zeros(x.shape, x.dtype)
     dtaps = np.zeros((x.shape[0], g.kh, g.kw, w.shape[0]), x.dtype)
     _depthwise_grads(x, taps, np.ascontiguousarray(grad), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, dx, dtaps)
-    if mult > 1:  # input channel c's gradient: its m copies' (strided slices: numpy's sum over a last axis
-        copies = dx   # of m values took 25x longer)
+    if mult > 1:  # input channel c's gradient: its m copies' (strided slices; numpy's sum over a last
+        copies = dx   # axis of m values is a slow strided reduction, as in pooling.mean)
         dx = copies[..., 0::mult].copy()
         for j in range(1, mult):
             dx += copies[..., j::mult]
@@ -117,7 +117,7 @@ def _depthwise(x, taps, sh, sw, ph, pw, dh, dw, out):
                     lo = hi = -1  # pixel by pixel below
                 if lo >= 0:
                     # slices indexed from 0: an index with a run-time offset pays Numba's negative-index
-                    # wraparound test per element, which stops the loop vectorising (8x slower)
+                    # wraparound test per element, which stops the loop vectorising
                     _add_products(y[: lo * channels], t[: lo * channels], zero)  # padding: 0.0 times the weight
                     start = (lo + k * dw - pw) * channels  # ix * C' of output pixel lo
                     inside = x[b, min(max(iy, 0), h - 1)].reshape(w * channels)[start : start + (hi - lo) * channels]

@@ -20,7 +20,7 @@ from numbnn.kernels.intrinsics import sign_bits64
 from numbnn.kernels.steps import ROW_BLOCK, ROWS
 
 WORDS = "uint64[:, ::1]"  # packed rows
-_IDENTITY = np.zeros(0, np.int64)  # pack_rows_below's order: channels as they are
+NO_ORDER = np.zeros(0, np.int64)  # pack_rows_below's order: the channels as they are
 
 
 @nb.njit(inline="always")
@@ -96,7 +96,7 @@ def pack_below(x, thresholds, groups, packed):
     n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
     for block in nb.prange(n_blocks):
         difference = np.zeros((ROW_BLOCK, channels + 64), np.float32)  # room for a full 64-lane read at the tail
-        pack_rows_below(x, block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK), thresholds, _IDENTITY, groups, difference,
+        pack_rows_below(x, block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK), thresholds, NO_ORDER, groups, difference,
                         packed)
 
 
