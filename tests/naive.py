@@ -506,6 +506,10 @@ def take_columns(source, first, width):
     return np.ascontiguousarray(source[:, first : first + width])
 
 
+def permute_columns(source, order):
+    return source[:, order]
+
+
 def chunk_sums(x, center, squared):
     """Per channel, sum over rows of (x - center), or of its square, in float64."""
     d = x.astype(np.float64) - center

@@ -235,15 +235,17 @@ def test_binary_conv2d_gradients_in_blocks_with_scale_equal_reference(monkeypatc
 
 
 @pytest.mark.parametrize(
-    "pad_value,stride,channels,groups", [(0, 1, 32, 1), (-1, 2, 33, 1), (1, 1, 40, 1), (0, 2, 66, 2), (-1, 1, 128, 4)]
+    "pad_value,stride,channels,groups",
+    [(0, 1, 32, 1), (-1, 2, 33, 1), (1, 1, 40, 1), (0, 2, 66, 2), (-1, 1, 128, 4), (0, 1, 64, 4), (1, 2, 16, 1)],
 )
 def test_float32_weight_gradient_by_table_lookup_matches_float64_reference(monkeypatch, pad_value, stride, channels,
                                                                            groups):
-    """float32 with K = 9 * C/groups >= LOOKUP_MIN_COLUMNS: dW comes from kernels.sign_rows_matmul on packed
-    (group) columns (padding taps corrected), equal to the float64 definition up to float32 rounding."""
+    """float32 3x3 convs with K = 9 * C/groups >= LOOKUP_MIN_COLUMNS_SPATIAL: dW comes from
+    kernels.sign_rows_matmul on packed (group) columns (padding taps corrected), equal to the float64
+    definition up to float32 rounding."""
     from numbnn.functional import binary as binary_module
 
-    assert 9 * channels // groups >= binary_module.LOOKUP_MIN_COLUMNS
+    assert 9 * channels // groups >= binary_module.LOOKUP_MIN_COLUMNS_SPATIAL
     calls = []
     product = numbnn.kernels.sign_rows_matmul
     monkeypatch.setattr(numbnn.kernels, "sign_rows_matmul", lambda *a: calls.append(1) or product(*a))
@@ -268,7 +270,7 @@ def test_float32_weight_gradient_by_table_lookup_matches_float64_reference(monke
 @st.composite
 def grouped_conv_case(draw):
     """A grouped binary conv: 2-4 groups, odd channel counts per group, stride 2, padding, batch 1."""
-    groups, cg = draw(st.integers(2, 4)), draw(st.sampled_from([1, 3, 5, 33]))  # 9 * 33 >= LOOKUP_MIN_COLUMNS
+    groups, cg = draw(st.integers(2, 4)), draw(st.sampled_from([1, 3, 5, 33]))  # 9 * 33 >= LOOKUP_MIN_COLUMNS_SPATIAL
     k, padding = draw(st.sampled_from([1, 3])), draw(st.integers(0, 1))
     h, w = draw(st.integers(max(1, k - 2 * padding), 6)), draw(st.integers(max(1, k - 2 * padding), 6))
     og = draw(st.sampled_from([1, 3, 16, 17]))
@@ -311,9 +313,11 @@ def test_grouped_binary_conv2d_equals_each_group_run_alone(case, dtype, lookup, 
 
     x, w, scale, options = _inputs(case, dtype)
     rng = np.random.default_rng(case["seed"] + 2)
-    patches = (mock.patch.object(binary_module, "LOOKUP_MIN_COLUMNS", 1 if lookup else 10**9),
+    threshold = 1 if lookup else 10**9
+    patches = (mock.patch.object(binary_module, "LOOKUP_MIN_COLUMNS", threshold),
+               mock.patch.object(binary_module, "LOOKUP_MIN_COLUMNS_SPATIAL", threshold),
                mock.patch.object(conv_module, "BLOCK_ROWS", 1 if one_image_blocks else 10**9))
-    with patches[0], patches[1]:
+    with patches[0], patches[1], patches[2]:
         xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
         st_ = None if scale is None else Tensor(scale, requires_grad=True)
         out = F.binary_conv2d(xt, wt, scale=st_, **options)

@@ -28,6 +28,16 @@ def test_add_and_column_kernels(case):
 
 
 @settings(max_examples=25)
+@given(rows_channels(), st.randoms(use_true_random=False))
+def test_permute_columns(case, random):
+    x = case[0]
+    order = np.array(random.sample(range(x.shape[1]), x.shape[1]), dtype=np.int64)
+    out = np.full_like(x, np.nan)
+    assert _channel_kernels.permute_columns(x, order, out) is out
+    np.testing.assert_array_equal(out, naive.permute_columns(x, order))
+
+
+@settings(max_examples=25)
 @given(rows_channels())
 def test_chunk_sums_give_mean_and_variance(case):
     x = case[0]

@@ -36,16 +36,19 @@ def _sign_columns(x, s, pad_value, out=None):
                           pad_value=pad_value, groups=s.groups)
 
 
-# Weight gradients S^T g with at least this many columns K = KH*KW*C_in/groups (per group) use the
-# table-lookup product of kernels.sign_rows_matmul on packed sign columns; below it BLAS on float
-# columns is faster (measured here: a 3x3 conv from 32 input channels, K = 288, gains 1.5x; 1x1 convs
-# up to 256 lose).
+# Weight gradients S^T g use the table-lookup product of kernels.sign_rows_matmul on packed sign columns
+# when a group has at least this many columns K_g = KH*KW*C_in/groups; below it BLAS on float columns.
+# A pointwise conv's float columns are the input itself, so BLAS costs no im2col there and wins up to
+# K_g = 256; a spatial conv's BLAS path needs a float im2col (and runs narrow products per group), so
+# the lookup wins from fewer columns (docs/performance.md, "Grouped weight gradients by lookup").
 LOOKUP_MIN_COLUMNS = 288
+LOOKUP_MIN_COLUMNS_SPATIAL = 144
 
 
 def _lookup_weight_grad(x, grad2, s) -> bool:
     k = s.geom.kh * s.geom.kw * s.c // s.groups
-    return x.dtype == grad2.dtype == np.float32 and k >= LOOKUP_MIN_COLUMNS
+    spatial = s.geom.kh * s.geom.kw > 1
+    return x.dtype == grad2.dtype == np.float32 and k >= (LOOKUP_MIN_COLUMNS_SPATIAL if spatial else LOOKUP_MIN_COLUMNS)
 
 
 def _sign_weight_grad(x, grad2, s, pad_value):

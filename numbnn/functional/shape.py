@@ -136,16 +136,36 @@ def depth_to_space(x, block: int) -> Tensor:
 
 
 def channel_shuffle(x, groups: int) -> Tensor:
-    """ShuffleNet's channel shuffle on the last axis: view C as [groups, C/groups], transpose, flatten.
-
-    Output channel j*groups + g is input channel g*(C/groups) + j.
+    """ShuffleNet's channel shuffle on the last axis (arXiv 1707.01083, Sec. 3.1): view C as
+    [groups, C/groups], transpose, flatten. Output channel j*groups + g is input channel g*(C/groups) + j.
     """
-    shape = tuple(x.shape)
-    c = shape[-1]
+    c = tuple(x.shape)[-1]
     groups = check_int(groups, "groups")
     if c % groups:
         raise InputError(f"groups must divide {c} channels, got {groups!r}")
-    split = _tensor(x).reshape(*shape[:-1], groups, c // groups)
-    axes = list(range(len(shape) + 1))
-    axes[-2], axes[-1] = axes[-1], axes[-2]
-    return split.transpose(*axes).reshape(shape)
+    return ChannelShuffle.apply(_tensor(x), groups=groups)
+
+
+def shuffle_order(channels: int, groups: int) -> np.ndarray:
+    """The input channel of each output channel of :func:`channel_shuffle` (int64 [channels])."""
+    return np.arange(channels, dtype=np.int64).reshape(groups, channels // groups).T.reshape(-1)
+
+
+class ChannelShuffle(Function):
+    """:func:`channel_shuffle` as one gather per pixel (the reshape-transpose-reshape it equals costs a
+    strided copy each way); the gradient goes back through the inverse permutation."""
+
+    @staticmethod
+    def forward(ctx, x, groups):
+        order = shuffle_order(x.shape[-1], groups)
+        ctx.inverse = np.argsort(order)
+        return _permute_channels(x, order)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _permute_channels(grad, ctx.inverse)
+
+
+def _permute_channels(x: np.ndarray, order: np.ndarray) -> np.ndarray:
+    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    return _channel_kernels.permute_columns(rows, order, np.empty_like(rows)).reshape(x.shape)

@@ -1,5 +1,5 @@
 """Fused, parallel Numba loops for flat and per-channel arithmetic: addition, per-channel add and scale,
-column copies (concatenation and its gradient) and chunked per-channel sums.
+column copies (concatenation and its gradient), channel permutations and chunked per-channel sums.
 
 Conventions: 2-D arrays are [rows, channels] C-contiguous views of NHWC data; per-channel vectors have
 length ``channels`` and the dtype of the data. Each function has a plain-numpy twin in ``tests/naive.py``
@@ -64,6 +64,17 @@ def take_columns(source, first, target):
         for j in range(c):
             target[i, j] = source[i, first + j]
     return target
+
+
+@nb.njit(parallel=True, cache=True)
+def permute_columns(source, order, out):
+    """out[i, j] = source[i, order[j]]: one permutation of every row's channels (a channel shuffle, whose
+    gradient is the inverse permutation), the rows in parallel."""
+    rows, c = out.shape
+    for i in nb.prange(rows):
+        for j in range(c):
+            out[i, j] = source[i, order[j]]
+    return out
 
 
 def n_chunks(rows: int) -> int:

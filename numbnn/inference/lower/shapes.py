@@ -1,5 +1,5 @@
 """Lowering rules of pooling, reductions and the shape ops (concatenation, reshape, transpose, padding,
-slicing): the packed ops of the same names, the batch axis kept whole."""
+slicing, channel shuffle): the packed ops of the same names, the batch axis kept whole."""
 
 from __future__ import annotations
 
@@ -53,6 +53,18 @@ def _transpose(b, inputs, kw, out):
     return b.emit("transpose", [value_input(inputs[0], "transpose input")], {"axes": [int(a) for a in kw["axes"]]})
 
 
+def _channel_shuffle(b, inputs, kw, out):
+    """The reshape-transpose-reshape that a channel shuffle is: the movement fusion reads that chain
+    as one gather (and a binary conv producing its input packs in the shuffled order)."""
+    x = value_input(inputs[0], "channel shuffle input")
+    shape, groups = list(b.specs[x].shape), int(kw["groups"])
+    split = b.emit("reshape", [x], {"shape": [{"batch": 1}, *shape[:-1], groups, shape[-1] // groups]})
+    axes = list(range(len(shape) + 2))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    moved = b.emit("transpose", [split], {"axes": axes})
+    return b.emit("reshape", [moved], {"shape": [{"batch": 1}, *shape]})
+
+
 def _pad(b, inputs, kw, out):
     return b.emit("pad", [value_input(inputs[0], "pad input")],
                   {"pad_width": [[int(x), int(y)] for x, y in kw["pad_width"]], "value": float(kw["value"])})
@@ -78,6 +90,7 @@ RULES = {
     shape_ops.Transpose: _transpose,
     pooling.AvgPool2d: _pool("avg_pool"),
     pooling.MaxPool2d: _pool("max_pool"),
+    shape.ChannelShuffle: _channel_shuffle,
     shape.Concat: _concat,
     shape.Pad: _pad,
 }
