@@ -510,6 +510,14 @@ def permute_columns(source, order):
     return source[:, order]
 
 
+def chunk_total(partial):
+    """Sum over axis -2, chunk 0 first, one add at a time."""
+    total = partial[..., 0, :].copy()
+    for k in range(1, partial.shape[-2]):
+        total = total + partial[..., k, :]
+    return total
+
+
 def chunk_sums(x, center, squared):
     """Per channel, sum over rows of (x - center), or of its square, in float64."""
     d = x.astype(np.float64) - center
