@@ -544,16 +544,19 @@ def grad_sums(g, x, center):
     return g64.sum(axis=0), (g64 * (x.astype(np.float64) - center)).sum(axis=0)
 
 
-def bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y):
-    """DPReLU(x * scale + shift + r): the affine, the residual add and the DPReLU one after the other, as
-    numpy arrays in x's dtype (each step rounded as the unfused chain rounds it)."""
+def bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y, add_after=False):
+    """DPReLU(x * scale + shift + r), or DPReLU(x * scale + shift) + r with ``add_after``: the affine, the
+    residual add and the DPReLU one after the other, as numpy arrays in x's dtype (each step rounded as the
+    unfused chain rounds it)."""
+    if add_after:
+        return dprelu_forward(affine(x, scale, shift), pos, neg, shift_x, shift_y) + r
     return dprelu_forward(affine(x, scale, shift) + r, pos, neg, shift_x, shift_y)
 
 
-def bn_add_dprelu_grad_sums(g, x, r, scale, shift, pos, neg, shift_x, mean):
+def bn_add_dprelu_grad_sums(g, x, r, scale, shift, pos, neg, shift_x, mean, add_after=False):
     """(h, [sum g*u*(u>=0), sum g*u*(u<0), sum h, sum g, sum h * (x - mean)]) of :func:`bn_add_dprelu`:
     h = g * slope(u) in x's dtype, the sums in float64 (g*u rounded to x's dtype first, as the kernel)."""
-    u = affine(x, scale, shift) + r - shift_x
+    u = affine(x, scale, shift) - shift_x if add_after else affine(x, scale, shift) + r - shift_x
     h = g * np.where(u >= 0, pos, neg)
     gu = (g * u).astype(np.float64)
     h64 = h.astype(np.float64)

@@ -121,8 +121,9 @@ def _block_case(shape, parts, dtype, learn_pos, seed=0):
     return xs, residual, norms, act
 
 
-def _run_block(fused, xs, residual, norms, act, training, upstream):
-    """(y, running statistics, gradients of x_k, r, gamma_k, beta_k and the activation's tensors)."""
+def _run_block(fused, xs, residual, norms, act, training, upstream, add_after=False):
+    """(y, running statistics, gradients of x_k, r, gamma_k, beta_k and the activation's tensors); with
+    ``add_after`` (one part) the residual is added after the activation."""
     xs = [Tensor(x.copy(), requires_grad=True) for x in xs]
     r = Tensor(residual.copy(), requires_grad=True)
     gammas, betas = ([Tensor(n[i].copy(), requires_grad=True) for n in norms] for i in (0, 1))
@@ -131,10 +132,14 @@ def _run_block(fused, xs, residual, norms, act, training, upstream):
     pos, neg, shift_x, shift_y = act
     if fused:
         if len(xs) == 1:
-            y = F.batch_norm_add_dprelu(xs[0], r, gammas[0], betas[0], *stats[0], training, pos, neg, shift_x, shift_y)
+            y = F.batch_norm_add_dprelu(xs[0], r, gammas[0], betas[0], *stats[0], training, pos, neg, shift_x, shift_y,
+                                        add_after=add_after)
         else:
             y = F.batch_norm_add_dprelu(xs, r, gammas, betas, [m for m, _ in stats], [v for _, v in stats], training,
                                         pos, neg, shift_x, shift_y)
+    elif add_after:
+        y = F.dprelu(F.batch_norm(xs[0], gammas[0], betas[0], *stats[0], training=training), pos, neg, shift_x,
+                     shift_y) + r
     else:
         branches = [F.batch_norm(x, g, b, m, v, training=training) + r
                     for x, g, b, (m, v) in zip(xs, gammas, betas, stats)]
@@ -146,17 +151,21 @@ def _run_block(fused, xs, residual, norms, act, training, upstream):
 
 @settings(max_examples=30)
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.sampled_from([1, 2, 3, 7, 16, 33]),
-       st.integers(1, 2), st.booleans(), st.booleans(), st.sampled_from([np.float32, np.float64]), st.integers(0, 99))
-def test_fused_block_op_equals_the_chain_bit_for_bit(n, h, w, c, parts, training, learn_pos, dtype, seed):
-    """Odd channel counts, batch 1, one or two parts, RPReLU (pos = 1) or a learnt pos: y, the running
-    statistics and every gradient are the unfused chain's to the last bit."""
+       st.integers(1, 2), st.booleans(), st.booleans(), st.sampled_from([np.float32, np.float64]), st.integers(0, 99),
+       st.booleans())
+def test_fused_block_op_equals_the_chain_bit_for_bit(n, h, w, c, parts, training, learn_pos, dtype, seed, add_after):
+    """Odd channel counts, batch 1, one or two parts, RPReLU (pos = 1) or a learnt pos, the residual added
+    before or after the activation (one part): y, the running statistics and every gradient are the
+    unfused chain's to the last bit."""
+    add_after = add_after and parts == 1
     if training and n * h * w < 2:
         with pytest.raises(InputError, match="more than 1"):
             _run_block(True, *_block_case((n, h, w, c), parts, dtype, learn_pos), True, np.ones((n, h, w, c)))
         return
     case = _block_case((n, h, w, c), parts, dtype, learn_pos, seed)
     upstream = np.random.default_rng(seed + 1).standard_normal((n, h, w, parts * c)).astype(dtype)
-    (y, stats, grads), (y_ref, stats_ref, grads_ref) = (_run_block(f, *case, training, upstream) for f in (True, False))
+    (y, stats, grads), (y_ref, stats_ref, grads_ref) = (_run_block(f, *case, training, upstream, add_after)
+                                                         for f in (True, False))
     assert y.dtype == dtype
     np.testing.assert_array_equal(y, y_ref)
     for got, expected in zip(stats + grads, stats_ref + grads_ref):
@@ -164,9 +173,9 @@ def test_fused_block_op_equals_the_chain_bit_for_bit(n, h, w, c, parts, training
         np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("parts", [1, 2])
+@pytest.mark.parametrize("parts,add_after", [(1, False), (2, False), (1, True)])
 @pytest.mark.parametrize("training", [True, False])
-def test_fused_block_op_gradients(parts, training):
+def test_fused_block_op_gradients(parts, add_after, training):
     xs, residual, norms, (pos, neg, shift_x, shift_y) = _block_case((2, 3, 2, 3), parts, np.float64, learn_pos=True)
     stats = [(m, v) for _, _, m, v in norms]
 
@@ -175,7 +184,7 @@ def test_fused_block_op_gradients(parts, training):
         means, variances = ([s[i].copy() for s in stats] for i in (0, 1))
         if parts == 1:
             return F.batch_norm_add_dprelu(xs[0], r, gammas[0], betas[0], means[0], variances[0], training,
-                                           pos, neg, shift_x, shift_y)
+                                           pos, neg, shift_x, shift_y, add_after=add_after)
         return F.batch_norm_add_dprelu(list(xs), r, list(gammas), list(betas), means, variances, training,
                                        pos, neg, shift_x, shift_y)
 
@@ -197,5 +206,8 @@ def test_fused_block_op_errors():
         F.batch_norm_add_dprelu([x, x], r, [None], [None] * 2, [rm, rm], [rv, rv], True, 1.0, 0.25, 0.0, 0.0)
     with pytest.raises(InputError, match="running"):
         F.batch_norm_add_dprelu(x, r, None, None, None, None, False, 1.0, 0.25, 0.0, 0.0)
+    with pytest.raises(InputError, match="one part"):
+        F.batch_norm_add_dprelu([x, x], r, [None] * 2, [None] * 2, [rm, rm], [rv, rv], True, 1.0, 0.25, 0.0, 0.0,
+                                add_after=True)
     with pytest.raises(InputError, match="float32 or float64"):
         F.batch_norm_add_dprelu(x.astype(np.float16), r.astype(np.float16), None, None, rm, rv, True, 1.0, 0.25, 0.0, 0.0)

@@ -20,6 +20,7 @@ from numbnn.errors import InputError
 from numbnn.inference import compile
 from numbnn.models import available_models, build_model
 from numbnn.models.reactnet import BasicBlock
+from numbnn.models.ftbnn import BinaryUnit
 from numbnn.nn import BatchNorm, BinaryConv2d, BinaryLinear, Conv2d, DPReLU, Linear, Module, init
 from numbnn.optim import Adam
 from numbnn.train.data import normalize
@@ -288,6 +289,26 @@ class TailBlock(Module):
         return self.head(F.global_avg_pool(x))
 
 
+class TailUnit(Module):
+    """Stem conv -> one FTBNN unit (groups 2: shuffle, grouped binary conv, BN, FPReLU, then the shortcut's
+    add) -> pooled linear head; the unit either fused (its own forward) or as the chain of its modules."""
+
+    def __init__(self, fused: bool):
+        self.fused = fused
+        self.stem = Conv2d(1, 8, 3, stride=2, padding=1)
+        self.unit = BinaryUnit(8, 8, stride=1, groups=2)
+        self.head = Linear(8, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        unit = self.unit
+        if self.fused:
+            x = unit(x)
+        else:
+            x = unit.activation(unit.norm(unit.conv(unit.shuffle(x)))) + x
+        return self.head(F.global_avg_pool(x))
+
+
 def _canonical(graph):
     """The graph's nodes as (op, input nodes, attrs, consts bytes), numbered by a walk from the output."""
     producers, labels, nodes = graph.producers(), {graph.input: "input"}, []
@@ -305,14 +326,15 @@ def _canonical(graph):
     return nodes
 
 
-def test_fused_block_op_compiles_to_the_chains_graph():
+@pytest.mark.parametrize("tail", [TailBlock, TailUnit], ids=["residual-before-activation", "residual-after"])
+def test_fused_block_op_compiles_to_the_chains_graph(tail):
     """BatchNormAddDPRelu lowers to the steps of the chain it fuses: trained from one seed, the fused and the
     unfused model have the same weights (training is bit for bit the same), the same compiled graph, and
     the same logits, float and packed."""
     models = []
     for fused in (True, False):
         init.seed(3)
-        models.append(train_a_little(TailBlock(fused)))
+        models.append(train_a_little(tail(fused)))
     fused, chain = models
     for name, array in chain._state_arrays().items():
         np.testing.assert_array_equal(fused._state_arrays()[name], array, err_msg=name)

@@ -135,9 +135,11 @@ def test_rprelu_gradients_reach_all_three_parameters():
 @pytest.mark.parametrize("make", [lambda c: nn.PReLU(c), lambda c: nn.RPReLU(c), lambda c: nn.DPReLU(c),
                                   lambda c: nn.FPReLU(c)], ids=["prelu", "rprelu", "dprelu", "fprelu"])
 @pytest.mark.parametrize("training", [True, False])
-def test_norm_add_activation_is_the_chain_of_the_modules(make, training):
-    """nn.norm_add_activation(norm, x, r, act) == act(norm(x) + r) to the last bit: output, running statistics,
-    every gradient; the modules' parameters are the ones used."""
+@pytest.mark.parametrize("add_after", [False, True])
+def test_norm_add_activation_is_the_chain_of_the_modules(make, training, add_after):
+    """nn.norm_add_activation(norm, x, r, act) == act(norm(x) + r) and nn.norm_activation_add(norm, x, act, r)
+    == act(norm(x)) + r to the last bit: output, running statistics, every gradient; the modules' parameters
+    are the ones used."""
     models = []
     for _ in range(2):
         norm, act = nn.BatchNorm(5), make(5)
@@ -151,7 +153,10 @@ def test_norm_add_activation_is_the_chain_of_the_modules(make, training):
     results = []
     for (norm, act), fused in zip(models, (True, False)):
         xt, rt = Tensor(x, requires_grad=True), Tensor(r, requires_grad=True)
-        y = nn.norm_add_activation(norm, xt, rt, act) if fused else act(norm(xt) + rt)
+        if add_after:
+            y = nn.norm_activation_add(norm, xt, act, rt) if fused else act(norm(xt)) + rt
+        else:
+            y = nn.norm_add_activation(norm, xt, rt, act) if fused else act(norm(xt) + rt)
         y.backward(upstream)
         results.append([y.data, norm.running_mean, norm.running_var, xt.grad, rt.grad, norm.gamma.grad, norm.beta.grad,
                         *[p.grad for p in act.parameters()]])

@@ -160,10 +160,14 @@ class BatchNormAddDPRelu(Function):
     Inputs: x, gamma, beta, running_mean, running_var per part, then r, pos, neg, shift_x, shift_y. In
     that order the backward pass meets the inputs' graphs in the order it meets them in the chain's, so
     tensors with several readers (a block's input) also sum their gradients in the chain's order.
+
+    ``add_after`` (one part only): y = DPReLU(BN(x)) + r, the FPReLU before the shortcut's add of FTBNN's
+    unit (:mod:`numbnn.models.ftbnn`); then u = b - shift_x, r is added to the activation's output, h is
+    the gradient of BN(x) alone and dr = g.
     """
 
     @staticmethod
-    def forward(ctx, *inputs, training, momentum, eps):
+    def forward(ctx, *inputs, training, momentum, eps, add_after=False):
         *parts, r, pos, neg, shift_x, shift_y = inputs
         dtype, c, count = r.dtype, r.shape[-1], len(parts) // 5
         r2 = _kernel_array(r, dtype).reshape(-1, c)
@@ -177,9 +181,9 @@ class BatchNormAddDPRelu(Function):
             scale, shift, inv_std = normalizing_affine(gamma, beta, mean, var, eps)
             scale, shift = scale.astype(dtype), shift.astype(dtype)
             channels = slice(k * c, (k + 1) * c)
-            _norm_kernels.bn_add_dprelu(x2, r2, scale, shift, *(p[channels] for p in params), out, k * c)
+            _norm_kernels.bn_add_dprelu(x2, r2, scale, shift, *(p[channels] for p in params), out, k * c, add_after)
             saved.append((x2, mean, inv_std, gamma, scale, shift))
-        ctx.training = training
+        ctx.training, ctx.add_after = training, add_after
         ctx.save_for_backward(r2, params[:3], saved)
         return out.reshape(r.shape[:-1] + (count * c,))
 
@@ -197,14 +201,14 @@ class BatchNormAddDPRelu(Function):
             h = np.empty_like(x2)
             partial = _norm_kernels.bn_add_dprelu_grad_sums(g2, k * c, x2, r2, scale, shift, pos[channels], neg[channels],
                                                             shift_x[channels], mean, h, with_pos,
-                                                            _channel_kernels.n_chunks(rows))
+                                                            _channel_kernels.n_chunks(rows), ctx.add_after)
             sums[:, channels] = _channel_kernels.chunk_total(partial)
             dbeta, dgamma = sums[2, channels].copy(), sums[4, channels] * inv_std
             dx = None
             if needs[5 * k]:
                 dx = _input_grad(h, x2, mean, inv_std, gamma, dbeta, dgamma, ctx.training).reshape(grad.shape[:-1] + (c,))
             part_grads += [dx, dgamma, dbeta, None, None]
-            dr = h if dr is None else add_arrays(dr, h)  # r feeds every part
+            dr = g2 if ctx.add_after else h if dr is None else add_arrays(dr, h)  # r feeds every part
         d_pos, d_neg, sum_h, sum_g, _ = sums
         return (*part_grads, dr.reshape(grad.shape[:-1] + (c,)), d_pos if with_pos else None, d_neg, -sum_h, -sum_g)
 
@@ -216,7 +220,7 @@ def _kernel_array(a, dtype) -> np.ndarray:
 
 
 def batch_norm_add_dprelu(x, residual, gamma, beta, running_mean, running_var, training: bool,
-                          pos_slope, neg_slope, shift_x, shift_y, momentum=0.1, eps=1e-5) -> Tensor:
+                          pos_slope, neg_slope, shift_x, shift_y, momentum=0.1, eps=1e-5, add_after=False) -> Tensor:
     """``dprelu(batch_norm(x, ...) + residual, pos_slope, neg_slope, shift_x, shift_y)`` as one fused op
     (:class:`BatchNormAddDPRelu` has the math), equal to that chain bit for bit, running statistics
     included. The batch-norm arguments are :func:`batch_norm`'s, the activation's those of
@@ -225,7 +229,10 @@ def batch_norm_add_dprelu(x, residual, gamma, beta, running_mean, running_var, t
 
     Parts: ``x`` and the four batch-norm arguments may instead be lists with one entry per part, each part
     with the residual's shape; then y = dprelu(concat(batch_norm(x_k, ...) + residual, axis=-1), ...),
-    without the concatenation's copies (ReActNet's duplicated 1x1 branches)."""
+    without the concatenation's copies (ReActNet's duplicated 1x1 branches).
+
+    ``add_after``: ``dprelu(batch_norm(x, ...), ...) + residual`` instead (the residual added to the
+    activation's output; one part only)."""
     if isinstance(x, (list, tuple)):
         stats = (gamma, beta, running_mean, running_var)
         if not x or any(not isinstance(a, (list, tuple)) or len(a) != len(x) for a in stats):
@@ -234,6 +241,8 @@ def batch_norm_add_dprelu(x, residual, gamma, beta, running_mean, running_var, t
         parts = list(zip(x, *stats))
     else:
         parts = [(x, gamma, beta, running_mean, running_var)]
+    if add_after and len(parts) > 1:
+        raise InputError("add_after takes one part: the residual is added to the activation's output")
     for part in parts:
         _check_batch_norm(*part, training, momentum, eps)
         if tuple(residual.shape) != tuple(part[0].shape) or residual.dtype != part[0].dtype:
@@ -248,5 +257,5 @@ def batch_norm_add_dprelu(x, residual, gamma, beta, running_mean, running_var, t
             raise InputError(f"{name} must be a scalar or have shape ({channels},) (one per channel), got {shape}")
     return BatchNormAddDPRelu.apply(
         *(a for part in parts for a in part), residual, pos_slope, neg_slope, shift_x, shift_y,
-        training=bool(training), momentum=float(momentum), eps=float(eps),
+        training=bool(training), momentum=float(momentum), eps=float(eps), add_after=bool(add_after),
     )

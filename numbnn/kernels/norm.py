@@ -1,6 +1,6 @@
 """Fused, parallel Numba loops of batch normalisation: per-channel moments, the backward's sums, and the
 per-channel affine maps forward (scale * x + shift) and backward (a * g + b * x + shift); and the block
-op that follows a binary conv, DPReLU(BN(x) + r), in one pass each way (:func:`bn_add_dprelu` and
+op that follows a binary conv, DPReLU(BN(x) + r) (or DPReLU(BN(x)) + r), in one pass each way (:func:`bn_add_dprelu` and
 :func:`bn_add_dprelu_grad_sums`; :class:`numbnn.functional.norm.BatchNormAddDPRelu` has the math).
 
 Layout, naive twins and the chunked reductions follow the conventions in :mod:`numbnn.kernels.channels`.
@@ -73,27 +73,34 @@ def _signatures(result: str, arguments: str) -> list[str]:
 _ROWS, _VEC = "T[:, ::1]", "T[::1]"
 
 
-@nb.njit(_signatures("void", f"{_ROWS}, {_ROWS}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_ROWS}, int64"),
+@nb.njit(_signatures("void", f"{_ROWS}, {_ROWS}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_ROWS}, int64, boolean"),
          parallel=True, cache=True)
-def bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y, out, first):
+def bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y, out, first, add_after):
     """out[:, first + j] = DPReLU(x * scale + shift + r)[:, j]: with u = (x*scale + shift) + r - shift_x,
     (pos if u >= 0 else neg) * u - shift_y, per channel j of x (``out`` may be wider: one part of a
-    concatenation along channels). Each float operation is the one :func:`affine`, the residual add and
-    :func:`numbnn.kernels.activations.dprelu_forward` do, in their order, so the result is theirs bit for
-    bit; the two intermediate maps are never written."""
+    concatenation along channels). ``add_after``: DPReLU(x * scale + shift) + r instead (u without r,
+    r added to the activation's output). Each float operation is the one :func:`affine`, the residual add
+    and :func:`numbnn.kernels.activations.dprelu_forward` do, in their order, so the result is theirs bit
+    for bit; the two intermediate maps are never written."""
     rows, c = x.shape
     for i in nb.prange(rows):
         target = out[i, first:first + c]  # a row view: ``first + j`` as an index would be a signed sum, whose
-        for j in range(c):                # negative-index wraparound check keeps LLVM from vectorising
-            u = (x[i, j] * scale[j] + shift[j]) + r[i, j] - shift_x[j]
-            target[j] = (pos[j] if u >= 0 else neg[j]) * u - shift_y[j]
+        if add_after:                     # negative-index wraparound check keeps LLVM from vectorising
+            for j in range(c):
+                u = (x[i, j] * scale[j] + shift[j]) - shift_x[j]
+                target[j] = ((pos[j] if u >= 0 else neg[j]) * u - shift_y[j]) + r[i, j]
+        else:
+            for j in range(c):
+                u = (x[i, j] * scale[j] + shift[j]) + r[i, j] - shift_x[j]
+                target[j] = (pos[j] if u >= 0 else neg[j]) * u - shift_y[j]
 
 
 @nb.njit(_signatures("float64[:, :, ::1]", f"{_ROWS}, int64, {_ROWS}, {_ROWS}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, "
-                     f"float64[::1], {_ROWS}, boolean, int64"), parallel=True, cache=True)
-def bn_add_dprelu_grad_sums(g, first, x, r, scale, shift, pos, neg, shift_x, mean, h, with_pos, n_chunks):
+                     f"float64[::1], {_ROWS}, boolean, int64, boolean"), parallel=True, cache=True)
+def bn_add_dprelu_grad_sums(g, first, x, r, scale, shift, pos, neg, shift_x, mean, h, with_pos, n_chunks, add_after):
     """The backward's one pass over g[:, first : first + C], x and r (x, r: [rows, C]): recompute u as
-    :func:`bn_add_dprelu` does, write h = g * slope(u) (the gradient of BN(x) + r, hence of r), and per
+    :func:`bn_add_dprelu` does (with ``add_after`` r is not part of u and is not read), write h = g * slope(u)
+    (the gradient of BN(x), and of r unless ``add_after``: then r's is g itself), and per
     chunk and channel return [sum g*u*(u>=0) (zeros unless ``with_pos``), sum g*u*(u<0), sum h, sum g,
     sum h * (x - mean)] in float64: the sums of :func:`numbnn.kernels.activations.dprelu_backward` and
     :func:`grad_sums`, in their order.
@@ -110,7 +117,8 @@ def bn_add_dprelu_grad_sums(g, first, x, r, scale, shift, pos, neg, shift_x, mea
         for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
             grad = g[i, first:first + c]  # a row view (see bn_add_dprelu)
             for j in range(c):
-                u = (x[i, j] * scale[j] + shift[j]) + r[i, j] - shift_x[j]
+                b = x[i, j] * scale[j] + shift[j]
+                u = b - shift_x[j] if add_after else b + r[i, j] - shift_x[j]
                 gi = grad[j]
                 positive = u >= 0
                 h[i, j] = gi * (pos[j] if positive else neg[j])

@@ -52,7 +52,7 @@ from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.models.registry import register_model
 from numbnn.nn import (
-    BatchNorm, BinaryConv2d, ChannelShuffle, Conv2d, FPReLU, Linear, Module, Sequential,
+    BatchNorm, BinaryConv2d, ChannelShuffle, Conv2d, FPReLU, Linear, Module, Sequential, norm_activation_add,
 )
 from numbnn.models.arguments import positive_ints
 from numbnn.models.layout import BINARY_RECIPE, resnet_stages
@@ -97,8 +97,8 @@ class BinaryUnit(Module):
 
     def forward(self, x):
         branch = self.shuffle(x) if self.shuffle is not None else x
-        branch = self.activation(self.norm(self.conv(branch)))
-        return branch + (self.shortcut(x) if self.shortcut is not None else x)
+        shortcut = self.shortcut(x) if self.shortcut is not None else x
+        return norm_activation_add(self.norm, self.conv(branch), self.activation, shortcut)  # one fused op
 
 
 class BasicBlock(Sequential):

@@ -1,5 +1,6 @@
-"""Batch normalisation over every axis but the last (channels), for NHWC maps and [N, C] features, and
-:func:`norm_add_activation`, a BNN block's BN + residual + RPReLU as one fused op on those modules."""
+"""Batch normalisation over every axis but the last (channels), for NHWC maps and [N, C] features,
+:func:`norm_add_activation`, a BNN block's BN + residual + RPReLU as one fused op on those modules, and
+:func:`norm_activation_add`, the same op with the residual added after the activation."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class BatchNorm(Module):
         return f"{self.channels}, momentum={self.momentum}, eps={self.eps}"
 
 
-def norm_add_activation(norm, x, residual, activation) -> Tensor:
+def norm_add_activation(norm, x, residual, activation, *, add_after: bool = False) -> Tensor:
     """``activation(norm(x) + residual)`` as one fused op (:func:`numbnn.functional.batch_norm_add_dprelu`),
     equal to that chain of the three modules bit for bit, ``norm``'s running statistics included.
 
@@ -45,6 +46,7 @@ def norm_add_activation(norm, x, residual, activation) -> Tensor:
     (anything with ``dprelu_params()``). ``norm`` and ``x`` may be lists (parts):
     ``activation(concat([norm_k(x_k) + residual for each k]))``, ReActNet's duplicated 1x1 branches, without
     the concatenation. The modules keep their parameters and names: only the computation is fused.
+    ``add_after``: ``activation(norm(x)) + residual`` instead (:func:`norm_activation_add`).
     """
     norms, xs = (list(norm), list(x)) if isinstance(norm, (list, tuple)) else ([norm], [x])
     first = norms[0]
@@ -54,4 +56,10 @@ def norm_add_activation(norm, x, residual, activation) -> Tensor:
     if not isinstance(norm, (list, tuple)):
         xs, stats = xs[0], [values[0] for values in stats]
     return F.batch_norm_add_dprelu(xs, residual, *stats, first.training, *activation.dprelu_params(),
-                                   momentum=first.momentum, eps=first.eps)
+                                   momentum=first.momentum, eps=first.eps, add_after=add_after)
+
+
+def norm_activation_add(norm, x, activation, residual) -> Tensor:
+    """``activation(norm(x)) + residual`` as one fused op, bit for bit that chain (FTBNN's unit, whose
+    FPReLU comes before the shortcut's add); see :func:`norm_add_activation`."""
+    return norm_add_activation(norm, x, residual, activation, add_after=True)

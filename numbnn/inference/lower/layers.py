@@ -72,8 +72,13 @@ def _batch_norm_add_dprelu(b, inputs, kw, out):
     """The fused block op as the chain it fuses, emitted by the rules of those ops: per part the ``affine``
     step of eval-mode batch norm and the residual's ``add_input``, their concatenation if there are several
     parts, then the ``dprelu`` step; so the compiled graph (after :mod:`numbnn.inference.fuse` merges the
-    steps and the branches) is the one the unfused chain gives."""
+    steps and the branches) is the one the unfused chain gives. With ``add_after``: the ``affine`` step,
+    the ``dprelu`` step, then the residual's ``add_input``."""
     *parts, residual, pos, neg, shift_x, shift_y = inputs
+    if kw.get("add_after"):
+        normed = _batch_norm(b, parts, kw, out)
+        activated = elementwise.RULES[activations.DPRelu](b, [("value", normed), pos, neg, shift_x, shift_y], {}, out)
+        return elementwise.RULES[arithmetic.Add](b, [("value", activated), residual], {}, out)
     count = len(parts) // 5
     width = out.shape[-1] // count
     summed = []
