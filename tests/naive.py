@@ -510,6 +510,16 @@ def permute_columns(source, order):
     return source[:, order]
 
 
+def gate_channels(x, gate):
+    """x [N, P, C] times gate [N, C] broadcast over the pixels."""
+    return x * gate[:, None, :]
+
+
+def gate_channels_grads(g, x, gate):
+    """(g * gate, sum over pixels of the float32 products g * x, in float64, cast to x's dtype)."""
+    return g * gate[:, None, :], (g * x).astype(np.float64).sum(axis=1).astype(x.dtype)
+
+
 def chunk_total(partial):
     """Sum over axis -2, chunk 0 first, one add at a time."""
     total = partial[..., 0, :].copy()

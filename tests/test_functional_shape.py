@@ -55,6 +55,17 @@ def test_space_depth_orderings():
         F.depth_to_space(x, 2)
 
 
+def test_channel_gate():
+    x, gate = _randn(2, 3, 2, 5), _randn(2, 5)
+    np.testing.assert_array_equal(F.channel_gate(x, gate).data, x * gate[:, None, None, :])
+    check_gradients(F.channel_gate, x, gate)
+    check_gradients(lambda t, g: F.channel_gate(t, g), _randn(1, 7, 3), _randn(1, 3))  # batch 1, [N, pixels, C]
+    with pytest.raises(InputError, match="gate must be"):
+        F.channel_gate(x, gate.reshape(2, 1, 1, 5))
+    with pytest.raises(InputError, match="gate must be"):
+        F.channel_gate(x, gate.astype(np.float32))
+
+
 def test_channel_shuffle():
     x = np.arange(6.0).reshape(1, 1, 1, 6)
     np.testing.assert_array_equal(F.channel_shuffle(x, 2).data.ravel(), [0, 3, 1, 4, 2, 5])

@@ -38,6 +38,27 @@ def test_permute_columns(case, random):
 
 
 @settings(max_examples=25)
+@given(rows_channels(), st.sampled_from([1, 2, 3]), st.booleans())
+def test_gate_channels_and_grads(case, images, need_dx):
+    """Batch 1 included: images x pixels = the case's rows split into ``images`` (when they divide)."""
+    x, (a, *_), g = case
+    if x.shape[0] % images:
+        images = 1
+    x3, g3 = x.reshape(images, -1, x.shape[1]), g.reshape(images, -1, x.shape[1])
+    gate = np.stack([a * (k + 1) for k in range(images)])
+    out = np.full_like(x3, np.nan)
+    assert _channel_kernels.gate_channels(x3, gate, out) is out
+    np.testing.assert_array_equal(out, naive.gate_channels(x3, gate))
+    dx = np.full_like(x3, np.nan) if need_dx else np.empty((0, 0, 0), x.dtype)
+    dgate = np.full_like(gate, np.nan)
+    _channel_kernels.gate_channels_grads(g3, x3, gate, dx, dgate)
+    expected_dx, expected_dgate = naive.gate_channels_grads(g3, x3, gate)
+    if need_dx:
+        np.testing.assert_array_equal(dx, expected_dx)
+    np.testing.assert_allclose(dgate, expected_dgate, rtol=1e-6 if x.dtype == np.float32 else 1e-13, atol=1e-12)
+
+
+@settings(max_examples=25)
 @given(rows_channels())
 def test_chunk_sums_give_mean_and_variance(case):
     x = case[0]

@@ -1,4 +1,5 @@
-"""Shape and combination ops: add, concat, reshape, padding, and NHWC channel/space rearrangements."""
+"""Shape and combination ops: add, per-image channel gates, concat, reshape, padding, and NHWC channel/space
+rearrangements."""
 
 import numpy as np
 
@@ -21,6 +22,40 @@ def add(a, b) -> Tensor:
     except ValueError:
         raise InputError(f"a of shape {a.shape} and b of shape {b_shape} do not broadcast") from None
     return a + b
+
+
+def channel_gate(x, gate) -> Tensor:
+    """x * gate[:, None, ..., None, :]: one weight per image and channel of an [N, ..., C] map, gate [N, C]
+    (a squeeze-and-excitation gate, Hu et al., arXiv 1709.01507, Sec. 3.2: the "scale" step)."""
+    x, gate = _tensor(x), _tensor(gate)
+    if x.ndim < 2 or gate.shape != (x.shape[0], x.shape[-1]) or gate.dtype != x.dtype:
+        raise InputError(f"gate must be [N, C] = {(x.shape[0], x.shape[-1]) if x.ndim >= 2 else '?'} of x's dtype "
+                         f"{x.dtype}, got {gate.shape} {gate.dtype} for x {x.shape}")
+    return ChannelGate.apply(x, gate)
+
+
+class ChannelGate(Function):
+    """:func:`channel_gate` in one parallel pass each way, without the broadcast product's full-size
+    temporary that the gate's gradient (a sum over the pixels of g * x) would otherwise need."""
+
+    @staticmethod
+    def forward(ctx, x, gate):
+        ctx.save_for_backward(x, gate)
+        x3 = _as_pixels(x)
+        return _channel_kernels.gate_channels(x3, np.ascontiguousarray(gate), np.empty_like(x3)).reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, gate = ctx.saved
+        x3, g3 = _as_pixels(x), _as_pixels(grad)
+        dx = np.empty_like(x3) if ctx.needs_input_grad[0] else np.empty((0, 0, 0), x3.dtype)
+        dx, dgate = _channel_kernels.gate_channels_grads(g3, x3, np.ascontiguousarray(gate), dx, np.empty_like(gate))
+        return (dx.reshape(x.shape) if ctx.needs_input_grad[0] else None), dgate
+
+
+def _as_pixels(a: np.ndarray) -> np.ndarray:
+    """[N, ..., C] as a C-contiguous [N, pixels, C] view (a copy only if ``a`` is not contiguous)."""
+    return np.ascontiguousarray(a).reshape(a.shape[0], -1, a.shape[-1])
 
 
 def reshape(x, shape) -> Tensor:

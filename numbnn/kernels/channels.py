@@ -1,5 +1,6 @@
 """Fused, parallel Numba loops for flat and per-channel arithmetic: addition, per-channel add and scale,
-column copies (concatenation and its gradient), channel permutations and chunked per-channel sums.
+column copies (concatenation and its gradient), channel permutations, per-image channel gates and
+chunked per-channel sums.
 
 Conventions: 2-D arrays are [rows, channels] C-contiguous views of NHWC data; per-channel vectors have
 length ``channels`` and the dtype of the data. Each function has a plain-numpy twin in ``tests/naive.py``
@@ -75,6 +76,39 @@ def permute_columns(source, order, out):
         for j in range(c):
             out[i, j] = source[i, order[j]]
     return out
+
+
+@nb.njit(parallel=True, cache=True)
+def gate_channels(x, gate, out):
+    """out[n, p, c] = x[n, p, c] * gate[n, c]: one weight per image and channel (a squeeze-excite gate),
+    the images in parallel. x, out: [N, pixels, C]; gate: [N, C]."""
+    n_img, pixels, c = x.shape
+    for n in nb.prange(n_img):
+        for p in range(pixels):
+            for j in range(c):
+                out[n, p, j] = x[n, p, j] * gate[n, j]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def gate_channels_grads(g, x, gate, dx, dgate):
+    """The gradients of :func:`gate_channels` in one pass over g and x: dx = g * gate (skipped when ``dx``
+    has no rows) and dgate[n, c] = sum over pixels of g * x, each product rounded to x's dtype as the
+    unfused multiply rounds it, summed in float64 pixel by pixel (one image per task: no dependence on
+    the thread count)."""
+    n_img, pixels, c = x.shape
+    for n in nb.prange(n_img):
+        total = np.zeros(c)
+        for p in range(pixels):
+            for j in range(c):
+                total[j] += g[n, p, j] * x[n, p, j]
+        for j in range(c):
+            dgate[n, j] = total[j]
+        if len(dx):
+            for p in range(pixels):
+                for j in range(c):
+                    dx[n, p, j] = g[n, p, j] * gate[n, j]
+    return dx, dgate
 
 
 def n_chunks(rows: int) -> int:

@@ -188,9 +188,9 @@ class SqueezeExcite(Module):
         self.excite = QuantLinear(hidden, out_channels, bits=4, signed=False)
 
     def forward(self, r):
+        """The gate [N, C] (applied by :func:`numbnn.functional.channel_gate`)."""
         s = F.relu(self.squeeze(F.global_avg_pool(r)))
-        gate = F.hard_sigmoid(self.excite(s))
-        return gate.reshape(gate.shape[0], 1, 1, gate.shape[1])
+        return F.hard_sigmoid(self.excite(s))
 
 
 class ChannelBound(Module):
@@ -247,7 +247,7 @@ class PokeConv(Module):
         else:  # (BN(conv) + local(x)) + tiled(r1): two residual adds in this order, left unfused
             y = self.norm(self.conv(signs)) + local
             y = self.activation(y + reshape_shortcut(block_input, channels, self.bottleneck_input[1], "tile"))
-        return self.out_norm(y * self.excite(x))
+        return self.out_norm(F.channel_gate(y, self.excite(x)))
 
 
 class Bottleneck(Module):

@@ -1,13 +1,14 @@
 """Lowering rules of pooling, reductions and the shape ops (concatenation, reshape, transpose, padding,
-slicing, channel shuffle): the packed ops of the same names, the batch axis kept whole."""
+slicing, channel shuffle and gate): the packed ops of the same names, the batch axis kept whole."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from numbnn.autograd import shape_ops
+from numbnn.autograd import arithmetic, shape_ops
 from numbnn.errors import InputError
 from numbnn.functional import pooling, shape
+from numbnn.inference.lower import elementwise
 from numbnn.inference.lower.builder import value_input
 from numbnn.inference.trace import BatchDim
 from numbnn.kernels._checks import as_pair
@@ -65,6 +66,15 @@ def _channel_shuffle(b, inputs, kw, out):
     return b.emit("reshape", [moved], {"shape": [{"batch": 1}, *shape]})
 
 
+def _channel_gate(b, inputs, kw, out):
+    """x times a per-image channel gate: the gate reshaped to [N, 1, .., 1, C] and the ``mul_input`` step
+    of the broadcast product it equals."""
+    x, gate = value_input(inputs[0], "gated input"), value_input(inputs[1], "channel gate")
+    ones = [1] * (len(b.specs[x].shape) - 1)
+    spread = b.emit("reshape", [gate], {"shape": [{"batch": 1}, *ones, b.specs[gate].shape[-1]]})
+    return elementwise.RULES[arithmetic.Mul](b, [("value", x), ("value", spread)], {}, out)
+
+
 def _pad(b, inputs, kw, out):
     return b.emit("pad", [value_input(inputs[0], "pad input")],
                   {"pad_width": [[int(x), int(y)] for x, y in kw["pad_width"]], "value": float(kw["value"])})
@@ -90,6 +100,7 @@ RULES = {
     shape_ops.Transpose: _transpose,
     pooling.AvgPool2d: _pool("avg_pool"),
     pooling.MaxPool2d: _pool("max_pool"),
+    shape.ChannelGate: _channel_gate,
     shape.ChannelShuffle: _channel_shuffle,
     shape.Concat: _concat,
     shape.Pad: _pad,
