@@ -95,6 +95,16 @@ def bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y, out, first, ad
                 target[j] = (pos[j] if u >= 0 else neg[j]) * u - shift_y[j]
 
 
+@nb.njit(inline="always")
+def _slope_terms(gi, u, pos, neg, h, gu_pos, gu_neg, j):
+    """h[j] = g * slope(u); g*u into gu_pos[j] or gu_neg[j] by the sign of u (the other one 0)."""
+    positive = u >= 0
+    h[j] = gi * (pos if positive else neg)
+    gu = gi * u
+    gu_pos[j] = gu if positive else 0.0
+    gu_neg[j] = 0.0 if positive else gu
+
+
 @nb.njit(_signatures("float64[:, :, ::1]", f"{_ROWS}, int64, {_ROWS}, {_ROWS}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, "
                      f"float64[::1], {_ROWS}, boolean, int64, boolean"), parallel=True, cache=True)
 def bn_add_dprelu_grad_sums(g, first, x, r, scale, shift, pos, neg, shift_x, mean, h, with_pos, n_chunks, add_after):
@@ -116,15 +126,14 @@ def bn_add_dprelu_grad_sums(g, first, x, r, scale, shift, pos, neg, shift_x, mea
         gu_pos, gu_neg = np.empty(c, x.dtype), np.empty(c, x.dtype)  # g*u where u >= 0 / u < 0, else 0
         for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
             grad = g[i, first:first + c]  # a row view (see bn_add_dprelu)
-            for j in range(c):
-                b = x[i, j] * scale[j] + shift[j]
-                u = b - shift_x[j] if add_after else b + r[i, j] - shift_x[j]
-                gi = grad[j]
-                positive = u >= 0
-                h[i, j] = gi * (pos[j] if positive else neg[j])
-                gu = gi * u
-                gu_pos[j] = gu if positive else 0.0
-                gu_neg[j] = 0.0 if positive else gu
+            hi = h[i]
+            if add_after:  # two loops, not a select per element: the flag is fixed for the whole call
+                for j in range(c):
+                    _slope_terms(grad[j], (x[i, j] * scale[j] + shift[j]) - shift_x[j], pos[j], neg[j], hi, gu_pos, gu_neg, j)
+            else:
+                for j in range(c):
+                    _slope_terms(grad[j], (x[i, j] * scale[j] + shift[j]) + r[i, j] - shift_x[j], pos[j], neg[j], hi,
+                                 gu_pos, gu_neg, j)
             for j in range(c):
                 d = h[i, j]
                 sum_neg[j] += gu_neg[j]
