@@ -40,7 +40,7 @@ def _sign_columns(x, s, pad_value, out=None):
 # when a group has at least this many columns K_g = KH*KW*C_in/groups; below it BLAS on float columns.
 # A pointwise conv's float columns are the input itself, so BLAS costs no im2col there and wins up to
 # K_g = 256; a spatial conv's BLAS path needs a float im2col (and runs narrow products per group), so
-# the lookup wins from fewer columns (docs/performance.md, "Grouped weight gradients by lookup").
+# the lookup wins from fewer columns (docs/performance.md, section "2026-12-06 (midday)").
 LOOKUP_MIN_COLUMNS = 288
 LOOKUP_MIN_COLUMNS_SPATIAL = 144
 
