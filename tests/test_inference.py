@@ -267,46 +267,38 @@ def test_duplicated_branches_share_one_packing():
     assert not _single_use_step_chains(packed.graph)
 
 
-class TailBlock(Module):
-    """Stem conv -> one ReActNet-A block (duplicating, strided) -> pooled linear head; the block's BN +
-    residual + RPReLU either fused (its own forward) or as the chain of its modules."""
+class Tail(Module):
+    """Stem conv -> one block -> pooled linear head; the block runs its own forward (with the fused op) or
+    ``chain(block, x)``, the same computation as the chain of its modules."""
 
-    def __init__(self, fused: bool):
-        self.fused = fused
+    def __init__(self, block, channels: int, fused: bool, chain):
+        self.fused, self.chain = fused, chain
         self.stem = Conv2d(1, 8, 3, stride=2, padding=1)
-        self.block = BasicBlock(8, 16, stride=2)
-        self.head = Linear(16, 10)
+        self.block = block
+        self.head = Linear(channels, 10)
 
     def forward(self, x):
         x = self.stem(x)
-        block = self.block
-        if self.fused:
-            x = block(x)
-        else:
-            out1 = block.act_3x3(block.norm_3x3(block.conv_3x3(block.threshold_3x3.before_sign(x))) + block.shortcut(x))
-            z = block.threshold_1x1.before_sign(out1)
-            x = block.act_1x1(F.concat([b.norm(b.conv(z)) + out1 for b in block.pointwise], axis=-1))
+        x = self.block(x) if self.fused else self.chain(self.block, x)
         return self.head(F.global_avg_pool(x))
 
 
-class TailUnit(Module):
-    """Stem conv -> one FTBNN unit (groups 2: shuffle, grouped binary conv, BN, FPReLU, then the shortcut's
-    add) -> pooled linear head; the unit either fused (its own forward) or as the chain of its modules."""
+def _reactnet_chain(block, x):
+    """A ReActNet-A block (duplicating, strided): BN + residual + RPReLU as separate modules."""
+    out1 = block.act_3x3(block.norm_3x3(block.conv_3x3(block.threshold_3x3.before_sign(x))) + block.shortcut(x))
+    z = block.threshold_1x1.before_sign(out1)
+    return block.act_1x1(F.concat([b.norm(b.conv(z)) + out1 for b in block.pointwise], axis=-1))
 
-    def __init__(self, fused: bool):
-        self.fused = fused
-        self.stem = Conv2d(1, 8, 3, stride=2, padding=1)
-        self.unit = BinaryUnit(8, 8, stride=1, groups=2)
-        self.head = Linear(8, 10)
 
-    def forward(self, x):
-        x = self.stem(x)
-        unit = self.unit
-        if self.fused:
-            x = unit(x)
-        else:
-            x = unit.activation(unit.norm(unit.conv(unit.shuffle(x)))) + x
-        return self.head(F.global_avg_pool(x))
+def _ftbnn_chain(unit, x):
+    """An FTBNN unit (shuffle, grouped binary conv, BN, FPReLU, then the shortcut's add) as separate modules."""
+    return unit.activation(unit.norm(unit.conv(unit.shuffle(x)))) + x
+
+
+TAILS = {
+    "residual-before-activation": lambda fused: Tail(BasicBlock(8, 16, stride=2), 16, fused, _reactnet_chain),
+    "residual-after": lambda fused: Tail(BinaryUnit(8, 8, stride=1, groups=2), 8, fused, _ftbnn_chain),
+}
 
 
 def _canonical(graph):
@@ -326,7 +318,7 @@ def _canonical(graph):
     return nodes
 
 
-@pytest.mark.parametrize("tail", [TailBlock, TailUnit], ids=["residual-before-activation", "residual-after"])
+@pytest.mark.parametrize("tail", TAILS)
 def test_fused_block_op_compiles_to_the_chains_graph(tail):
     """BatchNormAddDPRelu lowers to the steps of the chain it fuses: trained from one seed, the fused and the
     unfused model have the same weights (training is bit for bit the same), the same compiled graph, and
@@ -334,7 +326,7 @@ def test_fused_block_op_compiles_to_the_chains_graph(tail):
     models = []
     for fused in (True, False):
         init.seed(3)
-        models.append(train_a_little(tail(fused)))
+        models.append(train_a_little(TAILS[tail](fused)))
     fused, chain = models
     for name, array in chain._state_arrays().items():
         np.testing.assert_array_equal(fused._state_arrays()[name], array, err_msg=name)
