@@ -520,6 +520,10 @@ def gate_channels_grads(g, x, gate):
     return g * gate[:, None, :], (g * x).astype(np.float64).sum(axis=1).astype(x.dtype)
 
 
+def spread_last_axis(values, k):
+    return np.repeat(values[..., None], k, axis=-1)
+
+
 def chunk_total(partial):
     """Sum over axis -2, chunk 0 first, one add at a time."""
     total = partial[..., 0, :].copy()

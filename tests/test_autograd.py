@@ -81,6 +81,18 @@ def test_reductions(shape, data):
     check_gradients(lambda t: t.max(axis=axis, keepdims=keepdims), x)
 
 
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_mean_over_a_short_last_axis_sends_back_each_value_k_times(keepdims):
+    """float32, 2-7 values (PokeBNN's channel shrink): the gradient is g / k at every one, written out
+    C-contiguous (the reshape after it is then a view), the values the broadcast view would hold."""
+    x = Tensor(np.random.default_rng(0).standard_normal((3, 5, 4)).astype(np.float32), requires_grad=True)
+    y = x.mean(axis=-1, keepdims=keepdims)
+    g = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    y.backward(g)
+    assert x.grad.flags.c_contiguous and x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, np.broadcast_to((g / 4).reshape(3, 5, 1), (3, 5, 4)))
+
+
 def test_max_shares_gradient_between_ties():
     x = Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 0.0, -1.0]]), requires_grad=True)
     x.max(axis=1).sum().backward()

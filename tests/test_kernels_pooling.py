@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import naive
 from numbnn.errors import InputError
-from numbnn.kernels.pooling import avg_pool2d, avg_pool2d_adjoint, mean
+from numbnn.kernels.pooling import avg_pool2d, avg_pool2d_adjoint, mean, spread_last_axis
 
 
 @st.composite
@@ -70,3 +70,13 @@ def test_mean_over_a_short_last_axis_is_numpys_bit_for_bit(k, rows, keepdims, se
     with np.errstate(over="ignore"):
         got, expected = mean(x, -1, keepdims), x.mean(axis=-1, keepdims=keepdims)
     np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+@settings(max_examples=20)
+@given(st.integers(1, 9), st.integers(1, 5000), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**32 - 1))
+def test_spread_last_axis(k, rows, dtype, seed):
+    """The mean's gradient over a short last axis: each value k times, C-contiguous (blocks of rows, a tail)."""
+    values = np.random.default_rng(seed).standard_normal((rows, 2)).astype(dtype)
+    got = spread_last_axis(values, k)
+    assert got.shape == (rows, 2, k) and got.flags.c_contiguous and got.dtype == dtype
+    np.testing.assert_array_equal(got, naive.spread_last_axis(values, k))

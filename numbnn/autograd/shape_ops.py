@@ -36,12 +36,16 @@ class Mean(Function):
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
         ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
+        ctx.short_last = pool_kernels.is_short_last_axis(a.shape, a.dtype, axis)
         out = pool_kernels.mean(a, axis, keepdims)  # the packed runtime's reduce calls it too
         ctx.count = a.size // max(np.size(out), 1)
         return out
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.short_last:  # a channel shrink: the same values, written out in parallel instead of a view
+            values = grad / ctx.count
+            return pool_kernels.spread_last_axis(values[..., 0] if ctx.keepdims else values, ctx.shape[-1])
         return _expand_reduced(grad / ctx.count, ctx.shape, ctx.axis, ctx.keepdims)
 
 

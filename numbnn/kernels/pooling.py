@@ -47,7 +47,7 @@ def mean(x, axis, keepdims=False) -> np.ndarray:
     and a float32 mean over a short last axis as :func:`_short_last_axis_mean`."""
     axis = axis if axis is None or np.isscalar(axis) else tuple(axis)
     axes = sorted(a % x.ndim for a in ((axis,) if np.isscalar(axis) else axis)) if axis is not None else None
-    if axes == [x.ndim - 1] and x.dtype == np.float32 and 1 < x.shape[-1] < 8:
+    if is_short_last_axis(x.shape, x.dtype, axis):
         out = _short_last_axis_mean(x)
         return out[..., None] if keepdims else out
     if axes != [1, 2] or x.ndim != 4 or x.dtype != np.float32 or x.shape[1] * x.shape[2] == 0:
@@ -55,6 +55,34 @@ def mean(x, axis, keepdims=False) -> np.ndarray:
     out = np.empty((x.shape[0], x.shape[3]), np.float32)
     _spatial_mean(np.ascontiguousarray(x), out)
     return out.reshape(x.shape[0], 1, 1, x.shape[3]) if keepdims else out
+
+
+def is_short_last_axis(shape, dtype, axis) -> bool:
+    """Whether :func:`mean` over ``axis`` of a ``shape`` / ``dtype`` array takes the short-last-axis path."""
+    if axis is None or not len(shape):
+        return False
+    axes = sorted(a % len(shape) for a in ((axis,) if np.isscalar(axis) else axis))
+    return axes == [len(shape) - 1] and dtype == np.float32 and 1 < shape[-1] < 8
+
+
+def spread_last_axis(values, k: int) -> np.ndarray:
+    """``values`` [...] repeated ``k`` times along a new last axis, as a C-contiguous [..., k] array: the
+    gradient of a mean over a short last axis, written in parallel (numpy's broadcast view of it would be
+    copied on one thread by the reshape that follows it in PokeBNN's channel shrink)."""
+    flat = np.ascontiguousarray(values).reshape(-1)
+    out = np.empty((flat.size, k), dtype=flat.dtype)
+    _spread_rows(flat, out)
+    return out.reshape(np.shape(values) + (k,))
+
+
+@nb.njit(parallel=True, cache=True)
+def _spread_rows(values, out):
+    rows, k = out.shape
+    for block in nb.prange((rows + _MEAN_ROW_BLOCK - 1) // _MEAN_ROW_BLOCK):
+        for r in range(block * _MEAN_ROW_BLOCK, min(rows, (block + 1) * _MEAN_ROW_BLOCK)):
+            v = values[r]
+            for j in range(k):
+                out[r, j] = v
 
 
 def _short_last_axis_mean(x) -> np.ndarray:
