@@ -64,6 +64,8 @@ def test_channel_gate():
         F.channel_gate(x, gate.reshape(2, 1, 1, 5))
     with pytest.raises(InputError, match="gate must be"):
         F.channel_gate(x, gate.astype(np.float32))
+    with pytest.raises(InputError, match="batch and a channel axis"):
+        F.channel_gate(x[0, 0, 0], gate[0])
 
 
 def test_channel_shuffle():

@@ -28,9 +28,11 @@ def channel_gate(x, gate) -> Tensor:
     """x * gate[:, None, ..., None, :]: one weight per image and channel of an [N, ..., C] map, gate [N, C]
     (a squeeze-and-excitation gate, Hu et al., arXiv 1709.01507, Sec. 3.2: the "scale" step)."""
     x, gate = _tensor(x), _tensor(gate)
-    if x.ndim < 2 or gate.shape != (x.shape[0], x.shape[-1]) or gate.dtype != x.dtype:
-        raise InputError(f"gate must be [N, C] = {(x.shape[0], x.shape[-1]) if x.ndim >= 2 else '?'} of x's dtype "
-                         f"{x.dtype}, got {gate.shape} {gate.dtype} for x {x.shape}")
+    if x.ndim < 2:
+        raise InputError(f"x must have a batch and a channel axis, got shape {x.shape}")
+    if gate.shape != (x.shape[0], x.shape[-1]) or gate.dtype != x.dtype:
+        raise InputError(f"gate must be [N, C] = {(x.shape[0], x.shape[-1])} of x's dtype {x.dtype}, "
+                         f"got {gate.shape} {gate.dtype} for x {x.shape}")
     return ChannelGate.apply(x, gate)
 
 
