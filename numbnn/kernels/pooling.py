@@ -169,7 +169,9 @@ def _avg_pool_adjoint(grad, kh, kw, sh, sw, pt, pl, dx):
                 ox0, ox1 = max(0, -(-(ix + pl - kw + 1) // sw)), min(wo, (ix + pl) // sw + 1)
                 for ox in range(ox0, ox1):
                     x0, x1 = _span(ox * sw - pl, kw, w)
-                    count = (y1 - y0) * (x1 - x0)
+                    # as a float32 (exact for any window), so float32 gradients divide and add in float32
+                    # and the loop vectorises; an integer count made every term a float64 division
+                    count = np.float32((y1 - y0) * (x1 - x0))
                     source = grad[n, oy, ox]
                     for ch in range(c):
                         target[ch] += source[ch] / count
