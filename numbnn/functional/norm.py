@@ -208,7 +208,10 @@ class BatchNormAddDPRelu(Function):
             if needs[5 * k]:
                 dx = _input_grad(h, x2, mean, inv_std, gamma, dbeta, dgamma, ctx.training).reshape(grad.shape[:-1] + (c,))
             part_grads += [dx, dgamma, dbeta, None, None]
-            dr = g2 if ctx.add_after else h if dr is None else add_arrays(dr, h)  # r feeds every part
+            if ctx.add_after:  # r was added after the activation: its gradient is g itself
+                dr = g2
+            else:  # r feeds every part
+                dr = h if dr is None else add_arrays(dr, h)
         d_pos, d_neg, sum_h, sum_g, _ = sums
         return (*part_grads, dr.reshape(grad.shape[:-1] + (c,)), d_pos if with_pos else None, d_neg, -sum_h, -sum_g)
 
