@@ -61,11 +61,12 @@ def _sign_weight_grad(x, grad2, s, pad_value):
     g = s.geom
     geometry = ((g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw))
     bits = kernels.pack_sign_columns(x, *geometry, groups=s.groups)
-    dw = kernels.sign_rows_matmul(bits, grad2, s.groups)  # [K/G, O]
+    dw = kernels.sign_rows_matmul(bits, grad2, s.groups).T  # [O, K/G], C-contiguous
     if pad_value != 1 and (g.ph or g.pw):
         padded = kernels.padding_tap_sums(grad2, (s.h, s.w), *geometry)  # [taps, O]
-        dw -= np.repeat((1 - pad_value) * padded, s.c // s.groups, axis=0).astype(dw.dtype)
-    return np.ascontiguousarray(dw.T).reshape(s.o, g.kh, g.kw, s.c // s.groups)
+        per_tap = dw.reshape(s.o, g.kh * g.kw, s.c // s.groups)  # a view: the correction runs in place
+        per_tap -= ((1 - pad_value) * padded.T).astype(dw.dtype)[:, :, None]
+    return dw.reshape(s.o, g.kh, g.kw, s.c // s.groups)
 
 
 def _binary_conv_sums(x, w, s, pad_value):
