@@ -460,6 +460,16 @@ def ste_grad(grad, x, clip):
     return grad * (np.abs(x) <= clip)
 
 
+def scaled_sign_rows(w, scale):
+    """scale[o] * sign(w[o, k]) for a [O, K] weight matrix."""
+    return (sign(w) * scale[:, None]).astype(w.dtype)
+
+
+def scaled_ste_grad_rows(grad, w, scale, clip):
+    """grad[o, k] * scale[o] where |w[o, k]| <= clip, else 0."""
+    return np.where(np.abs(w) <= clip, grad * scale[:, None], 0).astype(grad.dtype)
+
+
 def approx_sign_grad(grad, x):
     """ApproxSign's gradient grad * max(0, 2 - 2|x|), computed in float64 and rounded once."""
     return (grad.astype(np.float64) * np.maximum(0, 2 - 2 * np.abs(x.astype(np.float64)))).astype(x.dtype)

@@ -28,6 +28,23 @@ def test_sign_and_its_straight_through_gradients(case):
 
 @settings(max_examples=25)
 @given(rows_channels())
+def test_scaled_sign_rows_and_their_straight_through_gradient(case):
+    """Weight rows [O, K] (the case's channels as rows), one scale per row, exact against the twins."""
+    x, (scale, clip, *_), g = case
+    w, grad = np.ascontiguousarray(x.T), np.ascontiguousarray(g.T)
+    clip = float(abs(clip[0])) + 0.1
+    out = _activation_kernels.scaled_sign_rows(w, scale, np.empty_like(w))
+    np.testing.assert_array_equal(out, naive.scaled_sign_rows(w, scale))
+    expected = naive.scaled_ste_grad_rows(grad, w, scale, clip)
+    np.testing.assert_array_equal(_activation_kernels.scaled_ste_grad_rows(grad, w, scale, clip, np.empty_like(grad)),
+                                  expected)
+    inplace = grad.copy()
+    _activation_kernels.scaled_ste_grad_rows(inplace, w, scale, clip, inplace)
+    np.testing.assert_array_equal(inplace, expected)
+
+
+@settings(max_examples=25)
+@given(rows_channels())
 def test_dprelu_forward_and_backward(case):
     x, (a, b, c, d), g = case
     np.testing.assert_allclose(_activation_kernels.dprelu_forward(x, a, b, c, d), naive.dprelu_forward(x, a, b, c, d),

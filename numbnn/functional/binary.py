@@ -25,6 +25,7 @@ from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
 from numbnn.functional.conv import blocked_backward, columns, conv_shape
 from numbnn.functional.quantizers import STE_SIGN, Quantizer, binary_quantizer, check_clip, sign_values, ste_backward
+from numbnn.kernels import activations as _activation_kernels
 from numbnn.kernels import channels as _channel_kernels
 
 def _sign_columns(x, s, pad_value, out=None):
@@ -69,6 +70,21 @@ def _sign_weight_grad(x, grad2, s, pad_value):
     return dw.reshape(s.o, g.kh, g.kw, s.c // s.groups)
 
 
+def _scaled_signs(w, scale_rows):
+    """scale_o * sign(w_o) for the weights w [O, ...] (one pass)."""
+    rows = np.ascontiguousarray(w).reshape(len(w), -1)
+    return _activation_kernels.scaled_sign_rows(rows, scale_rows, np.empty_like(rows)).reshape(w.shape)
+
+
+def _scaled_ste(grad, w, scale_rows, clip):
+    """grad * scale_o * 1{|w| <= clip}, the weight gradient through scale_o * sign(w) (in place when
+    ``grad`` is C-contiguous)."""
+    rows = grad.reshape(len(grad), -1)
+    out = _activation_kernels.scaled_ste_grad_rows(rows, np.ascontiguousarray(w).reshape(len(w), -1), scale_rows,
+                                                   clip, rows)
+    return out.reshape(w.shape)
+
+
 def _binary_conv_sums(x, w, s, pad_value):
     """conv2d(sign(x), sign(w)) on packed bits: exact int32 sums [N*Ho*Wo, O]."""
     g = s.geom
@@ -107,13 +123,9 @@ class BinaryConv2d(Function):
         grad2 = np.ascontiguousarray(grad).reshape(s.rows, s.o)
         dscale = np.einsum("mo,mo->o", grad2, conv) if need_scale else None
         # scale_o multiplies output channel o: fold it into the +-1 weight rows for dx, and into dW's
-        # rows afterwards, rather than rescaling the whole gradient.
-        sign_w = sign_values(w)
-        if scale is not None:
-            scale_rows = np.asarray(scale, dtype=sign_w.dtype).reshape(-1, 1, 1, 1)
-            weight = sign_w * scale_rows
-        else:
-            scale_rows, weight = None, sign_w
+        # rows afterwards (each a single pass over the weights), rather than rescaling the whole gradient.
+        scale_rows = None if scale is None else np.ascontiguousarray(np.broadcast_to(scale, (s.o,)), dtype=w.dtype)
+        weight = sign_values(w) if scale_rows is None else _scaled_signs(w, scale_rows)
         lookup = need_w and _lookup_weight_grad(x, grad2, s)
         dsx, dsw = blocked_backward(
             grad2, lambda n0, n1, block, out: _sign_columns(x[n0:n1], block, pad_value, out), weight, s, need_x,
@@ -122,9 +134,9 @@ class BinaryConv2d(Function):
         if lookup:
             dsw = _sign_weight_grad(x, grad2, s, pad_value)
         dx = act_quantizer.backward(dsx, x, act_clip, out=dsx) if need_x else None  # in place: dsx is fresh
-        if need_w and scale_rows is not None:
-            dsw *= scale_rows
-        dw = ste_backward(dsw, w, weight_clip, out=dsw) if need_w else None
+        dw = None
+        if need_w:
+            dw = ste_backward(dsw, w, weight_clip, out=dsw) if scale_rows is None else _scaled_ste(dsw, w, scale_rows, weight_clip)
         return dx, dw, dscale
 
 

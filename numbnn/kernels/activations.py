@@ -1,5 +1,5 @@
 """Fused, parallel Numba loops of the activations and their straight-through gradients: sign, the
-clipped STE, ApproxSign, PokeBNN's DPReLU (forward, and backward with its per-channel parameter sums).
+clipped STE (also per weight row with the layer's scale), ApproxSign, PokeBNN's DPReLU (forward, and backward with its per-channel parameter sums).
 
 Layout, naive twins and the chunked reductions follow the conventions in :mod:`numbnn.kernels.channels`.
 """
@@ -22,6 +22,30 @@ def ste_grad(grad, x, clip, out):
     """out = grad * 1{|x| <= clip}; ``out`` may be ``grad`` itself."""
     for i in nb.prange(x.size):
         out[i] = grad[i] if abs(x[i]) <= clip else 0.0
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def scaled_sign_rows(w, scale, out):
+    """out[o, k] = scale[o] * sign(w[o, k]): a binary layer's +1/-1 weight rows times their per-output-channel
+    scale (XNOR-Net's alpha), one pass instead of a sign pass and a multiply pass."""
+    rows, k = w.shape
+    for o in nb.prange(rows):
+        s = scale[o]
+        for j in range(k):
+            out[o, j] = -s if w[o, j] < 0 else s
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def scaled_ste_grad_rows(grad, w, scale, clip, out):
+    """out[o, k] = grad[o, k] * scale[o] where |w[o, k]| <= clip, else 0: the weight gradient of
+    scale * sign(w) through the clipped STE, in one pass; ``out`` may be ``grad`` itself."""
+    rows, k = w.shape
+    for o in nb.prange(rows):
+        s = scale[o]
+        for j in range(k):
+            out[o, j] = grad[o, j] * s if abs(w[o, j]) <= clip else 0.0
     return out
 
 
