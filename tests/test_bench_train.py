@@ -45,6 +45,17 @@ def test_bench_train_cli_json():
     assert "images/s" in result.stderr
 
 
+def test_bench_train_cli_takes_model_arguments():
+    """--model-arg reaches the timed model (typed as for `numbnn train`); a bad one is one clear error line."""
+    base = ["bench", "train", "--model", "bnn-small", "--batch-size", "2", "--steps", "1", "--warmup", "0",
+            "--threads", "1", "--json"]
+    result = CliRunner().invoke(app, base + ["--model-arg", "widths=8,8,16,16,16"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["model_args"] == {"widths": [8, 8, 16, 16, 16]}
+    bad = CliRunner().invoke(app, base + ["--model-arg", "no_such_argument=1"])
+    assert bad.exit_code != 0 and "no_such_argument" in bad.output and "Traceback" not in bad.output
+
+
 def test_bad_arguments_raise_input_error():
     with pytest.raises(InputError, match="steps"):
         time_train_steps("bnn-small", batch_size=4, steps=0)

@@ -67,6 +67,9 @@ def _table(results: dict) -> Table:
 @handle_errors
 def train(
     model: str = typer.Option("reactnet-a", help="Registered model name (its recipe's optimizer and schedule)."),
+    model_arg: Optional[list[str]] = typer.Option(
+        None, "--model-arg", help="Model constructor argument KEY=VALUE, repeatable, as for `numbnn train` "
+        "(e.g. --model-arg widths=48,96,192,192,384,384)."),
     batch_size: int = typer.Option(128, min=1, help="Images per step."),
     steps: int = typer.Option(20, min=1, help="Timed steps; the median is reported."),
     warmup: int = typer.Option(3, min=0, help="Untimed steps after the cold first one."),
@@ -79,11 +82,14 @@ def train(
     and the load average (wall times on a busy machine are not comparable)."""
     # deferred: keeps `numbnn --help` fast (start-up time)
     from numbnn.bench.train import profile_train_step, time_train_steps
+    from numbnn.models.model_args import parse_model_args
 
+    model_args = parse_model_args(model, model_arg or [])
     with console.status(f"timing {model} training steps"):
-        results = time_train_steps(model, batch_size, steps, warmup, threads)
+        results = time_train_steps(model, batch_size, steps, warmup, threads, model_args)
         if profile:
-            results["profile"] = profile_train_step(model, batch_size, threads=threads, clock="cpu" if threads == 1 else "wall")
+            results["profile"] = profile_train_step(model, batch_size, threads=threads, model_args=model_args,
+                                                    clock="cpu" if threads == 1 else "wall")
     table = Table(title=f"{model} training step, batch {batch_size}, threads {results['threads']['numba']}, "
                         f"load {results['load_average_1min'][0]}")
     for column in ("ms/step", "CPU ms/step", "images/s", "s/epoch", "cold first step s"):
