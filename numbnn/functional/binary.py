@@ -134,9 +134,12 @@ class BinaryConv2d(Function):
         if lookup:
             dsw = _sign_weight_grad(x, grad2, s, pad_value)
         dx = act_quantizer.backward(dsx, x, act_clip, out=dsx) if need_x else None  # in place: dsx is fresh
-        dw = None
-        if need_w:
-            dw = ste_backward(dsw, w, weight_clip, out=dsw) if scale_rows is None else _scaled_ste(dsw, w, scale_rows, weight_clip)
+        if not need_w:
+            dw = None
+        elif scale_rows is None:
+            dw = ste_backward(dsw, w, weight_clip, out=dsw)
+        else:
+            dw = _scaled_ste(dsw, w, scale_rows, weight_clip)
         return dx, dw, dscale
 
 

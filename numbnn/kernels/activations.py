@@ -1,5 +1,6 @@
 """Fused, parallel Numba loops of the activations and their straight-through gradients: sign, the
-clipped STE (also per weight row with the layer's scale), ApproxSign, PokeBNN's DPReLU (forward, and backward with its per-channel parameter sums).
+clipped STE (also per weight row with the layer's scale), ApproxSign, PokeBNN's DPReLU (forward, and
+backward with its per-channel parameter sums).
 
 Layout, naive twins and the chunked reductions follow the conventions in :mod:`numbnn.kernels.channels`.
 """
