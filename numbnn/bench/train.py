@@ -39,7 +39,7 @@ from numbnn.models import build_model
 from numbnn.train.config import make_config
 from numbnn.train.data import normalize
 from numbnn.train.loop import train_step
-from numbnn.train.memory import retain_freed_memory
+from numbnn.memory import retain_freed_memory
 from numbnn.train.optimizers import build_optimizer
 from numbnn.threads import default_threads, set_threads
 

@@ -13,6 +13,7 @@ from numbnn.checks import check_int
 from numbnn.errors import CheckpointError, InputError, NumbnnError
 from numbnn.inference.format import read_graph, write_graph
 from numbnn.inference.graph import Graph, Program
+from numbnn.memory import retain_freed_memory
 from numbnn.threads import default_threads
 
 DEFAULT_BATCH = 256
@@ -71,7 +72,8 @@ class PackedModel:
 
         Unless :func:`numbnn.threads.set_threads` was called, the first call applies numbnn's thread
         default, as training does: all of Numba's threads, BLAS on one thread, float products split
-        over the threads (process-wide; see :mod:`numbnn.threads`)."""
+        over the threads (process-wide; see :mod:`numbnn.threads`). It also keeps freed large arrays in
+        the process for the next batch (:mod:`numbnn.memory`)."""
         check_int(batch_size, "batch_size")
         x = self.prepare(images)
         if len(x) == 0:
@@ -83,6 +85,7 @@ class PackedModel:
     def _run(self, x: np.ndarray) -> np.ndarray:
         """The program's output; a failure of a checked graph (a crafted file validation let through) is
         reported as a bad model file, not as a traceback."""
+        retain_freed_memory()
         default_threads()
         try:
             return self.program.run(x)

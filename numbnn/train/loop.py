@@ -23,7 +23,7 @@ from numbnn.train.checkpoint import TrainingState, restore_optimizer, save_train
 from numbnn.train.config import TrainConfig
 from numbnn.train.data import Augmentation, BatchIterator
 from numbnn.train.float_evaluation import evaluate, predict_logits
-from numbnn.train.memory import retain_freed_memory
+from numbnn.memory import retain_freed_memory
 from numbnn.threads import default_threads
 from numbnn.train.optimizers import build_optimizer
 from numbnn.train.signals import StopRequest

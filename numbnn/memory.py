@@ -1,11 +1,14 @@
-"""Keep freed heap memory in the process, so the same large arrays every step do not page-fault.
+"""Keep freed heap memory in the process, so the same large arrays every call do not page-fault.
 
 A training step allocates and frees the same large temporaries each time (activations, gradients,
-column blocks). With glibc's defaults, blocks above the mmap threshold (adapting up to 32 MiB) are
-unmapped on free and the top of the heap is trimmed, so the next step page-faults the memory back
-in, zero-filled by the kernel: on ``reactnet-a`` at batch 128 about 15,000 minor faults and 55 ms of
-system time per step, a tenth of the step. Raising both thresholds keeps freed blocks for reuse
-(resident memory stays at the step's peak). Linux with glibc only; elsewhere nothing changes.
+column blocks), and so does a packed model's batch (one fresh output array per graph node, up to tens of
+MB at batch 256). With glibc's defaults, blocks above the mmap threshold (adapting up to 32 MiB) are
+unmapped on free and the top of the heap is trimmed, so the next call page-faults the memory back in,
+zero-filled by the kernel: on ``reactnet-a`` at batch 128 about 15,000 minor faults and 55 ms of
+system time per training step, a tenth of the step; on a packed ``reactnet-a`` at batch 256 about
+2,100 faults per batch. Raising both thresholds keeps freed blocks for reuse (resident memory stays at
+the peak of a step or batch). Training and packed inference call :func:`retain_freed_memory` first.
+Linux with glibc only; elsewhere nothing changes.
 """
 
 import ctypes
