@@ -283,9 +283,12 @@ def pack_acc_below(acc, thresholds, flip, groups):
     return pack_grouped((acc < thresholds) != flip, groups)
 
 
-def gather_pack(x, index, fill, thresholds, groups):
-    """:func:`pack_below` of the rearranged rows (index [rows, C])."""
-    values = np.where(index >= 0, x[:, np.maximum(index, 0)], fill[np.maximum(-1 - index, 0)] if fill.size else 0)
+def gather_pack(x, index, shift, fill, thresholds, groups):
+    """:func:`pack_below` of the rearranged rows (index [rows, C]), ``shift`` [source channels] (or
+    empty: none) of each moved element's source channel added in float32."""
+    source = np.maximum(index, 0)
+    moved = (x[:, source] + shift[source % shift.size]).astype(np.float32) if shift.size else x[:, source]
+    values = np.where(index >= 0, moved, fill[np.maximum(-1 - index, 0)] if fill.size else 0)
     return pack_below(values.reshape(-1, index.shape[-1]), thresholds, groups)
 
 

@@ -254,6 +254,19 @@ def test_zero_padded_residuals_are_read_unpadded(test_images):
     assert_parity(float_logits(model, normalize(images)), packed.predict(images))
 
 
+def test_rbnet_shifts_are_added_while_gathering(test_images):
+    """RB-Net's balanced activation shifts x by t before every reshaped conv's space-to-depth: each
+    gather_pack adds t itself (its shift), no steps node is left doing only that add, and the logits
+    still equal the float model's."""
+    model = trained("rbnet")
+    packed = compile(model)
+    gathers = [n for n in packed.graph.nodes if n.op == "gather_pack"]
+    assert len(gathers) >= 6 and all("shift" in n.consts for n in gathers)
+    assert not any(n.op == "elementwise" and n.attrs["stages"] in (["add"], ["sub"]) for n in packed.graph.nodes)
+    images, _ = test_images
+    assert_parity(float_logits(model, normalize(images)), packed.predict(images))
+
+
 def test_duplicated_branches_share_one_packing():
     packed = compile(build_model("reactnet-a"))
     counts = packed.op_counts()

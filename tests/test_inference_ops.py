@@ -294,6 +294,30 @@ def test_fused_conv_that_packs_its_output_equals_steps_then_pack(batch, size, gr
         == [Spec("float32", got.shape[1:]), Spec("uint64", packed.shape[1:])]
 
 
+def _movement_nodes(move: str, source: int = 0):
+    """Movement nodes on an [N, 4, 6, 12] value ``source``, writing values source + 1 .. source + 3."""
+    from numbnn.inference.graph import Node
+
+    v = [source + i for i in range(4)]
+    if move == "shuffle":
+        nodes = [Node("reshape", [v[0]], v[1], {"shape": [{"batch": 1}, 4, 6, 3, 4]}),
+                 Node("transpose", [v[1]], v[2], {"axes": [0, 1, 2, 4, 3]}),
+                 Node("reshape", [v[2]], v[3], {"shape": [{"batch": 1}, 4, 6, 12]})]
+    elif move == "space_to_depth":
+        nodes = [Node("reshape", [v[0]], v[1], {"shape": [{"batch": 1}, 2, 2, 3, 2, 12]}),
+                 Node("transpose", [v[1]], v[2], {"axes": [0, 1, 3, 2, 4, 5]}),
+                 Node("reshape", [v[2]], v[3], {"shape": [{"batch": 1}, 2, 3, 48]})]
+    elif move == "shift":
+        nodes = [Node("slice", [v[0]], v[1], {"index": [[None, None, None], [-1, None, None]]}),
+                 Node("slice", [v[0]], v[2], {"index": [[None, None, None], [None, -1, None]]}),
+                 Node("concat", [v[1], v[2]], v[3], {"axis": 1})]
+    else:
+        nodes = [Node("pad", [v[0]], v[1], {"pad_width": [[0, 0], [1, 0], [0, 1], [0, 0]], "value": 1.0}),
+                 Node("slice", [v[1]], v[2], {"index": [[None, None, None], [None, None, None], [1, None, None]]}),
+                 Node("pad", [v[2]], v[3], {"pad_width": [[0, 0], [0, 0], [0, 0], [0, 4]], "value": -2.0})]
+    return nodes
+
+
 @settings(max_examples=30)
 @given(st.sampled_from(["shuffle", "space_to_depth", "shift", "pad"]), st.integers(1, 3), st.integers(0, 2**32 - 1))
 def test_gather_pack_equals_packing_the_moved_tensor(move, batch, seed):
@@ -302,22 +326,7 @@ def test_gather_pack_equals_packing_the_moved_tensor(move, batch, seed):
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, 4, 6, 12)).astype(np.float32)
-    if move == "shuffle":
-        nodes = [Node("reshape", [0], 1, {"shape": [{"batch": 1}, 4, 6, 3, 4]}),
-                 Node("transpose", [1], 2, {"axes": [0, 1, 2, 4, 3]}),
-                 Node("reshape", [2], 3, {"shape": [{"batch": 1}, 4, 6, 12]})]
-    elif move == "space_to_depth":
-        nodes = [Node("reshape", [0], 1, {"shape": [{"batch": 1}, 2, 2, 3, 2, 12]}),
-                 Node("transpose", [1], 2, {"axes": [0, 1, 3, 2, 4, 5]}),
-                 Node("reshape", [2], 3, {"shape": [{"batch": 1}, 2, 3, 48]})]
-    elif move == "shift":
-        nodes = [Node("slice", [0], 1, {"index": [[None, None, None], [-1, None, None]]}),
-                 Node("slice", [0], 2, {"index": [[None, None, None], [None, -1, None]]}),
-                 Node("concat", [1, 2], 3, {"axis": 1})]
-    else:
-        nodes = [Node("pad", [0], 1, {"pad_width": [[0, 0], [1, 0], [0, 1], [0, 0]], "value": 1.0}),
-                 Node("slice", [1], 2, {"index": [[None, None, None], [None, None, None], [1, None, None]]}),
-                 Node("pad", [2], 3, {"pad_width": [[0, 0], [0, 0], [0, 0], [0, 4]], "value": -2.0})]
+    nodes = _movement_nodes(move)
     channels = Program(Graph(nodes, 0, 3, Spec("float32", x.shape[1:]))).specs[3].shape[-1]
     threshold = rng.standard_normal(channels).astype(np.float32)
     pack = Node("pack", [3], 4, {"groups": 2}, {"threshold": threshold})
@@ -333,6 +342,36 @@ def test_gather_pack_equals_packing_the_moved_tensor(move, batch, seed):
     expected = Program(graph).run(x)
     fold_movements_into_steps(graph)
     assert [n.op for n in graph.nodes] == ["elementwise"] and "moves" in graph.nodes[0].attrs
+    np.testing.assert_array_equal(Program(graph).run(x), expected)
+
+
+@settings(max_examples=30)
+@given(st.sampled_from(["shuffle", "space_to_depth", "shift", "pad"]), st.sampled_from(["add", "sub"]), st.booleans(),
+       st.integers(0, 2**32 - 1))
+def test_a_shift_before_the_moves_is_added_by_the_gather_pack(move, stage, earlier_steps, seed):
+    """x + b (or x - b) moved around and packed: the gather_pack adds b itself and the steps node goes
+    (or loses its last step), bit for bit; sums that are exactly 0 included."""
+    from numbnn.inference.fuse.movements import fold_movements_into_packs
+    from numbnn.inference.fuse.packs import fold_shifts_into_gather_packs
+    from numbnn.inference.graph import Graph, Node, Program
+
+    rng = np.random.default_rng(seed)
+    b = rng.standard_normal(12).astype(np.float32)
+    x = rng.standard_normal((2, 4, 6, 12)).astype(np.float32)
+    x[:, ::2, ::3] = -b if stage == "add" else b  # x + b == 0 exactly on these pixels
+    stages = (["affine"] if earlier_steps else []) + [stage]
+    affine = np.stack([rng.uniform(0.5, 2.0, 12), rng.standard_normal(12)]).astype(np.float32)
+    params = np.concatenate([affine, b[None]]) if earlier_steps else b[None]
+    steps = Node("elementwise", [0], 1, {"stages": stages}, {"params": params})
+    nodes = [steps] + _movement_nodes(move, source=1)
+    channels = Program(Graph(copy.deepcopy(nodes), 0, 4, Spec("float32", x.shape[1:]))).specs[4].shape[-1]
+    pack = Node("pack", [4], 5, {"groups": 1}, {"threshold": np.zeros(channels, np.float32)})
+    graph = Graph(nodes + [pack], 0, 5, Spec("float32", x.shape[1:]))
+    expected = Program(graph).run(x)
+    fold_movements_into_packs(graph)
+    fold_shifts_into_gather_packs(graph)
+    assert [n.op for n in graph.nodes] == (["elementwise"] if earlier_steps else []) + ["gather_pack"]
+    assert "shift" in graph.nodes[-1].consts
     np.testing.assert_array_equal(Program(graph).run(x), expected)
 
 

@@ -43,16 +43,43 @@ def test_pack_acc_below_matches_naive(rows, groups, per_group, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 40), st.sampled_from([1, 2]), channel_counts, st.integers(0, 2**32 - 1))
-def test_gather_pack_matches_naive(batch, rows, groups, per_group, seed):
-    """Any index map: elements of the image in any order, repeated, or padding constants (negative)."""
+@given(st.integers(1, 3), st.integers(1, 40), st.sampled_from([1, 2]), channel_counts, st.booleans(), st.integers(0, 2**32 - 1))
+def test_gather_pack_matches_naive(batch, rows, groups, per_group, in_runs, seed):
+    """Any index map: elements of the image in any order, repeated, or padding constants (negative),
+    with or without a shift of their source channel; or maps made of runs of consecutive elements of
+    one source pixel and runs of padding (space-to-depth's shape), read run by run."""
     rng = np.random.default_rng(seed)
     channels = groups * per_group
-    source = int(rng.integers(1, 200))
-    x = rng.standard_normal((batch, source)).astype(np.float32)
+    source_channels = int(rng.choice([d for d in range(1, channels + 1) if channels % d == 0])) if in_runs \
+        else int(rng.integers(1, 9))
+    pixels = int(rng.integers(1, 30))
+    x = rng.standard_normal((batch, pixels * source_channels)).astype(np.float32)
     fill = rng.standard_normal(3).astype(np.float32)
-    index = rng.integers(-3, source, (rows, channels)).astype(np.int32)
+    if in_runs:  # chunks of `run` elements: a whole aligned run of one pixel, or padding
+        built = int(rng.choice([d for d in range(1, source_channels + 1) if source_channels % d == 0]))
+        starts = rng.integers(0, pixels, (rows, channels // built)) * source_channels \
+            + rng.integers(0, source_channels // built, (rows, channels // built)) * built
+        starts = np.where(rng.random(starts.shape) < 0.2, -1 - rng.integers(0, 3, starts.shape), starts)
+        index = np.where(starts[..., None] >= 0, starts[..., None] + np.arange(built), starts[..., None])
+        index = index.reshape(rows, channels).astype(np.int32)
+    else:
+        index = rng.integers(-3, pixels * source_channels, (rows, channels)).astype(np.int32)
     thresholds = rng.standard_normal(channels).astype(np.float32)
+    shift = rng.standard_normal(source_channels if rng.integers(0, 2) else 0).astype(np.float32)
+    run, first_channel = tp.gather_runs(index.reshape(-1), channels, source_channels)
+    assert not in_runs or run >= built  # the runs it was built from qualify, so the longest is no shorter
     packed = np.empty((batch * rows, _words(channels, groups)), np.uint64)
-    tp.gather_pack(x, index.reshape(-1), fill, thresholds, groups, packed)
-    np.testing.assert_array_equal(packed, naive.gather_pack(x, index, fill, thresholds, groups))
+    tp.gather_pack(x, index.reshape(-1), run, first_channel, shift, fill, thresholds, groups, packed)
+    np.testing.assert_array_equal(packed, naive.gather_pack(x, index, shift, fill, thresholds, groups))
+
+
+def test_gather_runs_finds_whole_pixels_and_single_channels():
+    """Space-to-depth (2x2 cells of 3 channels into 12) moves whole pixels: runs of 3; a channel shuffle
+    moves single channels; a row that starts inside a pixel's channels cannot use a longer run."""
+    cells = (np.arange(4 * 4 * 3).reshape(2, 2, 2, 2, 3).transpose(0, 2, 1, 3, 4).reshape(-1)).astype(np.int32)
+    run, first = tp.gather_runs(cells, 12, 3)
+    assert run == 3 and (first == 0).all()
+    shuffled = np.arange(6 * 4).reshape(6, 2, 2).transpose(0, 2, 1).reshape(-1).astype(np.int32)
+    assert tp.gather_runs(shuffled, 4, 4)[0] == 1
+    shifted = np.arange(1, 9, dtype=np.int32)  # rows of 4 starting at channel 1 of 4-channel pixels
+    assert tp.gather_runs(shifted, 4, 4)[0] == 1

@@ -118,23 +118,70 @@ def pack_acc_below(acc, thresholds, flip, groups, packed):
                 packed[r, g * words + j] = word
 
 
-@nb.njit(f"void({ROWS}, int32[::1], float32[::1], float32[::1], int64, {WORDS})", parallel=True, cache=True)
-def gather_pack(x, index, fill, thresholds, groups, packed):
+def gather_runs(index: np.ndarray, channels: int, source_channels: int) -> tuple[int, np.ndarray]:
+    """(run, first_channel) for :func:`gather_pack`: the longest run L (a divisor of ``channels``) such that
+    every aligned L-element chunk of every rearranged row is L consecutive elements of one source pixel,
+    or L padding constants; first_channel int32 [index.size / L], each chunk's first source channel (0
+    for padding). Space-to-depth moves whole pixels (L = C), a channel shuffle single channels (L = 1)."""
+    for run in range(channels, 0, -1):
+        if channels % run:
+            continue
+        chunks = index.reshape(-1, run).astype(np.int64)
+        first = chunks[:, 0]
+        consecutive = (chunks == first[:, None] + np.arange(run)).all(axis=1) & (first % source_channels + run <= source_channels)
+        padding = (chunks < 0).all(axis=1)
+        if (((first >= 0) & consecutive) | padding).all():
+            return run, np.where(first >= 0, first % source_channels, 0).astype(np.int32)
+    raise AssertionError("unreachable: runs of 1 always qualify")
+
+
+@nb.njit(f"void({ROWS}, int32[::1], int64, int32[::1], float32[::1], float32[::1], float32[::1], int64, {WORDS})",
+         parallel=True, cache=True)
+def gather_pack(x, index, run, first_channel, shift, fill, thresholds, groups, packed):
     """Like :func:`pack_below` for a rearranged view of x: element e of an image's rearranged slice is
-    x_image.flat[index[e]], or fill[-1 - index[e]] where index is negative (a padding constant).
-    ``x`` [N, S] (one flattened image per row), ``packed`` [N * rows, words] with rows * C = index.size."""
+    float32(x_image.flat[index[e]] + shift[its source channel]), or fill[-1 - index[e]] where index is
+    negative (a padding constant). ``shift`` [source channels, or 0 for none] is a per-channel add before
+    the rearrangement (RB-Net's activation shift), done here instead of in a pass of its own: the same
+    float32 sum.
+    ``run``/``first_channel`` (:func:`gather_runs`) let whole runs of consecutive elements be read as
+    one contiguous (vector) loop. ``x`` [N, S] (one flattened image per row), ``packed`` [N * rows, words]
+    with rows * C = index.size. As in :func:`pack_rows_below`, a block's differences are all written
+    before any row is packed."""
     n = x.shape[0]
     channels = thresholds.size
     rows = index.size // channels
+    chunks = channels // run
     per_group = channels // groups
     words = (per_group + 63) // 64
     tasks = n * rows
+    shifted = shift.size > 0
     for block in nb.prange((tasks + ROW_BLOCK - 1) // ROW_BLOCK):
-        difference = np.zeros(channels + 64, np.float32)
-        for task in range(block * ROW_BLOCK, min(tasks, (block + 1) * ROW_BLOCK)):
+        first, last = block * ROW_BLOCK, min(tasks, (block + 1) * ROW_BLOCK)
+        difference = np.zeros((ROW_BLOCK, channels + 64), np.float32)  # room for a full 64-lane read at the tail
+        for task in range(first, last):
             b, row = task // rows, task % rows
-            for c in range(channels):
-                source = index[row * channels + c]
-                value = x[b, source] if source >= 0 else fill[-1 - source]
-                difference[c] = value - thresholds[c]
-            _pack_signs_row(difference, groups, words, per_group, packed[task])
+            image, out = x[b], difference[task - first]
+            if run == 1:  # element by element (a channel shuffle)
+                for c in range(channels):
+                    source = index[row * channels + c]
+                    if source >= 0:
+                        value = image[source] + shift[first_channel[row * channels + c]] if shifted else image[source]
+                    else:
+                        value = fill[-1 - source]
+                    out[c] = value - thresholds[c]
+                continue
+            for k in range(chunks):
+                c0, element = k * run, row * channels + k * run
+                source = index[element]
+                if source >= 0 and shifted:
+                    s0 = first_channel[row * chunks + k]
+                    for j in range(run):
+                        out[c0 + j] = image[source + j] + shift[s0 + j] - thresholds[c0 + j]
+                elif source >= 0:
+                    for j in range(run):
+                        out[c0 + j] = image[source + j] - thresholds[c0 + j]
+                else:
+                    for j in range(run):
+                        out[c0 + j] = fill[-1 - index[element + j]] - thresholds[c0 + j]
+        for task in range(first, last):
+            _pack_signs_row(difference[task - first], groups, words, per_group, packed[task])

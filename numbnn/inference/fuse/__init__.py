@@ -17,6 +17,9 @@
 6. :func:`fold_movements_into_packs` / :func:`fold_movements_into_steps`: packing, or per-channel
    steps on, a rearranged tensor (ShuffleNet's channel shuffle, RB-Net's space-to-depth, shifts and
    padding) read straight from the source through an index map instead.
+   :func:`fold_shifts_into_gather_packs`: a ``gather_pack`` reading ``x + b`` / ``x - b`` (used by
+   nothing else) adds b / -b to the elements it moves and reads x, the same float32 sums without a pass
+   of their own (RB-Net's activation shift before each reshaped point-wise conv).
 7. :func:`fold_accumulator_packs`: a ``pack`` of per-channel float steps of a binary layer's int32
    result (no residual in between) becomes integer thresholds on the accumulator (``pack_acc``), LCE's
    bitpacked output. The steps are evaluated in float32 on *every* accumulator value the layer can
@@ -30,7 +33,7 @@
    (ReActNet's next residual) and its packed signs (the next RSign), and nothing reads the float output
    a second time to pack it. Same comparison per element, same bits.
 
-One module per family of rewrite: :mod:`~numbnn.inference.fuse.packs` (1, 5, 7),
+One module per family of rewrite: :mod:`~numbnn.inference.fuse.packs` (1, 5, 6's shifts, 7),
 :mod:`~numbnn.inference.fuse.steps` (2-4), :mod:`~numbnn.inference.fuse.movements` (6) and
 :mod:`~numbnn.inference.fuse.convs` (8, 9).
 """
@@ -39,7 +42,9 @@ from __future__ import annotations
 
 from numbnn.inference.fuse.convs import fuse_convolutions_and_steps, fuse_packs_into_conv_steps
 from numbnn.inference.fuse.movements import fold_movements_into_packs, fold_movements_into_steps
-from numbnn.inference.fuse.packs import fold_accumulator_packs, fold_into_packs, share_packs
+from numbnn.inference.fuse.packs import (
+    fold_accumulator_packs, fold_into_packs, fold_shifts_into_gather_packs, share_packs,
+)
 from numbnn.inference.fuse.steps import (
     merge_concatenated_branches, merge_steps, repeated_inputs_as_other, zero_padded_inputs_as_other,
 )
@@ -55,6 +60,7 @@ def optimize(graph: Graph) -> Graph:
     merge_steps(graph)
     fold_into_packs(graph)
     fold_movements_into_packs(graph)
+    fold_shifts_into_gather_packs(graph)
     fold_movements_into_steps(graph)
     share_packs(graph)
     fold_accumulator_packs(graph)

@@ -1,6 +1,6 @@
 """Pack rewrites: one ``pack`` per distinct input, thresholds folded into packs (RSign's ``x + b``,
-a sign), and packs of a binary layer's float steps turned into integer thresholds on its accumulator
-(``pack_acc``)."""
+a sign), shifts folded into gathering packs (RB-Net's ``x + t`` before a rearrangement), and packs of a
+binary layer's float steps turned into integer thresholds on its accumulator (``pack_acc``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from numbnn.inference.graph import Graph, Node
 from numbnn.inference.ops import Elementwise
 
 _PEELABLE = {"add": lambda p: -p, "sub": lambda p: p}
+_SHIFTS = {"add": lambda p: p, "sub": lambda p: -p}  # x - b is x + (-b) exactly in floating point
 _TABLE_CHUNK = 1 << 22  # accumulator values x channels evaluated at once
 
 
@@ -53,6 +54,29 @@ def fold_into_packs(graph: Graph) -> None:
         else:
             source.attrs = {**source.attrs, "stages": stages}
             source.consts = {"params": params}
+    graph.prune()
+
+
+def fold_shifts_into_gather_packs(graph: Graph) -> None:
+    producers = graph.producers()
+    specs = graph.value_specs()
+    for node in graph.nodes:
+        if node.op != "gather_pack" or "shift" in node.consts:
+            continue
+        source = producers.get(node.inputs[0])
+        if source is None or source.op != "elementwise" or graph.use_count(source.output) != 1 \
+                or len(source.inputs) != 1 or "moves" in source.attrs:
+            continue
+        stages = list(source.attrs["stages"])
+        if not stages or stages[-1] not in _SHIFTS or (len(stages) == 1 and specs[source.inputs[0]].dtype != "float32"):
+            continue
+        params = source.consts["params"]
+        node.consts["shift"] = _SHIFTS[stages.pop()](params[-1]).astype(np.float32)
+        if stages:
+            source.attrs = {**source.attrs, "stages": stages}
+            source.consts = {"params": params[:-1]}
+        else:
+            node.inputs = [source.inputs[0]]
     graph.prune()
 
 

@@ -10,7 +10,7 @@ from numbnn import kernels
 from numbnn.inference.ops.base import (
     Op, Spec, build_op, const_array, expect, get_attr, int_attr, int_list, register_op,
 )
-from numbnn.kernels.threshold_packing import gather_pack, pack_acc_below, pack_below
+from numbnn.kernels.threshold_packing import gather_pack, gather_runs, pack_acc_below, pack_below
 
 
 @register_op
@@ -123,12 +123,13 @@ class GatherPack(Op):
     ``moves`` describe the rearrangement as movement ops (reshape, transpose, slice, pad, concat) on
     value 0, one image of shape ``source_shape``; move i writes value i + 1 and the last one is packed.
     The constructor runs them once on the element numbers of an image to get the index map: value e of
-    the result is x_image.flat[index[e]], or the padding constant ``fill[-1 - index[e]]``. ``threshold``
-    is optional (0).
+    the result is x_image.flat[index[e]] + shift[its source channel], or the padding constant
+    ``fill[-1 - index[e]]``. ``threshold`` [C] (of the result's channels) and ``shift`` [source channels]
+    (a per-channel add before the moves, RB-Net's activation shift) are optional (0).
     """
 
     name = "gather_pack"
-    const_names = ("threshold",)
+    const_names = ("threshold", "shift")
 
     def __init__(self, attrs, consts):
         super().__init__(attrs, consts)
@@ -141,6 +142,11 @@ class GatherPack(Op):
         threshold = const_array(consts, "threshold", self.name, np.float32, 1, optional=True)
         self.threshold = np.zeros(self.shape[-1], np.float32) if threshold is None else threshold
         expect(self.threshold.shape == (self.shape[-1],), "gather_pack: threshold needs one value per channel")
+        shift = const_array(consts, "shift", self.name, np.float32, 1, optional=True)
+        source_channels = self.source_shape[-1]
+        expect(shift is None or shift.shape == (source_channels,), "gather_pack: shift needs one value per source channel")
+        self.shift = np.zeros(0, np.float32) if shift is None else shift
+        self.run, self.first_channel = gather_runs(self.index, self.shape[-1], source_channels)
         expect(self.shape[-1] % self.groups == 0, f"gather_pack: {self.shape[-1]} channels not divisible by groups")
 
     def output_spec(self, specs):
@@ -152,8 +158,8 @@ class GatherPack(Op):
         n = x.shape[0]
         words = self.groups * kernels.words_for(self.shape[-1] // self.groups)
         packed = np.empty((n * (self.index.size // self.shape[-1]), words), np.uint64)
-        gather_pack(np.ascontiguousarray(x).reshape(n, -1), self.index, self.fill, self.threshold,
-                             self.groups, packed)
+        gather_pack(np.ascontiguousarray(x).reshape(n, -1), self.index, self.run, self.first_channel, self.shift,
+                    self.fill, self.threshold, self.groups, packed)
         return packed.reshape((n,) + self.shape[:-1] + (words,))
 
 
