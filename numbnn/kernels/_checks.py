@@ -14,6 +14,9 @@ from numbnn.errors import InputError
 
 def as_pair(value, name: str, minimum: int) -> tuple[int, int]:
     """``value`` as an (h, w) pair of Python ints, each >= ``minimum``."""
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+            and value[0] >= minimum and value[1] >= minimum:  # the common case first: layers call this per batch
+        return value
     if _is_int(value):
         pair = (int(value), int(value))
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
@@ -27,6 +30,8 @@ def as_pair(value, name: str, minimum: int) -> tuple[int, int]:
 
 def as_int(value, name: str, minimum: int) -> int:
     """``value`` as a Python int >= ``minimum``."""
+    if type(value) is int and value >= minimum:  # the common case first (see as_pair)
+        return value
     if not _is_int(value):
         raise InputError(f"{name} must be an int, got {value!r}")
     if int(value) < minimum:

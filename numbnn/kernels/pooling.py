@@ -45,8 +45,8 @@ def avg_pool2d_adjoint(grad, input_hw, kernel_size, stride, pad_before) -> np.nd
 def mean(x, axis, keepdims=False) -> np.ndarray:
     """np.mean(x, axis, keepdims), with float32 [N, H, W, C] over axes (1, 2) as :func:`_spatial_mean`,
     and a float32 mean over a short last axis as :func:`_short_last_axis_mean`."""
-    axis = axis if axis is None or np.isscalar(axis) else tuple(axis)
-    axes = sorted(a % x.ndim for a in ((axis,) if np.isscalar(axis) else axis)) if axis is not None else None
+    axis = axis if axis is None or _is_one_axis(axis) else tuple(axis)
+    axes = sorted(a % x.ndim for a in ((axis,) if _is_one_axis(axis) else axis)) if axis is not None else None
     if is_short_last_axis(x.shape, x.dtype, axis):
         out = _short_last_axis_mean(x)
         return out[..., None] if keepdims else out
@@ -61,8 +61,13 @@ def is_short_last_axis(shape, dtype, axis) -> bool:
     """Whether :func:`mean` over ``axis`` of a ``shape`` / ``dtype`` array takes the short-last-axis path."""
     if axis is None or not len(shape):
         return False
-    axes = sorted(a % len(shape) for a in ((axis,) if np.isscalar(axis) else axis))
+    axes = sorted(a % len(shape) for a in ((axis,) if _is_one_axis(axis) else axis))
     return axes == [len(shape) - 1] and dtype == np.float32 and 1 < shape[-1] < 8
+
+
+def _is_one_axis(axis) -> bool:
+    """An axis given as one integer rather than a sequence (np.isscalar's cost is microseconds per call)."""
+    return isinstance(axis, (int, np.integer))
 
 
 def spread_last_axis(values, k: int) -> np.ndarray:

@@ -47,6 +47,7 @@ class BinaryConv(Op):
         self.tap_bits, self.panels, self.k = driver.weight_panels(self.weight, per_group, self.groups)
         self.tap_sums = tap_weight_sums(self.weight, per_group)  # wsum[o, tap]
         self._corrections = {}
+        self._sizes = {}
 
     def output_spec(self, specs):
         self._expect_inputs(specs, ["uint64"])
@@ -60,9 +61,14 @@ class BinaryConv(Op):
         return Spec("int32", (ho, wo, self.weight.shape[0]))
 
     def output_size(self, h, w):
-        kh, kw = self.weight.shape[1:3]
-        return (kernels.conv_output_size(h, kh, self.stride[0], self.padding[0], self.dilation[0]),
+        """(ho, wo) for an h x w input (cached: at batch 1 a conv's Python work is a share of its time)."""
+        size = self._sizes.get((h, w))
+        if size is None:
+            kh, kw = self.weight.shape[1:3]
+            size = self._sizes[(h, w)] = (
+                kernels.conv_output_size(h, kh, self.stride[0], self.padding[0], self.dilation[0]),
                 kernels.conv_output_size(w, kw, self.stride[1], self.padding[1], self.dilation[1]))
+        return size
 
     def geometry(self, h, w):
         """((kh, kw, sh, sw, ph, pw, dh, dw, ho, wo), border_row, correction) for an h x w input (cached)."""
