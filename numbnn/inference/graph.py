@@ -109,6 +109,9 @@ class Graph:
         return ops, specs
 
 
+IN_PLACE_MIN_BYTES = 1 << 16
+
+
 class Program:
     """A checked graph ready to run: ops in order, and when each value can be freed (a value nobody
     reads, such as an unused second output, right after it is written).
@@ -116,7 +119,9 @@ class Program:
     An op that can write its output over its first input (``Op.writes_in_place``: per-element steps)
     does so when that input is read by no later node, is not the graph's input and has the output's
     spec: a fresh output array of a large map costs its page faults (bnn-small's 28x28x32 maps at batch
-    256 are 26 MB each), the array being overwritten is already in memory."""
+    256 are 26 MB each), the array being overwritten is already in memory. Arrays under
+    ``IN_PLACE_MIN_BYTES`` get a fresh output without the run-time aliasing check: a small block comes
+    from malloc's free lists, and at batch 1 the check cost more than the copy it saves."""
 
     def __init__(self, graph: Graph):
         self.ops, self.specs = graph.check()
@@ -141,7 +146,7 @@ class Program:
         for op, inputs, outputs, free, in_place in self.steps:
             started = time.perf_counter() if node_seconds is not None else 0.0
             arguments = [values[v] for v in inputs]
-            if in_place and _writable_alone(arguments[0], values, inputs[0]):
+            if in_place and arguments[0].nbytes >= IN_PLACE_MIN_BYTES and _writable_alone(arguments[0], values, inputs[0]):
                 result = op(*arguments, out=arguments[0])
             else:
                 result = op(*arguments)
