@@ -1,4 +1,4 @@
-"""Shape ops (functional/shape.py): concat, add, reshape, pad, space/depth, channel shuffle."""
+"""Shape ops (functional/shape.py): concat, add, reshape, pad, roll, space/depth, channel shuffle."""
 
 import numpy as np
 import pytest
@@ -24,6 +24,19 @@ def test_concat_add_reshape_pad():
     np.testing.assert_array_equal(padded.data, np.pad(b, ((0, 0), (1, 2), (0, 1)), constant_values=-1.0))
     check_gradients(lambda t: F.pad(t, ((1, 0), (1, 2), (0, 1))), b)
 
+
+@pytest.mark.parametrize("shift, axis", [(1, 1), (-1, 2), (3, 1), (-5, -1), (0, 2), (4, 1)])
+def test_roll_equals_numpy_and_rolls_its_gradient_back(shift, axis):
+    x = _randn(2, 4, 3, 5)
+    np.testing.assert_array_equal(F.roll(x, shift, axis).data, np.roll(x, shift, axis=axis))
+    check_gradients(lambda t: F.roll(t, shift, axis), x)
+
+
+@pytest.mark.parametrize("shift, axis, message", [(1.5, 1, "shift must be an integer"), (True, 1, "shift must be an integer"),
+                                                  (1, 4, "axis 4 is out of range"), (1, "1", "axis must be an integer")])
+def test_roll_refuses_bad_arguments(shift, axis, message):
+    with pytest.raises(InputError, match=message):
+        F.roll(_randn(2, 4, 3, 5), shift, axis)
 
 def test_concat_along_channels_of_large_arrays_copies_in_parallel_and_splits_contiguous():
     """Above the parallel threshold concat and its gradient run as Numba row copies: same values as numpy,

@@ -179,6 +179,28 @@ def test_non_monotone_steps_keep_the_float_path():
     assert_parity(float_logits(model, noise), packed.predict(noise))
 
 
+class RolledBNN(Module):
+    """Rolls (np.roll) before a binary conv and on the float path: lowered to slices + a concatenation."""
+
+    def __init__(self):
+        self.stem = Conv2d(1, 8, 3, padding=1)
+        self.conv = BinaryConv2d(8, 8, 3, padding=1, act_quantizer="ste")
+        self.head = Linear(8, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.conv(F.roll(F.roll(x, 2, 1), -3, 2))
+        return self.head(F.global_avg_pool(F.roll(y, 0, 2) + F.roll(x, 27, 1)))
+
+
+def test_rolls_compile_to_slices_and_keep_parity():
+    model = train_a_little(RolledBNN())
+    packed = compile(model)
+    counts = packed.op_counts()
+    assert counts.get("gather_pack") == 1 and counts.get("concat") == 1  # the conv's rolls read as one gather
+    noise = np.random.default_rng(4).standard_normal((8, 28, 28, 1)).astype(np.float32)
+    assert_parity(float_logits(model, noise), packed.predict(noise))
+
 class DenseBNN(Module):
     """Flatten -> binary linear -> BN -> binary linear (its sign folds into thresholds) -> linear."""
 

@@ -121,6 +121,32 @@ def concat(tensors, axis: int = -1) -> Tensor:
         raise InputError(f"tensors cannot be joined along axis {axis}: {error}") from None
 
 
+class Roll(Function):
+    """np.roll along one axis (out[i] = x[i - shift], wrapping around); the gradient rolls back.
+
+    One copy each way: as slices joined by a concatenation, the backward pass would scatter the
+    gradient into two zero-filled arrays of the input's size and add them (RB-Net's shifted cells)."""
+
+    @staticmethod
+    def forward(ctx, x, shift, axis):
+        ctx.shift, ctx.axis = shift, axis
+        return np.roll(x, shift, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.roll(grad, -ctx.shift, axis=ctx.axis)
+
+
+def roll(x, shift: int, axis: int) -> Tensor:
+    """Roll ``x`` by ``shift`` positions along ``axis`` (numpy's ``np.roll``), with its gradient."""
+    for name, value in (("shift", shift), ("axis", axis)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise InputError(f"{name} must be an integer, got {value!r}")
+    if not -len(x.shape) <= axis < len(x.shape):
+        raise InputError(f"axis {axis} is out of range for x of shape {tuple(x.shape)}")
+    return Roll.apply(x, shift=int(shift), axis=int(axis) % len(x.shape))
+
+
 class Pad(Function):
     """Constant padding with numpy's ``pad_width`` convention; the gradient is the interior slice."""
 

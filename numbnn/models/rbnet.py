@@ -135,13 +135,6 @@ def centred_conv(conv: BinaryConv2d, x, mean):
     return conv(x) + -(correction if alpha is None else correction * alpha)
 
 
-def _cyclic_shift(x, axis: int, step: int):
-    """Roll ``x`` by ``step`` = +1 or -1 along ``axis`` (out[i] = x[i - step], wrapping around)."""
-    head, tail = [slice(None)] * 4, [slice(None)] * 4
-    head[axis], tail[axis] = (slice(-1, None), slice(None, -1)) if step > 0 else (slice(1, None), slice(None, 1))
-    return F.concat([x[tuple(head)], x[tuple(tail)]], axis=axis)
-
-
 def _crop(x, axis: int, start: int, size: int):
     index = [slice(None)] * 4
     index[axis] = slice(start, start + size)
@@ -158,8 +151,8 @@ def align_cells(x, shifted: bool):
     for axis in (1, 2):
         size = x.shape[axis]
         if size % 2 == 0 and shifted:
-            x = _cyclic_shift(x, axis, -1)
-            undo.append(lambda y, axis=axis: _cyclic_shift(y, axis, +1))
+            x = F.roll(x, -1, axis)  # out[i] = x[i + 1], wrapping around
+            undo.append(lambda y, axis=axis: F.roll(y, +1, axis))
         elif size % 2 == 1:
             before = 1 if shifted else 0
             widths = [(0, 0)] * 4

@@ -91,6 +91,21 @@ def _getitem(b, inputs, kw, out):
     return b.emit("slice", [value_input(inputs[0], "sliced input")], {"index": entries})
 
 
+def _roll(b, inputs, kw, out):
+    """np.roll as the two slices and the concatenation it equals (x[-s:] then x[:-s] along the axis), so
+    the movement fusion reads it as one gather, as it read RB-Net's shifts written that way."""
+    x = value_input(inputs[0], "rolled input")
+    shape, axis = b.specs[x].shape, int(kw["axis"]) - 1  # the spec has no batch axis
+    step = int(kw["shift"]) % shape[axis]
+    if step == 0:
+        return x
+    whole = [[None, None, None] for _ in range(len(shape) + 1)]
+    head, tail = [list(e) for e in whole], [list(e) for e in whole]
+    head[axis + 1], tail[axis + 1] = [shape[axis] - step, None, None], [None, shape[axis] - step, None]
+    parts = [b.emit("slice", [x], {"index": head}), b.emit("slice", [x], {"index": tail})]
+    return b.emit("concat", parts, {"axis": axis + 1})
+
+
 RULES = {
     shape_ops.Mean: _reduce("mean"),
     shape_ops.Sum: _reduce("sum"),
@@ -104,4 +119,5 @@ RULES = {
     shape.ChannelShuffle: _channel_shuffle,
     shape.Concat: _concat,
     shape.Pad: _pad,
+    shape.Roll: _roll,
 }
