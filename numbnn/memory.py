@@ -8,11 +8,13 @@ zero-filled by the kernel: on ``reactnet-a`` at batch 128 about 15,000 minor fau
 system time per training step, a tenth of the step; on a packed ``reactnet-a`` at batch 256 about
 2,100 faults per batch. Raising both thresholds keeps freed blocks for reuse (resident memory stays at
 the peak of a step or batch). Training and packed inference call :func:`retain_freed_memory` first.
-Linux with glibc only; elsewhere nothing changes.
+Linux with glibc only; elsewhere nothing changes. A process that must hand memory back to the system
+after a batch (a long-running service between requests) sets ``NUMBNN_RETAIN_FREED_MEMORY=0``.
 """
 
 import ctypes
 import ctypes.util
+import os
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameter numbers from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
@@ -23,10 +25,11 @@ _done = None
 
 
 def retain_freed_memory() -> bool:
-    """Set glibc's malloc to keep freed memory (once per process); True if it took effect."""
+    """Set glibc's malloc to keep freed memory (once per process); True if it took effect (False on other
+    C libraries, or when the environment sets ``NUMBNN_RETAIN_FREED_MEMORY=0``)."""
     global _done
     if _done is None:
-        _done = _set_malloc_thresholds()
+        _done = os.environ.get("NUMBNN_RETAIN_FREED_MEMORY", "1") != "0" and _set_malloc_thresholds()
     return _done
 
 

@@ -1,5 +1,6 @@
 """retain_freed_memory: freed large arrays are reused without page faults (Linux glibc)."""
 
+import os
 import resource
 import subprocess
 import sys
@@ -32,17 +33,27 @@ def test_reallocating_a_freed_large_array_does_not_fault():
     assert block[::4096].sum() == 2.0 * len(block[::4096])
 
 
+_REUSE_AFTER_PREDICT = (
+    "import resource, sys, numpy as np, numbnn.inference as inference; "
+    "inference.load(sys.argv[1]).predict(np.zeros((2, 28, 28), np.uint8)); "
+    "block = np.ones(12 << 20, np.float32); del block; "
+    "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt; "
+    "block = np.empty(12 << 20, np.float32); block.fill(2.0); "
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)")
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc only")
-def test_packed_inference_keeps_freed_memory_too(tmp_path):
+@pytest.mark.parametrize("setting, retained", [(None, True), ("0", False)])
+def test_packed_inference_keeps_freed_memory_too(tmp_path, setting, retained):
     """A packed model's first batch sets the same malloc thresholds as training (in a fresh process,
-    where nothing else has set them): a freed 48 MiB array is then reused without page faults."""
+    where nothing else has set them): a freed 48 MiB array is then reused without page faults, unless
+    NUMBNN_RETAIN_FREED_MEMORY=0 keeps glibc's defaults (the block is unmapped and faulted back in)."""
     path = tmp_path / "m.h5"
     compile(build_model("bnn-small", widths=(8, 8))).save(path)
-    code = ("import resource, numpy as np, numbnn.inference as inference; "
-            f"inference.load({str(path)!r}).predict(np.zeros((2, 28, 28), np.uint8)); "
-            "block = np.ones(12 << 20, np.float32); del block; "
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt; "
-            "block = np.empty(12 << 20, np.float32); block.fill(2.0); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert int(run.stdout.strip()) < 12, f"{run.stdout.strip()} minor faults re-touching a freed 48 MiB block"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBNN_RETAIN_FREED_MEMORY"}
+    if setting is not None:
+        env["NUMBNN_RETAIN_FREED_MEMORY"] = setting
+    run = subprocess.run([sys.executable, "-c", _REUSE_AFTER_PREDICT, str(path)], capture_output=True, text=True,
+                         check=True, env=env)
+    faults = int(run.stdout.strip())
+    assert (faults < 12) == retained, f"{faults} minor faults re-touching a freed 48 MiB block"
