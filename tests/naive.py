@@ -458,6 +458,11 @@ def sign(x):
     return np.where(x < 0, -1.0, 1.0).astype(x.dtype)
 
 
+def negative_counts(x):
+    """Per column of x [R, C], the number of entries < 0 (int64)."""
+    return (x < 0).sum(axis=0).astype(np.int64)
+
+
 def ste_grad(grad, x, clip):
     """The straight-through gradient: grad where |x| <= clip, else 0."""
     return grad * (np.abs(x) <= clip)

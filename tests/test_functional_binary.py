@@ -112,6 +112,29 @@ def test_quantizer_objects_apply_their_forward_and_backward():
     assert F.get_quantizer(None)(x) is x  # the identity records no op
 
 
+@pytest.mark.parametrize("quantizer, clip", [("approx_sign", 1.0), ("ste_sign", 0.7), ("ste_sign", "per channel")])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sign_mean_equals_the_mean_of_the_signs_with_the_same_gradient(quantizer, clip, dtype):
+    """F.sign_mean(x) is the quantizer's signs then their mean over all axes but the last, bit for bit in
+    both directions (exact zeros, -0.0 and a per-channel STE bound included)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 6, 7, 9)).astype(dtype)
+    x[0, 0, :3] = 0.0
+    x[1, 2, :3] = -0.0
+    if clip == "per channel":
+        clip = rng.uniform(0.3, 1.5, 9)
+    upstream = rng.standard_normal(9).astype(dtype)
+    fused_x, chain_x = Tensor(x.copy(), requires_grad=True), Tensor(x.copy(), requires_grad=True)
+    fused = F.sign_mean(fused_x, quantizer, clip)
+    chain = F.get_quantizer(quantizer)(chain_x, clip).mean(axis=(0, 1, 2))
+    assert fused.data.dtype == chain.data.dtype == dtype
+    np.testing.assert_array_equal(fused.data, chain.data)
+    (fused * Tensor(upstream)).sum().backward()
+    (chain * Tensor(upstream)).sum().backward()
+    np.testing.assert_array_equal(fused_x.grad, chain_x.grad)
+    with pytest.raises(InputError, match="1-bit sign quantizer"):
+        F.sign_mean(x, None)
+
 def test_quantizer_argument_errors():
     with pytest.raises(InputError, match="clip"):
         F.sign(np.ones(2), clip=0)

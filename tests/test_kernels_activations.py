@@ -28,6 +28,16 @@ def test_sign_and_its_straight_through_gradients(case):
 
 @settings(max_examples=25)
 @given(rows_channels())
+def test_negative_counts(case):
+    """Counts per channel, -0.0 and 0.0 not negative, over more rows than one task holds."""
+    x = case[0].copy()
+    x[::3, ::2] = -0.0
+    np.testing.assert_array_equal(_activation_kernels.negative_counts(x), naive.negative_counts(x))
+    tall = np.repeat(x, 1 + _activation_kernels.NEGATIVE_COUNT_ROWS // max(len(x), 1), axis=0)
+    np.testing.assert_array_equal(_activation_kernels.negative_counts(tall), naive.negative_counts(tall))
+
+@settings(max_examples=25)
+@given(rows_channels())
 def test_scaled_sign_rows_and_their_straight_through_gradient(case):
     """Weight rows [O, K] (the case's channels as rows), one scale per row, exact against the twins."""
     x, (scale, clip, *_), g = case
@@ -53,4 +63,6 @@ def test_dprelu_forward_and_backward(case):
     sums = _activation_kernels.dprelu_backward(g, x, a, b, c, dx, n_chunks(x.shape[0])).sum(axis=1)
     expected_dx, expected_sums = naive.dprelu_backward(g, x, a, b, c)
     np.testing.assert_allclose(dx, expected_dx, **tolerance(x.dtype))
-    np.testing.assert_allclose(sums, expected_sums, rtol=1e-5 if x.dtype == np.float32 else 1e-10, atol=1e-6)
+    # float32 sums of ~300 products of size ~4 in another order differ by a few 1e-6 (hypothesis found a
+    # cancelling channel at 2.9e-6 absolute): the same bound as the element-wise results
+    np.testing.assert_allclose(sums, expected_sums, **tolerance(x.dtype))

@@ -13,7 +13,9 @@ from numbnn.functional.linear import linear
 from numbnn.functional.losses import cross_entropy, kl_div, log_softmax, soft_cross_entropy, softmax
 from numbnn.functional.norm import batch_norm, batch_norm_add_dprelu
 from numbnn.functional.pooling import avg_pool2d, global_avg_pool, max_pool2d
-from numbnn.functional.quantizers import QUANTIZERS, Quantizer, approx_sign, fake_quant, get_quantizer, sign, ste_sign
+from numbnn.functional.quantizers import (
+    QUANTIZERS, Quantizer, approx_sign, fake_quant, get_quantizer, sign, sign_mean, ste_sign,
+)
 from numbnn.functional.shape import (
     add, channel_gate, channel_shuffle, concat, depth_to_space, pad, reshape, roll, space_to_depth,
 )
@@ -50,6 +52,7 @@ __all__ = [
     "reshape",
     "roll",
     "sign",
+    "sign_mean",
     "soft_cross_entropy",
     "softmax",
     "space_to_depth",

@@ -178,6 +178,37 @@ def approx_sign(x) -> Tensor:
     return APPROX_SIGN(x)
 
 
+class SignMean(Function):
+    """The mean of a 1-bit quantizer's signs over every axis but the last (the channels), without
+    writing the signs: m_c = (M - 2 n_c) / M, n_c the count of x < 0 in channel c over M values
+    (RB-Net's balanced activation centres each channel's bits by it). It equals numpy's float32 mean
+    of the +-1 values bit for bit (their sum is an exact integer below 2^24 values, and the float64
+    quotient of two such integers rounds to the float32 quotient). Backward: the quantizer's
+    straight-through gradient of g_c / M spread over the values, as Quantize after Mean computes it."""
+
+    @staticmethod
+    def forward(ctx, x, quantizer, clip):
+        x = np.ascontiguousarray(x)
+        rows = x.size // x.shape[-1]
+        counts = _activation_kernels.negative_counts(x.reshape(rows, x.shape[-1]))
+        ctx.save_for_backward(x)
+        ctx.quantizer, ctx.clip, ctx.rows = quantizer, clip, rows
+        return ((rows - 2 * counts) / rows).astype(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return ctx.quantizer.backward(np.broadcast_to(grad / ctx.rows, x.shape), x, ctx.clip)
+
+
+def sign_mean(x, quantizer: Quantizer | str = APPROX_SIGN, clip=1.0) -> Tensor:
+    """Per channel (last axis), the mean over every other axis of ``quantizer``'s +-1 signs of x, with its
+    straight-through gradient (:class:`SignMean`); ``quantizer`` must binarize (1 bit)."""
+    quantizer = binary_quantizer(quantizer)
+    shape = x.shape if isinstance(x, Tensor) else np.shape(x)
+    return SignMean.apply(x, quantizer=quantizer, clip=check_clip(clip, shape[-1] if shape else 1))
+
+
 def quantization_grid(bits: int, bound: float, signed: bool) -> tuple[float, float, float]:
     """(lo, hi, step) of :class:`FakeQuant`'s levels; the packed compiler uses the same numbers."""
     levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1

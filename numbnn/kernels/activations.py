@@ -1,6 +1,7 @@
 """Fused, parallel Numba loops of the activations and their straight-through gradients: sign, the
 clipped STE (also per weight row with the layer's scale), ApproxSign, PokeBNN's DPReLU (forward, and
-backward with its per-channel parameter sums).
+backward with its per-channel parameter sums), and the per-channel count of negative values (the mean
+of a sign without writing the signs).
 
 Layout, naive twins and the chunked reductions follow the conventions in :mod:`numbnn.kernels.channels`.
 """
@@ -24,6 +25,23 @@ def ste_grad(grad, x, clip, out):
     for i in nb.prange(x.size):
         out[i] = grad[i] if abs(x[i]) <= clip else 0.0
     return out
+
+
+NEGATIVE_COUNT_ROWS = 1024  # rows per parallel task of negative_counts
+
+
+@nb.njit(parallel=True, cache=True)
+def negative_counts(x):
+    """int64 [C]: how many rows r of x [R, C] have x[r, c] < 0. The mean of sign(x) over the rows is
+    (R - 2 count) / R, exact (counts per task of NEGATIVE_COUNT_ROWS rows, then summed)."""
+    rows, channels = x.shape
+    tasks = (rows + NEGATIVE_COUNT_ROWS - 1) // NEGATIVE_COUNT_ROWS
+    partial = np.zeros((max(tasks, 1), channels), np.int64)
+    for task in nb.prange(tasks):
+        for r in range(task * NEGATIVE_COUNT_ROWS, min(rows, (task + 1) * NEGATIVE_COUNT_ROWS)):
+            for c in range(channels):
+                partial[task, c] += x[r, c] < 0
+    return partial.sum(axis=0)
 
 
 @nb.njit(parallel=True, cache=True)
