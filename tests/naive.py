@@ -524,6 +524,20 @@ def take_columns(source, first, width):
     return np.ascontiguousarray(source[:, first : first + width])
 
 
+def space_to_depth(x, block):
+    """TensorFlow's NHWC space_to_depth by reshape and transpose."""
+    n, h, w, c = x.shape
+    return x.reshape(n, h // block, block, w // block, block, c).transpose(0, 1, 3, 2, 4, 5) \
+        .reshape(n, h // block, w // block, block * block * c)
+
+
+def depth_to_space(x, block):
+    """The inverse of :func:`space_to_depth` (DCR order) by reshape and transpose."""
+    n, h, w, c = x.shape
+    return x.reshape(n, h, w, block, block, c // (block * block)).transpose(0, 1, 3, 2, 4, 5) \
+        .reshape(n, h * block, w * block, c // (block * block))
+
+
 def permute_columns(source, order):
     return source[:, order]
 

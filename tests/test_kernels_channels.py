@@ -28,6 +28,18 @@ def test_add_and_column_kernels(case):
 
 
 @settings(max_examples=25)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.sampled_from([1, 3, 32, 33]), st.sampled_from([1, 2, 3]),
+       st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
+def test_space_to_depth_and_back(n, ho, wo, c, block, dtype, seed):
+    """Batch 1, odd channel counts, block 1 (a copy) to 3; depth_to_space undoes space_to_depth."""
+    x = np.random.default_rng(seed).standard_normal((n, ho * block, wo * block, c)).astype(dtype)
+    moved = _channel_kernels.space_to_depth(x, block, np.empty((n, ho, wo, block * block * c), dtype))
+    np.testing.assert_array_equal(moved, naive.space_to_depth(x, block))
+    back = _channel_kernels.depth_to_space(moved, block, np.empty_like(x))
+    np.testing.assert_array_equal(back, naive.depth_to_space(moved, block))
+    np.testing.assert_array_equal(back, x)
+
+@settings(max_examples=25)
 @given(rows_channels(), st.randoms(use_true_random=False))
 def test_permute_columns(case, random):
     x = case[0]

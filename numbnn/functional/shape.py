@@ -180,22 +180,59 @@ def _check_block(x, block: int, divide_spatial: bool):
     return n, h, w, c
 
 
+class SpaceToDepth(Function):
+    """[N, H, W, C] -> [N, H/b, W/b, b*b*C] (TensorFlow's NHWC order) as one parallel copy; the gradient is
+    the inverse copy, :class:`DepthToSpace`'s forward. (As reshape, transpose, reshape the copy ran on one
+    thread each way: RB-Net moves every binary conv's input and output like this.)"""
+
+    @staticmethod
+    def forward(ctx, x, block):
+        ctx.block = block
+        return _space_to_depth(x, block)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _depth_to_space(grad, ctx.block)
+
+
+class DepthToSpace(Function):
+    """The inverse of :class:`SpaceToDepth` (DCR order); the gradient is space-to-depth."""
+
+    @staticmethod
+    def forward(ctx, x, block):
+        ctx.block = block
+        return _depth_to_space(x, block)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _space_to_depth(grad, ctx.block)
+
+
+def _space_to_depth(x: np.ndarray, block: int) -> np.ndarray:
+    n, h, w, c = x.shape
+    out = np.empty((n, h // block, w // block, block * block * c), dtype=x.dtype)
+    return _channel_kernels.space_to_depth(np.ascontiguousarray(x), block, out)
+
+
+def _depth_to_space(x: np.ndarray, block: int) -> np.ndarray:
+    n, h, w, c = x.shape
+    out = np.empty((n, h * block, w * block, c // (block * block)), dtype=x.dtype)
+    return _channel_kernels.depth_to_space(np.ascontiguousarray(x), block, out)
+
+
 def space_to_depth(x, block: int) -> Tensor:
     """[N, H, W, C] -> [N, H/b, W/b, b*b*C]; output channel (dy*b + dx)*C + c holds x[n, y*b+dy, x*b+dx, c].
 
     This is TensorFlow's NHWC ``space_to_depth`` order, the exact inverse of :func:`depth_to_space`.
     """
-    n, h, w, c = _check_block(x, block, divide_spatial=True)
-    blocks = _tensor(x).reshape(n, h // block, block, w // block, block, c)
-    return blocks.transpose(0, 1, 3, 2, 4, 5).reshape(n, h // block, w // block, block * block * c)
+    _check_block(x, block, divide_spatial=True)
+    return SpaceToDepth.apply(x, block=int(block))
 
 
 def depth_to_space(x, block: int) -> Tensor:
     """[N, H, W, b*b*C] -> [N, H*b, W*b, C] in DCR order: channel (dy*b + dx)*C + c moves to (y*b+dy, x*b+dx)."""
-    n, h, w, c = _check_block(x, block, divide_spatial=False)
-    c_out = c // (block * block)
-    blocks = _tensor(x).reshape(n, h, w, block, block, c_out)
-    return blocks.transpose(0, 1, 3, 2, 4, 5).reshape(n, h * block, w * block, c_out)
+    _check_block(x, block, divide_spatial=False)
+    return DepthToSpace.apply(x, block=int(block))
 
 
 def channel_shuffle(x, groups: int) -> Tensor:

@@ -1,6 +1,6 @@
 """Fused, parallel Numba loops for flat and per-channel arithmetic: addition, per-channel add and scale,
-column copies (concatenation and its gradient), channel permutations, per-image channel gates and
-chunked per-channel sums.
+column copies (concatenation and its gradient), channel permutations, space-to-depth and its inverse,
+per-image channel gates and chunked per-channel sums.
 
 Conventions: 2-D arrays are [rows, channels] C-contiguous views of NHWC data; per-channel vectors have
 length ``channels`` and the dtype of the data. Each function has a plain-numpy twin in ``tests/naive.py``
@@ -75,6 +75,40 @@ def permute_columns(source, order, out):
     for i in nb.prange(rows):
         for j in range(c):
             out[i, j] = source[i, order[j]]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def space_to_depth(x, block, out):
+    """out[n, i, j, (dy*b + dx)*C + c] = x[n, i*b + dy, j*b + dx, c] (b = ``block``): TensorFlow's NHWC
+    space-to-depth, one task per output row, each pixel's C channels one contiguous run (numpy's
+    reshape-transpose-reshape makes the same copy on one thread)."""
+    n, ho, wo, _ = out.shape
+    c = x.shape[3]
+    for task in nb.prange(n * ho):
+        image, i = task // ho, task % ho
+        for j in range(wo):
+            for dy in range(block):
+                for dx in range(block):
+                    first = (dy * block + dx) * c
+                    for k in range(c):
+                        out[image, i, j, first + k] = x[image, i * block + dy, j * block + dx, k]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def depth_to_space(x, block, out):
+    """The inverse of :func:`space_to_depth`: out[n, i*b + dy, j*b + dx, c] = x[n, i, j, (dy*b + dx)*C + c]."""
+    n, h, w, _ = x.shape
+    c = out.shape[3]
+    for task in nb.prange(n * h):
+        image, i = task // h, task % h
+        for j in range(w):
+            for dy in range(block):
+                for dx in range(block):
+                    first = (dy * block + dx) * c
+                    for k in range(c):
+                        out[image, i * block + dy, j * block + dx, k] = x[image, i, j, first + k]
     return out
 
 
