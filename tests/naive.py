@@ -524,6 +524,11 @@ def take_columns(source, first, width):
     return np.ascontiguousarray(source[:, first : first + width])
 
 
+def roll_pixels(x, shift_h, shift_w):
+    """np.roll of NHWC x over its rows and columns."""
+    return np.roll(x, (shift_h, shift_w), axis=(1, 2))
+
+
 def space_to_depth(x, block):
     """TensorFlow's NHWC space_to_depth by reshape and transpose."""
     n, h, w, c = x.shape

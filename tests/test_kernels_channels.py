@@ -28,6 +28,14 @@ def test_add_and_column_kernels(case):
 
 
 @settings(max_examples=25)
+@given(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.sampled_from([1, 3, 32, 33]), st.integers(0, 10),
+       st.integers(0, 10), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
+def test_roll_pixels(n, h, w, c, shift_h, shift_w, dtype, seed):
+    x = np.random.default_rng(seed).standard_normal((n, h, w, c)).astype(dtype)
+    out = _channel_kernels.roll_pixels(x, shift_h % h, shift_w % w, np.empty_like(x))
+    np.testing.assert_array_equal(out, naive.roll_pixels(x, shift_h, shift_w))
+
+@settings(max_examples=25)
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.sampled_from([1, 3, 32, 33]), st.sampled_from([1, 2, 3]),
        st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
 def test_space_to_depth_and_back(n, ho, wo, c, block, dtype, seed):

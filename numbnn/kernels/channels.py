@@ -1,5 +1,5 @@
 """Fused, parallel Numba loops for flat and per-channel arithmetic: addition, per-channel add and scale,
-column copies (concatenation and its gradient), channel permutations, space-to-depth and its inverse,
+column copies (concatenation and its gradient), channel permutations, space-to-depth and its inverse, rolls,
 per-image channel gates and chunked per-channel sums.
 
 Conventions: 2-D arrays are [rows, channels] C-contiguous views of NHWC data; per-channel vectors have
@@ -109,6 +109,21 @@ def depth_to_space(x, block, out):
                     first = (dy * block + dx) * c
                     for k in range(c):
                         out[image, i * block + dy, j * block + dx, k] = x[image, i, j, first + k]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def roll_pixels(x, shift_h, shift_w, out):
+    """out[n, (i + shift_h) % H, (j + shift_w) % W, :] = x[n, i, j, :] (np.roll over the rows and columns
+    of NHWC x; shifts in [0, H) and [0, W)), one task per input row, each pixel's channels one run."""
+    n, h, w, c = x.shape
+    for task in nb.prange(n * h):
+        image, i = task // h, task % h
+        target = (i + shift_h) % h
+        for j in range(w):
+            column = (j + shift_w) % w
+            for k in range(c):
+                out[image, target, column, k] = x[image, i, j, k]
     return out
 
 
