@@ -188,44 +188,32 @@ def _check_block(x, block: int, divide_spatial: bool):
     return n, h, w, c
 
 
-class SpaceToDepth(Function):
-    """[N, H, W, C] -> [N, H/b, W/b, b*b*C] (TensorFlow's NHWC order) as one parallel copy; the gradient is
-    the inverse copy, :class:`DepthToSpace`'s forward. (As reshape, transpose, reshape the copy ran on one
-    thread each way: RB-Net moves every binary conv's input and output like this.)"""
+class SpaceDepthMove(Function):
+    """Space-to-depth ([N, H, W, C] -> [N, H/b, W/b, b*b*C], TensorFlow's NHWC order) if ``to_depth``, else
+    its inverse (depth-to-space, DCR order), as one parallel copy; the gradient is the other direction.
+    (As reshape, transpose, reshape the copy ran on one thread each way: RB-Net moves every binary conv's
+    input and output like this.)"""
 
     @staticmethod
-    def forward(ctx, x, block):
-        ctx.block = block
-        return _space_to_depth(x, block)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return _depth_to_space(grad, ctx.block)
-
-
-class DepthToSpace(Function):
-    """The inverse of :class:`SpaceToDepth` (DCR order); the gradient is space-to-depth."""
-
-    @staticmethod
-    def forward(ctx, x, block):
-        ctx.block = block
-        return _depth_to_space(x, block)
+    def forward(ctx, x, block, to_depth):
+        ctx.block, ctx.to_depth = block, to_depth
+        return _move_blocks(x, block, to_depth)
 
     @staticmethod
     def backward(ctx, grad):
-        return _space_to_depth(grad, ctx.block)
+        return _move_blocks(grad, ctx.block, not ctx.to_depth)
 
 
-def _space_to_depth(x: np.ndarray, block: int) -> np.ndarray:
+def _move_blocks(x: np.ndarray, block: int, to_depth: bool) -> np.ndarray:
     n, h, w, c = x.shape
-    out = np.empty((n, h // block, w // block, block * block * c), dtype=x.dtype)
-    return _channel_kernels.space_to_depth(np.ascontiguousarray(x), block, out)
-
-
-def _depth_to_space(x: np.ndarray, block: int) -> np.ndarray:
-    n, h, w, c = x.shape
-    out = np.empty((n, h * block, w * block, c // (block * block)), dtype=x.dtype)
-    return _channel_kernels.depth_to_space(np.ascontiguousarray(x), block, out)
+    shape = (n, h // block, w // block, block * block * c) if to_depth else (n, h * block, w * block, c // (block * block))
+    out = np.empty(shape, dtype=x.dtype)
+    x = np.ascontiguousarray(x)
+    if to_depth:
+        _channel_kernels.move_blocks(x, out, block, True)
+    else:
+        _channel_kernels.move_blocks(out, x, block, False)
+    return out
 
 
 def space_to_depth(x, block: int) -> Tensor:
@@ -234,13 +222,13 @@ def space_to_depth(x, block: int) -> Tensor:
     This is TensorFlow's NHWC ``space_to_depth`` order, the exact inverse of :func:`depth_to_space`.
     """
     _check_block(x, block, divide_spatial=True)
-    return SpaceToDepth.apply(x, block=int(block))
+    return SpaceDepthMove.apply(x, block=int(block), to_depth=True)
 
 
 def depth_to_space(x, block: int) -> Tensor:
     """[N, H, W, b*b*C] -> [N, H*b, W*b, C] in DCR order: channel (dy*b + dx)*C + c moves to (y*b+dy, x*b+dx)."""
     _check_block(x, block, divide_spatial=False)
-    return DepthToSpace.apply(x, block=int(block))
+    return SpaceDepthMove.apply(x, block=int(block), to_depth=False)
 
 
 def channel_shuffle(x, groups: int) -> Tensor:

@@ -79,12 +79,14 @@ def permute_columns(source, order, out):
 
 
 @nb.njit(parallel=True, cache=True)
-def space_to_depth(x, block, out):
-    """out[n, i, j, (dy*b + dx)*C + c] = x[n, i*b + dy, j*b + dx, c] (b = ``block``): TensorFlow's NHWC
-    space-to-depth, one task per output row, each pixel's C channels one contiguous run (numpy's
-    reshape-transpose-reshape makes the same copy on one thread)."""
-    n, ho, wo, _ = out.shape
-    c = x.shape[3]
+def move_blocks(space, depth, block, to_depth):
+    """Between NHWC ``space`` [N, H, W, C] and ``depth`` [N, H/b, W/b, b*b*C] (b = ``block``, TensorFlow's
+    space-to-depth order): depth[n, i, j, (dy*b + dx)*C + c] = space[n, i*b + dy, j*b + dx, c], written
+    into ``depth`` if ``to_depth``, else the inverse into ``space``. One task per row of ``depth``, each
+    pixel's C channels one contiguous run (numpy's reshape-transpose-reshape makes the same copy on one
+    thread)."""
+    n, ho, wo, _ = depth.shape
+    c = space.shape[3]
     for task in nb.prange(n * ho):
         image, i = task // ho, task % ho
         for j in range(wo):
@@ -92,24 +94,10 @@ def space_to_depth(x, block, out):
                 for dx in range(block):
                     first = (dy * block + dx) * c
                     for k in range(c):
-                        out[image, i, j, first + k] = x[image, i * block + dy, j * block + dx, k]
-    return out
-
-
-@nb.njit(parallel=True, cache=True)
-def depth_to_space(x, block, out):
-    """The inverse of :func:`space_to_depth`: out[n, i*b + dy, j*b + dx, c] = x[n, i, j, (dy*b + dx)*C + c]."""
-    n, h, w, _ = x.shape
-    c = out.shape[3]
-    for task in nb.prange(n * h):
-        image, i = task // h, task % h
-        for j in range(w):
-            for dy in range(block):
-                for dx in range(block):
-                    first = (dy * block + dx) * c
-                    for k in range(c):
-                        out[image, i * block + dy, j * block + dx, k] = x[image, i, j, first + k]
-    return out
+                        if to_depth:
+                            depth[image, i, j, first + k] = space[image, i * block + dy, j * block + dx, k]
+                        else:
+                            space[image, i * block + dy, j * block + dx, k] = depth[image, i, j, first + k]
 
 
 @nb.njit(parallel=True, cache=True)

@@ -66,22 +66,20 @@ def _channel_shuffle(b, inputs, kw, out):
     return b.emit("reshape", [moved], {"shape": [{"batch": 1}, *shape]})
 
 
-def _blocks(to_depth: bool):
+def _move_blocks(b, inputs, kw, out):
     """Space-to-depth (or its inverse) as the reshape-transpose-reshape it is: the movement fusion reads
     the chain as one gather (RB-Net's reshaped convs), as it did when the model wrote it out."""
-    def rule(b, inputs, kw, out):
-        x = value_input(inputs[0], "space-to-depth input" if to_depth else "depth-to-space input")
-        h, w, c = b.specs[x].shape
-        k = int(kw["block"])
-        if to_depth:
-            split, merged = [h // k, k, w // k, k, c], [h // k, w // k, k * k * c]
-        else:
-            split, merged = [h, w, k, k, c // (k * k)], [h * k, w * k, c // (k * k)]
-        blocks = b.emit("reshape", [x], {"shape": [{"batch": 1}, *split]})
-        moved = b.emit("transpose", [blocks], {"axes": [0, 1, 3, 2, 4, 5]})
-        return b.emit("reshape", [moved], {"shape": [{"batch": 1}, *merged]})
-
-    return rule
+    to_depth = bool(kw["to_depth"])
+    x = value_input(inputs[0], "space-to-depth input" if to_depth else "depth-to-space input")
+    h, w, c = b.specs[x].shape
+    k = int(kw["block"])
+    if to_depth:
+        split, merged = [h // k, k, w // k, k, c], [h // k, w // k, k * k * c]
+    else:
+        split, merged = [h, w, k, k, c // (k * k)], [h * k, w * k, c // (k * k)]
+    blocks = b.emit("reshape", [x], {"shape": [{"batch": 1}, *split]})
+    moved = b.emit("transpose", [blocks], {"axes": [0, 1, 3, 2, 4, 5]})
+    return b.emit("reshape", [moved], {"shape": [{"batch": 1}, *merged]})
 
 
 def _channel_gate(b, inputs, kw, out):
@@ -138,6 +136,5 @@ RULES = {
     shape.Concat: _concat,
     shape.Pad: _pad,
     shape.Roll: _roll,
-    shape.SpaceToDepth: _blocks(to_depth=True),
-    shape.DepthToSpace: _blocks(to_depth=False),
+    shape.SpaceDepthMove: _move_blocks,
 }
