@@ -134,6 +134,9 @@ def test_sign_mean_equals_the_mean_of_the_signs_with_the_same_gradient(quantizer
     np.testing.assert_array_equal(fused_x.grad, chain_x.grad)
     with pytest.raises(InputError, match="1-bit sign quantizer"):
         F.sign_mean(x, None)
+    for empty in (np.float32(1.0), np.zeros((0, 3), dtype)):
+        with pytest.raises(InputError, match="sign_mean needs values along a channel axis"):
+            F.sign_mean(empty)
 
 def test_quantizer_argument_errors():
     with pytest.raises(InputError, match="clip"):

@@ -206,7 +206,9 @@ def sign_mean(x, quantizer: Quantizer | str = APPROX_SIGN, clip=1.0) -> Tensor:
     straight-through gradient (:class:`SignMean`); ``quantizer`` must binarize (1 bit)."""
     quantizer = binary_quantizer(quantizer)
     shape = x.shape if isinstance(x, Tensor) else np.shape(x)
-    return SignMean.apply(x, quantizer=quantizer, clip=check_clip(clip, shape[-1] if shape else 1))
+    if not shape or 0 in shape:
+        raise InputError(f"sign_mean needs values along a channel axis (the last), got shape {tuple(shape)}")
+    return SignMean.apply(x, quantizer=quantizer, clip=check_clip(clip, shape[-1]))
 
 
 def quantization_grid(bits: int, bound: float, signed: bool) -> tuple[float, float, float]:

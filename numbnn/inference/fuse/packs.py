@@ -9,8 +9,7 @@ import numpy as np
 from numbnn.inference.graph import Graph, Node
 from numbnn.inference.ops import Elementwise
 
-_PEELABLE = {"add": lambda p: -p, "sub": lambda p: p}
-_SHIFTS = {"add": lambda p: p, "sub": lambda p: -p}  # x - b is x + (-b) exactly in floating point
+_PEELABLE = {"add": lambda p: -p, "sub": lambda p: p}  # the threshold; the same add as a shift is its negation
 _TABLE_CHUNK = 1 << 22  # accumulator values x channels evaluated at once
 
 
@@ -68,10 +67,11 @@ def fold_shifts_into_gather_packs(graph: Graph) -> None:
                 or len(source.inputs) != 1 or "moves" in source.attrs:
             continue
         stages = list(source.attrs["stages"])
-        if not stages or stages[-1] not in _SHIFTS or (len(stages) == 1 and specs[source.inputs[0]].dtype != "float32"):
+        only_the_add = len(stages) == 1
+        if not stages or stages[-1] not in _PEELABLE or (only_the_add and specs[source.inputs[0]].dtype != "float32"):
             continue
         params = source.consts["params"]
-        node.consts["shift"] = _SHIFTS[stages.pop()](params[-1]).astype(np.float32)
+        node.consts["shift"] = (-_PEELABLE[stages.pop()](params[-1])).astype(np.float32)  # x - b is x + (-b) exactly
         if stages:
             source.attrs = {**source.attrs, "stages": stages}
             source.consts = {"params": params[:-1]}
