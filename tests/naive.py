@@ -67,6 +67,15 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, grou
     return x
 
 
+def conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dilation=1, groups=1):
+    """dx of a grouped convolution: col2im of each group's grad_g @ w_g (float64 products)."""
+    o = w.shape[0]
+    og = o // groups
+    cols = [grad[:, i * og : (i + 1) * og].astype(np.float64) @ w[i * og : (i + 1) * og].reshape(og, -1).astype(np.float64)
+            for i in range(groups)]
+    return col2im(np.concatenate(cols, axis=1), input_shape, kernel_size, stride, padding, dilation, groups)
+
+
 # ---- bit packing --------------------------------------------------------------------------------
 
 

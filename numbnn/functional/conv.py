@@ -15,7 +15,11 @@ products run a few images at a time (see ``BLOCK_ROWS``) and the backward recomp
 columns instead of keeping them. A 1x1 kernel without padding needs no im2col (a reshape, or a
 strided slice for stride > 1). Convolutions with one input channel per group (depthwise, and
 depthwise with a channel multiplier) are computed tap by tap instead, shift-and-add over KH*KW
-strided views, which avoids a GEMM whose inner dimension is only KH*KW.
+strided views, which avoids a GEMM whose inner dimension is only KH*KW. A grouped spatial
+convolution whose groups give whole vectors of columns (float32, K_g a multiple of 16) takes its
+input gradient from :func:`numbnn.kernels.conv_input_grad.conv_input_grad` instead of the per-group
+dcols products and col2im: their inner dimension is only O_g, and the kernel keeps those sums in
+registers and scatters them onto dx directly.
 
 The helpers here (geometry, columns and their adjoint, grouped products) are shared with the binary
 convolution in :mod:`numbnn.functional.binary`, whose backward is an ordinary float convolution.
@@ -30,6 +34,7 @@ from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.kernels import gemm
 from numbnn.kernels import col2im, im2col
+from numbnn.kernels.conv_input_grad import conv_input_grad, fits as _fits_conv_input_grad
 from numbnn.kernels.depthwise import depthwise_conv2d, depthwise_conv2d_grads
 from numbnn.kernels.geometry import ConvGeometry, conv_geometry
 
@@ -177,6 +182,14 @@ def blocked_forward(x: np.ndarray, w: np.ndarray, s: ConvShape) -> np.ndarray:
     return out
 
 
+def _tiled_input_grad(grad2, w, s: ConvShape) -> bool:
+    """Whether dx comes from the register-tiled kernel (module docstring): grouped spatial convs whose
+    groups are whole vectors of float32 columns (ungrouped ones keep BLAS, as fast there on 2 threads)."""
+    g = s.geom
+    return (s.groups > 1 and g.kh * g.kw > 1 and grad2.dtype == w.dtype == np.float32
+            and _fits_conv_input_grad(np.float32, (g.kh, g.kw), s.c, s.groups))
+
+
 def blocked_backward(grad2, block_columns, w, s: ConvShape, need_x: bool, need_w: bool, cols_dtype=None):
     """dx [N,H,W,C] and dw of a convolution, block by block.
 
@@ -186,6 +199,11 @@ def blocked_backward(grad2, block_columns, w, s: ConvShape, need_x: bool, need_w
     buffer and one column-gradient buffer serve every block, and each block's input gradient is
     written straight into its images' slice of dx.
     """
+    if need_x and _tiled_input_grad(grad2, w, s):
+        g = s.geom
+        dx = conv_input_grad(grad2, w, (s.n, s.h, s.w, s.c), (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw),
+                             s.groups)
+        return dx, (blocked_backward(grad2, block_columns, w, s, False, True, cols_dtype)[1] if need_w else None)
     blocks = image_blocks(s)
     if len(blocks) == 1:
         cols = block_columns(0, s.n, s, None) if need_w else None

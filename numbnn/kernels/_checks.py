@@ -68,3 +68,22 @@ def words_for(n_bits: int) -> int:
 def _is_int(value) -> bool:
     # plain ints first: the abstract-class check costs microseconds, and layers check ints on every call
     return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+
+
+def as_groups(groups, channels: int, name: str) -> int:
+    """``groups`` checked: an int >= 1 that divides the ``channels`` of ``name``."""
+    groups = as_int(groups, "groups", 1)
+    if channels % groups:
+        raise InputError(f"{name} has {channels} channels, not divisible by groups={groups}")
+    return groups
+
+
+def as_shape4(input_shape) -> tuple[int, int, int, int]:
+    """``input_shape`` as an (N, H, W, C) tuple of Python ints >= 1."""
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise InputError(f"input_shape must be a tuple of 4 ints, got {input_shape!r}") from None
+    if len(shape) != 4:
+        raise InputError(f"input_shape must be 4 positive ints (N, H, W, C), got {input_shape!r}")
+    return tuple(as_int(v, f"input_shape {axis}", 1) for axis, v in zip("NHWC", shape))

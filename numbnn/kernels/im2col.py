@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 
 from numbnn.errors import InputError
-from numbnn.kernels._checks import as_int, as_pad_value, require_array
+from numbnn.kernels._checks import as_groups, as_pad_value, as_shape4, require_array
 from numbnn.kernels.geometry import conv_geometry
 
 _FLOATS = (np.float32, np.float64)
@@ -42,7 +42,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None, signs=Fals
     needs, without a separate sign pass or padded copy of x.
     """
     x = require_array(x, "x", _FLOATS, ndim=4)
-    groups = _groups(groups, x.shape[3], "x")
+    groups = as_groups(groups, x.shape[3], "x")
     g = conv_geometry(x.shape[1], x.shape[2], kernel_size, stride, padding, dilation)
     shape = (x.shape[0] * g.ho * g.wo, g.kh * g.kw * x.shape[3])
     if out is None:
@@ -69,9 +69,9 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out=
     batch's gradient), is overwritten with the result and returned instead of a new array.
     """
     cols = require_array(cols, "cols", _FLOATS, ndim=2)
-    shape = _as_shape4(input_shape)
+    shape = as_shape4(input_shape)
     n, h, w, c = shape
-    groups = _groups(groups, c, "input_shape")
+    groups = as_groups(groups, c, "input_shape")
     g = conv_geometry(h, w, kernel_size, stride, padding, dilation, input_name="input_shape")
     expected = (n * g.ho * g.wo, g.kh * g.kw * c)
     if cols.shape != expected:
@@ -83,24 +83,6 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out=
         raise InputError(f"out must be a C-contiguous {cols.dtype} array of shape {shape}, got {got}")
     _col2im(cols, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, out, groups)
     return out
-
-
-def _groups(groups, channels: int, name: str) -> int:
-    """``groups`` checked: an int >= 1 that divides the ``channels`` of ``name``."""
-    groups = as_int(groups, "groups", 1)
-    if channels % groups:
-        raise InputError(f"{name} has {channels} channels, not divisible by groups={groups}")
-    return groups
-
-
-def _as_shape4(input_shape) -> tuple[int, int, int, int]:
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise InputError(f"input_shape must be a tuple of 4 ints, got {input_shape!r}") from None
-    if len(shape) != 4:
-        raise InputError(f"input_shape must be 4 positive ints (N, H, W, C), got {input_shape!r}")
-    return tuple(as_int(v, f"input_shape {axis}", 1) for axis, v in zip("NHWC", shape))
 
 
 @nb.njit(inline="always")

@@ -10,6 +10,10 @@
 
 The two vector helpers read/write ``arr.flat[offset : offset + 64]`` of a C-contiguous array with no
 bounds check; callers guarantee ``offset + 64 <= arr.size``.
+
+:func:`vector_pointer` and :func:`as_int64s` are codegen helpers for kernels that write their own vector
+IR (:mod:`numbnn.kernels.sign_matmul`, :mod:`numbnn.kernels.conv_input_grad`): 16-float vectors, one
+AVX-512 register or two AVX2 ones.
 """
 
 from llvmlite import ir
@@ -17,6 +21,19 @@ from numba import types
 from numba.extending import intrinsic
 
 _I64 = ir.IntType(64)
+LANES = 16  # floats per vector of the vector-IR kernels
+F16 = ir.VectorType(ir.FloatType(), LANES)
+
+
+def vector_pointer(context, builder, array_type, array, offset):
+    """Pointer to the 16 floats ``array.flat[offset : offset + 16]`` (``offset`` an LLVM i64), as a <16 x float>*."""
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.bitcast(builder.gep(data, [offset]), F16.as_pointer())
+
+
+def as_int64s(context, builder, values, value_types):
+    """Numba integer arguments cast to LLVM i64 values."""
+    return [context.cast(builder, v, t, types.int64) for v, t in zip(values, value_types)]
 
 
 @intrinsic

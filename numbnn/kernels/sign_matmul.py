@@ -45,11 +45,14 @@ from numbnn.kernels._checks import as_int, require_array
 from numbnn.kernels.channels import chunk_sums as _chunk_sums
 from numbnn.kernels.channels import chunk_total, n_chunks
 from numbnn.kernels.geometry import conv_geometry
+from numbnn.kernels.intrinsics import F16 as _F16
+from numbnn.kernels.intrinsics import LANES
+from numbnn.kernels.intrinsics import as_int64s as _as_i64
+from numbnn.kernels.intrinsics import vector_pointer as _vector_pointer
 
-LANES = 16  # output channels per vector and per table
+# LANES (16, numbnn.kernels.intrinsics): output channels per vector and per table
 CHUNK = 32  # rows of S per eight tables (one 4-bit table per 4 rows)
 COLUMN_BLOCK = 512  # columns per task: a 32 KB accumulator
-_F16 = ir.VectorType(ir.FloatType(), LANES)
 _I64 = ir.IntType(64)
 
 
@@ -150,15 +153,6 @@ def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
                         dst = np.uint64(grp * group_len + (i * kw + j) * cg)
                         for ch in range(np.uint64(cg)):  # contiguous in x and in the bit row
                             bits[chunk, q, dst + ch] |= np.uint8(flat[src + ch] < 0) << shift
-
-
-def _vector_pointer(context, builder, array_type, array, offset):
-    data = context.make_array(array_type)(context, builder, array).data
-    return builder.bitcast(builder.gep(data, [offset]), _F16.as_pointer())
-
-
-def _as_i64(context, builder, values, value_types):
-    return [context.cast(builder, v, t, types.int64) for v, t in zip(values, value_types)]
 
 
 @intrinsic

@@ -1,0 +1,88 @@
+"""The register-tiled input gradient of a grouped convolution against col2im of per-group products."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive
+from numbnn.errors import InputError
+from numbnn.functional import conv as conv_module
+from numbnn.kernels import conv_output_size
+from numbnn.kernels.conv_input_grad import ROWS, conv_input_grad
+
+
+@st.composite
+def grad_case(draw):
+    """Grouped (or not) float32 convs with K_g a multiple of 16: odd kernels, stride 2, padding, dilation,
+    batch 1, odd output channel counts, output pixel counts that leave a partial tile of ROWS."""
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    taps = kh * kw
+    cg = draw(st.sampled_from([c for c in (1, 2, 4, 8, 16, 32) if taps * c % 16 == 0]))
+    groups, og = draw(st.integers(1, 4)), draw(st.sampled_from([1, 3, 16, 17]))
+    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 9))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 9))
+    n = draw(st.integers(1, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    ho, wo = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
+    o = groups * og
+    grad = rng.standard_normal((n * ho * wo, o)).astype(np.float32)
+    weights = rng.standard_normal((o, kh, kw, cg)).astype(np.float32)
+    args = dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups)
+    return grad, weights, (n, h, w, groups * cg), args
+
+
+@settings(max_examples=80, deadline=None)
+@given(grad_case())
+def test_conv_input_grad_matches_naive(case):
+    grad, w, shape, args = case
+    out = np.full(shape, np.nan, dtype=np.float32)
+    assert conv_input_grad(grad, w, shape, **args, out=out) is out
+    want = naive.conv_input_grad(grad, w, shape, **args)
+    scale = max(1.0, np.abs(want).max())
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_integer_gradients_and_signs_give_exact_sums():
+    """Integer gradients times +-1 weights: every partial sum is exact, so any order gives the naive bits."""
+    rng = np.random.default_rng(5)
+    shape, o = (2, 7, 7, 64), 64
+    w = np.where(rng.random((o, 3, 3, 16)) < 0.5, -1.0, 1.0).astype(np.float32)
+    grad = rng.integers(-3, 4, (2 * 4 * 4, o)).astype(np.float32)
+    args = dict(kernel_size=3, stride=2, padding=1, groups=4)
+    assert 16 % ROWS  # the 16 pixels of an image end in a partial tile
+    np.testing.assert_array_equal(conv_input_grad(grad, w, shape, **args), naive.conv_input_grad(grad, w, shape, **args))
+
+
+def test_grouped_backward_takes_the_kernel_when_it_fits(monkeypatch):
+    calls = []
+    kernel = conv_module.conv_input_grad
+    monkeypatch.setattr(conv_module, "conv_input_grad", lambda *a, **k: calls.append(a[3]) or kernel(*a, **k))
+    rng = np.random.default_rng(0)
+    shape = conv_module.conv_shape((2, 6, 6, 32), (8, 3, 3, 16), 1, 1, 1, 2)
+    grad2 = rng.standard_normal((shape.rows, 8)).astype(np.float32)
+    w = rng.standard_normal((8, 3, 3, 16)).astype(np.float32)
+    columns = lambda n0, n1, block, out: conv_module.columns(np.zeros((n1 - n0, 6, 6, 32), np.float32), block, out)  # noqa: E731
+    conv_module.blocked_backward(grad2, columns, w, shape, True, False)
+    conv_module.blocked_backward(grad2.astype(np.float64), columns, w.astype(np.float64), shape, True, False)
+    ungrouped = conv_module.conv_shape((2, 6, 6, 16), (8, 3, 3, 16), 1, 1, 1, 1)
+    conv_module.blocked_backward(grad2, columns, w, ungrouped, True, False)
+    assert calls == [(3, 3)]  # float32 and grouped only
+
+
+def test_bad_arguments_raise_input_error():
+    grad, w = np.zeros((2 * 16, 8), np.float32), np.zeros((8, 3, 3, 16), np.float32)
+    with pytest.raises(InputError, match="multiple of 16"):
+        conv_input_grad(np.zeros((2 * 16, 8), np.float32), np.zeros((8, 3, 3, 3), np.float32), (2, 4, 4, 6), 3,
+                        padding=1, groups=2)
+    with pytest.raises(InputError, match="grad must have shape"):
+        conv_input_grad(grad[:5], w, (2, 4, 4, 32), 3, padding=1, groups=2)
+    with pytest.raises(InputError, match="w must have shape"):
+        conv_input_grad(grad, w[:, :2], (2, 4, 4, 32), 3, padding=1, groups=2)
+    with pytest.raises(InputError, match="grad"):
+        conv_input_grad(grad.astype(np.float64), w, (2, 4, 4, 32), 3, padding=1, groups=2)
+    with pytest.raises(InputError, match="out must be"):
+        conv_input_grad(grad, w, (2, 4, 4, 32), 3, padding=1, groups=2, out=np.zeros((2, 4, 4, 32)))
