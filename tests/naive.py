@@ -522,6 +522,11 @@ def scale_columns(acc, scale, dtype):
     return acc.astype(dtype) * scale
 
 
+def as_floats(acc, dtype):
+    """int32 acc cast to ``dtype``."""
+    return acc.astype(dtype)
+
+
 def copy_columns(source, target, first):
     """target with source written into columns first .. first + source.shape[1] - 1."""
     target = target.copy()

@@ -102,6 +102,17 @@ def test_scale_columns_equals_numpy_cast_then_multiply(case):
     np.testing.assert_array_equal(out, naive.scale_columns(acc, scale, x.dtype))
 
 
+@settings(max_examples=15)
+@given(rows_channels())
+def test_as_floats_equals_numpy_cast(case):
+    x = case[0]
+    acc = np.round(1000 * x).astype(np.int32)
+    acc.flat[:3] = [2**24 + 1, -(2**31), 2**31 - 1][: acc.size]  # beyond 2^24: float32 rounds, as numpy does
+    out = np.full(acc.shape, np.nan, dtype=x.dtype)
+    assert _channel_kernels.as_floats(acc, out) is out
+    np.testing.assert_array_equal(out, naive.as_floats(acc, x.dtype))
+
+
 def test_reductions_do_not_depend_on_the_thread_count():
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs at least 2 Numba threads")

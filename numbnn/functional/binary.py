@@ -107,7 +107,7 @@ class BinaryConv2d(Function):
             scale_row = np.ascontiguousarray(np.broadcast_to(scale, (s.o,)), dtype=dtype)
             conv, out = None, _channel_kernels.scale_columns(sums, scale_row, np.empty((s.rows, s.o), dtype=dtype))
         else:
-            conv = sums.astype(x.dtype)
+            conv = _channel_kernels.as_floats(sums, np.empty((s.rows, s.o), dtype=x.dtype))
             out = conv * scale if scale is not None else conv
         ctx.shape = s
         ctx.options = (pad_value, act_quantizer, act_clip, weight_clip)

@@ -48,6 +48,17 @@ def scale_columns(acc, scale, out):
 
 
 @nb.njit(parallel=True, cache=True)
+def as_floats(acc, out):
+    """out = acc cast to out's float dtype (a binary conv's int32 sums), row blocks in parallel: numpy's
+    astype runs on one thread. Each value rounds once, as numpy's cast does."""
+    rows, c = acc.shape
+    for i in nb.prange(rows):
+        for j in range(c):
+            out[i, j] = acc[i, j]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
 def copy_columns(source, target, first):
     """target[:, first : first + source.shape[1]] = source: one part of a concatenation along channels."""
     rows, c = source.shape
