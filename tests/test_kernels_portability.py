@@ -38,6 +38,11 @@ CHECK = textwrap.dedent(
     assert np.allclose(sign_rows_matmul(bits, g), naive.sign_rows_matmul(bits, g), rtol=1e-5, atol=1e-4)
     bits = pack_sign_columns(x[:, :5, :6, :66].astype(np.float32), 3, padding=1, groups=2)  # grouped: per group
     assert np.allclose(sign_rows_matmul(bits, g, 2), naive.sign_rows_matmul(bits, g, 2), rtol=1e-5, atol=1e-4)
+    from numbnn.kernels.conv_input_grad import conv_input_grad  # 16-float FMAs and adds as AVX2 halves
+    w = np.where(rng.random((12, 3, 3, 16)) < 0.5, -1.0, 1.0).astype(np.float32)
+    g = rng.integers(-3, 4, (2 * 5 * 4, 12)).astype(np.float32)  # integers times +-1: exact in any order
+    args = dict(stride=2, padding=1, groups=2)
+    assert (conv_input_grad(g, w, (2, 9, 8, 32), 3, **args) == naive.conv_input_grad(g, w, (2, 9, 8, 32), 3, **args)).all()
     print("tile_cols", TILE_COLS, "vector_popcount", target_has_vector_popcount())
     """
 )
