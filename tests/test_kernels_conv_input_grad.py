@@ -57,20 +57,21 @@ def test_integer_gradients_and_signs_give_exact_sums():
     np.testing.assert_array_equal(conv_input_grad(grad, w, shape, **args), naive.conv_input_grad(grad, w, shape, **args))
 
 
-def test_grouped_backward_takes_the_kernel_when_it_fits(monkeypatch):
+def test_backward_takes_the_kernel_for_few_outputs_per_group(monkeypatch):
     calls = []
     kernel = conv_module.conv_input_grad
-    monkeypatch.setattr(conv_module, "conv_input_grad", lambda *a, **k: calls.append(a[3]) or kernel(*a, **k))
+    monkeypatch.setattr(conv_module, "conv_input_grad", lambda *a, **k: calls.append(a[1].shape) or kernel(*a, **k))
     rng = np.random.default_rng(0)
-    shape = conv_module.conv_shape((2, 6, 6, 32), (8, 3, 3, 16), 1, 1, 1, 2)
-    grad2 = rng.standard_normal((shape.rows, 8)).astype(np.float32)
-    w = rng.standard_normal((8, 3, 3, 16)).astype(np.float32)
     columns = lambda n0, n1, block, out: conv_module.columns(np.zeros((n1 - n0, 6, 6, 32), np.float32), block, out)  # noqa: E731
-    conv_module.blocked_backward(grad2, columns, w, shape, True, False)
-    conv_module.blocked_backward(grad2.astype(np.float64), columns, w.astype(np.float64), shape, True, False)
-    ungrouped = conv_module.conv_shape((2, 6, 6, 16), (8, 3, 3, 16), 1, 1, 1, 1)
-    conv_module.blocked_backward(grad2, columns, w, ungrouped, True, False)
-    assert calls == [(3, 3)]  # float32 and grouped only
+    widest = conv_module.TILED_INPUT_GRAD_MAX_OUTPUTS
+    for o, groups, dtype in ((8, 2, np.float32), (8, 2, np.float64), (widest, 1, np.float32), (2 * widest, 2, np.float32),
+                             (2 * widest, 1, np.float32)):
+        shape = conv_module.conv_shape((2, 6, 6, 32), (o, 3, 3, 32 // groups), 1, 1, 1, groups)
+        grad2 = rng.standard_normal((shape.rows, o)).astype(dtype)
+        w = rng.standard_normal((o, 3, 3, 32 // groups)).astype(dtype)
+        conv_module.blocked_backward(grad2, columns, w, shape, True, False)
+    # float32 with at most TILED_INPUT_GRAD_MAX_OUTPUTS outputs per group only
+    assert calls == [(8, 3, 3, 16), (widest, 3, 3, 32), (2 * widest, 3, 3, 16)]
 
 
 def test_bad_arguments_raise_input_error():

@@ -15,11 +15,12 @@ products run a few images at a time (see ``BLOCK_ROWS``) and the backward recomp
 columns instead of keeping them. A 1x1 kernel without padding needs no im2col (a reshape, or a
 strided slice for stride > 1). Convolutions with one input channel per group (depthwise, and
 depthwise with a channel multiplier) are computed tap by tap instead, shift-and-add over KH*KW
-strided views, which avoids a GEMM whose inner dimension is only KH*KW. A grouped spatial
-convolution whose groups give whole vectors of columns (float32, K_g a multiple of 16) takes its
-input gradient from :func:`numbnn.kernels.conv_input_grad.conv_input_grad` instead of the per-group
-dcols products and col2im: their inner dimension is only O_g, and the kernel keeps those sums in
-registers and scatters them onto dx directly.
+strided views, which avoids a GEMM whose inner dimension is only KH*KW. A spatial convolution
+with few output channels per group (O_g <= 64, grouped or not) whose groups give whole vectors of
+columns (float32, K_g a multiple of 16) takes its input gradient from
+:func:`numbnn.kernels.conv_input_grad.conv_input_grad` instead of the dcols products and col2im:
+their inner dimension is only O_g, and the kernel keeps those sums in registers and scatters them
+onto dx directly.
 
 The helpers here (geometry, columns and their adjoint, grouped products) are shared with the binary
 convolution in :mod:`numbnn.functional.binary`, whose backward is an ordinary float convolution.
@@ -182,12 +183,18 @@ def blocked_forward(x: np.ndarray, w: np.ndarray, s: ConvShape) -> np.ndarray:
     return out
 
 
+# The register-tiled input gradient is taken up to this many output channels per group (the inner
+# dimension of BLAS's dcols product). Measured on 2 threads (Intel Xeon, 2026-12-06; docs/performance.md):
+# 0.43-0.89x BLAS + col2im's time at O_g = 32 and 64, 1.01-1.07x at O_g = 128.
+TILED_INPUT_GRAD_MAX_OUTPUTS = 64
+
+
 def _tiled_input_grad(grad2, w, s: ConvShape) -> bool:
-    """Whether dx comes from the register-tiled kernel (module docstring): grouped spatial convs whose
-    groups are whole vectors of float32 columns (ungrouped ones keep BLAS, as fast there on 2 threads)."""
+    """Whether dx comes from the register-tiled kernel (module docstring): spatial float32 convs with at
+    most TILED_INPUT_GRAD_MAX_OUTPUTS output channels per group and whole vectors of columns per group."""
     g = s.geom
-    return (s.groups > 1 and g.kh * g.kw > 1 and grad2.dtype == w.dtype == np.float32
-            and _fits_conv_input_grad(np.float32, (g.kh, g.kw), s.c, s.groups))
+    return (g.kh * g.kw > 1 and s.o // s.groups <= TILED_INPUT_GRAD_MAX_OUTPUTS
+            and grad2.dtype == w.dtype == np.float32 and _fits_conv_input_grad(np.float32, (g.kh, g.kw), s.c, s.groups))
 
 
 def blocked_backward(grad2, block_columns, w, s: ConvShape, need_x: bool, need_w: bool, cols_dtype=None):

@@ -7,8 +7,9 @@ group (ordered (kh, kw, c) as in :func:`numbnn.kernels.im2col`), the input gradi
 
 with G [N*Ho*Wo, O] the output gradient. Done with BLAS and col2im (:func:`numbnn.functional.conv.
 blocked_backward`), each group's product has an inner dimension of only O_g (16 to 64 in FTBNN's
-groups of 4): little arithmetic per value of D, which is written to memory whole and read back by
-col2im, and thin products that BLAS runs far below its rate on square ones.
+groups of 4, 32 in the first convs of bnn-small and ReActNet-A): little arithmetic per value of D,
+which is written to memory whole and read back by col2im, and thin products that BLAS runs far below
+its rate on square ones.
 
 Here one task per image walks its output pixels in tiles of ROWS = 6 pixels. For one group and 48
 columns (3 vectors of 16 floats) a tile keeps its 6 x 3 sums in 18 vector registers: per output
