@@ -185,7 +185,7 @@ def blocked_forward(x: np.ndarray, w: np.ndarray, s: ConvShape) -> np.ndarray:
 
 # The register-tiled input gradient is taken up to this many output channels per group (the inner
 # dimension of BLAS's dcols product). Measured on 2 threads (Intel Xeon, 2026-12-06; docs/performance.md):
-# 0.43-0.89x BLAS + col2im's time at O_g = 32 and 64, 1.01-1.07x at O_g = 128.
+# 0.32-0.89x BLAS + col2im's time at O_g = 16-64 and 0.86-1.09x at O_g = 128 (benchmarks/conv_input_grad.py).
 TILED_INPUT_GRAD_MAX_OUTPUTS = 64
 
 
