@@ -46,7 +46,7 @@ from numbnn.kernels.channels import chunk_sums as _chunk_sums
 from numbnn.kernels.channels import chunk_total, n_chunks
 from numbnn.kernels.geometry import conv_geometry
 from numbnn.kernels.intrinsics import F16 as _F16
-from numbnn.kernels.intrinsics import LANES
+from numbnn.kernels.intrinsics import LANES, aligned_zeros
 from numbnn.kernels.intrinsics import as_int64s as _as_i64
 from numbnn.kernels.intrinsics import vector_pointer as _vector_pointer
 
@@ -221,8 +221,8 @@ def _sign_rows_matmul(bits, g, groups):
         o0, k0 = (task // column_blocks) * LANES, (task % column_blocks) * COLUMN_BLOCK
         k1 = min(group_len, k0 + COLUMN_BLOCK)
         base = (o0 // per_group) * group_len  # the first bit column of channel o0's group
-        acc = np.zeros((k1 - k0) * LANES, dtype=np.float32)
-        tables = np.empty(8 * size, dtype=np.float32)
+        acc = aligned_zeros((k1 - k0) * LANES)  # aligned: each vector one cache line (numbnn.kernels.intrinsics)
+        tables = aligned_zeros(8 * size)
         tail = np.zeros((CHUNK, LANES), dtype=np.float32)  # this task's part of a partial last chunk
         for chunk in range(chunks):
             source, first, stride, col0 = g, chunk * CHUNK, o, o0
