@@ -17,7 +17,11 @@ Work per 32 rows and 16 output channels: 8 x 15 table steps, then 8 loads and ad
 against 32 multiply-adds per column for BLAS; the tables pay off from a few hundred columns on (a
 3x3 binary conv has K = 9 * C_in). S also arrives as bits, 32 times less memory than floats. Each
 parallel task owns 16 output channels and at most COLUMN_BLOCK columns, so its accumulator stays
-in L1 and narrow layers still give every thread work.
+in L1 and narrow layers still give every thread work. Where a group has a multiple of 32 output
+channels a task owns two 16-channel blocks, with a table set each, and both blocks' lookups use the
+offsets computed once from the column's bits: that scalar work (4 byte loads, 8 nibble offsets), not
+the vector adds, bounds the column loop, and sharing it took 0.76-0.91x the time on reactnet-a's and
+ftbnn's shapes at 2 threads (probe, Intel Xeon, 2026-12-06; the same sums in the same order).
 
 Layout of S: uint8 [ceil(M/32), 4, K]; byte (j, q, k) has bit i set iff S[32j + 8q + i, k] is -1.
 Rows past M have clear bits and count as zero rows of G. :func:`pack_sign_columns` builds it for
@@ -52,7 +56,7 @@ from numbnn.kernels.intrinsics import vector_pointer as _vector_pointer
 
 # LANES (16, numbnn.kernels.intrinsics): output channels per vector and per table
 CHUNK = 32  # rows of S per eight tables (one 4-bit table per 4 rows)
-COLUMN_BLOCK = 512  # columns per task: a 32 KB accumulator
+COLUMN_BLOCK = 512  # columns per 16-channel task (256 for two blocks): a 32 KB accumulator
 _I64 = ir.IntType(64)
 
 
@@ -189,13 +193,13 @@ def _table_step(typingctx, table, at, source, g, row):
 
 
 @intrinsic
-def _add_lookups(typingctx, acc, at, table, offsets):
-    """acc.flat[at : at+16] += the sum of the 8 table vectors at ``offsets`` (a UniTuple of 8 ints)."""
+def _add_lookups(typingctx, acc, at, table, offsets, shift):
+    """acc.flat[at : at+16] += the sum of the 8 table vectors at ``offsets`` (a UniTuple of 8 ints) + ``shift``."""
 
     def codegen(context, builder, sig, args):
-        at_ = context.cast(builder, args[1], sig.args[1], types.int64)
+        at_, shift_ = _as_i64(context, builder, (args[1], args[4]), (sig.args[1], sig.args[4]))
         items = cgutils.unpack_tuple(builder, args[3], 8)
-        offsets_ = _as_i64(context, builder, items, [sig.args[3].dtype] * 8)
+        offsets_ = [builder.add(o, shift_) for o in _as_i64(context, builder, items, [sig.args[3].dtype] * 8)]
         v = [builder.load(_vector_pointer(context, builder, sig.args[2], args[2], o), align=4) for o in offsets_]
         pairs = [builder.fadd(v[i], v[i + 1]) for i in range(0, 8, 2)]
         total = builder.fadd(builder.fadd(pairs[0], pairs[1]), builder.fadd(pairs[2], pairs[3]))
@@ -205,7 +209,17 @@ def _add_lookups(typingctx, acc, at, table, offsets):
 
     if not (isinstance(offsets, types.UniTuple) and offsets.count == 8 and isinstance(offsets.dtype, types.Integer)):
         return None
-    return types.none(acc, at, table, offsets), codegen
+    return types.none(acc, at, table, offsets, shift), codegen
+
+
+@nb.njit(inline="always")
+def _lookup_offsets(flat_bits, at, k, size):
+    """Offsets into eight 4-bit tables of the nibbles of column ``at``'s four bytes (one per 8 rows, k apart)."""
+    b0, b1 = np.int64(flat_bits[at]), np.int64(flat_bits[at + k])
+    b2, b3 = np.int64(flat_bits[at + 2 * k]), np.int64(flat_bits[at + 3 * k])
+    return ((b0 & 15) * LANES, size + (b0 >> 4) * LANES, 2 * size + (b1 & 15) * LANES,
+            3 * size + (b1 >> 4) * LANES, 4 * size + (b2 & 15) * LANES, 5 * size + (b2 >> 4) * LANES,
+            6 * size + (b3 & 15) * LANES, 7 * size + (b3 >> 4) * LANES)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -216,36 +230,42 @@ def _sign_rows_matmul(bits, g, groups):
     out = np.empty((o, group_len), dtype=np.float32)  # (S^T g)^T: written column by column by each task
     flat_bits = bits.reshape(-1)
     size = 16 * LANES  # one 4-bit table
-    column_blocks = (group_len + COLUMN_BLOCK - 1) // COLUMN_BLOCK
-    for task in nb.prange((o // LANES) * column_blocks):
-        o0, k0 = (task // column_blocks) * LANES, (task % column_blocks) * COLUMN_BLOCK
-        k1 = min(group_len, k0 + COLUMN_BLOCK)
+    vectors = 2 if per_group % (2 * LANES) == 0 else 1  # 16-channel blocks per task (module docstring)
+    width = vectors * LANES
+    column_blocks = (group_len + COLUMN_BLOCK // vectors - 1) // (COLUMN_BLOCK // vectors)
+    block = (group_len + column_blocks - 1) // column_blocks  # balanced blocks
+    for task in nb.prange((o // width) * column_blocks):
+        o0, k0 = (task // column_blocks) * width, (task % column_blocks) * block
+        k1 = min(group_len, k0 + block)
         base = (o0 // per_group) * group_len  # the first bit column of channel o0's group
-        acc = aligned_zeros((k1 - k0) * LANES)  # aligned: each vector one cache line (numbnn.kernels.intrinsics)
-        tables = aligned_zeros(8 * size)
-        tail = np.zeros((CHUNK, LANES), dtype=np.float32)  # this task's part of a partial last chunk
+        acc = aligned_zeros((k1 - k0) * width)  # aligned: each vector one cache line (numbnn.kernels.intrinsics)
+        tables = aligned_zeros(8 * size * vectors)
+        tail = np.zeros((CHUNK, width), dtype=np.float32)  # this task's part of a partial last chunk
         for chunk in range(chunks):
             source, first, stride, col0 = g, chunk * CHUNK, o, o0
             if first + CHUNK > rows:
-                tail[: rows - first] = g[first:rows, o0 : o0 + LANES]
-                source, first, stride, col0 = tail, 0, LANES, 0
+                tail[: rows - first] = g[first:rows, o0 : o0 + width]
+                source, first, stride, col0 = tail, 0, width, 0
             flat = source.reshape(-1)
-            for t in range(8):  # table t: rows 4t .. 4t+3 of the chunk
-                row0 = (first + 4 * t) * stride + col0
-                _table_first(tables, t * size, flat, row0, stride)
-                for b in range(1, 16):
-                    low = 0 if b & 1 else (1 if b & 2 else (2 if b & 4 else 3))
-                    _table_step(tables, t * size + b * LANES, t * size + (b ^ (1 << low)) * LANES, flat,
-                                row0 + low * stride)
+            for v in range(vectors):
+                for t in range(8):  # table t of block v: rows 4t .. 4t+3 of the chunk
+                    row0 = (first + 4 * t) * stride + col0 + v * LANES
+                    table = (v * 8 + t) * size
+                    _table_first(tables, table, flat, row0, stride)
+                    for b in range(1, 16):
+                        low = 0 if b & 1 else (1 if b & 2 else (2 if b & 4 else 3))
+                        _table_step(tables, table + b * LANES, table + (b ^ (1 << low)) * LANES, flat,
+                                    row0 + low * stride)
             at = chunk * 4 * k + base
+            if vectors == 2:  # one loop per case: a test inside the column loop cost the 1-block case ~5%
+                for col in range(k0, k1):
+                    offsets = _lookup_offsets(flat_bits, at + col, k, size)
+                    _add_lookups(acc, (col - k0) * width, tables, offsets, 0)
+                    _add_lookups(acc, (col - k0) * width + LANES, tables, offsets, 8 * size)
+            else:
+                for col in range(k0, k1):
+                    _add_lookups(acc, (col - k0) * LANES, tables, _lookup_offsets(flat_bits, at + col, k, size), 0)
+        for lane in range(width):
             for col in range(k0, k1):
-                b0, b1 = np.int64(flat_bits[at + col]), np.int64(flat_bits[at + k + col])
-                b2, b3 = np.int64(flat_bits[at + 2 * k + col]), np.int64(flat_bits[at + 3 * k + col])
-                offsets = ((b0 & 15) * LANES, size + (b0 >> 4) * LANES, 2 * size + (b1 & 15) * LANES,
-                           3 * size + (b1 >> 4) * LANES, 4 * size + (b2 & 15) * LANES, 5 * size + (b2 >> 4) * LANES,
-                           6 * size + (b3 & 15) * LANES, 7 * size + (b3 >> 4) * LANES)
-                _add_lookups(acc, (col - k0) * LANES, tables, offsets)
-        for lane in range(LANES):
-            for col in range(k0, k1):
-                out[o0 + lane, col] = acc[(col - k0) * LANES + lane]
+                out[o0 + lane, col] = acc[(col - k0) * width + lane]
     return out.T
