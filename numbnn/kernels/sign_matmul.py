@@ -56,6 +56,7 @@ from numbnn.kernels.intrinsics import vector_pointer as _vector_pointer
 
 # LANES (16, numbnn.kernels.intrinsics): output channels per vector and per table
 CHUNK = 32  # rows of S per eight tables (one 4-bit table per 4 rows)
+PARTIAL_VALUES = 1 << 16  # padding_tap_sums: float64 partial sums per call (512 KB)
 COLUMN_BLOCK = 512  # columns per 16-channel task (256 for two blocks): a 32 KB accumulator
 _I64 = ir.IntType(64)
 
@@ -84,7 +85,9 @@ def padding_tap_sums(g, input_hw, kernel_size, stride=1, padding=0, dilation=1) 
     if len(g) % pixels:
         raise InputError(f"g has {len(g)} rows, not a whole number of {geom.ho}x{geom.wo} output maps")
     per_image = g.reshape(len(g) // pixels, pixels * g.shape[1])
-    partial = _chunk_sums(per_image, np.zeros(per_image.shape[1]), False, n_chunks(len(per_image)))
+    # few chunks of wide rows: n_chunks' 64 (made for tall, narrow maps) gave a float64 partial as large as g
+    chunks = max(1, min(n_chunks(len(per_image)), PARTIAL_VALUES // per_image.shape[1]))
+    partial = _chunk_sums(per_image, np.zeros(per_image.shape[1]), False, chunks)
     maps = chunk_total(partial).reshape(geom.ho, geom.wo, g.shape[1])  # sum over the images
     total = maps.sum(axis=(0, 1))
     sums = np.empty((geom.kh * geom.kw, g.shape[1]))
