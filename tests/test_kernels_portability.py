@@ -36,6 +36,8 @@ CHECK = textwrap.dedent(
     bits = pack_sign_columns(x[:, :5, :6, :33].astype(np.float32), 3, padding=1)
     g = rng.standard_normal((60, 40)).astype(np.float32)
     assert np.allclose(sign_rows_matmul(bits, g), naive.sign_rows_matmul(bits, g), rtol=1e-5, atol=1e-4)
+    x32 = x[:, :5, :6, :32].astype(np.float32)  # whole 16-value runs: vector compares of 16 floats
+    assert (pack_sign_columns(x32, 3, padding=1, groups=2) == naive.pack_sign_columns(x32, 3, padding=1, groups=2)).all()
     bits = pack_sign_columns(x[:, :5, :6, :66].astype(np.float32), 3, padding=1, groups=2)  # grouped: per group
     assert np.allclose(sign_rows_matmul(bits, g, 2), naive.sign_rows_matmul(bits, g, 2), rtol=1e-5, atol=1e-4)
     from numbnn.kernels.conv_input_grad import conv_input_grad  # 16-float FMAs and adds as AVX2 halves

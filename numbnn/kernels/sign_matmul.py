@@ -134,6 +134,33 @@ def sign_rows_matmul(bits, g, groups=1) -> np.ndarray:
     return _sign_rows_matmul(bits, g, groups)
 
 
+@intrinsic
+def _or_signs16(typingctx, bits, at, x, src, shift):
+    """bits.flat[at : at+16] |= (x.flat[src : src+16] < 0) << shift (uint8 bits, float x; no bounds checks)."""
+    if not (isinstance(x, types.Array) and x.dtype in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        at_, src_ = _as_i64(context, builder, (args[1], args[3]), (sig.args[1], sig.args[3]))
+        element = context.get_data_type(sig.args[2].dtype)
+        floats = ir.VectorType(element, LANES)
+        bytes16 = ir.VectorType(ir.IntType(8), LANES)
+        x_data = context.make_array(sig.args[2])(context, builder, args[2]).data
+        values = builder.load(builder.bitcast(builder.gep(x_data, [src_]), floats.as_pointer()), align=4)
+        negative = builder.fcmp_ordered("<", values, ir.Constant(floats, [ir.Constant(element, 0.0)] * LANES))
+        amount = context.cast(builder, args[4], sig.args[4], types.uint8)
+        amounts = builder.shuffle_vector(
+            builder.insert_element(ir.Constant(bytes16, ir.Undefined), amount, ir.Constant(ir.IntType(32), 0)),
+            ir.Constant(bytes16, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+        shifted = builder.shl(builder.zext(negative, bytes16), amounts)
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        pointer = builder.bitcast(builder.gep(data, [at_]), bytes16.as_pointer())
+        builder.store(builder.or_(builder.load(pointer, align=1), shifted), pointer, align=1)
+        return context.get_dummy_value()
+
+    return types.none(bits, at, x, src, shift), codegen
+
+
 @nb.njit(parallel=True, cache=True)
 def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
     n_img, h, w, c = x.shape
@@ -141,10 +168,14 @@ def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
     group_len = kh * kw * cg  # columns per group
     rows = n_img * ho * wo
     flat = x.reshape(-1)
+    flat_bits = bits.reshape(-1)
+    k = bits.shape[2]
+    vector_runs = cg % LANES == 0  # each group's run of a tap is whole 16-value vectors
     for chunk in nb.prange(bits.shape[0]):
         bits[chunk] = 0
         for r in range(chunk * CHUNK, min(rows, (chunk + 1) * CHUNK)):
             q, shift = (r % CHUNK) // 8, np.uint8(r % 8)
+            row_at = (chunk * 4 + q) * k  # bits.flat offset of byte row (chunk, q)
             n, oy, ox = r // (ho * wo), (r // wo) % ho, r % wo
             for i in range(kh):
                 iy = oy * sh - ph + i * dh
@@ -155,11 +186,15 @@ def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
                     if ix < 0 or ix >= w:
                         continue
                     for grp in range(groups):
-                        # unsigned offsets: no negative-index wraparound, so LLVM vectorises the run
-                        src = np.uint64(((n * h + iy) * w + ix) * c + grp * cg)
-                        dst = np.uint64(grp * group_len + (i * kw + j) * cg)
-                        for ch in range(np.uint64(cg)):  # contiguous in x and in the bit row
-                            bits[chunk, q, dst + ch] |= np.uint8(flat[src + ch] < 0) << shift
+                        src = ((n * h + iy) * w + ix) * c + grp * cg
+                        dst = grp * group_len + (i * kw + j) * cg
+                        if vector_runs:  # 16 values per step, no loop around them: 0.48-0.78x the time (probe)
+                            for v in range(0, cg, LANES):
+                                _or_signs16(flat_bits, row_at + dst + v, flat, src + v, shift)
+                        else:  # unsigned offsets: no negative-index wraparound, so LLVM vectorises the run
+                            src, dst = np.uint64(src), np.uint64(dst)
+                            for ch in range(np.uint64(cg)):  # contiguous in x and in the bit row
+                                bits[chunk, q, dst + ch] |= np.uint8(flat[src + ch] < 0) << shift
 
 
 @intrinsic
