@@ -194,7 +194,7 @@ def _tiled_input_grad(grad2, w, s: ConvShape) -> bool:
     most TILED_INPUT_GRAD_MAX_OUTPUTS output channels per group and whole vectors of columns per group."""
     g = s.geom
     return (g.kh * g.kw > 1 and s.o // s.groups <= TILED_INPUT_GRAD_MAX_OUTPUTS
-            and grad2.dtype == w.dtype == np.float32 and _fits_conv_input_grad(np.float32, (g.kh, g.kw), s.c, s.groups))
+            and grad2.dtype == w.dtype == np.float32 and _fits_conv_input_grad((g.kh, g.kw), s.c, s.groups))
 
 
 def blocked_backward(grad2, block_columns, w, s: ConvShape, need_x: bool, need_w: bool, cols_dtype=None):

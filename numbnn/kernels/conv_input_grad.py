@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 from numbnn.errors import InputError
 from numbnn.kernels._checks import as_groups, as_shape4, require_array
 from numbnn.kernels.geometry import conv_geometry
-from numbnn.kernels.intrinsics import F16, LANES, aligned_empty, aligned_zeros, as_int64s, vector_pointer
+from numbnn.kernels.intrinsics import F16, LANES, as_int64s, vector_pointer
 
 ROWS = 6  # output pixels per tile
 VECTORS = 3  # 16-float column vectors per tile
@@ -45,9 +45,9 @@ _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
 
 
-def fits(dtype, kernel_size: tuple[int, int], channels: int, groups: int) -> bool:
-    """Whether :func:`conv_input_grad` takes this convolution: float32, and K_g = KH*KW*C/G whole vectors."""
-    return dtype == np.float32 and (kernel_size[0] * kernel_size[1] * (channels // groups)) % LANES == 0
+def fits(kernel_size: tuple[int, int], channels: int, groups: int) -> bool:
+    """Whether a group's K_g = KH*KW*C/G columns are whole 16-float vectors, as :func:`conv_input_grad` needs."""
+    return (kernel_size[0] * kernel_size[1] * (channels // groups)) % LANES == 0
 
 
 def conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -68,11 +68,11 @@ def conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dila
                          f"got {w.shape}")
     if grad.shape != (n * g.ho * g.wo, o):
         raise InputError(f"grad must have shape {(n * g.ho * g.wo, o)}, got {grad.shape}")
-    if not fits(np.float32, (g.kh, g.kw), c, groups):
+    if not fits((g.kh, g.kw), c, groups):
         raise InputError(f"conv_input_grad needs KH*KW*C/groups to be a multiple of {LANES}, "
                          f"got {g.kh}*{g.kw}*{c // groups}")
     if out is None:
-        out = aligned_empty(shape)  # 64-byte aligned pixels when C is a multiple of 16 (numbnn.kernels.intrinsics)
+        out = np.empty(shape, dtype=np.float32)
     elif not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous):
         got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
         raise InputError(f"out must be a C-contiguous float32 array of shape {shape}, got {got}")
@@ -177,7 +177,7 @@ def _conv_input_grad(grad, w2, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, dx, group
     pixels = ho * wo
     for n in nb.prange(n_img):
         dx[n] = 0
-        buf = aligned_zeros(ROWS * k_all)  # the tile's columns, group-major as im2col's
+        buf = np.empty(ROWS * k_all, dtype=np.float32)  # the tile's columns, group-major as im2col's
         for p0 in range(0, pixels, ROWS):
             rows = min(ROWS, pixels - p0)
             for grp in range(groups):

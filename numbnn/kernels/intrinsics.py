@@ -13,11 +13,11 @@ bounds check; callers guarantee ``offset + 64 <= arr.size``.
 
 :func:`vector_pointer` and :func:`as_int64s` are codegen helpers for kernels that write their own vector
 IR (:mod:`numbnn.kernels.sign_matmul`, :mod:`numbnn.kernels.conv_input_grad`): 16-float vectors, one
-AVX-512 register or two AVX2 ones. Their scratch buffers come from :func:`aligned_zeros` and their
-outputs from :func:`aligned_empty`: a 64-byte vector that starts off a 64-byte boundary spans two cache
-lines, and Numba's allocations start 32 bytes off it about half the time (numpy's, 16 bytes off,
-often), so every vector load and store of such a buffer was two. Aligned, the table-lookup product of
-:mod:`numbnn.kernels.sign_matmul` took 0.80-0.87x the time on one thread (probe, Intel Xeon, 2026-12-06).
+AVX-512 register or two AVX2 ones. :func:`aligned_zeros` gives scratch buffers on 64-byte boundaries:
+a 64-byte vector that starts off one spans two cache lines, and Numba's allocations start 32 bytes off
+it about half the time, so every vector load and store of such a buffer was two. Aligned, the
+table-lookup product of :mod:`numbnn.kernels.sign_matmul` took 0.80-0.87x the time on one thread
+(Intel Xeon, 2026-12-06); the tiled input gradient's buffers gained nothing and stay plain.
 """
 
 import numba as nb
@@ -31,24 +31,12 @@ LANES = 16  # floats per vector of the vector-IR kernels
 F16 = ir.VectorType(ir.FloatType(), LANES)
 
 
-VECTOR_BYTES = 64
-
-
 @nb.njit(cache=True)
 def aligned_zeros(n):
     """n float32 zeros whose data starts on a 64-byte boundary (a view into a slightly longer array)."""
     store = np.zeros(n + LANES, dtype=np.float32)
     skip = (LANES - (store.ctypes.data // 4) % LANES) % LANES
     return store[skip : skip + n]
-
-
-def aligned_empty(shape, dtype=np.float32) -> np.ndarray:
-    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary."""
-    dtype = np.dtype(dtype)
-    size = int(np.prod(shape)) * dtype.itemsize
-    store = np.empty(size + VECTOR_BYTES, dtype=np.uint8)
-    skip = -store.ctypes.data % VECTOR_BYTES
-    return store[skip : skip + size].view(dtype).reshape(shape)
 
 
 def vector_pointer(context, builder, array_type, array, offset):
