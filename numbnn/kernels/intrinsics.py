@@ -16,8 +16,8 @@ IR (:mod:`numbnn.kernels.sign_matmul`, :mod:`numbnn.kernels.conv_input_grad`): 1
 AVX-512 register or two AVX2 ones. :func:`aligned_zeros` gives scratch buffers on 64-byte boundaries:
 a 64-byte vector that starts off one spans two cache lines, and Numba's allocations start 32 bytes off
 it about half the time, so every vector load and store of such a buffer was two. Aligned, the
-table-lookup product of :mod:`numbnn.kernels.sign_matmul` took 0.80-0.87x the time on one thread
-(Intel Xeon, 2026-12-06); the tiled input gradient's buffers gained nothing and stay plain.
+table-lookup product of :mod:`numbnn.kernels.sign_matmul` took 0.80-0.87x the time on one thread in a
+probe (Intel Xeon, 2026-12-06); the tiled input gradient's buffers gained nothing and stay plain.
 """
 
 import numba as nb

@@ -20,8 +20,9 @@ parallel task owns 16 output channels and at most COLUMN_BLOCK columns, so its a
 in L1 and narrow layers still give every thread work. Where a group has a multiple of 32 output
 channels a task owns two 16-channel blocks, with a table set each, and both blocks' lookups use the
 offsets computed once from the column's bits: that scalar work (4 byte loads, 8 nibble offsets), not
-the vector adds, bounds the column loop, and sharing it took 0.76-0.91x the time on reactnet-a's and
-ftbnn's shapes at 2 threads (probe, Intel Xeon, 2026-12-06; the same sums in the same order).
+the vector adds, bounds the column loop; with it and aligned scratch the product took 0.75-0.80x the
+time on reactnet-a's, bnn-small's and ftbnn's wider shapes at 2 threads (`benchmarks/weight_grad_kernels.py`,
+Intel Xeon, 2026-12-06; the same sums in the same order).
 
 Layout of S: uint8 [ceil(M/32), 4, K]; byte (j, q, k) has bit i set iff S[32j + 8q + i, k] is -1.
 Rows past M have clear bits and count as zero rows of G. :func:`pack_sign_columns` builds it for
@@ -188,7 +189,7 @@ def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
                     for grp in range(groups):
                         src = ((n * h + iy) * w + ix) * c + grp * cg
                         dst = grp * group_len + (i * kw + j) * cg
-                        if vector_runs:  # 16 values per step, no loop around them: 0.48-0.78x the time (probe)
+                        if vector_runs:  # 16 values per step, no loop around them (0.51-0.86x the time, docs/performance.md)
                             for v in range(0, cg, LANES):
                                 _or_signs16(flat_bits, row_at + dst + v, flat, src + v, shift)
                         else:  # unsigned offsets: no negative-index wraparound, so LLVM vectorises the run
