@@ -183,6 +183,12 @@ def sign_rows_matmul(bits, g, groups=1):
     return np.concatenate([s_g.T @ g_g for s_g, g_g in pairs], axis=1)
 
 
+def sign_weight_matmul(g, w, scale=None):
+    """(g * scale) @ S in float64, S = sign(w) with sign(0) = +1."""
+    scale = np.ones(w.shape[0]) if scale is None else np.asarray(scale, dtype=np.float64)
+    return (np.asarray(g, dtype=np.float64) * scale) @ np.where(np.asarray(w) < 0, -1.0, 1.0)
+
+
 def padding_tap_sums(g, input_hw, kernel_size, stride=1, padding=0, dilation=1):
     """Per tap, the sum of g's rows (output pixels) whose tap reads the padding."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel_size, stride, padding, dilation))

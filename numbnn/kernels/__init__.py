@@ -41,6 +41,7 @@ from numbnn.kernels.geometry import conv_output_size  # noqa: E402
 from numbnn.kernels.im2col import col2im, im2col  # noqa: E402
 from numbnn.kernels.packing import pack_activations, pack_bits, pack_conv_weight, unpack_bits  # noqa: E402
 from numbnn.kernels.sign_matmul import pack_sign_columns, padding_tap_sums, sign_rows_matmul  # noqa: E402
+from numbnn.kernels.sign_weight_matmul import sign_weight_matmul  # noqa: E402
 
 __all__ = [
     "binary_conv2d",
@@ -54,6 +55,7 @@ __all__ = [
     "pack_sign_columns",
     "padding_tap_sums",
     "sign_rows_matmul",
+    "sign_weight_matmul",
     "unpack_bits",
     "words_for",
 ]

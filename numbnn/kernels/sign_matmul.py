@@ -199,7 +199,7 @@ def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
 
 
 @intrinsic
-def _table_first(typingctx, table, at, g, row, stride):
+def table_first(typingctx, table, at, g, row, stride):
     """table.flat[at : at+16] = sum_{i<4} g.flat[row + i*stride : +16] (no bounds checks)."""
 
     def codegen(context, builder, sig, args):
@@ -216,7 +216,7 @@ def _table_first(typingctx, table, at, g, row, stride):
 
 
 @intrinsic
-def _table_step(typingctx, table, at, source, g, row):
+def table_step(typingctx, table, at, source, g, row):
     """table.flat[at : at+16] = table.flat[source : +16] - 2 * g.flat[row : +16]."""
 
     def codegen(context, builder, sig, args):
@@ -290,10 +290,10 @@ def _sign_rows_matmul(bits, g, groups):
                 for t in range(8):  # table t of block v: rows 4t .. 4t+3 of the chunk
                     row0 = (first + 4 * t) * stride + col0 + v * LANES
                     table = (v * 8 + t) * size
-                    _table_first(tables, table, flat, row0, stride)
+                    table_first(tables, table, flat, row0, stride)
                     for b in range(1, 16):
                         low = 0 if b & 1 else (1 if b & 2 else (2 if b & 4 else 3))
-                        _table_step(tables, table + b * LANES, table + (b ^ (1 << low)) * LANES, flat,
+                        table_step(tables, table + b * LANES, table + (b ^ (1 << low)) * LANES, flat,
                                     row0 + low * stride)
             at = chunk * 4 * k + base
             if vectors == 2:  # one loop per case: a test inside the column loop cost the 1-block case ~5%
