@@ -76,6 +76,13 @@ def conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dila
     return col2im(np.concatenate(cols, axis=1), input_shape, kernel_size, stride, padding, dilation, groups)
 
 
+def sign_conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dilation=1, scale=None):
+    """dx of a convolution with weights scale_o * sign(w_o) (sign(0) = +1): col2im of a float64 product."""
+    scale = np.ones(len(w)) if scale is None else np.asarray(scale, dtype=np.float64)
+    weights = np.where(np.asarray(w) < 0, -1.0, 1.0) * scale[:, None, None, None]
+    return conv_input_grad(grad, weights, input_shape, kernel_size, stride, padding, dilation)
+
+
 # ---- bit packing --------------------------------------------------------------------------------
 
 
@@ -181,12 +188,6 @@ def sign_rows_matmul(bits, g, groups=1):
     s, g = unpack_sign_rows(bits, len(g)), np.asarray(g, dtype=np.float64)
     pairs = zip(np.split(s, groups, axis=1), np.split(g, groups, axis=1))
     return np.concatenate([s_g.T @ g_g for s_g, g_g in pairs], axis=1)
-
-
-def sign_weight_matmul(g, w, scale=None):
-    """(g * scale) @ S in float64, S = sign(w) with sign(0) = +1."""
-    scale = np.ones(w.shape[0]) if scale is None else np.asarray(scale, dtype=np.float64)
-    return (np.asarray(g, dtype=np.float64) * scale) @ np.where(np.asarray(w) < 0, -1.0, 1.0)
 
 
 def padding_tap_sums(g, input_hw, kernel_size, stride=1, padding=0, dilation=1):

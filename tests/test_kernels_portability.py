@@ -45,10 +45,11 @@ CHECK = textwrap.dedent(
     g = rng.integers(-3, 4, (2 * 5 * 4, 12)).astype(np.float32)  # integers times +-1: exact in any order
     args = dict(stride=2, padding=1, groups=2)
     assert (conv_input_grad(g, w, (2, 9, 8, 32), 3, **args) == naive.conv_input_grad(g, w, (2, 9, 8, 32), 3, **args)).all()
-    from numbnn.kernels.sign_weight_matmul import sign_weight_matmul  # table lookups and the 16x16 transpose
-    g = rng.integers(-3, 4, (40, 36)).astype(np.float32)
-    w = rng.standard_normal((36, 50)).astype(np.float32)
-    assert (sign_weight_matmul(g, w) == naive.sign_weight_matmul(g, w)).all()
+    from numbnn.kernels.sign_conv_input_grad import sign_conv_input_grad  # table lookups, 16x16 transposes
+    w = rng.standard_normal((36, 3, 3, 16)).astype(np.float32)
+    g = rng.integers(-3, 4, (3 * 5 * 4, 36)).astype(np.float32)
+    got = sign_conv_input_grad(g, w, (3, 9, 8, 16), 3, stride=2, padding=1)
+    assert (got == naive.sign_conv_input_grad(g, w, (3, 9, 8, 16), 3, stride=2, padding=1)).all()
     print("tile_cols", TILE_COLS, "vector_popcount", target_has_vector_popcount())
     """
 )

@@ -23,12 +23,12 @@ import numpy as np
 from numbnn import kernels
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
-from numbnn.functional.conv import (
-    blocked_backward, columns, columns_adjoint, conv_shape, image_blocks, uses_tiled_input_grad,
-)
+from numbnn.functional.conv import blocked_backward, columns, conv_shape, uses_tiled_input_grad
 from numbnn.functional.quantizers import STE_SIGN, Quantizer, binary_quantizer, check_clip, sign_values, ste_backward
 from numbnn.kernels import activations as _activation_kernels
 from numbnn.kernels import channels as _channel_kernels
+from numbnn.kernels.sign_conv_input_grad import fits as fits_sign_conv_input_grad
+
 
 def _sign_columns(x, s, pad_value, out=None):
     """im2col of sign(x) (group-major) whose padding taps hold pad_value, in one pass (into ``out`` if given)."""
@@ -72,34 +72,27 @@ def _sign_weight_grad(x, grad2, s, pad_value):
     return dw.reshape(s.o, g.kh, g.kw, s.c // s.groups)
 
 
-# The input gradient of a spatial binary conv comes from the table-lookup product G (scale * sign(W)) of
-# kernels.sign_weight_matmul, then col2im, where the register-tiled kernel does not take it (more than
-# 64 output channels per group) and the product has at least this many multiply-adds (below, BLAS's
-# call costs less than waking the thread pool). Ungrouped convs only: the kernel's reduction runs over
-# all output channels. On reactnet-a's and bnn-small's 3x3 shapes with 128-256 output channels it took
-# 0.6-0.75x the time of BLAS on +-1 weights at 2 threads (docs/performance.md, section "2026-12-07").
+# The input gradient of a spatial binary conv comes from the table-lookup kernel
+# kernels.sign_conv_input_grad (G (scale * sign(W)) added straight onto dx) where the register-tiled
+# kernel does not take it (more than 64 output channels per group) and the product has at least this
+# many multiply-adds (below, BLAS's one call costs less than waking the thread pool); ungrouped convs
+# with whole vectors of input channels only. On ReActNet-A's and bnn-small's 3x3 shapes with 128-256
+# output channels it took 0.5-0.75x the time of BLAS + col2im at 2 threads (docs/performance.md,
+# section "2026-12-07").
 LOOKUP_INPUT_GRAD_MIN_MACS = 1 << 22
 
 
 def _lookup_input_grad(x, w, grad2, s) -> bool:
     g = s.geom
-    return (x.dtype == grad2.dtype == np.float32 and s.groups == 1 and g.kh * g.kw > 1
+    return (x.dtype == grad2.dtype == np.float32 and g.kh * g.kw > 1 and fits_sign_conv_input_grad(s.c, s.groups)
             and not uses_tiled_input_grad(grad2, w, s) and s.rows * s.o * g.kh * g.kw * s.c >= LOOKUP_INPUT_GRAD_MIN_MACS)
 
 
 def _sign_input_grad(grad2, w, scale_rows, s):
-    """dL/d sign(x) = col2im(g (scale * sign(W))) [N, H, W, C], a block of images at a time (as
-    :func:`numbnn.functional.conv.blocked_backward`), the products by table lookup."""
-    w2 = np.ascontiguousarray(w).reshape(s.o, -1)
-    dx = np.empty((s.n, s.h, s.w, s.c), dtype=np.float32)
-    pixels = s.geom.ho * s.geom.wo
-    blocks = image_blocks(s)
-    buffer = np.empty(((blocks[0][1] - blocks[0][0]) * pixels, w2.shape[1]), dtype=np.float32)
-    for n0, n1 in blocks:
-        block = s._replace(n=n1 - n0)
-        dcols = kernels.sign_weight_matmul(grad2[n0 * pixels : n1 * pixels], w2, scale_rows, out=buffer[: block.rows])
-        columns_adjoint(dcols, block, out=dx[n0:n1])
-    return dx
+    """dL/d sign(x) = col2im(g (scale * sign(W))) [N, H, W, C] by table lookup."""
+    g = s.geom
+    return kernels.sign_conv_input_grad(grad2, w, (s.n, s.h, s.w, s.c), (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw),
+                                        (g.dh, g.dw), scale=scale_rows)
 
 
 def _scaled_signs(w, scale_rows):

@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 from numbnn.errors import InputError
 from numbnn.kernels._checks import as_groups, as_shape4, require_array
 from numbnn.kernels.geometry import conv_geometry
-from numbnn.kernels.intrinsics import F16, LANES, as_int64s, vector_pointer
+from numbnn.kernels.intrinsics import F16, LANES, add_vector, as_int64s, vector_pointer
 
 ROWS = 6  # output pixels per tile
 VECTORS = 3  # 16-float column vectors per tile
@@ -122,20 +122,6 @@ def _tile_product(rows: int, vectors: int):
     return product
 
 
-@intrinsic
-def _add_vector(typingctx, target, at, source, src):
-    """target.flat[at : at+16] += source.flat[src : src+16] (no bounds checks)."""
-
-    def codegen(context, builder, sig, args):
-        at_, src_ = as_int64s(context, builder, (args[1], args[3]), (sig.args[1], sig.args[3]))
-        pointer = vector_pointer(context, builder, sig.args[0], args[0], at_)
-        value = builder.load(vector_pointer(context, builder, sig.args[2], args[2], src_), align=4)
-        builder.store(builder.fadd(builder.load(pointer, align=4), value), pointer, align=4)
-        return context.get_dummy_value()
-
-    return types.none(target, at, source, src), codegen
-
-
 _tile = _tile_product(ROWS, VECTORS)
 _tile_one_vector = _tile_product(ROWS, 1)
 _row = _tile_product(1, VECTORS)
@@ -198,7 +184,7 @@ def _conv_input_grad(grad, w2, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, dx, group
                         for grp in range(groups):
                             if c_group % LANES == 0:  # whole vectors (every 3x3 conv here)
                                 for v in range(0, c_group, LANES):
-                                    _add_vector(flat, at + v, buf, src + v)
+                                    add_vector(flat, at + v, buf, src + v)
                             else:  # unsigned indices: vectorised (see numbnn.kernels.im2col._copy_run)
                                 for ch in range(np.uint64(c_group)):
                                     flat[np.uint64(at) + ch] += buf[np.uint64(src) + ch]

@@ -151,3 +151,17 @@ def store_transposed16(typingctx, out, at, row_stride, block, block_at):
         return context.get_dummy_value()
 
     return types.none(out, at, row_stride, block, block_at), codegen
+
+
+@intrinsic
+def add_vector(typingctx, target, at, source, src):
+    """target.flat[at : at+16] += source.flat[src : src+16] (float32, no bounds checks)."""
+
+    def codegen(context, builder, sig, args):
+        at_, src_ = as_int64s(context, builder, (args[1], args[3]), (sig.args[1], sig.args[3]))
+        pointer = vector_pointer(context, builder, sig.args[0], args[0], at_)
+        value = builder.load(vector_pointer(context, builder, sig.args[2], args[2], src_), align=4)
+        builder.store(builder.fadd(builder.load(pointer, align=4), value), pointer, align=4)
+        return context.get_dummy_value()
+
+    return types.none(target, at, source, src), codegen

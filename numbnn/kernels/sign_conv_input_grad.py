@@ -1,0 +1,186 @@
+"""Input gradient of a binary convolution by table lookup on the weights' signs.
+
+A binary convolution's input gradient is dx = col2im(D), D = G diag(scale) S, with G [N*Ho*Wo, O] the
+gradient of the output, scale the per-output-channel alpha and S = sign(W) [O, K] (K = KH*KW*C, the
+columns ordered (kh, kw, c) as in :func:`numbnn.kernels.im2col`). BLAS spends one multiply-add per
+entry of S and writes D to memory for col2im to read back. Here the +1/-1 matrix S is the right
+operand, so the vectors run along 16 rows of G (16 output pixels): for output channels o..o+3 the
+signs of S[o:o+4, k] form a 4-bit index b and
+
+    T[b] = sum_{i<4} s_i(b) * scale_{o+i} * G[p:p+16, o+i],    s_i(b) = -1 if bit i of b is set, else +1,
+
+so column k of the 16 pixels is the sum of O/4 looked-up vectors, one load and add each instead of 4
+multiply-adds per pixel (the table-lookup products of :mod:`numbnn.kernels.sign_matmul`, there with S
+on the left). The offsets of the looked-up entries depend on the weights alone and are computed once
+per call (:func:`_lookup_offsets`), so the column loop is loads and adds, four accumulators deep. A
+task owns whole images (no two tasks write the same pixel of dx); for each 16 of its pixels it builds
+the O/4 tables (15 vector steps each) once and reuses them for all K columns. Every 16 columns (one
+tap, 16 channels) are transposed in registers (:func:`numbnn.kernels.intrinsics.store_transposed16`)
+and each pixel's 16 values added onto the input pixel its tap reads: D never exists. On ReActNet-A's
+and bnn-small's 3x3 shapes with 128-256 output channels this took 0.5-0.75x the time of BLAS on +-1
+weights plus col2im at 2 threads (docs/performance.md, section "2026-12-07").
+
+float32, ungrouped, C a multiple of 16 (:func:`fits`); sums run in another order than BLAS's, so
+results agree with the BLAS path to float32 rounding (exactly when every partial sum is exact).
+"""
+
+import math
+
+import numba as nb
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from numbnn.errors import InputError
+from numbnn.kernels._checks import as_shape4, require_array
+from numbnn.kernels.geometry import conv_geometry
+from numbnn.kernels.intrinsics import F16, LANES, add_vector, aligned_zeros, as_int64s, store_transposed16, vector_pointer
+from numbnn.kernels.sign_matmul import table_first, table_step
+
+TABLE = 16 * LANES  # floats per 4-bit table
+LOOKUPS_PER_STEP = 8  # offsets per pass of the column loop (the offset rows are padded to a multiple)
+TASK_PIXELS = 16  # a task's output pixels are a multiple of this where the batch allows (no partial tables)
+_I64 = ir.IntType(64)
+
+
+def fits(channels: int, groups: int = 1) -> bool:
+    """Whether :func:`sign_conv_input_grad` takes a conv: ungrouped, whole 16-float vectors of input channels."""
+    return groups == 1 and channels % LANES == 0
+
+
+def sign_conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dilation=1, scale=None,
+                         out=None) -> np.ndarray:
+    """dx [N, H, W, C] = col2im(grad diag(scale) sign(W)) for a convolution of an ``input_shape`` input with
+    OHWI weights ``w`` [O, KH, KW, C] (sign(0) = +1), given the output gradient ``grad`` [N*Ho*Wo, O]
+    (float32) and ``scale`` float32 [O] or None (ones); see the module docstring.
+
+    ``out``: a C-contiguous float32 array of ``input_shape``, overwritten and returned.
+    """
+    grad = require_array(grad, "grad", (np.float32,), ndim=2)
+    w = require_array(w, "w", (np.float32, np.float64), ndim=4)
+    n, h, width, c = shape = as_shape4(input_shape)
+    g = conv_geometry(h, width, kernel_size, stride, padding, dilation, input_name="input_shape")
+    o = w.shape[0]
+    if w.shape[1:] != (g.kh, g.kw, c):
+        raise InputError(f"w must have shape (O, {g.kh}, {g.kw}, {c}), got {w.shape}")
+    if grad.shape != (n * g.ho * g.wo, o):
+        raise InputError(f"grad must have shape {(n * g.ho * g.wo, o)}, got {grad.shape}")
+    if not fits(c):
+        raise InputError(f"sign_conv_input_grad needs a multiple of {LANES} input channels, got {c}")
+    scale = np.ones(o, np.float32) if scale is None else require_array(scale, "scale", (np.float32,), ndim=1)
+    if scale.shape != (o,):
+        raise InputError(f"scale must have shape ({o},), got {scale.shape}")
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous):
+        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise InputError(f"out must be a C-contiguous float32 array of shape {shape}, got {got}")
+    _sign_conv_input_grad(grad, scale, _lookup_offsets(w.reshape(o, -1)), h, width, c, g.kh, g.kw, g.sh, g.sw, g.ph,
+                          g.pw, g.dh, g.dw, g.ho, g.wo, _images_per_task(n, g.ho * g.wo), out)
+    return out
+
+
+def _images_per_task(images: int, pixels: int) -> int:
+    """Images per task: enough that a task's pixels fill whole 16-pixel blocks, fewer where the batch
+    would then leave fewer than 4 tasks per thread."""
+    per_task = TASK_PIXELS // math.gcd(pixels, TASK_PIXELS)
+    while per_task > 1 and -(-images // per_task) < 4 * nb.get_num_threads():
+        per_task //= 2
+    return per_task
+
+
+@nb.njit(parallel=True, cache=True)
+def _lookup_offsets(w):
+    """int32 [K, Q'] with Q = ceil(O/4) tables, Q' rounded up to LOOKUPS_PER_STEP: entry (k, q) is the float
+    offset of table q's vector for the signs of w[4q:4q+4, k]; the padding entries point at table Q, all zeros."""
+    o, k = w.shape
+    tables = (o + 3) // 4
+    steps = (tables + LOOKUPS_PER_STEP - 1) // LOOKUPS_PER_STEP
+    offsets = np.empty((k, steps * LOOKUPS_PER_STEP), dtype=np.int32)
+    for col in nb.prange(k):
+        for q in range(steps * LOOKUPS_PER_STEP):
+            index = 0
+            if q < tables:
+                for i in range(min(4, o - 4 * q)):
+                    if w[4 * q + i, col] < 0:
+                        index |= 1 << i
+            offsets[col, q] = min(q, tables) * TABLE + index * LANES
+    return offsets
+
+
+@intrinsic
+def _sum_lookups(typingctx, out, at, tables, offsets, first, count):
+    """out.flat[at : at+16] = the sum of the table vectors at offsets.flat[first : first+count] (count a
+    multiple of 8; four accumulators, so the adds of one column do not wait on each other)."""
+
+    def codegen(context, builder, sig, args):
+        at_, first_, count_ = as_int64s(context, builder, (args[1], args[4], args[5]), (sig.args[1], sig.args[4], sig.args[5]))
+        offset_data = context.make_array(sig.args[3])(context, builder, args[3]).data
+        zero = ir.Constant(F16, [ir.Constant(ir.FloatType(), 0.0)] * LANES)
+        sums = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]
+        with cgutils.for_range(builder, builder.udiv(count_, ir.Constant(_I64, LOOKUPS_PER_STEP))) as loop:
+            base = builder.add(first_, builder.mul(loop.index, ir.Constant(_I64, LOOKUPS_PER_STEP)))
+            vectors = []
+            for i in range(LOOKUPS_PER_STEP):
+                offset = builder.sext(builder.load(builder.gep(offset_data, [builder.add(base, ir.Constant(_I64, i))])), _I64)
+                vectors.append(builder.load(vector_pointer(context, builder, sig.args[2], args[2], offset), align=4))
+            for a, total in enumerate(sums):
+                builder.store(builder.fadd(builder.load(total), builder.fadd(vectors[2 * a], vectors[2 * a + 1])), total)
+        parts = [builder.load(total) for total in sums]
+        result = builder.fadd(builder.fadd(parts[0], parts[1]), builder.fadd(parts[2], parts[3]))
+        builder.store(result, vector_pointer(context, builder, sig.args[0], args[0], at_), align=4)
+        return context.get_dummy_value()
+
+    if not (isinstance(offsets, types.Array) and offsets.dtype == types.int32 and offsets.ndim == 1):
+        return None
+    return types.none(out, at, tables, offsets, first, count), codegen
+
+
+@nb.njit(parallel=True, cache=True)
+def _sign_conv_input_grad(g, scale, offsets, h, w, c, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, images_per_task, dx):
+    n, o = dx.shape[0], g.shape[1]
+    k, per_column = offsets.shape
+    tables = (o + 3) // 4
+    flat_offsets = offsets.reshape(-1)
+    pixels = ho * wo
+    dx_flat = dx.reshape(-1)
+    for task in nb.prange((n + images_per_task - 1) // images_per_task):
+        n0 = task * images_per_task
+        n1 = min(n, n0 + images_per_task)
+        dx[n0:n1] = 0.0
+        scaled = np.zeros((tables * 4, LANES), dtype=np.float32)  # 16 pixels' g.T * scale, zero past O and the pixels
+        flat = scaled.reshape(-1)
+        table = aligned_zeros((tables + 1) * TABLE)  # the last table stays zero (the offsets' padding)
+        columns = aligned_zeros(LANES * LANES)  # 16 columns' vectors of 16 pixels
+        block = aligned_zeros(LANES * LANES)  # their transpose: 16 pixels' rows of 16 columns
+        image = np.empty(LANES, np.int64)  # each pixel's image and the input row and column of its first tap
+        top = np.empty(LANES, np.int64)
+        left = np.empty(LANES, np.int64)
+        for m0 in range(n0 * pixels, n1 * pixels, LANES):
+            rows = min(LANES, n1 * pixels - m0)
+            if rows < LANES:
+                scaled[:] = 0.0
+            for i in range(rows):
+                r = m0 + i
+                image[i], top[i], left[i] = r // pixels, (r // wo) % ho * sh - ph, r % wo * sw - pw
+                for ch in range(o):
+                    scaled[ch, i] = g[r, ch] * scale[ch]
+            for q in range(tables):
+                at, row0 = q * TABLE, 4 * q * LANES
+                table_first(table, at, flat, row0, LANES)
+                for b in range(1, 16):
+                    low = 0 if b & 1 else (1 if b & 2 else (2 if b & 4 else 3))
+                    table_step(table, at + b * LANES, at + (b ^ (1 << low)) * LANES, flat, row0 + low * LANES)
+            for c0 in range(0, k, LANES):
+                for j in range(LANES):
+                    _sum_lookups(columns, j * LANES, table, flat_offsets, (c0 + j) * per_column, per_column)
+                store_transposed16(block, 0, LANES, columns, 0)
+                tap, ch0 = c0 // c, c0 % c
+                ty, tx = tap // kw * dh, tap % kw * dw
+                for i in range(rows):
+                    iy, ix = top[i] + ty, left[i] + tx
+                    if 0 <= iy < h and 0 <= ix < w:
+                        add_vector(dx_flat, ((image[i] * h + iy) * w + ix) * c + ch0, block, i * LANES)
+    return dx

@@ -1,0 +1,98 @@
+"""The table-lookup input gradient of a binary conv against col2im of a float64 product, and the backward that takes it."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive
+from numbnn.errors import InputError
+from numbnn.functional import binary as binary_module
+from numbnn.kernels import conv_output_size
+from numbnn.kernels.sign_conv_input_grad import sign_conv_input_grad
+
+
+@st.composite
+def grad_case(draw):
+    """Odd kernels, stride 2, padding, dilation, batch 1; output channel counts off multiples of 4 (a partial
+    table) and past 32 (more than one step of 8 lookups); pixel counts that leave partial 16-pixel blocks."""
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    c, o = draw(st.sampled_from([16, 32, 48])), draw(st.sampled_from([1, 3, 4, 7, 33, 70]))
+    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 9))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 9))
+    n = draw(st.integers(1, 9))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    ho, wo = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
+    weights = rng.standard_normal((o, kh, kw, c)).astype(draw(st.sampled_from([np.float32, np.float64])))
+    weights[rng.random(weights.shape) < 0.1] = 0.0  # sign(0) = +1
+    scale = rng.random(o).astype(np.float32) if draw(st.booleans()) else None
+    args = dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), scale=scale)
+    return rng.standard_normal((n * ho * wo, o)).astype(np.float32), weights, (n, h, w, c), args
+
+
+@settings(max_examples=80, deadline=None)
+@given(grad_case())
+def test_sign_conv_input_grad_matches_naive(case):
+    grad, w, shape, args = case
+    out = np.full(shape, np.nan, dtype=np.float32)
+    assert sign_conv_input_grad(grad, w, shape, **args, out=out) is out
+    want = naive.sign_conv_input_grad(grad, w, shape, **args)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(want).max()))
+
+
+def test_integer_gradients_give_exact_sums():
+    """Integer gradients, no scale: every partial sum is exact, so any order gives the naive bits; 49 pixels
+    per image, so tasks of several images fill whole 16-pixel blocks."""
+    rng = np.random.default_rng(3)
+    shape, o = (20, 7, 7, 32), 130
+    w = rng.standard_normal((o, 3, 3, 32)).astype(np.float32)
+    grad = rng.integers(-4, 5, (20 * 49, o)).astype(np.float32)
+    got = sign_conv_input_grad(grad, w, shape, 3, padding=1)
+    np.testing.assert_array_equal(got, naive.sign_conv_input_grad(grad, w, shape, 3, padding=1))
+
+
+def test_bad_arguments_raise_input_error():
+    grad, w = np.zeros((2 * 16, 8), np.float32), np.zeros((8, 3, 3, 16), np.float32)
+    with pytest.raises(InputError, match="multiple of 16"):
+        sign_conv_input_grad(grad, np.zeros((8, 3, 3, 8), np.float32), (2, 4, 4, 8), 3, padding=1)
+    with pytest.raises(InputError, match="grad must have shape"):
+        sign_conv_input_grad(grad[:5], w, (2, 4, 4, 16), 3, padding=1)
+    with pytest.raises(InputError, match="w must have shape"):
+        sign_conv_input_grad(grad, w[:, :2], (2, 4, 4, 16), 3, padding=1)
+    with pytest.raises(InputError, match="grad must have dtype"):
+        sign_conv_input_grad(grad.astype(np.float64), w, (2, 4, 4, 16), 3, padding=1)
+    with pytest.raises(InputError, match="scale must have shape"):
+        sign_conv_input_grad(grad, w, (2, 4, 4, 16), 3, padding=1, scale=np.ones(7, np.float32))
+    with pytest.raises(InputError, match="out must be"):
+        sign_conv_input_grad(grad, w, (2, 4, 4, 16), 3, padding=1, out=np.zeros((2, 4, 4, 16)))
+
+
+def test_binary_conv_backward_takes_the_lookup_for_wide_ungrouped_convs(monkeypatch):
+    """A 3x3 binary conv with more than 64 outputs, ungrouped, on whole vectors of input channels and big
+    enough gets its input gradient from the lookup kernel; narrower, grouped or smaller ones do not."""
+    rng = np.random.default_rng(1)
+
+    def takes(n, c, o, groups=1, size=7):
+        x = np.zeros((n, size, size, c), np.float32)
+        s = binary_module.conv_shape(x.shape, (o, 3, 3, c // groups), 1, 1, 1, groups)
+        return binary_module._lookup_input_grad(x, np.zeros((o, 3, 3, c // groups), np.float32),
+                                                np.zeros((s.rows, o), np.float32), s)
+
+    assert takes(128, 128, 128) and not takes(128, 128, 64) and not takes(128, 120, 128)
+    assert not takes(128, 128, 128, groups=2) and not takes(1, 128, 128, size=4)  # 2.4M multiply-adds
+    calls = []
+    kernel = binary_module.kernels.sign_conv_input_grad
+    monkeypatch.setattr(binary_module.kernels, "sign_conv_input_grad", lambda *a, **k: calls.append(a[2]) or kernel(*a, **k))
+    monkeypatch.setattr(binary_module, "LOOKUP_INPUT_GRAD_MIN_MACS", 0)
+    x = rng.standard_normal((3, 7, 7, 16)).astype(np.float32)
+    w = rng.standard_normal((80, 3, 3, 16)).astype(np.float32)
+    scale = rng.random(80).astype(np.float32)
+    s = binary_module.conv_shape(x.shape, w.shape, 2, 1, 1, 1)
+    grad2 = rng.standard_normal((s.rows, 80)).astype(np.float32)
+    got = binary_module._sign_input_grad(grad2, w, scale, s)
+    assert calls == [(3, 7, 7, 16)]
+    want = naive.sign_conv_input_grad(grad2, w, x.shape, 3, 2, 1, scale=scale)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
