@@ -1,9 +1,12 @@
-"""A conv's input gradient two ways, on the wall clock: BLAS dcols products + col2im against the
-register-tiled kernel (:mod:`numbnn.kernels.conv_input_grad`), on the 3x3 conv shapes of the zoo.
+"""A conv's input gradient three ways, on the wall clock: BLAS dcols products + col2im against the
+register-tiled kernel (:mod:`numbnn.kernels.conv_input_grad`) and, for ungrouped convs on whole vectors
+of input channels, the table lookup on +-1 weights (:mod:`numbnn.kernels.sign_conv_input_grad`), on the
+3x3 conv shapes of the zoo.
 
-For each shape, the two run alternately ``--repeats`` times after a warm-up; the medians and their
-ratio are printed (below 1: the kernel is faster). ``functional.conv.TILED_INPUT_GRAD_MAX_OUTPUTS``
-(the largest O/groups that takes the kernel) was chosen from this table:
+For each shape, the ways run alternately ``--repeats`` times after a warm-up; the medians and their
+ratios to BLAS + col2im are printed (below 1: the kernel is faster). ``functional.conv.
+TILED_INPUT_GRAD_MAX_OUTPUTS`` (the largest O/groups that takes the tiled kernel) and the binary convs'
+choice of the lookup above it (``functional.binary._lookup_input_grad``) were made from this table:
 
     python3 benchmarks/conv_input_grad.py --threads 2 --json
 """
@@ -18,6 +21,8 @@ import numpy as np
 from numbnn.functional import conv as conv_module
 from numbnn.kernels.conv_input_grad import conv_input_grad
 from numbnn.kernels.platform import cpu_model
+from numbnn.kernels.sign_conv_input_grad import fits as lookup_fits
+from numbnn.kernels.sign_conv_input_grad import sign_conv_input_grad
 from numbnn.threads import set_threads
 
 # (name, input [N, H, W, C], output channels O, stride, groups), batch 128, 3x3, padding 1
@@ -30,30 +35,35 @@ SHAPES = [
     ("reactnet-a block 1", (128, 14, 14, 64), 64, 2, 1),
     ("bnn-small block 2", (128, 14, 14, 64), 128, 2, 1),
     ("bnn-small block 3", (128, 7, 7, 128), 128, 1, 1),
+    ("reactnet-a block 3", (128, 7, 7, 128), 128, 2, 1),
+    ("reactnet-a block 4", (128, 4, 4, 256), 256, 1, 1),
     ("ungrouped 128", (128, 14, 14, 128), 128, 1, 1),
 ]
 
 
 def time_shape(shape, o, stride, groups, repeats, rng):
-    """Median seconds of (BLAS + col2im, tiled kernel) for one conv's input gradient."""
+    """Median seconds of each way ({"blas_col2im": s, "tiled": s, "lookup": s where it applies})."""
     s = conv_module.conv_shape(shape, (o, 3, 3, shape[3] // groups), stride, 1, 1, groups)
     grad = rng.standard_normal((s.rows, o)).astype(np.float32)
     w = np.where(rng.random((o, 3, 3, shape[3] // groups)) < 0.5, -1.0, 1.0).astype(np.float32)
     with_blas = lambda: conv_module.blocked_backward(grad, None, w, s, True, False)  # noqa: E731
-    tiled = lambda: conv_input_grad(grad, w, shape, 3, stride, 1, 1, groups)  # noqa: E731
+    ways = {"blas_col2im": with_blas, "tiled": lambda: conv_input_grad(grad, w, shape, 3, stride, 1, 1, groups)}
+    if lookup_fits(shape[3], groups):
+        ways["lookup"] = lambda: sign_conv_input_grad(grad, w, shape, 3, stride, 1)
     original = conv_module.TILED_INPUT_GRAD_MAX_OUTPUTS
     conv_module.TILED_INPUT_GRAD_MAX_OUTPUTS = 0  # blocked_backward on BLAS + col2im only
     try:
-        with_blas(), tiled()
-        times = ([], [])
+        for fn in ways.values():
+            fn()
+        times = {name: [] for name in ways}
         for _ in range(repeats):
-            for fn, out in zip((with_blas, tiled), times):
+            for name, fn in ways.items():
                 start = time.perf_counter()
                 fn()
-                out.append(time.perf_counter() - start)
+                times[name].append(time.perf_counter() - start)
     finally:
         conv_module.TILED_INPUT_GRAD_MAX_OUTPUTS = original
-    return statistics.median(times[0]), statistics.median(times[1])
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main():
@@ -66,14 +76,17 @@ def main():
     rng = np.random.default_rng(0)
     rows = []
     for name, shape, o, stride, groups in SHAPES:
-        blas, tiled = time_shape(shape, o, stride, groups, args.repeats, rng)
-        rows.append({"shape": name, "input": list(shape), "outputs": o, "stride": stride, "groups": groups,
-                     "outputs_per_group": o // groups, "blas_col2im_ms": round(blas * 1e3, 2),
-                     "tiled_ms": round(tiled * 1e3, 2), "ratio": round(tiled / blas, 2)})
+        medians = time_shape(shape, o, stride, groups, args.repeats, rng)
+        row = {"shape": name, "input": list(shape), "outputs": o, "stride": stride, "groups": groups,
+               "outputs_per_group": o // groups}
+        row.update({f"{way}_ms": round(seconds * 1e3, 2) for way, seconds in medians.items()})
+        row.update({f"{way}_ratio": round(seconds / medians["blas_col2im"], 2) for way, seconds in medians.items()
+                    if way != "blas_col2im"})
+        rows.append(row)
         if not args.json:
-            row = rows[-1]
+            lookup = f"  lookup {row['lookup_ms']:7.2f} ms ({row['lookup_ratio']:.2f})" if "lookup" in medians else ""
             print(f"{name:20s} O/G {row['outputs_per_group']:4d}  BLAS + col2im {row['blas_col2im_ms']:7.2f} ms  "
-                  f"tiled {row['tiled_ms']:7.2f} ms  ratio {row['ratio']:.2f}", flush=True)
+                  f"tiled {row['tiled_ms']:7.2f} ms ({row['tiled_ratio']:.2f}){lookup}", flush=True)
     if args.json:
         print(json.dumps({"cpu_model": cpu_model(), "threads": args.threads, "repeats": args.repeats, "rows": rows}))
 

@@ -71,17 +71,16 @@ def test_bad_arguments_raise_input_error():
 
 
 def test_binary_conv_backward_takes_the_lookup_for_wide_ungrouped_convs(monkeypatch):
-    """A 3x3 binary conv with more than 64 outputs, ungrouped, on whole vectors of input channels and big
+    """A 3x3 binary conv with at least 32 outputs, ungrouped, on whole vectors of input channels and big
     enough gets its input gradient from the lookup kernel; narrower, grouped or smaller ones do not."""
     rng = np.random.default_rng(1)
 
     def takes(n, c, o, groups=1, size=7):
         x = np.zeros((n, size, size, c), np.float32)
         s = binary_module.conv_shape(x.shape, (o, 3, 3, c // groups), 1, 1, 1, groups)
-        return binary_module._lookup_input_grad(x, np.zeros((o, 3, 3, c // groups), np.float32),
-                                                np.zeros((s.rows, o), np.float32), s)
+        return binary_module._lookup_input_grad(x, np.zeros((s.rows, o), np.float32), s)
 
-    assert takes(128, 128, 128) and not takes(128, 128, 64) and not takes(128, 120, 128)
+    assert takes(128, 128, 128) and takes(128, 32, 32) and not takes(128, 32, 16) and not takes(128, 120, 128)
     assert not takes(128, 128, 128, groups=2) and not takes(1, 128, 128, size=4)  # 2.4M multiply-adds
     calls = []
     kernel = binary_module.kernels.sign_conv_input_grad

@@ -23,7 +23,7 @@ import numpy as np
 from numbnn import kernels
 from numbnn.autograd import Function, Tensor
 from numbnn.errors import InputError
-from numbnn.functional.conv import blocked_backward, columns, conv_shape, uses_tiled_input_grad
+from numbnn.functional.conv import blocked_backward, columns, conv_shape
 from numbnn.functional.quantizers import STE_SIGN, Quantizer, binary_quantizer, check_clip, sign_values, ste_backward
 from numbnn.kernels import activations as _activation_kernels
 from numbnn.kernels import channels as _channel_kernels
@@ -73,19 +73,22 @@ def _sign_weight_grad(x, grad2, s, pad_value):
 
 
 # The input gradient of a spatial binary conv comes from the table-lookup kernel
-# kernels.sign_conv_input_grad (G (scale * sign(W)) added straight onto dx) where the register-tiled
-# kernel does not take it (more than 64 output channels per group) and the product has at least this
-# many multiply-adds (below, BLAS's one call costs less than waking the thread pool); ungrouped convs
-# with whole vectors of input channels only. On ReActNet-A's and bnn-small's 3x3 shapes with 128-256
-# output channels it took 0.5-0.75x the time of BLAS + col2im at 2 threads (docs/performance.md,
-# section "2026-12-07").
+# kernels.sign_conv_input_grad (G (scale * sign(W)) added straight onto dx) for ungrouped convs on whole
+# vectors of input channels with at least LOOKUP_INPUT_GRAD_MIN_OUTPUTS output channels and
+# LOOKUP_INPUT_GRAD_MIN_MACS multiply-adds (below, BLAS's one call costs less than waking the thread
+# pool); otherwise from the register-tiled kernel (up to 64 outputs per group) or BLAS + col2im. From
+# `python3 benchmarks/conv_input_grad.py --threads 2` (Intel Xeon, 2026-12-07; docs/performance.md):
+# on the zoo's ungrouped 3x3 shapes the lookup took 0.42-0.84x the time of BLAS + col2im, and less than
+# the tiled kernel from 32 outputs on (0.42 against 0.54 on bnn-small's 28x28x32 layer); with 4-16
+# outputs the tiled kernel was faster.
+LOOKUP_INPUT_GRAD_MIN_OUTPUTS = 32
 LOOKUP_INPUT_GRAD_MIN_MACS = 1 << 22
 
 
-def _lookup_input_grad(x, w, grad2, s) -> bool:
+def _lookup_input_grad(x, grad2, s) -> bool:
     g = s.geom
     return (x.dtype == grad2.dtype == np.float32 and g.kh * g.kw > 1 and fits_sign_conv_input_grad(s.c, s.groups)
-            and not uses_tiled_input_grad(grad2, w, s) and s.rows * s.o * g.kh * g.kw * s.c >= LOOKUP_INPUT_GRAD_MIN_MACS)
+            and s.o >= LOOKUP_INPUT_GRAD_MIN_OUTPUTS and s.rows * s.o * g.kh * g.kw * s.c >= LOOKUP_INPUT_GRAD_MIN_MACS)
 
 
 def _sign_input_grad(grad2, w, scale_rows, s):
@@ -151,7 +154,7 @@ class BinaryConv2d(Function):
         # rows afterwards (each a single pass over the weights), rather than rescaling the whole gradient.
         scale_rows = None if scale is None else np.ascontiguousarray(np.broadcast_to(scale, (s.o,)), dtype=w.dtype)
         lookup = need_w and _lookup_weight_grad(x, grad2, s)
-        lookup_x = need_x and _lookup_input_grad(x, w, grad2, s)
+        lookup_x = need_x and _lookup_input_grad(x, grad2, s)
         dsx = dsw = None
         if (need_x and not lookup_x) or (need_w and not lookup):
             weight = sign_values(w) if scale_rows is None else _scaled_signs(w, scale_rows)

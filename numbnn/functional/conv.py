@@ -189,7 +189,7 @@ def blocked_forward(x: np.ndarray, w: np.ndarray, s: ConvShape) -> np.ndarray:
 TILED_INPUT_GRAD_MAX_OUTPUTS = 64
 
 
-def uses_tiled_input_grad(grad2, w, s: ConvShape) -> bool:
+def _tiled_input_grad(grad2, w, s: ConvShape) -> bool:
     """Whether dx comes from the register-tiled kernel (module docstring): spatial float32 convs with at
     most TILED_INPUT_GRAD_MAX_OUTPUTS output channels per group and whole vectors of columns per group."""
     g = s.geom
@@ -206,7 +206,7 @@ def blocked_backward(grad2, block_columns, w, s: ConvShape, need_x: bool, need_w
     buffer and one column-gradient buffer serve every block, and each block's input gradient is
     written straight into its images' slice of dx.
     """
-    if need_x and uses_tiled_input_grad(grad2, w, s):
+    if need_x and _tiled_input_grad(grad2, w, s):
         g = s.geom
         dx = conv_input_grad(grad2, w, (s.n, s.h, s.w, s.c), (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw),
                              s.groups)
