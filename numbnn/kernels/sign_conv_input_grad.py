@@ -41,6 +41,7 @@ from numbnn.kernels.sign_matmul import table_first, table_step
 
 TABLE = 16 * LANES  # floats per 4-bit table
 LOOKUPS_PER_STEP = 8  # offsets per pass of the column loop (the offset rows are padded to a multiple)
+OFFSET_COLUMNS = 64  # columns per task of _lookup_offsets
 TASK_PIXELS = 16  # a task's output pixels are a multiple of this where the batch allows (no partial tables)
 _I64 = ir.IntType(64)
 
@@ -94,19 +95,23 @@ def _images_per_task(images: int, pixels: int) -> int:
 @nb.njit(parallel=True, cache=True)
 def _lookup_offsets(w):
     """int32 [K, Q'] with Q = ceil(O/4) tables, Q' rounded up to LOOKUPS_PER_STEP: entry (k, q) is the float
-    offset of table q's vector for the signs of w[4q:4q+4, k]; the padding entries point at table Q, all zeros."""
+    offset of table q's vector for the signs of w[4q:4q+4, k]; the padding entries point at table Q, all zeros.
+    A task's block of OFFSET_COLUMNS columns collects its nibbles reading w along its rows, then writes them out."""
     o, k = w.shape
     tables = (o + 3) // 4
-    steps = (tables + LOOKUPS_PER_STEP - 1) // LOOKUPS_PER_STEP
-    offsets = np.empty((k, steps * LOOKUPS_PER_STEP), dtype=np.int32)
-    for col in nb.prange(k):
-        for q in range(steps * LOOKUPS_PER_STEP):
-            index = 0
-            if q < tables:
-                for i in range(min(4, o - 4 * q)):
-                    if w[4 * q + i, col] < 0:
-                        index |= 1 << i
-            offsets[col, q] = min(q, tables) * TABLE + index * LANES
+    per_column = (tables + LOOKUPS_PER_STEP - 1) // LOOKUPS_PER_STEP * LOOKUPS_PER_STEP
+    offsets = np.empty((k, per_column), dtype=np.int32)
+    for block in nb.prange((k + OFFSET_COLUMNS - 1) // OFFSET_COLUMNS):
+        k0 = block * OFFSET_COLUMNS
+        width = min(k, k0 + OFFSET_COLUMNS) - k0
+        nibbles = np.zeros((per_column, OFFSET_COLUMNS), dtype=np.int32)
+        for row in range(o):
+            q, shift = row // 4, row % 4
+            for j in range(width):
+                nibbles[q, j] |= np.int32(w[row, k0 + j] < 0) << shift
+        for j in range(width):
+            for q in range(per_column):
+                offsets[k0 + j, q] = (min(q, tables) * 16 + nibbles[q, j]) * LANES
     return offsets
 
 
