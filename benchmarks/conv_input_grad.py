@@ -1,12 +1,12 @@
 """A conv's input gradient three ways, on the wall clock: BLAS dcols products + col2im against the
-register-tiled kernel (:mod:`numbnn.kernels.conv_input_grad`) and, for ungrouped convs on whole vectors
-of input channels, the table lookup on +-1 weights (:mod:`numbnn.kernels.sign_conv_input_grad`), on the
+register-tiled kernel (:mod:`numbnn.kernels.conv_input_grad`) and, for convs on whole vectors of input
+channels per group, the table lookup on +-1 weights (:mod:`numbnn.kernels.sign_conv_input_grad`), on the
 3x3 conv shapes of the zoo.
 
 For each shape, the ways run alternately ``--repeats`` times after a warm-up; the medians and their
 ratios to BLAS + col2im are printed (below 1: the kernel is faster). ``functional.conv.
 TILED_INPUT_GRAD_MAX_OUTPUTS`` (the largest O/groups that takes the tiled kernel) and the binary convs'
-choice of the lookup above it (``functional.binary._lookup_input_grad``) were made from this table:
+choice of the lookup (``functional.binary._lookup_input_grad``) were made from this table:
 
     python3 benchmarks/conv_input_grad.py --threads 2 --json
 """
@@ -49,7 +49,7 @@ def time_shape(shape, o, stride, groups, repeats, rng):
     with_blas = lambda: conv_module.blocked_backward(grad, None, w, s, True, False)  # noqa: E731
     ways = {"blas_col2im": with_blas, "tiled": lambda: conv_input_grad(grad, w, shape, 3, stride, 1, 1, groups)}
     if lookup_fits(shape[3], groups):
-        ways["lookup"] = lambda: sign_conv_input_grad(grad, w, shape, 3, stride, 1)
+        ways["lookup"] = lambda: sign_conv_input_grad(grad, w, shape, 3, stride, 1, 1, groups)
     original = conv_module.TILED_INPUT_GRAD_MAX_OUTPUTS
     conv_module.TILED_INPUT_GRAD_MAX_OUTPUTS = 0  # blocked_backward on BLAS + col2im only
     try:

@@ -76,11 +76,11 @@ def conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dila
     return col2im(np.concatenate(cols, axis=1), input_shape, kernel_size, stride, padding, dilation, groups)
 
 
-def sign_conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dilation=1, scale=None):
-    """dx of a convolution with weights scale_o * sign(w_o) (sign(0) = +1): col2im of a float64 product."""
+def sign_conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dilation=1, groups=1, scale=None):
+    """dx of a convolution with weights scale_o * sign(w_o) (sign(0) = +1): col2im of float64 products."""
     scale = np.ones(len(w)) if scale is None else np.asarray(scale, dtype=np.float64)
     weights = np.where(np.asarray(w) < 0, -1.0, 1.0) * scale[:, None, None, None]
-    return conv_input_grad(grad, weights, input_shape, kernel_size, stride, padding, dilation)
+    return conv_input_grad(grad, weights, input_shape, kernel_size, stride, padding, dilation, groups)
 
 
 # ---- bit packing --------------------------------------------------------------------------------

@@ -14,10 +14,12 @@ from numbnn.kernels.sign_conv_input_grad import sign_conv_input_grad
 
 @st.composite
 def grad_case(draw):
-    """Odd kernels, stride 2, padding, dilation, batch 1; output channel counts off multiples of 4 (a partial
-    table) and past 32 (more than one step of 8 lookups); pixel counts that leave partial 16-pixel blocks."""
+    """Odd kernels, stride 2, padding, dilation, batch 1, groups; output channel counts per group off multiples
+    of 4 (a partial table) and past 32 (more than one step of 8 lookups); pixel counts that leave partial
+    16-pixel blocks."""
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    c, o = draw(st.sampled_from([16, 32, 48])), draw(st.sampled_from([1, 3, 4, 7, 33, 70]))
+    groups = draw(st.integers(1, 3))
+    cg, og = draw(st.sampled_from([16, 32, 48])), draw(st.sampled_from([1, 3, 4, 7, 33, 70]))
     sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
     dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
@@ -26,11 +28,12 @@ def grad_case(draw):
     n = draw(st.integers(1, 9))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     ho, wo = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
-    weights = rng.standard_normal((o, kh, kw, c)).astype(draw(st.sampled_from([np.float32, np.float64])))
+    o = groups * og
+    weights = rng.standard_normal((o, kh, kw, cg)).astype(draw(st.sampled_from([np.float32, np.float64])))
     weights[rng.random(weights.shape) < 0.1] = 0.0  # sign(0) = +1
     scale = rng.random(o).astype(np.float32) if draw(st.booleans()) else None
-    args = dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), scale=scale)
-    return rng.standard_normal((n * ho * wo, o)).astype(np.float32), weights, (n, h, w, c), args
+    args = dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups, scale=scale)
+    return rng.standard_normal((n * ho * wo, o)).astype(np.float32), weights, (n, h, w, groups * cg), args
 
 
 @settings(max_examples=80, deadline=None)
@@ -43,21 +46,26 @@ def test_sign_conv_input_grad_matches_naive(case):
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(want).max()))
 
 
-def test_integer_gradients_give_exact_sums():
+@pytest.mark.parametrize("groups", [1, 2])
+def test_integer_gradients_give_exact_sums(groups):
     """Integer gradients, no scale: every partial sum is exact, so any order gives the naive bits; 49 pixels
     per image, so tasks of several images fill whole 16-pixel blocks."""
     rng = np.random.default_rng(3)
-    shape, o = (20, 7, 7, 32), 130
+    shape, o = (20, 7, 7, 32 * groups), 130
     w = rng.standard_normal((o, 3, 3, 32)).astype(np.float32)
     grad = rng.integers(-4, 5, (20 * 49, o)).astype(np.float32)
-    got = sign_conv_input_grad(grad, w, shape, 3, padding=1)
-    np.testing.assert_array_equal(got, naive.sign_conv_input_grad(grad, w, shape, 3, padding=1))
+    got = sign_conv_input_grad(grad, w, shape, 3, padding=1, groups=groups)
+    np.testing.assert_array_equal(got, naive.sign_conv_input_grad(grad, w, shape, 3, padding=1, groups=groups))
 
 
 def test_bad_arguments_raise_input_error():
     grad, w = np.zeros((2 * 16, 8), np.float32), np.zeros((8, 3, 3, 16), np.float32)
     with pytest.raises(InputError, match="multiple of 16"):
         sign_conv_input_grad(grad, np.zeros((8, 3, 3, 8), np.float32), (2, 4, 4, 8), 3, padding=1)
+    with pytest.raises(InputError, match="multiple of 16"):
+        sign_conv_input_grad(grad, np.zeros((8, 3, 3, 8), np.float32), (2, 4, 4, 16), 3, padding=1, groups=2)
+    with pytest.raises(InputError, match="w must have shape"):
+        sign_conv_input_grad(grad, w, (2, 4, 4, 48), 3, padding=1, groups=3)  # 8 outputs, not divisible by 3
     with pytest.raises(InputError, match="grad must have shape"):
         sign_conv_input_grad(grad[:5], w, (2, 4, 4, 16), 3, padding=1)
     with pytest.raises(InputError, match="w must have shape"):
@@ -71,8 +79,8 @@ def test_bad_arguments_raise_input_error():
 
 
 def test_binary_conv_backward_takes_the_lookup_for_wide_ungrouped_convs(monkeypatch):
-    """A 3x3 binary conv with at least 32 outputs, ungrouped, on whole vectors of input channels and big
-    enough gets its input gradient from the lookup kernel; narrower, grouped or smaller ones do not."""
+    """A 3x3 binary conv with at least 32 outputs per group, on whole vectors of input channels per group and
+    big enough gets its input gradient from the lookup kernel; narrower or smaller ones do not."""
     rng = np.random.default_rng(1)
 
     def takes(n, c, o, groups=1, size=7):
@@ -81,7 +89,9 @@ def test_binary_conv_backward_takes_the_lookup_for_wide_ungrouped_convs(monkeypa
         return binary_module._lookup_input_grad(x, np.zeros((s.rows, o), np.float32), s)
 
     assert takes(128, 128, 128) and takes(128, 32, 32) and not takes(128, 32, 16) and not takes(128, 120, 128)
-    assert not takes(128, 128, 128, groups=2) and not takes(1, 128, 128, size=4)  # 2.4M multiply-adds
+    assert takes(128, 128, 128, groups=4) and not takes(128, 64, 64, groups=4)  # 32 and 16 outputs per group
+    assert not takes(128, 96, 96, groups=4)  # 24 input channels per group
+    assert not takes(1, 128, 128, size=4)  # 2.4M multiply-adds
     calls = []
     kernel = binary_module.kernels.sign_conv_input_grad
     monkeypatch.setattr(binary_module.kernels, "sign_conv_input_grad", lambda *a, **k: calls.append(a[2]) or kernel(*a, **k))

@@ -73,29 +73,30 @@ def _sign_weight_grad(x, grad2, s, pad_value):
 
 
 # The input gradient of a spatial binary conv comes from the table-lookup kernel
-# kernels.sign_conv_input_grad (G (scale * sign(W)) added straight onto dx) for ungrouped convs on whole
-# vectors of input channels with at least LOOKUP_INPUT_GRAD_MIN_OUTPUTS output channels and
+# kernels.sign_conv_input_grad (G (scale * sign(W)) added straight onto dx) for convs on whole vectors of
+# input channels per group with at least LOOKUP_INPUT_GRAD_MIN_OUTPUTS output channels per group and
 # LOOKUP_INPUT_GRAD_MIN_MACS multiply-adds (below, BLAS's one call costs less than waking the thread
 # pool); otherwise from the register-tiled kernel (up to 64 outputs per group) or BLAS + col2im. From
-# `python3 benchmarks/conv_input_grad.py --threads 2` (Intel Xeon, 2026-12-07; docs/performance.md):
-# on the zoo's ungrouped 3x3 shapes the lookup took 0.42-0.84x the time of BLAS + col2im, and less than
-# the tiled kernel from 32 outputs on (0.42 against 0.54 on bnn-small's 28x28x32 layer); with 4-16
-# outputs the tiled kernel was faster.
+# `python3 benchmarks/conv_input_grad.py --threads 2` (Intel Xeon, 2026-12-06/07; docs/performance.md):
+# on the zoo's 3x3 shapes with 32-256 outputs per group the lookup took 0.46-0.66x the time of BLAS +
+# col2im, less than the tiled kernel (0.46 against 0.91 on FTBNN's stage 3, 64 per group; equal at 32);
+# with 4-16 outputs per group the tiled kernel was faster (0.35 against 0.47 on FTBNN's stage 1).
 LOOKUP_INPUT_GRAD_MIN_OUTPUTS = 32
 LOOKUP_INPUT_GRAD_MIN_MACS = 1 << 22
 
 
 def _lookup_input_grad(x, grad2, s) -> bool:
     g = s.geom
+    macs = s.rows * s.o * g.kh * g.kw * s.c // s.groups
     return (x.dtype == grad2.dtype == np.float32 and g.kh * g.kw > 1 and fits_sign_conv_input_grad(s.c, s.groups)
-            and s.o >= LOOKUP_INPUT_GRAD_MIN_OUTPUTS and s.rows * s.o * g.kh * g.kw * s.c >= LOOKUP_INPUT_GRAD_MIN_MACS)
+            and s.o // s.groups >= LOOKUP_INPUT_GRAD_MIN_OUTPUTS and macs >= LOOKUP_INPUT_GRAD_MIN_MACS)
 
 
 def _sign_input_grad(grad2, w, scale_rows, s):
     """dL/d sign(x) = col2im(g (scale * sign(W))) [N, H, W, C] by table lookup."""
     g = s.geom
     return kernels.sign_conv_input_grad(grad2, w, (s.n, s.h, s.w, s.c), (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw),
-                                        (g.dh, g.dw), scale=scale_rows)
+                                        (g.dh, g.dw), s.groups, scale=scale_rows)
 
 
 def _scaled_signs(w, scale_rows):

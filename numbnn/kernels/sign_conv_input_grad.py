@@ -16,12 +16,18 @@ per call (:func:`_lookup_offsets`), so the column loop is loads and adds, four a
 task owns whole images (no two tasks write the same pixel of dx); for each 16 of its pixels it builds
 the O/4 tables (15 vector steps each) once and reuses them for all K columns. Every 16 columns (one
 tap, 16 channels) are transposed in registers (:func:`numbnn.kernels.intrinsics.store_transposed16`)
-and each pixel's 16 values added onto the input pixel its tap reads: D never exists. On ReActNet-A's
-and bnn-small's 3x3 shapes with 128-256 output channels this took 0.5-0.75x the time of BLAS on +-1
-weights plus col2im at 2 threads (docs/performance.md, section "2026-12-07").
+and each pixel's 16 values added onto the input pixel its tap reads: D never exists. On the zoo's 3x3
+shapes with 32-256 output channels per group this took 0.46-0.66x the time of BLAS on +-1 weights
+plus col2im at 2 threads, with 16 per group 0.47x, where the register-tiled kernel of
+:mod:`numbnn.kernels.conv_input_grad` took 0.35x (`benchmarks/conv_input_grad.py`; docs/performance.md,
+section "2026-12-07").
 
-float32, ungrouped, C a multiple of 16 (:func:`fits`); sums run in another order than BLAS's, so
-results agree with the BLAS path to float32 rounding (exactly when every partial sum is exact).
+Grouped convolutions (``groups=G``, FTBNN's group execution): group g's input channels take only its
+O_g = O/G output channels, dx[..., g] = col2im(G_g diag(scale_g) S_g), so each 16-pixel block builds a
+group's O_g/4 tables in turn and runs that group's K_g = KH*KW*C/G columns on them.
+
+float32, C/G a multiple of 16 (:func:`fits`); sums run in another order than BLAS's, so results agree
+with the BLAS path to float32 rounding (exactly when every partial sum is exact).
 """
 
 import math
@@ -34,7 +40,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from numbnn.errors import InputError
-from numbnn.kernels._checks import as_shape4, require_array
+from numbnn.kernels._checks import as_groups, as_shape4, require_array
 from numbnn.kernels.geometry import conv_geometry
 from numbnn.kernels.intrinsics import F16, LANES, add_vector, aligned_zeros, as_int64s, store_transposed16, vector_pointer
 from numbnn.kernels.sign_matmul import table_first, table_step
@@ -47,29 +53,31 @@ _I64 = ir.IntType(64)
 
 
 def fits(channels: int, groups: int = 1) -> bool:
-    """Whether :func:`sign_conv_input_grad` takes a conv: ungrouped, whole 16-float vectors of input channels."""
-    return groups == 1 and channels % LANES == 0
+    """Whether :func:`sign_conv_input_grad` takes a conv: whole 16-float vectors of input channels per group."""
+    return channels % groups == 0 and (channels // groups) % LANES == 0
 
 
-def sign_conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dilation=1, scale=None,
+def sign_conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dilation=1, groups=1, scale=None,
                          out=None) -> np.ndarray:
     """dx [N, H, W, C] = col2im(grad diag(scale) sign(W)) for a convolution of an ``input_shape`` input with
-    OHWI weights ``w`` [O, KH, KW, C] (sign(0) = +1), given the output gradient ``grad`` [N*Ho*Wo, O]
-    (float32) and ``scale`` float32 [O] or None (ones); see the module docstring.
+    OHWI weights ``w`` [O, KH, KW, C/G] (sign(0) = +1) in ``groups`` groups, given the output gradient
+    ``grad`` [N*Ho*Wo, O] (float32) and ``scale`` float32 [O] or None (ones); see the module docstring.
 
     ``out``: a C-contiguous float32 array of ``input_shape``, overwritten and returned.
     """
     grad = require_array(grad, "grad", (np.float32,), ndim=2)
     w = require_array(w, "w", (np.float32, np.float64), ndim=4)
     n, h, width, c = shape = as_shape4(input_shape)
+    groups = as_groups(groups, c, "input_shape")
     g = conv_geometry(h, width, kernel_size, stride, padding, dilation, input_name="input_shape")
     o = w.shape[0]
-    if w.shape[1:] != (g.kh, g.kw, c):
-        raise InputError(f"w must have shape (O, {g.kh}, {g.kw}, {c}), got {w.shape}")
+    if o % groups or w.shape[1:] != (g.kh, g.kw, c // groups):
+        raise InputError(f"w must have shape (O, {g.kh}, {g.kw}, {c // groups}) with O divisible by groups={groups}, "
+                         f"got {w.shape}")
     if grad.shape != (n * g.ho * g.wo, o):
         raise InputError(f"grad must have shape {(n * g.ho * g.wo, o)}, got {grad.shape}")
-    if not fits(c):
-        raise InputError(f"sign_conv_input_grad needs a multiple of {LANES} input channels, got {c}")
+    if not fits(c, groups):
+        raise InputError(f"sign_conv_input_grad needs a multiple of {LANES} input channels per group, got {c // groups}")
     scale = np.ones(o, np.float32) if scale is None else require_array(scale, "scale", (np.float32,), ndim=1)
     if scale.shape != (o,):
         raise InputError(f"scale must have shape ({o},), got {scale.shape}")
@@ -78,8 +86,8 @@ def sign_conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0,
     elif not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous):
         got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
         raise InputError(f"out must be a C-contiguous float32 array of shape {shape}, got {got}")
-    _sign_conv_input_grad(grad, scale, _lookup_offsets(w.reshape(o, -1)), h, width, c, g.kh, g.kw, g.sh, g.sw, g.ph,
-                          g.pw, g.dh, g.dw, g.ho, g.wo, _images_per_task(n, g.ho * g.wo), out)
+    _sign_conv_input_grad(grad, scale, _lookup_offsets(w.reshape(o, -1), groups), h, width, c, g.kh, g.kw, g.sh, g.sw,
+                          g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, groups, _images_per_task(n, g.ho * g.wo), out)
     return out
 
 
@@ -93,25 +101,28 @@ def _images_per_task(images: int, pixels: int) -> int:
 
 
 @nb.njit(parallel=True, cache=True)
-def _lookup_offsets(w):
-    """int32 [K, Q'] with Q = ceil(O/4) tables, Q' rounded up to LOOKUPS_PER_STEP: entry (k, q) is the float
-    offset of table q's vector for the signs of w[4q:4q+4, k]; the padding entries point at table Q, all zeros.
-    A task's block of OFFSET_COLUMNS columns collects its nibbles reading w along its rows, then writes them out."""
+def _lookup_offsets(w, groups):
+    """int32 [G*K_g, Q'] for weights w [O, K_g] in G groups, Q = ceil(O_g/4) tables per group and Q' that rounded
+    up to LOOKUPS_PER_STEP: entry (g*K_g + k, q) is the float offset of table q's vector for the signs of
+    w[g*O_g + 4q : g*O_g + 4q+4, k]; the padding entries point at table Q, all zeros. A task's block of
+    OFFSET_COLUMNS columns collects its nibbles reading w along its rows, then writes them out."""
     o, k = w.shape
-    tables = (o + 3) // 4
+    per_group = o // groups
+    tables = (per_group + 3) // 4
     per_column = (tables + LOOKUPS_PER_STEP - 1) // LOOKUPS_PER_STEP * LOOKUPS_PER_STEP
-    offsets = np.empty((k, per_column), dtype=np.int32)
-    for block in nb.prange((k + OFFSET_COLUMNS - 1) // OFFSET_COLUMNS):
-        k0 = block * OFFSET_COLUMNS
+    offsets = np.empty((groups * k, per_column), dtype=np.int32)
+    blocks = (k + OFFSET_COLUMNS - 1) // OFFSET_COLUMNS
+    for task in nb.prange(groups * blocks):
+        group, k0 = task // blocks, task % blocks * OFFSET_COLUMNS
         width = min(k, k0 + OFFSET_COLUMNS) - k0
         nibbles = np.zeros((per_column, OFFSET_COLUMNS), dtype=np.int32)
-        for row in range(o):
+        for row in range(per_group):
             q, shift = row // 4, row % 4
             for j in range(width):
-                nibbles[q, j] |= np.int32(w[row, k0 + j] < 0) << shift
+                nibbles[q, j] |= np.int32(w[group * per_group + row, k0 + j] < 0) << shift
         for j in range(width):
             for q in range(per_column):
-                offsets[k0 + j, q] = (min(q, tables) * 16 + nibbles[q, j]) * LANES
+                offsets[group * k + k0 + j, q] = (min(q, tables) * 16 + nibbles[q, j]) * LANES
     return offsets
 
 
@@ -144,10 +155,13 @@ def _sum_lookups(typingctx, out, at, tables, offsets, first, count):
 
 
 @nb.njit(parallel=True, cache=True)
-def _sign_conv_input_grad(g, scale, offsets, h, w, c, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, images_per_task, dx):
+def _sign_conv_input_grad(g, scale, offsets, h, w, c, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, images_per_task,
+                          dx):
     n, o = dx.shape[0], g.shape[1]
-    k, per_column = offsets.shape
-    tables = (o + 3) // 4
+    per_column = offsets.shape[1]
+    per_group, group_channels = o // groups, c // groups
+    k = kh * kw * group_channels  # columns per group
+    tables = (per_group + 3) // 4
     flat_offsets = offsets.reshape(-1)
     pixels = ho * wo
     dx_flat = dx.reshape(-1)
@@ -155,7 +169,7 @@ def _sign_conv_input_grad(g, scale, offsets, h, w, c, kh, kw, sh, sw, ph, pw, dh
         n0 = task * images_per_task
         n1 = min(n, n0 + images_per_task)
         dx[n0:n1] = 0.0
-        scaled = np.zeros((tables * 4, LANES), dtype=np.float32)  # 16 pixels' g.T * scale, zero past O and the pixels
+        scaled = np.zeros((tables * 4, LANES), dtype=np.float32)  # a group's g.T * scale, zero past O_g and the pixels
         flat = scaled.reshape(-1)
         table = aligned_zeros((tables + 1) * TABLE)  # the last table stays zero (the offsets' padding)
         columns = aligned_zeros(LANES * LANES)  # 16 columns' vectors of 16 pixels
@@ -170,22 +184,26 @@ def _sign_conv_input_grad(g, scale, offsets, h, w, c, kh, kw, sh, sw, ph, pw, dh
             for i in range(rows):
                 r = m0 + i
                 image[i], top[i], left[i] = r // pixels, (r // wo) % ho * sh - ph, r % wo * sw - pw
-                for ch in range(o):
-                    scaled[ch, i] = g[r, ch] * scale[ch]
-            for q in range(tables):
-                at, row0 = q * TABLE, 4 * q * LANES
-                table_first(table, at, flat, row0, LANES)
-                for b in range(1, 16):
-                    low = 0 if b & 1 else (1 if b & 2 else (2 if b & 4 else 3))
-                    table_step(table, at + b * LANES, at + (b ^ (1 << low)) * LANES, flat, row0 + low * LANES)
-            for c0 in range(0, k, LANES):
-                for j in range(LANES):
-                    _sum_lookups(columns, j * LANES, table, flat_offsets, (c0 + j) * per_column, per_column)
-                store_transposed16(block, 0, LANES, columns, 0)
-                tap, ch0 = c0 // c, c0 % c
-                ty, tx = tap // kw * dh, tap % kw * dw
+            for group in range(groups):
+                o0 = group * per_group
                 for i in range(rows):
-                    iy, ix = top[i] + ty, left[i] + tx
-                    if 0 <= iy < h and 0 <= ix < w:
-                        add_vector(dx_flat, ((image[i] * h + iy) * w + ix) * c + ch0, block, i * LANES)
+                    for ch in range(per_group):
+                        scaled[ch, i] = g[m0 + i, o0 + ch] * scale[o0 + ch]
+                for q in range(tables):
+                    at, row0 = q * TABLE, 4 * q * LANES
+                    table_first(table, at, flat, row0, LANES)
+                    for b in range(1, 16):
+                        low = 0 if b & 1 else (1 if b & 2 else (2 if b & 4 else 3))
+                        table_step(table, at + b * LANES, at + (b ^ (1 << low)) * LANES, flat, row0 + low * LANES)
+                for c0 in range(0, k, LANES):
+                    first = (group * k + c0) * per_column
+                    for j in range(LANES):
+                        _sum_lookups(columns, j * LANES, table, flat_offsets, first + j * per_column, per_column)
+                    store_transposed16(block, 0, LANES, columns, 0)
+                    tap, ch0 = c0 // group_channels, group * group_channels + c0 % group_channels
+                    ty, tx = tap // kw * dh, tap % kw * dw
+                    for i in range(rows):
+                        iy, ix = top[i] + ty, left[i] + tx
+                        if 0 <= iy < h and 0 <= ix < w:
+                            add_vector(dx_flat, ((image[i] * h + iy) * w + ix) * c + ch0, block, i * LANES)
     return dx
