@@ -27,7 +27,11 @@ Intel Xeon, 2026-12-06; the same sums in the same order).
 Layout of S: uint8 [ceil(M/32), 4, K]; byte (j, q, k) has bit i set iff S[32j + 8q + i, k] is -1.
 Rows past M have clear bits and count as zero rows of G. :func:`pack_sign_columns` builds it for
 the im2col matrix of sign(x) straight from NHWC x (no float columns), with padding taps as +1 (clear
-bits); :func:`padding_tap_sums` gives what those taps added, for callers whose padding is 0 or -1.
+bits); where each group's channels are whole 16-value vectors, a task writes one byte row (8 rows of S)
+with one 16-byte store per 16 columns, the 8 rows' values compared and shifted together (FTBNN's 16-
+and 32-channel groups: 0.7-0.8x the time of OR-ing in one row's bit per store; other zoo shapes within
+the noise, bnn-small's 28x28x32 layer 1.0-1.2x; `benchmarks/weight_grad_kernels.py`, 2026-12-07).
+:func:`padding_tap_sums` gives what the padding taps added, for callers whose padding is 0 or -1.
 float32 only; the 16-float vectors are LLVM vector IR (one AVX-512 instruction or two AVX2 ones).
 Sums run in a different order than BLAS's: results agree to float32 rounding.
 
@@ -58,6 +62,7 @@ from numbnn.kernels.intrinsics import vector_pointer as _vector_pointer
 # LANES (16, numbnn.kernels.intrinsics): output channels per vector and per table
 CHUNK = 32  # rows of S per eight tables (one 4-bit table per 4 rows)
 PARTIAL_VALUES = 1 << 16  # padding_tap_sums: float64 partial sums per call (512 KB)
+PADDING_SOURCE = -(1 << 62)  # _pack_sign_columns: the source offset of a padding tap, negative after any channel offset
 COLUMN_BLOCK = 512  # columns per 16-channel task (256 for two blocks): a 32 KB accumulator
 _I64 = ir.IntType(64)
 
@@ -136,30 +141,36 @@ def sign_rows_matmul(bits, g, groups=1) -> np.ndarray:
 
 
 @intrinsic
-def _or_signs16(typingctx, bits, at, x, src, shift):
-    """bits.flat[at : at+16] |= (x.flat[src : src+16] < 0) << shift (uint8 bits, float x; no bounds checks)."""
-    if not (isinstance(x, types.Array) and x.dtype in (types.float32, types.float64)):
+def _signs16_of_8_rows(typingctx, bits, at, x, blank, sources):
+    """bits.flat[at : at+16] = the byte vector whose bit i is (x.flat[sources[i] + v] < 0) for v < 16: eight
+    rows' signs in one store. A negative source is a padding tap or a row past M: read from ``blank`` (16
+    zeros, so a clear bit) instead of x. No bounds checks."""
+    if not (isinstance(x, types.Array) and x.dtype in (types.float32, types.float64) and blank == x
+            and isinstance(sources, types.UniTuple) and sources.count == 8 and isinstance(sources.dtype, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):
-        at_, src_ = _as_i64(context, builder, (args[1], args[3]), (sig.args[1], sig.args[3]))
+        (at_,) = _as_i64(context, builder, (args[1],), (sig.args[1],))
         element = context.get_data_type(sig.args[2].dtype)
         floats = ir.VectorType(element, LANES)
         bytes16 = ir.VectorType(ir.IntType(8), LANES)
         x_data = context.make_array(sig.args[2])(context, builder, args[2]).data
-        values = builder.load(builder.bitcast(builder.gep(x_data, [src_]), floats.as_pointer()), align=4)
-        negative = builder.fcmp_ordered("<", values, ir.Constant(floats, [ir.Constant(element, 0.0)] * LANES))
-        amount = context.cast(builder, args[4], sig.args[4], types.uint8)
-        amounts = builder.shuffle_vector(
-            builder.insert_element(ir.Constant(bytes16, ir.Undefined), amount, ir.Constant(ir.IntType(32), 0)),
-            ir.Constant(bytes16, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
-        shifted = builder.shl(builder.zext(negative, bytes16), amounts)
+        blank_data = context.make_array(sig.args[3])(context, builder, args[3]).data
+        zero = ir.Constant(floats, [ir.Constant(element, 0.0)] * LANES)
+        items = _as_i64(context, builder, cgutils.unpack_tuple(builder, args[4], 8), [sig.args[4].dtype] * 8)
+        result = None
+        for i, src in enumerate(items):
+            inside = builder.icmp_signed(">=", src, ir.Constant(_I64, 0))
+            pointer = builder.select(inside, builder.gep(x_data, [src]), blank_data)
+            values = builder.load(builder.bitcast(pointer, floats.as_pointer()), align=4)
+            negative = builder.zext(builder.fcmp_ordered("<", values, zero), bytes16)
+            shifted = builder.shl(negative, ir.Constant(bytes16, [ir.Constant(ir.IntType(8), i)] * LANES)) if i else negative
+            result = shifted if result is None else builder.or_(result, shifted)
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        pointer = builder.bitcast(builder.gep(data, [at_]), bytes16.as_pointer())
-        builder.store(builder.or_(builder.load(pointer, align=1), shifted), pointer, align=1)
+        builder.store(result, builder.bitcast(builder.gep(data, [at_]), bytes16.as_pointer()), align=1)
         return context.get_dummy_value()
 
-    return types.none(bits, at, x, src, shift), codegen
+    return types.none(bits, at, x, blank, sources), codegen
 
 
 @nb.njit(parallel=True, cache=True)
@@ -171,7 +182,28 @@ def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
     flat = x.reshape(-1)
     flat_bits = bits.reshape(-1)
     k = bits.shape[2]
-    vector_runs = cg % LANES == 0  # each group's run of a tap is whole 16-value vectors
+    if cg % LANES == 0:  # each group's run of a tap is whole 16-value vectors: 8 rows per byte store
+        blank = np.zeros(LANES, dtype=x.dtype)
+        for task in nb.prange(bits.shape[0] * 4):  # one byte row (chunk, q): 8 rows of S
+            row_at = task * k  # bits.flat offset of byte row (chunk, q)
+            image, top, left = np.empty(8, np.int64), np.empty(8, np.int64), np.empty(8, np.int64)
+            for t in range(8):  # each row's image and the input row and column of its first tap
+                r = task * 8 + t  # (chunk * CHUNK + 8 * q + t)
+                image[t] = r // (ho * wo) if r < rows else -1
+                top[t], left[t] = (r // wo) % ho * sh - ph, r % wo * sw - pw
+            for i in range(kh):
+                for j in range(kw):
+                    at = (i * dh, j * dw)
+                    s0, s1 = _tap_source(image, top, left, 0, at, h, w, c), _tap_source(image, top, left, 1, at, h, w, c)
+                    s2, s3 = _tap_source(image, top, left, 2, at, h, w, c), _tap_source(image, top, left, 3, at, h, w, c)
+                    s4, s5 = _tap_source(image, top, left, 4, at, h, w, c), _tap_source(image, top, left, 5, at, h, w, c)
+                    s6, s7 = _tap_source(image, top, left, 6, at, h, w, c), _tap_source(image, top, left, 7, at, h, w, c)
+                    for grp in range(groups):
+                        dst = row_at + grp * group_len + (i * kw + j) * cg
+                        for v in range(grp * cg, (grp + 1) * cg, LANES):
+                            _signs16_of_8_rows(flat_bits, dst + v - grp * cg, flat, blank,
+                                               (s0 + v, s1 + v, s2 + v, s3 + v, s4 + v, s5 + v, s6 + v, s7 + v))
+        return
     for chunk in nb.prange(bits.shape[0]):
         bits[chunk] = 0
         for r in range(chunk * CHUNK, min(rows, (chunk + 1) * CHUNK)):
@@ -186,16 +218,21 @@ def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
                     ix = ox * sw - pw + j * dw
                     if ix < 0 or ix >= w:
                         continue
-                    for grp in range(groups):
-                        src = ((n * h + iy) * w + ix) * c + grp * cg
-                        dst = grp * group_len + (i * kw + j) * cg
-                        if vector_runs:  # 16 values per step, no loop around them (0.51-0.86x the time, docs/performance.md)
-                            for v in range(0, cg, LANES):
-                                _or_signs16(flat_bits, row_at + dst + v, flat, src + v, shift)
-                        else:  # unsigned offsets: no negative-index wraparound, so LLVM vectorises the run
-                            src, dst = np.uint64(src), np.uint64(dst)
-                            for ch in range(np.uint64(cg)):  # contiguous in x and in the bit row
-                                bits[chunk, q, dst + ch] |= np.uint8(flat[src + ch] < 0) << shift
+                    for grp in range(groups):  # unsigned offsets: no negative-index wraparound, so LLVM vectorises the run
+                        src = np.uint64(((n * h + iy) * w + ix) * c + grp * cg)
+                        dst = np.uint64(grp * group_len + (i * kw + j) * cg)
+                        for ch in range(np.uint64(cg)):  # contiguous in x and in the bit row
+                            bits[chunk, q, dst + ch] |= np.uint8(flat[src + ch] < 0) << shift
+
+
+@nb.njit(inline="always")
+def _tap_source(image, top, left, t, at, h, w, c):
+    """x.flat offset of the first channel that row t reads at tap offset ``at`` = (dy, dx); PADDING_SOURCE for
+    a padding tap or a row past M (image -1)."""
+    iy, ix = top[t] + at[0], left[t] + at[1]
+    if image[t] < 0 or iy < 0 or iy >= h or ix < 0 or ix >= w:
+        return PADDING_SOURCE
+    return ((image[t] * h + iy) * w + ix) * c
 
 
 @intrinsic
