@@ -29,8 +29,8 @@ Rows past M have clear bits and count as zero rows of G. :func:`pack_sign_column
 the im2col matrix of sign(x) straight from NHWC x (no float columns), with padding taps as +1 (clear
 bits); where each group's channels are whole 16-value vectors, a task writes one byte row (8 rows of S)
 with one 16-byte store per 16 columns, the 8 rows' values compared and shifted together (FTBNN's 16-
-and 32-channel groups: 0.7-0.8x the time of OR-ing in one row's bit per store; other zoo shapes within
-the noise, bnn-small's 28x28x32 layer 1.0-1.2x; `benchmarks/weight_grad_kernels.py`, 2026-12-07).
+and 32-channel groups: 0.70-0.76x the time of OR-ing in one row's bit per store; the other zoo shapes
+1.03-1.14x, within the noise of one series; `benchmarks/weight_grad_kernels.py`, 2026-12-07).
 :func:`padding_tap_sums` gives what the padding taps added, for callers whose padding is 0 or -1.
 float32 only; the 16-float vectors are LLVM vector IR (one AVX-512 instruction or two AVX2 ones).
 Sums run in a different order than BLAS's: results agree to float32 rounding.
@@ -63,6 +63,7 @@ from numbnn.kernels.intrinsics import vector_pointer as _vector_pointer
 CHUNK = 32  # rows of S per eight tables (one 4-bit table per 4 rows)
 PARTIAL_VALUES = 1 << 16  # padding_tap_sums: float64 partial sums per call (512 KB)
 PADDING_SOURCE = -(1 << 62)  # _pack_sign_columns: the source offset of a padding tap, negative after any channel offset
+PACK_BYTE_ROWS = 16  # _pack_sign_columns: byte rows (8 rows of S each) per parallel task
 COLUMN_BLOCK = 512  # columns per 16-channel task (256 for two blocks): a 32 KB accumulator
 _I64 = ir.IntType(64)
 
@@ -184,25 +185,27 @@ def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
     k = bits.shape[2]
     if cg % LANES == 0:  # each group's run of a tap is whole 16-value vectors: 8 rows per byte store
         blank = np.zeros(LANES, dtype=x.dtype)
-        for task in nb.prange(bits.shape[0] * 4):  # one byte row (chunk, q): 8 rows of S
-            row_at = task * k  # bits.flat offset of byte row (chunk, q)
+        byte_rows = bits.shape[0] * 4
+        for block in nb.prange((byte_rows + PACK_BYTE_ROWS - 1) // PACK_BYTE_ROWS):
             image, top, left = np.empty(8, np.int64), np.empty(8, np.int64), np.empty(8, np.int64)
-            for t in range(8):  # each row's image and the input row and column of its first tap
-                r = task * 8 + t  # (chunk * CHUNK + 8 * q + t)
-                image[t] = r // (ho * wo) if r < rows else -1
-                top[t], left[t] = (r // wo) % ho * sh - ph, r % wo * sw - pw
-            for i in range(kh):
-                for j in range(kw):
-                    at = (i * dh, j * dw)
-                    s0, s1 = _tap_source(image, top, left, 0, at, h, w, c), _tap_source(image, top, left, 1, at, h, w, c)
-                    s2, s3 = _tap_source(image, top, left, 2, at, h, w, c), _tap_source(image, top, left, 3, at, h, w, c)
-                    s4, s5 = _tap_source(image, top, left, 4, at, h, w, c), _tap_source(image, top, left, 5, at, h, w, c)
-                    s6, s7 = _tap_source(image, top, left, 6, at, h, w, c), _tap_source(image, top, left, 7, at, h, w, c)
-                    for grp in range(groups):
-                        dst = row_at + grp * group_len + (i * kw + j) * cg
-                        for v in range(grp * cg, (grp + 1) * cg, LANES):
-                            _signs16_of_8_rows(flat_bits, dst + v - grp * cg, flat, blank,
-                                               (s0 + v, s1 + v, s2 + v, s3 + v, s4 + v, s5 + v, s6 + v, s7 + v))
+            for task in range(block * PACK_BYTE_ROWS, min(byte_rows, (block + 1) * PACK_BYTE_ROWS)):
+                row_at = task * k  # bits.flat offset of byte row (chunk, q): 8 rows of S
+                for t in range(8):  # each row's image and the input row and column of its first tap
+                    r = task * 8 + t  # (chunk * CHUNK + 8 * q + t)
+                    image[t] = r // (ho * wo) if r < rows else -1
+                    top[t], left[t] = (r // wo) % ho * sh - ph, r % wo * sw - pw
+                for i in range(kh):
+                    for j in range(kw):
+                        at = (i * dh, j * dw)
+                        s0, s1 = _tap_source(image, top, left, 0, at, h, w, c), _tap_source(image, top, left, 1, at, h, w, c)
+                        s2, s3 = _tap_source(image, top, left, 2, at, h, w, c), _tap_source(image, top, left, 3, at, h, w, c)
+                        s4, s5 = _tap_source(image, top, left, 4, at, h, w, c), _tap_source(image, top, left, 5, at, h, w, c)
+                        s6, s7 = _tap_source(image, top, left, 6, at, h, w, c), _tap_source(image, top, left, 7, at, h, w, c)
+                        for grp in range(groups):
+                            dst = row_at + grp * group_len + (i * kw + j) * cg - grp * cg
+                            for v in range(grp * cg, (grp + 1) * cg, LANES):
+                                _signs16_of_8_rows(flat_bits, dst + v, flat, blank,
+                                                   (s0 + v, s1 + v, s2 + v, s3 + v, s4 + v, s5 + v, s6 + v, s7 + v))
         return
     for chunk in nb.prange(bits.shape[0]):
         bits[chunk] = 0
