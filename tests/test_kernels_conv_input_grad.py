@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
+from conv_cases import assert_input_grad_matches, conv_geometry
 from numbnn.errors import InputError
 from numbnn.functional import conv as conv_module
-from numbnn.kernels import conv_output_size
 from numbnn.kernels.conv_input_grad import ROWS, conv_input_grad
 
 
@@ -16,34 +16,23 @@ from numbnn.kernels.conv_input_grad import ROWS, conv_input_grad
 def grad_case(draw):
     """Grouped (or not) float32 convs with K_g a multiple of 16: odd kernels, stride 2, padding, dilation,
     batch 1, odd output channel counts, output pixel counts that leave a partial tile of ROWS."""
-    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    taps = kh * kw
+    h, w, ho, wo, args = draw(conv_geometry())
+    taps = args["kernel_size"][0] * args["kernel_size"][1]
     cg = draw(st.sampled_from([c for c in (1, 2, 4, 8, 16, 32) if taps * c % 16 == 0]))
     groups, og = draw(st.integers(1, 4)), draw(st.sampled_from([1, 3, 16, 17]))
-    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 9))
-    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 9))
     n = draw(st.integers(1, 3))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    ho, wo = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
     o = groups * og
     grad = rng.standard_normal((n * ho * wo, o)).astype(np.float32)
-    weights = rng.standard_normal((o, kh, kw, cg)).astype(np.float32)
-    args = dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups)
-    return grad, weights, (n, h, w, groups * cg), args
+    weights = rng.standard_normal((o, *args["kernel_size"], cg)).astype(np.float32)
+    return grad, weights, (n, h, w, groups * cg), dict(args, groups=groups)
 
 
 @settings(max_examples=80, deadline=None)
 @given(grad_case())
 def test_conv_input_grad_matches_naive(case):
     grad, w, shape, args = case
-    out = np.full(shape, np.nan, dtype=np.float32)
-    assert conv_input_grad(grad, w, shape, **args, out=out) is out
-    want = naive.conv_input_grad(grad, w, shape, **args)
-    scale = max(1.0, np.abs(want).max())
-    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5 * scale)
+    assert_input_grad_matches(conv_input_grad, naive.conv_input_grad, grad, w, shape, args)
 
 
 def test_integer_gradients_and_signs_give_exact_sums():

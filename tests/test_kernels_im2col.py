@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
+from conv_cases import conv_geometry
 from numbnn.errors import InputError
 from numbnn.kernels import col2im, conv_output_size, im2col
 
@@ -13,17 +14,11 @@ from numbnn.kernels import col2im, conv_output_size, im2col
 @st.composite
 def conv_case(draw):
     """A float NHWC input and conv arguments whose output is at least 1x1."""
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 8))
-    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 8))
+    h, w, _, _, args = draw(conv_geometry(max_kernel=4, max_stride=3, max_size=8))
     n, c = draw(st.integers(1, 3)), draw(st.integers(1, 7))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     x = rng.standard_normal((n, h, w, c)).astype(dtype)
-    args = dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw))
     return x, args, rng
 
 

@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
+from conv_cases import assert_input_grad_matches, conv_geometry
 from numbnn.errors import InputError
 from numbnn.functional import binary as binary_module
-from numbnn.kernels import conv_output_size
 from numbnn.kernels.sign_conv_input_grad import sign_conv_input_grad
 
 
@@ -17,33 +17,24 @@ def grad_case(draw):
     """Odd kernels, stride 2, padding, dilation, batch 1, groups; output channel counts per group off multiples
     of 4 (a partial table) and past 32 (more than one step of 8 lookups); pixel counts that leave partial
     16-pixel blocks."""
-    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, w, ho, wo, args = draw(conv_geometry())
     groups = draw(st.integers(1, 3))
     cg, og = draw(st.sampled_from([16, 32, 48])), draw(st.sampled_from([1, 3, 4, 7, 33, 70]))
-    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 9))
-    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 9))
     n = draw(st.integers(1, 9))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    ho, wo = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
     o = groups * og
-    weights = rng.standard_normal((o, kh, kw, cg)).astype(draw(st.sampled_from([np.float32, np.float64])))
+    weights = rng.standard_normal((o, *args["kernel_size"], cg)).astype(draw(st.sampled_from([np.float32, np.float64])))
     weights[rng.random(weights.shape) < 0.1] = 0.0  # sign(0) = +1
     scale = rng.random(o).astype(np.float32) if draw(st.booleans()) else None
-    args = dict(kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups, scale=scale)
-    return rng.standard_normal((n * ho * wo, o)).astype(np.float32), weights, (n, h, w, groups * cg), args
+    grad = rng.standard_normal((n * ho * wo, o)).astype(np.float32)
+    return grad, weights, (n, h, w, groups * cg), dict(args, groups=groups, scale=scale)
 
 
 @settings(max_examples=80, deadline=None)
 @given(grad_case())
 def test_sign_conv_input_grad_matches_naive(case):
     grad, w, shape, args = case
-    out = np.full(shape, np.nan, dtype=np.float32)
-    assert sign_conv_input_grad(grad, w, shape, **args, out=out) is out
-    want = naive.sign_conv_input_grad(grad, w, shape, **args)
-    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(want).max()))
+    assert_input_grad_matches(sign_conv_input_grad, naive.sign_conv_input_grad, grad, w, shape, args)
 
 
 @pytest.mark.parametrize("groups", [1, 2])

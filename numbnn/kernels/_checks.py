@@ -87,3 +87,15 @@ def as_shape4(input_shape) -> tuple[int, int, int, int]:
     if len(shape) != 4:
         raise InputError(f"input_shape must be 4 positive ints (N, H, W, C), got {input_shape!r}")
     return tuple(as_int(v, f"input_shape {axis}", 1) for axis, v in zip("NHWC", shape))
+
+
+def out_array(out, shape: tuple, dtype) -> np.ndarray:
+    """``out`` checked to be a C-contiguous array of ``shape`` and ``dtype`` (a kernel's result buffer), or a
+    new uninitialised one if it is None."""
+    dtype = np.dtype(dtype)
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not (isinstance(out, np.ndarray) and out.shape == tuple(shape) and out.dtype == dtype and out.flags.c_contiguous):
+        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise InputError(f"out must be a C-contiguous {dtype} array of shape {tuple(shape)}, got {got}")
+    return out

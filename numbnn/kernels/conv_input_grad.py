@@ -35,7 +35,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from numbnn.errors import InputError
-from numbnn.kernels._checks import as_groups, as_shape4, require_array
+from numbnn.kernels._checks import as_groups, as_shape4, out_array, require_array
 from numbnn.kernels.geometry import conv_geometry
 from numbnn.kernels.intrinsics import F16, LANES, add_vector, as_int64s, vector_pointer
 
@@ -57,8 +57,22 @@ def conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dila
 
     ``out``: a C-contiguous float32 array of ``input_shape``, overwritten and returned.
     """
+    grad, w, shape, groups, g = input_grad_arguments(grad, w, input_shape, kernel_size, stride, padding, dilation, groups,
+                                                     (np.float32,))
+    c, o = shape[3], w.shape[0]
+    if not fits((g.kh, g.kw), c, groups):
+        raise InputError(f"conv_input_grad needs KH*KW*C/groups to be a multiple of {LANES}, "
+                         f"got {g.kh}*{g.kw}*{c // groups}")
+    out = out_array(out, shape, np.float32)
+    _conv_input_grad(grad, w.reshape(o, -1), g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, out, groups)
+    return out
+
+
+def input_grad_arguments(grad, w, input_shape, kernel_size, stride, padding, dilation, groups, w_dtypes):
+    """The checked arguments of an input-gradient kernel: (grad float32 [N*Ho*Wo, O], w [O, KH, KW, C/G] of one
+    of ``w_dtypes``, input_shape as 4 ints, groups, the conv geometry)."""
     grad = require_array(grad, "grad", (np.float32,), ndim=2)
-    w = require_array(w, "w", (np.float32,), ndim=4)
+    w = require_array(w, "w", w_dtypes, ndim=4)
     n, h, width, c = shape = as_shape4(input_shape)
     groups = as_groups(groups, c, "input_shape")
     g = conv_geometry(h, width, kernel_size, stride, padding, dilation, input_name="input_shape")
@@ -68,16 +82,7 @@ def conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0, dila
                          f"got {w.shape}")
     if grad.shape != (n * g.ho * g.wo, o):
         raise InputError(f"grad must have shape {(n * g.ho * g.wo, o)}, got {grad.shape}")
-    if not fits((g.kh, g.kw), c, groups):
-        raise InputError(f"conv_input_grad needs KH*KW*C/groups to be a multiple of {LANES}, "
-                         f"got {g.kh}*{g.kw}*{c // groups}")
-    if out is None:
-        out = np.empty(shape, dtype=np.float32)
-    elif not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous):
-        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
-        raise InputError(f"out must be a C-contiguous float32 array of shape {shape}, got {got}")
-    _conv_input_grad(grad, w.reshape(o, -1), g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, out, groups)
-    return out
+    return grad, w, shape, groups, g
 
 
 def _tile_product(rows: int, vectors: int):

@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 
 from numbnn.errors import InputError
-from numbnn.kernels._checks import as_groups, as_pad_value, as_shape4, require_array
+from numbnn.kernels._checks import as_groups, as_pad_value, as_shape4, out_array, require_array
 from numbnn.kernels.geometry import conv_geometry
 
 _FLOATS = (np.float32, np.float64)
@@ -45,11 +45,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None, signs=Fals
     groups = as_groups(groups, x.shape[3], "x")
     g = conv_geometry(x.shape[1], x.shape[2], kernel_size, stride, padding, dilation)
     shape = (x.shape[0] * g.ho * g.wo, g.kh * g.kw * x.shape[3])
-    if out is None:
-        out = np.empty(shape, dtype=x.dtype)
-    elif not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == x.dtype and out.flags.c_contiguous):
-        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
-        raise InputError(f"out must be a C-contiguous {x.dtype} array of shape {shape}, got {got}")
+    out = out_array(out, shape, x.dtype)
     if not isinstance(signs, (bool, np.bool_)):
         raise InputError(f"signs must be True or False, got {signs!r}")
     if signs:
@@ -76,11 +72,7 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out=
     expected = (n * g.ho * g.wo, g.kh * g.kw * c)
     if cols.shape != expected:
         raise InputError(f"cols must have shape {expected} for input_shape {shape}, got {cols.shape}")
-    if out is None:
-        out = np.empty(shape, dtype=cols.dtype)
-    elif not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == cols.dtype and out.flags.c_contiguous):
-        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
-        raise InputError(f"out must be a C-contiguous {cols.dtype} array of shape {shape}, got {got}")
+    out = out_array(out, shape, cols.dtype)
     _col2im(cols, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, out, groups)
     return out
 

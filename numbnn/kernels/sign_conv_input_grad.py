@@ -40,8 +40,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from numbnn.errors import InputError
-from numbnn.kernels._checks import as_groups, as_shape4, require_array
-from numbnn.kernels.geometry import conv_geometry
+from numbnn.kernels._checks import out_array, require_array
+from numbnn.kernels.conv_input_grad import input_grad_arguments
 from numbnn.kernels.intrinsics import F16, LANES, add_vector, aligned_zeros, as_int64s, store_transposed16, vector_pointer
 from numbnn.kernels.sign_matmul import table_first, table_step
 
@@ -65,27 +65,16 @@ def sign_conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0,
 
     ``out``: a C-contiguous float32 array of ``input_shape``, overwritten and returned.
     """
-    grad = require_array(grad, "grad", (np.float32,), ndim=2)
-    w = require_array(w, "w", (np.float32, np.float64), ndim=4)
-    n, h, width, c = shape = as_shape4(input_shape)
-    groups = as_groups(groups, c, "input_shape")
-    g = conv_geometry(h, width, kernel_size, stride, padding, dilation, input_name="input_shape")
+    grad, w, shape, groups, g = input_grad_arguments(grad, w, input_shape, kernel_size, stride, padding, dilation, groups,
+                                                     (np.float32, np.float64))
+    n, h, width, c = shape
     o = w.shape[0]
-    if o % groups or w.shape[1:] != (g.kh, g.kw, c // groups):
-        raise InputError(f"w must have shape (O, {g.kh}, {g.kw}, {c // groups}) with O divisible by groups={groups}, "
-                         f"got {w.shape}")
-    if grad.shape != (n * g.ho * g.wo, o):
-        raise InputError(f"grad must have shape {(n * g.ho * g.wo, o)}, got {grad.shape}")
     if not fits(c, groups):
         raise InputError(f"sign_conv_input_grad needs a multiple of {LANES} input channels per group, got {c // groups}")
     scale = np.ones(o, np.float32) if scale is None else require_array(scale, "scale", (np.float32,), ndim=1)
     if scale.shape != (o,):
         raise InputError(f"scale must have shape ({o},), got {scale.shape}")
-    if out is None:
-        out = np.empty(shape, dtype=np.float32)
-    elif not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous):
-        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
-        raise InputError(f"out must be a C-contiguous float32 array of shape {shape}, got {got}")
+    out = out_array(out, shape, np.float32)
     _sign_conv_input_grad(grad, scale, _lookup_offsets(w.reshape(o, -1), groups), h, width, c, g.kh, g.kw, g.sh, g.sw,
                           g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, groups, _images_per_task(n, g.ho * g.wo), out)
     return out
