@@ -1,5 +1,6 @@
 """The table-lookup input gradient of a binary conv against col2im of a float64 product, and the backward that takes it."""
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -47,6 +48,25 @@ def test_integer_gradients_give_exact_sums(groups):
     grad = rng.integers(-4, 5, (20 * 49, o)).astype(np.float32)
     got = sign_conv_input_grad(grad, w, shape, 3, padding=1, groups=groups)
     np.testing.assert_array_equal(got, naive.sign_conv_input_grad(grad, w, shape, 3, padding=1, groups=groups))
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+def test_the_sums_do_not_depend_on_the_thread_count():
+    """Tasks of fewer images with more threads: the 16-pixel blocks stay where they are (49 pixels per image,
+    so tasks' edges fall inside blocks), and every element of dx sums in the same order: the same bits."""
+    rng = np.random.default_rng(4)
+    shape, o = (6, 7, 7, 32), 40
+    w = rng.standard_normal((o, 3, 3, 32)).astype(np.float32)
+    grad = rng.standard_normal((6 * 49, o)).astype(np.float32)
+    before = numba.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            results.append(sign_conv_input_grad(grad, w, shape, 3, padding=1))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(results[0], results[1])
 
 
 def test_bad_arguments_raise_input_error():
