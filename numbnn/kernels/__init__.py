@@ -1,8 +1,7 @@
 """Numba kernels, the only jitted loops of numbnn: bit packing, XNOR-popcount matmul and convolution
 (one convolution driver for training and the packed runtime), float im2col, depthwise conv, pooling, sign-matrix
 products (the binary convs' weight and input gradients by table lookup), the register-tiled input gradient of
-narrow convs, per-channel steps, tree evaluation; and ``gemm``,
-float products split over numbnn's threads.
+narrow convs, per-channel steps, tree evaluation; and ``gemm``, float products split over numbnn's threads.
 
 Numpy arrays in, numpy arrays out; no autograd. Every public function validates its arguments in
 Python (raising :class:`numbnn.errors.InputError` naming the argument) and then calls an ``@njit``
