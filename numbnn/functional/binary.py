@@ -78,9 +78,9 @@ def _sign_weight_grad(x, grad2, s, pad_value):
 # LOOKUP_INPUT_GRAD_MIN_MACS multiply-adds (below, BLAS's one call costs less than waking the thread
 # pool); otherwise from the register-tiled kernel (up to 64 outputs per group) or BLAS + col2im. From
 # `python3 benchmarks/conv_input_grad.py --threads 2` (Intel Xeon, 2026-12-06/07; docs/performance.md):
-# on the zoo's 3x3 shapes with 32-256 outputs per group the lookup took 0.46-0.66x the time of BLAS +
-# col2im, less than the tiled kernel (0.46 against 0.91 on FTBNN's stage 3, 64 per group; equal at 32);
-# with 4-16 outputs per group the tiled kernel was faster (0.35 against 0.47 on FTBNN's stage 1).
+# on the zoo's 3x3 shapes with 32-256 outputs per group the lookup took 0.39-0.65x the time of BLAS +
+# col2im, less than the tiled kernel (0.45 against 0.72 on FTBNN's stage 3, 64 per group; 0.39 against
+# 0.44 at 32); with 4-16 outputs per group the tiled kernel was faster (0.28 against 0.35 on FTBNN's stage 1).
 LOOKUP_INPUT_GRAD_MIN_OUTPUTS = 32
 LOOKUP_INPUT_GRAD_MIN_MACS = 1 << 22
 

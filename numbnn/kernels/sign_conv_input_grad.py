@@ -17,13 +17,12 @@ task owns whole images (no two tasks write the same pixel of dx); for each 16 of
 the O/4 tables (15 vector steps each) once and reuses them for all K columns. The blocks of 16 pixels
 start at multiples of 16 of the whole batch (a block across two tasks' images is built by both, each
 adding its own rows), so every element of dx sums its terms in one order whatever the number of
-threads and tasks. Every 16 columns (one
-tap, 16 channels) are transposed in registers (:func:`numbnn.kernels.intrinsics.store_transposed16`)
-and each pixel's 16 values added onto the input pixel its tap reads: D never exists. On the zoo's 3x3
-shapes with 32-256 output channels per group this took 0.46-0.66x the time of BLAS on +-1 weights
-plus col2im at 2 threads, with 16 per group 0.47x, where the register-tiled kernel of
-:mod:`numbnn.kernels.conv_input_grad` took 0.35x (`benchmarks/conv_input_grad.py`; docs/performance.md,
-section "2026-12-07").
+threads and tasks. Every 16 columns (one tap, 16 channels) are transposed in registers
+(:func:`numbnn.kernels.intrinsics.store_transposed16`) and each pixel's 16 values added onto the input
+pixel its tap reads: D never exists. On the zoo's 3x3 shapes with 32-256 output channels per group
+this took 0.39-0.65x the time of BLAS on +-1 weights plus col2im at 2 threads; with 16 per group 0.35x,
+where the register-tiled kernel of :mod:`numbnn.kernels.conv_input_grad` took 0.28x
+(`benchmarks/conv_input_grad.py`, Intel Xeon; docs/performance.md, section "2026-12-07").
 
 Grouped convolutions (``groups=G``, FTBNN's group execution): group g's input channels take only its
 O_g = O/G output channels, dx[..., g] = col2im(G_g diag(scale_g) S_g), so each 16-pixel block builds a
