@@ -18,6 +18,9 @@ a 64-byte vector that starts off one spans two cache lines, and Numba's allocati
 it about half the time, so every vector load and store of such a buffer was two. Aligned, the
 table-lookup product of :mod:`numbnn.kernels.sign_matmul` took 0.80-0.87x the time on one thread in a
 probe (Intel Xeon, 2026-12-06); the tiled input gradient's buffers gained nothing and stay plain.
+:func:`add_vector` adds 16 floats onto 16 others (the input gradients' scatter onto dx), and
+:func:`store_transposed16` stores a 16x16 block transposed, in registers (the lookup input gradient's
+columns become rows of pixels).
 """
 
 import numba as nb
