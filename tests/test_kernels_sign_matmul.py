@@ -73,7 +73,8 @@ def test_grouped_columns_and_product_are_each_groups_own(case, groups, per_group
 def test_a_large_product_is_accurate_to_float32_rounding():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 7, 7, 64)).astype(np.float32)
-    bits = pack_sign_columns(x, 3, padding=1)
+    bits = pack_sign_columns(x, 3, padding=1)  # 294 rows: three packing tasks of 128 rows, a partial last chunk
+    np.testing.assert_array_equal(bits, naive.pack_sign_columns(x, 3, padding=1))
     g = rng.standard_normal((6 * 49, 128)).astype(np.float32)
     expected = naive.sign_rows_matmul(bits, g)
     np.testing.assert_allclose(sign_rows_matmul(bits, g), expected, rtol=0, atol=2e-5 * np.abs(expected).max())
