@@ -45,7 +45,7 @@ from numbnn.errors import InputError
 from numbnn.kernels._checks import out_array, require_array
 from numbnn.kernels.conv_input_grad import input_grad_arguments
 from numbnn.kernels.intrinsics import F16, LANES, add_vector, aligned_zeros, as_int64s, store_transposed16, vector_pointer
-from numbnn.kernels.sign_matmul import table_first, table_step
+from numbnn.kernels.sign_matmul import build_table
 
 TABLE = 16 * LANES  # floats per 4-bit table
 LOOKUPS_PER_STEP = 8  # offsets per pass of the column loop (the offset rows are padded to a multiple)
@@ -182,11 +182,7 @@ def _sign_conv_input_grad(g, scale, offsets, h, w, c, kh, kw, sh, sw, ph, pw, dh
                     for ch in range(per_group):
                         scaled[ch, i] = g[m0 + i, o0 + ch] * scale[o0 + ch]
                 for q in range(tables):
-                    at, row0 = q * TABLE, 4 * q * LANES
-                    table_first(table, at, flat, row0, LANES)
-                    for b in range(1, 16):
-                        low = 0 if b & 1 else (1 if b & 2 else (2 if b & 4 else 3))
-                        table_step(table, at + b * LANES, at + (b ^ (1 << low)) * LANES, flat, row0 + low * LANES)
+                    build_table(table, q * TABLE, flat, 4 * q * LANES, LANES)
                 for c0 in range(0, k, LANES):
                     column_at = (group * k + c0) * per_column  # this column's first offset
                     for j in range(LANES):

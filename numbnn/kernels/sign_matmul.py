@@ -239,7 +239,7 @@ def _tap_source(image, top, left, t, at, h, w, c):
 
 
 @intrinsic
-def table_first(typingctx, table, at, g, row, stride):
+def _table_first(typingctx, table, at, g, row, stride):
     """table.flat[at : at+16] = sum_{i<4} g.flat[row + i*stride : +16] (no bounds checks)."""
 
     def codegen(context, builder, sig, args):
@@ -256,7 +256,7 @@ def table_first(typingctx, table, at, g, row, stride):
 
 
 @intrinsic
-def table_step(typingctx, table, at, source, g, row):
+def _table_step(typingctx, table, at, source, g, row):
     """table.flat[at : at+16] = table.flat[source : +16] - 2 * g.flat[row : +16]."""
 
     def codegen(context, builder, sig, args):
@@ -269,6 +269,16 @@ def table_step(typingctx, table, at, source, g, row):
         return context.get_dummy_value()
 
     return types.none(table, at, source, g, row), codegen
+
+
+@nb.njit(inline="always")
+def build_table(tables, at, g, row, stride):
+    """tables.flat[at + 16b : +16] = T[b] for b < 16: the signed sums of the 4 rows g.flat[row + i*stride : +16]
+    (module docstring), T[0] first, then each from the entry without its lowest set bit."""
+    _table_first(tables, at, g, row, stride)
+    for b in range(1, 16):
+        low = 0 if b & 1 else (1 if b & 2 else (2 if b & 4 else 3))
+        _table_step(tables, at + b * LANES, at + (b ^ (1 << low)) * LANES, g, row + low * stride)
 
 
 @intrinsic
@@ -330,11 +340,7 @@ def _sign_rows_matmul(bits, g, groups):
                 for t in range(8):  # table t of block v: rows 4t .. 4t+3 of the chunk
                     row0 = (first + 4 * t) * stride + col0 + v * LANES
                     table = (v * 8 + t) * size
-                    table_first(tables, table, flat, row0, stride)
-                    for b in range(1, 16):
-                        low = 0 if b & 1 else (1 if b & 2 else (2 if b & 4 else 3))
-                        table_step(tables, table + b * LANES, table + (b ^ (1 << low)) * LANES, flat,
-                                    row0 + low * stride)
+                    build_table(tables, table, flat, row0, stride)
             at = chunk * 4 * k + base
             if vectors == 2:  # one loop per case: a test inside the column loop cost the 1-block case ~5%
                 for col in range(k0, k1):
