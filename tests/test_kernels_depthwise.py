@@ -6,11 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
-from numbnn.kernels.depthwise import depthwise_conv2d, depthwise_conv2d_grads
+from numbnn.kernels.depthwise import WIDE_MULTIPLIER, depthwise_conv2d, depthwise_conv2d_grads
 
 # batch, channels, multiplier, kernel, stride, padding, dilation, dtype, seed
-CASES = (st.integers(1, 3), st.integers(1, 9), st.integers(1, 3), st.integers(1, 3), st.sampled_from([1, 2]),
-         st.integers(0, 2), st.sampled_from([1, 2]), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**32 - 1))
+# multipliers from WIDE_MULTIPLIER on take the per-pixel kernels (a 1-channel stem is channels 1, multiplier O)
+CASES = (st.integers(1, 3), st.integers(1, 9), st.sampled_from([1, 2, 3, WIDE_MULTIPLIER, 17, 33]), st.integers(1, 3),
+         st.sampled_from([1, 2]), st.integers(0, 2), st.sampled_from([1, 2]), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**32 - 1))
 
 
 def inputs(batch, channels, mult, kernel, dilation, dtype, seed):
@@ -41,3 +42,14 @@ def test_depthwise_conv2d_grads_match_naive(batch, channels, mult, kernel, strid
     tolerance = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(dx, want_dx, rtol=tolerance, atol=tolerance)
     np.testing.assert_allclose(dw, want_dw, rtol=tolerance, atol=tolerance)
+
+
+@settings(max_examples=20, deadline=None)
+@given(*CASES)
+def test_depthwise_conv2d_grads_without_dx(batch, channels, mult, kernel, stride, padding, dilation, dtype, seed):
+    """need_x=False returns no dx and the same dw (a stem's input needs no gradient)."""
+    rng, x, w = inputs(batch, channels, mult, kernel, dilation, dtype, seed)
+    grad = rng.standard_normal(depthwise_conv2d(x, w, stride, padding, dilation).shape).astype(dtype)
+    dx, dw = depthwise_conv2d_grads(x, w, grad, stride, padding, dilation, need_x=False)
+    assert dx is None
+    np.testing.assert_array_equal(dw, depthwise_conv2d_grads(x, w, grad, stride, padding, dilation)[1])

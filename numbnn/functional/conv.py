@@ -13,9 +13,9 @@ kw, c), so each group's products read and write strided 2-D views (K_g = KH*KW*C
 each a :func:`numbnn.kernels.gemm.matmul` (split over threads), with no reordering copy. The
 products run a few images at a time (see ``BLOCK_ROWS``) and the backward recomputes each block's
 columns instead of keeping them. A 1x1 kernel without padding needs no im2col (a reshape, or a
-strided slice for stride > 1). Convolutions with one input channel per group (depthwise, and
-depthwise with a channel multiplier) are computed tap by tap instead, shift-and-add over KH*KW
-strided views, which avoids a GEMM whose inner dimension is only KH*KW. A spatial convolution
+strided slice for stride > 1). Convolutions with one input channel per group (depthwise, depthwise
+with a channel multiplier, and the 1-channel stems of the FashionMNIST models) are computed tap by
+tap instead (:mod:`numbnn.kernels.depthwise`), which avoids a GEMM whose inner dimension is only KH*KW. A spatial convolution
 with few output channels per group (O_g <= 64, grouped or not) whose groups give whole vectors of
 columns (float32, K_g a multiple of 16) takes its input gradient from
 :func:`numbnn.kernels.conv_input_grad.conv_input_grad` instead of the dcols products and col2im:
@@ -289,7 +289,8 @@ class DepthwiseConv2d(Function):
         need_x, need_w, need_b = ctx.needs_input_grad
         dtype = np.result_type(x, w, grad)
         dx, dw = depthwise_conv2d_grads(x.astype(dtype, copy=False), w.astype(dtype, copy=False),
-                                        grad.astype(dtype, copy=False), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw))
+                                        grad.astype(dtype, copy=False), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw),
+                                        need_x=need_x)
         db = grad.reshape(-1, s.o).sum(axis=0) if need_b else None
         return (dx if need_x else None), (dw if need_w else None), db
 
@@ -302,6 +303,6 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor
     """
     if bias is not None and tuple(bias.shape) != (w.shape[0],):
         raise InputError(f"bias must have shape ({w.shape[0]},) (one per output channel of w), got {tuple(bias.shape)}")
-    depthwise = isinstance(groups, int) and groups > 1 and groups == x.shape[-1]
+    depthwise = isinstance(groups, int) and groups == x.shape[-1]  # one input channel per group (a 1-channel stem too)
     fn = DepthwiseConv2d if depthwise else Conv2d
     return fn.apply(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)

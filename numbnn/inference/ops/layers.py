@@ -53,7 +53,7 @@ class Conv2d(Op):
         o, kh, kw, _ = self.weight.shape
         (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
         ho, wo = kernels.conv_output_size(h, kh, sh, ph, dh), kernels.conv_output_size(w, kw, sw, pw, dw)
-        if self.groups > 1 and self.groups == c:  # the float model's depthwise kernel
+        if self.groups == c:  # one input channel per group: the float model's depthwise kernel
             out = depthwise_conv2d(x, self.weight, self.stride, self.padding, self.dilation)
         else:
             if kh == kw == 1 and ph == pw == 0:

@@ -1,0 +1,110 @@
+"""Training steps with one change switched on and off, alternating step by step in one process.
+
+The machine's speed drifts by up to 1.4x within minutes, more than most changes measured here, so whole
+runs of `numbnn bench train` before and after cannot resolve them. Here one training step (the model's
+recipe, a batch of FashionMNIST-shaped data, as `numbnn bench train`) runs with the switch on and off,
+the two alternating step by step (each pair in turned order); each pair's ratio on/off is taken and the
+median reported. Switches (``--switch``):
+
+- ``lookup-input-grad``: the binary convs' input gradient by table lookup
+  (:mod:`numbnn.kernels.sign_conv_input_grad`) against the register-tiled kernel or BLAS + col2im;
+- ``stem-depthwise``: convolutions of 1-channel inputs (the models' stems) by the per-pixel depthwise
+  kernel (:mod:`numbnn.kernels.depthwise`, channel multiplier O) against im2col + BLAS.
+
+    python3 benchmarks/paired_steps.py --switch lookup-input-grad --model reactnet-a --model bnn-small --pairs 30 --json
+"""
+
+import argparse
+import contextlib
+import json
+import statistics
+import time
+
+import numbnn.functional as F
+from numbnn.bench.train import TrainStep
+from numbnn.functional import binary, conv
+from numbnn.kernels.platform import cpu_model
+from numbnn.threads import set_threads
+
+
+@contextlib.contextmanager
+def lookup_input_grad_off():
+    """No conv has 2^40 outputs per group: the lookup is never taken."""
+    value = binary.LOOKUP_INPUT_GRAD_MIN_OUTPUTS
+    binary.LOOKUP_INPUT_GRAD_MIN_OUTPUTS = 1 << 40
+    try:
+        yield
+    finally:
+        binary.LOOKUP_INPUT_GRAD_MIN_OUTPUTS = value
+
+
+def _conv2d_before_stem_depthwise(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """:func:`numbnn.functional.conv2d`'s routing before 2026-12-07: depthwise only when groups > 1."""
+    depthwise = isinstance(groups, int) and groups > 1 and groups == x.shape[-1]
+    fn = conv.DepthwiseConv2d if depthwise else conv.Conv2d
+    return fn.apply(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+@contextlib.contextmanager
+def stem_depthwise_off():
+    routed = F.conv2d
+    F.conv2d = _conv2d_before_stem_depthwise  # the layers call numbnn.functional.conv2d
+    try:
+        yield
+    finally:
+        F.conv2d = routed
+
+
+SWITCHES = {"lookup-input-grad": lookup_input_grad_off, "stem-depthwise": stem_depthwise_off}
+
+
+def paired_steps(model: str, batch_size: int, pairs: int, switch: str, warmup: int = 6) -> dict:
+    """Median step seconds with ``switch`` on and off, and the median and quartiles of the paired ratios."""
+    trainer = TrainStep(model, batch_size, None)
+    off = SWITCHES[switch]
+    times = {"on": [], "off": []}
+
+    def step(name, i):
+        with off() if name == "off" else contextlib.nullcontext():
+            start = time.perf_counter()
+            trainer.run(i)
+            return time.perf_counter() - start
+
+    for i in range(warmup):  # compiles both paths
+        step("on" if i % 2 else "off", i)
+    for pair in range(pairs):
+        for name in (("on", "off") if pair % 2 == 0 else ("off", "on")):
+            times[name].append(step(name, warmup + pair))
+    ratios = sorted(a / b for a, b in zip(times["on"], times["off"]))
+    quartiles = statistics.quantiles(ratios, n=4)
+    return {"model": model, "batch_size": batch_size, "switch": switch, "pairs": pairs,
+            "step_ms_on": round(statistics.median(times["on"]) * 1e3, 1),
+            "step_ms_off": round(statistics.median(times["off"]) * 1e3, 1),
+            "ratio_median": round(statistics.median(ratios), 3),
+            "ratio_quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--switch", choices=sorted(SWITCHES), required=True, help="the change switched on and off")
+    parser.add_argument("--model", action="append", help="a registered model (repeatable; default reactnet-a)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--pairs", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    rows = []
+    for model in args.model or ["reactnet-a"]:
+        rows.append(paired_steps(model, args.batch_size, args.pairs, args.switch))
+        if not args.json:
+            r = rows[-1]
+            print(f"{model:12s} batch {r['batch_size']}: on {r['step_ms_on']:7.1f} ms  off {r['step_ms_off']:7.1f} ms  "
+                  f"paired on/off {r['ratio_median']:.3f} (quartiles {r['ratio_quartiles'][0]:.3f}-"
+                  f"{r['ratio_quartiles'][1]:.3f})", flush=True)
+    if args.json:
+        print(json.dumps({"cpu_model": cpu_model(), "threads": args.threads, "switch": args.switch, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
