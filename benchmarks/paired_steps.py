@@ -9,7 +9,9 @@ median reported. Switches (``--switch``):
 - ``lookup-input-grad``: the binary convs' input gradient by table lookup
   (:mod:`numbnn.kernels.sign_conv_input_grad`) against the register-tiled kernel or BLAS + col2im;
 - ``stem-depthwise``: convolutions of 1-channel inputs (the models' stems) by the per-pixel depthwise
-  kernel (:mod:`numbnn.kernels.depthwise`, channel multiplier O) against im2col + BLAS.
+  kernel (:mod:`numbnn.kernels.depthwise`, channel multiplier O) against im2col + BLAS;
+- ``residual-copies``: bnn-small's growing blocks adding their repeated shortcut inside the fused block
+  op (``residual_copies``) against concatenating the copies first.
 
     python3 benchmarks/paired_steps.py --switch lookup-input-grad --model reactnet-a --model bnn-small --pairs 30 --json
 """
@@ -24,6 +26,8 @@ import numbnn.functional as F
 from numbnn.bench.train import TrainStep
 from numbnn.functional import binary, conv
 from numbnn.kernels.platform import cpu_model
+from numbnn.models import bnn_small
+from numbnn.nn import norm_add_activation
 from numbnn.threads import set_threads
 
 
@@ -55,7 +59,27 @@ def stem_depthwise_off():
         F.conv2d = routed
 
 
-SWITCHES = {"lookup-input-grad": lookup_input_grad_off, "stem-depthwise": stem_depthwise_off}
+def _bnn_small_block_with_concat(block, x):
+    """:class:`numbnn.models.bnn_small.BinaryBlock`'s forward before 2026-12-07: the copies concatenated."""
+    out = block.conv(block.threshold.before_sign(x))
+    shortcut = block.shortcut(x)
+    if block.repeat != 1:
+        shortcut = F.concat([shortcut] * block.repeat, axis=-1)
+    return norm_add_activation(block.norm, out, shortcut, block.activation)
+
+
+@contextlib.contextmanager
+def residual_copies_off():
+    forward = bnn_small.BinaryBlock.forward
+    bnn_small.BinaryBlock.forward = _bnn_small_block_with_concat
+    try:
+        yield
+    finally:
+        bnn_small.BinaryBlock.forward = forward
+
+
+SWITCHES = {"lookup-input-grad": lookup_input_grad_off, "stem-depthwise": stem_depthwise_off,
+            "residual-copies": residual_copies_off}
 
 
 def paired_steps(model: str, batch_size: int, pairs: int, switch: str, warmup: int = 6) -> dict:

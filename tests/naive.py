@@ -545,6 +545,14 @@ def take_columns(source, first, width):
     return np.ascontiguousarray(source[:, first : first + width])
 
 
+def sum_column_blocks(source, width):
+    """The sum of source's column blocks of ``width``, left to right, rounded at each add."""
+    total = source[:, :width].copy()
+    for first in range(width, source.shape[1], width):
+        total = total + source[:, first : first + width]
+    return total
+
+
 def roll_pixels(x, shift_h, shift_w):
     """np.roll of NHWC x over its rows and columns."""
     return np.roll(x, (shift_h, shift_w), axis=(1, 2))

@@ -106,12 +106,13 @@ def test_batch_norm_matches_torch():
 # ---- the fused block op: DPReLU(concat_k(BN_k(x_k) + r)) ------------------------------------------------
 
 
-def _block_case(shape, parts, dtype, learn_pos, seed=0):
+def _block_case(shape, parts, dtype, learn_pos, seed=0, copies=1):
     """Arrays of one fused-op call: x per part, the residual, BN parameters and running statistics per part,
-    the activation's (pos, neg, shift_x, shift_y) over all parts' channels (pos the constant 1 unless learnt)."""
+    the activation's (pos, neg, shift_x, shift_y) over all parts' channels (pos the constant 1 unless learnt);
+    with ``copies`` R, x has R times the residual's channels."""
     rng = np.random.default_rng(seed)
-    c = shape[-1]
-    xs = [(1.5 + 2 * rng.standard_normal(shape)).astype(dtype) for _ in range(parts)]
+    c = shape[-1] * copies
+    xs = [(1.5 + 2 * rng.standard_normal(shape[:-1] + (c,))).astype(dtype) for _ in range(parts)]
     residual = rng.standard_normal(shape).astype(dtype)
     norms = [[rng.uniform(0.5, 1.5, c).astype(dtype), rng.standard_normal(c).astype(dtype),
               rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2.0, c).astype(dtype)] for _ in range(parts)]
@@ -121,9 +122,10 @@ def _block_case(shape, parts, dtype, learn_pos, seed=0):
     return xs, residual, norms, act
 
 
-def _run_block(fused, xs, residual, norms, act, training, upstream, add_after=False):
+def _run_block(fused, xs, residual, norms, act, training, upstream, add_after=False, copies=1):
     """(y, running statistics, gradients of x_k, r, gamma_k, beta_k and the activation's tensors); with
-    ``add_after`` (one part) the residual is added after the activation."""
+    ``add_after`` (one part) the residual is added after the activation; ``copies``: the residual's
+    channels repeated (one part)."""
     xs = [Tensor(x.copy(), requires_grad=True) for x in xs]
     r = Tensor(residual.copy(), requires_grad=True)
     gammas, betas = ([Tensor(n[i].copy(), requires_grad=True) for n in norms] for i in (0, 1))
@@ -133,7 +135,7 @@ def _run_block(fused, xs, residual, norms, act, training, upstream, add_after=Fa
     if fused:
         if len(xs) == 1:
             y = F.batch_norm_add_dprelu(xs[0], r, gammas[0], betas[0], *stats[0], training, pos, neg, shift_x, shift_y,
-                                        add_after=add_after)
+                                        add_after=add_after, residual_copies=copies)
         else:
             y = F.batch_norm_add_dprelu(xs, r, gammas, betas, [m for m, _ in stats], [v for _, v in stats], training,
                                         pos, neg, shift_x, shift_y)
@@ -141,7 +143,8 @@ def _run_block(fused, xs, residual, norms, act, training, upstream, add_after=Fa
         y = F.dprelu(F.batch_norm(xs[0], gammas[0], betas[0], *stats[0], training=training), pos, neg, shift_x,
                      shift_y) + r
     else:
-        branches = [F.batch_norm(x, g, b, m, v, training=training) + r
+        shortcut = r if copies == 1 else F.concat([r] * copies, axis=-1)
+        branches = [F.batch_norm(x, g, b, m, v, training=training) + shortcut
                     for x, g, b, (m, v) in zip(xs, gammas, betas, stats)]
         y = F.dprelu(branches[0] if len(branches) == 1 else F.concat(branches, axis=-1), pos, neg, shift_x, shift_y)
     y.backward(upstream)
@@ -173,10 +176,27 @@ def test_fused_block_op_equals_the_chain_bit_for_bit(n, h, w, c, parts, training
         np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("parts,add_after", [(1, False), (2, False), (1, True)])
+@settings(max_examples=20)
+@given(st.integers(1, 3), st.integers(1, 3), st.sampled_from([1, 3, 16, 33]), st.integers(2, 4), st.booleans(),
+       st.sampled_from([np.float32, np.float64]), st.integers(0, 99))
+def test_fused_block_op_with_residual_copies_equals_the_chain(n, h, c, copies, learn_pos, dtype, seed):
+    """A residual of C channels repeated R times (bnn-small's growing blocks): y, the running statistics and
+    every gradient, the residual's included, are those of BN -> + concat([r] * R) -> DPReLU to the last bit."""
+    case = _block_case((n, h, 2, c), 1, dtype, learn_pos, seed, copies)
+    upstream = np.random.default_rng(seed + 1).standard_normal((n, h, 2, copies * c)).astype(dtype)
+    (y, stats, grads), (y_ref, stats_ref, grads_ref) = (_run_block(f, *case, True, upstream, copies=copies)
+                                                         for f in (True, False))
+    np.testing.assert_array_equal(y, y_ref)
+    for got, expected in zip(stats + grads, stats_ref + grads_ref):
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("parts,add_after,copies", [(1, False, 1), (2, False, 1), (1, True, 1), (1, False, 2)])
 @pytest.mark.parametrize("training", [True, False])
-def test_fused_block_op_gradients(parts, add_after, training):
-    xs, residual, norms, (pos, neg, shift_x, shift_y) = _block_case((2, 3, 2, 3), parts, np.float64, learn_pos=True)
+def test_fused_block_op_gradients(parts, add_after, copies, training):
+    xs, residual, norms, (pos, neg, shift_x, shift_y) = _block_case((2, 3, 2, 3), parts, np.float64, learn_pos=True,
+                                                                    copies=copies)
     stats = [(m, v) for _, _, m, v in norms]
 
     def fused(r, pos, neg, shift_x, shift_y, *tensors):
@@ -184,7 +204,7 @@ def test_fused_block_op_gradients(parts, add_after, training):
         means, variances = ([s[i].copy() for s in stats] for i in (0, 1))
         if parts == 1:
             return F.batch_norm_add_dprelu(xs[0], r, gammas[0], betas[0], means[0], variances[0], training,
-                                           pos, neg, shift_x, shift_y, add_after=add_after)
+                                           pos, neg, shift_x, shift_y, add_after=add_after, residual_copies=copies)
         return F.batch_norm_add_dprelu(list(xs), r, list(gammas), list(betas), means, variances, training,
                                        pos, neg, shift_x, shift_y)
 
@@ -209,5 +229,10 @@ def test_fused_block_op_errors():
     with pytest.raises(InputError, match="one part"):
         F.batch_norm_add_dprelu([x, x], r, [None] * 2, [None] * 2, [rm, rm], [rv, rv], True, 1.0, 0.25, 0.0, 0.0,
                                 add_after=True)
+    with pytest.raises(InputError, match="1/2 of its channels"):
+        F.batch_norm_add_dprelu(x, r, None, None, rm, rv, True, 1.0, 0.25, 0.0, 0.0, residual_copies=2)
+    with pytest.raises(InputError, match="residual_copies takes one part"):
+        F.batch_norm_add_dprelu(np.ones((4, 6)), r, None, None, np.zeros(6), np.ones(6), True, 1.0, 0.25, 0.0, 0.0,
+                                add_after=True, residual_copies=2)
     with pytest.raises(InputError, match="float32 or float64"):
         F.batch_norm_add_dprelu(x.astype(np.float16), r.astype(np.float16), None, None, rm, rv, True, 1.0, 0.25, 0.0, 0.0)

@@ -27,29 +27,32 @@ def test_batch_norm_kernels(case):
 
 
 @settings(max_examples=25)
-@given(rows_channels(), st.integers(0, 3), st.booleans(), st.booleans())
-def test_fused_bn_add_dprelu_kernels(case, first, with_pos, add_after):
+@given(rows_channels(), st.integers(0, 3), st.integers(0, 2), st.booleans(), st.booleans())
+def test_fused_bn_add_dprelu_kernels(case, first, x_first, with_pos, add_after):
     """The block op's two loops against the chain of naive steps (the residual added before or after the
-    activation): the forward and h exactly (one part of a wider output / gradient, at column ``first``),
-    the float64 sums to summation order."""
+    activation): the forward and h exactly (one part of a wider output / gradient, at column ``first``;
+    x and h columns of wider arrays, at ``x_first``), the float64 sums to summation order."""
     x, (scale, shift, pos, neg), g = case
     rows, c = x.shape
     r = np.ascontiguousarray(g[::-1])
     shift_x, shift_y = (scale * neg).astype(x.dtype), (shift * pos).astype(x.dtype)
     mean = 0.5 * pos.astype(np.float64)
+    x_wide = np.full((rows, x_first + c + 1), np.nan, x.dtype)  # columns outside x_first .. + c are never read
+    x_wide[:, x_first:x_first + c] = x
     out = np.full((rows, first + c + 1), np.nan, x.dtype)
-    _norm_kernels.bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y, out, first, add_after)
+    _norm_kernels.bn_add_dprelu(x_wide, r, scale, shift, pos, neg, shift_x, shift_y, out, first, x_first, add_after)
     np.testing.assert_array_equal(out[:, first:first + c],
                                   naive.bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y, add_after))
     assert np.isnan(out[:, :first]).all() and np.isnan(out[:, first + c:]).all()
 
     wide = np.zeros((rows, first + c + 1), x.dtype)
     wide[:, first:first + c] = g
-    h = np.empty_like(x)
-    sums = _norm_kernels.bn_add_dprelu_grad_sums(wide, first, x, r, scale, shift, pos, neg, shift_x, mean, h, with_pos,
-                                                 n_chunks(rows), add_after).sum(axis=1)
+    h = np.full(x_wide.shape, np.nan, x.dtype)
+    sums = _norm_kernels.bn_add_dprelu_grad_sums(wide, first, x_wide, x_first, r, scale, shift, pos, neg, shift_x, mean,
+                                                 h, with_pos, n_chunks(rows), add_after).sum(axis=1)
     expected_h, expected_sums = naive.bn_add_dprelu_grad_sums(g, x, r, scale, shift, pos, neg, shift_x, mean, add_after)
-    np.testing.assert_array_equal(h, expected_h)
+    np.testing.assert_array_equal(h[:, x_first:x_first + c], expected_h)
+    assert np.isnan(h[:, :x_first]).all() and np.isnan(h[:, x_first + c:]).all()
     if not with_pos:
         expected_sums[0] = np.zeros(c)
     np.testing.assert_allclose(sums, expected_sums, rtol=1e-10, atol=1e-9)

@@ -5,6 +5,7 @@ import numpy as np
 
 from numbnn.autograd import Function, Tensor
 from numbnn.autograd.arrays import add_arrays
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.functional.activations import _channel_vector
 from numbnn.kernels import channels as _channel_kernels
@@ -164,54 +165,68 @@ class BatchNormAddDPRelu(Function):
     ``add_after`` (one part only): y = DPReLU(BN(x)) + r, the FPReLU before the shortcut's add of FTBNN's
     unit (:mod:`numbnn.models.ftbnn`); then u = b - shift_x, r is added to the activation's output, h is
     the gradient of BN(x) alone and dr = g.
+
+    ``residual_copies`` R (one part, r added before the activation): x has R times r's C channels and
+    y = DPReLU(BN(x) + concat(r, ..., r)), a parameter-free shortcut that repeats its channels
+    (:mod:`numbnn.models.bnn_small`'s width growth) without the concatenation's copy forward and its
+    split backward: each kernel call takes one copy's C columns of x, and dr = the sum of h's R column
+    blocks, added in the order the chain's gradient accumulation adds them.
     """
 
     @staticmethod
-    def forward(ctx, *inputs, training, momentum, eps, add_after=False):
+    def forward(ctx, *inputs, training, momentum, eps, add_after=False, residual_copies=1):
         *parts, r, pos, neg, shift_x, shift_y = inputs
         dtype, c, count = r.dtype, r.shape[-1], len(parts) // 5
+        width = c * residual_copies  # a part's channels
         r2 = _kernel_array(r, dtype).reshape(-1, c)
-        params = [_kernel_array(_channel_vector(p, count * c, dtype), dtype) for p in (pos, neg, shift_x, shift_y)]
-        out = np.empty((r2.shape[0], count * c), dtype)
+        params = [_kernel_array(_channel_vector(p, count * width, dtype), dtype) for p in (pos, neg, shift_x, shift_y)]
+        out = np.empty((r2.shape[0], count * width), dtype)
         saved = []
         for k in range(count):
             x, gamma, beta, running_mean, running_var = parts[5 * k: 5 * k + 5]
-            x2 = _kernel_array(x, dtype).reshape(r2.shape)
+            x2 = _kernel_array(x, dtype).reshape(-1, width)
             mean, var = _statistics(x2, x.shape, running_mean, running_var, training, momentum)
             scale, shift, inv_std = normalizing_affine(gamma, beta, mean, var, eps)
             scale, shift = scale.astype(dtype), shift.astype(dtype)
-            channels = slice(k * c, (k + 1) * c)
-            _norm_kernels.bn_add_dprelu(x2, r2, scale, shift, *(p[channels] for p in params), out, k * c, add_after)
+            for copy in range(residual_copies):
+                first, columns = k * width + copy * c, slice(copy * c, (copy + 1) * c)  # in y; in x
+                _norm_kernels.bn_add_dprelu(x2, r2, scale[columns], shift[columns], *(p[first:first + c] for p in params),
+                                            out, first, copy * c, add_after)
             saved.append((x2, mean, inv_std, gamma, scale, shift))
-        ctx.training, ctx.add_after = training, add_after
+        ctx.training, ctx.add_after, ctx.copies = training, add_after, residual_copies
         ctx.save_for_backward(r2, params[:3], saved)
-        return out.reshape(r.shape[:-1] + (count * c,))
+        return out.reshape(r.shape[:-1] + (count * width,))
 
     @staticmethod
     def backward(ctx, grad):
         r2, (pos, neg, shift_x), saved = ctx.saved
         rows, c = r2.shape
+        width = c * ctx.copies
         g2 = _kernel_array(grad, r2.dtype).reshape(rows, -1)
         needs = ctx.needs_input_grad
         with_pos = bool(needs[-4])
         sums = np.empty((5, g2.shape[1]))
         part_grads, dr = [], None
         for k, (x2, mean, inv_std, gamma, scale, shift) in enumerate(saved):
-            channels = slice(k * c, (k + 1) * c)
             h = np.empty_like(x2)
-            partial = _norm_kernels.bn_add_dprelu_grad_sums(g2, k * c, x2, r2, scale, shift, pos[channels], neg[channels],
-                                                            shift_x[channels], mean, h, with_pos,
-                                                            _channel_kernels.n_chunks(rows), ctx.add_after)
-            sums[:, channels] = _channel_kernels.chunk_total(partial)
-            dbeta, dgamma = sums[2, channels].copy(), sums[4, channels] * inv_std
-            dx = None
-            if needs[5 * k]:
-                dx = _input_grad(h, x2, mean, inv_std, gamma, dbeta, dgamma, ctx.training).reshape(grad.shape[:-1] + (c,))
-            part_grads += [dx, dgamma, dbeta, None, None]
+            for copy in range(ctx.copies):
+                first, columns = k * width + copy * c, slice(copy * c, (copy + 1) * c)  # in g; in x and h
+                partial = _norm_kernels.bn_add_dprelu_grad_sums(
+                    g2, first, x2, copy * c, r2, scale[columns], shift[columns], pos[first:first + c],
+                    neg[first:first + c], shift_x[first:first + c], mean[columns], h, with_pos,
+                    _channel_kernels.n_chunks(rows), ctx.add_after)
+                sums[:, first:first + c] = _channel_kernels.chunk_total(partial)
             if ctx.add_after:  # r was added after the activation: its gradient is g itself
                 dr = g2
-            else:  # r feeds every part
-                dr = h if dr is None else add_arrays(dr, h)
+            else:  # r feeds every part and copy
+                h_r = h if ctx.copies == 1 else _channel_kernels.sum_column_blocks(h, np.empty_like(r2))
+                dr = h_r if dr is None else add_arrays(dr, h_r)
+            part = slice(k * width, (k + 1) * width)
+            dbeta, dgamma = sums[2, part].copy(), sums[4, part] * inv_std
+            dx = None
+            if needs[5 * k]:
+                dx = _input_grad(h, x2, mean, inv_std, gamma, dbeta, dgamma, ctx.training).reshape(grad.shape[:-1] + (width,))
+            part_grads += [dx, dgamma, dbeta, None, None]
         d_pos, d_neg, sum_h, sum_g, _ = sums
         return (*part_grads, dr.reshape(grad.shape[:-1] + (c,)), d_pos if with_pos else None, d_neg, -sum_h, -sum_g)
 
@@ -223,7 +238,8 @@ def _kernel_array(a, dtype) -> np.ndarray:
 
 
 def batch_norm_add_dprelu(x, residual, gamma, beta, running_mean, running_var, training: bool,
-                          pos_slope, neg_slope, shift_x, shift_y, momentum=0.1, eps=1e-5, add_after=False) -> Tensor:
+                          pos_slope, neg_slope, shift_x, shift_y, momentum=0.1, eps=1e-5, add_after=False,
+                          residual_copies: int = 1) -> Tensor:
     """``dprelu(batch_norm(x, ...) + residual, pos_slope, neg_slope, shift_x, shift_y)`` as one fused op
     (:class:`BatchNormAddDPRelu` has the math), equal to that chain bit for bit, running statistics
     included. The batch-norm arguments are :func:`batch_norm`'s, the activation's those of
@@ -235,7 +251,10 @@ def batch_norm_add_dprelu(x, residual, gamma, beta, running_mean, running_var, t
     without the concatenation's copies (ReActNet's duplicated 1x1 branches).
 
     ``add_after``: ``dprelu(batch_norm(x, ...), ...) + residual`` instead (the residual added to the
-    activation's output; one part only)."""
+    activation's output; one part only).
+
+    ``residual_copies`` R: y = dprelu(batch_norm(x, ...) + concat([residual] * R, axis=-1), ...), x having R
+    times the residual's channels (one part, not ``add_after``), without the concatenation's copies."""
     if isinstance(x, (list, tuple)):
         stats = (gamma, beta, running_mean, running_var)
         if not x or any(not isinstance(a, (list, tuple)) or len(a) != len(x) for a in stats):
@@ -246,14 +265,20 @@ def batch_norm_add_dprelu(x, residual, gamma, beta, running_mean, running_var, t
         parts = [(x, gamma, beta, running_mean, running_var)]
     if add_after and len(parts) > 1:
         raise InputError("add_after takes one part: the residual is added to the activation's output")
+    copies = check_int(residual_copies, "residual_copies")
+    if copies > 1 and (add_after or len(parts) > 1):
+        raise InputError("residual_copies takes one part, with the residual added before the activation")
     for part in parts:
         _check_batch_norm(*part, training, momentum, eps)
-        if tuple(residual.shape) != tuple(part[0].shape) or residual.dtype != part[0].dtype:
-            raise InputError(f"residual must have x's shape {tuple(part[0].shape)} and dtype {part[0].dtype}, "
+        x_shape = tuple(part[0].shape)
+        expected = x_shape[:-1] + (x_shape[-1] // copies,) if x_shape and x_shape[-1] % copies == 0 else None
+        if tuple(residual.shape) != expected or residual.dtype != part[0].dtype:
+            wanted = "x's shape" if copies == 1 else f"x's shape with 1/{copies} of its channels"
+            raise InputError(f"residual must have {wanted} {expected or x_shape} and dtype {part[0].dtype}, "
                              f"got {tuple(residual.shape)} {residual.dtype}")
     if np.dtype(residual.dtype) not in (np.float32, np.float64):
         raise InputError(f"batch_norm_add_dprelu takes float32 or float64 maps, got {residual.dtype}")
-    channels = len(parts) * residual.shape[-1]
+    channels = len(parts) * residual.shape[-1] * copies
     for name, p in (("pos_slope", pos_slope), ("neg_slope", neg_slope), ("shift_x", shift_x), ("shift_y", shift_y)):
         shape = tuple(np.shape(p.data if isinstance(p, Tensor) else p))
         if shape not in ((), (1,), (channels,)):
@@ -261,4 +286,5 @@ def batch_norm_add_dprelu(x, residual, gamma, beta, running_mean, running_var, t
     return BatchNormAddDPRelu.apply(
         *(a for part in parts for a in part), residual, pos_slope, neg_slope, shift_x, shift_y,
         training=bool(training), momentum=float(momentum), eps=float(eps), add_after=bool(add_after),
+        residual_copies=copies,
     )

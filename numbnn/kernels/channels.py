@@ -1,5 +1,6 @@
 """Fused, parallel Numba loops for flat and per-channel arithmetic: addition, per-channel add and scale,
-column copies (concatenation and its gradient), channel permutations, space-to-depth and its inverse, rolls,
+column copies (concatenation and its gradient, the sum of a self-concatenation's column blocks), channel
+permutations, space-to-depth and its inverse, rolls,
 per-image channel gates and chunked per-channel sums.
 
 Conventions: 2-D arrays are [rows, channels] C-contiguous views of NHWC data; per-channel vectors have
@@ -76,6 +77,23 @@ def take_columns(source, first, target):
         for j in range(c):
             target[i, j] = source[i, first + j]
     return target
+
+
+@nb.njit(parallel=True, cache=True)
+def sum_column_blocks(source, out):
+    """out[i, j] = source[i, j] + source[i, C + j] + ... over the R blocks of C = out.shape[1] columns of
+    ``source`` [rows, R*C], added left to right: the gradient of a tensor concatenated R times with itself,
+    summed in the order the autograd engine accumulates the R slices."""
+    rows, c = out.shape
+    for i in nb.prange(rows):
+        total, row = out[i], source[i]  # row views: an offset index would stop the loop vectorising
+        for j in range(c):
+            total[j] = row[j]
+        for block in range(1, row.size // c):
+            part = row[block * c:(block + 1) * c]
+            for j in range(c):
+                total[j] = total[j] + part[j]
+    return out
 
 
 @nb.njit(parallel=True, cache=True)

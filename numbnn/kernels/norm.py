@@ -73,25 +73,27 @@ def _signatures(result: str, arguments: str) -> list[str]:
 _ROWS, _VEC = "T[:, ::1]", "T[::1]"
 
 
-@nb.njit(_signatures("void", f"{_ROWS}, {_ROWS}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_ROWS}, int64, boolean"),
-         parallel=True, cache=True)
-def bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y, out, first, add_after):
-    """out[:, first + j] = DPReLU(x * scale + shift + r)[:, j]: with u = (x*scale + shift) + r - shift_x,
-    (pos if u >= 0 else neg) * u - shift_y, per channel j of x (``out`` may be wider: one part of a
-    concatenation along channels). ``add_after``: DPReLU(x * scale + shift) + r instead (u without r,
-    r added to the activation's output). Each float operation is the one :func:`affine`, the residual add
-    and :func:`numbnn.kernels.activations.dprelu_forward` do, in their order, so the result is theirs bit
-    for bit; the two intermediate maps are never written."""
-    rows, c = x.shape
+@nb.njit(_signatures("void", f"{_ROWS}, {_ROWS}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_ROWS}, int64, int64, "
+                             "boolean"), parallel=True, cache=True)
+def bn_add_dprelu(x, r, scale, shift, pos, neg, shift_x, shift_y, out, first, x_first, add_after):
+    """out[:, first + j] = DPReLU(x[:, x_first + j] * scale + shift + r)[:, j] for the C channels j of r:
+    with u = (x*scale + shift) + r - shift_x, (pos if u >= 0 else neg) * u - shift_y (``out`` may be wider:
+    one part of a concatenation along channels; so may x: the columns of one copy of a repeated residual).
+    ``add_after``: DPReLU(x * scale + shift) + r instead (u without r, r added to the activation's output).
+    Each float operation is the one :func:`affine`, the residual add and
+    :func:`numbnn.kernels.activations.dprelu_forward` do, in their order, so the result is theirs bit for
+    bit; the two intermediate maps are never written."""
+    rows, c = r.shape
     for i in nb.prange(rows):
-        target = out[i, first:first + c]  # a row view: ``first + j`` as an index would be a signed sum, whose
-        if add_after:                     # negative-index wraparound check keeps LLVM from vectorising
+        target = out[i, first:first + c]  # row views: ``first + j`` as an index would be a signed sum, whose
+        xi = x[i, x_first:x_first + c]    # negative-index wraparound check keeps LLVM from vectorising
+        if add_after:
             for j in range(c):
-                u = (x[i, j] * scale[j] + shift[j]) - shift_x[j]
+                u = (xi[j] * scale[j] + shift[j]) - shift_x[j]
                 target[j] = ((pos[j] if u >= 0 else neg[j]) * u - shift_y[j]) + r[i, j]
         else:
             for j in range(c):
-                u = (x[i, j] * scale[j] + shift[j]) + r[i, j] - shift_x[j]
+                u = (xi[j] * scale[j] + shift[j]) + r[i, j] - shift_x[j]
                 target[j] = (pos[j] if u >= 0 else neg[j]) * u - shift_y[j]
 
 
@@ -105,12 +107,14 @@ def _slope_terms(gi, u, pos, neg, h, gu_pos, gu_neg, j):
     gu_neg[j] = 0.0 if positive else gu
 
 
-@nb.njit(_signatures("float64[:, :, ::1]", f"{_ROWS}, int64, {_ROWS}, {_ROWS}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, "
-                     f"float64[::1], {_ROWS}, boolean, int64, boolean"), parallel=True, cache=True)
-def bn_add_dprelu_grad_sums(g, first, x, r, scale, shift, pos, neg, shift_x, mean, h, with_pos, n_chunks, add_after):
-    """The backward's one pass over g[:, first : first + C], x and r (x, r: [rows, C]): recompute u as
-    :func:`bn_add_dprelu` does (with ``add_after`` r is not part of u and is not read), write h = g * slope(u)
-    (the gradient of BN(x), and of r unless ``add_after``: then r's is g itself), and per
+@nb.njit(_signatures("float64[:, :, ::1]", f"{_ROWS}, int64, {_ROWS}, int64, {_ROWS}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, "
+                     f"{_VEC}, float64[::1], {_ROWS}, boolean, int64, boolean"), parallel=True, cache=True)
+def bn_add_dprelu_grad_sums(g, first, x, x_first, r, scale, shift, pos, neg, shift_x, mean, h, with_pos, n_chunks,
+                            add_after):
+    """The backward's one pass over g[:, first : first + C], x[:, x_first : x_first + C] and r [rows, C]:
+    recompute u as :func:`bn_add_dprelu` does (with ``add_after`` r is not part of u and is not read), write
+    h[:, x_first : x_first + C] = g * slope(u) (the gradient of BN(x), and of r unless ``add_after``: then
+    r's is g itself), and per
     chunk and channel return [sum g*u*(u>=0) (zeros unless ``with_pos``), sum g*u*(u<0), sum h, sum g,
     sum h * (x - mean)] in float64: the sums of :func:`numbnn.kernels.activations.dprelu_backward` and
     :func:`grad_sums`, in their order.
@@ -119,27 +123,27 @@ def bn_add_dprelu_grad_sums(g, first, x, r, scale, shift, pos, neg, shift_x, mea
     buffers) and then the float64 sums over that row, still in the cache: one loop doing both vectorised
     only from ~40 channels on (below, LLVM ran its scalar remainder, 5x slower), two simpler loops do from
     ~24 (ReActNet's narrowest maps have 32)."""
-    rows, c = x.shape
+    rows, c = r.shape
     partial = np.zeros((5, n_chunks, c))
     for chunk in nb.prange(n_chunks):
         sum_pos, sum_neg, sum_h, sum_g, sum_hx = np.zeros(c), np.zeros(c), np.zeros(c), np.zeros(c), np.zeros(c)
         gu_pos, gu_neg = np.empty(c, x.dtype), np.empty(c, x.dtype)  # g*u where u >= 0 / u < 0, else 0
         for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
-            grad = g[i, first:first + c]  # a row view (see bn_add_dprelu)
-            hi = h[i]
+            grad = g[i, first:first + c]  # row views (see bn_add_dprelu)
+            xi, hi = x[i, x_first:x_first + c], h[i, x_first:x_first + c]
             if add_after:  # two loops, not a select per element: the flag is fixed for the whole call
                 for j in range(c):
-                    _slope_terms(grad[j], (x[i, j] * scale[j] + shift[j]) - shift_x[j], pos[j], neg[j], hi, gu_pos, gu_neg, j)
+                    _slope_terms(grad[j], (xi[j] * scale[j] + shift[j]) - shift_x[j], pos[j], neg[j], hi, gu_pos, gu_neg, j)
             else:
                 for j in range(c):
-                    _slope_terms(grad[j], (x[i, j] * scale[j] + shift[j]) + r[i, j] - shift_x[j], pos[j], neg[j], hi,
+                    _slope_terms(grad[j], (xi[j] * scale[j] + shift[j]) + r[i, j] - shift_x[j], pos[j], neg[j], hi,
                                  gu_pos, gu_neg, j)
             for j in range(c):
-                d = h[i, j]
+                d = hi[j]
                 sum_neg[j] += gu_neg[j]
                 sum_h[j] += d
                 sum_g[j] += grad[j]
-                sum_hx[j] += d * (x[i, j] - mean[j])
+                sum_hx[j] += d * (xi[j] - mean[j])
             if with_pos:  # DPReLU's learnable positive slope (RPReLU's and PReLU's is the constant 1)
                 for j in range(c):
                     sum_pos[j] += gu_pos[j]

@@ -49,16 +49,15 @@ class BinaryBlock(Module):
         self.activation = RPReLU(out_channels)
 
     def shortcut(self, x):
+        """The pooled input; its channels are repeated ``repeat`` times inside the fused op below."""
         if self.stride != 1:
             x = F.avg_pool2d(x, self.stride, padding="same")  # ceil(H / s) rows, like the strided conv
-        if self.repeat != 1:
-            x = F.concat([x] * self.repeat, axis=-1)
         return x
 
     def forward(self, x):
         out = self.conv(self.threshold.before_sign(x))
-        # RPReLU(BN(out) + shortcut(x)) as one fused op
-        return norm_add_activation(self.norm, out, self.shortcut(x), self.activation)
+        # RPReLU(BN(out) + concat([shortcut(x)] * repeat)) as one fused op
+        return norm_add_activation(self.norm, out, self.shortcut(x), self.activation, residual_copies=self.repeat)
 
 
 @register_model("bnn-small", summary="Small ReActNet-style BNN: float stem, 4 binary residual blocks, float classifier",

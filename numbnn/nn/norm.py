@@ -38,7 +38,7 @@ class BatchNorm(Module):
         return f"{self.channels}, momentum={self.momentum}, eps={self.eps}"
 
 
-def norm_add_activation(norm, x, residual, activation, *, add_after: bool = False) -> Tensor:
+def norm_add_activation(norm, x, residual, activation, *, add_after: bool = False, residual_copies: int = 1) -> Tensor:
     """``activation(norm(x) + residual)`` as one fused op (:func:`numbnn.functional.batch_norm_add_dprelu`),
     equal to that chain of the three modules bit for bit, ``norm``'s running statistics included.
 
@@ -47,6 +47,8 @@ def norm_add_activation(norm, x, residual, activation, *, add_after: bool = Fals
     ``activation(concat([norm_k(x_k) + residual for each k]))``, ReActNet's duplicated 1x1 branches, without
     the concatenation. The modules keep their parameters and names: only the computation is fused.
     ``add_after``: ``activation(norm(x)) + residual`` instead (:func:`norm_activation_add`).
+    ``residual_copies`` R: ``activation(norm(x) + concat([residual] * R))`` without the concatenation (a
+    shortcut repeating its channels to the block's width).
     """
     norms, xs = (list(norm), list(x)) if isinstance(norm, (list, tuple)) else ([norm], [x])
     first = norms[0]
@@ -56,7 +58,8 @@ def norm_add_activation(norm, x, residual, activation, *, add_after: bool = Fals
     if not isinstance(norm, (list, tuple)):
         xs, stats = xs[0], [values[0] for values in stats]
     return F.batch_norm_add_dprelu(xs, residual, *stats, first.training, *activation.dprelu_params(),
-                                   momentum=first.momentum, eps=first.eps, add_after=add_after)
+                                   momentum=first.momentum, eps=first.eps, add_after=add_after,
+                                   residual_copies=residual_copies)
 
 
 def norm_activation_add(norm, x, activation, residual) -> Tensor:

@@ -73,8 +73,11 @@ def _batch_norm_add_dprelu(b, inputs, kw, out):
     step of eval-mode batch norm and the residual's ``add_input``, their concatenation if there are several
     parts, then the ``dprelu`` step; so the compiled graph (after :mod:`numbnn.inference.fuse` merges the
     steps and the branches) is the one the unfused chain gives. With ``add_after``: the ``affine`` step,
-    the ``dprelu`` step, then the residual's ``add_input``."""
+    the ``dprelu`` step, then the residual's ``add_input``. With ``residual_copies``: the residual's
+    concatenation first."""
     *parts, residual, pos, neg, shift_x, shift_y = inputs
+    if kw.get("residual_copies", 1) > 1:  # the residual's channels repeated: the concatenation it stands for
+        residual = ("value", shapes.RULES[shape.Concat](b, [residual] * kw["residual_copies"], {"axis": -1}, out))
     if kw.get("add_after"):
         normed = _batch_norm(b, parts, kw, out)
         activated = elementwise.RULES[activations.DPRelu](b, [("value", normed), pos, neg, shift_x, shift_y], {}, out)
