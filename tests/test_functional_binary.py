@@ -293,6 +293,32 @@ def test_float32_weight_gradient_by_table_lookup_matches_float64_reference(monke
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("act_quantizer", ["approx", "ste"])
+def test_input_gradient_by_table_lookup_with_its_activation_factor(monkeypatch, act_quantizer):
+    """float32 3x3 convs wide enough for the lookup input gradient, times ApproxSign's derivative or the
+    STE's mask: equal to the float64 definition up to float32 rounding."""
+    from numbnn.functional import binary as binary_module
+
+    monkeypatch.setattr(binary_module, "LOOKUP_INPUT_GRAD_MIN_MACS", 0)
+    calls = []
+    kernel = numbnn.kernels.sign_conv_input_grad
+    monkeypatch.setattr(numbnn.kernels, "sign_conv_input_grad", lambda *a, **k: calls.append(1) or kernel(*a, **k))
+    rng = np.random.default_rng(7)
+    x, w, scale = rng.uniform(-1.5, 1.5, (3, 6, 5, 32)), 0.5 * rng.standard_normal((40, 3, 3, 32)), rng.random(40) + 0.5
+    options = dict(stride=1, padding=1, dilation=1, groups=1, pad_value=0, act_quantizer=act_quantizer,
+                   act_clip=0.8, weight_clip=1.0)
+    x32 = Tensor(x.astype(np.float32), requires_grad=True)
+    out = F.binary_conv2d(x32, Tensor(w.astype(np.float32), requires_grad=True), scale=scale.astype(np.float32),
+                          **options)
+    x64 = Tensor(x, requires_grad=True)
+    ref = reference_binary_conv2d(x64, Tensor(w, requires_grad=True), scale=scale, **options)
+    upstream = rng.standard_normal(out.shape)
+    out.backward(upstream.astype(np.float32))
+    ref.backward(upstream)
+    assert calls == [1]
+    np.testing.assert_allclose(x32.grad, x64.grad, rtol=1e-4, atol=1e-4 * np.abs(x64.grad).max())
+
+
 @st.composite
 def grouped_conv_case(draw):
     """A grouped binary conv: 2-4 groups, odd channel counts per group, stride 2, padding, batch 1."""
