@@ -42,6 +42,8 @@ dW_g = S_g^T G_g for the O/G output channels of group g. Each task's 16 channels
 columns: the same work per multiply-add as one group alone, and one call covers every group.
 """
 
+import functools
+
 import numba as nb
 import numpy as np
 from llvmlite import ir
@@ -94,13 +96,7 @@ def padding_tap_sums(g, input_hw, kernel_size, stride=1, padding=0, dilation=1) 
     pixels = geom.ho * geom.wo
     if len(g) % pixels:
         raise InputError(f"g has {len(g)} rows, not a whole number of {geom.ho}x{geom.wo} output maps")
-    padded = np.ones((geom.kh * geom.kw, geom.ho, geom.wo), dtype=bool)  # tap t of pixel (y, x) reads the padding
-    for i in range(geom.kh):
-        y0, y1 = _inside(input_hw[0], geom.ho, geom.sh, geom.ph, i * geom.dh)
-        for j in range(geom.kw):
-            x0, x1 = _inside(input_hw[1], geom.wo, geom.sw, geom.pw, j * geom.dw)
-            padded[i * geom.kw + j, y0:y1, x0:x1] = False
-    band = np.flatnonzero(padded.any(axis=0))
+    band, covered = _padding_band(int(input_hw[0]), int(input_hw[1]), geom)
     sums = np.zeros((geom.kh * geom.kw, g.shape[1]))
     if band.size == 0:
         return sums
@@ -108,9 +104,26 @@ def padding_tap_sums(g, input_hw, kernel_size, stride=1, padding=0, dilation=1) 
     chunks = max(1, min(n_chunks(len(g) // pixels), PARTIAL_VALUES // (band.size * g.shape[1])))
     partial = _band_sums(g, pixels, band, chunks).reshape(chunks, -1)
     maps = chunk_total(partial).reshape(band.size, g.shape[1])  # each band pixel summed over the images
-    for tap, covered in enumerate(padded.reshape(len(padded), -1)[:, band]):
-        sums[tap] = maps[covered].sum(axis=0)
+    for tap, pixels_of_tap in enumerate(covered):
+        sums[tap] = maps[pixels_of_tap].sum(axis=0)
     return sums
+
+
+@functools.lru_cache(maxsize=64)
+def _padding_band(h: int, w: int, geom) -> tuple[np.ndarray, np.ndarray]:
+    """(band, covered) of a conv geometry on an h x w input: the flat output pixels with a tap in the padding,
+    and per tap which of them read the padding with it ([KH*KW, band] bool). Cached: a layer asks every step."""
+    padded = np.ones((geom.kh * geom.kw, geom.ho, geom.wo), dtype=bool)  # tap t of pixel (y, x) reads the padding
+    for i in range(geom.kh):
+        y0, y1 = _inside(h, geom.ho, geom.sh, geom.ph, i * geom.dh)
+        for j in range(geom.kw):
+            x0, x1 = _inside(w, geom.wo, geom.sw, geom.pw, j * geom.dw)
+            padded[i * geom.kw + j, y0:y1, x0:x1] = False
+    band = np.flatnonzero(padded.any(axis=0))
+    covered = padded.reshape(len(padded), -1)[:, band]
+    band.setflags(write=False)
+    covered.setflags(write=False)
+    return band, covered
 
 
 @nb.njit(parallel=True, cache=True)
