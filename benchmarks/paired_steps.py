@@ -11,7 +11,9 @@ median reported. Switches (``--switch``):
 - ``stem-depthwise``: convolutions of 1-channel inputs (the models' stems) by the per-pixel depthwise
   kernel (:mod:`numbnn.kernels.depthwise`, channel multiplier O) against im2col + BLAS;
 - ``residual-copies``: bnn-small's growing blocks adding their repeated shortcut inside the fused block
-  op (``residual_copies``) against concatenating the copies first.
+  op (``residual_copies``) against concatenating the copies first;
+- ``rsign-shift``: spatial binary convs adding their RSign's threshold as they pack (``shift``) against
+  RSign writing x + b first.
 
     python3 benchmarks/paired_steps.py --switch lookup-input-grad --model reactnet-a --model bnn-small --pairs 30 --json
 """
@@ -27,7 +29,7 @@ from numbnn.bench.train import TrainStep
 from numbnn.functional import binary, conv
 from numbnn.kernels.platform import cpu_model
 from numbnn.models import bnn_small
-from numbnn.nn import norm_add_activation
+from numbnn.nn import RSign, SignInput, norm_add_activation
 from numbnn.threads import set_threads
 
 
@@ -78,8 +80,19 @@ def residual_copies_off():
         bnn_small.BinaryBlock.forward = forward
 
 
+@contextlib.contextmanager
+def rsign_shift_off():
+    """RSign.before_sign as before 2026-12-07: x + b written, then passed on without a shift."""
+    before_sign = RSign.before_sign
+    RSign.before_sign = lambda rsign, x: SignInput(x + rsign.bias, rsign.quantizer, rsign.clip)
+    try:
+        yield
+    finally:
+        RSign.before_sign = before_sign
+
+
 SWITCHES = {"lookup-input-grad": lookup_input_grad_off, "stem-depthwise": stem_depthwise_off,
-            "residual-copies": residual_copies_off}
+            "residual-copies": residual_copies_off, "rsign-shift": rsign_shift_off}
 
 
 def paired_steps(model: str, batch_size: int, pairs: int, switch: str, warmup: int = 6) -> dict:

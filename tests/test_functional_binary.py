@@ -319,6 +319,64 @@ def test_input_gradient_by_table_lookup_with_its_activation_factor(monkeypatch, 
     np.testing.assert_allclose(x32.grad, x64.grad, rtol=1e-4, atol=1e-4 * np.abs(x64.grad).max())
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from([(1, 1), (3, 1), (3, 2)]), st.sampled_from([1, 2]), st.sampled_from([(16, 32), (32, 40), (5, 3)]),
+       st.sampled_from(["approx", "ste"]), st.sampled_from([0, 1, -1]), st.sampled_from([np.float32, np.float64]),
+       st.booleans(), st.integers(0, 2**16))
+def test_shift_equals_the_conv_of_x_plus_shift_bit_for_bit(kernel_stride, groups, channels, act_quantizer, pad_value,
+                                                            dtype, lookup, seed):
+    """binary_conv2d(x, w, shift=b) against binary_conv2d(x + b, w) (RSign's add as its own op): the output and
+    the gradients of x, w, scale and b to the last bit, on the lookup paths (float32, thresholds at 0) and on
+    BLAS's, with ApproxSign (b added inside its gradient kernel) and the STE (x + b computed in the backward)."""
+    from numbnn.functional import binary as binary_module
+
+    (k, stride), (c, o) = kernel_stride, channels
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.5, 1.5, (2, 5, 6, c * groups)).astype(dtype)
+    w = rng.standard_normal((o * groups, k, k, c)).astype(dtype)
+    scale = (rng.random(o * groups) + 0.5).astype(dtype)
+    b = (0.3 * rng.standard_normal(c * groups)).astype(dtype)
+    options = dict(stride=stride, padding=k // 2, groups=groups, pad_value=pad_value, act_quantizer=act_quantizer,
+                   act_clip=0.8)
+    upstream = rng.standard_normal((2, -(-5 // stride), -(-6 // stride), o * groups)).astype(dtype)
+    lows = (0, 0, 0) if lookup else (10**9, 10**9, 10**9)
+    results = []
+    with mock.patch.multiple(binary_module, LOOKUP_INPUT_GRAD_MIN_MACS=lows[0], LOOKUP_MIN_COLUMNS=lows[1],
+                             LOOKUP_MIN_COLUMNS_SPATIAL=lows[2]):
+        for fused in (True, False):
+            xt, wt, st_, bt = (Tensor(a.copy(), requires_grad=True) for a in (x, w, scale, b))
+            y = F.binary_conv2d(xt, wt, scale=st_, shift=bt, **options) if fused else \
+                F.binary_conv2d(xt + bt, wt, scale=st_, **options)
+            y.backward(upstream)
+            results.append([y.data, xt.grad, wt.grad, st_.grad, bt.grad])
+    for got, want in zip(*results):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_shift_on_a_large_map_equals_the_conv_of_x_plus_shift():
+    """A map above autograd's parallel threshold: the threshold's gradient comes from the chunk sums the
+    ApproxSign kernel takes as it writes x's gradient, the bits of the Add's channel sums."""
+    rng = np.random.default_rng(11)
+    x = rng.uniform(-1.5, 1.5, (4, 12, 12, 128)).astype(np.float32)
+    w, b = rng.standard_normal((64, 3, 3, 128)).astype(np.float32), (0.3 * rng.standard_normal(128)).astype(np.float32)
+    upstream = rng.standard_normal((4, 12, 12, 64)).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        xt, wt, bt = (Tensor(a.copy(), requires_grad=True) for a in (x, w, b))
+        y = F.binary_conv2d(xt, wt, padding=1, act_quantizer="approx", shift=bt) if fused else \
+            F.binary_conv2d(xt + bt, wt, padding=1, act_quantizer="approx")
+        y.backward(upstream)
+        results.append([y.data, xt.grad, wt.grad, bt.grad])
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_shift_must_be_one_per_input_channel():
+    with pytest.raises(InputError, match="shift must have shape"):
+        F.binary_conv2d(np.ones((1, 3, 3, 4)), np.ones((2, 3, 3, 4)), padding=1, shift=np.zeros(3))
+
+
 @st.composite
 def grouped_conv_case(draw):
     """A grouped binary conv: 2-4 groups, odd channel counts per group, stride 2, padding, batch 1."""

@@ -28,6 +28,19 @@ def test_sign_and_its_straight_through_gradients(case):
 
 @settings(max_examples=25)
 @given(rows_channels())
+def test_approx_sign_gradient_at_a_shifted_input(case):
+    """ApproxSign's gradient at x + shift (per channel), the sum never written: the naive twin at x + shift,
+    whose sum numpy rounds to x's dtype; in place too."""
+    x, (shift, *_), g = case
+    got = _activation_kernels.approx_sign_grad_shifted(g, x, shift, np.empty_like(x))
+    np.testing.assert_array_equal(got, naive.approx_sign_grad(g, x + shift))
+    inplace = g.copy()
+    _activation_kernels.approx_sign_grad_shifted(inplace, x, shift, inplace)
+    np.testing.assert_array_equal(inplace, got)
+
+
+@settings(max_examples=25)
+@given(rows_channels())
 def test_negative_counts(case):
     """Counts per channel, -0.0 and 0.0 not negative, over more rows than one task holds."""
     x = case[0].copy()

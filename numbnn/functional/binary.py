@@ -16,18 +16,34 @@ max(0, 2 - 2|x|)), for w the clipped identity
 ``pad_value`` says what the padded border holds: 0 contributes nothing (a float convolution of
 sign(x) with zero padding), +1 or -1 are constant taps of that value. Padding taps are constants,
 so they never send gradient to x; they do enter dw.
+
+``shift`` (a per-channel b, ReActNet's RSign threshold, arXiv 2003.03488 eq. 1): the conv of sign(x + b),
+the activations' straight-through derivative taken at x + b and db = the sum of x's gradient over every
+pixel: exactly ``binary_conv2d(x + b, ...)`` with the addition's own backward, bit for bit, but the map
+x + b is never written. The packing kernels and ApproxSign's gradient add b as they read x; a path that
+needs the real values (BLAS columns, another quantizer) computes x + b in its backward.
 """
 
 import numpy as np
 
 from numbnn import kernels
 from numbnn.autograd import Function, Tensor
+from numbnn.autograd.arrays import channel_sums
 from numbnn.errors import InputError
 from numbnn.functional.conv import blocked_backward, columns, conv_shape
-from numbnn.functional.quantizers import STE_SIGN, Quantizer, binary_quantizer, check_clip, sign_values, ste_backward
+from numbnn.functional.quantizers import (APPROX_SIGN, STE_SIGN, Quantizer, binary_quantizer, check_clip, sign_values,
+                                          ste_backward)
 from numbnn.kernels import activations as _activation_kernels
 from numbnn.kernels import channels as _channel_kernels
 from numbnn.kernels.sign_conv_input_grad import fits as fits_sign_conv_input_grad
+
+
+def _shifted(x, shift):
+    """x + shift (the map the conv binarizes), or x itself without a shift."""
+    if shift is None:
+        return x
+    rows = x.reshape(-1, x.shape[-1])
+    return _channel_kernels.add_channels(rows, shift, np.empty_like(rows)).reshape(x.shape)
 
 
 def _sign_columns(x, s, pad_value, out=None):
@@ -54,7 +70,7 @@ def _lookup_weight_grad(x, grad2, s) -> bool:
     return x.dtype == grad2.dtype == np.float32 and k >= (LOOKUP_MIN_COLUMNS_SPATIAL if spatial else LOOKUP_MIN_COLUMNS)
 
 
-def _sign_weight_grad(x, grad2, s, pad_value):
+def _sign_weight_grad(x, grad2, s, pad_value, shift=None):
     """dL/d sign(w) = S^T g [O, KH, KW, C/G] by table lookup; S = im2col(sign(x)) with padding taps = pad_value.
 
     With G groups, group g's output channels take S_g^T g_g over their group's columns only (one call
@@ -63,7 +79,7 @@ def _sign_weight_grad(x, grad2, s, pad_value):
     """
     g = s.geom
     geometry = ((g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw))
-    bits = kernels.pack_sign_columns(x, *geometry, groups=s.groups)
+    bits = kernels.pack_sign_columns(x, *geometry, groups=s.groups, shift=shift)
     dw = kernels.sign_rows_matmul(bits, grad2, s.groups).T  # [O, K/G], C-contiguous
     if pad_value != 1 and (g.ph or g.pw):
         padded = kernels.padding_tap_sums(grad2, (s.h, s.w), *geometry)  # [taps, O]
@@ -114,11 +130,11 @@ def _scaled_ste(grad, w, scale_rows, clip):
     return out.reshape(w.shape)
 
 
-def _binary_conv_sums(x, w, s, pad_value):
-    """conv2d(sign(x), sign(w)) on packed bits: exact int32 sums [N*Ho*Wo, O]."""
+def _binary_conv_sums(x, w, s, pad_value, shift=None):
+    """conv2d(sign(x + shift), sign(w)) on packed bits: exact int32 sums [N*Ho*Wo, O]."""
     g = s.geom
     acc = kernels.binary_conv2d(
-        kernels.pack_activations(x, s.groups), kernels.pack_conv_weight(w), in_channels=s.c,
+        kernels.pack_activations(x, s.groups, shift=shift), kernels.pack_conv_weight(w), in_channels=s.c,
         stride=(g.sh, g.sw), padding=(g.ph, g.pw), dilation=(g.dh, g.dw), pad_value=pad_value, groups=s.groups,
     )
     return acc.reshape(s.rows, s.o)
@@ -128,9 +144,12 @@ class BinaryConv2d(Function):
     """Packed XNOR-popcount forward; float STE backward, block by block (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx, x, w, scale, stride, padding, dilation, groups, pad_value, act_quantizer, act_clip, weight_clip):
+    def forward(ctx, x, w, scale, shift, stride, padding, dilation, groups, pad_value, act_quantizer, act_clip,
+                weight_clip):
         s = conv_shape(x.shape, w.shape, stride, padding, dilation, groups)
-        sums = _binary_conv_sums(x, w, s, pad_value)
+        if shift is not None:
+            shift = np.ascontiguousarray(shift, dtype=x.dtype)
+        sums = _binary_conv_sums(x, w, s, pad_value, shift)
         if scale is not None and not ctx.needs_input_grad[2]:  # the usual case: cast and scale in one pass
             dtype = np.result_type(x.dtype, scale.dtype)
             scale_row = np.ascontiguousarray(np.broadcast_to(scale, (s.o,)), dtype=dtype)
@@ -140,15 +159,16 @@ class BinaryConv2d(Function):
             out = conv * scale if scale is not None else conv
         ctx.shape = s
         ctx.options = (pad_value, act_quantizer, act_clip, weight_clip)
-        ctx.save_for_backward(x, w, scale, conv if ctx.needs_input_grad[2] else None)
+        ctx.save_for_backward(x, w, scale, shift, conv if ctx.needs_input_grad[2] else None)
         return out.reshape(s.out_shape)
 
     @staticmethod
     def backward(ctx, grad):
         s = ctx.shape
-        x, w, scale, conv = ctx.saved
+        x, w, scale, shift, conv = ctx.saved
         pad_value, act_quantizer, act_clip, weight_clip = ctx.options
-        need_x, need_w, need_scale = ctx.needs_input_grad
+        need_x, need_w, need_scale, need_shift = ctx.needs_input_grad
+        need_x = need_x or need_shift
         grad2 = np.ascontiguousarray(grad).reshape(s.rows, s.o)
         dscale = np.einsum("mo,mo->o", grad2, conv) if need_scale else None
         # scale_o multiplies output channel o: fold it into the +-1 weight rows for dx, and into dW's
@@ -157,24 +177,34 @@ class BinaryConv2d(Function):
         lookup = need_w and _lookup_weight_grad(x, grad2, s)
         lookup_x = need_x and _lookup_input_grad(x, grad2, s)
         dsx = dsw = None
+        signed = None  # x + shift, computed only for a path that needs the real values
         if (need_x and not lookup_x) or (need_w and not lookup):
+            signed = _shifted(x, shift)
             weight = sign_values(w) if scale_rows is None else _scaled_signs(w, scale_rows)
             dsx, dsw = blocked_backward(
-                grad2, lambda n0, n1, block, out: _sign_columns(x[n0:n1], block, pad_value, out), weight, s,
+                grad2, lambda n0, n1, block, out: _sign_columns(signed[n0:n1], block, pad_value, out), weight, s,
                 need_x and not lookup_x, need_w and not lookup, cols_dtype=x.dtype,
             )
         if lookup_x:
             dsx = _sign_input_grad(grad2, w, scale_rows, s)
         if lookup:
-            dsw = _sign_weight_grad(x, grad2, s, pad_value)
-        dx = act_quantizer.backward(dsx, x, act_clip, out=dsx) if need_x else None  # in place: dsx is fresh
+            dsw = _sign_weight_grad(x, grad2, s, pad_value, shift)
+        dx = dshift = None
+        if need_x:  # in place: dsx is fresh
+            if shift is not None and act_quantizer is APPROX_SIGN:
+                rows = dsx.reshape(-1, s.c)
+                _activation_kernels.approx_sign_grad_shifted(rows, x.reshape(rows.shape), shift, rows)
+                dx = dsx
+            else:
+                dx = act_quantizer.backward(dsx, _shifted(x, shift) if signed is None else signed, act_clip, out=dsx)
+            dshift = channel_sums(dx) if need_shift else None
         if not need_w:
             dw = None
         elif scale_rows is None:
             dw = ste_backward(dsw, w, weight_clip, out=dsw)
         else:
             dw = _scaled_ste(dsw, w, scale_rows, weight_clip)
-        return dx, dw, dscale
+        return (dx if ctx.needs_input_grad[0] else None), dw, dscale, dshift
 
 
 class BinaryLinear(Function):
@@ -222,18 +252,20 @@ def _check_scale(scale, out_channels):
 
 def binary_conv2d(
     x, w, stride=1, padding=0, dilation=1, groups=1, pad_value=0,
-    act_quantizer: Quantizer | str = STE_SIGN, act_clip=1.0, weight_clip=1.0, scale=None,
+    act_quantizer: Quantizer | str = STE_SIGN, act_clip=1.0, weight_clip=1.0, scale=None, shift=None,
 ) -> Tensor:
-    """conv2d(sign(x), sign(w)) * scale with STE gradients; forward on packed bits (module docstring).
+    """conv2d(sign(x + shift), sign(w)) * scale with STE gradients; forward on packed bits (module docstring).
 
-    x NHWC float, w OHWI latent float weights [O, KH, KW, C/groups], scale None or [O];
-    ``act_quantizer`` a 1-bit sign quantizer or its registered name.
+    x NHWC float, w OHWI latent float weights [O, KH, KW, C/groups], scale None or [O], shift None or [C]
+    (x + shift is never written); ``act_quantizer`` a 1-bit sign quantizer or its registered name.
     """
     act_quantizer = binary_quantizer(act_quantizer)
     act_clip, weight_clip = _check_options(pad_value, act_clip, weight_clip, x.shape[-1])
     _check_scale(scale, w.shape[0])
+    if shift is not None and tuple(shift.shape) != (x.shape[-1],):
+        raise InputError(f"shift must have shape ({x.shape[-1]},) (one per input channel), got {tuple(shift.shape)}")
     return BinaryConv2d.apply(
-        x, w, scale, stride=stride, padding=padding, dilation=dilation, groups=groups, pad_value=pad_value,
+        x, w, scale, shift, stride=stride, padding=padding, dilation=dilation, groups=groups, pad_value=pad_value,
         act_quantizer=act_quantizer, act_clip=act_clip, weight_clip=weight_clip,
     )
 

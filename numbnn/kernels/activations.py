@@ -78,6 +78,21 @@ def approx_sign_grad(grad, x, out):
 
 
 @nb.njit(parallel=True, cache=True)
+def approx_sign_grad_shifted(grad, x, shift, out):
+    """out[i, j] = grad[i, j] * max(0, 2 - 2|x[i, j] + shift[j]|) for [rows, C] arrays and a per-channel shift:
+    :func:`approx_sign_grad` at x + shift (RSign's threshold), the sum rounded to x's dtype as numpy's
+    x + shift is and never written; ``out`` may be ``grad`` itself. (Taking the threshold's per-channel
+    sums in the same loop was slower than a separate pass: with ``out`` being ``grad``, LLVM's overlap
+    check sent the loop to its scalar version, 13.7 against 1.2 ms on [100352, 32] at 2 threads.)"""
+    rows, c = x.shape
+    for i in nb.prange(rows):
+        for j in range(c):
+            d = 2.0 - 2.0 * abs(x[i, j] + shift[j])
+            out[i, j] = grad[i, j] * d if d > 0 else 0.0
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
 def dprelu_forward(x, pos, neg, shift_x, shift_y):
     """u = x - shift_x; out = (pos if u >= 0 else neg) * u - shift_y, per channel."""
     rows, c = x.shape

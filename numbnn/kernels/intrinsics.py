@@ -5,6 +5,8 @@
 - :func:`sign_bits64` loads 64 consecutive elements, compares them with 0 and bitcasts the 64 result
   flags to one i64 (bit i = element i < 0). LLVM lowers this to a few vector compares plus a mask move
   (VCMPPS into k-registers on AVX-512, VMOVMSKPS on AVX2): packing runs at memory speed.
+- :func:`shifted_sign_bits64` does the same for x + b, b a per-channel threshold read beside x (RSign's
+  sign(x + b) packed without writing x + b).
 - :func:`store_signs64` does the reverse: bit i of a word selects -1 (set) or +1 (clear) for
   element i of 64 consecutive float32 outputs.
 
@@ -96,6 +98,31 @@ def sign_bits64(typingctx, array, offset):
         return builder.bitcast(negative, _I64)
 
     return types.uint64(array, offset), codegen
+
+
+@intrinsic
+def shifted_sign_bits64(typingctx, array, offset, shift, shift_offset):
+    """uint64 whose bit i is 1 iff ``array.flat[offset + i] + shift.flat[shift_offset + i] < 0``: the signs
+    of x + b (RSign's threshold) without writing x + b; float32 or float64, one dtype, each sum rounded to it."""
+    if not (isinstance(array, types.Array) and array.layout == "C" and isinstance(offset, types.Integer)
+            and isinstance(shift, types.Array) and shift.layout == "C" and shift.dtype == array.dtype
+            and isinstance(shift_offset, types.Integer) and array.dtype in (types.float32, types.float64)):
+        return None
+    dtype = array.dtype
+
+    def codegen(context, builder, signature, args):
+        array_value, offset_value, shift_value, shift_offset_value = args
+        element = context.get_data_type(dtype)
+        vector = ir.VectorType(element, 64)
+        loaded = []
+        for value, at, at_type, array_type in ((array_value, offset_value, signature.args[1], signature.args[0]),
+                                               (shift_value, shift_offset_value, signature.args[3], signature.args[2])):
+            pointer = _element_pointer(context, builder, array_type, value, context.cast(builder, at, at_type, types.int64))
+            loaded.append(builder.load(builder.bitcast(pointer, vector.as_pointer()), align=1))
+        zero = ir.Constant(vector, [ir.Constant(element, 0)] * 64)
+        return builder.bitcast(builder.fcmp_ordered("<", builder.fadd(*loaded), zero), _I64)
+
+    return types.uint64(array, offset, shift, shift_offset), codegen
 
 
 @intrinsic

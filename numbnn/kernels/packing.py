@@ -15,7 +15,7 @@ import numpy as np
 
 from numbnn.errors import InputError
 from numbnn.kernels._checks import as_int, require_array, words_for
-from numbnn.kernels.intrinsics import sign_bits64, store_signs64
+from numbnn.kernels.intrinsics import shifted_sign_bits64, sign_bits64, store_signs64
 
 _PACKABLE = (np.float32, np.float64, np.int8)
 _PARALLEL_MIN_ELEMENTS = 1 << 16  # below this, thread start-up costs more than the work
@@ -48,19 +48,33 @@ def unpack_bits(p, n, axis=-1) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(values, -1, axis))
 
 
-def pack_activations(x, groups=1) -> np.ndarray:
+def pack_activations(x, groups=1, shift=None) -> np.ndarray:
     """Pack NHWC ``x`` [N, H, W, C] per channel group: [N, H, W, groups*ceil((C/groups)/64)].
 
     Each group's C/groups channels start a fresh word, which is the layout :func:`binary_conv2d`
-    expects for grouped convolution (groups=1 is plain ``pack_bits(x, axis=-1)``).
+    expects for grouped convolution (groups=1 is plain ``pack_bits(x, axis=-1)``). ``shift``: None, or
+    one value per channel (x's float dtype) packed as the signs of x + shift (RSign's threshold, ReActNet
+    arXiv 2003.03488 eq. 1), each sum rounded to x's dtype as numpy's x + shift is, never written.
     """
     x = require_array(x, "x", _PACKABLE, ndim=4)
     groups = as_int(groups, "groups", 1)
     n, h, w, c = x.shape
     if c % groups:
         raise InputError(f"x has {c} channels, not divisible by groups={groups}")
-    packed = pack_bits(x.reshape(n, h, w, groups, c // groups), axis=-1)
-    return packed.reshape(n, h, w, -1)
+    if shift is None:
+        packed = pack_bits(x.reshape(n, h, w, groups, c // groups), axis=-1)
+        return packed.reshape(n, h, w, -1)
+    if x.dtype == np.int8:
+        raise InputError("shift needs float x (float32 or float64), got int8")
+    shift = require_array(shift, "shift", (x.dtype.type,), ndim=1)
+    if shift.shape != (c,):
+        raise InputError(f"shift must have shape ({c},) (one per channel), got {shift.shape}")
+    words = words_for(c // groups)
+    packed = np.empty((n, h, w, groups * words), dtype=np.uint64)
+    padded = np.zeros(c + 64, x.dtype)  # a word's 64 shifts can be read past the last channel
+    padded[:c] = shift
+    _pack_shifted(x.reshape(-1, c), padded, groups, packed.reshape(-1, groups * words))
+    return packed
 
 
 def pack_conv_weight(w) -> np.ndarray:
@@ -111,6 +125,32 @@ def _unpack_word(packed, n, values, task):
     else:  # tail: only this row's elements, so parallel tasks never write the same place
         for i in range(n - start):
             values[offset + i] = np.float32(1.0) - np.float32(2.0) * np.float32((word >> np.uint64(i)) & np.uint64(1))
+
+
+@nb.njit(parallel=True, cache=True)
+def _pack_shifted(x, shift, groups, packed):
+    """packed[r, g*words + j] = the signs of x[r, g*cg + 64j : ...] + shift[g*cg + 64j : ...] (tail bits 0);
+    one task per row of x [R, C], ``shift`` padded with 64 values past C. A group's partial last word is one
+    vector compare whose bits past the group are cleared, or, at the very end of x, built value by value."""
+    rows, c = x.shape
+    cg = c // groups
+    words = (cg + 63) // 64
+    flat = x.reshape(-1)
+    for r in nb.prange(rows):
+        for grp in range(groups):
+            for j in range(words):
+                start = grp * cg + 64 * j  # channel of bit 0
+                count = min(64, cg - 64 * j)
+                if count == 64:
+                    word = shifted_sign_bits64(flat, r * c + start, shift, start)
+                elif r * c + start + 64 <= flat.size:
+                    word = shifted_sign_bits64(flat, r * c + start, shift, start) & (
+                        (np.uint64(1) << np.uint64(count)) - np.uint64(1))
+                else:
+                    word = np.uint64(0)
+                    for i in range(count):
+                        word |= np.uint64(x[r, start + i] + shift[start + i] < 0) << np.uint64(i)
+                packed[r, grp * words + j] = word
 
 
 # Serial and parallel drivers over the same per-word body; the wrappers pick one by size.

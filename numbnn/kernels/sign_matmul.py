@@ -69,17 +69,23 @@ COLUMN_BLOCK = 512  # columns per 16-channel task (256 for two blocks): a 32 KB 
 _I64 = ir.IntType(64)
 
 
-def pack_sign_columns(x, kernel_size, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+def pack_sign_columns(x, kernel_size, stride=1, padding=0, dilation=1, groups=1, shift=None) -> np.ndarray:
     """Bits of S = im2col(sign(x)) ([N*Ho*Wo, KH*KW*C], as :func:`numbnn.kernels.im2col` with the same
-    ``groups``) packed along its rows: uint8 [ceil(M/32), 4, K]. Padding taps count as +1 (clear bits)."""
+    ``groups``) packed along its rows: uint8 [ceil(M/32), 4, K]. Padding taps count as +1 (clear bits).
+    ``shift``: None, or one value per channel (x's dtype): the signs of x + shift instead (RSign's threshold,
+    as :func:`numbnn.kernels.packing.pack_activations` takes it); padding taps stay +1."""
     x = require_array(x, "x", (np.float32, np.float64), ndim=4)
     groups = as_int(groups, "groups", 1)
     if x.shape[3] % groups:
         raise InputError(f"x has {x.shape[3]} channels, not divisible by groups={groups}")
+    if shift is not None:
+        shift = require_array(shift, "shift", (x.dtype.type,), ndim=1)
+        if shift.shape != (x.shape[3],):
+            raise InputError(f"shift must have shape ({x.shape[3]},) (one per channel), got {shift.shape}")
     g = conv_geometry(x.shape[1], x.shape[2], kernel_size, stride, padding, dilation)
     rows, k = x.shape[0] * g.ho * g.wo, g.kh * g.kw * x.shape[3]
     bits = np.empty((-(-rows // CHUNK), 4, k), dtype=np.uint8)
-    _pack_sign_columns(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, groups, bits)
+    _pack_sign_columns(x, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, groups, shift, bits)
     return bits
 
 
@@ -176,16 +182,19 @@ def sign_rows_matmul(bits, g, groups=1) -> np.ndarray:
 
 
 @intrinsic
-def _signs16_of_8_rows(typingctx, bits, at, x, blank, sources):
+def _signs16_of_8_rows(typingctx, bits, at, x, blank, sources, shift, shift_at):
     """bits.flat[at : at+16] = the byte vector whose bit i is (x.flat[sources[i] + v] < 0) for v < 16: eight
     rows' signs in one store. A negative source is a padding tap or a row past M: read from ``blank`` (16
-    zeros, so a clear bit) instead of x. No bounds checks."""
+    zeros, so a clear bit) instead of x. ``shift``: None, or an array whose 16 values at ``shift_at`` are
+    added to each row's x values before the compare (not to a padding tap's). No bounds checks."""
     if not (isinstance(x, types.Array) and x.dtype in (types.float32, types.float64) and blank == x
-            and isinstance(sources, types.UniTuple) and sources.count == 8 and isinstance(sources.dtype, types.Integer)):
+            and isinstance(sources, types.UniTuple) and sources.count == 8 and isinstance(sources.dtype, types.Integer)
+            and (shift == types.none or (isinstance(shift, types.Array) and shift.dtype == x.dtype and shift.ndim == 1))
+            and isinstance(shift_at, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):
-        (at_,) = _as_i64(context, builder, (args[1],), (sig.args[1],))
+        at_, shift_at_ = _as_i64(context, builder, (args[1], args[6]), (sig.args[1], sig.args[6]))
         element = context.get_data_type(sig.args[2].dtype)
         floats = ir.VectorType(element, LANES)
         bytes16 = ir.VectorType(ir.IntType(8), LANES)
@@ -193,11 +202,17 @@ def _signs16_of_8_rows(typingctx, bits, at, x, blank, sources):
         blank_data = context.make_array(sig.args[3])(context, builder, args[3]).data
         zero = ir.Constant(floats, [ir.Constant(element, 0.0)] * LANES)
         items = _as_i64(context, builder, cgutils.unpack_tuple(builder, args[4], 8), [sig.args[4].dtype] * 8)
+        shifts = None
+        if sig.args[5] != types.none:  # the same 16 channels for all eight rows: one load
+            shift_data = context.make_array(sig.args[5])(context, builder, args[5]).data
+            shifts = builder.load(builder.bitcast(builder.gep(shift_data, [shift_at_]), floats.as_pointer()), align=4)
         result = None
         for i, src in enumerate(items):
             inside = builder.icmp_signed(">=", src, ir.Constant(_I64, 0))
             pointer = builder.select(inside, builder.gep(x_data, [src]), blank_data)
             values = builder.load(builder.bitcast(pointer, floats.as_pointer()), align=4)
+            if shifts is not None:
+                values = builder.select(inside, builder.fadd(values, shifts), values)
             negative = builder.zext(builder.fcmp_ordered("<", values, zero), bytes16)
             shifted = builder.shl(negative, ir.Constant(bytes16, [ir.Constant(ir.IntType(8), i)] * LANES)) if i else negative
             result = shifted if result is None else builder.or_(result, shifted)
@@ -205,11 +220,11 @@ def _signs16_of_8_rows(typingctx, bits, at, x, blank, sources):
         builder.store(result, builder.bitcast(builder.gep(data, [at_]), bytes16.as_pointer()), align=1)
         return context.get_dummy_value()
 
-    return types.none(bits, at, x, blank, sources), codegen
+    return types.none(bits, at, x, blank, sources, shift, shift_at), codegen
 
 
 @nb.njit(parallel=True, cache=True)
-def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
+def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, shift, bits):
     n_img, h, w, c = x.shape
     cg = c // groups
     group_len = kh * kw * cg  # columns per group
@@ -239,12 +254,13 @@ def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
                             dst = row_at + grp * group_len + (i * kw + j) * cg - grp * cg
                             for v in range(grp * cg, (grp + 1) * cg, LANES):
                                 _signs16_of_8_rows(flat_bits, dst + v, flat, blank,
-                                                   (s0 + v, s1 + v, s2 + v, s3 + v, s4 + v, s5 + v, s6 + v, s7 + v))
+                                                   (s0 + v, s1 + v, s2 + v, s3 + v, s4 + v, s5 + v, s6 + v, s7 + v),
+                                                   shift, v)
         return
     for chunk in nb.prange(bits.shape[0]):
         bits[chunk] = 0
         for r in range(chunk * CHUNK, min(rows, (chunk + 1) * CHUNK)):
-            q, shift = (r % CHUNK) // 8, np.uint8(r % 8)
+            q, bit = (r % CHUNK) // 8, np.uint8(r % 8)
             row_at = (chunk * 4 + q) * k  # bits.flat offset of byte row (chunk, q)
             n, oy, ox = r // (ho * wo), (r // wo) % ho, r % wo
             for i in range(kh):
@@ -258,8 +274,13 @@ def _pack_sign_columns(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups, bits):
                     for grp in range(groups):  # unsigned offsets: no negative-index wraparound, so LLVM vectorises the run
                         src = np.uint64(((n * h + iy) * w + ix) * c + grp * cg)
                         dst = np.uint64(grp * group_len + (i * kw + j) * cg)
-                        for ch in range(np.uint64(cg)):  # contiguous in x and in the bit row
-                            bits[chunk, q, dst + ch] |= np.uint8(flat[src + ch] < 0) << shift
+                        if shift is None:
+                            for ch in range(np.uint64(cg)):  # contiguous in x and in the bit row
+                                bits[chunk, q, dst + ch] |= np.uint8(flat[src + ch] < 0) << bit
+                        else:
+                            first = np.uint64(grp * cg)  # the run's first channel
+                            for ch in range(np.uint64(cg)):
+                                bits[chunk, q, dst + ch] |= np.uint8(flat[src + ch] + shift[first + ch] < 0) << bit
 
 
 @nb.njit(inline="always")

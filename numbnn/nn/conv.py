@@ -128,14 +128,18 @@ class BinaryConv2d(_ConvBase):
         return F.sign(self.weight, self.weight_clip) if self.binarize_weights else self.weight
 
     def forward(self, x):
-        quantizer, clip = self.quantizer, self.act_clip
+        quantizer, clip, shift = self.quantizer, self.act_clip, None
+        packed = self.binarize_weights and (x.quantizer if isinstance(x, SignInput) else quantizer).bits == 1
         if isinstance(x, SignInput):
-            x, quantizer, clip = x.value, x.quantizer, x.clip
+            quantizer, clip = x.quantizer, x.clip
+            spatial = self.weight.shape[1] * self.weight.shape[2] > 1
+            # a spatial conv adds RSign's threshold as it packs (module docstring of numbnn.functional.binary)
+            x, shift = (x.value, x.shift) if packed and spatial else (x.shifted(), None)
         geometry = (self.stride, self.padding, self.dilation, self.groups)
         alpha = self.alpha()
-        if self.binarize_weights and quantizer.bits == 1:
+        if packed:
             y = F.binary_conv2d(x, self.weight, *geometry, pad_value=self.pad_value, act_quantizer=quantizer,
-                                act_clip=clip, weight_clip=self.weight_clip, scale=alpha)
+                                act_clip=clip, weight_clip=self.weight_clip, scale=alpha, shift=shift)
         else:
             xq = quantizer(x, clip)
             if self.pad_value != 0 and self.padding != (0, 0):

@@ -18,15 +18,28 @@ from numbnn.nn.activation import check_channels
 from numbnn.nn.module import Module
 
 
-@dataclass(frozen=True)
+@dataclass
 class SignInput:
     """Real values a :class:`~numbnn.nn.conv.BinaryConv2d` binarizes on its packed path, with the
-    quantizer and STE bound to do it with (a number, or one bound per channel): what
-    :meth:`RSign.before_sign` returns."""
+    quantizer and STE bound to do it with (a number, or one bound per channel), and ``shift``, a
+    per-channel threshold added before the sign (RSign's b) or None: what :meth:`RSign.before_sign` returns.
+
+    A spatial binary conv takes ``value`` and ``shift`` apart (``F.binary_conv2d(..., shift=)``: x + b is
+    never written); any other reader asks :meth:`shifted`, computed once however many convs read it."""
 
     value: Tensor
     quantizer: Quantizer
     clip: float | np.ndarray
+    shift: Tensor | None = None
+    _shifted: Tensor | None = None
+
+    def shifted(self):
+        """value + shift (value itself without a shift), the same tensor on every call."""
+        if self.shift is None:
+            return self.value
+        if self._shifted is None:
+            self._shifted = self.value + self.shift
+        return self._shifted
 
 
 class RSign(Module):
@@ -38,8 +51,9 @@ class RSign(Module):
 
     Before a binary conv, ``conv(rsign.before_sign(x))``: the conv takes the sign of x + b itself, on
     packed bits, and applies q's derivative at the real x + b (a sign of values already +-1 would get
-    ApproxSign's derivative at +-1, which is 0). One ``before_sign`` can feed several convs (ReActNet's
-    duplicated 1x1 convs): x + b is computed once and the gradients meet there.
+    ApproxSign's derivative at +-1, which is 0). A spatial conv also adds b itself as it packs and never
+    writes x + b (:class:`SignInput`); one ``before_sign`` can feed several pointwise convs (ReActNet's
+    duplicated 1x1 convs): x + b is then computed once and the gradients meet there.
     """
 
     def __init__(self, channels: int, quantizer: Quantizer | str = "approx", clip: float = 1.0):
@@ -51,8 +65,8 @@ class RSign(Module):
         self.bias = Tensor(np.zeros(channels, np.float32), requires_grad=True)
 
     def before_sign(self, x) -> SignInput:
-        """x + b with this RSign's quantizer, for a binary conv to binarize."""
-        return SignInput(x + self.bias, self.quantizer, self.clip)
+        """x and b with this RSign's quantizer, for a binary conv to binarize x + b."""
+        return SignInput(x, self.quantizer, self.clip, shift=self.bias)
 
     def forward(self, x):
         return self.quantizer(x + self.bias, self.clip)
