@@ -156,18 +156,20 @@ def _swap_blocks(builder, upper, lower, size):
 
 
 @intrinsic
-def store_transposed16(typingctx, out, at, row_stride, block, block_at):
-    """out.flat[at + i*row_stride + j] = block.flat[block_at + 16*j + i] for i, j < 16 (float32, no bounds checks).
+def store_transposed16(typingctx, out, at, row_stride, block, block_at, block_stride):
+    """out.flat[at + i*row_stride + j] = block.flat[block_at + block_stride*j + i] for i, j < 16 (float32, no
+    bounds checks).
 
     The 16 rows are loaded as vectors and transposed in registers by swapping off-diagonal blocks of 8,
     4, 2 and 1 (64 shuffles), then stored as 16 vectors: a 16x16 transpose without 256 scalar moves.
     """
 
     def codegen(context, builder, sig, args):
-        at_, stride_, block_at_ = as_int64s(context, builder, (args[1], args[2], args[4]),
-                                            (sig.args[1], sig.args[2], sig.args[4]))
+        at_, stride_, block_at_, block_stride_ = as_int64s(context, builder, (args[1], args[2], args[4], args[5]),
+                                                           (sig.args[1], sig.args[2], sig.args[4], sig.args[5]))
         rows = [builder.load(vector_pointer(context, builder, sig.args[3], args[3],
-                                            builder.add(block_at_, ir.Constant(_I64, LANES * j))), align=4)
+                                            builder.add(block_at_, builder.mul(block_stride_, ir.Constant(_I64, j)))),
+                             align=4)
                 for j in range(LANES)]
         size = LANES // 2
         while size:
@@ -180,7 +182,7 @@ def store_transposed16(typingctx, out, at, row_stride, block, block_at):
             builder.store(row, vector_pointer(context, builder, sig.args[0], args[0], offset), align=4)
         return context.get_dummy_value()
 
-    return types.none(out, at, row_stride, block, block_at), codegen
+    return types.none(out, at, row_stride, block, block_at, block_stride), codegen
 
 
 @intrinsic

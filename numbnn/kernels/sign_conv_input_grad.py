@@ -19,7 +19,9 @@ start at multiples of 16 of the whole batch (a block across two tasks' images is
 adding its own rows), so every element of dx sums its terms in one order whatever the number of
 threads and tasks. Every 16 columns (one tap, 16 channels) are transposed in registers
 (:func:`numbnn.kernels.intrinsics.store_transposed16`) and each pixel's 16 values added onto the input
-pixel its tap reads: D never exists. On the zoo's 3x3 shapes with 32-256 output channels per group
+pixel its tap reads: D never exists. Per block, the 16 rows of G are transposed in registers as well
+(whole 16x16 blocks), and each pixel's input offset per tap is computed once for all the tap's columns
+(0.88x the time with 32 outputs, 0.94-0.98x with 64-128, in a probe on the Intel Xeon, 2026-12-07). On the zoo's 3x3 shapes with 32-256 output channels per group
 this took 0.39-0.65x the time of BLAS on +-1 weights plus col2im at 2 threads; with 16 per group 0.35x,
 where the register-tiled kernel of :mod:`numbnn.kernels.conv_input_grad` took 0.28x
 (`benchmarks/conv_input_grad.py`, Intel Xeon; docs/performance.md, section "2026-12-07").
@@ -154,6 +156,7 @@ def _sign_conv_input_grad(g, scale, offsets, h, w, c, kh, kw, sh, sw, ph, pw, dh
     k = kh * kw * group_channels  # columns per group
     tables = (per_group + 3) // 4
     flat_offsets = offsets.reshape(-1)
+    g_flat = g.reshape(-1)
     pixels = ho * wo
     dx_flat = dx.reshape(-1)
     for task in nb.prange((n + images_per_task - 1) // images_per_task):
@@ -168,6 +171,7 @@ def _sign_conv_input_grad(g, scale, offsets, h, w, c, kh, kw, sh, sw, ph, pw, dh
         image = np.empty(LANES, np.int64)  # each pixel's image and the input row and column of its first tap
         top = np.empty(LANES, np.int64)
         left = np.empty(LANES, np.int64)
+        targets = np.empty((kh * kw, LANES), np.int64)  # dx.flat offset of each pixel's tap (channel 0), -1: padding
         p0, p1 = n0 * pixels, n1 * pixels
         for m0 in range(p0 - p0 % LANES, p1, LANES):  # blocks at multiples of 16 of the whole batch's pixels
             first, stop = max(m0, p0) - m0, min(m0 + LANES, p1) - m0  # this task's rows of the block
@@ -176,22 +180,34 @@ def _sign_conv_input_grad(g, scale, offsets, h, w, c, kh, kw, sh, sw, ph, pw, dh
             for i in range(first, stop):
                 r = m0 + i
                 image[i], top[i], left[i] = r // pixels, (r // wo) % ho * sh - ph, r % wo * sw - pw
+            for tap in range(kh * kw):  # once per block: every group and 16 channels of the tap scatter there
+                ty, tx = tap // kw * dh, tap % kw * dw
+                for i in range(first, stop):
+                    iy, ix = top[i] + ty, left[i] + tx
+                    targets[tap, i] = ((image[i] * h + iy) * w + ix) * c if 0 <= iy < h and 0 <= ix < w else -1
             for group in range(groups):
                 o0 = group * per_group
-                for i in range(first, stop):
+                if stop - first == LANES and per_group % LANES == 0:  # whole 16x16 blocks of g, transposed in registers
+                    for ch0 in range(0, per_group, LANES):
+                        store_transposed16(flat, ch0 * LANES, LANES, g_flat, m0 * o + o0 + ch0, o)
                     for ch in range(per_group):
-                        scaled[ch, i] = g[m0 + i, o0 + ch] * scale[o0 + ch]
+                        factor, row = scale[o0 + ch], scaled[ch]
+                        for i in range(LANES):
+                            row[i] *= factor
+                else:
+                    for i in range(first, stop):
+                        for ch in range(per_group):
+                            scaled[ch, i] = g[m0 + i, o0 + ch] * scale[o0 + ch]
                 for q in range(tables):
                     build_table(table, q * TABLE, flat, 4 * q * LANES, LANES)
                 for c0 in range(0, k, LANES):
                     column_at = (group * k + c0) * per_column  # this column's first offset
                     for j in range(LANES):
                         _sum_lookups(columns, j * LANES, table, flat_offsets, column_at + j * per_column, per_column)
-                    store_transposed16(block, 0, LANES, columns, 0)
+                    store_transposed16(block, 0, LANES, columns, 0, LANES)
                     tap, ch0 = c0 // group_channels, group * group_channels + c0 % group_channels
-                    ty, tx = tap // kw * dh, tap % kw * dw
                     for i in range(first, stop):
-                        iy, ix = top[i] + ty, left[i] + tx
-                        if 0 <= iy < h and 0 <= ix < w:
-                            add_vector(dx_flat, ((image[i] * h + iy) * w + ix) * c + ch0, block, i * LANES)
+                        target = targets[tap, i]
+                        if target >= 0:
+                            add_vector(dx_flat, target + ch0, block, i * LANES)
     return dx
