@@ -96,6 +96,22 @@ def test_pack_activations_packs_each_group_on_its_own(groups, per_group, seed):
     np.testing.assert_array_equal(got, np.concatenate(parts, axis=-1))
 
 
+@settings(max_examples=40)
+@given(st.integers(1, 4), st.sampled_from([1, 3, 16, 32, 33, 64, 65, 150]), st.sampled_from([np.float32, np.float64]),
+       st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_pack_activations_of_x_plus_a_shift(groups, per_group, dtype, pixels, seed):
+    """shift: the signs of x + shift (rounded to x's dtype), never written: the naive packing of x + shift,
+    per group; groups narrower than a word, a word and a tail, and a last pixel whose word is built value by value."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, pixels, 2, groups * per_group)).astype(dtype)
+    shift = (0.5 * rng.standard_normal(groups * per_group)).astype(dtype)
+    x[..., ::5] = -shift[::5]  # x + shift exactly 0: sign +1
+    got = pack_activations(x, groups=groups, shift=shift)
+    shifted = x + shift
+    parts = [naive.pack_bits(shifted[..., g * per_group : (g + 1) * per_group]) for g in range(groups)]
+    np.testing.assert_array_equal(got, np.concatenate(parts, axis=-1))
+
+
 def test_pack_conv_weight_packs_input_channels():
     w = np.random.default_rng(2).standard_normal((4, 3, 3, 70))
     np.testing.assert_array_equal(pack_conv_weight(w), naive.pack_bits(w, -1))
@@ -117,6 +133,9 @@ def test_pack_conv_weight_packs_input_channels():
         (lambda: pack_activations(np.zeros((1, 2, 2, 6), np.float32), groups=4), "groups"),
         (lambda: pack_activations(np.zeros((2, 2, 6), np.float32)), "x"),
         (lambda: pack_activations(np.zeros((1, 2, 2, 6), np.float32), groups=0), "groups"),
+        (lambda: pack_activations(np.zeros((1, 2, 2, 6), np.float32), shift=np.zeros(5, np.float32)), "shift"),
+        (lambda: pack_activations(np.zeros((1, 2, 2, 6), np.float32), shift=np.zeros(6)), "shift"),
+        (lambda: pack_activations(np.zeros((1, 2, 2, 6), np.int8), shift=np.zeros(6, np.int8)), "shift"),
         (lambda: pack_conv_weight(np.zeros((2, 3, 6), np.float32)), "w"),
     ],
 )

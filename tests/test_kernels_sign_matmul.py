@@ -32,6 +32,19 @@ def test_pack_sign_columns_matches_naive(case):
 
 
 @settings(max_examples=40)
+@given(conv_case(), st.integers(1, 2))
+def test_pack_sign_columns_of_x_plus_a_shift(case, groups):
+    """shift: the columns of sign(x + shift), padding taps still +1: the naive columns of x + shift (16- and
+    32-channel runs take the 8-row stores, the others the bit-by-bit loop)."""
+    x, args, rng = case
+    x = np.concatenate([x] * groups, axis=-1)
+    shift = (0.5 * rng.standard_normal(x.shape[-1])).astype(x.dtype)
+    x[..., ::3] = -shift[::3]  # x + shift exactly 0: sign +1
+    np.testing.assert_array_equal(pack_sign_columns(x, **args, groups=groups, shift=shift),
+                                  naive.pack_sign_columns(x + shift, **args, groups=groups))
+
+
+@settings(max_examples=40)
 @given(conv_case(), st.sampled_from([1, 5, 16, 17, 40, 64]))  # 17 and 64: two 16-channel blocks per task
 def test_sign_rows_matmul_and_padding_sums_match_naive(case, out_channels):
     """Row counts that are not multiples of 32 and channel counts that are not multiples of 16 included."""
@@ -90,6 +103,7 @@ def test_a_large_product_is_accurate_to_float32_rounding():
         (lambda: sign_rows_matmul(np.zeros((1, 4, 5), np.uint8), np.zeros((20, 16))), "g"),
         (lambda: padding_tap_sums(np.zeros((10, 3)), (4, 4), 3, padding=1), "output maps"),
         (lambda: pack_sign_columns(np.zeros((1, 4, 4, 6)), 3, groups=4), "groups"),
+        (lambda: pack_sign_columns(np.zeros((1, 4, 4, 6)), 3, shift=np.zeros(4)), "shift"),
         (lambda: sign_rows_matmul(np.zeros((1, 4, 6), np.uint8), np.zeros((20, 16), np.float32), 4), "groups"),
     ],
 )
