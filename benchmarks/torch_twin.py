@@ -47,7 +47,10 @@ which slowed the twin by a third: reactnet-a at batch 64, 151 s against 103 s an
 after ``--warmup + 1`` untimed ones, so a change in machine load hits both alike; the medians of the
 rounds give the figures. ``epoch_ratio`` is numbnn's epoch time over the faster twin's (below 1: numbnn
 is faster), from wall time; ``epoch_ratio_cpu`` the same from process CPU time. The 1-minute load
-average before and after is printed: on a shared machine only ratios taken in one run mean anything.
+average before and after is printed, and before each round this process times a 64 MB numpy copy
+(``memory_copy_gbs``): the machine's speed drifts within minutes, numbnn's memory-bound steps more than
+the twins', so a run's rounds can be read against it. On a shared machine only ratios taken in one run
+mean anything.
 
 torch is a benchmark-only extra (``pip install -e '.[bench]'``); nothing under ``numbnn/`` imports it.
 """
@@ -63,6 +66,7 @@ import json  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -855,17 +859,34 @@ def run_contender(script: Path, arguments: list) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+def memory_copy_gbs(megabytes: int = 64, repeats: int = 7) -> float:
+    """GB/s (read + write) of numpy copying ``megabytes`` on one thread, best of ``repeats``: the machine's
+    memory speed just before a round. The machine's speed drifts by up to 1.5x within minutes, and numbnn's
+    steps (mostly passes over memory) drift with it more than the twins' (mostly float convolutions), so
+    each round records it beside its times."""
+    source = np.ones(megabytes << 18, np.float32)
+    target = np.empty_like(source)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - start)
+    return round(2 * source.nbytes / best / 1e9, 2)
+
+
 def time_model(name: str, batch_size: int, rounds: int, steps: int, warmup: int, threads: int, train: bool = True,
                evaluate: bool = True, packed: bool = False) -> dict:
     """Training steps (numbnn, twin NCHW, twin channels_last) and eval passes, each library in processes of
-    its own, alternating round by round (module docstring); medians over the rounds."""
-    result = {"batch_size": batch_size, "load_average_1min": [round(os.getloadavg()[0], 2)]}
+    its own, alternating round by round (module docstring); medians over the rounds, and the memory copy
+    speed measured before each round (:func:`memory_copy_gbs`)."""
+    result = {"batch_size": batch_size, "load_average_1min": [round(os.getloadavg()[0], 2)], "memory_copy_gbs": []}
     common = ["--model", name, "--steps", steps, "--warmup", warmup, "--threads", threads]
     no_train = [] if train else ["--no-train"]
     numbnn_flags = no_train + (["--eval"] if evaluate else []) + (["--packed"] if packed else [])
     torch_flags = no_train + ([] if evaluate else ["--no-eval"])
     rounds_of = {"train": {}, "eval": {}}
     for _ in range(rounds):
+        result["memory_copy_gbs"].append(memory_copy_gbs())
         numbnn_side = run_contender(HERE / "numbnn_contender.py", common + ["--batch-size", batch_size] + numbnn_flags)
         torch_side = run_contender(Path(__file__), common + ["--batch-sizes", batch_size, "--contender"] + torch_flags)
         sides = {"train": {"numbnn": numbnn_side.get("train"), **torch_side.get("train", {})},
@@ -949,7 +970,7 @@ def summary_line(row: dict) -> str:
             text += f", eval ratio {t['eval']['float_ratio']}"
             if "packed_ratio" in t["eval"]:
                 text += f" (packed {t['eval']['packed_ratio']})"
-        text += f", load {t['load_average_1min']}"
+        text += f", load {t['load_average_1min']}, memory copy {t['memory_copy_gbs']} GB/s"
     return text
 
 
