@@ -20,7 +20,8 @@ def grad_case(draw):
     16-pixel blocks."""
     h, w, ho, wo, args = draw(conv_geometry())
     groups = draw(st.integers(1, 3))
-    cg, og = draw(st.sampled_from([16, 32, 48])), draw(st.sampled_from([1, 3, 4, 7, 33, 70]))
+    # 16 and 32: whole 16x16 blocks of grad, transposed in registers
+    cg, og = draw(st.sampled_from([16, 32, 48])), draw(st.sampled_from([1, 3, 4, 7, 16, 32, 33, 70]))
     n = draw(st.integers(1, 9))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     o = groups * og

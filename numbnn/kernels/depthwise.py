@@ -28,9 +28,10 @@ from numbnn.kernels.geometry import conv_geometry
 _FLOATS = (np.float32, np.float64)
 
 # From this multiplier on, the forward and the weight gradient run per output pixel (module docstring).
-# A 1-channel 3x3 stem with 32 outputs on [128, 28, 28, 1] (2 threads, Intel Xeon, 2026-12-07): forward
-# 2.8 ms against 3.9 with the row kernel and 3.9 with im2col + BLAS; weight gradient 2.5 ms against 4.2 with
-# im2col + BLAS (and 21 ms for the row kernel's gradients, which also compute dx).
+# A 1-channel 3x3 stem with 32 outputs on [128, 28, 28, 1] (2 threads, Intel Xeon, 2026-12-07, a probe timing
+# each way in turn, minimums of 40 calls): forward 2.1 ms against 3.2-3.9 with the row kernel and 3.85 with
+# im2col + BLAS; weight gradient 1.8-1.9 ms against 4.0-4.1 with im2col + BLAS (and 8 ms for the row
+# kernel's gradients, which also compute dx).
 WIDE_MULTIPLIER = 16
 
 

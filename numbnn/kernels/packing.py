@@ -141,11 +141,10 @@ def _pack_shifted(x, shift, groups, packed):
             for j in range(words):
                 start = grp * cg + 64 * j  # channel of bit 0
                 count = min(64, cg - 64 * j)
-                if count == 64:
+                if r * c + start + 64 <= flat.size:  # 64 readable values: one vector compare
                     word = shifted_sign_bits64(flat, r * c + start, shift, start)
-                elif r * c + start + 64 <= flat.size:
-                    word = shifted_sign_bits64(flat, r * c + start, shift, start) & (
-                        (np.uint64(1) << np.uint64(count)) - np.uint64(1))
+                    if count < 64:  # the bits past the group are cleared
+                        word &= (np.uint64(1) << np.uint64(count)) - np.uint64(1)
                 else:
                     word = np.uint64(0)
                     for i in range(count):

@@ -129,9 +129,10 @@ class BinaryConv2d(_ConvBase):
 
     def forward(self, x):
         quantizer, clip, shift = self.quantizer, self.act_clip, None
-        packed = self.binarize_weights and (x.quantizer if isinstance(x, SignInput) else quantizer).bits == 1
         if isinstance(x, SignInput):
             quantizer, clip = x.quantizer, x.clip
+        packed = self.binarize_weights and quantizer.bits == 1
+        if isinstance(x, SignInput):
             spatial = self.weight.shape[1] * self.weight.shape[2] > 1
             # a spatial conv adds RSign's threshold as it packs (module docstring of numbnn.functional.binary)
             x, shift = (x.value, x.shift) if packed and spatial else (x.shifted(), None)

@@ -6,7 +6,7 @@ registry by name live in :mod:`numbnn.functional.quantizers`; these layers add p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,7 +31,7 @@ class SignInput:
     quantizer: Quantizer
     clip: float | np.ndarray
     shift: Tensor | None = None
-    _shifted: Tensor | None = None
+    _shifted: Tensor | None = field(default=None, init=False, repr=False)  # shifted()'s one result
 
     def shifted(self):
         """value + shift (value itself without a shift), the same tensor on every call."""
