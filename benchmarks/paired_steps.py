@@ -13,7 +13,9 @@ median reported. Switches (``--switch``):
 - ``residual-copies``: bnn-small's growing blocks adding their repeated shortcut inside the fused block
   op (``residual_copies``) against concatenating the copies first;
 - ``rsign-shift``: spatial binary convs adding their RSign's threshold as they pack (``shift``) against
-  RSign writing x + b first.
+  RSign writing x + b first;
+- ``stem-3x3``: 1-channel 3x3 stems by their own kernels (``_stem_3x3``, ``_stem_3x3_weight_grads`` in
+  :mod:`numbnn.kernels.depthwise`) against the general per-pixel depthwise kernels.
 
     python3 benchmarks/paired_steps.py --switch lookup-input-grad --model reactnet-a --model bnn-small --pairs 30 --json
 """
@@ -24,9 +26,12 @@ import json
 import statistics
 import time
 
+import numpy as np
+
 import numbnn.functional as F
 from numbnn.bench.train import TrainStep
 from numbnn.functional import binary, conv
+from numbnn.kernels import depthwise
 from numbnn.kernels.platform import cpu_model
 from numbnn.models import bnn_small
 from numbnn.nn import RSign, SignInput, norm_add_activation
@@ -91,8 +96,25 @@ def rsign_shift_off():
         RSign.before_sign = before_sign
 
 
+def _stem_weight_grads_by_general_kernel(x, grad, sh, sw, ph, pw, dh, dw, dtaps):
+    """The general wide kernel in place of ``_stem_3x3_weight_grads`` (its taps are not read without dx)."""
+    no_dx = np.zeros((0, 0, 0, 0), x.dtype)
+    depthwise._depthwise_wide_grads(x, np.zeros(dtaps.shape[1:], x.dtype), grad, sh, sw, ph, pw, dh, dw, False, no_dx, dtaps)
+
+
+@contextlib.contextmanager
+def stem_3x3_off():
+    forward, weight_grads = depthwise._stem_3x3, depthwise._stem_3x3_weight_grads
+    depthwise._stem_3x3, depthwise._stem_3x3_weight_grads = depthwise._depthwise_wide, _stem_weight_grads_by_general_kernel
+    try:
+        yield
+    finally:
+        depthwise._stem_3x3, depthwise._stem_3x3_weight_grads = forward, weight_grads
+
+
 SWITCHES = {"lookup-input-grad": lookup_input_grad_off, "stem-depthwise": stem_depthwise_off,
-            "residual-copies": residual_copies_off, "rsign-shift": rsign_shift_off}
+            "residual-copies": residual_copies_off, "rsign-shift": rsign_shift_off,
+            "stem-3x3": stem_3x3_off}
 
 
 def paired_steps(model: str, batch_size: int, pairs: int, switch: str, warmup: int = 6) -> dict:

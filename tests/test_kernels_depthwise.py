@@ -53,3 +53,23 @@ def test_depthwise_conv2d_grads_without_dx(batch, channels, mult, kernel, stride
     dx, dw = depthwise_conv2d_grads(x, w, grad, stride, padding, dilation, need_x=False)
     assert dx is None
     np.testing.assert_array_equal(dw, depthwise_conv2d_grads(x, w, grad, stride, padding, dilation)[1])
+
+
+STEM_CASES = (st.integers(1, 3), st.sampled_from([WIDE_MULTIPLIER, 17, 32, 33]), st.sampled_from([1, 2]),
+              st.integers(0, 2), st.sampled_from([1, 2]), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=30, deadline=None)
+@given(*STEM_CASES)
+def test_stem_kernels_match_naive(batch, outputs, stride, padding, dilation, dtype, seed):
+    """A 1-channel image under 3x3 taps (every zoo stem) takes kernels of its own: the forward equals the
+    naive twin bit for bit, the weight gradient equals it to rounding and the general kernel's exactly."""
+    rng, x, w = inputs(batch, 1, outputs, 3, dilation, dtype, seed)
+    out = depthwise_conv2d(x, w, stride, padding, dilation)
+    np.testing.assert_array_equal(out, naive.depthwise_conv2d(x, w, stride, padding, dilation))
+    grad = rng.standard_normal(out.shape).astype(dtype)
+    _, dw = depthwise_conv2d_grads(x, w, grad, stride, padding, dilation, need_x=False)
+    _, want_dw = naive.depthwise_conv2d_grads(x, w, grad, stride, padding, dilation)
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(dw, want_dw, rtol=tolerance, atol=tolerance)
+    np.testing.assert_array_equal(dw, depthwise_conv2d_grads(x, w, grad, stride, padding, dilation)[1])
