@@ -207,6 +207,17 @@ def _tap_value(image, iy, ix, zero):
     return zero
 
 
+@nb.njit(inline="always")
+def _nine_taps(image, oy, ox, sh, sw, ph, pw, dh, dw, zero):
+    """The nine values a 3x3 window reads for output pixel (oy, ox) of the 1-channel ``image`` [H, W, 1],
+    row-major, 0.0 in the padding."""
+    y0, x0 = oy * sh - ph, ox * sw - pw
+    y1, y2, x1, x2 = y0 + dh, y0 + 2 * dh, x0 + dw, x0 + 2 * dw
+    return (_tap_value(image, y0, x0, zero), _tap_value(image, y0, x1, zero), _tap_value(image, y0, x2, zero),
+            _tap_value(image, y1, x0, zero), _tap_value(image, y1, x1, zero), _tap_value(image, y1, x2, zero),
+            _tap_value(image, y2, x0, zero), _tap_value(image, y2, x1, zero), _tap_value(image, y2, x2, zero))
+
+
 @nb.njit([f"void({t}[:, :, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, {t}[:, :, :, ::1])"
           for t in ("float32", "float64")], parallel=True, cache=True)
 def _stem_3x3(x, taps, sh, sw, ph, pw, dh, dw, out):
@@ -216,21 +227,16 @@ def _stem_3x3(x, taps, sh, sw, ph, pw, dh, dw, out):
     Each output pixel reads its nine input values once and each of its m sums runs tap by tap in one
     expression, so the sums stay in vector registers instead of passing through memory after every tap
     (numbers in docs/performance.md). A padding tap adds 0.0 times its weight, as in :func:`_depthwise`."""
-    n, h, w = x.shape[0], x.shape[1], x.shape[2]
     ho, wo = out.shape[1], out.shape[2]
     zero = np.zeros(1, x.dtype)[0]
     t0, t1, t2 = taps[0, 0, 0], taps[0, 1, 0], taps[0, 2, 0]
     t3, t4, t5 = taps[1, 0, 0], taps[1, 1, 0], taps[1, 2, 0]
     t6, t7, t8 = taps[2, 0, 0], taps[2, 1, 0], taps[2, 2, 0]
-    for task in nb.prange(n * ho):
+    for task in nb.prange(x.shape[0] * ho):
         b, oy = task // ho, task % ho
         image = x[b]
-        y0, y1, y2 = oy * sh - ph, oy * sh - ph + dh, oy * sh - ph + 2 * dh
         for ox in range(wo):
-            x0, x1, x2 = ox * sw - pw, ox * sw - pw + dw, ox * sw - pw + 2 * dw
-            a0, a1, a2 = _tap_value(image, y0, x0, zero), _tap_value(image, y0, x1, zero), _tap_value(image, y0, x2, zero)
-            a3, a4, a5 = _tap_value(image, y1, x0, zero), _tap_value(image, y1, x1, zero), _tap_value(image, y1, x2, zero)
-            a6, a7, a8 = _tap_value(image, y2, x0, zero), _tap_value(image, y2, x1, zero), _tap_value(image, y2, x2, zero)
+            a0, a1, a2, a3, a4, a5, a6, a7, a8 = _nine_taps(image, oy, ox, sh, sw, ph, pw, dh, dw, zero)
             y = out[b, oy, ox]
             for e in range(y.size):
                 y[e] = ((((((((zero + a0 * t0[e]) + a1 * t1[e]) + a2 * t2[e]) + a3 * t3[e]) + a4 * t4[e])
@@ -276,7 +282,6 @@ def _stem_3x3_weight_grads(x, grad, sh, sw, ph, pw, dh, dw, dtaps):
     Each output pixel reads its nine input values once and adds value * gradient to the nine tap rows in
     one loop over the m outputs, the same sums in the same order as the general kernel (a padding tap
     adds 0.0 times the gradient, which changes no sum)."""
-    h, w = x.shape[1], x.shape[2]
     ho, wo = grad.shape[1], grad.shape[2]
     zero = np.zeros(1, x.dtype)[0]
     for b in nb.prange(x.shape[0]):
@@ -285,12 +290,8 @@ def _stem_3x3_weight_grads(x, grad, sh, sw, ph, pw, dh, dw, dtaps):
         d3, d4, d5 = dtaps[b, 1, 0, 0], dtaps[b, 1, 1, 0], dtaps[b, 1, 2, 0]
         d6, d7, d8 = dtaps[b, 2, 0, 0], dtaps[b, 2, 1, 0], dtaps[b, 2, 2, 0]
         for oy in range(ho):
-            y0, y1, y2 = oy * sh - ph, oy * sh - ph + dh, oy * sh - ph + 2 * dh
             for ox in range(wo):
-                x0, x1, x2 = ox * sw - pw, ox * sw - pw + dw, ox * sw - pw + 2 * dw
-                a0, a1, a2 = _tap_value(image, y0, x0, zero), _tap_value(image, y0, x1, zero), _tap_value(image, y0, x2, zero)
-                a3, a4, a5 = _tap_value(image, y1, x0, zero), _tap_value(image, y1, x1, zero), _tap_value(image, y1, x2, zero)
-                a6, a7, a8 = _tap_value(image, y2, x0, zero), _tap_value(image, y2, x1, zero), _tap_value(image, y2, x2, zero)
+                a0, a1, a2, a3, a4, a5, a6, a7, a8 = _nine_taps(image, oy, ox, sh, sw, ph, pw, dh, dw, zero)
                 g = grad[b, oy, ox]
                 for e in range(g.size):
                     ge = g[e]
