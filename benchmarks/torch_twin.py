@@ -50,7 +50,10 @@ is faster), from wall time; ``epoch_ratio_cpu`` the same from process CPU time. 
 average before and after is printed, and before each round this process times a 64 MB numpy copy
 (``memory_copy_gbs``): the machine's speed drifts within minutes, numbnn's memory-bound steps more than
 the twins', so a run's rounds can be read against it. On a shared machine only ratios taken in one run
-mean anything.
+mean anything. A phase whose numbnn or twin rounds differ by more than ``UNSTEADY_SPREAD`` (slowest
+over fastest) is marked ``unsteady`` with each contender's spread, and its summary line says so: on the
+development machine whole rounds of numbnn have fallen into spells 2-20x slower than the rounds beside
+them (docs/performance.md, 2026-12-07 night), which a median of three rounds does not always outvote.
 
 torch is a benchmark-only extra (``pip install -e '.[bench]'``); nothing under ``numbnn/`` imports it.
 """
@@ -874,6 +877,15 @@ def memory_copy_gbs(megabytes: int = 64, repeats: int = 7) -> float:
     return round(2 * source.nbytes / best / 1e9, 2)
 
 
+UNSTEADY_SPREAD = 1.5  # slowest round over fastest beyond which a phase's figures are flagged
+
+
+def round_spreads(timing: dict) -> dict:
+    """Each contender's slowest round over its fastest (``timing``: contender -> {"rounds_s": [...]})."""
+    return {contender: round(max(t["rounds_s"]) / min(t["rounds_s"]), 2)
+            for contender, t in timing.items() if isinstance(t, dict) and t.get("rounds_s")}
+
+
 def time_model(name: str, batch_size: int, rounds: int, steps: int, warmup: int, threads: int, train: bool = True,
                evaluate: bool = True, packed: bool = False) -> dict:
     """Training steps (numbnn, twin NCHW, twin channels_last) and eval passes, each library in processes of
@@ -917,6 +929,11 @@ def time_model(name: str, batch_size: int, rounds: int, steps: int, warmup: int,
                           "float_ratio": round(timing["eval"]["numbnn_float"]["step_s"] / torch_s, 3)}
         if packed:
             result["eval"]["packed_ratio"] = round(timing["eval"]["numbnn_packed"]["step_s"] / torch_s, 3)
+    for phase in ("train", "eval"):
+        if phase in result:
+            spreads = round_spreads(timing[phase])
+            result[phase]["rounds_spread"] = spreads
+            result[phase]["unsteady"] = max(spreads.values(), default=1.0) > UNSTEADY_SPREAD
     result["load_average_1min"].append(round(os.getloadavg()[0], 2))
     return result
 
@@ -956,6 +973,14 @@ def run_model(name: str, args) -> dict:
     return result
 
 
+def _unsteady_note(phase: dict) -> str:
+    """" UNSTEADY (...)" naming the contenders whose rounds spread beyond UNSTEADY_SPREAD, else ""."""
+    if not phase.get("unsteady"):
+        return ""
+    wide = ", ".join(f"{c} rounds x{v}" for c, v in phase["rounds_spread"].items() if v > UNSTEADY_SPREAD)
+    return f" UNSTEADY ({wide})"
+
+
 def summary_line(row: dict) -> str:
     a = row["agreement"]
     text = (f"{row['model']:<11} logits max |diff| train {a['train_max_abs_diff']:.1e}, eval {a['eval_max_abs_diff']:.1e}"
@@ -965,11 +990,12 @@ def summary_line(row: dict) -> str:
         if "train" in t:
             tr = t["train"]
             text += (f"; batch {batch}: epoch numbnn {tr['numbnn_epoch_s']} s / torch {tr['torch_epoch_s']} s "
-                     f"({tr['torch_best_format']}) = {tr['epoch_ratio']}")
+                     f"({tr['torch_best_format']}) = {tr['epoch_ratio']}{_unsteady_note(tr)}")
         if "eval" in t:
             text += f", eval ratio {t['eval']['float_ratio']}"
             if "packed_ratio" in t["eval"]:
                 text += f" (packed {t['eval']['packed_ratio']})"
+            text += _unsteady_note(t["eval"])
         text += f", load {t['load_average_1min']}, memory copy {t['memory_copy_gbs']} GB/s"
     return text
 
@@ -1013,7 +1039,10 @@ def main():
                                        "train_max_abs_diff": r["agreement"]["train_max_abs_diff"],
                                        "eval_max_abs_diff": r["agreement"]["eval_max_abs_diff"],
                                        "epoch_ratio": {b: t["train"]["epoch_ratio"] for b, t in r.get("timing", {}).items()
-                                                       if "train" in t}} for r in rows],
+                                                       if "train" in t},
+                                       "unsteady": {f"{b} {phase}": True for b, t in r.get("timing", {}).items()
+                                                    for phase in ("train", "eval") if t.get(phase, {}).get("unsteady")}}
+                                      for r in rows],
                           "cpu_model": cpu_model(), "threads": args.threads}))
     if not all(r["agreement"]["ok"] for r in rows):
         raise SystemExit("some twins do not agree with numbnn's logits (see above)")

@@ -72,3 +72,14 @@ def test_numbnn_never_imports_torch():
     offenders = [str(path) for path in (ROOT / "numbnn").rglob("*.py")
                  if any(line.strip().startswith(("import torch", "from torch")) for line in path.read_text().splitlines())]
     assert offenders == []
+
+
+def test_rounds_that_spread_flag_the_phase():
+    """A contender whose slowest round is more than UNSTEADY_SPREAD times its fastest marks the phase
+    unsteady, and the summary line names it; steady rounds leave no mark."""
+    steady = {"numbnn": {"rounds_s": [0.100, 0.110, 0.105]}, "torch_nchw": {"rounds_s": [0.2, 0.21, 0.2]}}
+    spells = {"numbnn": {"rounds_s": [0.107, 0.347, 0.391]}, "torch_nchw": {"rounds_s": [0.31, 0.32, 0.33]}}
+    assert twin.round_spreads(spells) == {"numbnn": 3.65, "torch_nchw": 1.06}
+    assert twin._unsteady_note({"rounds_spread": twin.round_spreads(steady), "unsteady": False}) == ""
+    note = twin._unsteady_note({"rounds_spread": twin.round_spreads(spells), "unsteady": True})
+    assert "UNSTEADY" in note and "numbnn rounds x3.65" in note and "torch_nchw" not in note
