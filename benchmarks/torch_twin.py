@@ -882,8 +882,7 @@ UNSTEADY_SPREAD = 1.5  # slowest round over fastest beyond which a phase's figur
 
 def round_spreads(timing: dict) -> dict:
     """Each contender's slowest round over its fastest (``timing``: contender -> {"rounds_s": [...]})."""
-    return {contender: round(max(t["rounds_s"]) / min(t["rounds_s"]), 2)
-            for contender, t in timing.items() if isinstance(t, dict) and t.get("rounds_s")}
+    return {contender: round(max(t["rounds_s"]) / min(t["rounds_s"]), 2) for contender, t in timing.items()}
 
 
 def time_model(name: str, batch_size: int, rounds: int, steps: int, warmup: int, threads: int, train: bool = True,

@@ -267,7 +267,7 @@ def _depthwise_wide(x, taps, sh, sw, ph, pw, dh, dw, out):
                     ix = ox * sw - pw + k * dw
                     if ix < 0 or ix >= w:
                         continue
-                    if c == 1:  # a stem's: the pixel's sums whole, no slice
+                    if c == 1:  # one input channel (PokeBNN's 2x2 patchify): the sums whole, no slice
                         _add_products(y, taps[i, k, 0], x[b, iy, ix, 0])
                         continue
                     for ci in range(c):
@@ -329,7 +329,7 @@ def _depthwise_wide_grads(x, taps, grad, sh, sw, ph, pw, dh, dw, need_x, dx, dta
                         if ix < 0 or ix >= w:
                             continue
                         for ci in range(c):
-                            outputs = g if c == 1 else g[ci * m: (ci + 1) * m]  # a stem's: no slice
+                            outputs = g if c == 1 else g[ci * m: (ci + 1) * m]  # one input channel: no slice
                             _add_products(dtaps[b, i, k, ci], outputs, x[b, iy, ix, ci])
                             if need_x:
                                 total = dx[b, iy, ix, ci]
