@@ -15,7 +15,11 @@ median reported. Switches (``--switch``):
 - ``rsign-shift``: spatial binary convs adding their RSign's threshold as they pack (``shift``) against
   RSign writing x + b first;
 - ``stem-3x3``: 1-channel 3x3 stems by their own kernels (``_stem_3x3``, ``_stem_3x3_weight_grads`` in
-  :mod:`numbnn.kernels.depthwise`) against the general per-pixel depthwise kernels.
+  :mod:`numbnn.kernels.depthwise`) against the general per-pixel depthwise kernels;
+- ``threshold-backward``: a binary conv's input gradient under RSign's threshold with ApproxSign in one pass
+  (``_threshold_backward`` in :mod:`numbnn.functional.binary`: the derivative, the threshold's sums and the
+  shortcut's pending gradient), and a shortcut's average pool adding the conv's gradient in its adjoint
+  (``Context.take_pending_grad``), against the derivative, the sums and the engine's additions as passes of their own.
 
     python3 benchmarks/paired_steps.py --switch lookup-input-grad --model reactnet-a --model bnn-small --pairs 30 --json
 """
@@ -29,6 +33,7 @@ import time
 import numpy as np
 
 import numbnn.functional as F
+from numbnn.autograd.function import Context
 from numbnn.bench.train import TrainStep
 from numbnn.functional import binary, conv
 from numbnn.kernels import depthwise
@@ -112,9 +117,20 @@ def stem_3x3_off():
         depthwise._stem_3x3, depthwise._stem_3x3_weight_grads = forward, weight_grads
 
 
+@contextlib.contextmanager
+def threshold_backward_off():
+    fused, take = binary.sums_by_chunks, Context.take_pending_grad
+    binary.sums_by_chunks = lambda grad: False  # the unfused branch of BinaryConv2d.backward
+    Context.take_pending_grad = lambda ctx, i, shape, dtype: None  # nothing taken: the engine adds
+    try:
+        yield
+    finally:
+        binary.sums_by_chunks, Context.take_pending_grad = fused, take
+
+
 SWITCHES = {"lookup-input-grad": lookup_input_grad_off, "stem-depthwise": stem_depthwise_off,
             "residual-copies": residual_copies_off, "rsign-shift": rsign_shift_off,
-            "stem-3x3": stem_3x3_off}
+            "stem-3x3": stem_3x3_off, "threshold-backward": threshold_backward_off}
 
 
 def paired_steps(model: str, batch_size: int, pairs: int, switch: str, warmup: int = 6) -> dict:

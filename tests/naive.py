@@ -499,6 +499,12 @@ def approx_sign_grad(grad, x):
     return (grad.astype(np.float64) * np.maximum(0, 2 - 2 * np.abs(x.astype(np.float64)))).astype(x.dtype)
 
 
+def approx_sign_grad_shifted_sums(grad, x, shift, pending=None):
+    """(t + pending, the per-channel float64 sum of t) for t = ApproxSign's gradient at x + shift; t without pending."""
+    t = approx_sign_grad(grad, x + shift)
+    return (t if pending is None else t + pending), t.astype(np.float64).sum(axis=0)
+
+
 def dprelu_forward(x, pos, neg, shift_x, shift_y):
     """(pos if u >= 0 else neg) * u - shift_y with u = x - shift_x, per channel."""
     u = x - shift_x

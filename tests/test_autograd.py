@@ -249,6 +249,50 @@ def test_custom_function_skips_unneeded_gradients():
     np.testing.assert_array_equal(x.grad, [2.0, 3.0])
 
 
+def test_an_op_that_takes_the_pending_gradient_replaces_the_sum():
+    """Context.take_pending_grad hands an op the gradient its input has so far; the engine then stores the op's
+    result as the sum instead of adding it. Nothing is taken that the op could not add in place (a
+    mismatched dtype), and the engine refuses a result that is not the input's shape."""
+    seen = []
+
+    class Twice(Function):
+        @staticmethod
+        def forward(ctx, x, dtype):
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            pending = ctx.take_pending_grad(0, grad.shape, ctx.dtype)
+            seen.append(None if pending is None else pending.copy())
+            return 2 * grad + (0 if pending is None else pending), None
+
+    def twice(x, dtype):
+        out = Twice.apply(x, None)
+        out._ctx.dtype = dtype
+        return out
+
+    for dtype, taken in ((np.float64, [3.0, 3.0]), (np.float32, None)):
+        seen.clear()
+        x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+        (x * 3.0 + twice(x, dtype)).sum().backward()  # the product's backward runs first
+        np.testing.assert_array_equal(seen[0], taken)
+        np.testing.assert_array_equal(x.grad, [5.0, 5.0])  # taken and included, or left for the engine to add
+
+    class Wrong(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.copy()
+
+        @staticmethod
+        def backward(ctx, grad):
+            ctx.take_pending_grad(0, grad.shape, grad.dtype)
+            return grad[:1]
+
+    z = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with pytest.raises(RuntimeError, match="took input 0's pending gradient"):
+        (z * 3.0 + Wrong.apply(z)).sum().backward()
+
+
 # ---- parallel addition paths (large arrays) ------------------------------------------------------
 
 

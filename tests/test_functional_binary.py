@@ -372,6 +372,39 @@ def test_shift_on_a_large_map_equals_the_conv_of_x_plus_shift():
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_threshold_backward_takes_the_shortcuts_gradient_bit_for_bit(stride):
+    """A residual block's x feeds the conv (shift, ApproxSign) and a shortcut (x itself, or its 2x2 average pool):
+    the conv's one-pass backward adding the gradient the shortcut already sent (or the pool's adjoint adding the
+    conv's) equals the unfused passes and the engine's addition to the last bit, the threshold's gradient too."""
+    from numbnn.autograd.function import Context
+    from numbnn.functional import binary as binary_module
+
+    rng = np.random.default_rng(stride)
+    x = rng.uniform(-1.5, 1.5, (4, 16, 16, 64)).astype(np.float32)
+    w, b = rng.standard_normal((64, 3, 3, 64)).astype(np.float32), (0.3 * rng.standard_normal(64)).astype(np.float32)
+    upstream = rng.standard_normal((4, 16 // stride, 16 // stride, 64)).astype(np.float32)
+    taken, take = [], Context.take_pending_grad
+
+    def counted(ctx, i, shape, dtype):
+        pending = take(ctx, i, shape, dtype)
+        taken.append(pending is not None)
+        return pending
+
+    results = []
+    for fused in (True, False):
+        xt, wt, bt = (Tensor(a.copy(), requires_grad=True) for a in (x, w, b))
+        with mock.patch.object(Context, "take_pending_grad", counted if fused else lambda *args: None), \
+                mock.patch.object(binary_module, "sums_by_chunks", binary_module.sums_by_chunks if fused else lambda g: False):
+            conv = F.binary_conv2d(xt, wt, stride=stride, padding=1, act_quantizer="approx", shift=bt)
+            y = conv * F.avg_pool2d(xt, 2, 2) if stride == 2 else conv * xt  # the shortcut's gradient depends on conv
+            y.backward(upstream)
+        results.append([y.data, xt.grad, wt.grad, bt.grad])
+    assert any(taken)
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_shift_must_be_one_per_input_channel():
     with pytest.raises(InputError, match="shift must have shape"):
         F.binary_conv2d(np.ones((1, 3, 3, 4)), np.ones((2, 3, 3, 4)), padding=1, shift=np.zeros(3))

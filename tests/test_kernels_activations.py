@@ -7,6 +7,7 @@ from hypothesis import given, settings
 import naive
 from channel_cases import rows_channels, tolerance
 from numbnn.kernels import activations as _activation_kernels
+from numbnn.kernels import channels as _channel_kernels
 from numbnn.kernels.channels import n_chunks
 
 
@@ -37,6 +38,24 @@ def test_approx_sign_gradient_at_a_shifted_input(case):
     inplace = g.copy()
     _activation_kernels.approx_sign_grad_shifted(inplace, x, shift, inplace)
     np.testing.assert_array_equal(inplace, got)
+
+
+@settings(max_examples=25)
+@given(rows_channels())
+def test_approx_sign_gradient_with_threshold_sums_and_pending_gradient(case):
+    """The fused pass (t = ApproxSign's gradient at x + shift; out = t + pending; per-chunk sums of t) against the
+    twin: out exactly, the sums in chunk_sums' chunks and order exactly, their total to float64 rounding; in place."""
+    x, (shift, *_), g = case
+    pending = np.ascontiguousarray(g[::-1])
+    chunks = n_chunks(len(x))
+    for with_pending in (True, False):
+        out = g.copy()
+        partial = _activation_kernels.approx_sign_grad_shifted_sums(out, x, shift, pending, with_pending, out, chunks)
+        want, total = naive.approx_sign_grad_shifted_sums(g, x, shift, pending if with_pending else None)
+        np.testing.assert_array_equal(out, want)
+        t = naive.approx_sign_grad(g, x + shift)
+        np.testing.assert_array_equal(partial, _channel_kernels.chunk_sums(t, np.zeros(x.shape[1]), False, chunks))
+        np.testing.assert_allclose(partial.sum(axis=0), total, rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=25)

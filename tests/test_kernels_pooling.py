@@ -38,6 +38,14 @@ def test_avg_pool_and_adjoint_match_naive(case):
     dx = avg_pool2d_adjoint(grad, x.shape[1:3], *geometry)
     assert dx.dtype == grad.dtype and dx.shape == x.shape
     np.testing.assert_allclose(dx, naive.avg_pool2d_adjoint(grad, x.shape[1:3], *geometry), **tol)
+    pending = np.ascontiguousarray(x[::-1])  # another op's gradient of x: added row by row, bit for bit dx + pending
+    np.testing.assert_array_equal(avg_pool2d_adjoint(grad, x.shape[1:3], *geometry, pending=pending), dx + pending)
+
+
+def test_pending_must_have_the_gradients_shape():
+    grad = np.ones((1, 2, 2, 3), np.float32)
+    with pytest.raises(InputError, match="pending must be"):
+        avg_pool2d_adjoint(grad, (4, 4), (2, 2), (2, 2), (0, 0), pending=np.ones((1, 4, 3, 3), np.float32))
 
 
 def test_windows_without_a_real_pixel_are_refused():

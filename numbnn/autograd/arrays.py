@@ -34,8 +34,14 @@ def channel_sums(grad: np.ndarray) -> np.ndarray:
     """Sum over every axis but the last (a per-channel bias's gradient); large C-contiguous float
     arrays in parallel, each channel accumulated in float64 by fixed row chunks (thread-count
     independent) and rounded once."""
-    if grad.dtype.kind != "f" or grad.size < PARALLEL_MIN_ELEMENTS or not grad.flags.c_contiguous:
+    if not sums_by_chunks(grad):
         return grad.sum(axis=tuple(range(grad.ndim - 1)))
     rows = grad.reshape(-1, grad.shape[-1])
     partial = _channel_kernels.chunk_sums(rows, np.zeros(rows.shape[1]), False, _channel_kernels.n_chunks(rows.shape[0]))
     return partial.sum(axis=0).astype(grad.dtype)
+
+
+def sums_by_chunks(grad: np.ndarray) -> bool:
+    """Whether :func:`channel_sums` sums ``grad`` by fixed row chunks (``chunk_sums``, then the partials
+    summed over the chunks and rounded to grad's dtype), the order a fused kernel must keep to give its result."""
+    return grad.dtype.kind == "f" and grad.size >= PARALLEL_MIN_ELEMENTS and grad.flags.c_contiguous

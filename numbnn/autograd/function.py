@@ -74,9 +74,27 @@ class Context:
         self.needs_input_grad = needs_input_grad
         self.parents = ()
         self.saved = ()
+        self.pending = None  # during backward: the engine's gradient sums so far, by id of tensor
+        self.taken = set()
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
+
+    def take_pending_grad(self, i: int, shape: tuple, dtype):
+        """During backward: the gradient the ops that ran before have already sent to input i, handed over
+        so the op adds it in its own last pass (one pass over the map instead of that pass and the engine's
+        addition); None if there is none yet or it is not a C-contiguous array of that shape and dtype.
+        Once it is taken, the op's returned gradient for input i must include it (with input i's shape and
+        dtype) and the engine stores that as the new sum instead of adding it."""
+        parent = self.parents[i]
+        if self.pending is None or not isinstance(parent, Tensor):
+            return None
+        pending = self.pending.get(id(parent))
+        if not (isinstance(pending, np.ndarray) and pending.shape == tuple(shape) and pending.dtype == dtype
+                and pending.flags.c_contiguous):
+            return None
+        self.taken.add(i)
+        return pending
 
 
 class Function:

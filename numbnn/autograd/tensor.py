@@ -96,16 +96,24 @@ class Tensor:
             ctx, node._ctx = node._ctx, None
             if g is None:
                 continue
+            ctx.pending = grads
             input_grads = ctx.fn.backward(ctx, g)
+            ctx.pending = None
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
-            for parent, needs, pg in zip(ctx.parents, ctx.needs_input_grad, input_grads):
+            for i, (parent, needs, pg) in enumerate(zip(ctx.parents, ctx.needs_input_grad, input_grads)):
                 if not needs or pg is None:
+                    continue
+                key = id(parent)
+                if i in ctx.taken:  # the op added the sum so far itself (Context.take_pending_grad)
+                    if pg.shape != parent.shape or pg.dtype != parent.dtype:  # a bug in that op
+                        raise RuntimeError(f"{ctx.fn.__name__}.backward took input {i}'s pending gradient but returned "
+                                           f"{pg.dtype} {pg.shape}, not {parent.dtype} {parent.shape}")
+                    grads[key] = pg
                     continue
                 pg = _unbroadcast(pg, parent.shape)
                 if pg.dtype != parent.dtype:
                     pg = pg.astype(parent.dtype)
-                key = id(parent)
                 grads[key] = pg if key not in grads else add_arrays(grads[key], pg)
 
     # comparisons give plain boolean arrays: they have no gradient

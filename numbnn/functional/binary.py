@@ -28,7 +28,7 @@ import numpy as np
 
 from numbnn import kernels
 from numbnn.autograd import Function, Tensor
-from numbnn.autograd.arrays import channel_sums
+from numbnn.autograd.arrays import channel_sums, sums_by_chunks
 from numbnn.errors import InputError
 from numbnn.functional.conv import blocked_backward, columns, conv_shape
 from numbnn.functional.quantizers import (APPROX_SIGN, STE_SIGN, Quantizer, binary_quantizer, check_clip, sign_values,
@@ -140,6 +140,19 @@ def _binary_conv_sums(x, w, s, pad_value, shift=None):
     return acc.reshape(s.rows, s.o)
 
 
+def _threshold_backward(ctx, dsx, x, shift):
+    """(dx, db) under RSign's threshold b with ApproxSign, in one pass over the map (in place in dsx):
+    t = dsx * ApproxSign'(x + b), db = the sum of t over the pixels (exactly :func:`channel_sums`' result), and
+    dx = t plus the gradient x's other consumers (a residual shortcut) have already sent, taken from the
+    engine (:meth:`~numbnn.autograd.function.Context.take_pending_grad`) instead of added by it afterwards."""
+    rows = dsx.reshape(-1, dsx.shape[-1])
+    pending = ctx.take_pending_grad(0, dsx.shape, dsx.dtype) if ctx.needs_input_grad[0] else None
+    partial = _activation_kernels.approx_sign_grad_shifted_sums(
+        rows, x.reshape(rows.shape), shift, rows if pending is None else pending.reshape(rows.shape), pending is not None,
+        rows, _channel_kernels.n_chunks(len(rows)))
+    return dsx, partial.sum(axis=0).astype(dsx.dtype)
+
+
 class BinaryConv2d(Function):
     """Packed XNOR-popcount forward; float STE backward, block by block (see the module docstring)."""
 
@@ -191,13 +204,11 @@ class BinaryConv2d(Function):
             dsw = _sign_weight_grad(x, grad2, s, pad_value, shift)
         dx = dshift = None
         if need_x:  # in place: dsx is fresh
-            if shift is not None and act_quantizer is APPROX_SIGN:
-                rows = dsx.reshape(-1, s.c)
-                _activation_kernels.approx_sign_grad_shifted(rows, x.reshape(rows.shape), shift, rows)
-                dx = dsx
+            if shift is not None and act_quantizer is APPROX_SIGN and sums_by_chunks(dsx):
+                dx, dshift = _threshold_backward(ctx, dsx, x, shift)
             else:
                 dx = act_quantizer.backward(dsx, _shifted(x, shift) if signed is None else signed, act_clip, out=dsx)
-            dshift = channel_sums(dx) if need_shift else None
+                dshift = channel_sums(dx) if need_shift else None
         if not need_w:
             dw = None
         elif scale_rows is None:

@@ -70,7 +70,9 @@ class AvgPool2d(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return pool_kernels.avg_pool2d_adjoint(grad, ctx.input_hw, *ctx.geometry)
+        shape = (grad.shape[0], *ctx.input_hw, grad.shape[3])
+        pending = ctx.take_pending_grad(0, shape, grad.dtype)  # a shortcut's pool: the conv's gradient of x, added here
+        return pool_kernels.avg_pool2d_adjoint(grad, ctx.input_hw, *ctx.geometry, pending=pending)
 
 
 class MaxPool2d(Function):

@@ -93,6 +93,35 @@ def approx_sign_grad_shifted(grad, x, shift, out):
 
 
 @nb.njit(parallel=True, cache=True)
+def approx_sign_grad_shifted_sums(grad, x, shift, pending, with_pending, out, n_chunks):
+    """The backward of a binary conv's input x under RSign's threshold in one pass: t = :func:`approx_sign_grad_shifted`
+    (grad, x, shift), out = t + pending (the gradient other ops have already sent to x; just t unless
+    ``with_pending``, when ``pending`` is not read), and per chunk of rows and channel the float64 sum of t,
+    the threshold's gradient ([n_chunks, C], :func:`numbnn.kernels.channels.chunk_sums`' chunks and order).
+    Each value is the unfused passes' bit for bit; ``out`` may be ``grad``. Per row, t goes to a row buffer
+    and the sums and the add run in a second loop: no output overlaps an input there, so both loops
+    vectorise with ``out`` being ``grad`` (see :func:`approx_sign_grad_shifted`)."""
+    rows, c = x.shape
+    partial = np.zeros((n_chunks, c))
+    for chunk in nb.prange(n_chunks):
+        sums, term = np.zeros(c), np.empty(c, x.dtype)
+        for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
+            for j in range(c):
+                d = 2.0 - 2.0 * abs(x[i, j] + shift[j])
+                term[j] = grad[i, j] * d if d > 0 else 0.0
+            if with_pending:
+                for j in range(c):
+                    sums[j] += term[j]
+                    out[i, j] = term[j] + pending[i, j]
+            else:
+                for j in range(c):
+                    sums[j] += term[j]
+                    out[i, j] = term[j]
+        partial[chunk] = sums
+    return partial
+
+
+@nb.njit(parallel=True, cache=True)
 def dprelu_forward(x, pos, neg, shift_x, shift_y):
     """u = x - shift_x; out = (pos if u >= 0 else neg) * u - shift_y, per channel."""
     rows, c = x.shape

@@ -33,12 +33,19 @@ def avg_pool2d(x, kernel_size, stride, pad_before, out_hw) -> np.ndarray:
     return out
 
 
-def avg_pool2d_adjoint(grad, input_hw, kernel_size, stride, pad_before) -> np.ndarray:
-    """Gradient wrt x [N, H, W, C] of :func:`avg_pool2d` for the output gradient ``grad`` [N, Ho, Wo, C]."""
+def avg_pool2d_adjoint(grad, input_hw, kernel_size, stride, pad_before, pending=None) -> np.ndarray:
+    """Gradient wrt x [N, H, W, C] of :func:`avg_pool2d` for the output gradient ``grad`` [N, Ho, Wo, C];
+    plus ``pending`` (a C-contiguous array of dx's shape and dtype) if given: each row of dx gets it added
+    once its own sum is complete, so the result is the unfused ``adjoint + pending`` bit for bit in one pass."""
     grad = require_array(grad, "grad", _FLOATS, ndim=4)
     (kh, kw), (sh, sw), (pt, pl), _ = _check_geometry(input_hw, kernel_size, stride, pad_before, grad.shape[1:3])
     dx = np.empty((grad.shape[0], input_hw[0], input_hw[1], grad.shape[3]), dtype=grad.dtype)
-    _avg_pool_adjoint(np.ascontiguousarray(grad), kh, kw, sh, sw, pt, pl, dx)
+    if pending is not None:
+        pending = require_array(pending, "pending", (grad.dtype.type,), ndim=4)
+        if pending.shape != dx.shape or not pending.flags.c_contiguous:
+            raise InputError(f"pending must be a C-contiguous array of shape {dx.shape}, got {pending.shape}")
+    _avg_pool_adjoint(np.ascontiguousarray(grad), kh, kw, sh, sw, pt, pl, dx if pending is None else pending,
+                      pending is not None, dx)
     return dx
 
 
@@ -159,7 +166,7 @@ def _avg_pool(x, kh, kw, sh, sw, pt, pl, out):
 
 
 @nb.njit(parallel=True, cache=True)
-def _avg_pool_adjoint(grad, kh, kw, sh, sw, pt, pl, dx):
+def _avg_pool_adjoint(grad, kh, kw, sh, sw, pt, pl, pending, with_pending, dx):
     n_img, h, w, c = dx.shape
     ho, wo = grad.shape[1], grad.shape[2]
     for task in nb.prange(n_img * h):
@@ -180,6 +187,11 @@ def _avg_pool_adjoint(grad, kh, kw, sh, sw, pt, pl, dx):
                     source = grad[n, oy, ox]
                     for ch in range(c):
                         target[ch] += source[ch] / count
+        if with_pending:  # the row's sums are complete: adjoint + pending, as the engine would add them
+            for ix in range(w):
+                target, extra = dx[n, iy, ix], pending[n, iy, ix]
+                for ch in range(c):
+                    target[ch] += extra[ch]
 
 
 @nb.njit("void(float32[:, :, :, ::1], float32[:, ::1])", parallel=True, cache=True)
