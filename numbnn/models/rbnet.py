@@ -72,7 +72,6 @@ from numbnn.models.cost import CostExtra, LayerCost
 from numbnn.models.cost.records import FLOAT32_BYTES
 from numbnn.models.registry import register_model
 from numbnn.nn import BatchNorm, BinaryConv2d, Conv2d, Linear, Module, RPReLU, RSign, Sequential, norm_add_activation
-from numbnn.nn.activation import check_channels
 from numbnn.models.arguments import positive_ints
 from numbnn.models.layout import BINARY_RECIPE, resnet_stages
 

@@ -3,8 +3,6 @@ also packs its float output for the next sign."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from numbnn.inference.graph import Graph, Node
 from numbnn.inference.ops.packing import channel_permutation
 
