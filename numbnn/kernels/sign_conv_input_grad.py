@@ -21,7 +21,10 @@ threads and tasks. Every 16 columns (one tap, 16 channels) are transposed in reg
 (:func:`numbnn.kernels.intrinsics.store_transposed16`) and each pixel's 16 values added onto the input
 pixel its tap reads: D never exists. Per block, the 16 rows of G are transposed in registers as well
 (whole 16x16 blocks), and each pixel's input offset per tap is computed once for all the tap's columns
-(0.88x the time with 32 outputs, 0.94-0.98x with 64-128, in a probe on the Intel Xeon, 2026-12-07). On the zoo's 3x3 shapes with 32-256 output channels per group
+(0.88x the time with 32 outputs, 0.94-0.98x with 64-128, in a probe on the Intel Xeon, 2026-12-07): for a
+pixel whose taps all read real input pixels as its first tap's offset plus the tap's (the pixel coordinates
+stepped without divisions), only the border pixels' taps one by one (0.89-0.90x the time on bnn-small's
+28x28 maps, 0.95-1.02x on 14x14 and 7x7, whose pixels are more often on the border; probe, 2026-12-07 (morning)). On the zoo's 3x3 shapes with 32-256 output channels per group
 this took 0.39-0.65x the time of BLAS on +-1 weights plus col2im at 2 threads; with 16 per group 0.35x,
 where the register-tiled kernel of :mod:`numbnn.kernels.conv_input_grad` took 0.28x
 (`benchmarks/conv_input_grad.py`, Intel Xeon; docs/performance.md, section "2026-12-07").
@@ -46,6 +49,7 @@ from numba.extending import intrinsic
 from numbnn.errors import InputError
 from numbnn.kernels._checks import out_array, require_array
 from numbnn.kernels.conv_input_grad import input_grad_arguments
+from numbnn.kernels.geometry import next_pixel, pixel_coordinates
 from numbnn.kernels.intrinsics import F16, LANES, add_vector, aligned_zeros, as_int64s, store_transposed16, vector_pointer
 from numbnn.kernels.sign_matmul import build_table
 
@@ -159,6 +163,10 @@ def _sign_conv_input_grad(g, scale, offsets, h, w, c, kh, kw, sh, sw, ph, pw, dh
     g_flat = g.reshape(-1)
     pixels = ho * wo
     dx_flat = dx.reshape(-1)
+    span_h, span_w = (kh - 1) * dh, (kw - 1) * dw  # a pixel's taps reach this far past its first
+    tap_steps = np.empty(kh * kw, np.int64)  # dx.flat offset of each tap from the first, for inside pixels
+    for tap in range(kh * kw):
+        tap_steps[tap] = (tap // kw * dh * w + tap % kw * dw) * c
     for task in nb.prange((n + images_per_task - 1) // images_per_task):
         n0 = task * images_per_task
         n1 = min(n, n0 + images_per_task)
@@ -168,23 +176,24 @@ def _sign_conv_input_grad(g, scale, offsets, h, w, c, kh, kw, sh, sw, ph, pw, dh
         table = aligned_zeros((tables + 1) * TABLE)  # the last table stays zero (the offsets' padding)
         columns = aligned_zeros(LANES * LANES)  # 16 columns' vectors of 16 pixels
         block = aligned_zeros(LANES * LANES)  # their transpose: 16 pixels' rows of 16 columns
-        image = np.empty(LANES, np.int64)  # each pixel's image and the input row and column of its first tap
-        top = np.empty(LANES, np.int64)
-        left = np.empty(LANES, np.int64)
-        targets = np.empty((kh * kw, LANES), np.int64)  # dx.flat offset of each pixel's tap (channel 0), -1: padding
+        base = np.empty(LANES, np.int64)  # dx.flat offset of each pixel's first tap (channel 0)
+        inside = np.empty(LANES, np.bool_)  # whether all of the pixel's taps read real input pixels
+        targets = np.empty((kh * kw, LANES), np.int64)  # the other pixels': each tap's offset, -1 in the padding
         p0, p1 = n0 * pixels, n1 * pixels
         for m0 in range(p0 - p0 % LANES, p1, LANES):  # blocks at multiples of 16 of the whole batch's pixels
             first, stop = max(m0, p0) - m0, min(m0 + LANES, p1) - m0  # this task's rows of the block
             if stop - first < LANES:
                 scaled[:] = 0.0
-            for i in range(first, stop):
-                r = m0 + i
-                image[i], top[i], left[i] = r // pixels, (r // wo) % ho * sh - ph, r % wo * sw - pw
-            for tap in range(kh * kw):  # once per block: every group and 16 channels of the tap scatter there
-                ty, tx = tap // kw * dh, tap % kw * dw
-                for i in range(first, stop):
-                    iy, ix = top[i] + ty, left[i] + tx
-                    targets[tap, i] = ((image[i] * h + iy) * w + ix) * c if 0 <= iy < h and 0 <= ix < w else -1
+            image, oy, ox = pixel_coordinates(m0 + first, ho, wo)
+            for i in range(first, stop):  # once per block: every group and 16 channels of a tap scatter there
+                top, left = oy * sh - ph, ox * sw - pw
+                base[i] = ((image * h + top) * w + left) * c
+                inside[i] = top >= 0 and top + span_h < h and left >= 0 and left + span_w < w
+                if not inside[i]:
+                    for tap in range(kh * kw):
+                        iy, ix = top + tap // kw * dh, left + tap % kw * dw
+                        targets[tap, i] = ((image * h + iy) * w + ix) * c if 0 <= iy < h and 0 <= ix < w else -1
+                image, oy, ox = next_pixel(image, oy, ox, ho, wo)
             for group in range(groups):
                 o0 = group * per_group
                 if stop - first == LANES and per_group % LANES == 0:  # whole 16x16 blocks of g, transposed in registers
@@ -206,8 +215,9 @@ def _sign_conv_input_grad(g, scale, offsets, h, w, c, kh, kw, sh, sw, ph, pw, dh
                         _sum_lookups(columns, j * LANES, table, flat_offsets, column_at + j * per_column, per_column)
                     store_transposed16(block, 0, LANES, columns, 0, LANES)
                     tap, ch0 = c0 // group_channels, group * group_channels + c0 % group_channels
+                    step = tap_steps[tap]
                     for i in range(first, stop):
-                        target = targets[tap, i]
+                        target = base[i] + step if inside[i] else targets[tap, i]
                         if target >= 0:
                             add_vector(dx_flat, target + ch0, block, i * LANES)
     return dx
