@@ -19,7 +19,10 @@ median reported. Switches (``--switch``):
 - ``threshold-backward``: a binary conv's input gradient under RSign's threshold with ApproxSign in one pass
   (``_threshold_backward`` in :mod:`numbnn.functional.binary`: the derivative, the threshold's sums and the
   shortcut's pending gradient), and a shortcut's average pool adding the conv's gradient in its adjoint
-  (``Context.take_pending_grad``), against the derivative, the sums and the engine's additions as passes of their own.
+  (``Context.take_pending_grad``), against the derivative, the sums and the engine's additions as passes of their own;
+- ``conv-moments``: a training batch norm after a binary conv taking the moments the conv's scaling pass summed
+  (``Context.output_moments``) against reading the map for them (the scaling pass still sums them: off pays
+  both, so the ratio is an upper bound on the gain's complement; the scaling pass alone is probed in the docs).
 
     python3 benchmarks/paired_steps.py --switch lookup-input-grad --model reactnet-a --model bnn-small --pairs 30 --json
 """
@@ -33,7 +36,7 @@ import time
 import numpy as np
 
 import numbnn.functional as F
-from numbnn.autograd.function import Context
+from numbnn.autograd.function import Context, OutputMoments
 from numbnn.bench.train import TrainStep
 from numbnn.functional import binary, conv
 from numbnn.kernels import depthwise
@@ -128,9 +131,20 @@ def threshold_backward_off():
         binary.sums_by_chunks, Context.take_pending_grad = fused, take
 
 
+@contextlib.contextmanager
+def conv_moments_off():
+    describe = OutputMoments.describe
+    OutputMoments.describe = lambda moments, values: False  # the batch norm reads the map
+    try:
+        yield
+    finally:
+        OutputMoments.describe = describe
+
+
 SWITCHES = {"lookup-input-grad": lookup_input_grad_off, "stem-depthwise": stem_depthwise_off,
             "residual-copies": residual_copies_off, "rsign-shift": rsign_shift_off,
-            "stem-3x3": stem_3x3_off, "threshold-backward": threshold_backward_off}
+            "stem-3x3": stem_3x3_off, "threshold-backward": threshold_backward_off,
+            "conv-moments": conv_moments_off}
 
 
 def paired_steps(model: str, batch_size: int, pairs: int, switch: str, warmup: int = 6) -> dict:

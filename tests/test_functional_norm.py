@@ -236,3 +236,47 @@ def test_fused_block_op_errors():
                                 add_after=True, residual_copies=2)
     with pytest.raises(InputError, match="float32 or float64"):
         F.batch_norm_add_dprelu(x.astype(np.float16), r.astype(np.float16), None, None, rm, rv, True, 1.0, 0.25, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("fused_op", [False, True])
+@pytest.mark.parametrize("scale", [None, "alpha"])
+def test_batch_norm_takes_a_binary_convs_moments_bit_for_bit(fused_op, scale):
+    """A binary conv's scaling pass sums the moments of its output (Context.output_moments); a training batch
+    norm reading that output (alone or in the fused block op) takes them instead of reading the map: the
+    output, every gradient and the running statistics equal those of the statistics read from the map. Moments
+    describe their own array only: not a copy, a cast or another shape."""
+    from unittest import mock
+
+    from numbnn.autograd.function import OutputMoments
+
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1, 1, (3, 9, 9, 16)).astype(np.float32)
+    w = rng.standard_normal((24, 3, 3, 16)).astype(np.float32)
+    alpha = (rng.random(24) + 0.5).astype(np.float32) if scale else None
+    r = rng.standard_normal((3, 9, 9, 24)).astype(np.float32)
+    upstream = rng.standard_normal((3, 9, 9, 24)).astype(np.float32)
+    taken, describe = [], OutputMoments.describe
+
+    def watched(moments, values):
+        taken.append(describe(moments, values))
+        return taken[-1]
+
+    results = []
+    for use in (watched, lambda moments, values: False):
+        xt, wt, gamma, beta = (Tensor(a.copy(), requires_grad=True) for a in (x, w, np.ones(24, np.float32), np.zeros(24, np.float32)))
+        running = [np.zeros(24, np.float32), np.ones(24, np.float32)]
+        with mock.patch.object(OutputMoments, "describe", use):
+            conv = F.binary_conv2d(xt, wt, padding=1, act_quantizer="approx", scale=alpha)
+            if fused_op:
+                y = F.batch_norm_add_dprelu(conv, Tensor(r), gamma, beta, *running, True, 1.0, 0.25, 0.0, 0.0)
+            else:
+                y = F.batch_norm(conv, gamma, beta, *running, training=True)
+            y.backward(upstream)
+        results.append([y.data, xt.grad, wt.grad, gamma.grad, beta.grad, *running])
+    assert taken == [True]
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)
+    values = results[0][0].reshape(-1, 24)
+    moments = OutputMoments(values, np.zeros((2, 1, 24)))
+    assert moments.describe(values.reshape(-1, 24))  # a view of the same memory
+    assert not any(moments.describe(v) for v in (values.copy(), values.astype(np.float64), values.reshape(-1, 12)))

@@ -12,6 +12,7 @@ that stream, ``numbnn.models.cost`` counts their MACs on it.
 
 import contextlib
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
@@ -76,6 +77,8 @@ class Context:
         self.saved = ()
         self.pending = None  # during backward: the engine's gradient sums so far, by id of tensor
         self.taken = set()
+        self.output_moments = None  # an OutputMoments the forward computed in passing, for a batch norm reading the output
+
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
@@ -95,6 +98,28 @@ class Context:
             return None
         self.taken.add(i)
         return pending
+
+
+class OutputMoments(NamedTuple):
+    """Per-channel statistics an op computed in its last pass over its output ``values`` [rows, C] (a binary
+    conv's scaling pass): ``partial``, :func:`numbnn.kernels.norm.chunk_moments`' [2, chunks, C] sums around
+    the first row. A batch norm reading that output in training takes them (:func:`output_moments`) instead
+    of reading the map again."""
+
+    values: np.ndarray
+    partial: np.ndarray
+
+    def describe(self, values: np.ndarray) -> bool:
+        """Whether these are the moments of ``values``: the same memory, shape and dtype (no cast or copy between)."""
+        return (values.shape == self.values.shape and values.dtype == self.values.dtype and values.flags.c_contiguous
+                and values.__array_interface__["data"][0] == self.values.__array_interface__["data"][0])
+
+
+def output_moments(t) -> OutputMoments | None:
+    """The moments the op that made Tensor ``t`` left in its context, or None (also under no_grad, where no
+    context is kept)."""
+    ctx = t._ctx if isinstance(t, Tensor) else None
+    return None if ctx is None else ctx.output_moments
 
 
 class Function:

@@ -28,6 +28,7 @@ import numpy as np
 
 from numbnn import kernels
 from numbnn.autograd import Function, Tensor
+from numbnn.autograd.function import OutputMoments
 from numbnn.autograd.arrays import channel_sums, sums_by_chunks
 from numbnn.errors import InputError
 from numbnn.functional.conv import blocked_backward, columns, conv_shape
@@ -163,13 +164,20 @@ class BinaryConv2d(Function):
         if shift is not None:
             shift = np.ascontiguousarray(shift, dtype=x.dtype)
         sums = _binary_conv_sums(x, w, s, pad_value, shift)
-        if scale is not None and not ctx.needs_input_grad[2]:  # the usual case: cast and scale in one pass
-            dtype = np.result_type(x.dtype, scale.dtype)
-            scale_row = np.ascontiguousarray(np.broadcast_to(scale, (s.o,)), dtype=dtype)
-            conv, out = None, _channel_kernels.scale_columns(sums, scale_row, np.empty((s.rows, s.o), dtype=dtype))
+        # one pass casts the integer sums and multiplies by the scale (by ones when there is none, or when the
+        # scale's own gradient needs the unscaled conv: the same values as a cast), summing the moments of
+        # its output for the batch norm that reads it next (Context.output_moments)
+        scaled_here = scale is not None and not ctx.needs_input_grad[2]
+        dtype = np.result_type(x.dtype, scale.dtype) if scaled_here else x.dtype
+        row = np.broadcast_to(scale, (s.o,)) if scaled_here else np.ones(s.o)
+        values = np.empty((s.rows, s.o), dtype=dtype)
+        partial = _channel_kernels.scale_columns(sums, np.ascontiguousarray(row, dtype=dtype), values,
+                                                 _channel_kernels.n_chunks(s.rows))
+        if scale is None or scaled_here:
+            conv, out = None, values
+            ctx.output_moments = OutputMoments(out, partial)
         else:
-            conv = _channel_kernels.as_floats(sums, np.empty((s.rows, s.o), dtype=x.dtype))
-            out = conv * scale if scale is not None else conv
+            conv, out = values, values * scale
         ctx.shape = s
         ctx.options = (pad_value, act_quantizer, act_clip, weight_clip)
         ctx.save_for_backward(x, w, scale, shift, conv if ctx.needs_input_grad[2] else None)

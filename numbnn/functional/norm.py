@@ -4,6 +4,7 @@ DPReLU(BN(x) + r) (batch norm, residual add and RPReLU/PReLU/DPReLU, also over c
 import numpy as np
 
 from numbnn.autograd import Function, Tensor
+from numbnn.autograd.function import output_moments
 from numbnn.autograd.arrays import add_arrays
 from numbnn.checks import check_int
 from numbnn.errors import InputError
@@ -43,9 +44,9 @@ class BatchNorm(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, gamma, beta, running_mean, running_var, training, momentum, eps):
+    def forward(ctx, x, gamma, beta, running_mean, running_var, training, momentum, eps, moments=None):
         x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
-        mean, var = _statistics(x2, x.shape, running_mean, running_var, training, momentum)
+        mean, var = _statistics(x2, x.shape, running_mean, running_var, training, momentum, moments)
         scale, shift, inv_std = normalizing_affine(gamma, beta, mean, var, eps)
         ctx.training = training
         ctx.save_for_backward(x2, mean, inv_std, gamma)
@@ -67,16 +68,21 @@ class BatchNorm(Function):
         return dx, (dgamma if need_gamma else None), (dbeta if need_beta else None), None, None
 
 
-def _statistics(x2, shape, running_mean, running_var, training: bool, momentum: float):
+def _statistics(x2, shape, running_mean, running_var, training: bool, momentum: float, moments=None):
     """(mean, var) in float64 that normalise x2 [M, C]: the batch's (biased var), moving the running
-    statistics in place by PyTorch's rule, in training; the running statistics in evaluation."""
+    statistics in place by PyTorch's rule, in training; the running statistics in evaluation. ``moments``:
+    the :class:`~numbnn.autograd.function.OutputMoments` the op that made x left, used if they are x2's (the
+    same sums: the map is then not read)."""
     if not training:
         return running_mean.astype(np.float64), running_var.astype(np.float64)
     m = x2.shape[0]
     if m < 2:
         raise InputError(f"batch_norm in training mode needs more than 1 value per channel, got x {shape}")
     center = x2[0].astype(np.float64)  # one sample per channel: sums of (x - center) cancel little
-    partial = _norm_kernels.chunk_moments(x2, center, _channel_kernels.n_chunks(m))
+    if moments is not None and moments.describe(x2):
+        partial = moments.partial
+    else:
+        partial = _norm_kernels.chunk_moments(x2, center, _channel_kernels.n_chunks(m))
     first, second = _channel_kernels.chunk_total(partial) / m
     mean = center + first
     var = np.maximum(second - first * first, 0.0)
@@ -112,7 +118,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training: bool, moment
     _check_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
     return BatchNorm.apply(
         x, gamma, beta, running_mean, running_var,
-        training=bool(training), momentum=float(momentum), eps=float(eps),
+        training=bool(training), momentum=float(momentum), eps=float(eps), moments=output_moments(x),
     )
 
 
@@ -174,7 +180,7 @@ class BatchNormAddDPRelu(Function):
     """
 
     @staticmethod
-    def forward(ctx, *inputs, training, momentum, eps, add_after=False, residual_copies=1):
+    def forward(ctx, *inputs, training, momentum, eps, add_after=False, residual_copies=1, moments=()):
         *parts, r, pos, neg, shift_x, shift_y = inputs
         dtype, c, count = r.dtype, r.shape[-1], len(parts) // 5
         width = c * residual_copies  # a part's channels
@@ -185,7 +191,8 @@ class BatchNormAddDPRelu(Function):
         for k in range(count):
             x, gamma, beta, running_mean, running_var = parts[5 * k: 5 * k + 5]
             x2 = _kernel_array(x, dtype).reshape(-1, width)
-            mean, var = _statistics(x2, x.shape, running_mean, running_var, training, momentum)
+            mean, var = _statistics(x2, x.shape, running_mean, running_var, training, momentum,
+                                    moments[k] if moments else None)
             scale, shift, inv_std = normalizing_affine(gamma, beta, mean, var, eps)
             scale, shift = scale.astype(dtype), shift.astype(dtype)
             for copy in range(residual_copies):
@@ -286,5 +293,5 @@ def batch_norm_add_dprelu(x, residual, gamma, beta, running_mean, running_var, t
     return BatchNormAddDPRelu.apply(
         *(a for part in parts for a in part), residual, pos_slope, neg_slope, shift_x, shift_y,
         training=bool(training), momentum=float(momentum), eps=float(eps), add_after=bool(add_after),
-        residual_copies=copies,
+        residual_copies=copies, moments=tuple(output_moments(part[0]) for part in parts),
     )

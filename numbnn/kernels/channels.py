@@ -38,25 +38,32 @@ def add_channels(x, v, out):
 
 
 @nb.njit(parallel=True, cache=True)
-def scale_columns(acc, scale, out):
+def scale_columns(acc, scale, out, n_chunks):
     """out[i, j] = acc[i, j] * scale[j]: integer sums (a binary conv's) to floats times a per-channel
-    scale in one pass. Exact products of int32 and float32 round once, as float32 numpy does."""
-    rows, c = acc.shape
-    for i in nb.prange(rows):
-        for j in range(c):
-            out[i, j] = acc[i, j] * scale[j]
-    return out
+    scale in one pass. Exact products of int32 and float32 round once, as float32 numpy does; with a scale of
+    ones that is the cast itself (int32 to float64 and the product are exact, then one rounding).
 
-
-@nb.njit(parallel=True, cache=True)
-def as_floats(acc, out):
-    """out = acc cast to out's float dtype (a binary conv's int32 sums), row blocks in parallel: numpy's
-    astype runs on one thread. Each value rounds once, as numpy's cast does."""
+    Returns, from the same pass, :func:`numbnn.kernels.norm.chunk_moments`' partial sums of out around its
+    first row ([2, n_chunks, C] float64, its chunks and order, so equal to them bit for bit): the statistics
+    of a batch norm that reads out next, which then need not read the map again. Per row, the second channel
+    loop reads the values the first just wrote, still in the cache."""
     rows, c = acc.shape
-    for i in nb.prange(rows):
-        for j in range(c):
-            out[i, j] = acc[i, j]
-    return out
+    center = np.empty(c)
+    for j in range(c):
+        out[0, j] = acc[0, j] * scale[j]
+        center[j] = out[0, j]
+    partial = np.zeros((2, n_chunks, c))
+    for chunk in nb.prange(n_chunks):
+        first, second = np.zeros(c), np.zeros(c)
+        for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
+            for j in range(c):
+                out[i, j] = acc[i, j] * scale[j]
+            for j in range(c):
+                d = out[i, j] - center[j]
+                first[j] += d
+                second[j] += d * d
+        partial[0, chunk], partial[1, chunk] = first, second
+    return partial
 
 
 @nb.njit(parallel=True, cache=True)
