@@ -530,6 +530,11 @@ def add_channels(x, v):
     return x + v
 
 
+def add_maps(a, b):
+    """a + b."""
+    return a + b
+
+
 def scale_columns(acc, scale, dtype):
     """int32 acc [rows, C] cast to ``dtype``, times scale [C]."""
     return acc.astype(dtype) * scale

@@ -310,6 +310,9 @@ def test_large_additions_equal_numpy_and_bias_gradients_are_channel_sums(dtype):
     np.testing.assert_array_equal(arrays.add_arrays(b, x), b + x)
     strided = x[:, ::2]
     np.testing.assert_array_equal(arrays.add_arrays(strided, y[:, ::2]), strided + y[:, ::2])
+    spread = np.broadcast_to(y[:, :1, :1], shape)  # a spatial mean's gradient
+    np.testing.assert_array_equal(arrays.add_arrays(x, spread), x + spread)
+    np.testing.assert_array_equal(arrays.add_arrays(spread, strided.repeat(2, axis=1)), spread + strided.repeat(2, axis=1))
     assert arrays.add_arrays(x, y.astype(np.float16)).dtype == (x + y.astype(np.float16)).dtype
 
     xt, bt = Tensor(x, requires_grad=True), Tensor(b, requires_grad=True)

@@ -33,6 +33,21 @@ def test_add_and_column_kernels(case):
 
 
 @settings(max_examples=25)
+@given(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.sampled_from([1, 3, 32, 33]),
+       st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
+def test_add_maps_of_views(n, h, w, c, dtype, seed):
+    """4-D sums with a broadcast (a spatial mean's gradient) or a sliced view (a padding's), and two views."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, h, w, c)).astype(dtype)
+    per_image = np.broadcast_to(rng.standard_normal((n, 1, 1, c)).astype(dtype), a.shape)
+    sliced = rng.standard_normal((n, h + 2, w + 3, c)).astype(dtype)[:, 1:h + 1, 2:w + 2]
+    for b in (per_image, sliced):
+        np.testing.assert_array_equal(_channel_kernels.add_maps(a, b, np.empty_like(a)), naive.add_maps(a, b))
+    np.testing.assert_array_equal(_channel_kernels.add_maps(sliced, per_image, np.empty_like(a)),
+                                  naive.add_maps(sliced, per_image))
+
+
+@settings(max_examples=25)
 @given(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.sampled_from([1, 3, 32, 33]), st.integers(0, 10),
        st.integers(0, 10), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
 def test_roll_pixels(n, h, w, c, shift_h, shift_w, dtype, seed):

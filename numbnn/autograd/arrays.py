@@ -20,6 +20,9 @@ def add_arrays(a, b):
         return a + b
     if a.ndim == 1 and b.ndim > 1:
         a, b = b, a  # addition commutes exactly
+    if a.shape == b.shape and a.ndim == 4 and a.size >= PARALLEL_MIN_ELEMENTS and not (a.flags.c_contiguous
+                                                                                   and b.flags.c_contiguous):
+        return _channel_kernels.add_maps(a, b, np.empty(a.shape, a.dtype))  # views: numpy's add is one thread
     if max(a.size, b.size) < PARALLEL_MIN_ELEMENTS or not a.flags.c_contiguous:
         return a + b
     if a.shape == b.shape and b.flags.c_contiguous:

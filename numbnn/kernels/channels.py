@@ -28,6 +28,19 @@ def add(a, b, out):
 
 
 @nb.njit(parallel=True, cache=True)
+def add_maps(a, b, out):
+    """out = a + b for 4-D arrays of one shape and any strides (a broadcast or a sliced view: a spatial mean's
+    gradient, a padding's), rows of the first two axes in parallel; numpy's result bit for bit."""
+    n, h, w, c = out.shape
+    for row in nb.prange(n * h):
+        i, y = row // h, row % h
+        for x in range(w):
+            for j in range(c):
+                out[i, y, x, j] = a[i, y, x, j] + b[i, y, x, j]
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
 def add_channels(x, v, out):
     """out[i, j] = x[i, j] + v[j]: a per-channel vector broadcast over the rows."""
     rows, c = x.shape
