@@ -316,6 +316,17 @@ STEP_CODES = ["mul", "add", "sub", "rsub", "div", "rdiv", "affine", "dprelu", "r
 STEP_ROWS = {"affine": 2, "dprelu": 4, "fake_quant": 3, "mul": 1, "add": 1, "sub": 1, "rsub": 1, "div": 1, "rdiv": 1}
 
 
+def squeeze_excite_gate(x, program_1, wt_1, bias_1, program_2, wt_2, bias_2, program_3):
+    """Per image: steps_3(ordered_matmul(steps_2(ordered_matmul(steps_1(spatial_mean(x)), wt_1) + bias_1), wt_2)
+    + bias_2), each program (codes, first rows, params) as run_steps takes it, a bias None when absent."""
+    no_other = np.zeros((1, 1), np.float32)
+    values = run_steps(*program_1, spatial_mean(x), no_other, len(x))
+    values = ordered_matmul(values, wt_1) + (0 if bias_1 is None else bias_1)
+    values = run_steps(*program_2, values.astype(np.float32), no_other, len(x))
+    values = ordered_matmul(values, wt_2) + (0 if bias_2 is None else bias_2)
+    return run_steps(*program_3, values.astype(np.float32), no_other, len(x))
+
+
 def run_steps(codes, first_rows, params, x, other, other_div):
     """Each step as one numpy float32 ufunc over the whole [R, C] array, one after the other; row r,
     channel c of ``other`` [R', Co] is other[r // other_div, c % Co], or for add_padded_input

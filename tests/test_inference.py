@@ -276,6 +276,22 @@ def test_zero_padded_residuals_are_read_unpadded(test_images):
     assert_parity(float_logits(model, normalize(images)), packed.predict(images))
 
 
+def test_squeeze_excite_gates_are_one_node_each(test_images, tmp_path):
+    """PokeBNN's gates (spatial mean, fake quant, linear, ReLU + fake quant, linear, hard sigmoid, reshape) run as
+    one squeeze_excite node each: the logits still equal the float model's, and the node survives a save and a load."""
+    from numbnn.inference import load
+
+    model = trained("pokebnn")
+    packed = compile(model)
+    counts = packed.op_counts()
+    assert counts["squeeze_excite"] == 9 and counts["linear"] == 1  # the classifier's is left
+    images, _ = test_images
+    logits = packed.predict(images)
+    assert_parity(float_logits(model, normalize(images)), logits)
+    packed.save(tmp_path / "pokebnn.h5")
+    np.testing.assert_array_equal(load(tmp_path / "pokebnn.h5").predict(images), logits)
+
+
 def test_rbnet_shifts_are_added_while_gathering(test_images):
     """RB-Net's balanced activation shifts x by t before every reshaped conv's space-to-depth: each
     gather_pack adds t itself (its shift), no steps node is left doing only that add, and the logits

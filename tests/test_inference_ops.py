@@ -167,6 +167,33 @@ def test_slice_keeps_the_batch_and_rejects_batch_slicing():
         Slice({"index": [[0, 1, None]]}, {})
 
 
+def test_squeeze_excite_equals_its_nodes_and_rejects_a_bad_description():
+    """The fused gate against reduce, elementwise, linear, elementwise, linear, elementwise and reshape run one by
+    one; a step reading a second input, a missing weight and mismatched layers are refused."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 5, 4, 12)).astype(np.float32)
+    fq = np.array([[-1.0] * 12, [1.0] * 12, [2 / 255] * 12], np.float32)
+    consts = {"params_1": fq, "weight_1": rng.standard_normal((3, 12)).astype(np.float32),
+              "bias_1": rng.standard_normal(3).astype(np.float32), "params_2": np.zeros((0, 3), np.float32),
+              "weight_2": rng.standard_normal((12, 3)).astype(np.float32), "params_3": np.zeros((0, 12), np.float32)}
+    stages = [["fake_quant"], ["relu"], ["hard_sigmoid"]]
+    gate = build_op("squeeze_excite", {"stages": stages}, consts)
+    assert gate.output_spec([Spec("float32", (5, 4, 12))]) == Spec("float32", (1, 1, 12))
+    value = Reduce({"fn": "mean", "axis": [1, 2], "keepdims": False}, {})(x)
+    value = Elementwise({"stages": stages[0]}, {"params": fq})(value)
+    value = build_op("linear", {}, {"weight": consts["weight_1"], "bias": consts["bias_1"]})(value)
+    value = Elementwise({"stages": stages[1]}, {"params": consts["params_2"]})(value)
+    value = build_op("linear", {}, {"weight": consts["weight_2"]})(value)
+    value = Elementwise({"stages": stages[2]}, {"params": consts["params_3"]})(value)
+    np.testing.assert_array_equal(gate(x), value.reshape(3, 1, 1, 12))
+    with pytest.raises(GraphError, match="second input"):
+        build_op("squeeze_excite", {"stages": [["add_input"], [], []]}, {**consts, "params_1": np.zeros((0, 12), np.float32)})
+    with pytest.raises(GraphError, match="weight"):
+        build_op("squeeze_excite", {"stages": stages}, {k: v for k, v in consts.items() if k != "weight_2"})
+    with pytest.raises(GraphError, match="weight_2 must take 3"):
+        build_op("squeeze_excite", {"stages": stages}, {**consts, "weight_2": np.ones((12, 4), np.float32)})
+
+
 def test_unknown_op_is_a_graph_error():
     with pytest.raises(GraphError, match="unknown op 'exec'"):
         build_op("exec", {}, {})

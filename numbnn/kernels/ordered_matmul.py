@@ -20,19 +20,24 @@ import numpy as np
 from numbnn.errors import InputError
 
 
+@nb.njit(inline="always")
+def ordered_row(x_row, wt, acc):
+    """acc = x_row @ wt, each output summed over k in ascending order: one row of :func:`_ordered_matmul`
+    (shared with the squeeze-and-excitation gate, :mod:`numbnn.kernels.squeeze_excite`)."""
+    width = wt.shape[1]
+    for n in range(width):
+        acc[n] = 0.0
+    for k in range(x_row.shape[0]):
+        value = x_row[k]
+        for n in range(width):
+            acc[n] += value * wt[k, n]
+
+
 @nb.njit(["void(float32[:, ::1], float32[:, ::1], float32[:, ::1])",
           "void(float64[:, ::1], float64[:, ::1], float64[:, ::1])"], parallel=True, cache=True)
 def _ordered_matmul(x, wt, out):
-    rows, depth = x.shape
-    width = wt.shape[1]
-    for m in nb.prange(rows):
-        acc = out[m]
-        for n in range(width):
-            acc[n] = 0.0
-        for k in range(depth):
-            value = x[m, k]
-            for n in range(width):
-                acc[n] += value * wt[k, n]
+    for m in nb.prange(x.shape[0]):
+        ordered_row(x[m], wt, out[m])
 
 
 def ordered_matmul(x: np.ndarray, wt: np.ndarray) -> np.ndarray:

@@ -194,19 +194,27 @@ def _avg_pool_adjoint(grad, kh, kw, sh, sw, pt, pl, pending, with_pending, dx):
                     target[ch] += extra[ch]
 
 
+@nb.njit(inline="always")
+def image_mean(image, out):
+    """out[c] = the mean of one image [H, W, C] over its pixels, as :func:`_spatial_mean` takes it (shared
+    with the squeeze-and-excitation gate, :mod:`numbnn.kernels.squeeze_excite`)."""
+    h, w, channels = image.shape
+    count = np.float32(h * w)
+    for c in range(channels):
+        out[c] = image[0, 0, c]
+    for i in range(h):
+        for k in range(w):
+            if i == 0 and k == 0:
+                continue
+            for c in range(channels):
+                out[c] = out[c] + image[i, k, c]
+    for c in range(channels):
+        out[c] = out[c] / count
+
+
 @nb.njit("void(float32[:, :, :, ::1], float32[:, ::1])", parallel=True, cache=True)
 def _spatial_mean(x, out):
     """out[n, c] = (x[n, 0, 0, c] + the other pixels in row-major order) / (H*W): numpy's order."""
-    n, h, w, channels = x.shape
-    count = np.float32(h * w)
-    for b in nb.prange(n):
-        for c in range(channels):
-            out[b, c] = x[b, 0, 0, c]
-        for i in range(h):
-            for k in range(w):
-                if i == 0 and k == 0:
-                    continue
-                for c in range(channels):
-                    out[b, c] = out[b, c] + x[b, i, k, c]
-        for c in range(channels):
-            out[b, c] = out[b, c] / count
+    for b in nb.prange(x.shape[0]):
+        image_mean(x[b], out[b])
+

@@ -11,36 +11,41 @@
 4. :func:`merge_concatenated_branches`: binary convs on the same packed input whose step outputs are
    concatenated (ReActNet's duplicated 1x1 branches) become one conv with the output channels of all,
    one steps node, and no concatenation.
-5. :func:`fold_into_packs`: a ``pack`` reading ``x + b`` / ``x - b`` / ``sign(x)`` packs x against the
+5. :func:`fuse_squeeze_excite_gates`: a squeeze-and-excitation block's gate (spatial mean, steps, two linear
+   layers with their steps, the reshape to one row per image) becomes one node, one parallel task per image
+   running the same float32 operations (PokeBNN: seven nodes per block fewer, which at batch 1 cost more in
+   dispatch than in arithmetic).
+6. :func:`fold_into_packs`: a ``pack`` reading ``x + b`` / ``x - b`` / ``sign(x)`` packs x against the
    threshold -b / b / 0 instead (exact in floating point, see :class:`numbnn.inference.ops.Pack`):
    RSign's threshold is applied while packing.
-6. :func:`fold_movements_into_packs` / :func:`fold_movements_into_steps`: packing, or per-channel
+7. :func:`fold_movements_into_packs` / :func:`fold_movements_into_steps`: packing, or per-channel
    steps on, a rearranged tensor (ShuffleNet's channel shuffle, RB-Net's space-to-depth, shifts and
    padding) read straight from the source through an index map instead.
    :func:`fold_shifts_into_gather_packs`: a ``gather_pack`` reading ``x + b`` / ``x - b`` (used by
    nothing else) adds b / -b to the elements it moves and reads x, the same float32 sums without a pass
    of their own (RB-Net's activation shift before each reshaped point-wise conv).
-7. :func:`fold_accumulator_packs`: a ``pack`` of per-channel float steps of a binary layer's int32
+8. :func:`fold_accumulator_packs`: a ``pack`` of per-channel float steps of a binary layer's int32
    result (no residual in between) becomes integer thresholds on the accumulator (``pack_acc``), LCE's
    bitpacked output. The steps are evaluated in float32 on *every* accumulator value the layer can
    produce; a channel whose sign pattern is one switch gives threshold + flip (a negative scale flips
    the comparison), so the bits equal the float model's. A channel with more switches keeps the float
    path.
-8. :func:`fuse_convolutions_and_steps`: a binary conv and the steps reading it run as one kernel, block
+9. :func:`fuse_convolutions_and_steps`: a binary conv and the steps reading it run as one kernel, block
    by block, so the int32 results never go to memory.
-9. :func:`fuse_packs_into_conv_steps`: a ``pack`` of a fused conv's float output is done by that conv,
+10. :func:`fuse_packs_into_conv_steps`: a ``pack`` of a fused conv's float output is done by that conv,
    block by block while the rows are in the cache; the node then writes two values, the float output
    (ReActNet's next residual) and its packed signs (the next RSign), and nothing reads the float output
    a second time to pack it. Same comparison per element, same bits.
 
-One module per family of rewrite: :mod:`~numbnn.inference.fuse.packs` (1, 5, 6's shifts, 7),
-:mod:`~numbnn.inference.fuse.steps` (2-4), :mod:`~numbnn.inference.fuse.movements` (6) and
-:mod:`~numbnn.inference.fuse.convs` (8, 9).
+One module per family of rewrite: :mod:`~numbnn.inference.fuse.packs` (1, 6, 7's shifts, 8),
+:mod:`~numbnn.inference.fuse.steps` (2-4), :mod:`~numbnn.inference.fuse.gates` (5),
+:mod:`~numbnn.inference.fuse.movements` (7) and :mod:`~numbnn.inference.fuse.convs` (9, 10).
 """
 
 from __future__ import annotations
 
 from numbnn.inference.fuse.convs import fuse_convolutions_and_steps, fuse_packs_into_conv_steps
+from numbnn.inference.fuse.gates import fuse_squeeze_excite_gates
 from numbnn.inference.fuse.movements import fold_movements_into_packs, fold_movements_into_steps
 from numbnn.inference.fuse.packs import (
     fold_accumulator_packs, fold_into_packs, fold_shifts_into_gather_packs, share_packs,
@@ -58,6 +63,7 @@ def optimize(graph: Graph) -> Graph:
     merge_steps(graph)
     merge_concatenated_branches(graph)
     merge_steps(graph)
+    fuse_squeeze_excite_gates(graph)
     fold_into_packs(graph)
     fold_movements_into_packs(graph)
     fold_shifts_into_gather_packs(graph)
