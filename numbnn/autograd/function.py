@@ -79,7 +79,6 @@ class Context:
         self.taken = set()
         self.output_moments = None  # an OutputMoments the forward computed in passing, for a batch norm reading the output
 
-
     def save_for_backward(self, *arrays):
         self.saved = arrays
 
