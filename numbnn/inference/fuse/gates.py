@@ -17,8 +17,10 @@ def fuse_squeeze_excite_gates(graph: Graph) -> None:
     producers = graph.producers()
     specs = graph.value_specs()
     for index, node in enumerate(graph.nodes):
+        if node.op != "reshape":
+            continue
         gate = specs[node.inputs[0]].shape
-        if node.op != "reshape" or len(gate) != 1 or tuple(specs[node.output].shape) != (1, 1, gate[0]):
+        if len(gate) != 1 or tuple(specs[node.output].shape) != (1, 1, gate[0]):
             continue
         chain = _gate_chain(graph, producers, node)
         if chain is None:
