@@ -24,6 +24,7 @@ from numbnn.kernels.platform import cpu_model
 from numbnn.models import build_model
 from numbnn.threads import set_threads
 from numbnn_contender import synthetic_images
+from paired_steps import paired_ratios
 
 REWRITES = {"squeeze-excite": "fuse_squeeze_excite_gates"}
 
@@ -56,14 +57,11 @@ def paired_predicts(with_rewrite, without, batch_size: int, pairs: int, warmup: 
             start = time.perf_counter()
             net.predict(images)
             times[name].append(time.perf_counter() - start)
-    ratios = sorted(a / b for a, b in zip(times["with"], times["without"]))
-    quartiles = statistics.quantiles(ratios, n=4)
     return {"batch_size": batch_size, "pairs": pairs, "nodes_with": len(with_rewrite.graph.nodes),
             "nodes_without": len(without.graph.nodes),
             "predict_ms_with": round(statistics.median(times["with"]) * 1e3, 3),
             "predict_ms_without": round(statistics.median(times["without"]) * 1e3, 3),
-            "ratio_median": round(statistics.median(ratios), 3),
-            "ratio_quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)]}
+            **paired_ratios(times["with"], times["without"])}
 
 
 def main():

@@ -47,14 +47,16 @@ from numbnn.threads import set_threads
 
 
 @contextlib.contextmanager
-def lookup_input_grad_off():
-    """No conv has 2^40 outputs per group: the lookup is never taken."""
-    value = binary.LOOKUP_INPUT_GRAD_MIN_OUTPUTS
-    binary.LOOKUP_INPUT_GRAD_MIN_OUTPUTS = 1 << 40
+def patched(*changes):
+    """Inside the block, each (owner, name, value) of ``changes`` set as owner.name; restored after."""
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in changes]
+    for owner, name, value in changes:
+        setattr(owner, name, value)
     try:
         yield
     finally:
-        binary.LOOKUP_INPUT_GRAD_MIN_OUTPUTS = value
+        for owner, name, value in saved:
+            setattr(owner, name, value)
 
 
 def _conv2d_before_stem_depthwise(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -62,16 +64,6 @@ def _conv2d_before_stem_depthwise(x, w, bias=None, stride=1, padding=0, dilation
     depthwise = isinstance(groups, int) and groups > 1 and groups == x.shape[-1]
     fn = conv.DepthwiseConv2d if depthwise else conv.Conv2d
     return fn.apply(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
-
-
-@contextlib.contextmanager
-def stem_depthwise_off():
-    routed = F.conv2d
-    F.conv2d = _conv2d_before_stem_depthwise  # the layers call numbnn.functional.conv2d
-    try:
-        yield
-    finally:
-        F.conv2d = routed
 
 
 def _bnn_small_block_with_concat(block, x):
@@ -83,68 +75,30 @@ def _bnn_small_block_with_concat(block, x):
     return norm_add_activation(block.norm, out, shortcut, block.activation)
 
 
-@contextlib.contextmanager
-def residual_copies_off():
-    forward = bnn_small.BinaryBlock.forward
-    bnn_small.BinaryBlock.forward = _bnn_small_block_with_concat
-    try:
-        yield
-    finally:
-        bnn_small.BinaryBlock.forward = forward
-
-
-@contextlib.contextmanager
-def rsign_shift_off():
-    """RSign.before_sign as before 2026-12-07: x + b written, then passed on without a shift."""
-    before_sign = RSign.before_sign
-    RSign.before_sign = lambda rsign, x: SignInput(x + rsign.bias, rsign.quantizer, rsign.clip)
-    try:
-        yield
-    finally:
-        RSign.before_sign = before_sign
-
-
 def _stem_weight_grads_by_general_kernel(x, grad, sh, sw, ph, pw, dh, dw, dtaps):
     """The general wide kernel in place of ``_stem_3x3_weight_grads`` (its taps are not read without dx)."""
     no_dx = np.zeros((0, 0, 0, 0), x.dtype)
     depthwise._depthwise_wide_grads(x, np.zeros(dtaps.shape[1:], x.dtype), grad, sh, sw, ph, pw, dh, dw, False, no_dx, dtaps)
 
 
-@contextlib.contextmanager
-def stem_3x3_off():
-    forward, weight_grads = depthwise._stem_3x3, depthwise._stem_3x3_weight_grads
-    depthwise._stem_3x3, depthwise._stem_3x3_weight_grads = depthwise._depthwise_wide, _stem_weight_grads_by_general_kernel
-    try:
-        yield
-    finally:
-        depthwise._stem_3x3, depthwise._stem_3x3_weight_grads = forward, weight_grads
-
-
-@contextlib.contextmanager
-def threshold_backward_off():
-    fused, take = binary.sums_by_chunks, Context.take_pending_grad
-    binary.sums_by_chunks = lambda grad: False  # the unfused branch of BinaryConv2d.backward
-    Context.take_pending_grad = lambda ctx, i, shape, dtype: None  # nothing taken: the engine adds
-    try:
-        yield
-    finally:
-        binary.sums_by_chunks, Context.take_pending_grad = fused, take
-
-
-@contextlib.contextmanager
-def conv_moments_off():
-    describe = OutputMoments.describe
-    OutputMoments.describe = lambda moments, values: False  # the batch norm reads the map
-    try:
-        yield
-    finally:
-        OutputMoments.describe = describe
-
-
-SWITCHES = {"lookup-input-grad": lookup_input_grad_off, "stem-depthwise": stem_depthwise_off,
-            "residual-copies": residual_copies_off, "rsign-shift": rsign_shift_off,
-            "stem-3x3": stem_3x3_off, "threshold-backward": threshold_backward_off,
-            "conv-moments": conv_moments_off}
+# Each switch's "off": the state before the change, as (owner, name, value) replacements.
+SWITCHES = {
+    # no conv has 2^40 outputs per group: the lookup is never taken
+    "lookup-input-grad": lambda: patched((binary, "LOOKUP_INPUT_GRAD_MIN_OUTPUTS", 1 << 40)),
+    # the layers call numbnn.functional.conv2d
+    "stem-depthwise": lambda: patched((F, "conv2d", _conv2d_before_stem_depthwise)),
+    "residual-copies": lambda: patched((bnn_small.BinaryBlock, "forward", _bnn_small_block_with_concat)),
+    # RSign.before_sign as before 2026-12-07: x + b written, then passed on without a shift
+    "rsign-shift": lambda: patched((RSign, "before_sign",
+                                    lambda rsign, x: SignInput(x + rsign.bias, rsign.quantizer, rsign.clip))),
+    "stem-3x3": lambda: patched((depthwise, "_stem_3x3", depthwise._depthwise_wide),
+                                (depthwise, "_stem_3x3_weight_grads", _stem_weight_grads_by_general_kernel)),
+    # the unfused branch of BinaryConv2d.backward, and nothing taken: the engine adds
+    "threshold-backward": lambda: patched((binary, "sums_by_chunks", lambda grad: False),
+                                          (Context, "take_pending_grad", lambda ctx, i, shape, dtype: None)),
+    # the batch norm reads the map
+    "conv-moments": lambda: patched((OutputMoments, "describe", lambda moments, values: False)),
+}
 
 
 def paired_steps(model: str, batch_size: int, pairs: int, switch: str, warmup: int = 6) -> dict:
@@ -164,12 +118,16 @@ def paired_steps(model: str, batch_size: int, pairs: int, switch: str, warmup: i
     for pair in range(pairs):
         for name in (("on", "off") if pair % 2 == 0 else ("off", "on")):
             times[name].append(step(name, warmup + pair))
-    ratios = sorted(a / b for a, b in zip(times["on"], times["off"]))
-    quartiles = statistics.quantiles(ratios, n=4)
     return {"model": model, "batch_size": batch_size, "switch": switch, "pairs": pairs,
             "step_ms_on": round(statistics.median(times["on"]) * 1e3, 1),
-            "step_ms_off": round(statistics.median(times["off"]) * 1e3, 1),
-            "ratio_median": round(statistics.median(ratios), 3),
+            "step_ms_off": round(statistics.median(times["off"]) * 1e3, 1), **paired_ratios(times["on"], times["off"])}
+
+
+def paired_ratios(new: list, old: list) -> dict:
+    """The median and quartiles of the ratios new[i] / old[i] of paired timings."""
+    ratios = sorted(a / b for a, b in zip(new, old))
+    quartiles = statistics.quantiles(ratios, n=4)
+    return {"ratio_median": round(statistics.median(ratios), 3),
             "ratio_quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)]}
 
 

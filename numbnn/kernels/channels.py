@@ -71,12 +71,19 @@ def scale_columns(acc, scale, out, n_chunks):
         for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
             for j in range(c):
                 out[i, j] = acc[i, j] * scale[j]
-            for j in range(c):
-                d = out[i, j] - center[j]
-                first[j] += d
-                second[j] += d * d
+            add_moments(out[i], center, first, second)
         partial[0, chunk], partial[1, chunk] = first, second
     return partial
+
+
+@nb.njit(inline="always")
+def add_moments(row, center, first, second):
+    """first += row - center, second += (row - center)^2, per channel in float64: one row of
+    :func:`numbnn.kernels.norm.chunk_moments`' sums (shared, so a pass that sums them in passing gives its bits)."""
+    for j in range(row.shape[0]):
+        d = row[j] - center[j]
+        first[j] += d
+        second[j] += d * d
 
 
 @nb.njit(parallel=True, cache=True)

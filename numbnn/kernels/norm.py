@@ -9,6 +9,8 @@ Layout, naive twins and the chunked reductions follow the conventions in :mod:`n
 import numba as nb
 import numpy as np
 
+from numbnn.kernels.channels import add_moments
+
 
 @nb.njit(parallel=True, cache=True)
 def chunk_moments(x, center, n_chunks):
@@ -22,10 +24,7 @@ def chunk_moments(x, center, n_chunks):
     for chunk in nb.prange(n_chunks):
         first, second = np.zeros(c), np.zeros(c)  # chunk-local sums: no writes to shared rows
         for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
-            for j in range(c):
-                d = x[i, j] - center[j]
-                first[j] += d
-                second[j] += d * d
+            add_moments(x[i], center, first, second)
         partial[0, chunk], partial[1, chunk] = first, second
     return partial
 
