@@ -61,11 +61,13 @@ def scale_columns(acc, scale, out, n_chunks):
     of a batch norm that reads out next, which then need not read the map again. Per row, the second channel
     loop reads the values the first just wrote, still in the cache."""
     rows, c = acc.shape
+    partial = np.zeros((2, n_chunks, c))
+    if rows == 0:  # an empty batch: no first row to centre on
+        return partial
     center = np.empty(c)
     for j in range(c):
         out[0, j] = acc[0, j] * scale[j]
         center[j] = out[0, j]
-    partial = np.zeros((2, n_chunks, c))
     for chunk in nb.prange(n_chunks):
         first, second = np.zeros(c), np.zeros(c)
         for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
