@@ -6,7 +6,9 @@ replaced by a no-op, the two logits are checked equal, and ``predict`` runs on e
 turned order); the median of the paired ratios with / without is reported per batch size. Rewrites:
 
 - ``squeeze-excite``: :func:`numbnn.inference.fuse.gates.fuse_squeeze_excite_gates` (a squeeze-and-excitation
-  gate as one node).
+  gate as one node);
+- ``averaged-inputs``: :func:`numbnn.inference.fuse.steps.averaged_inputs_as_other` (a residual of channel-group
+  means read from the ungrouped value by the step that adds it).
 
     python3 benchmarks/paired_rewrites.py --rewrite squeeze-excite --model pokebnn --batch-sizes 1,256 --json
 """
@@ -26,7 +28,7 @@ from numbnn.threads import set_threads
 from numbnn_contender import synthetic_images
 from paired_steps import paired_ratios
 
-REWRITES = {"squeeze-excite": "fuse_squeeze_excite_gates"}
+REWRITES = {"squeeze-excite": "fuse_squeeze_excite_gates", "averaged-inputs": "averaged_inputs_as_other"}
 
 
 def compiled_pair(model_name: str, rewrite: str):

@@ -312,7 +312,7 @@ def gather_pack(x, index, shift, fill, thresholds, groups):
 
 # Step codes of numbnn.kernels.steps, in order.
 STEP_CODES = ["mul", "add", "sub", "rsub", "div", "rdiv", "affine", "dprelu", "relu", "hard_sigmoid", "fake_quant",
-              "sign", "neg", "add_input", "sub_input", "rsub_input", "mul_input", "add_padded_input"]
+              "sign", "neg", "add_input", "sub_input", "rsub_input", "mul_input", "add_padded_input", "add_mean_input"]
 STEP_ROWS = {"affine": 2, "dprelu": 4, "fake_quant": 3, "mul": 1, "add": 1, "sub": 1, "rsub": 1, "div": 1, "rdiv": 1}
 
 
@@ -336,7 +336,8 @@ def run_steps(codes, first_rows, params, x, other, other_div):
     width = other.shape[1]
     o = np.tile(other[np.arange(rows) // other_div], (1, channels // width)) if rows and channels % width == 0 else None
     padded = np.zeros((rows, channels), np.float32)
-    padded[:, :width] = other[np.arange(rows) // other_div]
+    if width <= channels:
+        padded[:, :width] = other[np.arange(rows) // other_div]
     with np.errstate(all="ignore"):
         for code, first in zip(codes, first_rows):
             p = params[first:]
@@ -378,6 +379,9 @@ def run_steps(codes, first_rows, params, x, other, other_div):
                 y = y * o
             elif name == "add_padded_input":
                 y = y + padded
+            elif name == "add_mean_input":  # numpy's float32 mean over each group of width // C channels
+                groups = other[np.arange(rows) // other_div].reshape(rows, channels, width // channels)
+                y = y + groups.mean(axis=-1, dtype=np.float32)
     return y
 
 

@@ -276,6 +276,18 @@ def test_zero_padded_residuals_are_read_unpadded(test_images):
     assert_parity(float_logits(model, normalize(images)), packed.predict(images))
 
 
+def test_channel_shrinks_are_read_by_the_step_that_adds_them(test_images):
+    """PokeBNN's channel shrink (a reshape to channel pairs and their mean) feeds only a residual add: the add
+    reads the unshrunk value and takes each pair's mean itself (add_mean_input); the logits still equal the
+    float model's."""
+    model = trained("pokebnn")
+    packed = compile(model)
+    assert sum("add_mean_input" in n.attrs.get("stages", []) for n in packed.graph.nodes) == 2
+    assert packed.op_counts()["reduce"] == 1  # the head's global mean is left
+    images, _ = test_images
+    assert_parity(float_logits(model, normalize(images)), packed.predict(images))
+
+
 def test_squeeze_excite_gates_are_one_node_each(test_images, tmp_path):
     """PokeBNN's gates (spatial mean, fake quant, linear, ReLU + fake quant, linear, hard sigmoid, reshape) run as
     one squeeze_excite node each: the logits still equal the float model's, and the node survives a save and a load."""

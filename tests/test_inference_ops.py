@@ -100,6 +100,11 @@ def test_steps_reject_a_bad_description():
         Elementwise({"stages": ["affine"]}, {"params": np.zeros((1, 3), np.float32)})
     with pytest.raises(GraphError, match="float32"):
         Elementwise({"stages": []}, {"params": np.zeros((0, 3), np.float64)})
+    averaged = Elementwise({"stages": ["add_mean_input"]}, {"params": np.zeros((0, 3), np.float32)})
+    assert averaged.output_spec([Spec("float32", (4, 3)), Spec("float32", (4, 6))]) == Spec("float32", (4, 3))
+    for width in (3, 7, 24):  # one value per channel, not whole groups, groups of 8
+        with pytest.raises(GraphError, match="does not fit"):
+            averaged.output_spec([Spec("float32", (4, 3)), Spec("float32", (4, width))])
 
 
 # ---- ops that must equal the float model's functions ---------------------------------------------------------

@@ -73,3 +73,21 @@ def test_zero_padded_residual_matches_naive(rows, channels, data, per_image, see
     steps.run_stages(x, codes, first_rows, params, other, rows // other_rows, out)
     expected = naive.run_steps(codes, first_rows, params, x, other, rows // other_rows)
     np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 150), st.integers(1, 40), st.integers(2, 7), st.booleans(), st.integers(0, 2**32 - 1))
+def test_residual_of_channel_means_matches_naive(rows, channels, k, per_image, seed):
+    """add_mean_input: each channel c adds the float32 mean of the second input's channels k*c .. k*c + k-1
+    (numpy's order for a short last axis), per row or one row per image."""
+    rng = np.random.default_rng(seed)
+    codes, first_rows, params = program([steps.ADD_MEAN_INPUT, steps.AFFINE, steps.DPRELU], rng, channels)
+    x = rng.standard_normal((rows, channels)).astype(np.float32)
+    other_rows = 1 if per_image else rows
+    other = rng.standard_normal((other_rows, k * channels)).astype(np.float32)
+    x[0, 0], other[0, :k] = -0.0, -0.0  # -0.0 + mean(-0.0s): +0.0 as numpy's mean starts from +0.0,
+    params[:, 0] = (1.0, 0.0, 0.0, 1.0, 1.0, 0.0)  # kept to the end by channel 0's identity affine and DPReLU
+    out = np.empty_like(x)
+    steps.run_stages(x, codes, first_rows, params, other, rows // other_rows, out)
+    expected = naive.run_steps(codes, first_rows, params, x, other, rows // other_rows)
+    np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))

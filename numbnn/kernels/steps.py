@@ -15,6 +15,9 @@ element in the float model's order, so a program equals the float model's layers
     *_INPUT  y = y + o, y - o, o - y, y * o with o the second input
     ADD_PADDED_INPUT  y = y + o over the second input's Co channels, y + 0.0 past them (a residual
                       zero-padded along channels, as PokeBNN's growing blocks pad it: no padded copy)
+    ADD_MEAN_INPUT    y = y + the mean of o's channels k*c .. k*c + k-1, o having k*C channels (2 <= k <= 7),
+                      in :func:`numbnn.kernels.pooling.mean`'s order for a short last axis: a residual that
+                      averages channel groups (PokeBNN's channel shrink), read without its own pass
 
 Rows go in blocks of ROW_BLOCK that stay in L1 while every step sweeps them. The entry points have
 explicit signatures (C-contiguous float32 rows, int64 programs) and no bounds checks: their callers
@@ -28,7 +31,7 @@ ROW_BLOCK = 64  # rows per parallel task: amortises the task's scratch buffer an
 
 # Step codes (the names are in numbnn.inference.ops.STAGES).
 MUL, ADD, SUB, RSUB, DIV, RDIV, AFFINE, DPRELU, RELU, HARD_SIGMOID, FAKE_QUANT, SIGN, NEG = range(13)
-ADD_INPUT, SUB_INPUT, RSUB_INPUT, MUL_INPUT, ADD_PADDED_INPUT = range(13, 18)
+ADD_INPUT, SUB_INPUT, RSUB_INPUT, MUL_INPUT, ADD_PADDED_INPUT, ADD_MEAN_INPUT = range(13, 19)
 
 # Numba types of the entry points' arguments: C-contiguous float32 rows, and a program (codes, first rows).
 ROWS = "float32[:, ::1]"
@@ -131,6 +134,16 @@ def apply_steps(out, first, last, codes, first_rows, params, other, other_div):
                     part = out[r, base:base + width]
                     for c in range(width):
                         part[c] = part[c] * row[c]
+        elif code == ADD_MEAN_INPUT:  # (0 + o0 + o1 + ...) / k in float32, as the short-axis mean takes it
+            k = width // channels
+            count = np.float32(k)
+            for r in range(first, last):
+                row = other[r // other_div]
+                for c in range(channels):
+                    total = np.float32(0.0) + row[k * c]
+                    for j in range(1, k):
+                        total += row[k * c + j]
+                    out[r, c] = out[r, c] + total / count
         elif code == ADD_PADDED_INPUT:  # the padding's +0.0 is added too: -0.0 + 0.0 is +0.0, as in the model
             zero = np.float32(0.0)
             for r in range(first, last):

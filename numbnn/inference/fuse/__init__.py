@@ -4,7 +4,9 @@
    the same activation (ReActNet's duplicated 1x1 branches) pack it once.
 2. :func:`repeated_inputs_as_other`: a residual made of channel copies (``concat([x] * k)``) is read
    as x with repeated channels; :func:`zero_padded_inputs_as_other`: a residual zero-padded along
-   channels (PokeBNN's growing shortcut) is read unpadded, the padding's +0.0 added by the step.
+   channels (PokeBNN's growing shortcut) is read unpadded, the padding's +0.0 added by the step;
+   :func:`averaged_inputs_as_other`: a residual averaging groups of 2-7 channels (PokeBNN's channel shrink)
+   is read from the ungrouped value, the step taking each group's mean.
 3. :func:`merge_steps`: chains of ``elementwise`` nodes become one node, so alpha, batch norm, the
    residual add and RPReLU after a binary conv are one pass (same float32 steps in the same order). A
    residual read as the first input is swapped to the second when legal.
@@ -51,7 +53,8 @@ from numbnn.inference.fuse.packs import (
     fold_accumulator_packs, fold_into_packs, fold_shifts_into_gather_packs, share_packs,
 )
 from numbnn.inference.fuse.steps import (
-    merge_concatenated_branches, merge_steps, repeated_inputs_as_other, zero_padded_inputs_as_other,
+    averaged_inputs_as_other, merge_concatenated_branches, merge_steps, repeated_inputs_as_other,
+    zero_padded_inputs_as_other,
 )
 from numbnn.inference.graph import Graph
 
@@ -60,6 +63,7 @@ def optimize(graph: Graph) -> Graph:
     share_packs(graph)
     repeated_inputs_as_other(graph)
     zero_padded_inputs_as_other(graph)
+    averaged_inputs_as_other(graph)
     merge_steps(graph)
     merge_concatenated_branches(graph)
     merge_steps(graph)

@@ -1,6 +1,6 @@
 """Step rewrites: chains of ``elementwise`` nodes merged into one pass, a residual of channel copies read
-as repeated channels, a zero-padded residual read unpadded, and concatenated binary-conv branches merged
-into one conv and one steps node."""
+as repeated channels, a zero-padded residual read unpadded, a residual of channel-group means read from the
+ungrouped value, and concatenated binary-conv branches merged into one conv and one steps node."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from numbnn.inference.graph import Graph, Node
 from numbnn.inference.ops import STAGES
+from numbnn.inference.ops.steps import MEAN_INPUT_GROUPS
 
 def repeated_inputs_as_other(graph: Graph) -> None:
     producers = graph.producers()
@@ -41,6 +42,35 @@ def zero_padded_inputs_as_other(graph: Graph) -> None:
             continue  # -0.0 padding would keep y = -0.0, which adding +0.0 does not
         node.inputs[1] = pad.inputs[0]
         node.attrs = {**node.attrs, "stages": ["add_padded_input" if s == "add_input" else s for s in stages]}
+    graph.prune()
+
+
+def averaged_inputs_as_other(graph: Graph) -> None:
+    """An ``add_input`` whose second input is the mean over a short last axis (2-7 values) of a reshape that
+    split a value's channels into groups (PokeBNN's channel shrink: ``reshape(..., C, 2)`` then ``mean(-1)``)
+    reads that value instead (``add_mean_input``, the same float32 mean computed as the residual is read): no
+    pass of its own and no averaged copy."""
+    producers = graph.producers()
+    specs = graph.value_specs()
+    for node in graph.nodes:
+        if node.op != "elementwise" or len(node.inputs) != 2:
+            continue
+        stages = node.attrs["stages"]
+        mean = producers.get(node.inputs[1])
+        if [s for s in stages if STAGES[s][2]] != ["add_input"] or mean is None or mean.op != "reduce" \
+                or mean.attrs["fn"] != "mean" or mean.attrs["keepdims"] or graph.use_count(mean.output) != 1:
+            continue
+        split = producers.get(mean.inputs[0])
+        if split is None or split.op != "reshape" or graph.use_count(split.output) != 1:
+            continue
+        grouped, source = specs[split.output].shape, specs[split.inputs[0]].shape
+        rank = len(grouped) + 1  # with the batch axis
+        if [a % rank for a in mean.attrs["axis"]] != [rank - 1] or grouped[-1] not in MEAN_INPUT_GROUPS \
+                or tuple(grouped[:-2]) != tuple(source[:-1]) or grouped[-2] * grouped[-1] != source[-1] \
+                or specs[split.inputs[0]].dtype != "float32":
+            continue
+        node.inputs[1] = split.inputs[0]
+        node.attrs = {**node.attrs, "stages": ["add_mean_input" if s == "add_input" else s for s in stages]}
     graph.prune()
 
 

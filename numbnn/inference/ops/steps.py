@@ -30,7 +30,9 @@ STAGES = {
     "rsub_input": (_steps.RSUB_INPUT, 0, True),
     "mul_input": (_steps.MUL_INPUT, 0, True),
     "add_padded_input": (_steps.ADD_PADDED_INPUT, 0, True),
+    "add_mean_input": (_steps.ADD_MEAN_INPUT, 0, True),
 }
+MEAN_INPUT_GROUPS = range(2, 8)  # add_mean_input: channels averaged per output channel (a short last axis)
 _NO_OTHER = np.zeros((1, 1), np.float32)
 
 
@@ -42,7 +44,8 @@ class Elementwise(Op):
     values in order. At most one second input ``other``, read by the *_input steps: same leading shape
     as x, or one row per image (a gate broadcast over pixels); channel c reads other[..., c % C_other]
     (a residual whose channels are repeated), or with ``add_padded_input`` other[..., c] and 0.0 past
-    C_other (a residual zero-padded along channels). With ``moves``/``source_shape`` attributes x is read through
+    C_other (a residual zero-padded along channels), or with ``add_mean_input`` the mean of other[..., k*c :
+    k*c + k] for C_other = k*C, 2 <= k <= 7 (a residual averaging channel groups). With ``moves``/``source_shape`` attributes x is read through
     a rearrangement of the input (as :class:`GatherPack` reads it).
     """
 
@@ -88,9 +91,15 @@ class Elementwise(Op):
             same_rows = other.shape[:-1] == x.shape[:-1]
             per_image = all(s == 1 for s in other.shape[:-1]) and len(other.shape) == len(x.shape)
             padded = "add_padded_input" in self.stages  # then the only step reading it (no repeated channels)
-            fits = other.shape[-1] <= channels if padded else channels % other.shape[-1] == 0
-            expect(not padded or sum(STAGES[s][2] for s in self.stages) == 1,
-                   "elementwise: add_padded_input must be the only step reading the second input")
+            averaged = "add_mean_input" in self.stages  # likewise: k*C channels, k of them per channel
+            if padded:
+                fits = other.shape[-1] <= channels
+            elif averaged:
+                fits = other.shape[-1] % channels == 0 and other.shape[-1] // channels in MEAN_INPUT_GROUPS
+            else:
+                fits = channels % other.shape[-1] == 0
+            expect(not (padded or averaged) or sum(STAGES[s][2] for s in self.stages) == 1,
+                   "elementwise: add_padded_input or add_mean_input must be the only step reading the second input")
             expect((same_rows or per_image) and other.shape[-1] >= 1 and fits,
                     f"elementwise: second input {other.shape} does not fit input {x.shape}")
         return Spec("float32", x.shape)
