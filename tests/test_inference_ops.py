@@ -81,12 +81,13 @@ def test_steps_match_numpy_bit_for_bit(stages, channels, other_kind, int_input, 
     x = rng.integers(-30, 30, shape).astype(np.int32) if int_input else rng.standard_normal(shape).astype(np.float32)
     other = None
     if any(STAGES[s][2] for s in stages):
+        width = channels * (2 + seed % 6) if "add_mean_input" in stages else channels  # add_mean_input: k*C, k 2-7
         if other_kind == "per_image":
-            other = rng.standard_normal((2, 1, 1, channels)).astype(np.float32)
-        elif other_kind == "repeated" and channels % 2 == 0:
+            other = rng.standard_normal((2, 1, 1, width)).astype(np.float32)
+        elif other_kind == "repeated" and channels % 2 == 0 and width == channels:
             other = rng.standard_normal((2, 3, 5, channels // 2)).astype(np.float32)
         else:
-            other = rng.standard_normal(shape).astype(np.float32)
+            other = rng.standard_normal(shape[:-1] + (width,)).astype(np.float32)
     op = Elementwise({"stages": stages}, {"params": params})
     got = op(x) if other is None else op(x, other)
     with np.errstate(all="ignore"):
