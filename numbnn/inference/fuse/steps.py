@@ -26,22 +26,15 @@ def repeated_inputs_as_other(graph: Graph) -> None:
 def zero_padded_inputs_as_other(graph: Graph) -> None:
     """An ``add_input`` whose second input is a value padded with +0.0 at the end of its channels (PokeBNN's
     growing shortcut) reads the unpadded value instead (``add_padded_input``): no padded copy."""
-    producers = graph.producers()
     specs = graph.value_specs()
-    for node in graph.nodes:
-        if node.op != "elementwise" or len(node.inputs) != 2:
-            continue
-        stages = node.attrs["stages"]
-        pad = producers.get(node.inputs[1])
-        if [s for s in stages if STAGES[s][2]] != ["add_input"] or pad is None or pad.op != "pad" \
-                or graph.use_count(pad.output) != 1 or specs[pad.inputs[0]].dtype != "float32":
+    for node, pad in _residual_adds(graph):
+        if pad.op != "pad" or specs[pad.inputs[0]].dtype != "float32":
             continue
         *leading, (before, _) = pad.attrs["pad_width"]
         value = pad.attrs["value"]
         if before or any(tuple(w) != (0, 0) for w in leading) or value != 0 or math.copysign(1.0, value) < 0:
             continue  # -0.0 padding would keep y = -0.0, which adding +0.0 does not
-        node.inputs[1] = pad.inputs[0]
-        node.attrs = {**node.attrs, "stages": ["add_padded_input" if s == "add_input" else s for s in stages]}
+        _add_instead(node, pad.inputs[0], "add_padded_input")
     graph.prune()
 
 
@@ -52,13 +45,8 @@ def averaged_inputs_as_other(graph: Graph) -> None:
     pass of its own and no averaged copy."""
     producers = graph.producers()
     specs = graph.value_specs()
-    for node in graph.nodes:
-        if node.op != "elementwise" or len(node.inputs) != 2:
-            continue
-        stages = node.attrs["stages"]
-        mean = producers.get(node.inputs[1])
-        if [s for s in stages if STAGES[s][2]] != ["add_input"] or mean is None or mean.op != "reduce" \
-                or mean.attrs["fn"] != "mean" or mean.attrs["keepdims"] or graph.use_count(mean.output) != 1:
+    for node, mean in _residual_adds(graph):
+        if mean.op != "reduce" or mean.attrs["fn"] != "mean" or mean.attrs["keepdims"]:
             continue
         split = producers.get(mean.inputs[0])
         if split is None or split.op != "reshape" or graph.use_count(split.output) != 1:
@@ -69,9 +57,27 @@ def averaged_inputs_as_other(graph: Graph) -> None:
                 or tuple(grouped[:-2]) != tuple(source[:-1]) or grouped[-2] * grouped[-1] != source[-1] \
                 or specs[split.inputs[0]].dtype != "float32":
             continue
-        node.inputs[1] = split.inputs[0]
-        node.attrs = {**node.attrs, "stages": ["add_mean_input" if s == "add_input" else s for s in stages]}
+        _add_instead(node, split.inputs[0], "add_mean_input")
     graph.prune()
+
+
+def _residual_adds(graph: Graph):
+    """(node, producer) for each ``elementwise`` node whose one step reading its second input is ``add_input``,
+    that input made by ``producer`` and read by nothing else."""
+    producers = graph.producers()
+    for node in graph.nodes:
+        if node.op != "elementwise" or len(node.inputs) != 2:
+            continue
+        producer = producers.get(node.inputs[1])
+        if [s for s in node.attrs["stages"] if STAGES[s][2]] == ["add_input"] and producer is not None \
+                and graph.use_count(producer.output) == 1:
+            yield node, producer
+
+
+def _add_instead(node: Node, value: int, stage: str) -> None:
+    """``node`` reads ``value`` as its second input, its ``add_input`` step becoming ``stage``."""
+    node.inputs[1] = value
+    node.attrs = {**node.attrs, "stages": [stage if s == "add_input" else s for s in node.attrs["stages"]]}
 
 
 def merge_steps(graph: Graph) -> None:
