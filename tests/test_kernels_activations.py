@@ -33,10 +33,11 @@ def test_approx_sign_gradient_at_a_shifted_input(case):
     """ApproxSign's gradient at x + shift (per channel), the sum never written: the naive twin at x + shift,
     whose sum numpy rounds to x's dtype; in place too."""
     x, (shift, *_), g = case
-    got = _activation_kernels.approx_sign_grad_shifted(g, x, shift, np.empty_like(x))
+    got = np.empty_like(x)
+    _activation_kernels.approx_sign_grad_shifted_sums(g, x, shift, g, False, got, n_chunks(len(x)))
     np.testing.assert_array_equal(got, naive.approx_sign_grad(g, x + shift))
     inplace = g.copy()
-    _activation_kernels.approx_sign_grad_shifted(inplace, x, shift, inplace)
+    _activation_kernels.approx_sign_grad_shifted_sums(inplace, x, shift, g, False, inplace, n_chunks(len(x)))
     np.testing.assert_array_equal(inplace, got)
 
 

@@ -78,29 +78,17 @@ def approx_sign_grad(grad, x, out):
 
 
 @nb.njit(parallel=True, cache=True)
-def approx_sign_grad_shifted(grad, x, shift, out):
-    """out[i, j] = grad[i, j] * max(0, 2 - 2|x[i, j] + shift[j]|) for [rows, C] arrays and a per-channel shift:
-    :func:`approx_sign_grad` at x + shift (RSign's threshold), the sum rounded to x's dtype as numpy's
-    x + shift is and never written; ``out`` may be ``grad`` itself. (Taking the threshold's per-channel
-    sums in the same loop was slower than a separate pass: with ``out`` being ``grad``, LLVM's overlap
-    check sent the loop to its scalar version, 13.7 against 1.2 ms on [100352, 32] at 2 threads.)"""
-    rows, c = x.shape
-    for i in nb.prange(rows):
-        for j in range(c):
-            d = 2.0 - 2.0 * abs(x[i, j] + shift[j])
-            out[i, j] = grad[i, j] * d if d > 0 else 0.0
-    return out
-
-
-@nb.njit(parallel=True, cache=True)
 def approx_sign_grad_shifted_sums(grad, x, shift, pending, with_pending, out, n_chunks):
-    """The backward of a binary conv's input x under RSign's threshold in one pass: t = :func:`approx_sign_grad_shifted`
-    (grad, x, shift), out = t + pending (the gradient other ops have already sent to x; just t unless
-    ``with_pending``, when ``pending`` is not read), and per chunk of rows and channel the float64 sum of t,
-    the threshold's gradient ([n_chunks, C], :func:`numbnn.kernels.channels.chunk_sums`' chunks and order).
-    Each value is the unfused passes' bit for bit; ``out`` may be ``grad``. Per row, t goes to a row buffer
-    and the sums and the add run in a second loop: no output overlaps an input there, so both loops
-    vectorise with ``out`` being ``grad`` (see :func:`approx_sign_grad_shifted`)."""
+    """The backward of a binary conv's input x under RSign's threshold in one pass, for [rows, C] arrays and a
+    per-channel shift: t = grad * max(0, 2 - 2|x + shift|) (:func:`approx_sign_grad` at x + shift, the sum
+    rounded to x's dtype as numpy's x + shift is, and never written), out = t + pending (the gradient other ops
+    have already sent to x; just t unless ``with_pending``, when ``pending`` is not read), and per chunk of
+    rows and channel the float64 sum of t, the threshold's gradient ([n_chunks, C],
+    :func:`numbnn.kernels.channels.chunk_sums`' chunks and order). Each value is the unfused passes' bit for
+    bit; ``out`` may be ``grad``. Per row, t goes to a row buffer and the sums and the add run in a second
+    loop: no output overlaps an input there, so both loops vectorise with ``out`` being ``grad`` (one loop
+    writing ``out`` = ``grad`` and summing fell to LLVM's scalar version after its overlap check: 13.7
+    against 1.2 ms on [100352, 32] at 2 threads)."""
     rows, c = x.shape
     partial = np.zeros((n_chunks, c))
     for chunk in nb.prange(n_chunks):

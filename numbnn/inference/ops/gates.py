@@ -30,16 +30,22 @@ class SqueezeExcite(Op):
         super().__init__(attrs, consts)
         stages = get_attr(attrs, "stages", self.name)
         expect(isinstance(stages, list) and len(stages) == 3, "squeeze_excite: stages must be three lists of steps")
+        for name in ("params_1", "weight_1", "params_2", "weight_2", "params_3"):
+            expect(name in consts, f"squeeze_excite: missing constant {name!r}")
         self.steps = []
         for k, names in enumerate(stages, 1):
-            step = Elementwise({"stages": names}, {"params": consts.get(f"params_{k}")})
+            step = Elementwise({"stages": names}, {"params": consts[f"params_{k}"]})
             expect(not step.uses_other, "squeeze_excite: a step reads a second input")
             self.steps.append(step)
-        self.layers = [Linear({}, {"weight": consts.get(f"weight_{k}"), **({"bias": consts[f"bias_{k}"]}
-                                                                           if f"bias_{k}" in consts else {})})
+        self.layers = [Linear({}, {"weight": consts[f"weight_{k}"], **({"bias": consts[f"bias_{k}"]}
+                                                                     if f"bias_{k}" in consts else {})})
                        for k in (1, 2)]
         (hidden, self.channels), (self.gates, depth) = (layer.weight.shape for layer in self.layers)
         expect(depth == hidden, f"squeeze_excite: weight_2 must take {hidden} features, got {depth}")
+        # the kernel's arguments after x, fixed for the node: each program, then each layer's weights and bias
+        (first, second, third), (one, two) = self.steps, self.layers
+        self.arguments = (*_program(first, self.channels), one.weight_t, *_bias(one),
+                          *_program(second, hidden), two.weight_t, *_bias(two), *_program(third, self.gates))
 
     def output_spec(self, specs):
         self._expect_inputs(specs, ["float32"])
@@ -51,19 +57,15 @@ class SqueezeExcite(Op):
 
     def __call__(self, x):
         out = np.empty((x.shape[0], self.gates), np.float32)
-        (first, second, third), (one, two) = self.steps, self.layers
-        squeeze_excite_gate(
-            np.ascontiguousarray(x), *_program(first, self.channels), one.weight_t, _bias(one), one.bias is not None,
-            *_program(second, one.weight.shape[0]), two.weight_t, _bias(two), two.bias is not None,
-            *_program(third, self.gates), out)
+        squeeze_excite_gate(np.ascontiguousarray(x), *self.arguments, out)
         return out.reshape(x.shape[0], 1, 1, self.gates)
-
 
 def _program(step: Elementwise, channels: int):
     """(codes, first rows, params) of an ``elementwise`` op's steps, as the kernels take them."""
     return step.codes, step.first_rows, step.channel_params(channels)
 
 
-def _bias(layer: Linear) -> np.ndarray:
-    return layer.bias if layer.bias is not None else np.zeros(0, np.float32)
+def _bias(layer: Linear):
+    """(bias, whether there is one): an empty array stands in for a missing bias."""
+    return (layer.bias, True) if layer.bias is not None else (np.zeros(0, np.float32), False)
 
