@@ -47,7 +47,8 @@ from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot
 
 INT32, STEPS = 0, 1  # output transforms
 CONV_BLOCK = 16 * TILE_ROWS  # output pixels per block
-TASKS_PER_THREAD = 8  # parallel tasks per thread, each a run of whole blocks
+MAX_TASKS = 128  # parallel tasks at most, each a run of whole blocks (a constant: a thread count read
+# inside the jitted driver would keep Numba from caching it)
 
 
 
@@ -253,9 +254,9 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     else:
         row_words = np.empty((0, 0, 0, 0), np.uint64)
     # Each task takes a run of blocks and allocates its scratch once: per block, the allocations and the
-    # zeroed packing scratch cost 0.965x the time of a packed reactnet-a batch of 256 (Zen 4, paired).
+    # zeroed packing scratch took 3-5% of a packed batch of 256 (reactnet-a, ftbnn; a probe on Zen 4, 2026-12-07).
     n_blocks = (rows + CONV_BLOCK - 1) // CONV_BLOCK
-    n_tasks = min(n_blocks, TASKS_PER_THREAD * nb.get_num_threads())
+    n_tasks = min(n_blocks, MAX_TASKS)
     scratch_rows = CONV_BLOCK if packed.shape[1] > 0 else 0
     for task in nb.prange(n_tasks):
         own_tiles = np.empty((CONV_BLOCK, width), np.int32)
