@@ -1,5 +1,6 @@
 """Sign columns packed along rows, the table-lookup product S^T g and the padding-tap sums, vs naive twins."""
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 import naive
 from numbnn.errors import InputError
 from numbnn.kernels import pack_sign_columns, padding_tap_sums, sign_rows_matmul
+from numbnn.kernels.sign_matmul import _column_runs
 
 
 @st.composite
@@ -92,6 +94,37 @@ def test_a_large_product_is_accurate_to_float32_rounding():
     expected = naive.sign_rows_matmul(bits, g)
     np.testing.assert_allclose(sign_rows_matmul(bits, g), expected, rtol=0, atol=2e-5 * np.abs(expected).max())
 
+
+
+@pytest.mark.parametrize("channel_tasks, columns, threads, runs", [
+    (8, 2304, 2, 1),   # reactnet-a's widest conv: the channel blocks alone split evenly
+    (4, 1152, 2, 1),
+    (1, 288, 2, 2),    # one 32-channel block (bnn-small): its columns in two runs, one per thread
+    (3, 576, 2, 2),    # three blocks on two threads: six tasks, three each
+    (1, 1, 2, 1),      # never more runs than columns
+    (5, 900, 4, 4),    # five blocks on four threads: twenty tasks
+    (1, 300, 3, 3),
+])
+def test_column_runs_split_work_evenly_over_threads(channel_tasks, columns, threads, runs):
+    assert _column_runs.py_func(channel_tasks, columns, threads) == runs
+
+
+def test_the_product_does_not_depend_on_the_thread_count():
+    """The runs of columns a task takes change with the threads; each column's sums keep their order."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 7, 7, 48)).astype(np.float32)
+    bits = pack_sign_columns(x, 3, padding=1)
+    g = rng.standard_normal((4 * 49, 96)).astype(np.float32)
+    before = numba.get_num_threads()
+    try:
+        results = []
+        for threads in sorted({1, before}):
+            numba.set_num_threads(threads)
+            results.append(sign_rows_matmul(bits, g))
+    finally:
+        numba.set_num_threads(before)
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])
 
 @pytest.mark.parametrize(
     "call, name",
