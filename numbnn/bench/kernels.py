@@ -32,6 +32,7 @@ from numbnn.kernels.im2col import im2col as float_im2col
 from numbnn.kernels.packing import pack_activations, pack_bits, pack_conv_weight
 from numbnn.kernels.platform import cpu_frequency_ghz, environment, target_has_vector_popcount
 from numbnn.kernels.popcount_probe import xor_popcount_rate
+from numbnn.kernels.typed import TypedKernel
 
 
 @dataclass(frozen=True)
@@ -185,12 +186,10 @@ def _measure(call, repeats: int, kernel_modules: list) -> dict:
     """Warm median of `repeats` calls after a first call. The first call is "cold" if no Numba
     function of `kernel_modules` (names in numbnn.kernels) ran before in this process; its cache
     field then says whether it loaded the on-disk cache ("hit") or compiled."""
-    dispatchers = [
-        obj
-        for name in kernel_modules
-        for obj in vars(importlib.import_module(f"numbnn.kernels.{name}")).values()
-        if isinstance(obj, nb.core.dispatcher.Dispatcher)
-    ]
+    objects = [obj for name in kernel_modules for obj in vars(importlib.import_module(f"numbnn.kernels.{name}")).values()]
+    # typed kernels load on first use (numbnn.kernels.typed); loaded here, as they were at import before
+    dispatchers = [obj.dispatcher if isinstance(obj, TypedKernel) else obj for obj in objects
+                   if isinstance(obj, (TypedKernel, nb.core.dispatcher.Dispatcher))]
     fresh = bool(dispatchers) and not any(d.signatures for d in dispatchers)
     hits_before, misses_before = _cache_counts(dispatchers)
     start = time.perf_counter()

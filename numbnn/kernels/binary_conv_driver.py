@@ -44,6 +44,7 @@ from numbnn.kernels.padding import add_border_corrections
 from numbnn.kernels.steps import PROGRAM, ROWS, apply_steps, block_epilogue, is_block_epilogue
 from numbnn.kernels.threshold_packing import NO_ORDER, WORDS, pack_rows_below
 from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot
+from numbnn.kernels.typed import typed_njit
 
 INT32, STEPS = 0, 1  # output transforms
 CONV_BLOCK = 16 * TILE_ROWS  # output pixels per block
@@ -217,7 +218,7 @@ def _gather_dense(x, tap_bits, first, last, geometry, cols):
         b, oy, ox = next_pixel(b, oy, ox, ho, wo)
 
 
-@nb.njit(_SIGNATURE, parallel=True, cache=True, error_model="numpy")
+@typed_njit(_SIGNATURE, parallel=True, cache=True, error_model="numpy")
 def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transform, acc_out,
                 codes, first_rows, params, other, other_div, out, pack_thresholds, pack_order, pack_groups, packed):
     """One binary convolution of packed NHWC ``x`` [N, H, W, words] and its output transform.

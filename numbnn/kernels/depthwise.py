@@ -28,6 +28,7 @@ import numpy as np
 from numbnn.errors import InputError
 from numbnn.kernels._checks import require_array
 from numbnn.kernels.geometry import conv_geometry
+from numbnn.kernels.typed import typed_njit
 
 _FLOATS = (np.float32, np.float64)
 
@@ -127,7 +128,7 @@ def _add_products(y, weights, value):
         y[e] = y[e] + value * weights[e]
 
 
-@nb.njit([f"void({t}[:, :, :, ::1], {t}[:, :, ::1], int64, int64, int64, int64, int64, int64, {t}[:, :, :, ::1])"
+@typed_njit([f"void({t}[:, :, :, ::1], {t}[:, :, ::1], int64, int64, int64, int64, int64, int64, {t}[:, :, :, ::1])"
           for t in ("float32", "float64")], parallel=True, cache=True)
 def _depthwise(x, taps, sh, sw, ph, pw, dh, dw, out):
     """``x`` [N, H, W, C'] (each input channel repeated m times, C' = C*m), ``taps`` [KH, KW, Wo*C'] (a
@@ -176,7 +177,7 @@ def _depthwise(x, taps, sh, sw, ph, pw, dh, dw, out):
                         _add_products(y[pixel], t[pixel], zero)
 
 
-@nb.njit([f"void({t}[:, :, :, ::1], {t}[:, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, "
+@typed_njit([f"void({t}[:, :, :, ::1], {t}[:, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, "
           f"{t}[:, :, :, ::1], {t}[:, :, :, ::1])" for t in ("float32", "float64")], parallel=True, cache=True)
 def _depthwise_grads(x, taps, grad, sh, sw, ph, pw, dh, dw, dx, dtaps):
     """``x``/``dx`` [N, H, W, C'] (channels repeated as in the forward), ``taps`` [KH, KW, C'], ``grad``
@@ -218,7 +219,7 @@ def _nine_taps(image, oy, ox, sh, sw, ph, pw, dh, dw, zero):
             _tap_value(image, y2, x0, zero), _tap_value(image, y2, x1, zero), _tap_value(image, y2, x2, zero))
 
 
-@nb.njit([f"void({t}[:, :, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, {t}[:, :, :, ::1])"
+@typed_njit([f"void({t}[:, :, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, {t}[:, :, :, ::1])"
           for t in ("float32", "float64")], parallel=True, cache=True)
 def _stem_3x3(x, taps, sh, sw, ph, pw, dh, dw, out):
     """:func:`_depthwise_wide` for one input channel and 3x3 taps (``x`` [N, H, W, 1], ``taps`` [3, 3, 1, m]),
@@ -243,7 +244,7 @@ def _stem_3x3(x, taps, sh, sw, ph, pw, dh, dw, out):
                           + a5 * t5[e]) + a6 * t6[e]) + a7 * t7[e]) + a8 * t8[e]
 
 
-@nb.njit([f"void({t}[:, :, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, {t}[:, :, :, ::1])"
+@typed_njit([f"void({t}[:, :, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, {t}[:, :, :, ::1])"
           for t in ("float32", "float64")], parallel=True, cache=True)
 def _depthwise_wide(x, taps, sh, sw, ph, pw, dh, dw, out):
     """``x`` [N, H, W, C], ``taps`` [KH, KW, C, m], ``out`` [N, Ho, Wo, C*m]; one task per output row. Per
@@ -274,7 +275,7 @@ def _depthwise_wide(x, taps, sh, sw, ph, pw, dh, dw, out):
                         _add_products(y[ci * m: (ci + 1) * m], taps[i, k, ci], x[b, iy, ix, ci])
 
 
-@nb.njit([f"void({t}[:, :, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, {t}[:, :, :, :, ::1])"
+@typed_njit([f"void({t}[:, :, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, {t}[:, :, :, :, ::1])"
           for t in ("float32", "float64")], parallel=True, cache=True)
 def _stem_3x3_weight_grads(x, grad, sh, sw, ph, pw, dh, dw, dtaps):
     """:func:`_depthwise_wide_grads` without dx for one input channel and 3x3 taps (``x`` [N, H, W, 1],
@@ -306,7 +307,7 @@ def _stem_3x3_weight_grads(x, grad, sh, sw, ph, pw, dh, dw, dtaps):
                     d8[e] += a8 * ge
 
 
-@nb.njit([f"void({t}[:, :, :, ::1], {t}[:, :, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, "
+@typed_njit([f"void({t}[:, :, :, ::1], {t}[:, :, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, "
           f"boolean, {t}[:, :, :, ::1], {t}[:, :, :, :, ::1])" for t in ("float32", "float64")], parallel=True, cache=True)
 def _depthwise_wide_grads(x, taps, grad, sh, sw, ph, pw, dh, dw, need_x, dx, dtaps):
     """``x`` [N, H, W, C], ``taps`` [KH, KW, C, m], ``grad`` [N, Ho, Wo, C*m], ``dx`` like x (zeroed; not

@@ -18,6 +18,7 @@ import numba as nb
 import numpy as np
 
 from numbnn.errors import InputError
+from numbnn.kernels.typed import typed_njit
 
 
 @nb.njit(inline="always")
@@ -33,7 +34,7 @@ def ordered_row(x_row, wt, acc):
             acc[n] += value * wt[k, n]
 
 
-@nb.njit(["void(float32[:, ::1], float32[:, ::1], float32[:, ::1])",
+@typed_njit(["void(float32[:, ::1], float32[:, ::1], float32[:, ::1])",
           "void(float64[:, ::1], float64[:, ::1], float64[:, ::1])"], parallel=True, cache=True)
 def _ordered_matmul(x, wt, out):
     for m in nb.prange(x.shape[0]):

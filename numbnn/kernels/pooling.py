@@ -19,6 +19,7 @@ import numpy as np
 
 from numbnn.errors import InputError
 from numbnn.kernels._checks import require_array
+from numbnn.kernels.typed import typed_njit
 
 _FLOATS = (np.float32, np.float64)
 
@@ -110,7 +111,7 @@ def _short_last_axis_mean(x) -> np.ndarray:
 _MEAN_ROW_BLOCK = 4096  # rows per parallel task
 
 
-@nb.njit("void(float32[:, ::1], float32[::1])", parallel=True, cache=True)
+@typed_njit("void(float32[:, ::1], float32[::1])", parallel=True, cache=True)
 def _short_rows_mean(x, out):
     """out[r] = (0 + x[r, 0] + x[r, 1] + ...) / K in float32, one pass (numpy's strided slices took 4)."""
     rows, k = x.shape
@@ -212,7 +213,7 @@ def image_mean(image, out):
         out[c] = out[c] / count
 
 
-@nb.njit("void(float32[:, :, :, ::1], float32[:, ::1])", parallel=True, cache=True)
+@typed_njit("void(float32[:, :, :, ::1], float32[:, ::1])", parallel=True, cache=True)
 def _spatial_mean(x, out):
     """out[n, c] = (x[n, 0, 0, c] + the other pixels in row-major order) / (H*W): numpy's order."""
     for b in nb.prange(x.shape[0]):

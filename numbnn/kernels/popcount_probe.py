@@ -27,6 +27,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from numbnn.kernels.tiles import LANES
+from numbnn.kernels.typed import typed_njit
 
 # 2 vectors a chain: 12 chains fill 24 of AVX-512's 32 registers; AVX2's 16 registers hold 6,
 # leaving room for the lookup tables its popcount needs.
@@ -104,13 +105,13 @@ def _xor_popcount_chains(typingctx, iterations, seed):
     return types.int64(iterations, seed), codegen
 
 
-@nb.njit("int64(int64, int64)", cache=True)
+@typed_njit("int64(int64, int64)", cache=True)
 def xor_popcount_chains(iterations, seed):
     """Run the chains ``iterations`` steps from :func:`start_values` (seed); the sum of all lanes."""
     return _xor_popcount_chains(iterations, seed)
 
 
-@nb.njit("int64(int64, int64)", parallel=True, cache=True)
+@typed_njit("int64(int64, int64)", parallel=True, cache=True)
 def _all_threads(iterations, threads):
     totals = np.zeros(threads, np.int64)
     for thread in nb.prange(threads):

@@ -21,12 +21,13 @@ import numpy as np
 from numbnn.kernels.ordered_matmul import ordered_row
 from numbnn.kernels.pooling import image_mean
 from numbnn.kernels.steps import PROGRAM, ROWS, apply_steps
+from numbnn.kernels.typed import typed_njit
 
 _MAP = "float32[:, :, :, ::1]"
 _VECTOR = "float32[::1]"
 
 
-@nb.njit(f"void({_MAP}, {PROGRAM}, {ROWS}, {ROWS}, {_VECTOR}, boolean, {PROGRAM}, {ROWS}, {ROWS}, {_VECTOR}, boolean, "
+@typed_njit(f"void({_MAP}, {PROGRAM}, {ROWS}, {ROWS}, {_VECTOR}, boolean, {PROGRAM}, {ROWS}, {ROWS}, {_VECTOR}, boolean, "
          f"{PROGRAM}, {ROWS}, {ROWS})", parallel=True, cache=True, error_model="numpy")
 def squeeze_excite_gate(x, codes_1, rows_1, params_1, wt_1, bias_1, with_bias_1, codes_2, rows_2, params_2, wt_2, bias_2,
                         with_bias_2, codes_3, rows_3, params_3, out):

@@ -27,6 +27,8 @@ explicit signatures (C-contiguous float32 rows, int64 programs) and no bounds ch
 import numba as nb
 import numpy as np
 
+from numbnn.kernels.typed import typed_njit
+
 ROW_BLOCK = 64  # rows per parallel task: amortises the task's scratch buffer and step dispatch
 
 # Step codes (the names are in numbnn.inference.ops.STAGES).
@@ -188,7 +190,7 @@ def block_epilogue(acc, first, last, params, first_rows, other, other_div, out):
             y[c] = (pos if u >= 0 else neg) * u - params[s + 3, c]
 
 
-@nb.njit(f"void({ROWS}, {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS})", parallel=True, cache=True, error_model="numpy")
+@typed_njit(f"void({ROWS}, {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS})", parallel=True, cache=True, error_model="numpy")
 def run_stages(x, codes, first_rows, params, other, other_div, out):
     """out[r] = the steps ``codes`` applied in order to x[r] (float32 [R, C]; see the module doc)."""
     rows, channels = x.shape
@@ -200,7 +202,7 @@ def run_stages(x, codes, first_rows, params, other, other_div, out):
         apply_steps(out, first, last, codes, first_rows, params, other, other_div)
 
 
-@nb.njit(f"void({ROWS}, int32[::1], float32[::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS})", parallel=True, cache=True,
+@typed_njit(f"void({ROWS}, int32[::1], float32[::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS})", parallel=True, cache=True,
          error_model="numpy")
 def run_stages_gathered(x, index, fill, codes, first_rows, params, other, other_div, out):
     """:func:`run_stages` on a rearranged view of x [N, S]: out row r, channel c starts from

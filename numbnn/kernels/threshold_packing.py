@@ -18,6 +18,7 @@ import numpy as np
 
 from numbnn.kernels.intrinsics import sign_bits64
 from numbnn.kernels.steps import ROW_BLOCK, ROWS
+from numbnn.kernels.typed import typed_njit
 
 WORDS = "uint64[:, ::1]"  # packed rows
 NO_ORDER = np.zeros(0, np.int64)  # pack_rows_below's order: the channels as they are
@@ -86,7 +87,7 @@ def _pack_short_rows(x, thresholds, packed):
                 packed[first_row + q, 0] = (word >> np.uint64(q * channels)) & mask
 
 
-@nb.njit(f"void({ROWS}, float32[::1], int64, {WORDS})", parallel=True, cache=True)
+@typed_njit(f"void({ROWS}, float32[::1], int64, {WORDS})", parallel=True, cache=True)
 def pack_below(x, thresholds, groups, packed):
     """packed[r] bit i of group g's word j = x[r, g*Cg + 64*j + i] < thresholds[...] (tail bits 0)."""
     rows, channels = x.shape
@@ -100,7 +101,7 @@ def pack_below(x, thresholds, groups, packed):
                         packed)
 
 
-@nb.njit(f"void(int32[:, ::1], int32[::1], boolean[::1], int64, {WORDS})", parallel=True, cache=True)
+@typed_njit(f"void(int32[:, ::1], int32[::1], boolean[::1], int64, {WORDS})", parallel=True, cache=True)
 def pack_acc_below(acc, thresholds, flip, groups, packed):
     """Like :func:`pack_below` for int32 ``acc``: bit = (acc < thresholds[c]) XOR flip[c]."""
     rows, channels = acc.shape
@@ -135,7 +136,7 @@ def gather_runs(index: np.ndarray, channels: int, source_channels: int) -> tuple
     raise AssertionError("unreachable: runs of 1 always qualify")
 
 
-@nb.njit(f"void({ROWS}, int32[::1], int64, int32[::1], float32[::1], float32[::1], float32[::1], int64, {WORDS})",
+@typed_njit(f"void({ROWS}, int32[::1], int64, int32[::1], float32[::1], float32[::1], float32[::1], int64, {WORDS})",
          parallel=True, cache=True)
 def gather_pack(x, index, run, first_channel, shift, fill, thresholds, groups, packed):
     """Like :func:`pack_below` for a rearranged view of x: element e of an image's rearranged slice is

@@ -14,8 +14,10 @@ Explicit signatures, no bounds checks: the loader validates the arrays.
 import numba as nb
 import numpy as np
 
+from numbnn.kernels.typed import typed_njit
 
-@nb.njit("boolean(int64[::1], int64[::1], int64[::1])", cache=True)
+
+@typed_njit("boolean(int64[::1], int64[::1], int64[::1])", cache=True)
 def decode_pre_order(feature, tree_start, right):
     """right[i] = index of split node i's right child; False if a tree's node range is not one complete
     pre-order tree. Walks each tree with a stack of the splits whose right subtree is still open."""
@@ -49,7 +51,7 @@ def vector_leaf_rows(feature: np.ndarray, tree_start: np.ndarray, tree_class: np
     return np.where(vector_leaf, np.cumsum(vector_leaf) - 1, -1).astype(np.int64)
 
 
-@nb.njit("void(float32[:, ::1], int16[::1], float32[::1], boolean[::1], int64[::1], int64[::1], int32[::1], int16[::1], "
+@typed_njit("void(float32[:, ::1], int16[::1], float32[::1], boolean[::1], int64[::1], int64[::1], int32[::1], int16[::1], "
          "float32[:, ::1], float32[::1], float32[:, ::1])", parallel=True, cache=True)
 def tree_margins(x, feature, value, default_left, right, leaf_row, tree_start, tree_class, leaf_vectors, base, out):
     """out[r] = base + each tree's leaf for features x[r], trees in order, summed in float32 per class.
