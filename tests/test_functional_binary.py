@@ -588,3 +588,16 @@ def test_binary_linear_float32_and_kernel(monkeypatch):
     assert y.dtype == np.float32 and calls == [70]
     y.sum().backward()
     assert x.grad.dtype == w.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("channels, shift", [(3, None), (32, 0.25)])  # the BLAS path, and the lookups under a threshold
+def test_an_empty_batch_gives_an_empty_output_and_zero_gradients(channels, shift):
+    x = Tensor(np.zeros((0, 5, 5, channels), np.float32), requires_grad=True)
+    w = Tensor(np.random.default_rng(0).standard_normal((32, 3, 3, channels)).astype(np.float32), requires_grad=True)
+    b = None if shift is None else Tensor(np.full(channels, shift, np.float32), requires_grad=True)
+    y = F.binary_conv2d(x, w, padding=1, shift=b)
+    assert y.shape == (0, 5, 5, 32)
+    y.sum().backward()
+    assert x.grad.shape == x.shape and w.grad.shape == w.shape and not w.grad.any()
+    if b is not None:
+        assert b.grad.shape == (channels,) and not b.grad.any()

@@ -166,3 +166,12 @@ def test_image_blocking_does_not_change_results(monkeypatch, op, kernel, stride,
     for blocked_results in results[1:]:
         for whole, blocked in zip(results[0], blocked_results):
             np.testing.assert_allclose(whole, blocked, rtol=1e-12, atol=1e-12)
+
+
+def test_an_empty_batch_gives_an_empty_output_and_zero_gradients():
+    x = Tensor(np.zeros((0, 6, 6, 4), np.float32), requires_grad=True)
+    w = Tensor(np.ones((8, 3, 3, 4), np.float32), requires_grad=True)
+    y = F.conv2d(x, w, stride=2, padding=1)
+    assert y.shape == (0, 3, 3, 8)
+    y.sum().backward()
+    assert x.grad.shape == x.shape and w.grad.shape == w.shape and not w.grad.any()

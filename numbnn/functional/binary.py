@@ -189,6 +189,8 @@ class BinaryConv2d(Function):
         x, w, scale, shift, conv = ctx.saved
         pad_value, act_quantizer, act_clip, weight_clip = ctx.options
         need_x, need_w, need_scale, need_shift = ctx.needs_input_grad
+        if s.rows == 0:  # an empty batch: every gradient is zero (the kernels below assume rows)
+            return tuple(np.zeros_like(a) if need else None for a, need in zip((x, w, scale, shift), ctx.needs_input_grad))
         need_x = need_x or need_shift
         grad2 = np.ascontiguousarray(grad).reshape(s.rows, s.o)
         dscale = np.einsum("mo,mo->o", grad2, conv) if need_scale else None

@@ -206,6 +206,9 @@ def blocked_backward(grad2, block_columns, w, s: ConvShape, need_x: bool, need_w
     buffer and one column-gradient buffer serve every block, and each block's input gradient is
     written straight into its images' slice of dx.
     """
+    if s.n == 0:  # an empty batch: nothing flows back
+        return (np.zeros((0, s.h, s.w, s.c), grad2.dtype) if need_x else None), \
+            (np.zeros(w.shape, np.result_type(grad2, w)) if need_w else None)
     if need_x and _tiled_input_grad(grad2, w, s):
         g = s.geom
         dx = conv_input_grad(grad2, w, (s.n, s.h, s.w, s.c), (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw),

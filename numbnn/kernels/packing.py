@@ -63,7 +63,7 @@ def pack_activations(x, groups=1, shift=None) -> np.ndarray:
         raise InputError(f"x has {c} channels, not divisible by groups={groups}")
     if shift is None:
         packed = pack_bits(x.reshape(n, h, w, groups, c // groups), axis=-1)
-        return packed.reshape(n, h, w, -1)
+        return packed.reshape(n, h, w, groups * words_for(c // groups))  # explicit: -1 is ambiguous for N = 0
     if x.dtype == np.int8:
         raise InputError("shift needs float x (float32 or float64), got int8")
     shift = require_array(shift, "shift", (x.dtype.type,), ndim=1)
