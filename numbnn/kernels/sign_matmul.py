@@ -392,6 +392,7 @@ def _sign_rows_matmul(bits, g, groups, threads):
     width = vectors * LANES
     column_blocks = _column_runs(o // width, group_len, threads)
     block = (group_len + column_blocks - 1) // column_blocks  # balanced blocks
+    column_blocks = (group_len + block - 1) // block  # none left empty (5 columns in 4 runs of 2: 3 runs)
     for task in nb.prange((o // width) * column_blocks):
         o0, k0 = (task // column_blocks) * width, (task % column_blocks) * block
         k1 = min(group_len, k0 + block)
