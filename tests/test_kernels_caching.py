@@ -7,6 +7,7 @@ kernel (:mod:`numbnn.kernels.typed`) is built here; the untyped ones are checked
 session has compiled so far."""
 
 import importlib
+import pickle
 import pkgutil
 import subprocess
 import sys
@@ -55,3 +56,11 @@ def test_importing_the_packed_runtime_loads_no_typed_kernel():
             "print(len(typed), sum(v._dispatcher is not None for v in typed))")
     found, built = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert int(found) >= 10 and int(built) == 0
+
+
+def test_a_typed_kernel_pickles_by_reference_and_names_its_function():
+    from numbnn.kernels import pooling
+
+    kernel = pooling._short_rows_mean
+    assert pickle.loads(pickle.dumps(kernel)) is kernel
+    assert kernel.__name__ == "_short_rows_mean" and kernel.py_func.__name__ == "_short_rows_mean"

@@ -11,6 +11,7 @@ function cannot call one (Numba cannot type the wrapper), and none does.
 """
 
 import functools
+import importlib
 import threading
 
 import numba as nb
@@ -37,8 +38,18 @@ class TypedKernel:
     def __call__(self, *args):
         return (self._dispatcher or self.dispatcher)(*args)
 
+    def __reduce__(self):  # pickled by reference, as a module-level function is
+        return _module_attribute, (self.__module__, self.__qualname__)
+
     def __getattr__(self, name):  # signatures, overloads, py_func, inspect_asm, ...
+        if name.startswith("_"):  # not the dispatcher's: e.g. _dispatcher itself on a copy made without __init__
+            raise AttributeError(name)
         return getattr(self.dispatcher, name)
+
+
+def _module_attribute(module: str, name: str):
+    """The kernel a pickled :class:`TypedKernel` names (its module's attribute)."""
+    return getattr(importlib.import_module(module), name)
 
 
 def typed_njit(signatures, **options):
