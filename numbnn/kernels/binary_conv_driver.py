@@ -255,7 +255,7 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     else:
         row_words = np.empty((0, 0, 0, 0), np.uint64)
     # Each task takes a run of blocks and allocates its scratch once: per block, the allocations and the
-    # zeroed packing scratch took 3-5% of a packed batch of 256 (reactnet-a, ftbnn; a probe on Zen 4, 2026-12-07).
+    # zeroed packing scratch took 1-5% of a packed batch of 256 (a probe on Zen 4, 2026-12-07).
     n_blocks = (rows + CONV_BLOCK - 1) // CONV_BLOCK
     n_tasks = min(n_blocks, MAX_TASKS)
     scratch_rows = CONV_BLOCK if packed.shape[1] > 0 else 0
