@@ -20,6 +20,9 @@ median reported. Switches (``--switch``):
   (``_threshold_backward`` in :mod:`numbnn.functional.binary`: the derivative, the threshold's sums and the
   shortcut's pending gradient), and a shortcut's average pool adding the conv's gradient in its adjoint
   (``Context.take_pending_grad``), against the derivative, the sums and the engine's additions as passes of their own;
+- ``shuffle-in-conv``: FTBNN's binary convs taking their input's channel shuffle (``shuffle_groups`` of
+  :func:`numbnn.functional.binary_conv2d`: x's gradient unshuffled in ApproxSign's gradient pass, the shortcut's
+  gradient added there) against the shuffle as an op of its own (its backward and the engine's addition as passes);
 - ``conv-moments``: a training batch norm after a binary conv taking the moments the conv's scaling pass summed
   (``Context.output_moments``) against reading the map for them (the scaling pass still sums them: off pays
   both, so the ratio is an upper bound on the gain's complement; the scaling pass alone is probed in the docs).
@@ -42,7 +45,7 @@ from numbnn.functional import binary, conv
 from numbnn.kernels import depthwise
 from numbnn.kernels.platform import cpu_model
 from numbnn.models import bnn_small
-from numbnn.nn import RSign, SignInput, norm_add_activation
+from numbnn.nn import ChannelShuffle, RSign, SignInput, norm_add_activation
 from numbnn.threads import set_threads
 
 
@@ -96,6 +99,8 @@ SWITCHES = {
     # the unfused branch of BinaryConv2d.backward, and nothing taken: the engine adds
     "threshold-backward": lambda: patched((binary, "sums_by_chunks", lambda grad: False),
                                           (Context, "take_pending_grad", lambda ctx, i, shape, dtype: None)),
+    # ChannelShuffle.before_conv as before 2026-12-07: the shuffled map, its own op
+    "shuffle-in-conv": lambda: patched((ChannelShuffle, "before_conv", ChannelShuffle.forward)),
     # the batch norm reads the map
     "conv-moments": lambda: patched((OutputMoments, "describe", lambda moments, values: False)),
 }

@@ -520,6 +520,14 @@ def approx_sign_grad_shifted_sums(grad, x, shift, pending=None):
     return (t if pending is None else t + pending), t.astype(np.float64).sum(axis=0)
 
 
+def approx_sign_grad_unshuffled(grad, x, order, pending=None):
+    """x's gradient when the conv read x[:, order]: ApproxSign's gradient at the shuffled values, its columns
+    put back in x's order (column order[j] takes column j), plus ``pending``."""
+    t = np.empty_like(grad)
+    t[:, order] = approx_sign_grad(grad, x)
+    return t if pending is None else t + pending
+
+
 def dprelu_forward(x, pos, neg, shift_x, shift_y):
     """(pos if u >= 0 else neg) * u - shift_y with u = x - shift_x, per channel."""
     u = x - shift_x

@@ -16,6 +16,7 @@ import numbnn.functional as F
 import numbnn.functional.conv as conv_module
 import numbnn.kernels
 from numbnn.autograd import Tensor
+from numbnn.autograd.function import Context
 from numbnn.errors import InputError
 
 GRID = np.array([-2.0, -1.5, -1.0, -0.75, -0.5, -0.25, -0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0])
@@ -377,7 +378,6 @@ def test_threshold_backward_takes_the_shortcuts_gradient_bit_for_bit(stride):
     """A residual block's x feeds the conv (shift, ApproxSign) and a shortcut (x itself, or its 2x2 average pool):
     the conv's one-pass backward adding the gradient the shortcut already sent (or the pool's adjoint adding the
     conv's) equals the unfused passes and the engine's addition to the last bit, the threshold's gradient too."""
-    from numbnn.autograd.function import Context
     from numbnn.functional import binary as binary_module
 
     rng = np.random.default_rng(stride)
@@ -403,6 +403,61 @@ def test_threshold_backward_takes_the_shortcuts_gradient_bit_for_bit(stride):
     assert any(taken)
     for got, want in zip(*results):
         np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from([(1, 1), (3, 1), (3, 2)]), st.sampled_from([(2, 1), (4, 4), (4, 2), (3, 3)]),
+       st.sampled_from([(16, 16), (8, 40), (5, 3)]), st.sampled_from(["approx", "ste"]), st.sampled_from([0, 1, -1]),
+       st.sampled_from([np.float32, np.float64]), st.booleans(), st.booleans(), st.integers(0, 2**16))
+def test_shuffle_groups_equals_the_conv_of_the_shuffled_map_bit_for_bit(kernel_stride, shuffle_conv_groups, channels,
+                                                                         act_quantizer, pad_value, dtype, lookup,
+                                                                         shortcut, seed):
+    """binary_conv2d(x, w, shuffle_groups=S) against binary_conv2d(channel_shuffle(x, S), w): the output and the
+    gradients of x, w and scale to the last bit, on the lookup paths and BLAS's, with ApproxSign (the one-pass
+    unshuffle, taking the shortcut's gradient when x also feeds one) and the STE (its gradient, then the shuffle's)."""
+    from numbnn.functional import binary as binary_module
+
+    (k, stride), (shuffle, groups), (c, o) = kernel_stride, shuffle_conv_groups, channels
+    rng = np.random.default_rng(seed)
+    channels_in = c * groups * shuffle // np.gcd(groups, shuffle)
+    x = rng.uniform(-1.5, 1.5, (2, 5, 6, channels_in)).astype(dtype)
+    w = rng.standard_normal((o * groups, k, k, channels_in // groups)).astype(dtype)
+    scale = (rng.random(o * groups) + 0.5).astype(dtype)
+    options = dict(stride=stride, padding=k // 2, groups=groups, pad_value=pad_value, act_quantizer=act_quantizer,
+                   act_clip=0.8)
+    outputs = 2 * -(-5 // stride) * -(-6 // stride) * o * groups + (x.size if shortcut else 0)
+    upstream = rng.standard_normal(outputs).astype(dtype).reshape(2, -1)
+    lows = (0, 0, 0) if lookup else (10**9, 10**9, 10**9)
+    results, taken, take = [], [], Context.take_pending_grad
+
+    def counted(ctx, i, shape, dtype):
+        pending = take(ctx, i, shape, dtype)
+        taken.append(pending is not None)
+        return pending
+
+    with mock.patch.multiple(binary_module, LOOKUP_INPUT_GRAD_MIN_MACS=lows[0], LOOKUP_MIN_COLUMNS=lows[1],
+                             LOOKUP_MIN_COLUMNS_SPATIAL=lows[2]), mock.patch.object(Context, "take_pending_grad", counted):
+        for fused in (True, False):
+            xt, wt, st_ = (Tensor(a.copy(), requires_grad=True) for a in (x, w, scale))
+            y = F.binary_conv2d(xt, wt, scale=st_, shuffle_groups=shuffle, **options) if fused else \
+                F.binary_conv2d(F.channel_shuffle(xt, shuffle), wt, scale=st_, **options)
+            y = y.reshape(2, -1)
+            if shortcut:  # x's other consumer sends its gradient first: the fused pass adds it
+                y = F.concat([(xt * xt).reshape(2, -1), y], axis=-1)
+            y.backward(upstream)
+            results.append([y.data, xt.grad, wt.grad, st_.grad])
+    assert any(taken) == (shortcut and act_quantizer == "approx")
+    for got, want in zip(*results):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_shuffle_groups_takes_no_shift_and_must_divide_the_channels():
+    x, w = np.ones((1, 3, 3, 4)), np.ones((2, 3, 3, 4))
+    with pytest.raises(InputError, match="not both"):
+        F.binary_conv2d(x, w, padding=1, shift=np.zeros(4), shuffle_groups=2)
+    with pytest.raises(InputError, match="shuffle_groups must divide"):
+        F.binary_conv2d(x, w, padding=1, shuffle_groups=3)
 
 
 def test_shift_must_be_one_per_input_channel():

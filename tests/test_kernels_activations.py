@@ -61,6 +61,27 @@ def test_approx_sign_gradient_with_threshold_sums_and_pending_gradient(case):
 
 @settings(max_examples=25)
 @given(rows_channels())
+def test_approx_sign_gradient_under_a_channel_shuffle(case):
+    """The fused pass (ApproxSign's gradient at the shuffled values, put back in x's channel order, plus the pending
+    gradient) against the twin exactly, with and without pending, in place too; a random permutation each time."""
+    x, _, g = case
+    rng = np.random.default_rng(x.shape[1] * 1000 + len(x))
+    order = rng.permutation(x.shape[1])
+    inverse = np.argsort(order)
+    pending = np.ascontiguousarray(g[::-1])
+    for with_pending in (True, False):
+        want = naive.approx_sign_grad_unshuffled(g, x, order, pending if with_pending else None)
+        got = np.empty_like(g)
+        kernel = _activation_kernels.approx_sign_grad_unshuffled
+        assert kernel(g, x, inverse, pending, with_pending, got, n_chunks(len(x))) is got
+        np.testing.assert_array_equal(got, want)
+        inplace = g.copy()
+        kernel(inplace, x, inverse, pending, with_pending, inplace, n_chunks(len(x)))
+        np.testing.assert_array_equal(inplace, want)
+
+
+@settings(max_examples=25)
+@given(rows_channels())
 def test_negative_counts(case):
     """Counts per channel, -0.0 and 0.0 not negative, over more rows than one task holds."""
     x = case[0].copy()

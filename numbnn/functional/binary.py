@@ -22,6 +22,12 @@ the activations' straight-through derivative taken at x + b and db = the sum of 
 pixel: exactly ``binary_conv2d(x + b, ...)`` with the addition's own backward, bit for bit, but the map
 x + b is never written. The packing kernels and ApproxSign's gradient add b as they read x; a path that
 needs the real values (BLAS columns, another quantizer) computes x + b in its backward.
+
+``shuffle_groups`` (G > 1: ShuffleNet's channel shuffle of x before the sign, arXiv 1707.01083 Sec. 3.1, FTBNN's
+before each grouped conv): exactly ``binary_conv2d(channel_shuffle(x, G), ...)``, bit for bit, but x's gradient
+leaves in x's own channel order from ApproxSign's gradient pass, which also adds the gradient x's other
+consumers (a residual shortcut) have sent: one pass over the map instead of three (the gradient, the inverse
+shuffle, the engine's addition). The forward still writes the shuffled map, which the backward reads.
 """
 
 import numpy as np
@@ -30,8 +36,10 @@ from numbnn import kernels
 from numbnn.autograd import Function, Tensor
 from numbnn.autograd.function import OutputMoments
 from numbnn.autograd.arrays import channel_sums, sums_by_chunks
+from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.functional.conv import blocked_backward, columns, conv_shape
+from numbnn.functional.shape import permute_channels, shuffle_order
 from numbnn.functional.quantizers import (APPROX_SIGN, STE_SIGN, Quantizer, binary_quantizer, check_clip, sign_values,
                                           ste_backward)
 from numbnn.kernels import activations as _activation_kernels
@@ -154,13 +162,32 @@ def _threshold_backward(ctx, dsx, x, shift):
     return dsx, partial.sum(axis=0).astype(dsx.dtype)
 
 
+def _unshuffle_backward(ctx, dsx, x, order, act_quantizer, act_clip):
+    """x's gradient in its own channel order, for a conv that read x[..., order] (``x`` here: the shuffled map it
+    read): with ApproxSign one pass that also adds the gradient x's other consumers sent (taken from the engine
+    as in :func:`_threshold_backward`), otherwise the quantizer's gradient and then the inverse shuffle."""
+    inverse = np.argsort(order)
+    if act_quantizer is not APPROX_SIGN:
+        return permute_channels(act_quantizer.backward(dsx, x, act_clip, out=dsx), inverse)
+    rows = dsx.reshape(-1, dsx.shape[-1])
+    pending = ctx.take_pending_grad(0, dsx.shape, dsx.dtype)
+    _activation_kernels.approx_sign_grad_unshuffled(
+        rows, x.reshape(rows.shape), inverse, rows if pending is None else pending.reshape(rows.shape),
+        pending is not None, rows, _channel_kernels.n_chunks(len(rows)))
+    return dsx
+
+
 class BinaryConv2d(Function):
     """Packed XNOR-popcount forward; float STE backward, block by block (see the module docstring)."""
 
     @staticmethod
     def forward(ctx, x, w, scale, shift, stride, padding, dilation, groups, pad_value, act_quantizer, act_clip,
-                weight_clip):
+                weight_clip, shuffle_groups=1):
         s = conv_shape(x.shape, w.shape, stride, padding, dilation, groups)
+        order = None
+        if shuffle_groups > 1:  # the conv reads the shuffled map from here on, its backward too
+            order = shuffle_order(s.c, shuffle_groups)
+            x = permute_channels(x, order)
         if shift is not None:
             shift = np.ascontiguousarray(shift, dtype=x.dtype)
         sums = _binary_conv_sums(x, w, s, pad_value, shift)
@@ -179,7 +206,7 @@ class BinaryConv2d(Function):
         else:
             conv, out = values, values * scale
         ctx.shape = s
-        ctx.options = (pad_value, act_quantizer, act_clip, weight_clip)
+        ctx.options = (pad_value, act_quantizer, act_clip, weight_clip, order)
         ctx.save_for_backward(x, w, scale, shift, conv if ctx.needs_input_grad[2] else None)
         return out.reshape(s.out_shape)
 
@@ -187,7 +214,7 @@ class BinaryConv2d(Function):
     def backward(ctx, grad):
         s = ctx.shape
         x, w, scale, shift, conv = ctx.saved
-        pad_value, act_quantizer, act_clip, weight_clip = ctx.options
+        pad_value, act_quantizer, act_clip, weight_clip, order = ctx.options
         need_x, need_w, need_scale, need_shift = ctx.needs_input_grad
         if s.rows == 0:  # an empty batch: every gradient is zero (the kernels below assume rows)
             return tuple(np.zeros_like(a) if need else None for a, need in zip((x, w, scale, shift), ctx.needs_input_grad))
@@ -214,7 +241,9 @@ class BinaryConv2d(Function):
             dsw = _sign_weight_grad(x, grad2, s, pad_value, shift)
         dx = dshift = None
         if need_x:  # in place: dsx is fresh
-            if shift is not None and act_quantizer is APPROX_SIGN and sums_by_chunks(dsx):
+            if order is not None:  # (no shift: binary_conv2d takes one or the other)
+                dx = _unshuffle_backward(ctx, dsx, x, order, act_quantizer, act_clip)
+            elif shift is not None and act_quantizer is APPROX_SIGN and sums_by_chunks(dsx):
                 dx, dshift = _threshold_backward(ctx, dsx, x, shift)
             else:
                 dx = act_quantizer.backward(dsx, _shifted(x, shift) if signed is None else signed, act_clip, out=dsx)
@@ -273,21 +302,28 @@ def _check_scale(scale, out_channels):
 
 def binary_conv2d(
     x, w, stride=1, padding=0, dilation=1, groups=1, pad_value=0,
-    act_quantizer: Quantizer | str = STE_SIGN, act_clip=1.0, weight_clip=1.0, scale=None, shift=None,
+    act_quantizer: Quantizer | str = STE_SIGN, act_clip=1.0, weight_clip=1.0, scale=None, shift=None, shuffle_groups=1,
 ) -> Tensor:
     """conv2d(sign(x + shift), sign(w)) * scale with STE gradients; forward on packed bits (module docstring).
 
     x NHWC float, w OHWI latent float weights [O, KH, KW, C/groups], scale None or [O], shift None or [C]
-    (x + shift is never written); ``act_quantizer`` a 1-bit sign quantizer or its registered name.
+    (x + shift is never written); ``act_quantizer`` a 1-bit sign quantizer or its registered name;
+    ``shuffle_groups`` > 1: the conv of ``channel_shuffle(x, shuffle_groups)`` (no shift then; act_clip per
+    channel of the shuffled map), x's gradient put back in x's order in one pass (module docstring).
     """
     act_quantizer = binary_quantizer(act_quantizer)
     act_clip, weight_clip = _check_options(pad_value, act_clip, weight_clip, x.shape[-1])
     _check_scale(scale, w.shape[0])
     if shift is not None and tuple(shift.shape) != (x.shape[-1],):
         raise InputError(f"shift must have shape ({x.shape[-1]},) (one per input channel), got {tuple(shift.shape)}")
+    shuffle_groups = check_int(shuffle_groups, "shuffle_groups")
+    if shuffle_groups > 1 and shift is not None:
+        raise InputError("a binary conv takes a shift or a channel shuffle of its input, not both")
+    if x.shape[-1] % shuffle_groups:
+        raise InputError(f"shuffle_groups must divide x's {x.shape[-1]} channels, got {shuffle_groups}")
     return BinaryConv2d.apply(
         x, w, scale, shift, stride=stride, padding=padding, dilation=dilation, groups=groups, pad_value=pad_value,
-        act_quantizer=act_quantizer, act_clip=act_clip, weight_clip=weight_clip,
+        act_quantizer=act_quantizer, act_clip=act_clip, weight_clip=weight_clip, shuffle_groups=shuffle_groups,
     )
 
 

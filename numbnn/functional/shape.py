@@ -255,13 +255,14 @@ class ChannelShuffle(Function):
     def forward(ctx, x, groups):
         order = shuffle_order(x.shape[-1], groups)
         ctx.inverse = np.argsort(order)
-        return _permute_channels(x, order)
+        return permute_channels(x, order)
 
     @staticmethod
     def backward(ctx, grad):
-        return _permute_channels(grad, ctx.inverse)
+        return permute_channels(grad, ctx.inverse)
 
 
-def _permute_channels(x: np.ndarray, order: np.ndarray) -> np.ndarray:
+def permute_channels(x: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """x[..., order] as a new C-contiguous array (one gather per pixel)."""
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
     return _channel_kernels.permute_columns(rows, order, np.empty_like(rows)).reshape(x.shape)

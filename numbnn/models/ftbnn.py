@@ -96,7 +96,7 @@ class BinaryUnit(Module):
         self.shortcut = FreeShortcut(in_channels, out_channels, stride) if changes_shape else None
 
     def forward(self, x):
-        branch = self.shuffle(x) if self.shuffle is not None else x
+        branch = self.shuffle.before_conv(x) if self.shuffle is not None else x  # the conv shuffles (fewer passes)
         shortcut = self.shortcut(x) if self.shortcut is not None else x
         return norm_activation_add(self.norm, self.conv(branch), self.activation, shortcut)  # one fused op
 

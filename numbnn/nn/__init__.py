@@ -14,12 +14,12 @@ from numbnn.nn.module import Module, ModuleList, Sequential
 from numbnn.nn.norm import BatchNorm, norm_activation_add, norm_add_activation
 from numbnn.nn.pooling import AvgPool2d, GlobalAvgPool, MaxPool2d
 from numbnn.nn.quantizers import FakeQuant, RSign, SignInput
-from numbnn.nn.reshape import ChannelShuffle, DepthToSpace, Flatten, SpaceToDepth
+from numbnn.nn.reshape import ChannelShuffle, DepthToSpace, Flatten, ShuffledInput, SpaceToDepth
 
 __all__ = [
     "AvgPool2d", "BatchNorm", "BinaryConv2d", "BinaryLinear", "ChannelShuffle", "Conv2d", "DPReLU",
     "DepthToSpace", "FPReLU", "FakeQuant", "Flatten", "GlobalAvgPool", "HardSigmoid", "Linear", "MaxPool2d",
-    "Module", "ModuleList", "PReLU", "RPReLU", "RSign", "ReLU", "Sequential", "SignInput", "SpaceToDepth", "init",
+    "Module", "ModuleList", "PReLU", "RPReLU", "RSign", "ReLU", "Sequential", "ShuffledInput", "SignInput", "SpaceToDepth", "init",
     "norm_activation_add",
     "norm_add_activation",
 ]

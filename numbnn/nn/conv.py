@@ -16,6 +16,7 @@ from numbnn.functional.quantizers import Quantizer, get_quantizer
 from numbnn.nn import init
 from numbnn.nn.module import Module
 from numbnn.nn.quantizers import SignInput
+from numbnn.nn.reshape import ShuffledInput
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -89,6 +90,8 @@ class BinaryConv2d(_ConvBase):
 
     Given a :class:`~numbnn.nn.quantizers.SignInput` (``rsign.before_sign(x)``: ReActNet's RSign before
     the conv), the layer binarizes its value with its quantizer and clip instead of its own, still packed.
+    Given a :class:`~numbnn.nn.reshape.ShuffledInput` (``shuffle.before_conv(x)``: FTBNN's channel shuffle
+    before the conv), the packed path shuffles it itself (``F.binary_conv2d(..., shuffle_groups=)``).
 
     The latent weights start at Kaiming-normal x ``latent_init`` (default
     :data:`numbnn.nn.init.BINARY_LATENT_INIT`, 0.1: small latent weights flip sign sooner, see there),
@@ -128,10 +131,12 @@ class BinaryConv2d(_ConvBase):
         return F.sign(self.weight, self.weight_clip) if self.binarize_weights else self.weight
 
     def forward(self, x):
-        quantizer, clip, shift = self.quantizer, self.act_clip, None
+        quantizer, clip, shift, shuffle_groups = self.quantizer, self.act_clip, None, 1
         if isinstance(x, SignInput):
             quantizer, clip = x.quantizer, x.clip
         packed = self.binarize_weights and quantizer.bits == 1
+        if isinstance(x, ShuffledInput):
+            x, shuffle_groups = (x.value, x.groups) if packed else (x.shuffled(), 1)
         if isinstance(x, SignInput):
             spatial = self.weight.shape[1] * self.weight.shape[2] > 1
             # a spatial conv adds RSign's threshold as it packs (module docstring of numbnn.functional.binary)
@@ -140,7 +145,8 @@ class BinaryConv2d(_ConvBase):
         alpha = self.alpha()
         if packed:
             y = F.binary_conv2d(x, self.weight, *geometry, pad_value=self.pad_value, act_quantizer=quantizer,
-                                act_clip=clip, weight_clip=self.weight_clip, scale=alpha, shift=shift)
+                                act_clip=clip, weight_clip=self.weight_clip, scale=alpha, shift=shift,
+                                shuffle_groups=shuffle_groups)
         else:
             xq = quantizer(x, clip)
             if self.pad_value != 0 and self.padding != (0, 0):

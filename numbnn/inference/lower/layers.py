@@ -23,12 +23,15 @@ def _geometry(kwargs) -> dict:
 
 def _binary_conv(b, inputs, kw, out):
     """``pack`` (of x + shift when the conv takes its RSign's threshold: the ``add`` step first, as the
-    unfused chain's), then ``bconv`` with the alpha step."""
+    unfused chain's; of the shuffled x when it takes a channel shuffle: the shuffle's own steps first),
+    then ``bconv`` with the alpha step."""
     x = value_input(inputs[0], "a binary convolution's input")
     w, scale = const_input(inputs[1], "binary conv weight"), const_input(inputs[2], "binary conv scale")
     if len(inputs) > 3 and inputs[3] is not None:
         traced_input = np.empty((1, *b.specs[x].shape), np.dtype(b.specs[x].dtype))
         x = elementwise.RULES[arithmetic.Add](b, [("value", x), inputs[3]], {}, traced_input)
+    if kw.get("shuffle_groups", 1) > 1:
+        x = shapes.RULES[shape.ChannelShuffle](b, [("value", x)], {"groups": kw["shuffle_groups"]}, None)
     geometry = _geometry(kw)
     packed = b.emit("pack", [x], {"groups": geometry["groups"]})
     acc = b.emit("bconv", [packed], {**geometry, "in_channels": b.specs[x].shape[-1], "pad_value": int(kw["pad_value"])},
