@@ -83,6 +83,7 @@ from numbnn.bench.train import EPOCH_IMAGES, TrainStep, median_step_seconds, syn
 from numbnn.functional.quantizers import quantization_grid  # noqa: E402
 from numbnn.kernels.platform import cpu_model  # noqa: E402
 from numbnn.models import available_models, build_model  # noqa: E402
+from numbnn.models.cost import summarize  # noqa: E402
 from numbnn.models import bnn_small, float_cnn, ftbnn, pokebnn, rbnet, reactnet, resnet  # noqa: E402
 from numbnn.optim import split_decay  # noqa: E402
 from numbnn.threads import set_threads  # noqa: E402
@@ -965,7 +966,8 @@ def run_model(name: str, args) -> dict:
     result = {"model": name, "cpu_model": cpu_model(), "threads": args.threads, "torch": torch.__version__,
               # the timing processes' environment for libgomp (numbnn's process adds its own GOMP_SPINCOUNT)
               "openmp_env": {k: USER_ENVIRONMENT.get(k) for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")},
-              "agreement": agreement(name, seed=args.seed)}
+              "agreement": agreement(name, seed=args.seed),
+              "binary_macs_per_image": int(summarize(build_model(name)).total.bops)}
     if args.train or args.eval:
         result["timing"] = {str(b): time_model(name, b, args.rounds, args.steps, args.warmup, args.threads, args.train,
                                                args.eval, args.packed) for b in batches}
@@ -978,6 +980,25 @@ def _unsteady_note(phase: dict) -> str:
         return ""
     wide = ", ".join(f"{c} rounds x{v}" for c, v in phase["rounds_spread"].items() if v > UNSTEADY_SPREAD)
     return f" UNSTEADY ({wide})"
+
+
+# The model against whose training epoch per binary MAC the others are compared (issue goal: ftbnn and
+# pokebnn within 1.5x of it), at this batch size.
+MAC_REFERENCE, MAC_REFERENCE_BATCH = "reactnet-a", "128"
+
+
+def epoch_per_binary_mac(rows: list[dict]) -> dict:
+    """Per model, its numbnn training epoch per binary MAC over ``MAC_REFERENCE``'s, both at batch
+    ``MAC_REFERENCE_BATCH`` and from this run (empty if the reference was not timed in it)."""
+
+    def per_mac(row):
+        train = row.get("timing", {}).get(MAC_REFERENCE_BATCH, {}).get("train")
+        return train["numbnn_epoch_s"] / row["binary_macs_per_image"] if train and row["binary_macs_per_image"] else None
+
+    reference = next((per_mac(r) for r in rows if r["model"] == MAC_REFERENCE), None)
+    if reference is None:
+        return {}
+    return {r["model"]: round(per_mac(r) / reference, 3) for r in rows if per_mac(r) is not None}
 
 
 def summary_line(row: dict) -> str:
@@ -1042,6 +1063,7 @@ def main():
                                        "unsteady": {f"{b} {phase}": True for b, t in r.get("timing", {}).items()
                                                     for phase in ("train", "eval") if t.get(phase, {}).get("unsteady")}}
                                       for r in rows],
+                          f"epoch_per_binary_mac_vs_{MAC_REFERENCE}": epoch_per_binary_mac(rows),
                           "cpu_model": cpu_model(), "threads": args.threads}))
     if not all(r["agreement"]["ok"] for r in rows):
         raise SystemExit("some twins do not agree with numbnn's logits (see above)")

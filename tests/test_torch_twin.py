@@ -83,3 +83,14 @@ def test_rounds_that_spread_flag_the_phase():
     assert twin._unsteady_note({"rounds_spread": twin.round_spreads(steady), "unsteady": False}) == ""
     note = twin._unsteady_note({"rounds_spread": twin.round_spreads(spells), "unsteady": True})
     assert "UNSTEADY" in note and "numbnn rounds x3.65" in note and "torch_nchw" not in note
+
+
+def test_epoch_per_binary_mac_is_relative_to_the_reference_at_its_batch():
+    """Each model's epoch per binary MAC over reactnet-a's at batch 128, from the same run; nothing without
+    the reference, and a model not timed at that batch is left out."""
+    def row(model, epoch_s, macs, batch="128"):
+        return {"model": model, "binary_macs_per_image": macs, "timing": {batch: {"train": {"numbnn_epoch_s": epoch_s}}}}
+
+    rows = [row("reactnet-a", 40.0, 20), row("ftbnn", 60.0, 20), row("pokebnn", 30.0, 5), row("other", 1.0, 1, "64")]
+    assert twin.epoch_per_binary_mac(rows) == {"reactnet-a": 1.0, "ftbnn": 1.5, "pokebnn": 3.0}
+    assert twin.epoch_per_binary_mac(rows[1:]) == {}
