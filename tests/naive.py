@@ -520,11 +520,10 @@ def approx_sign_grad_shifted_sums(grad, x, shift, pending=None):
     return (t if pending is None else t + pending), t.astype(np.float64).sum(axis=0)
 
 
-def approx_sign_grad_unshuffled(grad, x, order, pending=None):
-    """x's gradient when the conv read x[:, order]: ApproxSign's gradient at the shuffled values, its columns
-    put back in x's order (column order[j] takes column j), plus ``pending``."""
-    t = np.empty_like(grad)
-    t[:, order] = approx_sign_grad(grad, x)
+def approx_sign_grad_unshuffled(grad, x, groups, pending=None):
+    """x's gradient when the conv read x's channels shuffled in ``groups``: ApproxSign's gradient at the shuffled
+    values, shuffled back, plus ``pending``."""
+    t = shuffle_columns(approx_sign_grad(grad, x), groups, inverse=True)
     return t if pending is None else t + pending
 
 
@@ -606,8 +605,12 @@ def depth_to_space(x, block):
         .reshape(n, h * block, w * block, c // (block * block))
 
 
-def permute_columns(source, order):
-    return source[:, order]
+def shuffle_columns(source, groups, inverse=False):
+    """ShuffleNet's channel shuffle as numpy's reshape-transpose-reshape ([G, C/G] -> [C/G, G]), or its inverse."""
+    rows, c = source.shape
+    if inverse:
+        return source.reshape(rows, c // groups, groups).transpose(0, 2, 1).reshape(rows, c)
+    return source.reshape(rows, groups, c // groups).transpose(0, 2, 1).reshape(rows, c)
 
 
 def gate_channels(x, gate):

@@ -39,7 +39,7 @@ from numbnn.autograd.arrays import channel_sums, sums_by_chunks
 from numbnn.checks import check_int
 from numbnn.errors import InputError
 from numbnn.functional.conv import blocked_backward, columns, conv_shape
-from numbnn.functional.shape import permute_channels, shuffle_order
+from numbnn.functional.shape import shuffle_channels
 from numbnn.functional.quantizers import (APPROX_SIGN, STE_SIGN, Quantizer, binary_quantizer, check_clip, sign_values,
                                           ste_backward)
 from numbnn.kernels import activations as _activation_kernels
@@ -162,17 +162,16 @@ def _threshold_backward(ctx, dsx, x, shift):
     return dsx, partial.sum(axis=0).astype(dsx.dtype)
 
 
-def _unshuffle_backward(ctx, dsx, x, order, act_quantizer, act_clip):
-    """x's gradient in its own channel order, for a conv that read x[..., order] (``x`` here: the shuffled map it
-    read): with ApproxSign one pass that also adds the gradient x's other consumers sent (taken from the engine
-    as in :func:`_threshold_backward`), otherwise the quantizer's gradient and then the inverse shuffle."""
-    inverse = np.argsort(order)
+def _unshuffle_backward(ctx, dsx, x, groups, act_quantizer, act_clip):
+    """x's gradient in its own channel order, for a conv that read x shuffled in ``groups`` (``x`` here: the
+    shuffled map it read): with ApproxSign one pass that also adds the gradient x's other consumers sent (taken
+    from the engine as in :func:`_threshold_backward`), otherwise the quantizer's gradient, then the inverse shuffle."""
     if act_quantizer is not APPROX_SIGN:
-        return permute_channels(act_quantizer.backward(dsx, x, act_clip, out=dsx), inverse)
+        return shuffle_channels(act_quantizer.backward(dsx, x, act_clip, out=dsx), groups, inverse=True)
     rows = dsx.reshape(-1, dsx.shape[-1])
     pending = ctx.take_pending_grad(0, dsx.shape, dsx.dtype)
     _activation_kernels.approx_sign_grad_unshuffled(
-        rows, x.reshape(rows.shape), inverse, rows if pending is None else pending.reshape(rows.shape),
+        rows, x.reshape(rows.shape), groups, rows if pending is None else pending.reshape(rows.shape),
         pending is not None, rows, _channel_kernels.n_chunks(len(rows)))
     return dsx
 
@@ -184,10 +183,8 @@ class BinaryConv2d(Function):
     def forward(ctx, x, w, scale, shift, stride, padding, dilation, groups, pad_value, act_quantizer, act_clip,
                 weight_clip, shuffle_groups=1):
         s = conv_shape(x.shape, w.shape, stride, padding, dilation, groups)
-        order = None
         if shuffle_groups > 1:  # the conv reads the shuffled map from here on, its backward too
-            order = shuffle_order(s.c, shuffle_groups)
-            x = permute_channels(x, order)
+            x = shuffle_channels(x, shuffle_groups)
         if shift is not None:
             shift = np.ascontiguousarray(shift, dtype=x.dtype)
         sums = _binary_conv_sums(x, w, s, pad_value, shift)
@@ -206,7 +203,7 @@ class BinaryConv2d(Function):
         else:
             conv, out = values, values * scale
         ctx.shape = s
-        ctx.options = (pad_value, act_quantizer, act_clip, weight_clip, order)
+        ctx.options = (pad_value, act_quantizer, act_clip, weight_clip, shuffle_groups)
         ctx.save_for_backward(x, w, scale, shift, conv if ctx.needs_input_grad[2] else None)
         return out.reshape(s.out_shape)
 
@@ -214,7 +211,7 @@ class BinaryConv2d(Function):
     def backward(ctx, grad):
         s = ctx.shape
         x, w, scale, shift, conv = ctx.saved
-        pad_value, act_quantizer, act_clip, weight_clip, order = ctx.options
+        pad_value, act_quantizer, act_clip, weight_clip, shuffle_groups = ctx.options
         need_x, need_w, need_scale, need_shift = ctx.needs_input_grad
         if s.rows == 0:  # an empty batch: every gradient is zero (the kernels below assume rows)
             return tuple(np.zeros_like(a) if need else None for a, need in zip((x, w, scale, shift), ctx.needs_input_grad))
@@ -241,8 +238,8 @@ class BinaryConv2d(Function):
             dsw = _sign_weight_grad(x, grad2, s, pad_value, shift)
         dx = dshift = None
         if need_x:  # in place: dsx is fresh
-            if order is not None:  # (no shift: binary_conv2d takes one or the other)
-                dx = _unshuffle_backward(ctx, dsx, x, order, act_quantizer, act_clip)
+            if shuffle_groups > 1:  # (no shift: binary_conv2d takes one or the other)
+                dx = _unshuffle_backward(ctx, dsx, x, shuffle_groups, act_quantizer, act_clip)
             elif shift is not None and act_quantizer is APPROX_SIGN and sums_by_chunks(dsx):
                 dx, dshift = _threshold_backward(ctx, dsx, x, shift)
             else:

@@ -242,27 +242,22 @@ def channel_shuffle(x, groups: int) -> Tensor:
     return ChannelShuffle.apply(_tensor(x), groups=groups)
 
 
-def shuffle_order(channels: int, groups: int) -> np.ndarray:
-    """The input channel of each output channel of :func:`channel_shuffle` (int64 [channels])."""
-    return np.arange(channels, dtype=np.int64).reshape(groups, channels // groups).T.reshape(-1)
-
-
 class ChannelShuffle(Function):
-    """:func:`channel_shuffle` as one gather per pixel (the reshape-transpose-reshape it equals costs a
-    strided copy each way); the gradient goes back through the inverse permutation."""
+    """:func:`channel_shuffle` as one parallel pass (the reshape-transpose-reshape it equals costs a strided
+    copy each way); the gradient goes back through the inverse shuffle."""
 
     @staticmethod
     def forward(ctx, x, groups):
-        order = shuffle_order(x.shape[-1], groups)
-        ctx.inverse = np.argsort(order)
-        return permute_channels(x, order)
+        ctx.groups = groups
+        return shuffle_channels(x, groups)
 
     @staticmethod
     def backward(ctx, grad):
-        return permute_channels(grad, ctx.inverse)
+        return shuffle_channels(grad, ctx.groups, inverse=True)
 
 
-def permute_channels(x: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """x[..., order] as a new C-contiguous array (one gather per pixel)."""
+def shuffle_channels(x: np.ndarray, groups: int, inverse: bool = False) -> np.ndarray:
+    """x's channels shuffled in ``groups`` (or shuffled back, ``inverse``) as a new C-contiguous array: channel
+    j*groups + g of the result is x's channel g*(C/groups) + j (:func:`channel_shuffle`)."""
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
-    return _channel_kernels.permute_columns(rows, order, np.empty_like(rows)).reshape(x.shape)
+    return _channel_kernels.shuffle_columns(rows, groups, inverse, np.empty_like(rows)).reshape(x.shape)
