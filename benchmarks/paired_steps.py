@@ -23,6 +23,9 @@ median reported. Switches (``--switch``):
 - ``shuffle-in-conv``: FTBNN's binary convs taking their input's channel shuffle (``shuffle_groups`` of
   :func:`numbnn.functional.binary_conv2d`: x's gradient unshuffled in ApproxSign's gradient pass, the shortcut's
   gradient added there) against the shuffle as an op of its own (its backward and the engine's addition as passes);
+- ``repeated-concat-grad``: the gradient of a concatenation of one tensor with itself (PokeBNN's and FTBNN's
+  tiled shortcuts) summed in one pass that takes the gradient other readers sent
+  (:func:`numbnn.functional.shape._repeated_input_grad`) against a slice per copy and the engine's additions;
 - ``conv-moments``: a training batch norm after a binary conv taking the moments the conv's scaling pass summed
   (``Context.output_moments``) against reading the map for them (the scaling pass still sums them: off pays
   both, so the ratio is an upper bound on the gain's complement; the scaling pass alone is probed in the docs).
@@ -41,7 +44,7 @@ import numpy as np
 import numbnn.functional as F
 from numbnn.autograd.function import Context, OutputMoments
 from numbnn.bench.train import TrainStep
-from numbnn.functional import binary, conv
+from numbnn.functional import binary, conv, shape
 from numbnn.kernels import depthwise
 from numbnn.kernels.platform import cpu_model
 from numbnn.models import bnn_small
@@ -101,6 +104,8 @@ SWITCHES = {
                                           (Context, "take_pending_grad", lambda ctx, i, shape, dtype: None)),
     # ChannelShuffle.before_conv as before 2026-12-07: the shuffled map, its own op
     "shuffle-in-conv": lambda: patched((ChannelShuffle, "before_conv", ChannelShuffle.forward)),
+    # Concat's backward slice by slice, the engine adding the slices
+    "repeated-concat-grad": lambda: patched((shape, "_repeated_input_grad", lambda ctx, rows, shape_: None)),
     # the batch norm reads the map
     "conv-moments": lambda: patched((OutputMoments, "describe", lambda moments, values: False)),
 }

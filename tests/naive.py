@@ -578,9 +578,9 @@ def take_columns(source, first, width):
     return np.ascontiguousarray(source[:, first : first + width])
 
 
-def sum_column_blocks(source, width):
-    """The sum of source's column blocks of ``width``, left to right, rounded at each add."""
-    total = source[:, :width].copy()
+def sum_column_blocks(source, width, pending=None):
+    """The sum of source's column blocks of ``width``, left to right (after ``pending``), rounded at each add."""
+    total = source[:, :width].copy() if pending is None else pending + source[:, :width]
     for first in range(width, source.shape[1], width):
         total = total + source[:, first : first + width]
     return total

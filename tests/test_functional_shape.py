@@ -81,6 +81,42 @@ def test_channel_gate():
         F.channel_gate(x[0, 0, 0], gate[0])
 
 
+@pytest.mark.parametrize("copies", [2, 4])
+@pytest.mark.parametrize("reader", ["none", "later", "earlier"])
+def test_concat_of_one_tensor_repeated_sums_its_gradient_in_one_pass_bit_for_bit(copies, reader):
+    """concat([x] * R) along channels (a shortcut tiled to a wider block) hands x one summed gradient, taking
+    the gradient x's other reader sent first: the engine's slice-by-slice sum (the fallback, forced here) to
+    the last bit, whether that reader's gradient arrives before the concat's backward, after it, or there is none."""
+    from unittest import mock
+
+    from numbnn.functional import shape as shape_module
+
+    rng = np.random.default_rng(copies)
+    x0 = rng.standard_normal((4, 32, 32, 24)).astype(np.float32)  # above the parallel threshold
+    upstream = rng.standard_normal((4, 32, 32, 24 * (copies + 1))).astype(np.float32)
+    results, summed, original = [], [], shape_module._repeated_input_grad
+
+    def recorded(*args):
+        result = original(*args)
+        summed.append(result is not None)
+        return result
+
+    for fused in (True, False):
+        x = Tensor(x0.copy(), requires_grad=True)
+        parts = [F.concat([x] * copies)]
+        if reader == "later":  # x's other reader computed after the concat
+            parts.append(x * x)
+        elif reader == "earlier":  # ... or before it (its gradient then reaches x first: the concat takes it)
+            parts.insert(0, x * x)
+        else:
+            parts.append(Tensor(x0 * x0))
+        with mock.patch.object(shape_module, "_repeated_input_grad", recorded if fused else lambda *args: None):
+            F.concat(parts).backward(upstream)
+        results.append(x.grad)
+    assert summed == [True]
+    np.testing.assert_array_equal(results[0], results[1])
+
+
 def test_channel_shuffle():
     x = np.arange(6.0).reshape(1, 1, 1, 6)
     np.testing.assert_array_equal(F.channel_shuffle(x, 2).data.ravel(), [0, 3, 1, 4, 2, 5])

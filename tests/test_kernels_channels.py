@@ -26,10 +26,13 @@ def test_add_and_column_kernels(case):
     width = x.shape[1] // 2
     taken = _channel_kernels.take_columns(x, x.shape[1] - width, np.empty((x.shape[0], width), x.dtype))
     np.testing.assert_array_equal(taken, naive.take_columns(x, x.shape[1] - width, width))
+    pending = np.ascontiguousarray(x[::-1] * 3)
     for blocks in (1, 2, 3):
         wide = np.concatenate([x * (b + 1) for b in range(blocks)], axis=1)
-        np.testing.assert_array_equal(_channel_kernels.sum_column_blocks(wide, np.empty_like(x)),
+        np.testing.assert_array_equal(_channel_kernels.sum_column_blocks(wide, np.empty_like(x), pending, False),
                                       naive.sum_column_blocks(wide, x.shape[1]))
+        np.testing.assert_array_equal(_channel_kernels.sum_column_blocks(wide, np.empty_like(x), pending, True),
+                                      naive.sum_column_blocks(wide, x.shape[1], pending))
 
 
 @settings(max_examples=25)

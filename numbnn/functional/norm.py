@@ -226,7 +226,7 @@ class BatchNormAddDPRelu(Function):
             if ctx.add_after:  # r was added after the activation: its gradient is g itself
                 dr = g2
             else:  # r feeds every part and copy
-                h_r = h if ctx.copies == 1 else _channel_kernels.sum_column_blocks(h, np.empty_like(r2))
+                h_r = h if ctx.copies == 1 else _channel_kernels.sum_column_blocks(h, np.empty_like(r2), r2, False)
                 dr = h_r if dr is None else add_arrays(dr, h_r)
             part = slice(k * width, (k + 1) * width)
             dbeta, dgamma = sums[2, part].copy(), sums[4, part] * inv_std

@@ -103,11 +103,31 @@ class Concat(Function):
         if not (ctx.axis in (-1, grad.ndim - 1) and grad.dtype.kind == "f" and grad.size >= PARALLEL_MIN_ELEMENTS):
             return tuple(np.split(grad, bounds, axis=ctx.axis))
         rows = np.ascontiguousarray(grad).reshape(-1, grad.shape[-1])
+        if len(ctx.parents) > 1 and all(p is ctx.parents[0] for p in ctx.parents):
+            summed = _repeated_input_grad(ctx, rows, grad.shape[:-1] + (ctx.widths[0],))
+            if summed is not None:
+                return summed
         parts = []
         for first, width in zip([0, *bounds], ctx.widths):
             part = _channel_kernels.take_columns(rows, int(first), np.empty((rows.shape[0], width), dtype=grad.dtype))
             parts.append(part.reshape(grad.shape[:-1] + (width,)))
         return tuple(parts)
+
+
+def _repeated_input_grad(ctx, rows, shape):
+    """The gradient of concat([x] * R) along channels as x's one sum, in one pass: the R slices added left to
+    right after the gradient x's other readers had already sent (taken from the engine), the order in which
+    the engine would add R slices, so the same bits without R copies and R additions; None for the other
+    R - 1 positions. None if x already has a gradient the op cannot take (the engine then adds slice by slice)."""
+    parent = ctx.parents[0]
+    waiting = ctx.pending is not None and id(parent) in ctx.pending
+    pending = ctx.take_pending_grad(0, parent.shape, parent.dtype) if waiting else None
+    if waiting and pending is None:
+        return None
+    out = np.empty((rows.shape[0], shape[-1]), rows.dtype)
+    earlier = out if pending is None else pending.reshape(out.shape)
+    _channel_kernels.sum_column_blocks(rows, out, earlier, pending is not None)
+    return (out.reshape(shape),) + (None,) * (len(ctx.parents) - 1)
 
 
 def concat(tensors, axis: int = -1) -> Tensor:

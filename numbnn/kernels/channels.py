@@ -109,15 +109,22 @@ def take_columns(source, first, target):
 
 
 @nb.njit(parallel=True, cache=True)
-def sum_column_blocks(source, out):
+def sum_column_blocks(source, out, pending, with_pending):
     """out[i, j] = source[i, j] + source[i, C + j] + ... over the R blocks of C = out.shape[1] columns of
     ``source`` [rows, R*C], added left to right: the gradient of a tensor concatenated R times with itself,
-    summed in the order the autograd engine accumulates the R slices."""
+    summed in the order the autograd engine accumulates the R slices. With ``with_pending`` the sum starts
+    from pending [rows, C] (the gradient the tensor's other readers had already sent): pending + block 0 + ...;
+    ``pending`` is not read otherwise."""
     rows, c = out.shape
     for i in nb.prange(rows):
         total, row = out[i], source[i]  # row views: an offset index would stop the loop vectorising
-        for j in range(c):
-            total[j] = row[j]
+        if with_pending:
+            earlier = pending[i]
+            for j in range(c):
+                total[j] = earlier[j] + row[j]
+        else:
+            for j in range(c):
+                total[j] = row[j]
         for block in range(1, row.size // c):
             part = row[block * c:(block + 1) * c]
             for j in range(c):
