@@ -56,3 +56,11 @@ def test_fused_bn_add_dprelu_kernels(case, first, x_first, with_pos, add_after):
     if not with_pos:
         expected_sums[0] = np.zeros(c)
     np.testing.assert_allclose(sums, expected_sums, rtol=1e-10, atol=1e-9)
+    unstored = _norm_kernels.bn_add_dprelu_grad_sums(wide, first, x_wide, x_first, r, scale, shift, pos, neg, shift_x,
+                                                     mean, np.empty((0, x_wide.shape[1]), x.dtype), with_pos,
+                                                     n_chunks(rows), add_after).sum(axis=1)
+    np.testing.assert_array_equal(unstored, sums)  # h not stored: the same sums
+    if add_after:  # BN's input gradient with h recomputed: h, then affine2's a*h + b*x + shift, to the last bit
+        a, b, dshift = (v[::-1].copy() for v in (scale, shift, pos))
+        got = _norm_kernels.bn_activation_input_grad(g, x, scale, shift, pos, neg, shift_x, a, b, dshift)
+        np.testing.assert_array_equal(got, naive.affine2(expected_h, x, a, b, dshift))

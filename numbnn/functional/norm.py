@@ -98,6 +98,11 @@ def _statistics(x2, shape, running_mean, running_var, training: bool, momentum: 
 def _input_grad(g2, x2, mean, inv_std, gamma, dbeta, dgamma, training: bool):
     """BN's dx [M, C] from g2 (the gradient of its output) and the sums dbeta = sum g, dgamma = sum g xhat:
     one fused pass dx = a*g + b*x + shift (see :class:`BatchNorm`)."""
+    return _norm_kernels.affine2(g2, x2, *_input_grad_coefficients(x2, mean, inv_std, gamma, dbeta, dgamma, training))
+
+
+def _input_grad_coefficients(x2, mean, inv_std, gamma, dbeta, dgamma, training: bool):
+    """(a, b, shift) in x2's dtype with BN's dx = a*g + b*x + shift."""
     m, dtype = x2.shape[0], x2.dtype
     scale = inv_std if gamma is None else gamma * inv_std
     if training:  # dx = scale*g + b*(x - mean) - scale*dbeta/M, b = -scale*inv_std*dgamma/M
@@ -105,7 +110,7 @@ def _input_grad(g2, x2, mean, inv_std, gamma, dbeta, dgamma, training: bool):
         shift = -scale * dbeta / m - b * mean
     else:
         b = shift = np.zeros_like(scale)
-    return _norm_kernels.affine2(g2, x2, scale.astype(dtype), b.astype(dtype), shift.astype(dtype))
+    return scale.astype(dtype), b.astype(dtype), shift.astype(dtype)
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training: bool, momentum=0.1, eps=1e-5) -> Tensor:
@@ -214,8 +219,11 @@ class BatchNormAddDPRelu(Function):
         with_pos = bool(needs[-4])
         sums = np.empty((5, g2.shape[1]))
         part_grads, dr = [], None
+        # with add_after the dx pass recomputes h (bn_activation_input_grad): nothing else reads it, so it is
+        # not stored; otherwise it is r's gradient as well
+        recompute_h = ctx.add_after and needs[0]
         for k, (x2, mean, inv_std, gamma, scale, shift) in enumerate(saved):
-            h = np.empty_like(x2)
+            h = np.empty((0, x2.shape[1]), x2.dtype) if recompute_h else np.empty_like(x2)
             for copy in range(ctx.copies):
                 first, columns = k * width + copy * c, slice(copy * c, (copy + 1) * c)  # in g; in x and h
                 partial = _norm_kernels.bn_add_dprelu_grad_sums(
@@ -231,7 +239,11 @@ class BatchNormAddDPRelu(Function):
             part = slice(k * width, (k + 1) * width)
             dbeta, dgamma = sums[2, part].copy(), sums[4, part] * inv_std
             dx = None
-            if needs[5 * k]:
+            if recompute_h:
+                a, b, dshift = _input_grad_coefficients(x2, mean, inv_std, gamma, dbeta, dgamma, ctx.training)
+                dx = _norm_kernels.bn_activation_input_grad(g2, x2, scale, shift, pos, neg, shift_x, a, b, dshift)
+                dx = dx.reshape(grad.shape[:-1] + (width,))
+            elif needs[5 * k]:
                 dx = _input_grad(h, x2, mean, inv_std, gamma, dbeta, dgamma, ctx.training).reshape(grad.shape[:-1] + (width,))
             part_grads += [dx, dgamma, dbeta, None, None]
         d_pos, d_neg, sum_h, sum_g, _ = sums

@@ -113,7 +113,7 @@ def bn_add_dprelu_grad_sums(g, first, x, x_first, r, scale, shift, pos, neg, shi
     """The backward's one pass over g[:, first : first + C], x[:, x_first : x_first + C] and r [rows, C]:
     recompute u as :func:`bn_add_dprelu` does (with ``add_after`` r is not part of u and is not read), write
     h[:, x_first : x_first + C] = g * slope(u) (the gradient of BN(x), and of r unless ``add_after``: then
-    r's is g itself), and per
+    r's is g itself; not written if ``h`` has no rows, when :func:`bn_activation_input_grad` recomputes it), and per
     chunk and channel return [sum g*u*(u>=0) (zeros unless ``with_pos``), sum g*u*(u<0), sum h, sum g,
     sum h * (x - mean)] in float64: the sums of :func:`numbnn.kernels.activations.dprelu_backward` and
     :func:`grad_sums`, in their order.
@@ -124,12 +124,15 @@ def bn_add_dprelu_grad_sums(g, first, x, x_first, r, scale, shift, pos, neg, shi
     ~24 (ReActNet's narrowest maps have 32)."""
     rows, c = r.shape
     partial = np.zeros((5, n_chunks, c))
+    store_h = h.shape[0] > 0
     for chunk in nb.prange(n_chunks):
         sum_pos, sum_neg, sum_h, sum_g, sum_hx = np.zeros(c), np.zeros(c), np.zeros(c), np.zeros(c), np.zeros(c)
         gu_pos, gu_neg = np.empty(c, x.dtype), np.empty(c, x.dtype)  # g*u where u >= 0 / u < 0, else 0
+        h_row = np.empty((1, x.shape[1]), x.dtype)  # h's row when h is not stored
         for i in range(chunk * rows // n_chunks, (chunk + 1) * rows // n_chunks):
             grad = g[i, first:first + c]  # row views (see bn_add_dprelu)
-            xi, hi = x[i, x_first:x_first + c], h[i, x_first:x_first + c]
+            xi = x[i, x_first:x_first + c]
+            hi = h[i, x_first:x_first + c] if store_h else h_row[0, x_first:x_first + c]
             if add_after:  # two loops, not a select per element: the flag is fixed for the whole call
                 for j in range(c):
                     _slope_terms(grad[j], (xi[j] * scale[j] + shift[j]) - shift_x[j], pos[j], neg[j], hi, gu_pos, gu_neg, j)
@@ -149,3 +152,20 @@ def bn_add_dprelu_grad_sums(g, first, x, x_first, r, scale, shift, pos, neg, shi
         partial[0, chunk], partial[1, chunk], partial[2, chunk], partial[3, chunk], partial[4, chunk] = (
             sum_pos, sum_neg, sum_h, sum_g, sum_hx)
     return partial
+
+
+@nb.njit(_signatures("T[:, ::1]", f"{_ROWS}, {_ROWS}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}, {_VEC}"),
+         parallel=True, cache=True)
+def bn_activation_input_grad(g, x, scale, shift, pos, neg, shift_x, a, b, dshift):
+    """BN's input gradient under the fused op's ``add_after`` form (FTBNN's unit, activation(BN(x)) + r) in one
+    pass: h = g * slope(u) with u = (x*scale + shift) - shift_x, recomputed as :func:`bn_add_dprelu_grad_sums`
+    computes it, then a*h + b*x + dshift as :func:`affine2` computes it. Bit for bit those two kernels'
+    result, without h written to memory by the first and read back by the second."""
+    rows, c = x.shape
+    out = np.empty_like(x)
+    for i in nb.prange(rows):
+        for j in range(c):
+            u = (x[i, j] * scale[j] + shift[j]) - shift_x[j]
+            h = g[i, j] * (pos[j] if u >= 0 else neg[j])
+            out[i, j] = a[j] * h + b[j] * x[i, j] + dshift[j]
+    return out
