@@ -17,6 +17,8 @@ import json
 import statistics
 import time
 
+from paired_steps import paired_ratios  # this folder's script
+
 from numbnn.bench.train import TrainStep
 from numbnn.kernels.platform import cpu_model
 from numbnn.models import build_model
@@ -42,11 +44,11 @@ def paired_models(models: list[str], batch_size: int, rounds: int, warmup: int =
     rows = []
     for m in models:
         row = {"model": m, "binary_macs_per_image": macs[m], "step_ms": round(statistics.median(times[m]) * 1e3, 1)}
-        if macs[m] and macs[reference]:
-            ratios = sorted(a / b * macs[reference] / macs[m] for a, b in zip(times[m], times[reference]))
-            quartiles = statistics.quantiles(ratios, n=4)
-            row.update(per_mac_ratio=round(statistics.median(ratios), 3),
-                       per_mac_quartiles=[round(quartiles[0], 3), round(quartiles[2], 3)])
+        if macs[m] and macs[reference]:  # a constant factor: the ratios' median and quartiles scale with it
+            scale = macs[reference] / macs[m]
+            steps = paired_ratios(times[m], times[reference])
+            row.update(per_mac_ratio=round(steps["ratio_median"] * scale, 3),
+                       per_mac_quartiles=[round(q * scale, 3) for q in steps["ratio_quartiles"]])
         rows.append(row)
     return rows
 
