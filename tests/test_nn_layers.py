@@ -235,6 +235,27 @@ def test_binary_conv_of_an_rsign_input_is_the_rsign_then_the_conv(quantizer, cli
     assert np.any(rsign.bias.grad != 0)
 
 
+@pytest.mark.parametrize("binarize_weights", [True, False])
+def test_binary_conv_of_a_shuffled_input_is_the_shuffle_then_the_conv(binarize_weights):
+    """conv(shuffle.before_conv(x)) against conv(shuffle(x)), grouped as FTBNN's units: the same output and
+    gradients to the last bit, on the packed path (the conv shuffles) and on step 1's real weights (the
+    layer shuffles first)."""
+    x = 0.8 * x_nhwc((2, 5, 5, 8), seed=6)
+    shuffle = nn.ChannelShuffle(4)
+    layer = nn.BinaryConv2d(8, 8, 3, padding=1, groups=4, rng=rng(), scale=None, binarize_weights=binarize_weights)
+    upstream = rng(3).normal(size=(2, 5, 5, 8)).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        layer.zero_grad()
+        xt = Tensor(x, requires_grad=True)
+        y = layer(shuffle.before_conv(xt) if fused else shuffle(xt))
+        y.backward(upstream)
+        results.append([y.data, xt.grad, layer.weight.grad])
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)
+    assert isinstance(shuffle.before_conv(x), nn.ShuffledInput)
+
+
 # -- binary layers ------------------------------------------------------------------------------------
 
 def binary_conv(mode, **kwargs):

@@ -219,11 +219,10 @@ class BatchNormAddDPRelu(Function):
         with_pos = bool(needs[-4])
         sums = np.empty((5, g2.shape[1]))
         part_grads, dr = [], None
-        # with add_after the dx pass recomputes h (bn_activation_input_grad): nothing else reads it, so it is
-        # not stored; otherwise it is r's gradient as well
-        recompute_h = ctx.add_after and needs[0]
         for k, (x2, mean, inv_std, gamma, scale, shift) in enumerate(saved):
-            h = np.empty((0, x2.shape[1]), x2.dtype) if recompute_h else np.empty_like(x2)
+            # with add_after only BN's dx pass reads h, and it recomputes h (bn_activation_input_grad): no map
+            # is stored (no rows); otherwise h is r's gradient as well
+            h = np.empty((0, x2.shape[1]), x2.dtype) if ctx.add_after else np.empty_like(x2)
             for copy in range(ctx.copies):
                 first, columns = k * width + copy * c, slice(copy * c, (copy + 1) * c)  # in g; in x and h
                 partial = _norm_kernels.bn_add_dprelu_grad_sums(
@@ -239,7 +238,7 @@ class BatchNormAddDPRelu(Function):
             part = slice(k * width, (k + 1) * width)
             dbeta, dgamma = sums[2, part].copy(), sums[4, part] * inv_std
             dx = None
-            if recompute_h:
+            if needs[5 * k] and ctx.add_after:  # one part
                 a, b, dshift = _input_grad_coefficients(x2, mean, inv_std, gamma, dbeta, dgamma, ctx.training)
                 dx = _norm_kernels.bn_activation_input_grad(g2, x2, scale, shift, pos, neg, shift_x, a, b, dshift)
                 dx = dx.reshape(grad.shape[:-1] + (width,))

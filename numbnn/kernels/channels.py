@@ -1,6 +1,6 @@
 """Fused, parallel Numba loops for flat and per-channel arithmetic: addition, per-channel add and scale,
 column copies (concatenation and its gradient, the sum of a self-concatenation's column blocks), channel
-permutations, space-to-depth and its inverse, rolls,
+shuffles, space-to-depth and its inverse, rolls,
 per-image channel gates and chunked per-channel sums.
 
 Conventions: 2-D arrays are [rows, channels] C-contiguous views of NHWC data; per-channel vectors have

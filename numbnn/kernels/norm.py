@@ -113,8 +113,8 @@ def bn_add_dprelu_grad_sums(g, first, x, x_first, r, scale, shift, pos, neg, shi
     """The backward's one pass over g[:, first : first + C], x[:, x_first : x_first + C] and r [rows, C]:
     recompute u as :func:`bn_add_dprelu` does (with ``add_after`` r is not part of u and is not read), write
     h[:, x_first : x_first + C] = g * slope(u) (the gradient of BN(x), and of r unless ``add_after``: then
-    r's is g itself; not written if ``h`` has no rows, when :func:`bn_activation_input_grad` recomputes it), and per
-    chunk and channel return [sum g*u*(u>=0) (zeros unless ``with_pos``), sum g*u*(u<0), sum h, sum g,
+    r's is g itself; h is not written if it has no rows: :func:`bn_activation_input_grad` recomputes it), and
+    per chunk and channel return [sum g*u*(u>=0) (zeros unless ``with_pos``), sum g*u*(u<0), sum h, sum g,
     sum h * (x - mean)] in float64: the sums of :func:`numbnn.kernels.activations.dprelu_backward` and
     :func:`grad_sums`, in their order.
 

@@ -19,7 +19,8 @@ from numbnn.nn.reshape import ChannelShuffle, DepthToSpace, Flatten, ShuffledInp
 __all__ = [
     "AvgPool2d", "BatchNorm", "BinaryConv2d", "BinaryLinear", "ChannelShuffle", "Conv2d", "DPReLU",
     "DepthToSpace", "FPReLU", "FakeQuant", "Flatten", "GlobalAvgPool", "HardSigmoid", "Linear", "MaxPool2d",
-    "Module", "ModuleList", "PReLU", "RPReLU", "RSign", "ReLU", "Sequential", "ShuffledInput", "SignInput", "SpaceToDepth", "init",
+    "Module", "ModuleList", "PReLU", "RPReLU", "RSign", "ReLU", "Sequential", "ShuffledInput", "SignInput",
+    "SpaceToDepth", "init",
     "norm_activation_add",
     "norm_add_activation",
 ]
