@@ -72,6 +72,7 @@ def test_space_to_depth_and_back(n, ho, wo, c, block, dtype, seed):
     np.testing.assert_array_equal(back, naive.depth_to_space(moved, block))
     np.testing.assert_array_equal(back, x)
 
+
 @settings(max_examples=40)
 @given(st.sampled_from([1, 2, 63, 65]), st.sampled_from([1, 2, 3, 4, 8]), st.sampled_from([1, 3, 16, 17]),
        st.sampled_from([np.float32, np.float64]), st.booleans(), st.integers(0, 2**16))

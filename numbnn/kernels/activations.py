@@ -117,9 +117,10 @@ def approx_sign_grad_unshuffled(grad, x, groups, pending, with_pending, out, n_c
     read xs = x shuffled (:func:`numbnn.kernels.channels.shuffle_columns` with ``groups``), so with
     t = grad * max(0, 2 - 2|xs|) (:func:`approx_sign_grad` at xs), x's gradient is t shuffled back (+ pending,
     the gradient other ops have already sent to x, if ``with_pending``; ``pending`` is not read otherwise).
-    The unfused passes (the gradient, the inverse shuffle, the engine's addition) bit for bit. Per row, t and
-    its inverse shuffle go to row buffers first (``out`` may be ``grad``); three simple loops that vectorise
-    (one loop gathering t through an index array took 2.3x as long on [25088, 64], G = 4, Zen 4)."""
+    The unfused passes (the gradient, the inverse shuffle, the engine's addition) bit for bit. Per row, t goes
+    to a row buffer first (so ``out`` may be ``grad``), and with a pending gradient its inverse shuffle to a
+    second one: simple loops that vectorise (one loop gathering t through an index array took 2.3x as long
+    on [25088, 64], G = 4, in a probe on Zen 4: docs/performance.md, 2026-12-07 afternoon)."""
     rows, c = x.shape
     for chunk in nb.prange(n_chunks):
         term, back = np.empty(c, x.dtype), np.empty(c, x.dtype)
@@ -127,14 +128,12 @@ def approx_sign_grad_unshuffled(grad, x, groups, pending, with_pending, out, n_c
             for j in range(c):
                 d = 2.0 - 2.0 * abs(x[i, j])
                 term[j] = grad[i, j] * d if d > 0 else 0.0
-            shuffle_row(term, back, groups, True)
-            target = out[i]
             if with_pending:
+                shuffle_row(term, back, groups, True)
                 for k in range(c):
-                    target[k] = back[k] + pending[i, k]
+                    out[i, k] = back[k] + pending[i, k]
             else:
-                for k in range(c):
-                    target[k] = back[k]
+                shuffle_row(term, out[i], groups, True)
     return out
 
 

@@ -174,7 +174,8 @@ def shuffle_columns(source, groups, inverse, out):
     out[i, j*G + g] = source[i, g*(C/G) + j], or with ``inverse`` out[i, g*(C/G) + j] = source[i, j*G + g].
     G = 4 (FTBNN's groups) is written out with the group count a constant, which LLVM vectorises as an
     interleave: forward 0.18-0.20x, inverse 0.50x the time of a gather through an index array on [25088, 64]
-    and [6272, 128]; other G, with contiguous reads (or writes), 0.49-0.64x (Zen 4, 2 threads)."""
+    and [6272, 128]; other G, with contiguous reads (or writes), 0.49-0.64x (a probe against the gather kernel
+    this one replaced, Zen 4, 2 threads: docs/performance.md, 2026-12-07 afternoon)."""
     rows, c = out.shape
     for i in nb.prange(rows):
         shuffle_row(source[i], out[i], groups, inverse)
