@@ -5,7 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
+from gather_cases import index_map
 from numbnn.kernels import steps
+from numbnn.kernels.threshold_packing import gather_runs
 
 INPUT_STEPS = [steps.ADD_INPUT, steps.SUB_INPUT, steps.RSUB_INPUT, steps.MUL_INPUT, steps.ADD_PADDED_INPUT]
 
@@ -37,19 +39,25 @@ def test_run_stages_matches_naive_bit_for_bit(codes, rows, channels, other_kind,
     np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.integers(0, 12), min_size=1, max_size=3), st.integers(1, 3), st.integers(1, 30), st.integers(1, 40),
-       st.integers(0, 2**32 - 1))
-def test_run_stages_gathered_matches_naive(codes, batch, rows, channels, seed):
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 12), min_size=1, max_size=3), st.integers(1, 3), st.integers(1, 90), st.integers(1, 40),
+       st.booleans(), st.integers(0, 2**32 - 1))
+def test_run_stages_gathered_matches_naive(codes, batch, rows, channels, in_runs, seed):
+    """Any index map read element by element, or maps made of runs of one source pixel's consecutive
+    channels and runs of padding (depth-to-space's shape), read run by run; rows past ROW_BLOCK."""
     rng = np.random.default_rng(seed)
     codes, first_rows, params = program(codes, rng, channels)
-    source = int(rng.integers(1, 100))
-    x = rng.standard_normal((batch, source)).astype(np.float32)
-    fill = rng.standard_normal(2).astype(np.float32)
-    index = rng.integers(-2, source, (rows, channels)).astype(np.int32)
+    source_channels = int(rng.choice([d for d in range(1, channels + 1) if channels % d == 0])) if in_runs \
+        else int(rng.integers(1, 9))
+    pixels = int(rng.integers(1, 12))
+    x = rng.standard_normal((batch, pixels * source_channels)).astype(np.float32)
+    fill = rng.standard_normal(3).astype(np.float32)
+    index, built = index_map(rng, rows, channels, pixels, source_channels, in_runs)
+    run, _ = gather_runs(index.reshape(-1), channels, source_channels)
+    assert run >= built  # the runs the map was built from qualify, so the longest is no shorter
     other = np.zeros((1, 1), np.float32)
     out = np.empty((batch * rows, channels), np.float32)
-    steps.run_stages_gathered(x, index.reshape(-1), fill, codes, first_rows, params, other, batch * rows, out)
+    steps.run_stages_gathered(x, index.reshape(-1), run, fill, codes, first_rows, params, other, batch * rows, out)
     values = np.where(index >= 0, x[:, np.maximum(index, 0)], fill[np.maximum(-1 - index, 0)]).reshape(-1, channels)
     expected = naive.run_steps(codes, first_rows, params, values, other, batch * rows)
     np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
+from gather_cases import index_map
 from numbnn.kernels import threshold_packing as tp
 
 channel_counts = st.one_of(st.integers(1, 140), st.sampled_from([1, 2, 8, 16, 32, 64, 65, 128]))  # odd, tails, divisors of 64
@@ -55,15 +56,7 @@ def test_gather_pack_matches_naive(batch, rows, groups, per_group, in_runs, seed
     pixels = int(rng.integers(1, 30))
     x = rng.standard_normal((batch, pixels * source_channels)).astype(np.float32)
     fill = rng.standard_normal(3).astype(np.float32)
-    if in_runs:  # chunks of `run` elements: a whole aligned run of one pixel, or padding
-        built = int(rng.choice([d for d in range(1, source_channels + 1) if source_channels % d == 0]))
-        starts = rng.integers(0, pixels, (rows, channels // built)) * source_channels \
-            + rng.integers(0, source_channels // built, (rows, channels // built)) * built
-        starts = np.where(rng.random(starts.shape) < 0.2, -1 - rng.integers(0, 3, starts.shape), starts)
-        index = np.where(starts[..., None] >= 0, starts[..., None] + np.arange(built), starts[..., None])
-        index = index.reshape(rows, channels).astype(np.int32)
-    else:
-        index = rng.integers(-3, pixels * source_channels, (rows, channels)).astype(np.int32)
+    index, built = index_map(rng, rows, channels, pixels, source_channels, in_runs)
     thresholds = rng.standard_normal(channels).astype(np.float32)
     shift = rng.standard_normal(source_channels if rng.integers(0, 2) else 0).astype(np.float32)
     run, first_channel = tp.gather_runs(index.reshape(-1), channels, source_channels)

@@ -9,6 +9,7 @@ import numpy as np
 from numbnn.inference.ops.base import GraphError, Op, Spec, const_array, expect, get_attr, int_list, register_op
 from numbnn.inference.ops.packing import movement_index
 from numbnn.kernels import steps as _steps
+from numbnn.kernels.threshold_packing import gather_runs
 
 # name -> (code in numbnn.kernels.steps, parameter rows it reads, reads the second input)
 STAGES = {
@@ -60,6 +61,7 @@ class Elementwise(Op):
             self.source_shape = tuple(int_list(get_attr(attrs, "source_shape", self.name), self.name, "source_shape"))
             expect(len(self.source_shape) >= 1 and min(self.source_shape) >= 1, "elementwise: bad source_shape")
             self.moves, self.fill = movement_index(self.source_shape, attrs["moves"], self.name)
+            self.run, _ = gather_runs(self.moves.reshape(-1), self.moves.shape[-1], self.source_shape[-1])
         stages = get_attr(attrs, "stages", self.name)
         expect(isinstance(stages, list) and all(isinstance(s, str) and s in STAGES for s in stages),
                 f"elementwise: stages must be a list of {sorted(STAGES)}, got {stages!r}")
@@ -115,7 +117,7 @@ class Elementwise(Op):
             shape = (x.shape[0], *self.moves.shape)
             out = np.empty((math.prod(shape) // shape[-1], shape[-1]), np.float32)
             other2, div = self.other_rows(other, out.shape[0])
-            _steps.run_stages_gathered(np.ascontiguousarray(x).reshape(x.shape[0], -1), self.moves.reshape(-1), self.fill,
+            _steps.run_stages_gathered(np.ascontiguousarray(x).reshape(x.shape[0], -1), self.moves.reshape(-1), self.run, self.fill,
                                          self.codes, self.first_rows, self.channel_params(shape[-1]), other2, div, out)
             return out.reshape(shape)
         channels = x.shape[-1]

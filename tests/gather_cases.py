@@ -1,0 +1,19 @@
+"""Index maps shared by the tests of the gathering kernels (``gather_pack``, ``run_stages_gathered``): an
+image's rearranged rows read element e from ``index[e]`` (negative: a padding constant)."""
+
+import numpy as np
+
+
+def index_map(rng, rows: int, channels: int, pixels: int, source_channels: int, in_runs: bool):
+    """int32 [rows, channels]. ``in_runs``: chunks of a random divisor ``built`` of ``source_channels``
+    elements, each a whole aligned run of one source pixel's channels or padding (space-to-depth's
+    shape); else any source elements in any order, repeated, or padding. Returns (index, built),
+    built = 1 when not in runs."""
+    if not in_runs:
+        return rng.integers(-3, pixels * source_channels, (rows, channels)).astype(np.int32), 1
+    built = int(rng.choice([d for d in range(1, source_channels + 1) if source_channels % d == 0 and channels % d == 0]))
+    starts = rng.integers(0, pixels, (rows, channels // built)) * source_channels \
+        + rng.integers(0, source_channels // built, (rows, channels // built)) * built
+    starts = np.where(rng.random(starts.shape) < 0.2, -1 - rng.integers(0, 3, starts.shape), starts)
+    index = np.where(starts[..., None] >= 0, starts[..., None] + np.arange(built), starts[..., None])
+    return index.reshape(rows, channels).astype(np.int32), built
