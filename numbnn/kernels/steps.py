@@ -221,13 +221,15 @@ def run_stages_gathered(x, index, run, fill, codes, first_rows, params, other, o
         for r in range(first, last):
             image, y = x[r // rows], out[r]
             base = (r % rows) * channels
-            for k in range(chunks):
+            for k in range(chunks):  # views from index 0: Numba proves their indices non-negative, so it vectorises
                 c0 = k * run
                 source = index[base + c0]
+                chunk = y[c0:c0 + run]
                 if source >= 0:
+                    values = image[source:source + run]
                     for j in range(run):
-                        y[c0 + j] = image[source + j]
+                        chunk[j] = values[j]
                 else:
                     for j in range(run):
-                        y[c0 + j] = fill[-1 - index[base + c0 + j]]
+                        chunk[j] = fill[-1 - index[base + c0 + j]]
         apply_steps(out, first, last, codes, first_rows, params, other, other_div)

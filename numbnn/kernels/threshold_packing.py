@@ -171,18 +171,22 @@ def gather_pack(x, index, run, first_channel, shift, fill, thresholds, groups, p
                         value = fill[-1 - source]
                     out[c] = value - thresholds[c]
                 continue
-            for k in range(chunks):
+            for k in range(chunks):  # views from index 0: Numba proves their indices non-negative, so it vectorises
                 c0, element = k * run, row * channels + k * run
                 source = index[element]
-                if source >= 0 and shifted:
-                    s0 = first_channel[row * chunks + k]
-                    for j in range(run):
-                        out[c0 + j] = image[source + j] + shift[s0 + j] - thresholds[c0 + j]
-                elif source >= 0:
-                    for j in range(run):
-                        out[c0 + j] = image[source + j] - thresholds[c0 + j]
+                chunk, limits = out[c0:c0 + run], thresholds[c0:c0 + run]
+                if source >= 0:
+                    values = image[source:source + run]
+                    if shifted:
+                        s0 = first_channel[row * chunks + k]
+                        shifts = shift[s0:s0 + run]
+                        for j in range(run):
+                            chunk[j] = values[j] + shifts[j] - limits[j]
+                    else:
+                        for j in range(run):
+                            chunk[j] = values[j] - limits[j]
                 else:
                     for j in range(run):
-                        out[c0 + j] = fill[-1 - index[element + j]] - thresholds[c0 + j]
+                        chunk[j] = fill[-1 - index[element + j]] - limits[j]
         for task in range(first, last):
             _pack_signs_row(difference[task - first], groups, words, per_group, packed[task])
