@@ -258,12 +258,13 @@ def test_means_equal_numpy(shape, axis, keepdims):
 @given(st.integers(1, 3), st.integers(2, 9), st.sampled_from([1, 2, 4]),
        st.sampled_from([2, 4, 8, 16, 32, 3, 6, 12, 33, 40, 64, 70]),  # divisors of 64 take the dense tap packing
        st.integers(1, 40), st.sampled_from([(1, 0, 1), (3, 1, 1), (3, 1, 2), (2, 0, 2)]), st.sampled_from([0, 1, -1]),
-       st.sampled_from(["block", "other_steps"]), st.sampled_from(["same", "repeated", "per_image"]), st.booleans(),
+       st.sampled_from(["block", "unit", "other_steps"]), st.sampled_from(["same", "repeated", "per_image"]), st.booleans(),
        st.integers(0, 2**32 - 1))
 def test_fused_conv_and_steps_equal_the_two_ops(batch, size, groups, per_group, outputs, geometry, pad_value, steps,
                                                other_kind, zero_at_kink, seed):
     """Bit for bit (the sign of a zero included): the ReActNet block's steps take the one-pass
-    block_epilogue, others apply_steps; zero_at_kink puts RPReLU's input exactly at its kink (u = 0)."""
+    block_epilogue, FTBNN's unit the one-pass unit_epilogue, others apply_steps; zero_at_kink puts
+    RPReLU's input exactly at its kink (u = 0)."""
     from numbnn.kernels import pack_conv_weight
 
     rng = np.random.default_rng(seed)
@@ -272,7 +273,8 @@ def test_fused_conv_and_steps_equal_the_two_ops(batch, size, groups, per_group, 
     conv_attrs = {"in_channels": channels, "groups": groups, "stride": [stride] * 2, "padding": [padding] * 2,
                   "dilation": [1, 1], "pad_value": pad_value}
     weight = pack_conv_weight(rng.standard_normal((out_channels, kernel, kernel, per_group)).astype(np.float32))
-    stages = ["mul", "affine", "add_input", "dprelu"] if steps == "block" else ["affine", "dprelu", "mul_input"]
+    stages = {"block": ["mul", "affine", "add_input", "dprelu"], "unit": ["affine", "dprelu", "add_input"],
+              "other_steps": ["affine", "dprelu", "mul_input"]}[steps]
     params = rng.standard_normal((7 if steps == "block" else 6, out_channels)).astype(np.float32)
     x = Pack({"groups": groups}, {})(rng.standard_normal((batch, size, size, channels)).astype(np.float32))
     conv = build_op("bconv", conv_attrs, {"weight": weight})

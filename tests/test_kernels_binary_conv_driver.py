@@ -68,29 +68,40 @@ def test_int32_in_place_tiles_match_naive(panels, geometry, pad_value, per_group
     np.testing.assert_array_equal(acc, expected)
 
 
+PROGRAMS = {  # codes, first rows, parameter rows: the two one-pass epilogues and a program of passes
+    "block": ([steps.MUL, steps.AFFINE, steps.ADD_INPUT, steps.DPRELU], [0, 1, 3, 3], 7),
+    "unit": ([steps.AFFINE, steps.DPRELU, steps.ADD_INPUT], [0, 2, 6], 6),
+    "passes": ([steps.AFFINE, steps.RELU, steps.MUL_INPUT], [0, 2, 2], 2),
+}
+
+
 @settings(max_examples=60, deadline=None)
-@given(**convolutions, block=st.booleans(), pack_groups=st.sampled_from([0, 1, 2]), shuffle=st.booleans())
-def test_steps_transform_matches_naive(batch, size, groups, per_group, outputs, geometry, pad_value, seed, block,
+@given(**convolutions, program=st.sampled_from(sorted(PROGRAMS)), pack_groups=st.sampled_from([0, 1, 2]),
+       shuffle=st.integers(0, 3))
+def test_steps_transform_matches_naive(batch, size, groups, per_group, outputs, geometry, pad_value, seed, program,
                                        pack_groups, shuffle):
+    """Each program's output bit for bit; its signs packed, after a channel shuffle in one of the divisors of
+    the channel count (``shuffle`` picks which; the first is 1, no shuffle)."""
     rng, args, expected = setup(batch, size, groups, per_group, outputs, geometry, pad_value, seed)
     rows, out_channels = expected.shape
-    codes = [steps.MUL, steps.AFFINE, steps.ADD_INPUT, steps.DPRELU] if block else [steps.AFFINE, steps.RELU, steps.MUL_INPUT]
-    codes = np.array(codes, np.int64)
-    first_rows = np.array([0, 1, 3, 3] if block else [0, 2, 2], np.int64)
-    params = rng.standard_normal((7 if block else 2, out_channels)).astype(np.float32)
+    codes, first_rows, n_params = PROGRAMS[program]
+    codes, first_rows = np.array(codes, np.int64), np.array(first_rows, np.int64)
+    params = rng.standard_normal((n_params, out_channels)).astype(np.float32)
     other = rng.standard_normal((rows, out_channels)).astype(np.float32)
     pack_groups = pack_groups if pack_groups and out_channels % pack_groups == 0 else 0
     thresholds = rng.standard_normal(out_channels).astype(np.float32)
     words = pack_groups * -(-(out_channels // max(pack_groups, 1)) // 64)
     packed = np.empty((rows, words), np.uint64)
     out = np.empty((rows, out_channels), np.float32)
-    order = rng.permutation(out_channels) if shuffle else driver.NO_ORDER
+    divisors = [d for d in range(1, out_channels + 1) if out_channels % d == 0]
+    shuffle_groups = divisors[min(shuffle, len(divisors) - 1)]
     driver.binary_conv(*args, driver.STEPS, np.empty((0, 0), np.int32), codes, first_rows, params, other, 1, out,
-                       thresholds, order, max(pack_groups, 1), packed)
+                       thresholds, shuffle_groups, max(pack_groups, 1), packed)
     want = naive.run_steps(codes, first_rows, params, expected, other, 1)
     np.testing.assert_array_equal(out.view(np.int32), want.view(np.int32))
-    if pack_groups:  # with a pack order: the signs of the channel-permuted output
-        np.testing.assert_array_equal(packed, naive.pack_below(want[:, order] if shuffle else want, thresholds, pack_groups))
+    if pack_groups:  # the signs of the channel-shuffled output
+        np.testing.assert_array_equal(packed, naive.pack_below(naive.shuffle_columns(want, shuffle_groups), thresholds,
+                                                               pack_groups))
 
 
 @settings(max_examples=40, deadline=None)

@@ -17,11 +17,11 @@ only real channels. Transforms (``transform``):
   block's tiles are written straight into acc_out.
 - ``STEPS``: out[p] = the per-channel float32 steps of :mod:`numbnn.kernels.steps` applied to
   float32(acc[p]) (scale, batch norm, residual, RPReLU, ...); for a ReActNet block
-  [mul, affine, add_input, dprelu] the same operations in one vectorised pass
-  (:func:`numbnn.kernels.steps.block_epilogue`). With ``packed`` words per row (> 0) the float rows
-  are also packed through ``pack_thresholds`` (bit = y < t[c], per group; the next RSign's bits), the
-  channels permuted by ``pack_order`` if it is not empty (FTBNN's channel shuffle before the next
-  binary conv): no second pass over ``out``.
+  [mul, affine, add_input, dprelu] and an FTBNN unit [affine, dprelu, add_input] the same operations in
+  one vectorised pass (:func:`numbnn.kernels.steps.block_epilogue`, :func:`~numbnn.kernels.steps.unit_epilogue`).
+  With ``packed`` words per row (> 0) the float rows are also packed through ``pack_thresholds`` (bit =
+  y < t[c], per group; the next RSign's bits), after a channel shuffle in ``pack_shuffle`` groups if that
+  is above 1 (FTBNN's shuffle before the next binary conv): no second pass over ``out``.
 
 Layout. Per block of CONV_BLOCK output pixels (the pixel walk of :mod:`numbnn.kernels.geometry`):
 the pixels' receptive fields of every group are gathered into a small buffer [groups, pixels, words]
@@ -41,8 +41,8 @@ import numpy as np
 
 from numbnn.kernels.geometry import next_pixel, pixel_coordinates
 from numbnn.kernels.padding import add_border_corrections
-from numbnn.kernels.steps import PROGRAM, ROWS, apply_steps, block_epilogue, is_block_epilogue
-from numbnn.kernels.threshold_packing import NO_ORDER, WORDS, pack_rows_below
+from numbnn.kernels.steps import BLOCK_EPILOGUE, PROGRAM, ROWS, UNIT_EPILOGUE, apply_steps, block_epilogue, epilogue_kind, unit_epilogue
+from numbnn.kernels.threshold_packing import NO_SHUFFLE, WORDS, pack_rows_below
 from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot
 from numbnn.kernels.typed import typed_njit
 
@@ -100,7 +100,7 @@ _row_layout = nb.njit(inline="always")(row_layout)
 
 _SIGNATURE = (
     "void(uint64[:, :, :, ::1], UniTuple(int64, 10), int64, uint64[:, :, :, ::1], int64, int64[::1], int32[:, ::1], "
-    f"int64, int32[:, ::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS}, float32[::1], int64[::1], int64, {WORDS})"
+    f"int64, int32[:, ::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS}, float32[::1], int64, int64, {WORDS})"
 )
 
 
@@ -113,7 +113,7 @@ _NO_PACKED = np.zeros((0, 0), np.uint64)
 def binary_conv_int32(x, geometry, tap_bits, panels, k, border_row, correction, out):
     """:func:`binary_conv` with the INT32 transform: the bare convolution into int32 ``out`` [N*Ho*Wo, O]."""
     binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, INT32, out,
-                _NO_PROGRAM, _NO_PROGRAM, _NO_ROWS, _NO_ROWS, 1, _NO_ROWS, _NO_THRESHOLDS, NO_ORDER, 1, _NO_PACKED)
+                _NO_PROGRAM, _NO_PROGRAM, _NO_ROWS, _NO_ROWS, 1, _NO_ROWS, _NO_THRESHOLDS, NO_SHUFFLE, 1, _NO_PACKED)
 
 
 @nb.njit(cache=True)
@@ -220,7 +220,7 @@ def _gather_dense(x, tap_bits, first, last, geometry, cols):
 
 @typed_njit(_SIGNATURE, parallel=True, cache=True, error_model="numpy")
 def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transform, acc_out,
-                codes, first_rows, params, other, other_div, out, pack_thresholds, pack_order, pack_groups, packed):
+                codes, first_rows, params, other, other_div, out, pack_thresholds, pack_shuffle, pack_groups, packed):
     """One binary convolution of packed NHWC ``x`` [N, H, W, words] and its output transform.
 
     ``geometry`` = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo); ``panels`` [groups, panels, words, TILE_COLS]
@@ -228,8 +228,8 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     of a receptive field (KH*KW*C_g); ``border_row``/``correction`` the padding table of
     :func:`numbnn.kernels.padding.border_corrections` (O columns). ``transform`` INT32 writes
     ``acc_out`` [N*Ho*Wo, O]; STEPS writes ``out`` [N*Ho*Wo, O] through the program (``codes``,
-    ``first_rows``, ``params``, ``other``, ``other_div``) and, if ``packed`` has words, its signs (channels
-    in ``pack_order`` if that is not empty: a channel shuffle folded into the packing).
+    ``first_rows``, ``params``, ``other``, ``other_div``) and, if ``packed`` has words, its signs (after a
+    channel shuffle in ``pack_shuffle`` groups if that is above 1: the shuffle folded into the packing).
     """
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     n, h, w, all_words = x.shape
@@ -298,12 +298,15 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                     for o in range(out_channels):
                         acc_out[r, o] = acc[r - first, o]
                 continue
-            if is_block_epilogue(codes):
+            kind = epilogue_kind(codes)
+            if kind == BLOCK_EPILOGUE:
                 block_epilogue(acc, first, last, params, first_rows, other, other_div, out)
+            elif kind == UNIT_EPILOGUE:
+                unit_epilogue(acc, first, last, params, first_rows, other, other_div, out)
             else:
                 for r in range(first, last):
                     for o in range(out_channels):
                         out[r, o] = np.float32(acc[r - first, o])
                 apply_steps(out, first, last, codes, first_rows, params, other, other_div)
             if packed.shape[1] > 0:
-                pack_rows_below(out, first, last, pack_thresholds, pack_order, pack_groups, difference, packed)
+                pack_rows_below(out, first, last, pack_thresholds, pack_shuffle, pack_groups, difference, packed)

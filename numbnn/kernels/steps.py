@@ -157,11 +157,29 @@ def apply_steps(out, first, last, codes, first_rows, params, other, other_div):
                     tail[c] = tail[c] + zero
 
 
+BLOCK_EPILOGUE, UNIT_EPILOGUE = 1, 2  # the programs with a one-pass epilogue (epilogue_kind)
+
+
 @nb.njit(cache=True)
-def is_block_epilogue(codes):
-    """True for the steps [mul, affine, add_input, dprelu]: a ReActNet block's scale, batch norm,
-    residual and RPReLU after its binary convolution."""
-    return codes.size == 4 and codes[0] == MUL and codes[1] == AFFINE and codes[2] == ADD_INPUT and codes[3] == DPRELU
+def epilogue_kind(codes):
+    """BLOCK_EPILOGUE for the steps [mul, affine, add_input, dprelu] (a ReActNet block's scale, batch norm,
+    residual and RPReLU after its binary convolution), UNIT_EPILOGUE for [affine, dprelu, add_input]
+    (an FTBNN unit's batch norm, DPReLU and shortcut), else 0 (:func:`apply_steps`, a pass per step)."""
+    if codes.size == 4 and codes[0] == MUL and codes[1] == AFFINE and codes[2] == ADD_INPUT and codes[3] == DPRELU:
+        return BLOCK_EPILOGUE
+    if codes.size == 3 and codes[0] == AFFINE and codes[1] == DPRELU and codes[2] == ADD_INPUT:
+        return UNIT_EPILOGUE
+    return 0
+
+
+@nb.njit(inline="always")
+def _residual_row(row, residual):
+    """``residual`` [C] = the second input's row, its channels repeated to fill C."""
+    width = row.size
+    for base in range(0, residual.size, width):
+        part = residual[base:base + width]
+        for c in range(width):
+            part[c] = row[c]
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -171,15 +189,10 @@ def block_epilogue(acc, first, last, params, first_rows, other, other_div, out):
     operations in the same order, but in one vectorised pass per row instead of a pass per step (the
     int32 block ``acc`` [rows, >= C] holds row first at 0; ``other`` as in :func:`run_stages`)."""
     channels = out.shape[1]
-    width = other.shape[1]
     p, q, s = first_rows[0], first_rows[1], first_rows[3]
-    residual = np.empty(channels, np.float32)  # the residual row, its channels repeated to fill ours
+    residual = np.empty(channels, np.float32)
     for r in range(first, last):
-        row = other[r // other_div]
-        for base in range(0, channels, width):
-            part = residual[base:base + width]
-            for c in range(width):
-                part[c] = row[c]
+        _residual_row(other[r // other_div], residual)
         a = acc[r - first]
         y = out[r]
         for c in range(channels):
@@ -188,6 +201,26 @@ def block_epilogue(acc, first, last, params, first_rows, other, other_div, out):
             u = (v + residual[c]) - params[s, c]
             pos, neg = params[s + 1, c], params[s + 2, c]  # both loaded: a select, not a branch
             y[c] = (pos if u >= 0 else neg) * u - params[s + 3, c]
+
+
+@nb.njit(cache=True, error_model="numpy")
+def unit_epilogue(acc, first, last, params, first_rows, other, other_div, out):
+    """out[r] = dprelu(float32(acc[r - first]) * bn_scale + bn_shift) + residual: the steps [affine, dprelu,
+    add_input] (FTBNN's unit, arXiv 2010.09294 Sec. 3.2: batch norm, DPReLU, then the shortcut) in one
+    vectorised pass per row, the same float32 operations in the same order as :func:`apply_steps`
+    (arguments as in :func:`block_epilogue`)."""
+    channels = out.shape[1]
+    q, s = first_rows[0], first_rows[1]
+    residual = np.empty(channels, np.float32)
+    for r in range(first, last):
+        _residual_row(other[r // other_div], residual)
+        a = acc[r - first]
+        y = out[r]
+        for c in range(channels):
+            v = np.float32(a[c]) * params[q, c] + params[q + 1, c]
+            u = v - params[s, c]
+            pos, neg = params[s + 1, c], params[s + 2, c]
+            y[c] = ((pos if u >= 0 else neg) * u - params[s + 3, c]) + residual[c]
 
 
 @typed_njit(f"void({ROWS}, {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS})", parallel=True, cache=True, error_model="numpy")

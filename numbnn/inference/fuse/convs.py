@@ -4,7 +4,7 @@ also packs its float output for the next sign."""
 from __future__ import annotations
 
 from numbnn.inference.graph import Graph, Node
-from numbnn.inference.ops.packing import channel_permutation
+from numbnn.inference.ops.packing import channel_shuffle_groups
 
 
 def fuse_convolutions_and_steps(graph: Graph) -> None:
@@ -24,7 +24,7 @@ def fuse_convolutions_and_steps(graph: Graph) -> None:
 
 def fuse_packs_into_conv_steps(graph: Graph) -> None:
     """The first ``pack`` reading a ``bconv_steps`` node's output becomes that node's second output; so
-    does a ``gather_pack`` that only permutes every pixel's channels (a channel shuffle), its moves kept
+    does a ``gather_pack`` of a channel shuffle (the same permutation of every pixel's channels), its moves kept
     as the node's ``pack_moves`` (and ``pack_source_shape``).
 
     Only fused convs: a steps node's (the stem's batch norm) 32 channels pack faster on their own,
@@ -37,7 +37,7 @@ def fuse_packs_into_conv_steps(graph: Graph) -> None:
         if conv is None or conv.op != "bconv_steps" or conv.extra_outputs:
             continue
         shuffle = node.op == "gather_pack"
-        if shuffle and channel_permutation(node.attrs["source_shape"], node.attrs["moves"], node.op) is None:
+        if shuffle and channel_shuffle_groups(node.attrs["source_shape"], node.attrs["moves"], node.op) is None:
             continue
         conv.attrs = {**conv.attrs, "pack_groups": node.attrs["groups"]}
         if shuffle:

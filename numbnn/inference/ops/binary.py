@@ -6,7 +6,7 @@ import numpy as np
 
 from numbnn import kernels
 from numbnn.inference.ops.base import Op, Spec, const_array, expect, get_attr, int_attr, int_list, pair_attr, register_op
-from numbnn.inference.ops.packing import channel_permutation, output_pack, pack_buffers
+from numbnn.inference.ops.packing import channel_shuffle_groups, output_pack, pack_buffers
 from numbnn.inference.ops.steps import Elementwise
 from numbnn.kernels import binary_conv_driver as driver
 from numbnn.kernels.padding import border_corrections, tap_weight_sums
@@ -78,11 +78,11 @@ class BinaryConv(Op):
             self._corrections[(h, w)] = (geometry, *border_corrections(h, w, *geometry, self.tap_sums, self.pad_value))
         return self._corrections[(h, w)]
 
-    def run(self, x, transform, acc_out, steps, other, div, out, pack_threshold, pack_order, pack_groups, packed):
+    def run(self, x, transform, acc_out, steps, other, div, out, pack_threshold, pack_shuffle, pack_groups, packed):
         """The driver on packed x [N, H, W, words] with ``transform`` (see binary_conv_driver)."""
         geometry, border_row, correction = self.geometry(x.shape[1], x.shape[2])
         driver.binary_conv(np.ascontiguousarray(x), geometry, self.tap_bits, self.panels, self.k, border_row, correction,
-                           transform, acc_out, *steps, other, div, out, pack_threshold, pack_order, pack_groups, packed)
+                           transform, acc_out, *steps, other, div, out, pack_threshold, pack_shuffle, pack_groups, packed)
 
     def __call__(self, x):
         n, h, w, _ = x.shape
@@ -105,9 +105,9 @@ class BinaryConvSteps(Op):
     node writes a second value: the output's signs packed as a ``pack`` node would (bit = y < pack_threshold[c], per
     group), computed block by block while the float rows are in the cache. ReActNet's next RSign reads
     the block's output that the next residual add reads too; one pass writes both. With ``pack_moves``
-    (and ``pack_source_shape``), movement ops that only permute every pixel's channels, the packed
-    channels are permuted so, as a ``gather_pack`` of a channel shuffle would pack them (FTBNN's next
-    binary conv reads its input shuffled): channel c of the packed output is y's channel order[c].
+    (and ``pack_source_shape``), movement ops that make a channel shuffle in G groups, the packed
+    channels are shuffled so, as a ``gather_pack`` of the shuffle would pack them (FTBNN's next binary
+    conv reads its input shuffled): channel j*G + g of the packed output is y's channel g*(C/G) + j.
     """
 
     name = "bconv_steps"
@@ -120,15 +120,15 @@ class BinaryConvSteps(Op):
         self.conv = BinaryConv({k: v for k, v in attrs.items() if k not in self._OWN_ATTRS}, {"weight": consts.get("weight")})
         self.steps = Elementwise({"stages": get_attr(attrs, "stages", self.name)}, {"params": consts.get("params")})
         self.pack = output_pack(attrs, consts, self.name)
-        self.pack_order, self.pack_source_shape = driver.NO_ORDER, None
+        self.pack_shuffle, self.pack_source_shape = driver.NO_SHUFFLE, None
         if "pack_moves" in attrs:  # the packed output's channels permuted (see the class docstring)
             expect(self.pack is not None, "bconv_steps: pack_moves needs a packed output (pack_groups)")
             self.pack_source_shape = tuple(int_list(get_attr(attrs, "pack_source_shape", self.name), self.name,
                                                     "pack_source_shape"))
             expect(len(self.pack_source_shape) == 3 and min(self.pack_source_shape) >= 1, "bconv_steps: bad pack_source_shape")
-            order = channel_permutation(self.pack_source_shape, get_attr(attrs, "pack_moves", self.name), self.name)
-            expect(order is not None, "bconv_steps: pack_moves must only permute every pixel's channels")
-            self.pack_order = order
+            groups = channel_shuffle_groups(self.pack_source_shape, get_attr(attrs, "pack_moves", self.name), self.name)
+            expect(groups is not None, "bconv_steps: pack_moves must be a channel shuffle")
+            self.pack_shuffle = groups
 
     def output_spec(self, specs):
         expect(len(specs) >= 1, "bconv_steps: needs the packed input")
@@ -149,7 +149,7 @@ class BinaryConvSteps(Op):
         other2, div = self.steps.other_rows(other, out.shape[0])
         threshold, groups, packed = pack_buffers(self.pack, out.shape[0], out_channels)
         steps = (self.steps.codes, self.steps.first_rows, self.steps.channel_params(out_channels))
-        self.conv.run(x, driver.STEPS, np.empty((0, 0), np.int32), steps, other2, div, out, threshold, self.pack_order,
+        self.conv.run(x, driver.STEPS, np.empty((0, 0), np.int32), steps, other2, div, out, threshold, self.pack_shuffle,
                       groups, packed)
         out = out.reshape(n, ho, wo, out_channels)
         return out if self.pack is None else (out, packed.reshape(n, ho, wo, -1))

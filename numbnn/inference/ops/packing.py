@@ -100,19 +100,21 @@ def movement_index(source_shape, moves, where):
     return values[-1][0].astype(np.int32), np.array(fill, np.float32)
 
 
-def channel_permutation(source_shape, moves, where) -> np.ndarray | None:
-    """The order (int64 [C]: channel c of the result is channel order[c] of the same pixel) if ``moves``
-    turn a ``source_shape`` [..., C] value into one of the same shape by permuting every pixel's channels
-    alike (ShuffleNet's channel shuffle), else None."""
+def channel_shuffle_groups(source_shape, moves, where) -> int | None:
+    """G if ``moves`` turn a ``source_shape`` [..., C] value into ShuffleNet's channel shuffle of it in G
+    groups, every pixel alike (channel j*G + g of the result is channel g*(C/G) + j; the inverse shuffle in
+    G groups is the shuffle in C/G), else None."""
     index, _ = movement_index(tuple(source_shape), moves, where)
     channels = source_shape[-1]
     if index.shape != tuple(source_shape):
         return None
     rows = index.reshape(-1, channels).astype(np.int64) - channels * np.arange(index.size // channels)[:, None]
-    order = rows[0]
-    if (rows != order).any() or not np.array_equal(np.sort(order), np.arange(channels)):
+    if (rows != rows[0]).any():
         return None
-    return order
+    for groups in range(1, channels + 1):
+        if channels % groups == 0 and np.array_equal(rows[0], np.arange(channels).reshape(groups, -1).T.reshape(-1)):
+            return groups
+    return None
 
 
 @register_op
