@@ -67,17 +67,21 @@ def test_pack_acc_matches_naive(batch, groups, per_group, seed):
 # ---- per-channel steps ----------------------------------------------------------------------------------
 
 
-@settings(max_examples=60)
-@given(st.lists(st.sampled_from(sorted(STAGES)), min_size=1, max_size=5), st.integers(1, 70),
-       st.sampled_from(["same", "per_image", "repeated"]), st.booleans(), st.integers(0, 2**32 - 1))
-def test_steps_match_numpy_bit_for_bit(stages, channels, other_kind, int_input, seed):
+@settings(max_examples=80)
+@given(st.lists(st.sampled_from(sorted(STAGES)), min_size=1, max_size=5),
+       st.one_of(st.integers(1, 70), st.sampled_from([1, 2, 4, 8, 16, 32])),
+       st.sampled_from(["same", "per_image", "repeated"]), st.booleans(), st.sampled_from([(3, 5), (4, 8)]),
+       st.booleans(), st.integers(0, 2**32 - 1))
+def test_steps_match_numpy_bit_for_bit(stages, channels, other_kind, int_input, pixels, in_place, seed):
+    """Channel counts dividing 64 run as rows of 64 elements when the second input allows it (4 x 8 pixels:
+    whole rows per image, so a per-image gate too); ``in_place`` overwrites x as the runtime does."""
     rng = np.random.default_rng(seed)
     inputs = [s for s in stages if STAGES[s][2]]
     if len(set(inputs)) > 1:
         stages = [s for s in stages if not STAGES[s][2]] + inputs[:1]
     rows = sum(STAGES[s][1] for s in stages)
     params = rng.standard_normal((rows, channels)).astype(np.float32)
-    shape = (2, 3, 5, channels)
+    shape = (2, *pixels, channels)
     x = rng.integers(-30, 30, shape).astype(np.int32) if int_input else rng.standard_normal(shape).astype(np.float32)
     other = None
     if any(STAGES[s][2] for s in stages):
@@ -85,13 +89,30 @@ def test_steps_match_numpy_bit_for_bit(stages, channels, other_kind, int_input, 
         if other_kind == "per_image":
             other = rng.standard_normal((2, 1, 1, width)).astype(np.float32)
         elif other_kind == "repeated" and channels % 2 == 0 and width == channels:
-            other = rng.standard_normal((2, 3, 5, channels // 2)).astype(np.float32)
+            other = rng.standard_normal((*shape[:-1], channels // 2)).astype(np.float32)
         else:
             other = rng.standard_normal(shape[:-1] + (width,)).astype(np.float32)
     op = Elementwise({"stages": stages}, {"params": params})
-    got = op(x) if other is None else op(x, other)
+    expected = naive_steps(stages, params, x, other)
+    out = {"out": x} if in_place and not int_input else {}
+    got = op(x, **out) if other is None else op(x, other, **out)
     with np.errstate(all="ignore"):
-        np.testing.assert_array_equal(got, naive_steps(stages, params, x, other))
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_steps_on_few_channels_run_as_wide_rows():
+    """A 1-channel image, 32 channels with a per-image gate or a same-shape residual: rows of 64
+    elements; a residual with repeated channels, or 48 channels: rows of C."""
+    rng = np.random.default_rng(0)
+
+    def wide(channels, stages, other_shape=None):
+        op = Elementwise({"stages": stages}, {"params": rng.standard_normal((1, channels)).astype(np.float32)})
+        x2 = rng.standard_normal((2 * 64, channels)).astype(np.float32)
+        other2, div = op.other_rows(None if other_shape is None else np.zeros(other_shape, np.float32), len(x2))
+        return op._wide_rows(x2, other2, div, 2) is not None
+
+    assert wide(1, ["mul"]) and wide(32, ["mul", "mul_input"], (2, 32)) and wide(32, ["mul", "add_input"], (2 * 64, 32))
+    assert not wide(32, ["mul", "add_input"], (2 * 64, 16)) and not wide(48, ["mul"])
 
 
 def test_steps_reject_a_bad_description():

@@ -33,6 +33,7 @@ STAGES = {
     "add_padded_input": (_steps.ADD_PADDED_INPUT, 0, True),
     "add_mean_input": (_steps.ADD_MEAN_INPUT, 0, True),
 }
+WIDE_ROW = 64  # elements per row when a map's channels divide it (Elementwise._wide_rows)
 MEAN_INPUT_GROUPS = range(2, 8)  # add_mean_input: channels averaged per output channel (a short last axis)
 _NO_OTHER = np.zeros((1, 1), np.float32)
 
@@ -75,6 +76,9 @@ class Elementwise(Op):
         self.codes = np.array([STAGES[s][0] for s in stages], np.int64)
         self.first_rows = np.array(rows[:-1], np.int64)
         self.uses_other = any(STAGES[s][2] for s in stages)
+        # steps whose second input has its own channel layout (padded, averaged) keep rows of C
+        self.fixed_width = "add_padded_input" in stages or "add_mean_input" in stages
+        self._wide_params = {}  # C -> params repeated along WIDE_ROW lanes (_wide_rows)
 
     def output_spec(self, specs):
         expect(len(specs) == (2 if self.uses_other else 1),
@@ -122,10 +126,38 @@ class Elementwise(Op):
             return out.reshape(shape)
         channels = x.shape[-1]
         x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, channels)  # int32 -> float32 is exact, as in the model
-        out = np.empty(x2.shape, np.float32) if out is None else out.reshape(x2.shape)
+        out2 = np.empty(x2.shape, np.float32) if out is None else out.reshape(x2.shape)
         other2, div = self.other_rows(other, x2.shape[0])
-        _steps.run_stages(x2, self.codes, self.first_rows, self.channel_params(channels), other2, div, out)
-        return out.reshape(x.shape)
+        params = self.channel_params(channels)
+        wide = self._wide_rows(x2, other2, div, x.shape[0] if x.ndim > 1 else 1)
+        if wide is not None:
+            x2, other2, div, params = wide
+            out2 = out2.reshape(x2.shape)
+        _steps.run_stages(x2, self.codes, self.first_rows, params, other2, div, out2)
+        return out2.reshape(x.shape)
+
+    def _wide_rows(self, x2, other2, div, images):
+        """(x, other, other_div, params) as rows of WIDE_ROW elements, or None: with C a divisor of
+        WIDE_ROW below it, every WIDE_ROW consecutive elements are whole pixels, and element e's channel is
+        e % C, so the same steps run on the same elements with the parameters repeated across a row,
+        vectorised over WIDE_ROW lanes instead of C (a 1-channel image's steps ran one element per row).
+        The second input must fit: none, the same shape, or one row per image of C (or fewer, repeated)
+        channels with whole wide rows per image."""
+        channels = x2.shape[1]
+        if channels >= WIDE_ROW or WIDE_ROW % channels or x2.size % WIDE_ROW or self.fixed_width:
+            return None
+        rows = x2.size // WIDE_ROW
+        if other2 is _NO_OTHER:
+            other2, div = _NO_OTHER, max(1, rows)
+        elif other2.shape == x2.shape:
+            other2, div = other2.reshape(rows, WIDE_ROW), 1
+        elif other2.shape[0] == images and (x2.size // images) % WIDE_ROW == 0 and channels % other2.shape[1] == 0:
+            div = rows // images
+        else:
+            return None
+        if channels not in self._wide_params:
+            self._wide_params[channels] = np.ascontiguousarray(np.tile(self.channel_params(channels), (1, WIDE_ROW // channels)))
+        return x2.reshape(rows, WIDE_ROW), other2, div, self._wide_params[channels]
 
     def channel_params(self, channels):
         return self.params if self.params.shape[0] else np.zeros((0, channels), np.float32)
