@@ -90,11 +90,14 @@ def add_moments(row, center, first, second):
 
 @nb.njit(parallel=True, cache=True)
 def copy_columns(source, target, first):
-    """target[:, first : first + source.shape[1]] = source: one part of a concatenation along channels."""
+    """target[:, first : first + source.shape[1]] = source: one part of a concatenation along channels.
+    Through row views indexed from 0 (with ``first + j`` Numba's negative-index test stayed in the loop and
+    kept it scalar: 0.29x the time on [25088, 64] into 128 columns, a probe on Zen 4, 2026-12-07)."""
     rows, c = source.shape
     for i in nb.prange(rows):
+        part, row = target[i, first:first + c], source[i]
         for j in range(c):
-            target[i, first + j] = source[i, j]
+            part[j] = row[j]
     return target
 
 
@@ -103,8 +106,9 @@ def take_columns(source, first, target):
     """target = source[:, first : first + target.shape[1]]: one part of a split along channels, contiguous."""
     rows, c = target.shape
     for i in nb.prange(rows):
+        part, row = source[i, first:first + c], target[i]  # views from 0, as in copy_columns
         for j in range(c):
-            target[i, j] = source[i, first + j]
+            row[j] = part[j]
     return target
 
 
