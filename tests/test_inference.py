@@ -317,6 +317,15 @@ def test_rbnet_shifts_are_added_while_gathering(test_images):
     assert_parity(float_logits(model, normalize(images)), packed.predict(images))
 
 
+def test_downsampling_shortcuts_are_pooled_by_the_convs_they_read():
+    """ReActNet-A's and bnn-small's strided blocks average-pool the previous block's output, which nothing
+    else reads as floats: the conv writing it pools it too (pool_size), so no avg_pool node is left."""
+    for name in ("reactnet-a", "bnn-small"):
+        packed = compile(build_model(name))
+        assert "avg_pool" not in packed.op_counts()
+        assert sum(n.attrs.get("pool_size") == 2 for n in packed.graph.nodes) == 2
+
+
 def test_duplicated_branches_share_one_packing():
     packed = compile(build_model("reactnet-a"))
     counts = packed.op_counts()

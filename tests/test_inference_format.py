@@ -159,10 +159,13 @@ def _mutations():
         node["attrs"]["pack_moves"] = [{"op": "transpose", "inputs": [0], "attrs": {"axes": [0, 2, 1, 3]}}]
         node["attrs"]["pack_source_shape"] = [5, 5, 3]
 
+    def pool_of_three(g, b, m):  # fused pooling takes 2x2 windows only
+        next(n for n in g["nodes"] if n["op"] == "bconv_steps")["attrs"]["pool_size"] = 3
+
     return [unknown_op, code_in_ufunc, offset_outside, read_before_written, weight_words_mismatch,
             wrong_blob_dtype, missing_blob, extra_node_key, class_count, batch_changing_reshape, bad_stage,
             negative_shape, input_shape, no_output, second_output_written_twice, second_output_of_a_one_value_op,
-            second_output_not_a_number, shuffle_that_moves_pixels]
+            second_output_not_a_number, shuffle_that_moves_pixels, pool_of_three]
 
 
 @pytest.mark.parametrize("mutate", _mutations(), ids=lambda f: f.__name__)
@@ -220,11 +223,15 @@ def test_a_checkpoint_or_a_future_file_is_not_a_packed_model(saved, tmp_path):
 
 
 def as_version_1(graph):
-    """The graph as format version 1 stored it: each pack a node of its own, no node with two outputs."""
+    """The graph as format version 1 stored it: each pack and each pool a node of its own, no node with two
+    outputs."""
     nodes = []
     for node in graph["nodes"]:
         nodes.append(node)
-        extra = node.pop("extra_outputs", None)
+        extra = node.pop("extra_outputs", None) or []
+        if node["attrs"].pop("pool_size", None):  # the pooled value is the last output
+            nodes.append({"op": "avg_pool", "inputs": [node["output"]], "output": extra.pop(), "consts": {},
+                          "attrs": {"kernel_size": [2, 2], "stride": [2, 2], "padding": "same"}})
         if extra:
             threshold, groups = node["consts"].pop("pack_threshold"), node["attrs"].pop("pack_groups")
             nodes.append({"op": "pack", "inputs": [node["output"]], "output": extra[0], "attrs": {"groups": groups},
@@ -238,7 +245,7 @@ def test_version_1_files_still_load_and_version_1_refuses_two_outputs(saved, tmp
     assert FORMAT_VERSION == 2 and any("extra_outputs" in node for node in graph["nodes"])
     write_raw(tmp_path / "v1.h5", as_version_1(copy.deepcopy(graph)), blobs, meta, version=1)
     old = load(tmp_path / "v1.h5")
-    fused = sum(bool(n.extra_outputs) for n in packed.graph.nodes)
+    fused = sum("pack_groups" in n.attrs for n in packed.graph.nodes)
     assert fused >= 1 and old.op_counts()["pack"] == packed.op_counts().get("pack", 0) + fused
     images = np.random.default_rng(3).integers(0, 256, (5, 28, 28), dtype=np.uint8)
     np.testing.assert_array_equal(old.predict(images), packed.predict(images))

@@ -350,6 +350,48 @@ def test_fused_conv_that_packs_its_output_equals_steps_then_pack(batch, size, gr
         == [Spec("float32", got.shape[1:]), Spec("uint64", packed.shape[1:])]
 
 
+@settings(max_examples=30)
+@given(st.integers(1, 3), st.sampled_from([3, 4, 7, 8, 14]), st.sampled_from([(1, 0, 1), (3, 1, 1)]), st.booleans(),
+       st.integers(0, 2**32 - 1))
+def test_fused_conv_that_pools_its_output_equals_steps_then_avg_pool(batch, size, geometry, pack, seed):
+    """bconv_steps with pool_size 2 writes the same float output (and packed signs) as without, and last the
+    2x2 "same" average pool of that output, exactly as the avg_pool node computes it (odd sizes included)."""
+    from numbnn.kernels import pack_conv_weight
+
+    rng = np.random.default_rng(seed)
+    kernel, padding, stride = geometry
+    attrs = {"in_channels": 24, "groups": 1, "stride": [stride] * 2, "padding": [padding] * 2, "dilation": [1, 1],
+             "pad_value": 0, "stages": ["mul", "affine", "add_input", "dprelu"], **({"pack_groups": 1} if pack else {})}
+    consts = {"weight": pack_conv_weight(rng.standard_normal((40, kernel, kernel, 24)).astype(np.float32)),
+              "params": rng.standard_normal((7, 40)).astype(np.float32)}
+    x = Pack({"groups": 1}, {})(rng.standard_normal((batch, size, size, 24)).astype(np.float32))
+    other = rng.standard_normal((batch, size, size, 40)).astype(np.float32)
+    unpooled = build_op("bconv_steps", attrs, consts)(x, other)
+    fused = build_op("bconv_steps", {**attrs, "pool_size": 2}, consts)
+    got = fused(x, other)
+    expected = unpooled if pack else (unpooled,)
+    for a, b in zip(got[:-1], expected):
+        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+    pool = build_op("avg_pool", {"kernel_size": [2, 2], "stride": [2, 2], "padding": "same"}, {})
+    np.testing.assert_array_equal(got[-1].view(np.int32), pool(expected[0]).view(np.int32))
+    specs = fused.output_specs([Spec("uint64", x.shape[1:]), Spec("float32", other.shape[1:])])
+    assert [s.shape for s in specs] == [a.shape[1:] for a in got]
+
+
+def test_fused_pooling_rejects_what_it_cannot_do():
+    from numbnn.kernels import pack_conv_weight
+    from numbnn.kernels.binary_conv_driver import CONV_BLOCK
+
+    attrs = {"in_channels": 8, "groups": 1, "stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "pad_value": 0,
+             "stages": ["affine"]}
+    consts = {"weight": pack_conv_weight(np.ones((4, 1, 1, 8), np.float32)), "params": np.ones((2, 4), np.float32)}
+    with pytest.raises(GraphError, match="pool_size must be 2"):
+        build_op("bconv_steps", {**attrs, "pool_size": 3}, consts)
+    wide = build_op("bconv_steps", {**attrs, "pool_size": 2}, consts)
+    with pytest.raises(GraphError, match="rows of at most"):
+        wide.output_specs([Spec("uint64", (2, CONV_BLOCK // 2 + 1, 1))])
+
+
 def _movement_nodes(move: str, source: int = 0):
     """Movement nodes on an [N, 4, 6, 12] value ``source``, writing values source + 1 .. source + 3."""
     from numbnn.inference.graph import Node

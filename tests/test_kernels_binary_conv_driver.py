@@ -12,7 +12,10 @@ import naive
 from numbnn.kernels import binary_conv_driver as driver
 from numbnn.kernels import steps
 from numbnn.kernels.padding import border_corrections, tap_weight_sums
+from numbnn.kernels.pooling import avg_pool2d
 from numbnn.kernels.tiles import TILE_COLS
+
+NO_POOL = np.zeros((0, 1), np.float32)
 
 
 convolutions = dict(
@@ -96,12 +99,47 @@ def test_steps_transform_matches_naive(batch, size, groups, per_group, outputs, 
     divisors = [d for d in range(1, out_channels + 1) if out_channels % d == 0]
     shuffle_groups = divisors[min(shuffle, len(divisors) - 1)]
     driver.binary_conv(*args, driver.STEPS, np.empty((0, 0), np.int32), codes, first_rows, params, other, 1, out,
-                       thresholds, shuffle_groups, max(pack_groups, 1), packed)
+                       thresholds, shuffle_groups, max(pack_groups, 1), packed, NO_POOL)
     want = naive.run_steps(codes, first_rows, params, expected, other, 1)
     np.testing.assert_array_equal(out.view(np.int32), want.view(np.int32))
     if pack_groups:  # the signs of the channel-shuffled output
         np.testing.assert_array_equal(packed, naive.pack_below(naive.shuffle_columns(want, shuffle_groups), thresholds,
                                                                pack_groups))
+
+
+@settings(max_examples=40, deadline=None)
+@given(**{**convolutions, "size": st.one_of(st.integers(1, 9), st.sampled_from([20, 31]))}, block=st.booleans(),
+       pack=st.booleans())
+def test_steps_transform_pools_like_the_float_model(batch, size, groups, per_group, outputs, geometry, pad_value, seed,
+                                                    block, pack):
+    """The 2x2 average pool written beside the output (blocks of whole row pairs: several per block on small
+    maps, one on rows of 21 and 32 pixels; odd sizes leave one-row and one-column windows) equals the float
+    model's pooling kernel on that output bit for bit, and the output and its packed signs are unchanged."""
+    rng, args, expected = setup(batch, size, groups, per_group, outputs, geometry, pad_value, seed)
+    rows, out_channels = expected.shape
+    ho, wo = args[1][8], args[1][9]
+    if 2 * wo > driver.CONV_BLOCK:  # a block holds at least one row pair (the caller's check)
+        return
+    codes, first_rows, n_params = PROGRAMS["block" if block else "passes"]
+    codes, first_rows = np.array(codes, np.int64), np.array(first_rows, np.int64)
+    params = rng.standard_normal((n_params, out_channels)).astype(np.float32)
+    other = rng.standard_normal((rows, out_channels)).astype(np.float32)
+    thresholds = rng.standard_normal(out_channels).astype(np.float32)
+    packed = np.empty((rows, -(-out_channels // 64) if pack else 0), np.uint64)
+    out = np.empty((rows, out_channels), np.float32)
+    hp, wp = -(-ho // 2), -(-wo // 2)
+    pooled = np.full((batch * hp * wp, out_channels), np.nan, np.float32)
+    driver.binary_conv(*args, driver.STEPS, np.empty((0, 0), np.int32), codes, first_rows, params, other, 1, out,
+                       thresholds, 1, 1, packed, pooled)
+    want = naive.run_steps(codes, first_rows, params, expected, other, 1)
+    np.testing.assert_array_equal(out.view(np.int32), want.view(np.int32))
+    if pack:
+        np.testing.assert_array_equal(packed, naive.pack_below(want, thresholds, 1))
+    maps = want.reshape(batch, ho, wo, out_channels)
+    np.testing.assert_array_equal(pooled.reshape(batch, hp, wp, -1).view(np.int32),
+                                  avg_pool2d(maps, (2, 2), (2, 2), (0, 0), (hp, wp)).view(np.int32))
+    np.testing.assert_allclose(pooled.reshape(batch, hp, wp, -1), naive.avg_pool2d(maps, (2, 2), (2, 2), (0, 0), (hp, wp)),
+                               rtol=1e-5, atol=1e-5)
 
 
 @settings(max_examples=40, deadline=None)

@@ -100,7 +100,7 @@ _row_layout = nb.njit(inline="always")(row_layout)
 
 _SIGNATURE = (
     "void(uint64[:, :, :, ::1], UniTuple(int64, 10), int64, uint64[:, :, :, ::1], int64, int64[::1], int32[:, ::1], "
-    f"int64, int32[:, ::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS}, float32[::1], int64, int64, {WORDS})"
+    f"int64, int32[:, ::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS}, float32[::1], int64, int64, {WORDS}, {ROWS})"
 )
 
 
@@ -113,7 +113,7 @@ _NO_PACKED = np.zeros((0, 0), np.uint64)
 def binary_conv_int32(x, geometry, tap_bits, panels, k, border_row, correction, out):
     """:func:`binary_conv` with the INT32 transform: the bare convolution into int32 ``out`` [N*Ho*Wo, O]."""
     binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, INT32, out,
-                _NO_PROGRAM, _NO_PROGRAM, _NO_ROWS, _NO_ROWS, 1, _NO_ROWS, _NO_THRESHOLDS, NO_SHUFFLE, 1, _NO_PACKED)
+                _NO_PROGRAM, _NO_PROGRAM, _NO_ROWS, _NO_ROWS, 1, _NO_ROWS, _NO_THRESHOLDS, NO_SHUFFLE, 1, _NO_PACKED, _NO_ROWS)
 
 
 @nb.njit(cache=True)
@@ -220,7 +220,7 @@ def _gather_dense(x, tap_bits, first, last, geometry, cols):
 
 @typed_njit(_SIGNATURE, parallel=True, cache=True, error_model="numpy")
 def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transform, acc_out,
-                codes, first_rows, params, other, other_div, out, pack_thresholds, pack_shuffle, pack_groups, packed):
+                codes, first_rows, params, other, other_div, out, pack_thresholds, pack_shuffle, pack_groups, packed, pooled):
     """One binary convolution of packed NHWC ``x`` [N, H, W, words] and its output transform.
 
     ``geometry`` = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo); ``panels`` [groups, panels, words, TILE_COLS]
@@ -230,6 +230,10 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     ``acc_out`` [N*Ho*Wo, O]; STEPS writes ``out`` [N*Ho*Wo, O] through the program (``codes``,
     ``first_rows``, ``params``, ``other``, ``other_div``) and, if ``packed`` has words, its signs (after a
     channel shuffle in ``pack_shuffle`` groups if that is above 1: the shuffle folded into the packing).
+    If ``pooled`` has rows, STEPS also writes the 2x2 average pool of ``out`` into it ([N*Hp*Wp, O], Hp =
+    ceil(Ho/2), Wp = ceil(Wo/2), windows from pixel 0, padding not counted: :func:`_pool_rows`); blocks
+    are then whole pairs of output rows of one image, so a window's four pixels are in one block, still
+    in the cache, and are summed in the float model's order.
     """
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     n, h, w, all_words = x.shape
@@ -256,7 +260,10 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
         row_words = np.empty((0, 0, 0, 0), np.uint64)
     # Each task takes a run of blocks and allocates its scratch once: per block, the allocations and the
     # zeroed packing scratch took 1-5% of a packed batch of 256 (a probe on Zen 4, 2026-12-07).
-    n_blocks = (rows + CONV_BLOCK - 1) // CONV_BLOCK
+    pooling = pooled.shape[0] > 0
+    pairs = max(1, CONV_BLOCK // (2 * wo))  # pooling: output row pairs per block (2*wo <= CONV_BLOCK, checked by the caller)
+    per_image = (ho + 2 * pairs - 1) // (2 * pairs)  # pooling: blocks per image
+    n_blocks = n * per_image if pooling else (rows + CONV_BLOCK - 1) // CONV_BLOCK
     n_tasks = min(n_blocks, MAX_TASKS)
     scratch_rows = CONV_BLOCK if packed.shape[1] > 0 else 0
     for task in nb.prange(n_tasks):
@@ -264,7 +271,12 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
         fields = np.empty((groups, CONV_BLOCK, panels.shape[2]), np.uint64)
         difference = np.zeros((scratch_rows, out_channels + 64), np.float32)  # pack_rows_below's scratch
         for block in range(task * n_blocks // n_tasks, (task + 1) * n_blocks // n_tasks):
-            first, last = block * CONV_BLOCK, min(rows, (block + 1) * CONV_BLOCK)
+            if pooling:  # output rows 2*pairs*q .. of image b
+                b, q = block // per_image, block % per_image
+                first = (b * ho + 2 * pairs * q) * wo
+                last = (b * ho + min(ho, 2 * pairs * (q + 1))) * wo
+            else:
+                first, last = block * CONV_BLOCK, min(rows, (block + 1) * CONV_BLOCK)
             in_place = direct and last - first == CONV_BLOCK
             if in_place:
                 tiles, tile_row = acc_out, first
@@ -310,3 +322,30 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                 apply_steps(out, first, last, codes, first_rows, params, other, other_div)
             if packed.shape[1] > 0:
                 pack_rows_below(out, first, last, pack_thresholds, pack_shuffle, pack_groups, difference, packed)
+            if pooling:
+                _pool_rows(out, first, last, ho, wo, pooled)
+
+
+@nb.njit(cache=True)
+def _pool_rows(out, first, last, ho, wo, pooled):
+    """pooled[window] = the mean of its real pixels of ``out`` for the 2x2 windows (stride 2, from pixel 0;
+    windows past an odd edge count one row or column) of output rows first .. last-1, whole pairs of rows of
+    one image: :func:`numbnn.kernels.pooling.avg_pool2d`'s operations in its order (from 0.0, row by row,
+    then / the float32 count), so the same bits as pooling ``out`` afterwards."""
+    hp, wp = (ho + 1) // 2, (wo + 1) // 2
+    channels = out.shape[1]
+    b, y0 = first // (ho * wo), (first // wo) % ho
+    for py in range(y0 // 2, (y0 + (last - first) // wo + 1) // 2):
+        for px in range(wp):
+            target = pooled[(b * hp + py) * wp + px]
+            for c in range(channels):
+                target[c] = 0.0
+            rows_in, cols_in = min(2, ho - 2 * py), min(2, wo - 2 * px)
+            for iy in range(2 * py, 2 * py + rows_in):
+                for ix in range(2 * px, 2 * px + cols_in):
+                    source = out[(b * ho + iy) * wo + ix]
+                    for c in range(channels):
+                        target[c] += source[c]
+            count = np.float32(rows_in * cols_in)
+            for c in range(channels):
+                target[c] /= count

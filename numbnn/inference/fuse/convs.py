@@ -1,9 +1,10 @@
 """Kernel fusion: a binary conv and the steps reading it run as one kernel (``bconv_steps``), which then
-also packs its float output for the next sign."""
+also packs its float output for the next sign, and averages it over 2x2 windows for a shortcut."""
 
 from __future__ import annotations
 
 from numbnn.inference.graph import Graph, Node
+from numbnn.kernels.binary_conv_driver import CONV_BLOCK
 from numbnn.inference.ops.packing import channel_shuffle_groups
 
 
@@ -47,3 +48,24 @@ def fuse_packs_into_conv_steps(graph: Graph) -> None:
         conv.extra_outputs = [node.output]
         graph.nodes.remove(node)
 
+
+
+def fuse_pools_into_conv_steps(graph: Graph) -> None:
+    """A 2x2, stride-2 ``avg_pool`` ("same") that is the only reader of a ``bconv_steps`` node's float output
+    is done by that node, block by block while the rows are in the cache (``pool_size`` 2: the pooled value
+    becomes its last output): the downsampling shortcut of ReActNet's and bnn-small's strided blocks and
+    FTBNN's stages. Same sums in the same order, same bits."""
+    producers = graph.producers()
+    specs = graph.value_specs()
+    for node in list(graph.nodes):
+        if node.op != "avg_pool" or node.attrs.get("padding") != "same":
+            continue
+        if list(node.attrs.get("kernel_size", [])) != [2, 2] or list(node.attrs.get("stride", [])) != [2, 2]:
+            continue
+        conv = producers.get(node.inputs[0])
+        if (conv is None or conv.op != "bconv_steps" or conv.output != node.inputs[0] or "pool_size" in conv.attrs
+                or graph.use_count(conv.output) != 1 or 2 * specs[conv.output].shape[1] > CONV_BLOCK):
+            continue
+        conv.attrs = {**conv.attrs, "pool_size": 2}
+        conv.extra_outputs = [*conv.extra_outputs, node.output]
+        graph.nodes.remove(node)

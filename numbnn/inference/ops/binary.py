@@ -78,11 +78,13 @@ class BinaryConv(Op):
             self._corrections[(h, w)] = (geometry, *border_corrections(h, w, *geometry, self.tap_sums, self.pad_value))
         return self._corrections[(h, w)]
 
-    def run(self, x, transform, acc_out, steps, other, div, out, pack_threshold, pack_shuffle, pack_groups, packed):
+    def run(self, x, transform, acc_out, steps, other, div, out, pack_threshold, pack_shuffle, pack_groups, packed,
+            pooled):
         """The driver on packed x [N, H, W, words] with ``transform`` (see binary_conv_driver)."""
         geometry, border_row, correction = self.geometry(x.shape[1], x.shape[2])
         driver.binary_conv(np.ascontiguousarray(x), geometry, self.tap_bits, self.panels, self.k, border_row, correction,
-                           transform, acc_out, *steps, other, div, out, pack_threshold, pack_shuffle, pack_groups, packed)
+                           transform, acc_out, *steps, other, div, out, pack_threshold, pack_shuffle, pack_groups, packed,
+                           pooled)
 
     def __call__(self, x):
         n, h, w, _ = x.shape
@@ -108,12 +110,17 @@ class BinaryConvSteps(Op):
     (and ``pack_source_shape``), movement ops that make a channel shuffle in G groups, the packed
     channels are shuffled so, as a ``gather_pack`` of the shuffle would pack them (FTBNN's next binary
     conv reads its input shuffled): channel j*G + g of the packed output is y's channel g*(C/G) + j.
+
+    With ``pool_size`` 2 the node also writes (last) the 2x2 average pool of y (stride 2, "same": windows
+    from pixel 0, an odd edge's windows one pixel wide), as an ``avg_pool`` node would, computed block by
+    block while y's rows are in the cache (ReActNet's and bnn-small's downsampling shortcuts read only
+    that, so y itself is written but never read back).
     """
 
     name = "bconv_steps"
     arity = None
     const_names = ("weight", "params", "pack_threshold")
-    _OWN_ATTRS = ("stages", "pack_groups", "pack_moves", "pack_source_shape")
+    _OWN_ATTRS = ("stages", "pack_groups", "pack_moves", "pack_source_shape", "pool_size")
 
     def __init__(self, attrs, consts):
         super().__init__(attrs, consts)
@@ -129,6 +136,8 @@ class BinaryConvSteps(Op):
             groups = channel_shuffle_groups(self.pack_source_shape, get_attr(attrs, "pack_moves", self.name), self.name)
             expect(groups is not None, "bconv_steps: pack_moves must be a channel shuffle")
             self.pack_shuffle = groups
+        self.pooled = "pool_size" in attrs
+        expect(not self.pooled or attrs["pool_size"] == 2, "bconv_steps: pool_size must be 2 (2x2 windows, stride 2)")
 
     def output_spec(self, specs):
         expect(len(specs) >= 1, "bconv_steps: needs the packed input")
@@ -139,7 +148,12 @@ class BinaryConvSteps(Op):
         out = self.output_spec(specs)
         expect(self.pack_source_shape in (None, out.shape),
                f"bconv_steps: pack_moves are for a {self.pack_source_shape} output, the conv writes {out.shape}")
-        return [out] if self.pack is None else [out, self.pack.output_spec([out])]
+        specs = [out] if self.pack is None else [out, self.pack.output_spec([out])]
+        if self.pooled:
+            ho, wo, channels = out.shape
+            expect(2 * wo <= driver.CONV_BLOCK, f"bconv_steps: pooling needs rows of at most {driver.CONV_BLOCK // 2} pixels")
+            specs.append(Spec("float32", ((ho + 1) // 2, (wo + 1) // 2, channels)))
+        return specs
 
     def __call__(self, x, other=None):
         n, h, w, _ = x.shape
@@ -149,10 +163,16 @@ class BinaryConvSteps(Op):
         other2, div = self.steps.other_rows(other, out.shape[0])
         threshold, groups, packed = pack_buffers(self.pack, out.shape[0], out_channels)
         steps = (self.steps.codes, self.steps.first_rows, self.steps.channel_params(out_channels))
+        hp, wp = (ho + 1) // 2, (wo + 1) // 2
+        pooled = np.empty((n * hp * wp if self.pooled else 0, out_channels), np.float32)
         self.conv.run(x, driver.STEPS, np.empty((0, 0), np.int32), steps, other2, div, out, threshold, self.pack_shuffle,
-                      groups, packed)
-        out = out.reshape(n, ho, wo, out_channels)
-        return out if self.pack is None else (out, packed.reshape(n, ho, wo, -1))
+                      groups, packed, pooled)
+        results = [out.reshape(n, ho, wo, out_channels)]
+        if self.pack is not None:
+            results.append(packed.reshape(n, ho, wo, -1))
+        if self.pooled:
+            results.append(pooled.reshape(n, hp, wp, out_channels))
+        return results[0] if len(results) == 1 else tuple(results)
 
 
 @register_op
