@@ -29,6 +29,7 @@ import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 _I64 = ir.IntType(64)
@@ -197,3 +198,53 @@ def add_vector(typingctx, target, at, source, src):
         return context.get_dummy_value()
 
     return types.none(target, at, source, src), codegen
+
+
+_I32x16 = ir.VectorType(ir.IntType(32), LANES)
+
+
+@intrinsic
+def block_epilogue_columns(typingctx, acc, acc_at, acc_stride, params, scale_at, bn_at, act_at, param_stride, other,
+                           other_at, other_stride, out, out_at, out_stride, rows):
+    """ReActNet's block epilogue on 16 columns of ``rows`` rows (float32 and int32, no bounds checks): for row r,
+    with a = acc.flat[acc_at + r*acc_stride :][:16] (int32), o = other.flat[other_at + r*other_stride :][:16],
+    P(k) = params.flat[k :][:16],
+
+        v = float32(a) * P(scale_at);  v = v * P(bn_at) + P(bn_at + param_stride)
+        u = (v + o) - P(act_at);  y = (P(act_at + s) if u >= 0 else P(act_at + 2s)) * u - P(act_at + 3s)
+
+    stored at out.flat[out_at + r*out_stride :][:16]: the operations of
+    :func:`numbnn.kernels.steps.block_epilogue`, IEEE and unfused, in its order. The seven parameter vectors
+    are loaded once for all the rows (a loop over a block's rows with them inside was left scalar by LLVM,
+    which cannot prove the rows and the parameters apart)."""
+
+    def codegen(context, builder, sig, args):
+        index = [1, 2, 4, 5, 6, 7, 9, 10, 12, 13, 14]
+        (acc_at_, acc_stride_, scale_at_, bn_at_, act_at_, param_stride_, other_at_, other_stride_, out_at_,
+         out_stride_, rows_) = as_int64s(context, builder, [args[i] for i in index], [sig.args[i] for i in index])
+
+        def load(array_i, offset):
+            return builder.load(vector_pointer(context, builder, sig.args[array_i], args[array_i], offset), align=4)
+
+        def param(base, k):
+            return load(3, builder.add(base, builder.mul(param_stride_, ir.Constant(_I64, k))))
+
+        scale, bn_scale, bn_shift = param(scale_at_, 0), param(bn_at_, 0), param(bn_at_, 1)
+        shift_x, pos, neg, shift_y = (param(act_at_, k) for k in range(4))
+        zero = ir.Constant(F16, [ir.Constant(ir.FloatType(), 0.0)] * LANES)
+        acc_data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        with cgutils.for_range(builder, rows_) as loop:
+            r = loop.index
+            acc_pointer = builder.bitcast(builder.gep(acc_data, [builder.add(acc_at_, builder.mul(r, acc_stride_))]),
+                                          _I32x16.as_pointer())
+            v = builder.fmul(builder.sitofp(builder.load(acc_pointer, align=4), F16), scale)
+            v = builder.fadd(builder.fmul(v, bn_scale), bn_shift)
+            u = builder.fsub(builder.fadd(v, load(8, builder.add(other_at_, builder.mul(r, other_stride_)))), shift_x)
+            slope = builder.select(builder.fcmp_ordered(">=", u, zero), pos, neg)
+            y = builder.fsub(builder.fmul(slope, u), shift_y)
+            builder.store(y, vector_pointer(context, builder, sig.args[11], args[11],
+                                            builder.add(out_at_, builder.mul(r, out_stride_))), align=4)
+        return context.get_dummy_value()
+
+    return types.none(acc, acc_at, acc_stride, params, scale_at, bn_at, act_at, param_stride, other, other_at,
+                      other_stride, out, out_at, out_stride, rows), codegen

@@ -27,6 +27,7 @@ explicit signatures (C-contiguous float32 rows, int64 programs) and no bounds ch
 import numba as nb
 import numpy as np
 
+from numbnn.kernels.intrinsics import LANES, block_epilogue_columns
 from numbnn.kernels.typed import typed_njit
 
 ROW_BLOCK = 64  # rows per parallel task: amortises the task's scratch buffer and step dispatch
@@ -189,7 +190,16 @@ def block_epilogue(acc, first, last, params, first_rows, other, other_div, out):
     operations in the same order, but in one vectorised pass per row instead of a pass per step (the
     int32 block ``acc`` [rows, >= C] holds row first at 0; ``other`` as in :func:`run_stages`)."""
     channels = out.shape[1]
+    width = other.shape[1]
     p, q, s = first_rows[0], first_rows[1], first_rows[3]
+    if channels % LANES == 0 and width % LANES == 0 and other_div == 1:
+        # whole 16-lane columns and a residual row per row: column by column, each parameter vector loaded once for
+        # the block's rows (block_epilogue_columns); the row loop below loads all seven for every 16 values
+        for c0 in range(0, channels, LANES):
+            block_epilogue_columns(acc, c0, acc.shape[1], params, p * channels + c0, q * channels + c0,
+                                   s * channels + c0, channels, other, first * width + c0 % width, width, out,
+                                   first * channels + c0, channels, last - first)
+        return
     residual = np.empty(channels, np.float32)
     for r in range(first, last):
         _residual_row(other[r // other_div], residual)
