@@ -101,30 +101,35 @@ def test_residual_of_channel_means_matches_naive(rows, channels, k, per_image, s
     np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.sampled_from([16, 32, 48, 64, 128]), st.booleans(), st.integers(1, 64), st.integers(0, 40), st.booleans(),
-       st.integers(0, 2**32 - 1))
-def test_block_epilogue_matches_naive_bit_for_bit(channels, repeated, rows, first, per_image, seed):
-    """ReActNet's one-pass epilogue on int32 accumulators: by 16-lane columns (block_epilogue_columns) when
-    the channels and the residual's width are whole vectors and each row has its own residual row (a
-    residual of half the channels repeated too), else row by row (``per_image``: one residual row for all);
-    RPReLU's input exactly at its kink in the first row, and rows past the block left untouched."""
+@settings(max_examples=60, deadline=None)
+@given(st.booleans(), st.sampled_from([16, 32, 48, 64, 128]), st.booleans(), st.integers(1, 64), st.integers(0, 40),
+       st.booleans(), st.integers(0, 2**32 - 1))
+def test_one_pass_epilogues_match_naive_bit_for_bit(unit, channels, repeated, rows, first, per_image, seed):
+    """ReActNet's block and FTBNN's unit epilogue on int32 accumulators (the block's by 16-lane columns,
+    block_epilogue_columns, when the channels and the residual's width are whole vectors and each row has its
+    own residual row: a residual of half the channels repeated too; else row by row, ``per_image``: one residual
+    row for all); RPReLU's input exactly at its kink in the first row, and rows past the block left untouched."""
     rng = np.random.default_rng(seed)
     width = channels // 2 if repeated and channels % 32 == 0 else channels
     acc = rng.integers(-100, 100, (rows, channels + 16)).astype(np.int32)  # a wider tile buffer, as the driver's
-    codes = np.array([steps.MUL, steps.AFFINE, steps.ADD_INPUT, steps.DPRELU], np.int64)
-    first_rows = np.array([0, 1, 3, 3], np.int64)
-    params = rng.standard_normal((7, channels)).astype(np.float32)
+    if unit:
+        codes, first_rows, epilogue = [steps.AFFINE, steps.DPRELU, steps.ADD_INPUT], [0, 2, 6], steps.unit_epilogue
+    else:
+        codes, first_rows, epilogue = [steps.MUL, steps.AFFINE, steps.ADD_INPUT, steps.DPRELU], [0, 1, 3, 3], steps.block_epilogue
+    codes, first_rows = np.array(codes, np.int64), np.array(first_rows, np.int64)
+    kink = 2 if unit else 3  # DPReLU's rows: shift_x, pos, neg, shift_y
+    params = rng.standard_normal((6 if unit else 7, channels)).astype(np.float32)
     total = first + rows + 5
     other = rng.standard_normal((1 if per_image else total, width)).astype(np.float32)
     div = total if per_image else 1
     values = acc[:, :channels].astype(np.float32)
     residual = other[np.arange(first, first + rows) // div]
-    before_kink = naive.run_steps(codes[:3], first_rows[:3], params, values[:1], residual[:1], 1)
-    params[3, 0] = before_kink[0, 0]  # u = 0 at row 0, channel 0: pos < 0 < neg tells -0.0 from +0.0
-    params[4, 0], params[5, 0], params[6, 0] = -0.5, 0.25, 0.0
+    before = list(codes).index(steps.DPRELU)
+    before_kink = naive.run_steps(codes[:before], first_rows[:before], params, values[:1], residual[:1], 1)
+    params[kink, 0] = before_kink[0, 0]  # u = 0 at row 0, channel 0: pos < 0 < neg tells -0.0 from +0.0
+    params[kink + 1, 0], params[kink + 2, 0], params[kink + 3, 0] = -0.5, 0.25, 0.0
     out = np.full((total, channels), np.nan, np.float32)
-    steps.block_epilogue(acc, first, first + rows, params, first_rows, other, div, out)
+    epilogue(acc, first, first + rows, params, first_rows, other, div, out)
     expected = naive.run_steps(codes, first_rows, params, values, residual, 1)
     np.testing.assert_array_equal(out[first:first + rows].view(np.int32), expected.view(np.int32))
     assert np.isnan(out[:first]).all() and np.isnan(out[first + rows:]).all()
