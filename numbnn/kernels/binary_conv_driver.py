@@ -41,7 +41,9 @@ import numpy as np
 
 from numbnn.kernels.geometry import next_pixel, pixel_coordinates
 from numbnn.kernels.padding import add_border_corrections
-from numbnn.kernels.steps import BLOCK_EPILOGUE, PROGRAM, ROWS, UNIT_EPILOGUE, apply_steps, block_epilogue, epilogue_kind, unit_epilogue
+from numbnn.kernels.steps import (
+    BLOCK_EPILOGUE, PROGRAM, ROWS, UNIT_EPILOGUE, apply_steps, block_epilogue, epilogue_kind, unit_epilogue,
+)
 from numbnn.kernels.threshold_packing import NO_SHUFFLE, WORDS, pack_rows_below
 from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot
 from numbnn.kernels.typed import typed_njit
