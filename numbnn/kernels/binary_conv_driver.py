@@ -18,7 +18,8 @@ only real channels. Transforms (``transform``):
 - ``STEPS``: out[p] = the per-channel float32 steps of :mod:`numbnn.kernels.steps` applied to
   float32(acc[p]) (scale, batch norm, residual, RPReLU, ...); for a ReActNet block
   [mul, affine, add_input, dprelu] and an FTBNN unit [affine, dprelu, add_input] the same operations in
-  one vectorised pass (:func:`numbnn.kernels.steps.block_epilogue`, :func:`~numbnn.kernels.steps.unit_epilogue`).
+  one vectorised pass (:func:`numbnn.kernels.steps.block_epilogue`, which may pack the signs in that pass
+  too, :func:`~numbnn.kernels.steps.unit_epilogue`).
   With ``packed`` words per row (> 0) the float rows are also packed through ``pack_thresholds`` (bit =
   y < t[c], per group; the next RSign's bits), after a channel shuffle in ``pack_shuffle`` groups if that
   is above 1 (FTBNN's shuffle before the next binary conv): no second pass over ``out``.
@@ -313,8 +314,10 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                         acc_out[r, o] = acc[r - first, o]
                 continue
             kind = epilogue_kind(codes)
+            packed_here = False
             if kind == BLOCK_EPILOGUE:
-                block_epilogue(acc, first, last, params, first_rows, other, other_div, out)
+                packed_here = block_epilogue(acc, first, last, params, first_rows, other, other_div, out, pack_thresholds,
+                                             pack_groups, pack_shuffle, packed)
             elif kind == UNIT_EPILOGUE:
                 unit_epilogue(acc, first, last, params, first_rows, other, other_div, out)
             else:
@@ -322,7 +325,7 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                     for o in range(out_channels):
                         out[r, o] = np.float32(acc[r - first, o])
                 apply_steps(out, first, last, codes, first_rows, params, other, other_div)
-            if packed.shape[1] > 0:
+            if packed.shape[1] > 0 and not packed_here:
                 pack_rows_below(out, first, last, pack_thresholds, pack_shuffle, pack_groups, difference, packed)
             if pooling:
                 _pool_rows(out, first, last, ho, wo, pooled)

@@ -205,23 +205,28 @@ _I32x16 = ir.VectorType(ir.IntType(32), LANES)
 
 @intrinsic
 def block_epilogue_columns(typingctx, acc, acc_at, acc_stride, params, scale_at, bn_at, act_at, param_stride, other,
-                           other_at, other_stride, out, out_at, out_stride, rows):
+                           other_at, other_stride, out, out_at, out_stride, rows, thresholds, thresholds_at, bits, bits_at,
+                           bits_stride):
     """ReActNet's block epilogue on 16 columns of ``rows`` rows (float32 and int32, no bounds checks): for row r,
     with a = acc.flat[acc_at + r*acc_stride :][:16] (int32), o = other.flat[other_at + r*other_stride :][:16],
-    P(k) = params.flat[k :][:16],
+    P(k) = params.flat[k :][:16], s = param_stride,
 
-        v = float32(a) * P(scale_at);  v = v * P(bn_at) + P(bn_at + param_stride)
+        v = float32(a) * P(scale_at);  v = v * P(bn_at) + P(bn_at + s)
         u = (v + o) - P(act_at);  y = (P(act_at + s) if u >= 0 else P(act_at + 2s)) * u - P(act_at + 3s)
 
     stored at out.flat[out_at + r*out_stride :][:16]: the operations of
     :func:`numbnn.kernels.steps.block_epilogue`, IEEE and unfused, in its order. The seven parameter vectors
     are loaded once for all the rows (a loop over a block's rows with them inside was left scalar by LLVM,
-    which cannot prove the rows and the parameters apart)."""
+    which cannot prove the rows and the parameters apart). If ``bits_stride`` > 0 the 16 signs y <
+    thresholds.flat[thresholds_at :][:16] (the next RSign's, as :func:`numbnn.kernels.threshold_packing.pack_below`
+    packs them: y < t exactly when y - t < 0) are stored too, as the uint16 bits.flat[bits_at + r*bits_stride]
+    (bit i: lane i); ``thresholds`` is read either way."""
 
     def codegen(context, builder, sig, args):
-        index = [1, 2, 4, 5, 6, 7, 9, 10, 12, 13, 14]
+        index = [1, 2, 4, 5, 6, 7, 9, 10, 12, 13, 14, 16, 18, 19]
         (acc_at_, acc_stride_, scale_at_, bn_at_, act_at_, param_stride_, other_at_, other_stride_, out_at_,
-         out_stride_, rows_) = as_int64s(context, builder, [args[i] for i in index], [sig.args[i] for i in index])
+         out_stride_, rows_, thresholds_at_, bits_at_, bits_stride_) = as_int64s(context, builder, [args[i] for i in index],
+                                                                 [sig.args[i] for i in index])
 
         def load(array_i, offset):
             return builder.load(vector_pointer(context, builder, sig.args[array_i], args[array_i], offset), align=4)
@@ -233,6 +238,9 @@ def block_epilogue_columns(typingctx, acc, acc_at, acc_stride, params, scale_at,
         shift_x, pos, neg, shift_y = (param(act_at_, k) for k in range(4))
         zero = ir.Constant(F16, [ir.Constant(ir.FloatType(), 0.0)] * LANES)
         acc_data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        bits_data = context.make_array(sig.args[17])(context, builder, args[17]).data
+        packing = builder.icmp_signed(">", bits_stride_, ir.Constant(_I64, 0))
+        limits = load(15, thresholds_at_)
         with cgutils.for_range(builder, rows_) as loop:
             r = loop.index
             acc_pointer = builder.bitcast(builder.gep(acc_data, [builder.add(acc_at_, builder.mul(r, acc_stride_))]),
@@ -244,7 +252,11 @@ def block_epilogue_columns(typingctx, acc, acc_at, acc_stride, params, scale_at,
             y = builder.fsub(builder.fmul(slope, u), shift_y)
             builder.store(y, vector_pointer(context, builder, sig.args[11], args[11],
                                             builder.add(out_at_, builder.mul(r, out_stride_))), align=4)
+            with builder.if_then(packing):
+                signs = builder.bitcast(builder.fcmp_ordered("<", y, limits), ir.IntType(16))
+                builder.store(signs, builder.gep(bits_data, [builder.add(bits_at_, builder.mul(r, bits_stride_))]))
         return context.get_dummy_value()
 
     return types.none(acc, acc_at, acc_stride, params, scale_at, bn_at, act_at, param_stride, other, other_at,
-                      other_stride, out, out_at, out_stride, rows), codegen
+                      other_stride, out, out_at, out_stride, rows, thresholds, thresholds_at, bits, bits_at,
+                      bits_stride), codegen

@@ -159,6 +159,7 @@ def apply_steps(out, first, last, codes, first_rows, params, other, other_div):
 
 
 BLOCK_EPILOGUE, UNIT_EPILOGUE = 1, 2  # the programs with a one-pass epilogue (epilogue_kind)
+_NO_LIMITS = np.zeros(LANES, np.float32)  # block_epilogue's thresholds when it does not pack
 
 
 @nb.njit(cache=True)
@@ -184,22 +185,40 @@ def _residual_row(row, residual):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def block_epilogue(acc, first, last, params, first_rows, other, other_div, out):
+def block_epilogue(acc, first, last, params, first_rows, other, other_div, out, pack_thresholds, pack_groups,
+                   pack_shuffle, packed):
     """out[r] = dprelu(float32(acc[r - first]) * scale * bn_scale + bn_shift + residual) for rows first ..
     last-1: the steps [mul, affine, add_input, dprelu] of :func:`apply_steps` with the same float32
-    operations in the same order, but in one vectorised pass per row instead of a pass per step (the
-    int32 block ``acc`` [rows, >= C] holds row first at 0; ``other`` as in :func:`run_stages`)."""
+    operations in the same order, but in one vectorised pass instead of a pass per step (the int32 block
+    ``acc`` [rows, >= C] holds row first at 0; ``other`` as in :func:`run_stages`).
+
+    With whole 16-lane columns and a residual row per row, column by column through the block's rows
+    (:func:`numbnn.kernels.intrinsics.block_epilogue_columns`: 2-3x faster on a block in L1, a probe on Zen 4,
+    2026-12-07), and then, if ``packed`` has words, one group and no shuffle, the rows' signs against
+    ``pack_thresholds`` are packed in the same pass, 16 bits per column (the little-endian uint16 quarters of
+    the packed words; the quarters past C zeroed). Returns whether it packed (else the caller packs), row by row
+    otherwise."""
     channels = out.shape[1]
     width = other.shape[1]
     p, q, s = first_rows[0], first_rows[1], first_rows[3]
     if channels % LANES == 0 and width % LANES == 0 and other_div == 1:
-        # whole 16-lane columns and a residual row per row: column by column, each parameter vector loaded once for
-        # the block's rows (block_epilogue_columns); the row loop below loads all seven for every 16 values
+        # column by column, each parameter vector loaded once for the block's rows; the row loop below loads all
+        # seven for every 16 values
+        words = packed.shape[1]
+        packing = words > 0 and pack_groups == 1 and pack_shuffle == 1
+        quarters = packed.view(np.uint16)  # [rows, 4 * words]: a word's bits 16k .. 16k + 15 are quarter k
+        stride = 4 * words if packing else 0
+        limits = pack_thresholds if packing else _NO_LIMITS
         for c0 in range(0, channels, LANES):
             block_epilogue_columns(acc, c0, acc.shape[1], params, p * channels + c0, q * channels + c0,
                                    s * channels + c0, channels, other, first * width + c0 % width, width, out,
-                                   first * channels + c0, channels, last - first)
-        return
+                                   first * channels + c0, channels, last - first, limits, c0 if packing else 0,
+                                   quarters, first * stride + c0 // LANES, stride)
+        if packing:
+            for r in range(first, last):
+                for k in range(channels // LANES, 4 * words):
+                    quarters[r, k] = 0
+        return packing
     residual = np.empty(channels, np.float32)
     for r in range(first, last):
         _residual_row(other[r // other_div], residual)
@@ -211,6 +230,7 @@ def block_epilogue(acc, first, last, params, first_rows, other, other_div, out):
             u = (v + residual[c]) - params[s, c]
             pos, neg = params[s + 1, c], params[s + 2, c]  # both loaded: a select, not a branch
             y[c] = (pos if u >= 0 else neg) * u - params[s + 3, c]
+    return False
 
 
 @nb.njit(cache=True, error_model="numpy")
