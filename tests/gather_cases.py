@@ -1,5 +1,5 @@
-"""Index maps shared by the tests of the gathering kernels (``gather_pack``, ``run_stages_gathered``): an
-image's rearranged rows read element e from ``index[e]`` (negative: a padding constant)."""
+"""Cases shared by the tests of the gathering kernels (``gather_pack``, ``run_stages_gathered``): images and an
+index map of their rearranged rows, element e read from ``index[e]`` (negative: a padding constant)."""
 
 import numpy as np
 
@@ -17,3 +17,16 @@ def index_map(rng, rows: int, channels: int, pixels: int, source_channels: int, 
     starts = np.where(rng.random(starts.shape) < 0.2, -1 - rng.integers(0, 3, starts.shape), starts)
     index = np.where(starts[..., None] >= 0, starts[..., None] + np.arange(built), starts[..., None])
     return index.reshape(rows, channels).astype(np.int32), built
+
+
+def gather_case(rng, batch: int, rows: int, channels: int, in_runs: bool, max_pixels: int):
+    """(x float32 [batch, pixels * source_channels], fill float32 [3], index, built, source_channels): images
+    of up to ``max_pixels`` pixels of source_channels channels (with ``in_runs`` a divisor of ``channels``, else
+    1-8) and an :func:`index_map` of them."""
+    source_channels = int(rng.choice([d for d in range(1, channels + 1) if channels % d == 0])) if in_runs \
+        else int(rng.integers(1, 9))
+    pixels = int(rng.integers(1, max_pixels))
+    x = rng.standard_normal((batch, pixels * source_channels)).astype(np.float32)
+    fill = rng.standard_normal(3).astype(np.float32)
+    index, built = index_map(rng, rows, channels, pixels, source_channels, in_runs)
+    return x, fill, index, built, source_channels

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
-from gather_cases import index_map
+from gather_cases import gather_case
 from numbnn.kernels import steps
 from numbnn.kernels.threshold_packing import gather_runs
 
@@ -47,12 +47,7 @@ def test_run_stages_gathered_matches_naive(codes, batch, rows, channels, in_runs
     channels and runs of padding (depth-to-space's shape), read run by run; rows past ROW_BLOCK."""
     rng = np.random.default_rng(seed)
     codes, first_rows, params = program(codes, rng, channels)
-    source_channels = int(rng.choice([d for d in range(1, channels + 1) if channels % d == 0])) if in_runs \
-        else int(rng.integers(1, 9))
-    pixels = int(rng.integers(1, 12))
-    x = rng.standard_normal((batch, pixels * source_channels)).astype(np.float32)
-    fill = rng.standard_normal(3).astype(np.float32)
-    index, built = index_map(rng, rows, channels, pixels, source_channels, in_runs)
+    x, fill, index, built, source_channels = gather_case(rng, batch, rows, channels, in_runs, 12)
     run, _ = gather_runs(index.reshape(-1), channels, source_channels)
     assert run >= built  # the runs the map was built from qualify, so the longest is no shorter
     other = np.zeros((1, 1), np.float32)
