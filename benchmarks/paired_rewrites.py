@@ -8,7 +8,9 @@ turned order); the median of the paired ratios with / without is reported per ba
 - ``squeeze-excite``: :func:`numbnn.inference.fuse.gates.fuse_squeeze_excite_gates` (a squeeze-and-excitation
   gate as one node);
 - ``averaged-inputs``: :func:`numbnn.inference.fuse.steps.averaged_inputs_as_other` (a residual of channel-group
-  means read from the ungrouped value by the step that adds it).
+  means read from the ungrouped value by the step that adds it);
+- ``pools``: :func:`numbnn.inference.fuse.convs.fuse_pools_into_conv_steps` (a 2x2 average pool done by the
+  fused conv whose output it pools).
 
     python3 benchmarks/paired_rewrites.py --rewrite squeeze-excite --model pokebnn --batch-sizes 1,256 --json
 """
@@ -28,7 +30,8 @@ from numbnn.threads import set_threads
 from numbnn_contender import synthetic_images
 from paired_steps import paired_ratios
 
-REWRITES = {"squeeze-excite": "fuse_squeeze_excite_gates", "averaged-inputs": "averaged_inputs_as_other"}
+REWRITES = {"squeeze-excite": "fuse_squeeze_excite_gates", "averaged-inputs": "averaged_inputs_as_other",
+            "pools": "fuse_pools_into_conv_steps"}
 
 
 def compiled_pair(model_name: str, rewrite: str):
