@@ -192,12 +192,12 @@ def block_epilogue(acc, first, last, params, first_rows, other, other_div, out, 
     operations in the same order, but in one vectorised pass instead of a pass per step (the int32 block
     ``acc`` [rows, >= C] holds row first at 0; ``other`` as in :func:`run_stages`).
 
-    With whole 16-lane columns and a residual row per row, column by column through the block's rows
+    With whole 16-lane columns and a residual row per row it runs column by column through the block's rows
     (:func:`numbnn.kernels.intrinsics.block_epilogue_columns`: 2-3x faster on a block in L1, a probe on Zen 4,
-    2026-12-07), and then, if ``packed`` has words, one group and no shuffle, the rows' signs against
-    ``pack_thresholds`` are packed in the same pass, 16 bits per column (the little-endian uint16 quarters of
-    the packed words; the quarters past C zeroed). Returns whether it packed (else the caller packs), row by row
-    otherwise."""
+    2026-12-07) and, if ``packed`` has words, one group and no shuffle, packs the rows' signs against
+    ``pack_thresholds`` in the same pass, 16 bits per column (the little-endian uint16 quarters of the packed
+    words; the quarters past C zeroed); otherwise row by row. Returns whether it packed (if not, the caller
+    packs)."""
     channels = out.shape[1]
     width = other.shape[1]
     p, q, s = first_rows[0], first_rows[1], first_rows[3]
