@@ -45,7 +45,7 @@ from numbnn.kernels.padding import add_border_corrections
 from numbnn.kernels.steps import (
     BLOCK_EPILOGUE, PROGRAM, ROWS, UNIT_EPILOGUE, apply_steps, block_epilogue, epilogue_kind, unit_epilogue,
 )
-from numbnn.kernels.threshold_packing import NO_SHUFFLE, WORDS, pack_rows_below
+from numbnn.kernels.threshold_packing import NO_SHUFFLE, WORDS, difference_scratch, pack_rows_below
 from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot
 from numbnn.kernels.typed import typed_njit
 
@@ -272,7 +272,7 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     for task in nb.prange(n_tasks):
         own_tiles = np.empty((CONV_BLOCK, width), np.int32)
         fields = np.empty((groups, CONV_BLOCK, panels.shape[2]), np.uint64)
-        difference = np.zeros((scratch_rows, out_channels + 64), np.float32)  # pack_rows_below's scratch
+        difference = difference_scratch(scratch_rows, out_channels)  # pack_rows_below's
         for block in range(task * n_blocks // n_tasks, (task + 1) * n_blocks // n_tasks):
             if pooling:  # output rows 2*pairs*q .. of image b
                 b, q = block // per_image, block % per_image

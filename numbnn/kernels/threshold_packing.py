@@ -26,7 +26,7 @@ NO_SHUFFLE = 1  # pack_rows_below's shuffle: one group, the channels as they are
 
 
 @nb.njit(inline="always")
-def _difference_scratch(rows, channels):
+def difference_scratch(rows, channels):
     """float32 [rows, channels + 64], zero past ``channels``: room for a full 64-lane read at a row's tail.
     Only the tail is zeroed, the rest is always written before it is read (zeroing all of it cost as
     much as the differences: 48 KB per block of 64 rows of 128 channels)."""
@@ -110,7 +110,7 @@ def pack_below(x, thresholds, groups, packed):
         return
     n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
     for block in nb.prange(n_blocks):
-        difference = _difference_scratch(ROW_BLOCK, channels)
+        difference = difference_scratch(ROW_BLOCK, channels)
         pack_rows_below(x, block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK), thresholds, NO_SHUFFLE, groups, difference,
                         packed)
 
@@ -172,7 +172,7 @@ def gather_pack(x, index, run, first_channel, shift, fill, thresholds, groups, p
     shifted = shift.size > 0
     for block in nb.prange((tasks + ROW_BLOCK - 1) // ROW_BLOCK):
         first, last = block * ROW_BLOCK, min(tasks, (block + 1) * ROW_BLOCK)
-        difference = _difference_scratch(ROW_BLOCK, channels)
+        difference = difference_scratch(ROW_BLOCK, channels)
         for task in range(first, last):
             b, row = task // rows, task % rows
             image, out = x[b], difference[task - first]
