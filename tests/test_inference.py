@@ -324,6 +324,8 @@ def test_downsampling_shortcuts_are_pooled_by_the_convs_they_read():
         packed = compile(build_model(name))
         assert "avg_pool" not in packed.op_counts()
         assert sum(n.attrs.get("pool_size") == 2 for n in packed.graph.nodes) == 2
+        # ... and, nothing else reading it, does not write the map it pools
+        assert sum(getattr(op, "write_map", True) is False for op in packed.program.ops) == 2
 
 
 def test_duplicated_branches_share_one_packing():

@@ -355,7 +355,8 @@ def test_fused_conv_that_packs_its_output_equals_steps_then_pack(batch, size, gr
        st.integers(0, 2**32 - 1))
 def test_fused_conv_that_pools_its_output_equals_steps_then_avg_pool(batch, size, geometry, pack, seed):
     """bconv_steps with pool_size 2 writes the same float output (and packed signs) as without, and last the
-    2x2 "same" average pool of that output, exactly as the avg_pool node computes it (odd sizes included)."""
+    2x2 "same" average pool of that output, exactly as the avg_pool node computes it (odd sizes included);
+    told that nobody reads the float output, it returns None there and the same pool and signs."""
     from numbnn.kernels import pack_conv_weight
 
     rng = np.random.default_rng(seed)
@@ -376,6 +377,11 @@ def test_fused_conv_that_pools_its_output_equals_steps_then_avg_pool(batch, size
     np.testing.assert_array_equal(got[-1].view(np.int32), pool(expected[0]).view(np.int32))
     specs = fused.output_specs([Spec("uint64", x.shape[1:]), Spec("float32", other.shape[1:])])
     assert [s.shape for s in specs] == [a.shape[1:] for a in got]
+    fused.drop_outputs({0})  # nothing reads the float map: it is not written, the rest is unchanged
+    dropped = fused(x, other)
+    assert dropped[0] is None
+    for a, b in zip(dropped[1:], got[1:]):
+        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
 def test_fused_pooling_rejects_what_it_cannot_do():

@@ -114,7 +114,8 @@ IN_PLACE_MIN_BYTES = 1 << 16
 
 class Program:
     """A checked graph ready to run: ops in order, and when each value can be freed (a value nobody
-    reads, such as an unused second output, right after it is written).
+    reads, such as an unused second output, right after it is written; each op is told which of its
+    outputs nobody reads, :meth:`Op.drop_outputs`, and may skip them).
 
     An op that can write its output over its first input (``Op.writes_in_place``: per-element steps)
     does so when that input is read by no later node, is not the graph's input and has the output's
@@ -137,6 +138,7 @@ class Program:
             first = node.inputs[0] if node.inputs else None
             in_place = (op.writes_in_place and first in free and first != graph.input and first not in node.inputs[1:]
                         and len(node.outputs) == 1 and self.specs[first] == self.specs[node.outputs[0]])
+            op.drop_outputs({i for i, v in enumerate(node.outputs) if v not in last_use and v != graph.output})
             self.steps.append((op, node.inputs, node.outputs, free, in_place))
 
     def run(self, x: np.ndarray, node_seconds: list | None = None) -> np.ndarray:

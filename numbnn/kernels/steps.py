@@ -42,8 +42,10 @@ PROGRAM = "int64[::1], int64[::1]"
 
 
 @nb.njit(cache=True, error_model="numpy")  # IEEE division: x / 0 is inf, as in numpy
-def apply_steps(out, first, last, codes, first_rows, params, other, other_div):
-    """The steps applied in place to rows first .. last-1 of float32 ``out`` (see :func:`run_stages`).
+def apply_steps(out, row0, first, last, codes, first_rows, params, other, other_div):
+    """The steps applied in place to rows first .. last-1 of float32 ``out`` (see :func:`run_stages`), row r
+    held in out[r - row0] (0 for a whole map; ``first`` for a block's own scratch rows). ``other`` is
+    indexed by r either way.
 
     The *_INPUT steps loop over a view of each repeat (``part``, index c from 0): indexing ``out[r,
     base + c]``, which Numba's negative-index wraparound cannot prove non-negative, kept them scalar
@@ -55,103 +57,122 @@ def apply_steps(out, first, last, codes, first_rows, params, other, other_div):
         code, p = codes[s], first_rows[s]
         if code == MUL:
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    out[r, c] = out[r, c] * params[p, c]
+                    y[c] = y[c] * params[p, c]
         elif code == ADD:
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    out[r, c] = out[r, c] + params[p, c]
+                    y[c] = y[c] + params[p, c]
         elif code == SUB:
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    out[r, c] = out[r, c] - params[p, c]
+                    y[c] = y[c] - params[p, c]
         elif code == RSUB:
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    out[r, c] = params[p, c] - out[r, c]
+                    y[c] = params[p, c] - y[c]
         elif code == DIV:
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    out[r, c] = out[r, c] / params[p, c]
+                    y[c] = y[c] / params[p, c]
         elif code == RDIV:
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    out[r, c] = params[p, c] / out[r, c]
+                    y[c] = params[p, c] / y[c]
         elif code == AFFINE:
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    out[r, c] = out[r, c] * params[p, c] + params[p + 1, c]
+                    y[c] = y[c] * params[p, c] + params[p + 1, c]
         elif code == DPRELU:  # u = y - shift_x; (pos if u >= 0 else neg) * u - shift_y
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    u = out[r, c] - params[p, c]
+                    u = y[c] - params[p, c]
                     pos, neg = params[p + 1, c], params[p + 2, c]  # both loaded: a select, not a branch
-                    out[r, c] = (pos if u >= 0 else neg) * u - params[p + 3, c]
+                    y[c] = (pos if u >= 0 else neg) * u - params[p + 3, c]
         elif code == RELU:
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    out[r, c] = out[r, c] * np.float32(out[r, c] > 0)
+                    y[c] = y[c] * np.float32(y[c] > 0)
         elif code == HARD_SIGMOID:
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    v = min(max(out[r, c] + np.float32(3.0), np.float32(0.0)), np.float32(6.0))
-                    out[r, c] = v / np.float32(6.0)
+                    v = min(max(y[c] + np.float32(3.0), np.float32(0.0)), np.float32(6.0))
+                    y[c] = v / np.float32(6.0)
         elif code == FAKE_QUANT:  # lo, hi, step
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    v = min(max(out[r, c], params[p, c]), params[p + 1, c])
-                    out[r, c] = np.rint(v / params[p + 2, c]) * params[p + 2, c]
+                    v = min(max(y[c], params[p, c]), params[p + 1, c])
+                    y[c] = np.rint(v / params[p + 2, c]) * params[p + 2, c]
         elif code == SIGN:
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    out[r, c] = np.float32(-1.0) if out[r, c] < 0 else np.float32(1.0)
+                    y[c] = np.float32(-1.0) if y[c] < 0 else np.float32(1.0)
         elif code == NEG:
             for r in range(first, last):
+                y = out[r - row0]
                 for c in range(channels):
-                    out[r, c] = -out[r, c]
+                    y[c] = -y[c]
         elif code == ADD_INPUT:  # the second input, its channels repeated to fill ours
             for r in range(first, last):
+                y = out[r - row0]
                 row = other[r // other_div]
                 for base in range(0, channels, width):
-                    part = out[r, base:base + width]
+                    part = y[base:base + width]
                     for c in range(width):
                         part[c] = part[c] + row[c]
         elif code == SUB_INPUT:
             for r in range(first, last):
+                y = out[r - row0]
                 row = other[r // other_div]
                 for base in range(0, channels, width):
-                    part = out[r, base:base + width]
+                    part = y[base:base + width]
                     for c in range(width):
                         part[c] = part[c] - row[c]
         elif code == RSUB_INPUT:
             for r in range(first, last):
+                y = out[r - row0]
                 row = other[r // other_div]
                 for base in range(0, channels, width):
-                    part = out[r, base:base + width]
+                    part = y[base:base + width]
                     for c in range(width):
                         part[c] = row[c] - part[c]
         elif code == MUL_INPUT:
             for r in range(first, last):
+                y = out[r - row0]
                 row = other[r // other_div]
                 for base in range(0, channels, width):
-                    part = out[r, base:base + width]
+                    part = y[base:base + width]
                     for c in range(width):
                         part[c] = part[c] * row[c]
         elif code == ADD_MEAN_INPUT:  # (0 + o0 + o1 + ...) / k in float32, as the short-axis mean takes it
             k = width // channels
             count = np.float32(k)
             for r in range(first, last):
+                y = out[r - row0]
                 row = other[r // other_div]
                 for c in range(channels):
                     total = np.float32(0.0) + row[k * c]
                     for j in range(1, k):
                         total += row[k * c + j]
-                    out[r, c] = out[r, c] + total / count
+                    y[c] = y[c] + total / count
         elif code == ADD_PADDED_INPUT:  # the padding's +0.0 is added too: -0.0 + 0.0 is +0.0, as in the model
             zero = np.float32(0.0)
             for r in range(first, last):
+                y = out[r - row0]
                 row = other[r // other_div]
-                head, tail = out[r, :width], out[r, width:]
+                head, tail = y[:width], y[width:]
                 for c in range(width):
                     head[c] = head[c] + row[c]
                 for c in range(tail.size):
@@ -185,12 +206,13 @@ def _residual_row(row, residual):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def block_epilogue(acc, first, last, params, first_rows, other, other_div, out, pack_thresholds, pack_groups,
+def block_epilogue(acc, first, last, params, first_rows, other, other_div, out, row0, pack_thresholds, pack_groups,
                    pack_shuffle, packed):
     """out[r] = dprelu(float32(acc[r - first]) * scale * bn_scale + bn_shift + residual) for rows first ..
     last-1: the steps [mul, affine, add_input, dprelu] of :func:`apply_steps` with the same float32
     operations in the same order, but in one vectorised pass instead of a pass per step (the int32 block
-    ``acc`` [rows, >= C] holds row first at 0; ``other`` as in :func:`run_stages`).
+    ``acc`` [rows, >= C] holds row first at 0; ``other`` as in :func:`run_stages`; row r of the output in
+    out[r - row0], as :func:`apply_steps` takes it).
 
     With whole 16-lane columns and a residual row per row it runs column by column through the block's rows
     (:func:`numbnn.kernels.intrinsics.block_epilogue_columns`: 2-3x faster on a block in L1, a probe on Zen 4,
@@ -212,7 +234,7 @@ def block_epilogue(acc, first, last, params, first_rows, other, other_div, out, 
         for c0 in range(0, channels, LANES):
             block_epilogue_columns(acc, c0, acc.shape[1], params, p * channels + c0, q * channels + c0,
                                    s * channels + c0, channels, other, first * width + c0 % width, width, out,
-                                   first * channels + c0, channels, last - first, limits, c0 if packing else 0,
+                                   (first - row0) * channels + c0, channels, last - first, limits, c0 if packing else 0,
                                    quarters, first * stride + c0 // LANES, stride)
         if packing:
             for r in range(first, last):
@@ -223,7 +245,7 @@ def block_epilogue(acc, first, last, params, first_rows, other, other_div, out, 
     for r in range(first, last):
         _residual_row(other[r // other_div], residual)
         a = acc[r - first]
-        y = out[r]
+        y = out[r - row0]
         for c in range(channels):
             v = np.float32(a[c]) * params[p, c]
             v = v * params[q, c] + params[q + 1, c]
@@ -234,7 +256,7 @@ def block_epilogue(acc, first, last, params, first_rows, other, other_div, out, 
 
 
 @nb.njit(cache=True, error_model="numpy")
-def unit_epilogue(acc, first, last, params, first_rows, other, other_div, out):
+def unit_epilogue(acc, first, last, params, first_rows, other, other_div, out, row0):
     """out[r] = dprelu(float32(acc[r - first]) * bn_scale + bn_shift) + residual: the steps [affine, dprelu,
     add_input] (FTBNN's unit, arXiv 2010.09294 Sec. 3.2: batch norm, DPReLU, then the shortcut) in one
     vectorised pass per row, the same float32 operations in the same order as :func:`apply_steps`
@@ -245,7 +267,7 @@ def unit_epilogue(acc, first, last, params, first_rows, other, other_div, out):
     for r in range(first, last):
         _residual_row(other[r // other_div], residual)
         a = acc[r - first]
-        y = out[r]
+        y = out[r - row0]
         for c in range(channels):
             v = np.float32(a[c]) * params[q, c] + params[q + 1, c]
             u = v - params[s, c]
@@ -262,7 +284,7 @@ def run_stages(x, codes, first_rows, params, other, other_div, out):
         for r in range(first, last):
             for c in range(channels):
                 out[r, c] = x[r, c]
-        apply_steps(out, first, last, codes, first_rows, params, other, other_div)
+        apply_steps(out, 0, first, last, codes, first_rows, params, other, other_div)
 
 
 @typed_njit(f"void({ROWS}, int32[::1], int64, float32[::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS})", parallel=True,
@@ -295,4 +317,4 @@ def run_stages_gathered(x, index, run, fill, codes, first_rows, params, other, o
                 else:
                     for j in range(run):
                         chunk[j] = fill[-1 - index[base + c0 + j]]
-        apply_steps(out, first, last, codes, first_rows, params, other, other_div)
+        apply_steps(out, 0, first, last, codes, first_rows, params, other, other_div)

@@ -49,10 +49,11 @@ def _pack_signs_row(difference, groups, words, per_group, out):
 
 
 @nb.njit(cache=True)
-def pack_rows_below(x, first, last, thresholds, shuffle, groups, difference, packed):
-    """Rows first .. last-1 of :func:`pack_below` (``difference``: float32 scratch [>= last - first, C + 64],
-    zero past C). All the rows' differences are written before any is read back as 64 lanes: a wide
-    read right after the narrow writes of the same row waits for them (3x slower per row at 32 channels).
+def pack_rows_below(x, row0, first, last, thresholds, shuffle, groups, difference, packed):
+    """Rows first .. last-1 of :func:`pack_below`, row r read from x[r - row0] (``difference``: float32
+    scratch [>= last - first, C + 64], zero past C). All the rows' differences are written before any is
+    read back as 64 lanes: a wide read right after the narrow writes of the same row waits for them (3x
+    slower per row at 32 channels).
 
     ``shuffle`` > 1 packs the channels after ShuffleNet's channel shuffle in that many groups (FTBNN's
     shuffle before the next binary conv, done on the row while it is in the cache): channel j*G + g of
@@ -65,12 +66,12 @@ def pack_rows_below(x, first, last, thresholds, shuffle, groups, difference, pac
     for r in range(first, last):
         row = difference[r - first, :channels]
         if shuffle > 1:
-            shuffle_row(x[r], row, shuffle, False)
+            shuffle_row(x[r - row0], row, shuffle, False)
             for c in range(channels):
                 row[c] = row[c] - thresholds[c]
         else:
             for c in range(channels):
-                row[c] = x[r, c] - thresholds[c]
+                row[c] = x[r - row0, c] - thresholds[c]
     for r in range(first, last):
         _pack_signs_row(difference[r - first], groups, words, per_group, packed[r])
 
@@ -111,7 +112,7 @@ def pack_below(x, thresholds, groups, packed):
     n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
     for block in nb.prange(n_blocks):
         difference = difference_scratch(ROW_BLOCK, channels)
-        pack_rows_below(x, block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK), thresholds, NO_SHUFFLE, groups, difference,
+        pack_rows_below(x, 0, block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK), thresholds, NO_SHUFFLE, groups, difference,
                         packed)
 
 

@@ -101,6 +101,11 @@ class Op:
     def __call__(self, *xs):
         raise NotImplementedError
 
+    def drop_outputs(self, unread: set) -> None:
+        """``unread``: the positions of this node's outputs that no later node reads (:class:`graph.Program`
+        tells each op once). An op may then skip writing them and return None in their place; by default
+        it writes every output."""
+
     def _expect_inputs(self, specs, dtypes):
         for i, (spec, dtype) in enumerate(zip(specs, dtypes)):
             if dtype is not None and spec.dtype != dtype:

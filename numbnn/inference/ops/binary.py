@@ -114,7 +114,7 @@ class BinaryConvSteps(Op):
     With ``pool_size`` 2 the node also writes (last) the 2x2 average pool of y (stride 2, "same": windows
     from pixel 0, an odd edge's windows one pixel wide), as an ``avg_pool`` node would, computed block by
     block while y's rows are in the cache (ReActNet's and bnn-small's downsampling shortcuts read only
-    that, so y itself is written but never read back).
+    that, so y itself is not written when no node reads it: :meth:`drop_outputs`).
     """
 
     name = "bconv_steps"
@@ -138,6 +138,12 @@ class BinaryConvSteps(Op):
             self.pack_shuffle = groups
         self.pooled = "pool_size" in attrs
         expect(not self.pooled or attrs["pool_size"] == 2, "bconv_steps: pool_size must be 2 (2x2 windows, stride 2)")
+        self.write_map = True
+
+    def drop_outputs(self, unread):
+        """The float map (output 0) is not written when no node reads it and a packed or pooled output does:
+        each block's rows then stay in the driver's scratch (a downsampling shortcut reads only the pool)."""
+        self.write_map = 0 not in unread or (self.pack is None and not self.pooled)
 
     def output_spec(self, specs):
         expect(len(specs) >= 1, "bconv_steps: needs the packed input")
@@ -159,15 +165,16 @@ class BinaryConvSteps(Op):
         n, h, w, _ = x.shape
         out_channels = self.conv.weight.shape[0]
         ho, wo = self.conv.output_size(h, w)
-        out = np.empty((n * ho * wo, out_channels), np.float32)
-        other2, div = self.steps.other_rows(other, out.shape[0])
-        threshold, groups, packed = pack_buffers(self.pack, out.shape[0], out_channels)
+        rows = n * ho * wo
+        out = np.empty((rows if self.write_map else 0, out_channels), np.float32)  # no rows: not kept (driver)
+        other2, div = self.steps.other_rows(other, rows)
+        threshold, groups, packed = pack_buffers(self.pack, rows, out_channels)
         steps = (self.steps.codes, self.steps.first_rows, self.steps.channel_params(out_channels))
         hp, wp = (ho + 1) // 2, (wo + 1) // 2
         pooled = np.empty((n * hp * wp if self.pooled else 0, out_channels), np.float32)
         self.conv.run(x, driver.STEPS, np.empty((0, 0), np.int32), steps, other2, div, out, threshold, self.pack_shuffle,
                       groups, packed, pooled)
-        results = [out.reshape(n, ho, wo, out_channels)]
+        results = [out.reshape(n, ho, wo, out_channels) if self.write_map else None]
         if self.pack is not None:
             results.append(packed.reshape(n, ho, wo, -1))
         if self.pooled:
