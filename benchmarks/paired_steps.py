@@ -26,6 +26,9 @@ median reported. Switches (``--switch``):
 - ``repeated-concat-grad``: the gradient of a concatenation of one tensor with itself (PokeBNN's and FTBNN's
   tiled shortcuts) summed in one pass that takes the gradient other readers sent
   (:func:`numbnn.functional.shape._repeated_input_grad`) against a slice per copy and the engine's additions;
+- ``lookup-weight-grad-1x1``: pointwise binary convs' weight gradient by table lookup on packed signs from
+  K = 32 columns (``LOOKUP_MIN_COLUMNS`` in :mod:`numbnn.functional.binary`) against BLAS on float signs
+  below K = 288, the threshold before 2026-12-07 (late evening);
 - ``conv-moments``: a training batch norm after a binary conv taking the moments the conv's scaling pass summed
   (``Context.output_moments``) against reading the map for them (the scaling pass still sums them: off pays
   both, so the ratio is an upper bound on the gain's complement; the scaling pass alone is probed in the docs).
@@ -106,6 +109,7 @@ SWITCHES = {
     "shuffle-in-conv": lambda: patched((ChannelShuffle, "before_conv", ChannelShuffle.forward)),
     # Concat's backward slice by slice, the engine adding the slices
     "repeated-concat-grad": lambda: patched((shape, "_repeated_input_grad", lambda ctx, rows, shape_: None)),
+    "lookup-weight-grad-1x1": lambda: patched((binary, "LOOKUP_MIN_COLUMNS", 288)),
     # the batch norm reads the map
     "conv-moments": lambda: patched((OutputMoments, "describe", lambda moments, values: False)),
 }

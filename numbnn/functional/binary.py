@@ -66,10 +66,12 @@ def _sign_columns(x, s, pad_value, out=None):
 
 # Weight gradients S^T g use the table-lookup product of kernels.sign_rows_matmul on packed sign columns
 # when a group has at least this many columns K_g = KH*KW*C_in/groups; below it BLAS on float columns.
-# A pointwise conv's float columns are the input itself, so BLAS costs no im2col there and wins up to
-# K_g = 256; a spatial conv's BLAS path needs a float im2col (and runs narrow products per group), so
-# the lookup wins from fewer columns (docs/performance.md, section "2026-12-06 (midday)").
-LOOKUP_MIN_COLUMNS = 288
+# A pointwise conv's float columns are sign(x) itself (no im2col), yet the lookup won there too on every
+# 1x1 shape of the zoo from K = 32 (0.62-0.89x the conv's forward + backward at 2 threads on Zen 4,
+# 2026-12-07; docs/performance.md, section "2026-12-07 (late evening ...)"); below 32 columns a 4-bit
+# table serves too few rows. A spatial conv's BLAS path needs a float im2col, so the lookup wins from
+# K_g = 144 (section "2026-12-06 (midday)").
+LOOKUP_MIN_COLUMNS = 32
 LOOKUP_MIN_COLUMNS_SPATIAL = 144
 
 
