@@ -405,6 +405,11 @@ def depthwise_conv2d(x, w, stride=1, padding=0, dilation=1):
     return out
 
 
+def repeat_channels(x, m):
+    """x [..., C] with channel c repeated m times as channels c*m .. c*m + m-1."""
+    return np.repeat(x, m, axis=-1)
+
+
 def depthwise_conv2d_grads(x, w, grad, stride=1, padding=0, dilation=1):
     """(dx, dw) of :func:`depthwise_conv2d`: the adjoint of each tap's strided window, one numpy pass per tap."""
     (sh, sw), (ph, pw), (dh, dw) = map(pair, (stride, padding, dilation))

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
-from numbnn.kernels.depthwise import WIDE_MULTIPLIER, depthwise_conv2d, depthwise_conv2d_grads
+from numbnn.kernels.depthwise import WIDE_MULTIPLIER, depthwise_conv2d, depthwise_conv2d_grads, repeat_channels
 
 # batch, channels, multiplier, kernel, stride, padding, dilation, dtype, seed
 # multipliers from WIDE_MULTIPLIER on take the per-pixel kernels (a 1-channel stem is channels 1, multiplier O)
@@ -73,3 +73,14 @@ def test_stem_kernels_match_naive(batch, outputs, stride, padding, dilation, dty
     tolerance = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(dw, want_dw, rtol=tolerance, atol=tolerance)
     np.testing.assert_array_equal(dw, depthwise_conv2d_grads(x, w, grad, stride, padding, dilation)[1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(1, 9), st.integers(1, 4),
+       st.sampled_from([np.float32, np.float64]), st.integers(0, 2**32 - 1))
+def test_repeat_channels_matches_naive(batch, h, w, channels, mult, dtype, seed):
+    """Each channel repeated ``mult`` times (m = 2 takes its own loop), any strides of the input."""
+    x = np.random.default_rng(seed).standard_normal((batch, h, w + 1, channels)).astype(dtype)[:, :, 1:]
+    got = repeat_channels(x, mult)
+    assert got.dtype == dtype and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, naive.repeat_channels(x, mult))
