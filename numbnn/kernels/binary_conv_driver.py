@@ -315,10 +315,11 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                 continue
             acc = tiles  # [CONV_BLOCK, >= O], columns past O unused
             add_border_corrections(acc, 0, first, last - first, pixels, border_row, correction, 0, out_channels)
-            if transform == INT32:
+            if transform == INT32:  # row views indexed from 0: the copies vectorise (see apply_steps)
                 for r in range(first, last):
+                    source, target = acc[r - first], acc_out[r]
                     for o in range(out_channels):
-                        acc_out[r, o] = acc[r - first, o]
+                        target[o] = source[o]
                 continue
             if keep:  # output row r in rows_out[r - row0]
                 rows_out, row0 = out, 0
@@ -333,8 +334,9 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                 unit_epilogue(acc, first, last, params, first_rows, other, other_div, rows_out, row0)
             else:
                 for r in range(first, last):
+                    source, target = acc[r - first], rows_out[r - row0]
                     for o in range(out_channels):
-                        rows_out[r - row0, o] = np.float32(acc[r - first, o])
+                        target[o] = np.float32(source[o])
                 apply_steps(rows_out, row0, first, last, codes, first_rows, params, other, other_div)
             if packed.shape[1] > 0 and not packed_here:
                 pack_rows_below(rows_out, row0, first, last, pack_thresholds, pack_shuffle, pack_groups, difference, packed)
