@@ -113,13 +113,14 @@ def _lookup_offsets(w, groups):
         group, k0 = task // blocks, task % blocks * OFFSET_COLUMNS
         width = min(k, k0 + OFFSET_COLUMNS) - k0
         nibbles = np.zeros((per_column, OFFSET_COLUMNS), dtype=np.int32)
-        for row in range(per_group):
-            q, shift = row // 4, row % 4
+        for row in range(per_group):  # views indexed from 0 (k0 + j kept Numba's negative-index test in the loop)
+            signs, nibble, shift = w[group * per_group + row, k0:k0 + width], nibbles[row // 4], row % 4
             for j in range(width):
-                nibbles[q, j] |= np.int32(w[group * per_group + row, k0 + j] < 0) << shift
+                nibble[j] |= np.int32(signs[j] < 0) << shift
         for j in range(width):
+            column = offsets[group * k + k0 + j]
             for q in range(per_column):
-                offsets[group * k + k0 + j, q] = (min(q, tables) * 16 + nibbles[q, j]) * LANES
+                column[q] = (min(q, tables) * 16 + nibbles[q, j]) * LANES
     return offsets
 
 
