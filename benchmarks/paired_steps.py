@@ -29,6 +29,8 @@ median reported. Switches (``--switch``):
 - ``lookup-weight-grad-1x1``: pointwise binary convs' weight gradient by table lookup on packed signs from
   K = 32 columns (``LOOKUP_MIN_COLUMNS`` in :mod:`numbnn.functional.binary`) against BLAS on float signs
   below K = 288, the threshold before 2026-12-07 (late evening);
+- ``lookup-input-grad-1x1``: pointwise binary convs with 128 or more input channels per group taking their
+  input gradient by table lookup (``LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS``) against BLAS;
 - ``conv-moments``: a training batch norm after a binary conv taking the moments the conv's scaling pass summed
   (``Context.output_moments``) against reading the map for them (the scaling pass still sums them: off pays
   both, so the ratio is an upper bound on the gain's complement; the scaling pass alone is probed in the docs).
@@ -110,6 +112,7 @@ SWITCHES = {
     # Concat's backward slice by slice, the engine adding the slices
     "repeated-concat-grad": lambda: patched((shape, "_repeated_input_grad", lambda ctx, rows, shape_: None)),
     "lookup-weight-grad-1x1": lambda: patched((binary, "LOOKUP_MIN_COLUMNS", 288)),
+    "lookup-input-grad-1x1": lambda: patched((binary, "LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS", 1 << 40)),
     # the batch norm reads the map
     "conv-moments": lambda: patched((OutputMoments, "describe", lambda moments, values: False)),
 }

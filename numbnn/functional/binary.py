@@ -108,14 +108,20 @@ def _sign_weight_grad(x, grad2, s, pad_value, shift=None):
 # on the zoo's 3x3 shapes with 32-256 outputs per group the lookup took 0.39-0.65x the time of BLAS +
 # col2im, less than the tiled kernel (0.45 against 0.72 on FTBNN's stage 3, 64 per group; 0.39 against
 # 0.44 at 32); with 4-16 outputs per group the tiled kernel was faster (0.28 against 0.35 on FTBNN's stage 1).
+# A pointwise conv's BLAS path needs no col2im, so there the lookup pays only from wide inputs: with at
+# least LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS input channels per group it took 0.78-0.98x the conv's
+# forward + backward on the zoo's 1x1 shapes with 128-256 inputs (Zen 4, 2 threads, 2026-12-07; 0.99 at
+# 64 inputs, 1.09-1.10 at 32; docs/performance.md, section "2026-12-07 (late evening ...)").
 LOOKUP_INPUT_GRAD_MIN_OUTPUTS = 32
 LOOKUP_INPUT_GRAD_MIN_MACS = 1 << 22
+LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS = 128
 
 
 def _lookup_input_grad(x, grad2, s) -> bool:
     g = s.geom
     macs = s.rows * s.o * g.kh * g.kw * s.c // s.groups
-    return (x.dtype == grad2.dtype == np.float32 and g.kh * g.kw > 1 and fits_sign_conv_input_grad(s.c, s.groups)
+    wide_enough = g.kh * g.kw > 1 or s.c // s.groups >= LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS
+    return (x.dtype == grad2.dtype == np.float32 and wide_enough and fits_sign_conv_input_grad(s.c, s.groups)
             and s.o // s.groups >= LOOKUP_INPUT_GRAD_MIN_OUTPUTS and macs >= LOOKUP_INPUT_GRAD_MIN_MACS)
 
 
