@@ -10,7 +10,10 @@ turned order); the median of the paired ratios with / without is reported per ba
 - ``averaged-inputs``: :func:`numbnn.inference.fuse.steps.averaged_inputs_as_other` (a residual of channel-group
   means read from the ungrouped value by the step that adds it);
 - ``pools``: :func:`numbnn.inference.fuse.convs.fuse_pools_into_conv_steps` (a 2x2 average pool done by the
-  fused conv whose output it pools).
+  fused conv whose output it pools);
+- ``unread-maps``: not a graph rewrite but the program's :meth:`numbnn.inference.ops.Op.drop_outputs` (a fused
+  conv whose float map no node reads, a pooled downsampling shortcut's, keeps it in per-block scratch);
+  without it every op writes every output.
 
     python3 benchmarks/paired_rewrites.py --rewrite squeeze-excite --model pokebnn --batch-sizes 1,256 --json
 """
@@ -31,7 +34,7 @@ from numbnn_contender import synthetic_images
 from paired_steps import paired_ratios
 
 REWRITES = {"squeeze-excite": "fuse_squeeze_excite_gates", "averaged-inputs": "averaged_inputs_as_other",
-            "pools": "fuse_pools_into_conv_steps"}
+            "pools": "fuse_pools_into_conv_steps", "unread-maps": None}
 
 
 def compiled_pair(model_name: str, rewrite: str):
@@ -39,6 +42,11 @@ def compiled_pair(model_name: str, rewrite: str):
     model = build_model(model_name).eval()
     name = REWRITES[rewrite]
     with_rewrite = inference.compile(model)
+    if name is None:  # unread-maps: every op told that all its outputs are read
+        without = inference.compile(model)
+        for op in without.program.ops:
+            op.drop_outputs(set())
+        return with_rewrite, without
     kept = getattr(fuse, name)
     setattr(fuse, name, lambda graph: None)  # optimize() looks the rewrite up in the package at each call
     try:
@@ -75,13 +83,16 @@ def main():
     parser.add_argument("--model", default="pokebnn", help="a registered model (its initial weights)")
     parser.add_argument("--batch-sizes", default="1,256", help="comma-separated")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=None,
+                        help="pairs per batch size (default: 400 at batch 1, 30 above; more resolve smaller changes)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
     set_threads(args.threads)
     with_rewrite, without = compiled_pair(args.model, args.rewrite)
     rows = []
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        rows.append(paired_predicts(with_rewrite, without, batch_size, 400 if batch_size == 1 else 30))
+        pairs = args.pairs or (400 if batch_size == 1 else 30)
+        rows.append(paired_predicts(with_rewrite, without, batch_size, pairs))
         if not args.json:
             r = rows[-1]
             print(f"{args.model} batch {batch_size}: {r['nodes_with']} nodes {r['predict_ms_with']:.3f} ms with, "
