@@ -238,8 +238,9 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     are then whole pairs of output rows of one image, so a window's four pixels are in one block, still
     in the cache, and are summed in the float model's order. An ``out`` with no rows is not kept: each
     block's float rows go to its task's scratch and only their packed signs and pool leave it (a
-    downsampling shortcut reads only the pool; not writing its map took 9-12% off a packed ReActNet-A
-    batch of 256, 8-10% off bnn-small's: both ways call by call in one process, Zen 4, 2026-12-07).
+    downsampling shortcut reads only the pool; without writing that map ReActNet-A's packed batch of 256
+    took 0.895 of the time, bnn-small's 0.923: `benchmarks/paired_rewrites.py --rewrite unread-maps`, Zen 4,
+    2026-12-07).
     """
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     n, h, w, all_words = x.shape
@@ -364,7 +365,7 @@ def _pool_rows(out, row0, first, last, ho, wo, pooled):
                 top = (b * ho + 2 * py) * wo + 2 * px - row0
                 p00, p01, p10, p11 = out[top], out[top + 1], out[top + wo], out[top + wo + 1]
                 for c in range(channels):
-                    target[c] = (((np.float32(0.0) + p00[c]) + p01[c]) + p10[c] + p11[c]) / four
+                    target[c] = ((((np.float32(0.0) + p00[c]) + p01[c]) + p10[c]) + p11[c]) / four
                 continue
             for c in range(channels):
                 target[c] = 0.0

@@ -9,7 +9,8 @@ result does not depend on the batch size. The float model and the packed runtime
 :func:`depthwise_conv2d`, so they agree bit for bit by construction.
 
 Two loop orders, one result. With a small multiplier (depthwise layers, m = 1-3) each input channel is
-repeated m times and a tap's products run along a whole output row (:func:`_depthwise`). With a wide one
+repeated m times (:func:`repeat_channels`) and a tap's products run along a whole output row
+(:func:`_depthwise`), or for 3x3 kernels pixel by pixel (:func:`_depthwise_3x3`, the same sums in the same order). With a wide one
 (m >= WIDE_MULTIPLIER: a stem convolution of a 1-channel image, one input channel feeding all O
 outputs, which is this case with C = 1) the m outputs of one input value are a contiguous vector
 already, so each output pixel adds its in-image taps' products to its own C*m sums
@@ -346,8 +347,7 @@ def _depthwise_3x3(x, taps, sh, sw, ph, pw, dh, dw, out):
     """:func:`_depthwise` for 3x3 kernels, ``taps`` [3, 3, C'] (a tap's C' weights once); one task per output row.
 
     Each output pixel's C' sums run tap by tap, a kernel row of three taps per loop, instead of a pass over
-    the output row per tap; pixels are indexed in the task's row views (a view per pixel takes and drops
-    a reference count). PokeBNN's grouped stem conv [256, 14, 14, 16] -> 32 (on the repeated input):
+    the output row per tap; pixels are indexed in the task's row views rather than viewed one by one. PokeBNN's grouped stem conv [256, 14, 14, 16] -> 32 (on the repeated input):
     1.17-1.25 ms against 1.35-2.0 ms row by row at 2 threads, 1.7-1.9 against 2.2-2.5 at one (the two in
     turn in one process, Zen 4, 2026-12-07). Both stay several times slower than their arithmetic and
     memory traffic allow; loops of 32 channels, each behind LLVM's run-time alias checks, are a suspect,
@@ -364,7 +364,9 @@ def _depthwise_3x3(x, taps, sh, sw, ph, pw, dh, dw, out):
         y0 = oy * sh - ph
         rows_inside = y0 >= 0 and y0 + 2 * dh < h
         image, y = x[b], out[b, oy]
-        top, middle, bottom = image[max(y0, 0)], image[min(max(y0 + dh, 0), h - 1)], image[min(y0 + 2 * dh, h - 1)]
+        # the window's three input rows (clamped into the image: read only when rows_inside)
+        top, middle = image[min(max(y0, 0), h - 1)], image[min(max(y0 + dh, 0), h - 1)]
+        bottom = image[min(max(y0 + 2 * dh, 0), h - 1)]
         for ox in range(wo):
             x0 = ox * sw - pw
             if rows_inside and x0 >= 0 and x0 + 2 * dw < w:
