@@ -340,7 +340,8 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                         target[o] = np.float32(source[o])
                 apply_steps(rows_out, row0, first, last, codes, first_rows, params, other, other_div)
             if packed.shape[1] > 0 and not packed_here:
-                pack_rows_below(rows_out, row0, first, last, pack_thresholds, pack_shuffle, pack_groups, difference, packed)
+                pack_rows_below(rows_out, row0, first, last, pack_thresholds, pack_shuffle, pack_groups, difference,
+                                packed)
             if pooling:
                 _pool_rows(rows_out, row0, first, last, ho, wo, pooled)
 

@@ -8,19 +8,19 @@ tap multiplying 0.0: the shift-and-add order (one multiply-add per tap over ever
 result does not depend on the batch size. The float model and the packed runtime both call
 :func:`depthwise_conv2d`, so they agree bit for bit by construction.
 
-Two loop orders, one result. With a small multiplier (depthwise layers, m = 1-3) each input channel is
+Three loop orders, one result. With a small multiplier (depthwise layers, m = 1-3) each input channel is
 repeated m times (:func:`repeat_channels`) and a tap's products run along a whole output row
-(:func:`_depthwise`), or for 3x3 kernels pixel by pixel (:func:`_depthwise_3x3`, the same sums in the same order). With a wide one
-(m >= WIDE_MULTIPLIER: a stem convolution of a 1-channel image, one input channel feeding all O
-outputs, which is this case with C = 1) the m outputs of one input value are a contiguous vector
-already, so each output pixel adds its in-image taps' products to its own C*m sums
-(:func:`_depthwise_wide`), with neither the repeated input nor the per-row weight copies; a tap in the
-padding is skipped there rather than adding 0.0 times its weight, which gives the same sums (they start
-at +0.0 and never become -0.0, and x + 0.0 == x for every other x). Every zoo stem (C = 1, 3x3) has
-kernels of its own, :func:`_stem_3x3` and :func:`_stem_3x3_weight_grads`: each output pixel reads its
-nine input values once and its m sums run tap by tap in one expression, held in vector registers
-rather than passed through memory after every tap (2026-12-07 on the Intel Xeon, 2 threads, old and
-new in turn, medians: forward 0.49-0.57x, weight gradient 0.65-0.67x on 28x28 stems at strides 1 and 2).
+(:func:`_depthwise`), or for 3x3 kernels pixel by pixel (:func:`_depthwise_3x3`, the same sums in the same
+order). With a wide one (m >= WIDE_MULTIPLIER: a stem convolution of a 1-channel image, one input channel
+feeding all O outputs, which is this case with C = 1) the m outputs of one input value are a contiguous vector
+already, so each output pixel adds its in-image taps' products to its own C*m sums (:func:`_depthwise_wide`),
+with neither the repeated input nor the per-row weight copies; a tap in the padding is skipped there rather
+than adding 0.0 times its weight, which gives the same sums (they start at +0.0 and never become -0.0, and x +
+0.0 == x for every other x). Every zoo stem (C = 1, 3x3) has kernels of its own, :func:`_stem_3x3` and
+:func:`_stem_3x3_weight_grads`: each output pixel reads its nine input values once and its m sums run tap by
+tap in one expression, held in vector registers rather than passed through memory after every tap (2026-12-07
+on the Intel Xeon, 2 threads, old and new in turn, medians: forward 0.49-0.57x, weight gradient 0.65-0.67x on
+28x28 stems at strides 1 and 2).
 """
 
 import numba as nb
@@ -110,7 +110,8 @@ def depthwise_conv2d(x, w, stride=1, padding=0, dilation=1) -> np.ndarray:
     x = repeat_channels(x, mult)
     out = np.empty((x.shape[0], g.ho, g.wo, w.shape[0]), x.dtype)
     if g.kh == g.kw == 3:
-        _depthwise_3x3(x, np.ascontiguousarray(w[:, :, :, 0].transpose(1, 2, 0)), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, out)
+        taps = np.ascontiguousarray(w[:, :, :, 0].transpose(1, 2, 0))  # [3, 3, C*m]
+        _depthwise_3x3(x, taps, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, out)
         return out
     # [KH, KW, Wo*C*m]: tap (i, k)'s weights, repeated for every output pixel of a row
     taps = np.ascontiguousarray(np.tile(w[:, :, :, 0].transpose(1, 2, 0), (1, 1, g.wo)))
@@ -346,13 +347,14 @@ def _stem_3x3_weight_grads(x, grad, sh, sw, ph, pw, dh, dw, dtaps):
 def _depthwise_3x3(x, taps, sh, sw, ph, pw, dh, dw, out):
     """:func:`_depthwise` for 3x3 kernels, ``taps`` [3, 3, C'] (a tap's C' weights once); one task per output row.
 
-    Each output pixel's C' sums run tap by tap, a kernel row of three taps per loop, instead of a pass over
-    the output row per tap; pixels are indexed in the task's row views rather than viewed one by one. PokeBNN's grouped stem conv [256, 14, 14, 16] -> 32 (on the repeated input):
-    1.17-1.25 ms against 1.35-2.0 ms row by row at 2 threads, 1.7-1.9 against 2.2-2.5 at one (the two in
-    turn in one process, Zen 4, 2026-12-07). Both stay several times slower than their arithmetic and
-    memory traffic allow; loops of 32 channels, each behind LLVM's run-time alias checks, are a suspect,
-    not measured. A pixel whose window crosses the border adds its taps one by one, 0.0 times the weight
-    in the padding, as :func:`_depthwise` does: the same operations in the same order."""
+    Each output pixel's C' sums run tap by tap, a kernel row of three taps per loop, instead of a pass over the
+    output row per tap; pixels are indexed in the task's row views rather than viewed one by one. PokeBNN's
+    grouped stem conv [256, 14, 14, 16] -> 32 (on the repeated input): 1.17-1.25 ms against 1.35-2.0 ms row by
+    row at 2 threads, 1.7-1.9 against 2.2-2.5 at one (the two in turn in one process, Zen 4, 2026-12-07). Both
+    stay several times slower than their arithmetic and memory traffic allow; loops of 32 channels, each behind
+    LLVM's run-time alias checks, are a suspect, not measured. A pixel whose window crosses the border adds its
+    taps one by one, 0.0 times the weight in the padding, as :func:`_depthwise` does: the same operations in the
+    same order."""
     n, h, w, channels = x.shape
     ho, wo = out.shape[1], out.shape[2]
     zero = np.zeros(1, x.dtype)[0]
