@@ -57,122 +57,103 @@ def apply_steps(out, row0, first, last, codes, first_rows, params, other, other_
         code, p = codes[s], first_rows[s]
         if code == MUL:
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    y[c] = y[c] * params[p, c]
+                    out[r - row0, c] = out[r - row0, c] * params[p, c]
         elif code == ADD:
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    y[c] = y[c] + params[p, c]
+                    out[r - row0, c] = out[r - row0, c] + params[p, c]
         elif code == SUB:
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    y[c] = y[c] - params[p, c]
+                    out[r - row0, c] = out[r - row0, c] - params[p, c]
         elif code == RSUB:
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    y[c] = params[p, c] - y[c]
+                    out[r - row0, c] = params[p, c] - out[r - row0, c]
         elif code == DIV:
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    y[c] = y[c] / params[p, c]
+                    out[r - row0, c] = out[r - row0, c] / params[p, c]
         elif code == RDIV:
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    y[c] = params[p, c] / y[c]
+                    out[r - row0, c] = params[p, c] / out[r - row0, c]
         elif code == AFFINE:
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    y[c] = y[c] * params[p, c] + params[p + 1, c]
+                    out[r - row0, c] = out[r - row0, c] * params[p, c] + params[p + 1, c]
         elif code == DPRELU:  # u = y - shift_x; (pos if u >= 0 else neg) * u - shift_y
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    u = y[c] - params[p, c]
+                    u = out[r - row0, c] - params[p, c]
                     pos, neg = params[p + 1, c], params[p + 2, c]  # both loaded: a select, not a branch
-                    y[c] = (pos if u >= 0 else neg) * u - params[p + 3, c]
+                    out[r - row0, c] = (pos if u >= 0 else neg) * u - params[p + 3, c]
         elif code == RELU:
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    y[c] = y[c] * np.float32(y[c] > 0)
+                    out[r - row0, c] = out[r - row0, c] * np.float32(out[r - row0, c] > 0)
         elif code == HARD_SIGMOID:
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    v = min(max(y[c] + np.float32(3.0), np.float32(0.0)), np.float32(6.0))
-                    y[c] = v / np.float32(6.0)
+                    v = min(max(out[r - row0, c] + np.float32(3.0), np.float32(0.0)), np.float32(6.0))
+                    out[r - row0, c] = v / np.float32(6.0)
         elif code == FAKE_QUANT:  # lo, hi, step
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    v = min(max(y[c], params[p, c]), params[p + 1, c])
-                    y[c] = np.rint(v / params[p + 2, c]) * params[p + 2, c]
+                    v = min(max(out[r - row0, c], params[p, c]), params[p + 1, c])
+                    out[r - row0, c] = np.rint(v / params[p + 2, c]) * params[p + 2, c]
         elif code == SIGN:
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    y[c] = np.float32(-1.0) if y[c] < 0 else np.float32(1.0)
+                    out[r - row0, c] = np.float32(-1.0) if out[r - row0, c] < 0 else np.float32(1.0)
         elif code == NEG:
             for r in range(first, last):
-                y = out[r - row0]
                 for c in range(channels):
-                    y[c] = -y[c]
+                    out[r - row0, c] = -out[r - row0, c]
         elif code == ADD_INPUT:  # the second input, its channels repeated to fill ours
             for r in range(first, last):
-                y = out[r - row0]
                 row = other[r // other_div]
                 for base in range(0, channels, width):
-                    part = y[base:base + width]
+                    part = out[r - row0, base:base + width]
                     for c in range(width):
                         part[c] = part[c] + row[c]
         elif code == SUB_INPUT:
             for r in range(first, last):
-                y = out[r - row0]
                 row = other[r // other_div]
                 for base in range(0, channels, width):
-                    part = y[base:base + width]
+                    part = out[r - row0, base:base + width]
                     for c in range(width):
                         part[c] = part[c] - row[c]
         elif code == RSUB_INPUT:
             for r in range(first, last):
-                y = out[r - row0]
                 row = other[r // other_div]
                 for base in range(0, channels, width):
-                    part = y[base:base + width]
+                    part = out[r - row0, base:base + width]
                     for c in range(width):
                         part[c] = row[c] - part[c]
         elif code == MUL_INPUT:
             for r in range(first, last):
-                y = out[r - row0]
                 row = other[r // other_div]
                 for base in range(0, channels, width):
-                    part = y[base:base + width]
+                    part = out[r - row0, base:base + width]
                     for c in range(width):
                         part[c] = part[c] * row[c]
         elif code == ADD_MEAN_INPUT:  # (0 + o0 + o1 + ...) / k in float32, as the short-axis mean takes it
             k = width // channels
             count = np.float32(k)
             for r in range(first, last):
-                y = out[r - row0]
                 row = other[r // other_div]
                 for c in range(channels):
                     total = np.float32(0.0) + row[k * c]
                     for j in range(1, k):
                         total += row[k * c + j]
-                    y[c] = y[c] + total / count
+                    out[r - row0, c] = out[r - row0, c] + total / count
         elif code == ADD_PADDED_INPUT:  # the padding's +0.0 is added too: -0.0 + 0.0 is +0.0, as in the model
             zero = np.float32(0.0)
             for r in range(first, last):
-                y = out[r - row0]
                 row = other[r // other_div]
-                head, tail = y[:width], y[width:]
+                head, tail = out[r - row0, :width], out[r - row0, width:]
                 for c in range(width):
                     head[c] = head[c] + row[c]
                 for c in range(tail.size):
