@@ -58,6 +58,19 @@ def test_int32_transform_matches_naive(batch, size, groups, per_group, outputs, 
 
 
 @settings(max_examples=30, deadline=None)
+@given(batch=st.sampled_from([1, 2]), size=st.integers(1, 9), groups=st.sampled_from([1, 2, 4]),
+       outputs=st.integers(1, 40), geometry=st.sampled_from([(3, 1, 1, 1), (3, 1, 2, 1), (3, 2, 1, 2), (3, 0, 2, 1)]),
+       pad_value=convolutions["pad_value"], seed=convolutions["seed"])
+def test_int32_3x3_pairs_of_taps_match_naive(batch, size, groups, outputs, geometry, pad_value, seed):
+    """3x3 kernels of 32 channels per group take their own gather (two taps per word, offsets in registers,
+    from x with zero words around it); strides, dilation and no padding included."""
+    _, args, expected = setup(batch, size, groups, 32, outputs, geometry, pad_value, seed)
+    acc = np.empty_like(expected)
+    driver.binary_conv_int32(*args, acc)
+    np.testing.assert_array_equal(acc, expected)
+
+
+@settings(max_examples=30, deadline=None)
 @given(panels=st.integers(1, 3), geometry=convolutions["geometry"], pad_value=convolutions["pad_value"],
        per_group=st.sampled_from([3, 16, 64, 100]), groups=st.sampled_from([1, 2, 4]), batch=st.integers(1, 3),
        seed=convolutions["seed"])
