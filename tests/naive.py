@@ -405,6 +405,13 @@ def depthwise_conv2d(x, w, stride=1, padding=0, dilation=1):
     return out
 
 
+def stem_conv2d_steps(x, w, stride, padding, dilation, codes, first_rows, params):
+    """The 1-channel stem convolution, then the steps (none reading a second input) over its output rows."""
+    y = depthwise_conv2d(x, w, stride, padding, dilation)
+    rows = y.reshape(-1, y.shape[-1])
+    return run_steps(codes, first_rows, params, rows, np.zeros((1, 1), np.float32), max(1, len(rows))).reshape(y.shape)
+
+
 def repeat_channels(x, m):
     """x [..., C] with channel c repeated m times as channels c*m .. c*m + m-1."""
     return np.repeat(x, m, axis=-1)

@@ -328,6 +328,15 @@ def test_downsampling_shortcuts_are_pooled_by_the_convs_they_read():
         assert sum(getattr(op, "write_map", True) is False for op in packed.program.ops) == 2
 
 
+def test_stems_run_with_their_batch_norm():
+    """Every 1-channel 3x3 stem (all zoo models but PokeBNN, whose stem is 2x2) runs with the steps after it in one
+    conv2d_steps node, which no longer leaves the stem's map to a pass of its own."""
+    for name in ("bnn-small", "reactnet-a", "ftbnn", "rbnet"):
+        nodes = compile(build_model(name)).graph.nodes
+        assert nodes[0].op == "conv2d_steps" and nodes[1].op in ("pack", "gather_pack")
+    assert compile(build_model("pokebnn")).op_counts().get("conv2d_steps") is None
+
+
 def test_duplicated_branches_share_one_packing():
     packed = compile(build_model("reactnet-a"))
     counts = packed.op_counts()

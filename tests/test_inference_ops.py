@@ -267,6 +267,29 @@ def test_depthwise_conv_equals_the_float_model(channels, mult, stride, kernel_pa
     np.testing.assert_array_equal(op(x), expected)
 
 
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from([16, 32, 33]), st.sampled_from([1, 2]), st.sampled_from([["affine"], ["affine", "dprelu", "relu"]]),
+       st.integers(0, 2**32 - 1))
+def test_fused_stem_and_steps_equal_the_two_ops(outputs, stride, stages, seed):
+    """conv2d_steps (a 1-channel 3x3 stem and its steps, row by row) writes what conv2d then elementwise write,
+    bit for bit, and refuses what its kernel cannot do."""
+    from numbnn.inference.ops import Conv2d, Conv2dSteps
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 9, 8, 1)).astype(np.float32)
+    w = rng.standard_normal((outputs, 3, 3, 1)).astype(np.float32)
+    params = rng.standard_normal((sum(STAGES[s][1] for s in stages), outputs)).astype(np.float32)
+    attrs = {"groups": 1, "stride": [stride] * 2, "padding": [1, 1], "dilation": [1, 1]}
+    expected = Elementwise({"stages": stages}, {"params": params})(Conv2d(attrs, {"weight": w})(x))
+    fused = Conv2dSteps({**attrs, "stages": stages}, {"weight": w, "params": params})
+    assert fused.output_spec([Spec("float32", x.shape[1:])]).shape == expected.shape[1:]
+    np.testing.assert_array_equal(fused(x).view(np.int32), expected.view(np.int32))
+    with pytest.raises(GraphError, match="3x3 conv of one input channel"):
+        Conv2dSteps({**attrs, "stages": stages}, {"weight": w[:, :2, :2], "params": params})
+    with pytest.raises(GraphError, match="second input"):
+        Conv2dSteps({**attrs, "stages": ["add_input"]}, {"weight": w, "params": np.zeros((0, outputs), np.float32)})
+
+
 @pytest.mark.parametrize("shape, axis, keepdims", [((3, 4, 4, 5, 2), [-1], False), ((2, 3, 3, 7, 3), [4], True),
                                                    ((2, 5, 5, 6), [1, 2], True)])
 def test_means_equal_numpy(shape, axis, keepdims):

@@ -6,7 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
-from numbnn.kernels.depthwise import WIDE_MULTIPLIER, depthwise_conv2d, depthwise_conv2d_grads, repeat_channels
+from numbnn.kernels import steps
+from numbnn.kernels.depthwise import (
+    WIDE_MULTIPLIER, depthwise_conv2d, depthwise_conv2d_grads, repeat_channels, stem_conv2d_steps,
+)
 
 # batch, channels, multiplier, kernel, stride, padding, dilation, dtype, seed
 # multipliers from WIDE_MULTIPLIER on take the per-pixel kernels (a 1-channel stem is channels 1, multiplier O)
@@ -84,3 +87,29 @@ def test_repeat_channels_matches_naive(batch, h, w, channels, mult, dtype, seed)
     got = repeat_channels(x, mult)
     assert got.dtype == dtype and got.flags.c_contiguous
     np.testing.assert_array_equal(got, naive.repeat_channels(x, mult))
+
+
+STEM_PROGRAMS = {  # codes, first rows, parameter rows: every zoo stem's batch norm, and longer chains
+    "affine": ([steps.AFFINE], [0], 2),
+    "affine_dprelu_quant": ([steps.AFFINE, steps.DPRELU, steps.FAKE_QUANT], [0, 2, 6], 9),
+    "mul_add_relu": ([steps.MUL, steps.ADD, steps.RELU, steps.HARD_SIGMOID], [0, 1, 2, 2], 2),
+}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.sampled_from([WIDE_MULTIPLIER, 17, 32, 33]), st.sampled_from([1, 2]), st.integers(0, 2),
+       st.sampled_from([1, 2]), st.sampled_from(sorted(STEM_PROGRAMS)), st.integers(0, 2**32 - 1))
+def test_stem_conv2d_steps_match_naive(batch, outputs, stride, padding, dilation, program, seed):
+    """The stem convolution with its steps applied row by row in the kernel equals the convolution, then the
+    steps as numpy passes, bit for bit (as packed inference's fused stem must equal the float model)."""
+    rng, x, w = inputs(batch, 1, outputs, 3, dilation, np.float32, seed)
+    codes, first_rows, rows = STEM_PROGRAMS[program]
+    params = rng.standard_normal((rows, outputs)).astype(np.float32)
+    if program == "affine_dprelu_quant":  # fake_quant's lo <= hi and step > 0
+        params[6], params[7] = -np.abs(params[6]) - 1, np.abs(params[7]) + 1
+        params[8] = np.abs(params[8]) / 4 + np.float32(0.05)
+    codes, first_rows = np.array(codes, np.int64), np.array(first_rows, np.int64)
+    want = naive.stem_conv2d_steps(x, w, stride, padding, dilation, codes, first_rows, params)
+    wo = want.shape[2]
+    got = stem_conv2d_steps(x, w, stride, padding, dilation, codes, first_rows, np.ascontiguousarray(np.tile(params, (1, wo))))
+    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))

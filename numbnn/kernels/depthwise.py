@@ -29,9 +29,11 @@ import numpy as np
 from numbnn.errors import InputError
 from numbnn.kernels._checks import require_array
 from numbnn.kernels.geometry import conv_geometry
+from numbnn.kernels.steps import PROGRAM, ROWS, apply_steps
 from numbnn.kernels.typed import typed_njit
 
 _FLOATS = (np.float32, np.float64)
+_NO_OTHER = np.zeros((1, 1), np.float32)  # the second input of steps that read none
 
 # From this multiplier on, the forward and the weight gradient run per output pixel (module docstring).
 # A 1-channel 3x3 stem with 32 outputs on [128, 28, 28, 1] (2 threads, Intel Xeon, 2026-12-07, a probe timing
@@ -254,29 +256,68 @@ def _nine_taps(image, oy, ox, sh, sw, ph, pw, dh, dw, zero):
             _tap_value(image, y2, x0, zero), _tap_value(image, y2, x1, zero), _tap_value(image, y2, x2, zero))
 
 
+@nb.njit(inline="always")
+def _stem_row(image, oy, sh, sw, ph, pw, dh, dw, taps, zero, row):
+    """row [Wo, m] = output row ``oy`` of the 3x3 convolution of the 1-channel ``image`` [H, W, 1] with
+    ``taps`` [3, 3, 1, m]: each pixel reads its nine input values once and each of its m sums runs tap by
+    tap in one expression, so the sums stay in vector registers instead of passing through memory after
+    every tap (numbers in docs/performance.md). A padding tap adds 0.0 times its weight, as in
+    :func:`_depthwise`."""
+    t0, t1, t2 = taps[0, 0, 0], taps[0, 1, 0], taps[0, 2, 0]
+    t3, t4, t5 = taps[1, 0, 0], taps[1, 1, 0], taps[1, 2, 0]
+    t6, t7, t8 = taps[2, 0, 0], taps[2, 1, 0], taps[2, 2, 0]
+    for ox in range(row.shape[0]):
+        a0, a1, a2, a3, a4, a5, a6, a7, a8 = _nine_taps(image, oy, ox, sh, sw, ph, pw, dh, dw, zero)
+        y = row[ox]
+        for e in range(y.size):
+            y[e] = ((((((((zero + a0 * t0[e]) + a1 * t1[e]) + a2 * t2[e]) + a3 * t3[e]) + a4 * t4[e])
+                      + a5 * t5[e]) + a6 * t6[e]) + a7 * t7[e]) + a8 * t8[e]
+
+
 @typed_njit([f"void({t}[:, :, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, {t}[:, :, :, ::1])"
           for t in ("float32", "float64")], parallel=True, cache=True)
 def _stem_3x3(x, taps, sh, sw, ph, pw, dh, dw, out):
     """:func:`_depthwise_wide` for one input channel and 3x3 taps (``x`` [N, H, W, 1], ``taps`` [3, 3, 1, m]),
-    the case of every zoo stem; one task per output row.
-
-    Each output pixel reads its nine input values once and each of its m sums runs tap by tap in one
-    expression, so the sums stay in vector registers instead of passing through memory after every tap
-    (numbers in docs/performance.md). A padding tap adds 0.0 times its weight, as in :func:`_depthwise`."""
-    ho, wo = out.shape[1], out.shape[2]
+    the case of every zoo stem but PokeBNN's; one task per output row (:func:`_stem_row`)."""
+    ho = out.shape[1]
     zero = np.zeros(1, x.dtype)[0]
-    t0, t1, t2 = taps[0, 0, 0], taps[0, 1, 0], taps[0, 2, 0]
-    t3, t4, t5 = taps[1, 0, 0], taps[1, 1, 0], taps[1, 2, 0]
-    t6, t7, t8 = taps[2, 0, 0], taps[2, 1, 0], taps[2, 2, 0]
     for task in nb.prange(x.shape[0] * ho):
         b, oy = task // ho, task % ho
-        image = x[b]
-        for ox in range(wo):
-            a0, a1, a2, a3, a4, a5, a6, a7, a8 = _nine_taps(image, oy, ox, sh, sw, ph, pw, dh, dw, zero)
-            y = out[b, oy, ox]
-            for e in range(y.size):
-                y[e] = ((((((((zero + a0 * t0[e]) + a1 * t1[e]) + a2 * t2[e]) + a3 * t3[e]) + a4 * t4[e])
-                          + a5 * t5[e]) + a6 * t6[e]) + a7 * t7[e]) + a8 * t8[e]
+        _stem_row(x[b], oy, sh, sw, ph, pw, dh, dw, taps, zero, out[b, oy])
+
+
+@typed_njit(f"void(float32[:, :, :, ::1], float32[:, :, :, ::1], int64, int64, int64, int64, int64, int64, {PROGRAM}, "
+            f"{ROWS}, float32[:, :, :, ::1])", parallel=True, cache=True)
+def _stem_3x3_steps(x, taps, sh, sw, ph, pw, dh, dw, codes, first_rows, row_params, out):
+    """:func:`_stem_3x3`, then per-channel float32 steps (:func:`numbnn.kernels.steps.apply_steps`, none reading
+    a second input) on each output row while it is in the cache: the stem's batch norm without a pass of its
+    own over the map. ``row_params`` [rows, Wo*m]: the steps' parameters repeated for every pixel of a row,
+    so a row is one vector loop per step. The same operations in the same order as the two passes."""
+    ho, wo, m = out.shape[1], out.shape[2], out.shape[3]
+    zero = np.float32(0.0)
+    for task in nb.prange(x.shape[0] * ho):
+        b, oy = task // ho, task % ho
+        row = out[b, oy]
+        _stem_row(x[b], oy, sh, sw, ph, pw, dh, dw, taps, zero, row)
+        apply_steps(row.reshape((1, wo * m)), 0, 0, 1, codes, first_rows, row_params, _NO_OTHER, 1)
+
+
+def stem_conv2d_steps(x, w, stride, padding, dilation, codes, first_rows, row_params) -> np.ndarray:
+    """float32 [N, Ho, Wo, m]: :func:`depthwise_conv2d` of a 1-channel ``x`` [N, H, W, 1] with 3x3 ``w`` [m, 3, 3, 1]
+    (m >= WIDE_MULTIPLIER), then the steps (``codes``/``first_rows``, parameters ``row_params`` [rows, Wo*m]
+    repeated along an output row) on every output row, as :func:`numbnn.kernels.steps.run_stages` would apply
+    them to the convolution's output: the same bits, one pass."""
+    x = require_array(x, "x", (np.float32,), ndim=4)
+    w = require_array(w, "w", (np.float32,), ndim=4)
+    g = conv_geometry(x.shape[1], x.shape[2], w.shape[1:3], stride, padding, dilation)
+    if x.shape[3] != 1 or w.shape[1:] != (3, 3, 1) or w.shape[0] < WIDE_MULTIPLIER:
+        raise InputError(f"stem_conv2d_steps needs a 1-channel x and w [m >= {WIDE_MULTIPLIER}, 3, 3, 1], "
+                         f"got {x.shape} and {w.shape}")
+    if row_params.shape[1] != g.wo * w.shape[0]:
+        raise InputError(f"row_params must have Wo*m = {g.wo * w.shape[0]} columns, got {row_params.shape}")
+    out = np.empty((x.shape[0], g.ho, g.wo, w.shape[0]), np.float32)
+    _stem_3x3_steps(x, _wide_taps(w, 1), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, codes, first_rows, row_params, out)
+    return out
 
 
 @typed_njit([f"void({t}[:, :, :, ::1], {t}[:, :, :, ::1], int64, int64, int64, int64, int64, int64, {t}[:, :, :, ::1])"

@@ -1,10 +1,12 @@
 """Kernel fusion: a binary conv and the steps reading it run as one kernel (``bconv_steps``), which then
-also packs its float output for the next sign, and averages it over 2x2 windows for a shortcut."""
+also packs its float output for the next sign, and averages it over 2x2 windows for a shortcut; a stem
+conv and its batch norm run as one kernel too (``conv2d_steps``)."""
 
 from __future__ import annotations
 
 from numbnn.inference.graph import Graph, Node
 from numbnn.kernels.binary_conv_driver import CONV_BLOCK
+from numbnn.kernels.depthwise import WIDE_MULTIPLIER
 from numbnn.inference.ops.packing import channel_shuffle_groups
 
 
@@ -20,6 +22,26 @@ def fuse_convolutions_and_steps(graph: Graph) -> None:
         graph.nodes[index] = Node("bconv_steps", [conv.inputs[0], *node.inputs[1:]], node.output,
                                   {**conv.attrs, "stages": node.attrs["stages"]},
                                   {"weight": conv.consts["weight"], "params": node.consts["params"]})
+    graph.prune()
+
+
+def fuse_steps_into_stems(graph: Graph) -> None:
+    """A stem ``conv2d`` (one input channel, 3x3, at least WIDE_MULTIPLIER outputs, no bias) read only by an
+    ``elementwise`` node whose steps read no second input becomes one ``conv2d_steps`` node: each output row
+    goes through the steps (the stem's batch norm) while it is in the cache."""
+    producers = graph.producers()
+    for index, node in enumerate(graph.nodes):
+        if node.op != "elementwise" or len(node.inputs) != 1 or "moves" in node.attrs:
+            continue
+        conv = producers.get(node.inputs[0])
+        if conv is None or conv.op != "conv2d" or graph.use_count(conv.output) != 1 or "bias" in conv.consts:
+            continue
+        weight = conv.consts["weight"]
+        if conv.attrs.get("groups", 1) != 1 or weight.shape[1:] != (3, 3, 1) or weight.shape[0] < WIDE_MULTIPLIER:
+            continue
+        graph.nodes[index] = Node("conv2d_steps", [conv.inputs[0]], node.output,
+                                  {**conv.attrs, "stages": node.attrs["stages"]},
+                                  {"weight": weight, "params": node.consts["params"]})
     graph.prune()
 
 

@@ -15,12 +15,12 @@ from numbnn.inference.ops.base import OPS, WORD, GraphError, Op, Spec, build_op,
 from numbnn.inference.ops.packing import MOVEMENTS, GatherPack, Pack, PackAccumulator, movement_index
 from numbnn.inference.ops.steps import STAGES, Elementwise, Ufunc
 from numbnn.inference.ops.binary import BinaryConv, BinaryConvSteps, BinaryDense
-from numbnn.inference.ops.layers import AvgPool, Conv2d, Linear, MaxPool, Reduce
+from numbnn.inference.ops.layers import AvgPool, Conv2d, Conv2dSteps, Linear, MaxPool, Reduce
 from numbnn.inference.ops.shape import Concat, Pad, Reshape, Slice, Transpose
 from numbnn.inference.ops.gates import SqueezeExcite
 
 __all__ = [
     "MOVEMENTS", "OPS", "STAGES", "WORD", "AvgPool", "BinaryConv", "BinaryConvSteps", "BinaryDense", "Concat",
-    "Conv2d", "Elementwise", "GatherPack", "GraphError", "Linear", "MaxPool", "Op", "Pack", "PackAccumulator", "Pad",
+    "Conv2d", "Conv2dSteps", "Elementwise", "GatherPack", "GraphError", "Linear", "MaxPool", "Op", "Pack", "PackAccumulator", "Pad",
     "Reduce", "Reshape", "Slice", "Spec", "SqueezeExcite", "Transpose", "Ufunc", "build_op", "movement_index", "register_op",
 ]

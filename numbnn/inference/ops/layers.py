@@ -8,7 +8,8 @@ from numbnn import kernels
 from numbnn.inference.ops.base import (
     Op, Spec, const_array, expect, get_attr, int_attr, int_list, pair_attr, register_op,
 )
-from numbnn.kernels.depthwise import depthwise_conv2d
+from numbnn.inference.ops.steps import Elementwise
+from numbnn.kernels.depthwise import WIDE_MULTIPLIER, depthwise_conv2d, stem_conv2d_steps
 from numbnn.kernels import gemm
 from numbnn.kernels.ordered_matmul import ordered_matmul
 from numbnn.kernels.pooling import avg_pool2d, mean
@@ -75,6 +76,44 @@ class Conv2d(Op):
         if self.bias is not None:
             out += self.bias
         return out
+
+
+@register_op
+class Conv2dSteps(Op):
+    """float32 [Ho, Wo, m]: a stem ``conv2d`` (one input channel, 3x3, m >= WIDE_MULTIPLIER outputs: every zoo
+    stem but PokeBNN's) followed by an ``elementwise`` node of steps reading no second input (its batch
+    norm), fused so that each output row goes through the steps while it is in the cache
+    (:func:`numbnn.kernels.depthwise.stem_conv2d_steps`): the same float32 operations in the same order,
+    without a pass of its own over the stem's map. Attributes and constants: the conv's, and
+    ``stages``/``params`` of the steps."""
+
+    name = "conv2d_steps"
+    const_names = ("weight", "params")
+
+    def __init__(self, attrs, consts):
+        super().__init__(attrs, consts)
+        self.conv = Conv2d({k: v for k, v in attrs.items() if k != "stages"}, {"weight": consts.get("weight")})
+        self.steps = Elementwise({"stages": get_attr(attrs, "stages", self.name)}, {"params": consts.get("params")})
+        expect(not self.steps.uses_other, f"{self.name}: steps may not read a second input")
+        expect(self.conv.groups == 1 and self.conv.weight.shape[1:] == (3, 3, 1)
+               and self.conv.weight.shape[0] >= WIDE_MULTIPLIER and self.conv.bias is None,
+               f"{self.name}: needs a 3x3 conv of one input channel to >= {WIDE_MULTIPLIER} outputs without bias, "
+               f"got weight {self.conv.weight.shape}")
+        self._row_params = {}  # Wo -> the steps' parameters repeated along an output row
+
+    def output_spec(self, specs):
+        spec = self.conv.output_spec(specs)
+        self.steps.output_spec([spec])
+        return spec
+
+    def __call__(self, x):
+        wo = self.conv.output_spec([Spec("float32", x.shape[1:])]).shape[1]
+        row_params = self._row_params.get(wo)
+        if row_params is None:
+            channels = self.conv.weight.shape[0]
+            row_params = self._row_params[wo] = np.ascontiguousarray(np.tile(self.steps.channel_params(channels), (1, wo)))
+        return stem_conv2d_steps(np.ascontiguousarray(x), self.conv.weight, self.conv.stride, self.conv.padding,
+                                 self.conv.dilation, self.steps.codes, self.steps.first_rows, row_params)
 
 
 @register_op
