@@ -39,22 +39,32 @@ def test_run_stages_matches_naive_bit_for_bit(codes, rows, channels, other_kind,
     np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 12), min_size=1, max_size=3), st.integers(1, 3), st.integers(1, 90), st.integers(1, 40),
-       st.booleans(), st.integers(0, 2**32 - 1))
-def test_run_stages_gathered_matches_naive(codes, batch, rows, channels, in_runs, seed):
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 12), min_size=1, max_size=3), st.integers(1, 3), st.integers(1, 90),
+       st.one_of(st.integers(1, 40), st.sampled_from([16, 32, 64])), st.booleans(),
+       st.sampled_from(["none", "same", "per_image"]), st.sampled_from([1, 2, 4, 8]), st.integers(0, 2**32 - 1))
+def test_run_stages_gathered_matches_naive(codes, batch, rows, channels, in_runs, residual, widen, seed):
     """Any index map read element by element, or maps made of runs of one source pixel's consecutive
-    channels and runs of padding (depth-to-space's shape), read run by run; rows past ROW_BLOCK."""
+    channels and runs of padding (depth-to-space's shape), read run by run; rows past ROW_BLOCK. With the
+    parameters repeated ``widen`` times (where a block of ROW_BLOCK rows is whole wide rows) blocks are
+    stepped as wide rows, except where a second input one row per image is read (then row by row)."""
     rng = np.random.default_rng(seed)
+    if residual != "none":
+        codes = [*codes, steps.ADD_INPUT]
     codes, first_rows, params = program(codes, rng, channels)
     x, fill, index, built, source_channels = gather_case(rng, batch, rows, channels, in_runs, 12)
     run, _ = gather_runs(index.reshape(-1), channels, source_channels)
     assert run >= built  # the runs the map was built from qualify, so the longest is no shorter
-    other = np.zeros((1, 1), np.float32)
-    out = np.empty((batch * rows, channels), np.float32)
-    steps.run_stages_gathered(x, index.reshape(-1), run, fill, codes, first_rows, params, other, batch * rows, out)
+    total = batch * rows
+    other_rows = {"none": 1, "same": total, "per_image": batch}[residual]
+    other = rng.standard_normal((other_rows, channels if residual != "none" else 1)).astype(np.float32)
+    div = total // other_rows if residual != "none" else total
+    wide_params = params if (steps.ROW_BLOCK * channels) % (widen * channels) else np.tile(params, (1, widen))
+    out = np.empty((total, channels), np.float32)
+    steps.run_stages_gathered(x, index.reshape(-1), run, fill, codes, first_rows, params, np.ascontiguousarray(wide_params),
+                              other, div, out)
     values = np.where(index >= 0, x[:, np.maximum(index, 0)], fill[np.maximum(-1 - index, 0)]).reshape(-1, channels)
-    expected = naive.run_steps(codes, first_rows, params, values, other, batch * rows)
+    expected = naive.run_steps(codes, first_rows, params, values, other, div)
     np.testing.assert_array_equal(out.view(np.int32), expected.view(np.int32))
 
 

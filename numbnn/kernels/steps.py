@@ -268,20 +268,34 @@ def run_stages(x, codes, first_rows, params, other, other_div, out):
         apply_steps(out, 0, first, last, codes, first_rows, params, other, other_div)
 
 
-@typed_njit(f"void({ROWS}, int32[::1], int64, float32[::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS})", parallel=True,
-             cache=True, error_model="numpy")
-def run_stages_gathered(x, index, run, fill, codes, first_rows, params, other, other_div, out):
+@typed_njit(f"void({ROWS}, int32[::1], int64, float32[::1], {PROGRAM}, {ROWS}, {ROWS}, {ROWS}, int64, {ROWS})",
+             parallel=True, cache=True, error_model="numpy")
+def run_stages_gathered(x, index, run, fill, codes, first_rows, params, wide_params, other, other_div, out):
     """:func:`run_stages` on a rearranged view of x [N, S]: out row r, channel c starts from
     x[image, index[(r % rows) * C + c]] (or fill[-1 - index] for padding), rows = index.size / C.
 
     ``run`` (:func:`numbnn.kernels.threshold_packing.gather_runs`): every aligned chunk of ``run``
     elements of the index is ``run`` consecutive source elements or ``run`` padding constants, so a
     chunk is copied by one contiguous (vector) loop; element by element, RB-Net's depth-to-space took
-    2.5-2.8x as long as the steps themselves (a probe on Zen 4, 2026-12-07)."""
+    2.5-2.8x as long as the steps themselves (a probe on Zen 4, 2026-12-07).
+
+    ``wide_params`` [rows, W]: ``params`` repeated W / C times along a row (W = C: none). With W > C a
+    whole block's rows are stepped as rows of W elements if no step reads ``other`` or it has out's shape
+    (row for row): the same operation on every element, with the per-row loop overhead of
+    few channels paid W / C times less (RB-Net's 32-channel steps: 0.45x at W = 256, a probe on Zen 4,
+    2026-12-07)."""
     channels = out.shape[1]
     rows = index.size // channels
     chunks = channels // run
     total = out.shape[0]
+    wide = wide_params.shape[1]
+    per_wide = wide // channels  # out rows per wide row
+    paired_other = other.shape[0] == total and other.shape[1] == channels and other_div == 1
+    reads_other = False
+    for s in range(codes.size):
+        reads_other = reads_other or codes[s] >= ADD_INPUT
+    widen = per_wide > 1 and (paired_other or not reads_other)
+    flat_out, flat_other = out.reshape(-1), other.reshape(-1)
     for block in nb.prange((total + ROW_BLOCK - 1) // ROW_BLOCK):
         first, last = block * ROW_BLOCK, min(total, (block + 1) * ROW_BLOCK)
         for r in range(first, last):
@@ -298,4 +312,13 @@ def run_stages_gathered(x, index, run, fill, codes, first_rows, params, other, o
                 else:
                     for j in range(run):
                         chunk[j] = fill[-1 - index[base + c0 + j]]
-        apply_steps(out, 0, first, last, codes, first_rows, params, other, other_div)
+        if widen and (last - first) % per_wide == 0:
+            n_wide = (last - first) // per_wide
+            block_out = flat_out[first * channels:last * channels].reshape((n_wide, wide))
+            if paired_other:
+                block_other = flat_other[first * channels:last * channels].reshape((n_wide, wide))
+                apply_steps(block_out, 0, 0, n_wide, codes, first_rows, wide_params, block_other, 1)
+            else:
+                apply_steps(block_out, 0, 0, n_wide, codes, first_rows, wide_params, other, other_div)
+        else:
+            apply_steps(out, 0, first, last, codes, first_rows, params, other, other_div)
