@@ -217,8 +217,8 @@ def _gather_dense(bordered, tap_bits, first, last, geometry, cols):
     with its padding made zero words (:func:`_zero_bordered`): tap t's bits go to word t // (64 /
     tap_bits) at bit offset tap_bits * (t % (64 / tap_bits)) (their tails are 0, so OR is exact). Every
     word is built in a register from precomputed tap offsets and stored once; testing each tap against
-    the image's edges (as :func:`_gather` does) took 2.4-3.6x as long on bnn-small's 28x28x32 conv (a probe
-    on Zen 4, 2026-12-07), about a third of that conv's time."""
+    the image's edges (as :func:`_gather` does) took 2.4-3.6x as long, nearly two thirds of bnn-small's
+    28x28x32 conv (INT32, batch 256; a probe on Zen 4, 2026-12-07)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     n, hp, wp, groups = bordered.shape
     flat = bordered.reshape(-1)
@@ -315,14 +315,15 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     direct = transform == INT32 and padded == per_group
     by_rows = tap_bits > 0 and _row_layout(kh, kw, tap_bits)
     pairs_3x3 = tap_bits == 32 and kh == 3 and kw == 3
+    # what the dense-tap gathers read, built once per call
     if by_rows:  # the rows layout's words, [N, H, W + 2*pw, groups]
-        row_words = np.empty((n, h, w + 2 * pw, groups), np.uint64)
-        _row_words(x, tap_bits, geometry, row_words)
-    elif tap_bits:  # the flat layout reads x with zero words around it, [N, H + 2*ph, W + 2*pw, groups]
-        row_words = np.empty((n, h + 2 * ph, w + 2 * pw, groups), np.uint64)
-        _zero_bordered(x, ph, pw, row_words)
+        prepared = np.empty((n, h, w + 2 * pw, groups), np.uint64)
+        _row_words(x, tap_bits, geometry, prepared)
+    elif tap_bits:  # the flat layout's: x with zero words around it, [N, H + 2*ph, W + 2*pw, groups]
+        prepared = np.empty((n, h + 2 * ph, w + 2 * pw, groups), np.uint64)
+        _zero_bordered(x, ph, pw, prepared)
     else:
-        row_words = np.empty((0, 0, 0, 0), np.uint64)
+        prepared = np.empty((0, 0, 0, 0), np.uint64)
     # Each task takes a run of blocks and allocates its scratch once: per block, the allocations and the
     # zeroed packing scratch took 1-5% of a packed batch of 256 (a probe on Zen 4, 2026-12-07).
     pooling = pooled.shape[0] > 0
@@ -355,11 +356,11 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
             if gathered:  # every group's receptive fields, [groups, CONV_BLOCK, field words]
                 if by_rows:
                     fields[:] = 0
-                    _gather_rows(row_words, first, last, geometry, fields)
+                    _gather_rows(prepared, first, last, geometry, fields)
                 elif pairs_3x3:  # these two write every word of every field
-                    _gather_3x3_pairs(row_words, first, last, geometry, fields)
+                    _gather_3x3_pairs(prepared, first, last, geometry, fields)
                 elif tap_bits:
-                    _gather_dense(row_words, tap_bits, first, last, geometry, fields)
+                    _gather_dense(prepared, tap_bits, first, last, geometry, fields)
                 else:  # whole words per group: one run of words per tap and group
                     fields[:] = 0
                     for g in range(groups):
