@@ -2,10 +2,12 @@
 the gradients to rounding (their sums run in another order)."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
+from numbnn.errors import InputError
 from numbnn.kernels import steps
 from numbnn.kernels.depthwise import (
     WIDE_MULTIPLIER, depthwise_conv2d, depthwise_conv2d_grads, repeat_channels, stem_conv2d_steps,
@@ -113,3 +115,17 @@ def test_stem_conv2d_steps_match_naive(batch, outputs, stride, padding, dilation
     wo = want.shape[2]
     got = stem_conv2d_steps(x, w, stride, padding, dilation, codes, first_rows, np.ascontiguousarray(np.tile(params, (1, wo))))
     np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+
+
+def test_stem_conv2d_steps_refuses_what_it_cannot_do():
+    """A weight that is not a wide 3x3 stem, or steps reading a second input (the kernel has none to give),
+    end in one InputError."""
+    x = np.zeros((1, 5, 5, 1), np.float32)
+    w = np.zeros((WIDE_MULTIPLIER, 3, 3, 1), np.float32)
+    codes, first_rows = np.array([steps.AFFINE], np.int64), np.array([0], np.int64)
+    params = np.zeros((2, 5 * WIDE_MULTIPLIER), np.float32)
+    with pytest.raises(InputError, match="needs a 1-channel x"):
+        stem_conv2d_steps(x, w[:, :2, :2], 1, 1, 1, codes, first_rows, params)
+    with pytest.raises(InputError, match="second input"):
+        stem_conv2d_steps(x, w, 1, 1, 1, np.array([steps.ADD_INPUT], np.int64), first_rows, params)
+    assert stem_conv2d_steps(x, w, 1, 1, 1, codes, first_rows, params).shape == (1, 5, 5, WIDE_MULTIPLIER)

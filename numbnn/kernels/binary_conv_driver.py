@@ -212,22 +212,30 @@ def _zero_bordered(x, ph, pw, bordered):
 
 
 @nb.njit(cache=True)
-def _gather_dense(bordered, tap_bits, first, last, geometry, cols):
+def _tap_offsets(geometry, wp, groups):
+    """Tap t's word in a zero-bordered x ([N, H + 2*ph, wp, groups]) relative to its receptive field's first
+    word, for :func:`_gather_dense` (built once per call, not per block)."""
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
+    offsets = np.empty(kh * kw, np.int64)
+    for t in range(kh * kw):
+        offsets[t] = ((t // kw) * dh * wp + (t % kw) * dw) * groups
+    return offsets
+
+
+@nb.njit(cache=True)
+def _gather_dense(bordered, tap_bits, offsets, first, last, geometry, cols):
     """Like :func:`_gather` for one-word groups of ``tap_bits`` channels in the flat dense layout, from x
     with its padding made zero words (:func:`_zero_bordered`): tap t's bits go to word t // (64 /
     tap_bits) at bit offset tap_bits * (t % (64 / tap_bits)) (their tails are 0, so OR is exact). Every
-    word is built in a register from precomputed tap offsets and stored once; testing each tap against
-    the image's edges (as :func:`_gather` does) took 2.4-3.6x as long, nearly two thirds of bnn-small's
-    28x28x32 conv (INT32, batch 256; a probe on Zen 4, 2026-12-07)."""
+    word is built in a register from the tap offsets (:func:`_tap_offsets`) and stored once; testing each
+    tap against the image's edges (as :func:`_gather` does) took 2.4-3.6x as long, nearly two thirds of
+    bnn-small's 28x28x32 conv (INT32, batch 256; a probe on Zen 4, 2026-12-07)."""
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     n, hp, wp, groups = bordered.shape
     flat = bordered.reshape(-1)
     taps = kh * kw
     per_word = 64 // tap_bits
     full = taps // per_word  # words with per_word taps; one more holds the rest
-    offsets = np.empty(taps, np.int64)  # tap t's word relative to the field's first
-    for t in range(taps):
-        offsets[t] = ((t // kw) * dh * wp + (t % kw) * dw) * groups
     b, oy, ox = pixel_coordinates(first, ho, wo)
     for r in range(first, last):
         start = ((b * hp + oy * sh) * wp + ox * sw) * groups
@@ -324,6 +332,7 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
         _zero_bordered(x, ph, pw, prepared)
     else:
         prepared = np.empty((0, 0, 0, 0), np.uint64)
+    offsets = _tap_offsets(geometry, prepared.shape[2], groups)
     # Each task takes a run of blocks and allocates its scratch once: per block, the allocations and the
     # zeroed packing scratch took 1-5% of a packed batch of 256 (a probe on Zen 4, 2026-12-07).
     pooling = pooled.shape[0] > 0
@@ -360,7 +369,7 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                 elif pairs_3x3:  # these two write every word of every field
                     _gather_3x3_pairs(prepared, first, last, geometry, fields)
                 elif tap_bits:
-                    _gather_dense(prepared, tap_bits, first, last, geometry, fields)
+                    _gather_dense(prepared, tap_bits, offsets, first, last, geometry, fields)
                 else:  # whole words per group: one run of words per tap and group
                     fields[:] = 0
                     for g in range(groups):

@@ -29,7 +29,7 @@ import numpy as np
 from numbnn.errors import InputError
 from numbnn.kernels._checks import require_array
 from numbnn.kernels.geometry import conv_geometry
-from numbnn.kernels.steps import PROGRAM, ROWS, apply_steps
+from numbnn.kernels.steps import ADD_INPUT, PROGRAM, ROWS, apply_steps
 from numbnn.kernels.typed import typed_njit
 
 _FLOATS = (np.float32, np.float64)
@@ -302,6 +302,12 @@ def _stem_3x3_steps(x, taps, sh, sw, ph, pw, dh, dw, codes, first_rows, row_para
         apply_steps(row.reshape((1, wo * m)), 0, 0, 1, codes, first_rows, row_params, _NO_OTHER, 1)
 
 
+def is_stem_3x3(weight_shape) -> bool:
+    """Weights [m, 3, 3, 1] with m >= WIDE_MULTIPLIER: a 3x3 conv of a 1-channel image, which :func:`_stem_3x3`
+    computes (every zoo stem but PokeBNN's 2x2 one) and :func:`stem_conv2d_steps` fuses with its steps."""
+    return tuple(weight_shape[1:]) == (3, 3, 1) and weight_shape[0] >= WIDE_MULTIPLIER
+
+
 def stem_conv2d_steps(x, w, stride, padding, dilation, codes, first_rows, row_params) -> np.ndarray:
     """float32 [N, Ho, Wo, m]: :func:`depthwise_conv2d` of a 1-channel ``x`` [N, H, W, 1] with 3x3 ``w`` [m, 3, 3, 1]
     (m >= WIDE_MULTIPLIER), then the steps (``codes``/``first_rows``, parameters ``row_params`` [rows, Wo*m]
@@ -310,9 +316,11 @@ def stem_conv2d_steps(x, w, stride, padding, dilation, codes, first_rows, row_pa
     x = require_array(x, "x", (np.float32,), ndim=4)
     w = require_array(w, "w", (np.float32,), ndim=4)
     g = conv_geometry(x.shape[1], x.shape[2], w.shape[1:3], stride, padding, dilation)
-    if x.shape[3] != 1 or w.shape[1:] != (3, 3, 1) or w.shape[0] < WIDE_MULTIPLIER:
+    if x.shape[3] != 1 or not is_stem_3x3(w.shape):
         raise InputError(f"stem_conv2d_steps needs a 1-channel x and w [m >= {WIDE_MULTIPLIER}, 3, 3, 1], "
                          f"got {x.shape} and {w.shape}")
+    if (np.asarray(codes) >= ADD_INPUT).any():
+        raise InputError("stem_conv2d_steps: the steps may not read a second input")
     if row_params.shape[1] != g.wo * w.shape[0]:
         raise InputError(f"row_params must have Wo*m = {g.wo * w.shape[0]} columns, got {row_params.shape}")
     out = np.empty((x.shape[0], g.ho, g.wo, w.shape[0]), np.float32)

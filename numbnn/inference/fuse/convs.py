@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from numbnn.inference.graph import Graph, Node
 from numbnn.kernels.binary_conv_driver import CONV_BLOCK
-from numbnn.kernels.depthwise import WIDE_MULTIPLIER
+from numbnn.kernels.depthwise import is_stem_3x3
 from numbnn.inference.ops.packing import channel_shuffle_groups
 
 
@@ -26,7 +26,7 @@ def fuse_convolutions_and_steps(graph: Graph) -> None:
 
 
 def fuse_steps_into_stems(graph: Graph) -> None:
-    """A stem ``conv2d`` (one input channel, 3x3, at least WIDE_MULTIPLIER outputs, no bias) read only by an
+    """A stem ``conv2d`` (:func:`~numbnn.kernels.depthwise.is_stem_3x3`, no bias) read only by an
     ``elementwise`` node whose steps read no second input becomes one ``conv2d_steps`` node: each output row
     goes through the steps (the stem's batch norm) while it is in the cache."""
     producers = graph.producers()
@@ -37,7 +37,7 @@ def fuse_steps_into_stems(graph: Graph) -> None:
         if conv is None or conv.op != "conv2d" or graph.use_count(conv.output) != 1 or "bias" in conv.consts:
             continue
         weight = conv.consts["weight"]
-        if conv.attrs.get("groups", 1) != 1 or weight.shape[1:] != (3, 3, 1) or weight.shape[0] < WIDE_MULTIPLIER:
+        if conv.attrs.get("groups", 1) != 1 or not is_stem_3x3(weight.shape):
             continue
         graph.nodes[index] = Node("conv2d_steps", [conv.inputs[0]], node.output,
                                   {**conv.attrs, "stages": node.attrs["stages"]},

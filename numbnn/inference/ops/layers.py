@@ -9,7 +9,7 @@ from numbnn.inference.ops.base import (
     Op, Spec, const_array, expect, get_attr, int_attr, int_list, pair_attr, register_op,
 )
 from numbnn.inference.ops.steps import Elementwise
-from numbnn.kernels.depthwise import WIDE_MULTIPLIER, depthwise_conv2d, stem_conv2d_steps
+from numbnn.kernels.depthwise import WIDE_MULTIPLIER, depthwise_conv2d, is_stem_3x3, stem_conv2d_steps
 from numbnn.kernels import gemm
 from numbnn.kernels.ordered_matmul import ordered_matmul
 from numbnn.kernels.pooling import avg_pool2d, mean
@@ -95,11 +95,9 @@ class Conv2dSteps(Op):
         self.conv = Conv2d({k: v for k, v in attrs.items() if k != "stages"}, {"weight": consts.get("weight")})
         self.steps = Elementwise({"stages": get_attr(attrs, "stages", self.name)}, {"params": consts.get("params")})
         expect(not self.steps.uses_other, f"{self.name}: steps may not read a second input")
-        expect(self.conv.groups == 1 and self.conv.weight.shape[1:] == (3, 3, 1)
-               and self.conv.weight.shape[0] >= WIDE_MULTIPLIER and self.conv.bias is None,
+        expect(self.conv.groups == 1 and is_stem_3x3(self.conv.weight.shape) and self.conv.bias is None,
                f"{self.name}: needs a 3x3 conv of one input channel to >= {WIDE_MULTIPLIER} outputs without bias, "
                f"got weight {self.conv.weight.shape}")
-        self._row_params = {}  # Wo -> the steps' parameters repeated along an output row
 
     def output_spec(self, specs):
         spec = self.conv.output_spec(specs)
@@ -108,10 +106,8 @@ class Conv2dSteps(Op):
 
     def __call__(self, x):
         wo = self.conv.output_spec([Spec("float32", x.shape[1:])]).shape[1]
-        row_params = self._row_params.get(wo)
-        if row_params is None:
-            channels = self.conv.weight.shape[0]
-            row_params = self._row_params[wo] = np.ascontiguousarray(np.tile(self.steps.channel_params(channels), (1, wo)))
+        channels = self.conv.weight.shape[0]
+        row_params = self.steps.repeated_params(channels, wo * channels)  # along an output row
         return stem_conv2d_steps(np.ascontiguousarray(x), self.conv.weight, self.conv.stride, self.conv.padding,
                                  self.conv.dilation, self.steps.codes, self.steps.first_rows, row_params)
 

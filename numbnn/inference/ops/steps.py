@@ -34,7 +34,7 @@ STAGES = {
     "add_mean_input": (_steps.ADD_MEAN_INPUT, 0, True),
 }
 WIDE_ROW = 64  # elements per row when a map's channels divide it (Elementwise._wide_rows)
-GATHERED_WIDE_ROW = 256  # the same for steps on a rearranged input (Elementwise._gathered_wide_params)
+GATHERED_WIDE_ROW = 256  # the same for steps on a rearranged input (Elementwise.__call__ with moves)
 MEAN_INPUT_GROUPS = range(2, 8)  # add_mean_input: channels averaged per output channel (a short last axis)
 _NO_OTHER = np.zeros((1, 1), np.float32)
 
@@ -79,8 +79,7 @@ class Elementwise(Op):
         self.uses_other = any(STAGES[s][2] for s in stages)
         # steps whose second input has its own channel layout (padded, averaged) keep rows of C
         self.fixed_width = "add_padded_input" in stages or "add_mean_input" in stages
-        self._wide_params = {}  # C -> params repeated along WIDE_ROW lanes (_wide_rows)
-        self._gathered_params = None  # params repeated along GATHERED_WIDE_ROW lanes (_gathered_wide_params)
+        self._repeated = {}  # (C, width) -> params repeated along width lanes (repeated_params)
 
     def output_spec(self, specs):
         expect(len(specs) == (2 if self.uses_other else 1),
@@ -123,9 +122,14 @@ class Elementwise(Op):
             shape = (x.shape[0], *self.moves.shape)
             out = np.empty((math.prod(shape) // shape[-1], shape[-1]), np.float32)
             other2, div = self.other_rows(other, out.shape[0])
-            params = self.channel_params(shape[-1])
+            channels = shape[-1]
+            # whole blocks of ROW_BLOCK rows stepped as rows of GATHERED_WIDE_ROW where C divides it
+            wide = (channels < GATHERED_WIDE_ROW and GATHERED_WIDE_ROW % channels == 0
+                    and (_steps.ROW_BLOCK * channels) % GATHERED_WIDE_ROW == 0)
             _steps.run_stages_gathered(np.ascontiguousarray(x).reshape(x.shape[0], -1), self.moves.reshape(-1), self.run, self.fill,
-                                         self.codes, self.first_rows, params, self._gathered_wide_params(params), other2, div, out)
+                                         self.codes, self.first_rows, self.channel_params(channels),
+                                         self.repeated_params(channels, GATHERED_WIDE_ROW if wide else channels),
+                                         other2, div, out)
             return out.reshape(shape)
         channels = x.shape[-1]
         x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, channels)  # int32 -> float32 is exact, as in the model
@@ -158,19 +162,15 @@ class Elementwise(Op):
             div = rows // images
         else:
             return None
-        if channels not in self._wide_params:
-            self._wide_params[channels] = np.ascontiguousarray(np.tile(self.channel_params(channels), (1, WIDE_ROW // channels)))
-        return x2.reshape(rows, WIDE_ROW), other2, div, self._wide_params[channels]
+        return x2.reshape(rows, WIDE_ROW), other2, div, self.repeated_params(channels, WIDE_ROW)
 
-    def _gathered_wide_params(self, params):
-        """The parameters repeated along GATHERED_WIDE_ROW elements for run_stages_gathered's wide rows (C a
-        divisor of it below it; a block of ROW_BLOCK rows is whole wide rows), else the parameters as they are."""
-        channels = params.shape[1]
-        if channels >= GATHERED_WIDE_ROW or GATHERED_WIDE_ROW % channels or (_steps.ROW_BLOCK * channels) % GATHERED_WIDE_ROW:
-            return params
-        if self._gathered_params is None:
-            self._gathered_params = np.ascontiguousarray(np.tile(params, (1, GATHERED_WIDE_ROW // channels)))
-        return self._gathered_params
+    def repeated_params(self, channels, width):
+        """The steps' parameters for C = ``channels`` repeated along rows of ``width`` elements (a multiple of C):
+        element e of a wide row is channel e % C. Built once per (C, width)."""
+        key = (channels, width)
+        if key not in self._repeated:
+            self._repeated[key] = np.ascontiguousarray(np.tile(self.channel_params(channels), (1, width // channels)))
+        return self._repeated[key]
 
     def channel_params(self, channels):
         return self.params if self.params.shape[0] else np.zeros((0, channels), np.float32)
