@@ -6,6 +6,7 @@ from cli/commands_train.py.)
 """
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -43,7 +44,9 @@ def predict(
     model: Path = typer.Argument(..., help="Packed model file written by `numbnn export`."),
     input_file: Path = typer.Option(..., "--input", "-i", help="IDX file, .npy array, or picture (PNG, JPEG, BMP, GIF, WebP)."),
     top: int = typer.Option(1, "--top", min=1, help="List the K most likely classes per image."),
-    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per forward pass."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", min=1, help="Images per forward pass (default: as many as keep the model's maps in the "
+        "CPU's cache)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ):
     """Classify images with a packed model: one line per image with its classes and probabilities.

@@ -19,6 +19,7 @@ import numpy as np
 
 from numbnn.inference import trees as _trees  # noqa: F401  (registers the trees op)
 from numbnn.inference.ops import GraphError, Op, Spec, build_op
+from numbnn.inference.runs import images_per_run
 
 # Elements one image may hold in any value of the graph: far above any model numbnn builds (the largest
 # activation of the default models is ~25k per image), far below what would exhaust memory at predict.
@@ -122,7 +123,10 @@ class Program:
     spec: a fresh output array of a large map costs its page faults (bnn-small's 28x28x32 maps at batch
     256 are 26 MB each), the array being overwritten is already in memory. Arrays under
     ``IN_PLACE_MIN_BYTES`` get a fresh output without the run-time aliasing check: a small block comes
-    from malloc's free lists, and at batch 1 the check cost more than the copy it saves."""
+    from malloc's free lists, and at batch 1 the check cost more than the copy it saves.
+
+    ``bytes_per_image``: the most one node reads and writes per image (its inputs and the outputs it writes);
+    ``images_per_run``: the run size :mod:`numbnn.inference.runs` derives from it and the CPU's cache."""
 
     def __init__(self, graph: Graph):
         self.ops, self.specs = graph.check()
@@ -132,6 +136,7 @@ class Program:
         for index, node in enumerate(graph.nodes):
             for value in node.inputs:
                 last_use[value] = index
+        self.bytes_per_image = 0
         for index, (node, op) in enumerate(zip(graph.nodes, self.ops)):
             free = [v for v in set(node.inputs) | set(node.outputs)
                     if last_use.get(v, index) == index and v != graph.output]
@@ -140,6 +145,14 @@ class Program:
                         and len(node.outputs) == 1 and self.specs[first] == self.specs[node.outputs[0]])
             op.drop_outputs({i for i, v in enumerate(node.outputs) if v not in last_use and v != graph.output})
             self.steps.append((op, node.inputs, node.outputs, free, in_place))
+            written = {v for v in node.outputs if v in last_use or v == graph.output}
+            self.bytes_per_image = max(self.bytes_per_image, sum(self._bytes(v) for v in set(node.inputs) | written))
+        self.images_per_run = images_per_run(self.bytes_per_image)
+
+    def _bytes(self, value) -> int:
+        """Bytes of ``value`` per image."""
+        spec = self.specs[value]
+        return math.prod(spec.shape) * np.dtype(spec.dtype).itemsize
 
     def run(self, x: np.ndarray, node_seconds: list | None = None) -> np.ndarray:
         """The graph's output for ``x``; with ``node_seconds``, each node's wall time is appended to it, in
