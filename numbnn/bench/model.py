@@ -1,7 +1,8 @@
 """``numbnn bench model``: images/s and latency of a packed model against the float-simulated model.
 
 Both run in this process on the same uint8 images (normalisation included), at batch 1 and 256:
-"warm" is the median of ``repeats`` timed calls after one untimed call. "Cold" runs in a fresh Python
+"warm" is the median of ``repeats`` timed calls after one untimed call (the packed model's ``predict``, which
+splits a batch into runs of ``packed_images_per_run`` images, :mod:`numbnn.inference.runs`). "Cold" runs in a fresh Python
 process (:mod:`numbnn.bench.cold_start`) and times loading the model plus its first call, JIT
 compilation or Numba's on-disk cache load included: once with the usual cache (warmed first by an
 untimed run), once with ``NUMBA_CACHE_DIR`` pointing at an empty directory (everything compiles); the
@@ -59,7 +60,8 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (max(batches), *packed.input_shape[:2]), dtype=np.uint8)
     result = {"model": packed.meta["config"]["name"], "checkpoint": str(checkpoint), "repeats": repeats,
-              "cpu_model": cpu_model(), "threads": numba.get_num_threads(), "packed": {}, "float": {}, "speedup": {}}
+              "cpu_model": cpu_model(), "threads": numba.get_num_threads(),
+              "packed_images_per_run": packed.program.images_per_run, "packed": {}, "float": {}, "speedup": {}}
     for batch in batches:
         progress(f"batch {batch}")
         x = images[:batch]
@@ -85,7 +87,8 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
 
 
 def node_timings(packed, images, repeats: int) -> list[list[float]]:
-    """Wall seconds of every node of the packed graph on one batch, in graph order, once per run."""
+    """Wall seconds of every node of the packed graph on one batch (one run of all its images, whatever
+    ``program.images_per_run``), in graph order, once per repeat."""
     x = packed.prepare(images)
     runs = []
     for _ in range(repeats):

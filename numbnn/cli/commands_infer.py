@@ -104,7 +104,8 @@ def bench_model(
                       f"{float_['images_per_s']:,.0f}", f"{float_['latency_ms']:.2f}", f"{speedup}x")
     console.print(table)
     largest = max(int(key.removeprefix("batch_")) for key in results["speedup"])
-    console.print(f"packed time per op kind at batch {largest} (ms): "
+    console.print(f"packed predict runs {results['packed_images_per_run']} images at a time (sized to the CPU's cache)")
+    console.print(f"packed time per op kind at batch {largest}, one run (ms): "
                   + ", ".join(f"{name} {ms:.2f}" for name, ms in results["packed_op_ms"].items()))
     binary = results["binary_layers"]["total"]
     if binary.get("share_of_kernel") is not None:
