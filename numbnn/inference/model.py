@@ -16,8 +16,6 @@ from numbnn.inference.graph import Graph, Program
 from numbnn.memory import retain_freed_memory
 from numbnn.threads import default_threads
 
-DEFAULT_BATCH = 256
-
 
 class PackedModel:
     """Predict with ``predict`` (logits) or ``predict_proba``; write with ``save`` (see :mod:`numbnn.inference.format`).
