@@ -10,6 +10,7 @@ rounds' ratios against one run of the whole batch are reported. The logits are c
 """
 
 import argparse
+import functools
 import json
 import statistics
 import time
@@ -48,31 +49,33 @@ def run_sizes(model_name: str, images: int, sizes: list, rounds: int, warmup: in
                        **paired_ratios(times[size], times[images])} for size in sizes]}
 
 
+def print_table(row: dict) -> None:
+    print(f"{row['model']}: {row['bytes_per_image'] / 1e3:.0f} KB per image at most per node, runs of "
+          f"{row['images_per_run']} by default", flush=True)
+    for s in row["sizes"]:
+        print(f"  runs of {s['images_per_run']:4d}: {s['predict_ms']:8.2f} ms, paired against one run "
+              f"{s['ratio_median']:.3f} (quartiles {s['ratio_quartiles'][0]:.3f}-{s['ratio_quartiles'][1]:.3f})",
+              flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", action="append", help="a registered model, its initial weights (repeatable; "
-                        "default reactnet-a)")
+    parser.add_argument("--model", action="append", default=[], help="a registered model, its initial weights "
+                        "(repeatable; default reactnet-a)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--images", type=int, default=256, help="images per predict call")
     parser.add_argument("--sizes", default="auto,32,64,128", help="comma-separated run sizes; auto: the model's own")
-    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     set_threads(args.threads)
-    rows = []
-    for model in args.model or ["reactnet-a"]:
-        rows.append(run_sizes(model, args.images, args.sizes.split(","), args.rounds))
-        if not args.json:
-            r = rows[-1]
-            print(f"{model}: {r['bytes_per_image'] / 1e3:.0f} KB per image at most per node, runs of "
-                  f"{r['images_per_run']} by default", flush=True)
-            for s in r["sizes"]:
-                print(f"  runs of {s['images_per_run']:4d}: {s['predict_ms']:8.2f} ms, paired against one run "
-                      f"{s['ratio_median']:.3f} (quartiles {s['ratio_quartiles'][0]:.3f}-{s['ratio_quartiles'][1]:.3f})",
-                      flush=True)
-    if args.json:
-        print(json.dumps({"cpu_model": cpu_model(), "threads": args.threads, "cache_bytes": last_level_cache_bytes(),
-                          "rounds": args.rounds, "rows": rows}))
+    measure = functools.partial(run_sizes, images=args.images, sizes=args.sizes.split(","), rounds=args.rounds)
+    if not args.json:
+        for model in args.model or ["reactnet-a"]:
+            print_table(measure(model))
+        return
+    print(json.dumps({"cpu_model": cpu_model(), "threads": args.threads, "cache_bytes": last_level_cache_bytes(),
+                      "rounds": args.rounds, "rows": [measure(model) for model in args.model or ["reactnet-a"]]}))
 
 
 if __name__ == "__main__":
