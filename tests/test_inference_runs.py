@@ -47,7 +47,8 @@ def test_program_bytes_per_image_is_its_largest_nodes_inputs_and_written_outputs
 def test_predict_in_cache_sized_runs_gives_the_logits_of_one_run():
     packed = compile(build_model("bnn-small", widths=(8, 8, 16)).eval())
     images = np.random.default_rng(0).integers(0, 256, (21, 28, 28), dtype=np.uint8)
-    whole = packed.predict(images, batch_size=21)
+    assert packed.cache_batch_size == packed.program.images_per_run
+    whole = packed.predict(images)  # one run: the default batch_size is larger
     packed.program.images_per_run = 8  # three runs, the last of 5 images
-    np.testing.assert_array_equal(packed.predict(images), whole)
-    np.testing.assert_array_equal(packed.predict_proba(images), packed.predict_proba(images, batch_size=21))
+    np.testing.assert_array_equal(packed.predict(images, packed.cache_batch_size), whole)
+    np.testing.assert_array_equal(packed.predict_proba(images, packed.cache_batch_size), packed.predict_proba(images))

@@ -1,8 +1,9 @@
 """``numbnn bench model``: images/s and latency of a packed model against the float-simulated model.
 
 Both run in this process on the same uint8 images (normalisation included), at batch 1 and 256:
-"warm" is the median of ``repeats`` timed calls after one untimed call (the packed model's ``predict``, which
-splits a batch into runs of ``packed_images_per_run`` images, :mod:`numbnn.inference.runs`). "Cold" runs in a fresh Python
+"warm" is the median of ``repeats`` timed calls after one untimed call; ``packed_cache_runs`` times the largest
+batch once more in the runs of :attr:`numbnn.inference.model.PackedModel.cache_batch_size` images (opt-in, see
+:mod:`numbnn.inference.runs`). "Cold" runs in a fresh Python
 process (:mod:`numbnn.bench.cold_start`) and times loading the model plus its first call, JIT
 compilation or Numba's on-disk cache load included: once with the usual cache (warmed first by an
 untimed run), once with ``NUMBA_CACHE_DIR`` pointing at an empty directory (everything compiles); the
@@ -60,8 +61,7 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (max(batches), *packed.input_shape[:2]), dtype=np.uint8)
     result = {"model": packed.meta["config"]["name"], "checkpoint": str(checkpoint), "repeats": repeats,
-              "cpu_model": cpu_model(), "threads": numba.get_num_threads(),
-              "packed_images_per_run": packed.program.images_per_run, "packed": {}, "float": {}, "speedup": {}}
+              "cpu_model": cpu_model(), "threads": numba.get_num_threads(), "packed": {}, "float": {}, "speedup": {}}
     for batch in batches:
         progress(f"batch {batch}")
         x = images[:batch]
@@ -70,6 +70,9 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
         result["packed"][f"batch_{batch}"] = _rates(batch, packed_s)
         result["float"][f"batch_{batch}"] = _rates(batch, float_s)
         result["speedup"][f"batch_{batch}"] = round(float_s / packed_s, 2)
+    runs_of = packed.cache_batch_size
+    result["packed_cache_runs"] = {"images_per_run": runs_of, f"batch_{max(batches)}": _rates(
+        max(batches), _median_seconds(lambda: packed.predict(images, runs_of), repeats))}
     runs = node_timings(packed, images[:max(batches)], repeats)
     result["packed_op_ms"] = op_breakdown(packed, runs)
     progress("binary layers against their kernels")
@@ -87,8 +90,8 @@ def run_model_benchmark(checkpoint, repeats: int = 5, quick: bool = False, cold:
 
 
 def node_timings(packed, images, repeats: int) -> list[list[float]]:
-    """Wall seconds of every node of the packed graph on one batch (one run of all its images, whatever
-    ``program.images_per_run``), in graph order, once per repeat."""
+    """Wall seconds of every node of the packed graph on one batch (one run of all its images), in graph
+    order, once per repeat."""
     x = packed.prepare(images)
     runs = []
     for _ in range(repeats):

@@ -6,7 +6,6 @@ from cli/commands_train.py.)
 """
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -44,9 +43,7 @@ def predict(
     model: Path = typer.Argument(..., help="Packed model file written by `numbnn export`."),
     input_file: Path = typer.Option(..., "--input", "-i", help="IDX file, .npy array, or picture (PNG, JPEG, BMP, GIF, WebP)."),
     top: int = typer.Option(1, "--top", min=1, help="List the K most likely classes per image."),
-    batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", min=1, help="Images per forward pass (default: as many as keep the model's maps in the "
-        "CPU's cache)."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per forward pass."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ):
     """Classify images with a packed model: one line per image with its classes and probabilities.
@@ -104,8 +101,10 @@ def bench_model(
                       f"{float_['images_per_s']:,.0f}", f"{float_['latency_ms']:.2f}", f"{speedup}x")
     console.print(table)
     largest = max(int(key.removeprefix("batch_")) for key in results["speedup"])
-    console.print(f"packed predict runs {results['packed_images_per_run']} images at a time (sized to the CPU's cache)")
-    console.print(f"packed time per op kind at batch {largest}, one run (ms): "
+    cache_runs = results["packed_cache_runs"]
+    console.print(f"packed at batch {largest} in runs of {cache_runs['images_per_run']} sized to the CPU's cache "
+                  f"(opt-in: PackedModel.cache_batch_size): {cache_runs[f'batch_{largest}']['images_per_s']:,.0f} img/s")
+    console.print(f"packed time per op kind at batch {largest} (ms): "
                   + ", ".join(f"{name} {ms:.2f}" for name, ms in results["packed_op_ms"].items()))
     binary = results["binary_layers"]["total"]
     if binary.get("share_of_kernel") is not None:

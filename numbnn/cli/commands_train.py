@@ -108,9 +108,7 @@ def evaluate(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by `numbnn train`, or a packed model (`numbnn export`)."),
     packed: bool = typer.Option(False, "--packed", help="Compile the checkpoint and evaluate its packed inference model."),
     limit: Optional[int] = typer.Option(None, help="Evaluate on the first N test images only."),
-    batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", help=f"Images per forward pass (default: {EVAL_BATCH_SIZE} for a checkpoint, as in "
-        "training; for a packed model as many as keep its maps in the CPU's cache)."),
+    batch_size: int = typer.Option(EVAL_BATCH_SIZE, "--batch-size", help="Images per forward pass (as in training)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory holding the FashionMNIST files."),
     threads: Optional[int] = typer.Option(None, help="Threads for the Numba kernels and BLAS (default: all cores)."),
     fc_head: bool = typer.Option(
@@ -133,8 +131,8 @@ def evaluate(
         result = evaluate_file(checkpoint, from_checkpoint=not is_packed_model(checkpoint), limit=limit,
                                batch_size=batch_size, data_dir=data_dir)
     else:
-        result = run.evaluate_checkpoint(checkpoint, limit=limit, data_dir=data_dir, fc_head=fc_head,
-                                         batch_size=EVAL_BATCH_SIZE if batch_size is None else batch_size)
+        result = run.evaluate_checkpoint(checkpoint, limit=limit, batch_size=batch_size, data_dir=data_dir,
+                                         fc_head=fc_head)
     typer.echo(f"accuracy {result.accuracy:.2%} ({result.correct}/{result.n} test images), loss {result.loss:.4f}")
     if json_output:
         print_json({"accuracy": result.accuracy, "n": result.n, "correct": result.correct, "loss": result.loss})

@@ -10,17 +10,16 @@ from numbnn.datasets import fashion_mnist
 from numbnn.errors import InputError
 from numbnn.evaluation import Evaluation, Tally
 from numbnn.inference.compiler import compile
-from numbnn.inference.model import PackedModel, load
+from numbnn.inference.model import DEFAULT_BATCH, PackedModel, load
 
 
-def evaluate(model: PackedModel, images: np.ndarray, labels: np.ndarray, batch_size: int | None = None,
+def evaluate(model: PackedModel, images: np.ndarray, labels: np.ndarray, batch_size: int = DEFAULT_BATCH,
              progress=None) -> Evaluation:
-    """Accuracy and mean cross-entropy of ``model`` on uint8 ``images`` [N, H, W] with integer ``labels``,
-    ``batch_size`` images per forward pass (default: the model's cache-sized runs, :meth:`PackedModel.predict`).
+    """Accuracy and mean cross-entropy of ``model`` on uint8 ``images`` [N, H, W] with integer ``labels``.
 
     ``progress(done, total)`` is called after each batch.
     """
-    batch_size = model.program.images_per_run if batch_size is None else check_int(batch_size, "batch_size")
+    check_int(batch_size, "batch_size")
     labels = np.asarray(labels).astype(np.int64)
     if len(images) != len(labels) or len(labels) == 0:
         raise InputError(f"need one label per image and at least one image, got {len(images)} and {len(labels)}")
@@ -40,7 +39,7 @@ def load_packed(path, from_checkpoint: bool = False) -> PackedModel:
 
 
 def evaluate_file(path, *, from_checkpoint: bool = False, limit: int | None = None,
-                  batch_size: int | None = None, data_dir=None, progress=None) -> Evaluation:
+                  batch_size: int = DEFAULT_BATCH, data_dir=None, progress=None) -> Evaluation:
     """Accuracy on the first ``limit`` FashionMNIST test images (all by default) of a packed model file
     (or of a checkpoint compiled on the fly when ``from_checkpoint``)."""
     if limit is not None:
