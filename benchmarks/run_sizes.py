@@ -1,10 +1,11 @@
 """A packed model's ``predict`` of one batch in runs of several sizes, alternating call by call.
 
-``PackedModel.predict`` splits a batch into runs of ``program.images_per_run`` images, the size whose largest
-node's maps fit half the last-level cache (:mod:`numbnn.inference.runs`). This script measures whether that
-pays: each size in ``--sizes`` (``auto`` is the model's own) runs on the same ``--images`` images, the sizes
-alternating call by call in turned order each round, and per size the median time and the median of the
-rounds' ratios against one run of the whole batch are reported. The logits are checked equal for every size.
+``PackedModel.cache_batch_size`` (``program.images_per_run``) is the run size whose largest node's maps fit
+3/8 of the last-level cache (:mod:`numbnn.inference.runs`). This script measures whether such runs pay: each
+size in ``--sizes`` (``auto`` is the model's own) runs on the same ``--images`` images, the sizes alternating
+call by call in turned order each round, and per size the median time and the median of the rounds' ratios
+against one run of the whole batch are reported. The logits are checked equal for every size. Run it on an
+idle machine and beside a busy process: the two answers differ (docs/performance.md, "2026-12-07 (late night ...)").
 
     python3 benchmarks/run_sizes.py --model reactnet-a --model bnn-small --sizes auto,32,64,128 --rounds 30 --json
 """
