@@ -2,7 +2,7 @@
 
 Usage (torch_twin.py runs it; by hand only to debug)::
 
-    python3 benchmarks/numbnn_contender.py --model reactnet-a --batch-size 64 --steps 5 --warmup 2 --threads 2 [--eval] [--packed]
+    python3 benchmarks/numbnn_contender.py --model reactnet-a --batch-size 64 --steps 5 --warmup 2 --threads 2 [--eval] [--packed [--cache-runs]]
 
 Why a separate process: PyTorch and Numba both run OpenMP pools, and on Linux both use the system's
 GNU libgomp, which reads its settings (GOMP_SPINCOUNT, OMP_WAIT_POLICY) once, when it loads. In one
@@ -14,7 +14,8 @@ its defaults.
 
 Prints one JSON object: for "train" (numbnn.bench.train.TrainStep: the model's recipe on synthetic
 batches), and with ``--eval`` for "float" (the float model's no-grad forward on the first batch) and
-with ``--packed`` for "packed" (the compiled model's ``predict`` on uint8 images), the median wall and
+with ``--packed`` for "packed" (the compiled model's ``predict`` on uint8 images; with ``--cache-runs`` in runs
+of its ``cache_batch_size``, :mod:`numbnn.inference.runs`), the median wall and
 process-CPU seconds of ``--steps`` calls after ``--warmup + 1`` untimed ones.
 """
 
@@ -44,6 +45,8 @@ def main():
     parser.add_argument("--no-train", dest="train", action="store_false")
     parser.add_argument("--eval", action="store_true", help="also time the float model's eval forward")
     parser.add_argument("--packed", action="store_true", help="also time the packed model's predict")
+    parser.add_argument("--cache-runs", action="store_true", help="the packed model's predict in runs of its "
+                        "cache_batch_size (numbnn.inference.runs) instead of one run")
     args = parser.parse_args()
     set_threads(args.threads)
     trainer = TrainStep(args.model, args.batch_size)
@@ -64,7 +67,8 @@ def main():
             from numbnn.inference import compile as compile_packed
 
             images, net = synthetic_images(args.batch_size), compile_packed(model)
-            result["packed"] = median_step_seconds(lambda i: net.predict(images), args.steps, args.warmup)
+            runs = {"batch_size": net.cache_batch_size} if args.cache_runs else {}  # else predict's default
+            result["packed"] = median_step_seconds(lambda i: net.predict(images, **runs), args.steps, args.warmup)
     print(json.dumps(result))
 
 

@@ -887,14 +887,15 @@ def round_spreads(timing: dict) -> dict:
 
 
 def time_model(name: str, batch_size: int, rounds: int, steps: int, warmup: int, threads: int, train: bool = True,
-               evaluate: bool = True, packed: bool = False) -> dict:
+               evaluate: bool = True, packed: bool = False, cache_runs: bool = False) -> dict:
     """Training steps (numbnn, twin NCHW, twin channels_last) and eval passes, each library in processes of
     its own, alternating round by round (module docstring); medians over the rounds, and the memory copy
     speed measured before each round (:func:`memory_copy_gbs`)."""
     result = {"batch_size": batch_size, "load_average_1min": [round(os.getloadavg()[0], 2)], "memory_copy_gbs": []}
     common = ["--model", name, "--steps", steps, "--warmup", warmup, "--threads", threads]
     no_train = [] if train else ["--no-train"]
-    numbnn_flags = no_train + (["--eval"] if evaluate else []) + (["--packed"] if packed else [])
+    numbnn_flags = (no_train + (["--eval"] if evaluate else []) + (["--packed"] if packed else [])
+                    + (["--cache-runs"] if packed and cache_runs else []))
     torch_flags = no_train + ([] if evaluate else ["--no-eval"])
     rounds_of = {"train": {}, "eval": {}}
     for _ in range(rounds):
@@ -970,7 +971,9 @@ def run_model(name: str, args) -> dict:
               "binary_macs_per_image": int(summarize(build_model(name)).total.bops)}
     if args.train or args.eval:
         result["timing"] = {str(b): time_model(name, b, args.rounds, args.steps, args.warmup, args.threads, args.train,
-                                               args.eval, args.packed) for b in batches}
+                                               args.eval, args.packed, args.cache_runs) for b in batches}
+        if args.packed:
+            result["packed_runs"] = "cache_batch_size" if args.cache_runs else "one run per batch"
     return result
 
 
@@ -1034,6 +1037,8 @@ def main():
     parser.add_argument("--check-only", action="store_true", help="only the logits agreement")
     parser.add_argument("--seed", type=int, default=0, help="weights and images of the logits check")
     parser.add_argument("--packed", action="store_true", help="also time numbnn's packed model in the eval pass")
+    parser.add_argument("--cache-runs", action="store_true", help="with --packed: predict in runs of the packed "
+                        "model's cache_batch_size (opt-in, numbnn.inference.runs) instead of one run per batch")
     parser.add_argument("--json", action="store_true", help="one JSON object per model, then a summary object")
     parser.add_argument("--contender", action="store_true",
                         help="internal: time the twin alone for one model and batch size, print JSON (a timing round)")
