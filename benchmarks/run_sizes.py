@@ -1,6 +1,6 @@
 """A packed model's ``predict`` of one batch in runs of several sizes, alternating call by call.
 
-``PackedModel.cache_batch_size`` (``program.images_per_run``) is the run size whose largest node's maps fit
+``PackedModel.cache_batch_size`` is the run size whose largest node's maps fit
 3/8 of the last-level cache (:mod:`numbnn.inference.runs`). This script measures whether such runs pay: each
 size in ``--sizes`` (``auto`` is the model's own) runs on the same ``--images`` images, the sizes alternating
 call by call in turned order each round, and per size the median time and the median of the rounds' ratios
@@ -31,7 +31,7 @@ def run_sizes(model_name: str, images: int, sizes: list, rounds: int, warmup: in
     """Per run size: the median ms of predicting ``images`` images, and the paired ratio against one run."""
     packed = inference.compile(build_model(model_name).eval())
     batch = synthetic_images(images)
-    chosen = packed.program.images_per_run
+    chosen = packed.cache_batch_size
     sizes = sorted({chosen if s == "auto" else int(s) for s in sizes} | {images})
     reference = packed.predict(batch, images)
     for size in sizes:

@@ -41,14 +41,14 @@ def test_program_bytes_per_image_is_its_largest_nodes_inputs_and_written_outputs
     expected = max(sum(nbytes(v) for v in set(node.inputs) | (set(node.outputs) & read)) for node in packed.graph.nodes)
     assert program.bytes_per_image == expected
     assert program.bytes_per_image >= 28 * 28 * 8 * 4  # the stem's float map is read by the first block
-    assert program.images_per_run == runs.images_per_run(expected)
+    assert packed.cache_batch_size == runs.images_per_run(expected)
 
 
-def test_predict_in_cache_sized_runs_gives_the_logits_of_one_run():
+def test_predict_in_cache_sized_runs_gives_the_logits_of_one_run(monkeypatch):
     packed = compile(build_model("bnn-small", widths=(8, 8, 16)).eval())
     images = np.random.default_rng(0).integers(0, 256, (21, 28, 28), dtype=np.uint8)
-    assert packed.cache_batch_size == packed.program.images_per_run
     whole = packed.predict(images)  # one run: the default batch_size is larger
-    packed.program.images_per_run = 8  # three runs, the last of 5 images
+    monkeypatch.setattr(runs, "CACHE_SHARE", 0.0)  # no run fits: the floor, three runs, the last of 5 images
+    assert packed.cache_batch_size == runs.MIN_IMAGES == 8
     np.testing.assert_array_equal(packed.predict(images, packed.cache_batch_size), whole)
     np.testing.assert_array_equal(packed.predict_proba(images, packed.cache_batch_size), packed.predict_proba(images))

@@ -19,7 +19,6 @@ import numpy as np
 
 from numbnn.inference import trees as _trees  # noqa: F401  (registers the trees op)
 from numbnn.inference.ops import GraphError, Op, Spec, build_op
-from numbnn.inference.runs import images_per_run
 
 # Elements one image may hold in any value of the graph: far above any model numbnn builds (the largest
 # activation of the default models is ~25k per image), far below what would exhaust memory at predict.
@@ -125,8 +124,8 @@ class Program:
     ``IN_PLACE_MIN_BYTES`` get a fresh output without the run-time aliasing check: a small block comes
     from malloc's free lists, and at batch 1 the check cost more than the copy it saves.
 
-    ``bytes_per_image``: the most one node reads and writes per image (its inputs and the outputs it writes);
-    ``images_per_run``: the run size :mod:`numbnn.inference.runs` derives from it and the CPU's cache."""
+    ``bytes_per_image``: the most one node reads and writes per image (its inputs and the outputs it writes),
+    from which :mod:`numbnn.inference.runs` derives a cache-sized run."""
 
     def __init__(self, graph: Graph):
         self.ops, self.specs = graph.check()
@@ -147,7 +146,6 @@ class Program:
             self.steps.append((op, node.inputs, node.outputs, free, in_place))
             written = {v for v in node.outputs if v in last_use or v == graph.output}
             self.bytes_per_image = max(self.bytes_per_image, sum(self._bytes(v) for v in set(node.inputs) | written))
-        self.images_per_run = images_per_run(self.bytes_per_image)
 
     def _bytes(self, value) -> int:
         """Bytes of ``value`` per image."""

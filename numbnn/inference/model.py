@@ -13,6 +13,7 @@ from numbnn.checks import check_int
 from numbnn.errors import CheckpointError, InputError, NumbnnError
 from numbnn.inference.format import read_graph, write_graph
 from numbnn.inference.graph import Graph, Program
+from numbnn.inference.runs import images_per_run
 from numbnn.memory import retain_freed_memory
 from numbnn.threads import default_threads
 
@@ -73,7 +74,7 @@ class PackedModel:
         (:mod:`numbnn.inference.runs`): 0.86-0.96 of the time of runs of 256 on an otherwise idle machine, but
         1.1-2.2x under another busy process (more runs, more parallel regions waiting on a descheduled
         thread), so not the default."""
-        return self.program.images_per_run
+        return images_per_run(self.program.bytes_per_image)
 
     def predict(self, images, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """Logits float32 [N, classes] (for ReActXGB: the trees' margins), computed ``batch_size`` images at a

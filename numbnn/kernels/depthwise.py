@@ -29,11 +29,10 @@ import numpy as np
 from numbnn.errors import InputError
 from numbnn.kernels._checks import require_array
 from numbnn.kernels.geometry import conv_geometry
-from numbnn.kernels.steps import ADD_INPUT, PROGRAM, ROWS, apply_steps
+from numbnn.kernels.steps import ADD_INPUT, NO_OTHER, PROGRAM, ROWS, apply_steps
 from numbnn.kernels.typed import typed_njit
 
 _FLOATS = (np.float32, np.float64)
-_NO_OTHER = np.zeros((1, 1), np.float32)  # the second input of steps that read none
 
 # From this multiplier on, the forward and the weight gradient run per output pixel (module docstring).
 # A 1-channel 3x3 stem with 32 outputs on [128, 28, 28, 1] (2 threads, Intel Xeon, 2026-12-07, a probe timing
@@ -299,7 +298,7 @@ def _stem_3x3_steps(x, taps, sh, sw, ph, pw, dh, dw, codes, first_rows, row_para
         b, oy = task // ho, task % ho
         row = out[b, oy]
         _stem_row(x[b], oy, sh, sw, ph, pw, dh, dw, taps, zero, row)
-        apply_steps(row.reshape((1, wo * m)), 0, 0, 1, codes, first_rows, row_params, _NO_OTHER, 1)
+        apply_steps(row.reshape((1, wo * m)), 0, 0, 1, codes, first_rows, row_params, NO_OTHER, 1)
 
 
 def is_stem_3x3(weight_shape) -> bool:

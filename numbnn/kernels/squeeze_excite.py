@@ -20,7 +20,7 @@ import numpy as np
 
 from numbnn.kernels.ordered_matmul import ordered_row
 from numbnn.kernels.pooling import image_mean
-from numbnn.kernels.steps import PROGRAM, ROWS, apply_steps
+from numbnn.kernels.steps import NO_OTHER, PROGRAM, ROWS, apply_steps
 from numbnn.kernels.typed import typed_njit
 
 _MAP = "float32[:, :, :, ::1]"
@@ -36,20 +36,19 @@ def squeeze_excite_gate(x, codes_1, rows_1, params_1, wt_1, bias_1, with_bias_1,
     :func:`numbnn.kernels.steps.run_stages` takes it (codes, first rows, params). No bounds checks: the
     ``squeeze_excite`` op checks every shape."""
     hidden = wt_1.shape[1]
-    no_other = np.zeros((1, 1), np.float32)
     for b in nb.prange(x.shape[0]):
         mean = np.empty((1, x.shape[3]), np.float32)
         image_mean(x[b], mean[0])
-        apply_steps(mean, 0, 0, 1, codes_1, rows_1, params_1, no_other, 1)
+        apply_steps(mean, 0, 0, 1, codes_1, rows_1, params_1, NO_OTHER, 1)
         middle = np.empty((1, hidden), np.float32)
         ordered_row(mean[0], wt_1, middle[0])
         if with_bias_1:
             for j in range(hidden):
                 middle[0, j] = middle[0, j] + bias_1[j]
-        apply_steps(middle, 0, 0, 1, codes_2, rows_2, params_2, no_other, 1)
+        apply_steps(middle, 0, 0, 1, codes_2, rows_2, params_2, NO_OTHER, 1)
         gate = out[b:b + 1]
         ordered_row(middle[0], wt_2, gate[0])
         if with_bias_2:
             for j in range(gate.shape[1]):
                 gate[0, j] = gate[0, j] + bias_2[j]
-        apply_steps(gate, 0, 0, 1, codes_3, rows_3, params_3, no_other, 1)
+        apply_steps(gate, 0, 0, 1, codes_3, rows_3, params_3, NO_OTHER, 1)

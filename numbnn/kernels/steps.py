@@ -39,6 +39,7 @@ ADD_INPUT, SUB_INPUT, RSUB_INPUT, MUL_INPUT, ADD_PADDED_INPUT, ADD_MEAN_INPUT = 
 # Numba types of the entry points' arguments: C-contiguous float32 rows, and a program (codes, first rows).
 ROWS = "float32[:, ::1]"
 PROGRAM = "int64[::1], int64[::1]"
+NO_OTHER = np.zeros((1, 1), np.float32)  # the second input of steps that read none
 
 
 @nb.njit(cache=True, error_model="numpy")  # IEEE division: x / 0 is inf, as in numpy

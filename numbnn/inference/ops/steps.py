@@ -36,7 +36,7 @@ STAGES = {
 WIDE_ROW = 64  # elements per row when a map's channels divide it (Elementwise._wide_rows)
 GATHERED_WIDE_ROW = 256  # the same for steps on a rearranged input (Elementwise.__call__ with moves)
 MEAN_INPUT_GROUPS = range(2, 8)  # add_mean_input: channels averaged per output channel (a short last axis)
-_NO_OTHER = np.zeros((1, 1), np.float32)
+_NO_OTHER = _steps.NO_OTHER
 
 
 @register_op
