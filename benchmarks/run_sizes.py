@@ -52,7 +52,7 @@ def run_sizes(model_name: str, images: int, sizes: list, rounds: int, warmup: in
 
 def print_table(row: dict) -> None:
     print(f"{row['model']}: {row['bytes_per_image'] / 1e3:.0f} KB per image at most per node, runs of "
-          f"{row['images_per_run']} by default", flush=True)
+          f"{row['images_per_run']} by its cache_batch_size", flush=True)
     for s in row["sizes"]:
         print(f"  runs of {s['images_per_run']:4d}: {s['predict_ms']:8.2f} ms, paired against one run "
               f"{s['ratio_median']:.3f} (quartiles {s['ratio_quartiles'][0]:.3f}-{s['ratio_quartiles'][1]:.3f})",
