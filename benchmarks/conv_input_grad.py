@@ -1,12 +1,14 @@
-"""A conv's input gradient three ways, on the wall clock: BLAS dcols products + col2im against the
+"""A conv's input gradient four ways, on the wall clock: BLAS dcols products + col2im against the
 register-tiled kernel (:mod:`numbnn.kernels.conv_input_grad`) and, for convs on whole vectors of input
-channels per group, the table lookup on +-1 weights (:mod:`numbnn.kernels.sign_conv_input_grad`), on the
-3x3 conv shapes of the zoo.
+channels per group, the table lookup on +-1 weights (:mod:`numbnn.kernels.sign_conv_input_grad`) and,
+with whole vectors of output channels too on AVX-512, the permute of per-pixel sign tables
+(:mod:`numbnn.kernels.permute_conv_input_grad`), on the 3x3 conv shapes of the zoo.
 
 For each shape, the ways run alternately ``--repeats`` times after a warm-up; the medians and their
 ratios to BLAS + col2im are printed (below 1: the kernel is faster). ``functional.conv.
-TILED_INPUT_GRAD_MAX_OUTPUTS`` (the largest O/groups that takes the tiled kernel) and the binary convs'
-choice of the lookup (``functional.binary._lookup_input_grad``) were made from this table:
+TILED_INPUT_GRAD_MAX_OUTPUTS`` (the largest O/groups that takes the tiled kernel), the binary convs'
+choice of the lookup (``functional.binary._lookup_input_grad``) and ``PERMUTE_INPUT_GRAD_MAX_OUTPUTS`` there
+were made from this table:
 
     python3 benchmarks/conv_input_grad.py --threads 2 --json
 """
@@ -20,6 +22,8 @@ import numpy as np
 
 from numbnn.functional import conv as conv_module
 from numbnn.kernels.conv_input_grad import conv_input_grad
+from numbnn.kernels.permute_conv_input_grad import fits as permute_fits
+from numbnn.kernels.permute_conv_input_grad import permute_conv_input_grad
 from numbnn.kernels.platform import cpu_model
 from numbnn.kernels.sign_conv_input_grad import fits as lookup_fits
 from numbnn.kernels.sign_conv_input_grad import sign_conv_input_grad
@@ -42,7 +46,7 @@ SHAPES = [
 
 
 def time_shape(shape, o, stride, groups, repeats, rng):
-    """Median seconds of each way ({"blas_col2im": s, "tiled": s, "lookup": s where it applies})."""
+    """Median seconds of each way ({"blas_col2im": s, "tiled": s, "lookup" and "permute": s where they apply})."""
     s = conv_module.conv_shape(shape, (o, 3, 3, shape[3] // groups), stride, 1, 1, groups)
     grad = rng.standard_normal((s.rows, o)).astype(np.float32)
     w = np.where(rng.random((o, 3, 3, shape[3] // groups)) < 0.5, -1.0, 1.0).astype(np.float32)
@@ -50,6 +54,8 @@ def time_shape(shape, o, stride, groups, repeats, rng):
     ways = {"blas_col2im": with_blas, "tiled": lambda: conv_input_grad(grad, w, shape, 3, stride, 1, 1, groups)}
     if lookup_fits(shape[3], groups):
         ways["lookup"] = lambda: sign_conv_input_grad(grad, w, shape, 3, stride, 1, 1, groups)
+    if permute_fits(shape[3], o, groups):
+        ways["permute"] = lambda: permute_conv_input_grad(grad, w, shape, 3, stride, 1, 1, groups)
     original = conv_module.TILED_INPUT_GRAD_MAX_OUTPUTS
     conv_module.TILED_INPUT_GRAD_MAX_OUTPUTS = 0  # blocked_backward on BLAS + col2im only
     try:
@@ -84,9 +90,10 @@ def main():
                     if way != "blas_col2im"})
         rows.append(row)
         if not args.json:
-            lookup = f"  lookup {row['lookup_ms']:7.2f} ms ({row['lookup_ratio']:.2f})" if "lookup" in medians else ""
+            others = "".join(f"  {way} {row[way + '_ms']:7.2f} ms ({row[way + '_ratio']:.2f})"
+                             for way in ("lookup", "permute") if way in medians)
             print(f"{name:20s} O/G {row['outputs_per_group']:4d}  BLAS + col2im {row['blas_col2im_ms']:7.2f} ms  "
-                  f"tiled {row['tiled_ms']:7.2f} ms ({row['tiled_ratio']:.2f}){lookup}", flush=True)
+                  f"tiled {row['tiled_ms']:7.2f} ms ({row['tiled_ratio']:.2f}){others}", flush=True)
     if args.json:
         print(json.dumps({"cpu_model": cpu_model(), "threads": args.threads, "repeats": args.repeats, "rows": rows}))
 

@@ -50,6 +50,11 @@ CHECK = textwrap.dedent(
     g = rng.integers(-3, 4, (3 * 5 * 4, 36)).astype(np.float32)
     got = sign_conv_input_grad(g, w, (3, 9, 8, 16), 3, stride=2, padding=1)
     assert (got == naive.sign_conv_input_grad(g, w, (3, 9, 8, 16), 3, stride=2, padding=1)).all()
+    from numbnn.kernels.permute_conv_input_grad import available  # no 16-lane permute: the conv backward avoids it
+    from numbnn.functional import binary as binary_module
+    x = rng.standard_normal((128, 7, 7, 32)).astype(np.float32)
+    s = binary_module.conv_shape(x.shape, (32, 3, 3, 32), 1, 1, 1, 1)
+    assert not available() and not binary_module._permute_input_grad(np.zeros((s.rows, 32), np.float32), s)
     print("tile_cols", TILE_COLS, "vector_popcount", target_has_vector_popcount())
     """
 )

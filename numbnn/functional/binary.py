@@ -44,6 +44,7 @@ from numbnn.functional.quantizers import (APPROX_SIGN, STE_SIGN, Quantizer, bina
                                           ste_backward)
 from numbnn.kernels import activations as _activation_kernels
 from numbnn.kernels import channels as _channel_kernels
+from numbnn.kernels.permute_conv_input_grad import fits as fits_permute_conv_input_grad
 from numbnn.kernels.sign_conv_input_grad import fits as fits_sign_conv_input_grad
 
 
@@ -112,24 +113,44 @@ def _sign_weight_grad(x, grad2, s, pad_value, shift=None):
 # least LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS input channels per group it took 0.78-0.98x the conv's
 # forward + backward on the zoo's 1x1 shapes with 128-256 inputs (Zen 4, 2 threads, 2026-12-07; 0.99 at
 # 64 inputs, 1.09-1.10 at 32; docs/performance.md, section "2026-12-07 (late evening ...)").
+# On a target with AVX-512F, spatial convs with whole vectors of input and output channels per group and at
+# most PERMUTE_INPUT_GRAD_MAX_OUTPUTS outputs per group take the permute of per-pixel sign tables
+# (kernels.permute_conv_input_grad) instead: on the zoo's 3x3 shapes with 16-128 outputs per group it took
+# 0.65-0.98x the time of the better of the tiled and lookup kernels, 0.98-1.08x at 256 (Zen 4, 2 threads,
+# 2026-12-07; `python3 benchmarks/conv_input_grad.py --threads 2`, docs/performance.md).
 LOOKUP_INPUT_GRAD_MIN_OUTPUTS = 32
 LOOKUP_INPUT_GRAD_MIN_MACS = 1 << 22
 LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS = 128
+PERMUTE_INPUT_GRAD_MAX_OUTPUTS = 128
+
+
+def _conv_macs(s) -> int:
+    g = s.geom
+    return s.rows * s.o * g.kh * g.kw * s.c // s.groups
+
+
+def _permute_input_grad(grad2, s) -> bool:
+    g = s.geom
+    return (grad2.dtype == np.float32 and g.kh * g.kw > 1 and s.o // s.groups <= PERMUTE_INPUT_GRAD_MAX_OUTPUTS
+            and _conv_macs(s) >= LOOKUP_INPUT_GRAD_MIN_MACS and fits_permute_conv_input_grad(s.c, s.o, s.groups))
 
 
 def _lookup_input_grad(x, grad2, s) -> bool:
+    """Whether dL/d sign(x) comes from :func:`_sign_input_grad` (a lookup or a permute of sign tables)."""
+    if x.dtype == np.float32 and _permute_input_grad(grad2, s):
+        return True
     g = s.geom
-    macs = s.rows * s.o * g.kh * g.kw * s.c // s.groups
     wide_enough = g.kh * g.kw > 1 or s.c // s.groups >= LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS
     return (x.dtype == grad2.dtype == np.float32 and wide_enough and fits_sign_conv_input_grad(s.c, s.groups)
-            and s.o // s.groups >= LOOKUP_INPUT_GRAD_MIN_OUTPUTS and macs >= LOOKUP_INPUT_GRAD_MIN_MACS)
+            and s.o // s.groups >= LOOKUP_INPUT_GRAD_MIN_OUTPUTS and _conv_macs(s) >= LOOKUP_INPUT_GRAD_MIN_MACS)
 
 
 def _sign_input_grad(grad2, w, scale_rows, s):
-    """dL/d sign(x) = col2im(g (scale * sign(W))) [N, H, W, C] by table lookup."""
+    """dL/d sign(x) = col2im(g (scale * sign(W))) [N, H, W, C] by a permute of sign tables or a table lookup."""
     g = s.geom
-    return kernels.sign_conv_input_grad(grad2, w, (s.n, s.h, s.w, s.c), (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw),
-                                        (g.dh, g.dw), s.groups, scale=scale_rows)
+    kernel = kernels.permute_conv_input_grad if _permute_input_grad(grad2, s) else kernels.sign_conv_input_grad
+    return kernel(grad2, w, (s.n, s.h, s.w, s.c), (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), (g.dh, g.dw), s.groups,
+                  scale=scale_rows)
 
 
 def _scaled_signs(w, scale_rows):

@@ -40,6 +40,7 @@ from numbnn.kernels.binary_gemm import binary_matmul  # noqa: E402
 from numbnn.kernels.geometry import conv_output_size  # noqa: E402
 from numbnn.kernels.im2col import col2im, im2col  # noqa: E402
 from numbnn.kernels.packing import pack_activations, pack_bits, pack_conv_weight, unpack_bits  # noqa: E402
+from numbnn.kernels.permute_conv_input_grad import permute_conv_input_grad  # noqa: E402
 from numbnn.kernels.sign_matmul import pack_sign_columns, padding_tap_sums, sign_rows_matmul  # noqa: E402
 from numbnn.kernels.sign_conv_input_grad import sign_conv_input_grad  # noqa: E402
 
@@ -54,6 +55,7 @@ __all__ = [
     "pack_conv_weight",
     "pack_sign_columns",
     "padding_tap_sums",
+    "permute_conv_input_grad",
     "sign_rows_matmul",
     "sign_conv_input_grad",
     "unpack_bits",
