@@ -31,9 +31,9 @@ median reported. Switches (``--switch``):
   below K = 288, the threshold before 2026-12-07 (late evening);
 - ``lookup-input-grad-1x1``: pointwise binary convs with 128 or more input channels per group taking their
   input gradient by table lookup (``LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS``) against BLAS;
-- ``permute-input-grad``: spatial binary convs with 16-128 outputs per group taking their input gradient by a
-  permute of per-pixel sign tables (:mod:`numbnn.kernels.permute_conv_input_grad`, AVX-512) against the table
-  lookup (32 or more outputs per group) or the register-tiled kernel (16);
+- ``permute-input-grad``: binary convs taking their input gradient by a permute of per-pixel sign tables
+  (:mod:`numbnn.kernels.permute_conv_input_grad`, AVX-512; spatial ones with 16-128 outputs per group,
+  pointwise ones from 64 inputs per group) against the table lookup, the register-tiled kernel or BLAS;
 - ``conv-moments``: a training batch norm after a binary conv taking the moments the conv's scaling pass summed
   (``Context.output_moments``) against reading the map for them (the scaling pass still sums them: off pays
   both, so the ratio is an upper bound on the gain's complement; the scaling pass alone is probed in the docs).
@@ -116,7 +116,8 @@ SWITCHES = {
     "repeated-concat-grad": lambda: patched((shape, "_repeated_input_grad", lambda ctx, rows, shape_: None)),
     "lookup-weight-grad-1x1": lambda: patched((binary, "LOOKUP_MIN_COLUMNS", 288)),
     "lookup-input-grad-1x1": lambda: patched((binary, "LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS", 1 << 40)),
-    "permute-input-grad": lambda: patched((binary, "PERMUTE_INPUT_GRAD_MAX_OUTPUTS", 0)),
+    "permute-input-grad": lambda: patched((binary, "PERMUTE_INPUT_GRAD_MAX_OUTPUTS", 0),
+                                          (binary, "PERMUTE_INPUT_GRAD_MAX_OUTPUTS_POINTWISE", 0)),
     # the batch norm reads the map
     "conv-moments": lambda: patched((OutputMoments, "describe", lambda moments, values: False)),
 }

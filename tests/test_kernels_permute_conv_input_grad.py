@@ -101,17 +101,20 @@ def test_bad_arguments_raise():
 
 
 @needs_avx512
-def test_binary_conv_backward_takes_the_permute_for_spatial_convs_up_to_its_width(monkeypatch):
-    """3x3 binary convs with 16 to PERMUTE_INPUT_GRAD_MAX_OUTPUTS outputs per group on whole vectors of input
-    and output channels take the permute (FTBNN's 16 per group included); wider, pointwise or ragged ones do not;
-    the result is the float64 definition's."""
+def test_binary_conv_backward_takes_the_permute_for_convs_it_wins_on(monkeypatch):
+    """Binary convs on whole vectors of input and output channels per group take the permute: 3x3 ones with 16 to
+    PERMUTE_INPUT_GRAD_MAX_OUTPUTS outputs per group (FTBNN's 16 included), 1x1 ones from
+    PERMUTE_INPUT_GRAD_MIN_POINTWISE_INPUTS inputs per group up to PERMUTE_INPUT_GRAD_MAX_OUTPUTS_POINTWISE
+    outputs; wider, narrower, ragged or small ones do not; the result is the float64 definition's."""
     def takes(n, c, o, groups=1, size=7, k=3):
         x = np.zeros((n, size, size, c), np.float32)
         s = binary_module.conv_shape(x.shape, (o, k, k, c // groups), 1, k // 2, 1, groups)
         return binary_module._permute_input_grad(np.zeros((s.rows, o), np.float32), s)
 
     assert takes(128, 64, 64, groups=4) and takes(128, 32, 32) and takes(128, 128, 128)
-    assert not takes(128, 256, 256) and not takes(128, 128, 128, k=1) and not takes(128, 40, 40)
+    assert not takes(128, 256, 256) and not takes(128, 40, 40)
+    assert takes(128, 64, 64, k=1) and takes(128, 256, 512, k=1)
+    assert not takes(128, 32, 128, k=1) and not takes(128, 256, 1024, k=1)
     assert not takes(1, 32, 32, size=4)  # below the multiply-adds that pay for the thread pool
     calls = []
     kernel = binary_module.kernels.permute_conv_input_grad

@@ -113,15 +113,21 @@ def _sign_weight_grad(x, grad2, s, pad_value, shift=None):
 # least LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS input channels per group it took 0.78-0.98x the conv's
 # forward + backward on the zoo's 1x1 shapes with 128-256 inputs (Zen 4, 2 threads, 2026-12-07; 0.99 at
 # 64 inputs, 1.09-1.10 at 32; docs/performance.md, section "2026-12-07 (late evening ...)").
-# On a target with AVX-512F, spatial convs with whole vectors of input and output channels per group and at
-# most PERMUTE_INPUT_GRAD_MAX_OUTPUTS outputs per group take the permute of per-pixel sign tables
-# (kernels.permute_conv_input_grad) instead: on the zoo's 3x3 shapes with 16-128 outputs per group it took
-# 0.65-0.98x the time of the better of the tiled and lookup kernels, 0.98-1.08x at 256 (Zen 4, 2 threads,
-# 2026-12-07; `python3 benchmarks/conv_input_grad.py --threads 2`, docs/performance.md).
+# On a target with AVX-512F, convs with whole vectors of input and output channels per group take the
+# permute of per-pixel sign tables (kernels.permute_conv_input_grad) instead, spatial ones up to
+# PERMUTE_INPUT_GRAD_MAX_OUTPUTS outputs per group, pointwise ones from PERMUTE_INPUT_GRAD_MIN_POINTWISE_INPUTS
+# inputs per group (below, building a pixel's tables costs more than its few lookups) up to
+# PERMUTE_INPUT_GRAD_MAX_OUTPUTS_POINTWISE outputs. Zen 4, 2 threads, batch 128, 2026-12-07
+# (docs/performance.md): on the zoo's 3x3 shapes with 16-128 outputs per group 0.65-0.98x the time of the
+# better of the tiled and lookup kernels, 0.98-1.08x at 256 (`python3 benchmarks/conv_input_grad.py
+# --threads 2`); on 1x1 shapes with 64-256 inputs and 64-512 outputs 0.59-0.81x the better of BLAS and the
+# lookup, with 32 inputs 0.69-1.22x (a probe).
 LOOKUP_INPUT_GRAD_MIN_OUTPUTS = 32
 LOOKUP_INPUT_GRAD_MIN_MACS = 1 << 22
 LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS = 128
 PERMUTE_INPUT_GRAD_MAX_OUTPUTS = 128
+PERMUTE_INPUT_GRAD_MIN_POINTWISE_INPUTS = 64
+PERMUTE_INPUT_GRAD_MAX_OUTPUTS_POINTWISE = 512
 
 
 def _conv_macs(s) -> int:
@@ -131,8 +137,14 @@ def _conv_macs(s) -> int:
 
 def _permute_input_grad(grad2, s) -> bool:
     g = s.geom
-    return (grad2.dtype == np.float32 and g.kh * g.kw > 1 and s.o // s.groups <= PERMUTE_INPUT_GRAD_MAX_OUTPUTS
-            and _conv_macs(s) >= LOOKUP_INPUT_GRAD_MIN_MACS and fits_permute_conv_input_grad(s.c, s.o, s.groups))
+    per_group = s.o // s.groups
+    if g.kh * g.kw > 1:
+        shape_fits = per_group <= PERMUTE_INPUT_GRAD_MAX_OUTPUTS
+    else:
+        shape_fits = (s.c // s.groups >= PERMUTE_INPUT_GRAD_MIN_POINTWISE_INPUTS
+                      and per_group <= PERMUTE_INPUT_GRAD_MAX_OUTPUTS_POINTWISE)
+    return (grad2.dtype == np.float32 and shape_fits and _conv_macs(s) >= LOOKUP_INPUT_GRAD_MIN_MACS
+            and fits_permute_conv_input_grad(s.c, s.o, s.groups))
 
 
 def _lookup_input_grad(x, grad2, s) -> bool:
