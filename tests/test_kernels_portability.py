@@ -1,4 +1,5 @@
-"""The kernels on a CPU without AVX-512: compiled for Haswell (AVX2) in a subprocess, still exact.
+"""The kernels on a CPU without AVX-512: compiled for Haswell (AVX2) in a subprocess, still exact; and the
+AVX-512 permute kernel compiled for a CPU that prefers 256-bit vectors.
 
 NUMBA_CPU_NAME alone keeps the host's feature flags, so NUMBA_CPU_FEATURES="" is set too: the code
 is then generated for a plain Haswell, and numbnn picks its AVX2 tile shape.
@@ -9,6 +10,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
+
+from numbnn.kernels.permute_conv_input_grad import available as permute_available
 
 CHECK = textwrap.dedent(
     """
@@ -66,3 +71,37 @@ def test_kernels_are_exact_when_compiled_for_haswell():
     result = subprocess.run([sys.executable, "-c", CHECK.format(tests=tests)], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tile_cols 8 vector_popcount False" in result.stdout
+
+
+PERMUTE_CHECK = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    import naive
+    from numbnn.kernels.permute_conv_input_grad import available, permute_conv_input_grad
+
+    assert available()
+    rng = np.random.default_rng(0)
+    for groups, per_group in ((4, 16), (1, 32)):  # chunks of 4 quads for 4 pixels, of 8 for 2
+        w = rng.standard_normal((groups * per_group, 3, 3, 16)).astype(np.float32)
+        g = rng.integers(-3, 4, (2 * 5 * 4, groups * per_group)).astype(np.float32)
+        shape = (2, 9, 8, 16 * groups)
+        got = permute_conv_input_grad(g, w, shape, 3, stride=2, padding=1, groups=groups)
+        assert (got == naive.sign_conv_input_grad(g, w, shape, 3, stride=2, padding=1, groups=groups)).all()
+    print("permute exact")
+    """
+)
+
+
+@pytest.mark.skipif(not permute_available(), reason="runs AVX-512 code: needs a host with AVX-512F")
+def test_the_permute_kernel_is_exact_when_compiled_for_a_cpu_preferring_256_bit_vectors():
+    """LLVM gives Skylake-SP 256-bit vectors by preference; the kernel's 512-bit permutes must still compile
+    there (the Intel machines this project runs on take the same path)."""
+    env = dict(os.environ, NUMBA_CPU_NAME="skylake-avx512")
+    env.pop("NUMBA_CPU_FEATURES", None)  # the host's features: AVX-512F among them
+    tests = str(Path(__file__).parent)
+    result = subprocess.run([sys.executable, "-c", PERMUTE_CHECK.format(tests=tests)], env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "permute exact" in result.stdout
