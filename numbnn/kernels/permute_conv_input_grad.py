@@ -8,7 +8,8 @@ For output pixel p and the quad of output channels 4q..4q+3 of a group, the 16 s
 
     T_pq[b] = sum_{i<4} s_i(b) * scale_{4q+i} * G[p, 4q+i],    s_i(b) = -1 if bit i of b is set, else +1,
 
-fill exactly one 16-float vector (four multiply-adds of broadcast values with constant +-1 patterns).
+fill exactly one 16-float vector (a multiply and three fused multiply-adds of broadcast values with
+constant +-1 patterns).
 The weights' signs give, per tap t, input channel c and quad q, the 4-bit code
 code[t, c, q] = sum_i [W[4q+i, t, c] < 0] << i, and
 
@@ -23,7 +24,8 @@ multiply-adds of 16 lanes for a product with +-1 weights (BLAS, or the register-
 
 A call handles PIXELS consecutive output pixels of one image and CHUNK quads of one group, with
 their PIXELS x CHUNK tables in registers (16 of the 32): each code vector is loaded once for all
-PIXELS pixels (the codes, 9*C*O bytes, are re-read for every pixel group, from L1 or L2). Chunks of
+PIXELS pixels (the codes, 9*C*O bytes, are re-read for every pixel group, from L1 or L2); the taps' offsets
+in an image are computed once per call, the same for every image. Chunks of
 8 quads (32 outputs) and 2 pixels where a group has a multiple of 32 outputs, otherwise 4 quads and
 4 pixels; an image's last pixels, fewer than PIXELS, go one at a time. Taps that fall in the padding
 add onto a scratch vector instead (a select between two pointers; no branch per pixel). A task owns
@@ -101,28 +103,36 @@ def permute_conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding
     return out
 
 
+def _aligned(values: np.ndarray) -> np.ndarray:
+    """A flat copy of ``values`` whose data starts on a 64-byte boundary (vector loads of it never split a line)."""
+    store = np.empty(values.size + LANES, values.dtype)
+    skip = (LANES - (store.ctypes.data // values.itemsize) % LANES) % LANES
+    aligned = store[skip : skip + values.size]
+    aligned[:] = values.reshape(-1)
+    return aligned
+
+
+
+
 def _sign_codes(w, groups):
     """int32 [G, KH*KW, C_g/16, O_g/4, 16], 64-byte aligned: entry (g, t, b, q, j) = the 4-bit code of the
     signs of w[g*O_g + 4q : +4, tap t, channel 16b + j] (bit i set for a negative weight of output 4q + i)."""
     o, kh, kw, cg = w.shape
     og = o // groups
     negative = (w < 0).reshape(groups, og // 4, 4, kh * kw, cg // LANES, LANES)
-    codes = np.einsum("gqitbj,i->gtbqj", negative.astype(np.int32), np.array([1, 2, 4, 8], np.int32))
-    store = np.empty(codes.size + LANES, np.int32)
-    skip = (LANES - (store.ctypes.data // 4) % LANES) % LANES
-    aligned = store[skip : skip + codes.size]
-    aligned[:] = codes.reshape(-1)
-    return aligned
+    return _aligned(np.einsum("gqitbj,i->gtbqj", negative.astype(np.int32), np.array([1, 2, 4, 8], np.int32)))
 
 
 @intrinsic
 def _build_tables(typingctx, tables, at, g, g_at, scale, count):
-    """tables.flat[at + 16q : +16] = T_q for q < count: lane b = sum_{i<4} s_i(b) * scale[4q+i] * g.flat[g_at + 4q+i]."""
+    """tables.flat[at + 16q : +16] = T_q for q < count: lane b = sum_{i<4} s_i(b) * scale[4q+i] * g.flat[g_at + 4q+i]
+    (a multiply, then fused multiply-adds, of the broadcast products with the constant sign patterns)."""
 
     def codegen(context, builder, sig, args):
         at_, g_at_, count_ = as_int64s(context, builder, (args[1], args[3], args[5]), (sig.args[1], sig.args[3], sig.args[5]))
         g_data = context.make_array(sig.args[2])(context, builder, args[2]).data
         scale_data = context.make_array(sig.args[4])(context, builder, args[4]).data
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(F16, [F16, F16, F16]), "llvm.fma.v16f32")
         patterns = [ir.Constant(F16, [ir.Constant(ir.FloatType(), v) for v in p]) for p in _PATTERNS]
         broadcast = ir.Constant(_I32x16, [0] * LANES)
         with cgutils.for_range(builder, count_) as loop:
@@ -133,8 +143,8 @@ def _build_tables(typingctx, tables, at, g, g_at, scale, count):
                 value = builder.fmul(builder.load(builder.gep(g_data, [builder.add(g_at_, k)])),
                                      builder.load(builder.gep(scale_data, [k])))
                 vector = builder.insert_element(ir.Constant(F16, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
-                term = builder.fmul(builder.shuffle_vector(vector, vector, broadcast), patterns[i])
-                table = term if table is None else builder.fadd(table, term)
+                vector = builder.shuffle_vector(vector, vector, broadcast)
+                table = builder.fmul(vector, patterns[i]) if table is None else builder.call(fma, [vector, patterns[i], table])
             offset = builder.add(at_, builder.mul(loop.index, ir.Constant(_I64, LANES)))
             builder.store(table, vector_pointer(context, builder, sig.args[0], args[0], offset), align=64)
         return context.get_dummy_value()
@@ -218,21 +228,22 @@ def _permute_conv_input_grad(g, scale, codes, h, w, c, kh, kw, sh, sw, ph, pw, d
     tap_stride = blocks * quads * LANES
     g_flat = g.reshape(-1)
     image_pixels = ho * wo
+    all_targets = np.empty(image_pixels * taps, np.int64)  # an image's dx offset of each pixel's taps, -1 in the padding
+    for pixel in range(image_pixels):
+        top, left = pixel // wo * sh - ph, pixel % wo * sw - pw
+        for tap in range(taps):
+            iy, ix = top + tap // kw * dh, left + tap % kw * dw
+            all_targets[pixel * taps + tap] = (iy * w + ix) * c if 0 <= iy < h and 0 <= ix < w else -1
     for image in nb.prange(n):
         dx[image] = 0.0
         dx_image = dx[image].reshape(-1)
         tables = aligned_zeros(pixels * o * 4)  # each pixel's O/4 tables of 16 floats
         scratch = aligned_zeros(c)  # where taps in the padding add
-        targets = np.empty(pixels * taps, np.int64)  # dx_image offset of each pixel's taps, -1 in the padding
         for first in range(0, image_pixels, pixels):
             count = min(pixels, image_pixels - first)
             for k in range(count):
-                oy, ox = (first + k) // wo, (first + k) % wo
                 _build_tables(tables, k * o * 4, g_flat, (image * image_pixels + first + k) * o, scale, o // 4)
-                top, left = oy * sh - ph, ox * sw - pw
-                for tap in range(taps):
-                    iy, ix = top + tap // kw * dh, left + tap % kw * dw
-                    targets[k * taps + tap] = (iy * w + ix) * c if 0 <= iy < h and 0 <= ix < w else -1
+            targets = all_targets[first * taps :]
             for group in range(groups):
                 for q in range(0, quads, chunk):
                     tables_at, codes_at = (group * quads + q) * LANES, group * taps * tap_stride + q * LANES
