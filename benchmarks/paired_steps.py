@@ -32,7 +32,7 @@ median reported. Switches (``--switch``):
 - ``lookup-input-grad-1x1``: pointwise binary convs with 128 or more input channels per group taking their
   input gradient by table lookup (``LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS``) against BLAS;
 - ``permute-input-grad``: binary convs taking their input gradient by a permute of per-pixel sign tables
-  (:mod:`numbnn.kernels.permute_conv_input_grad`, AVX-512; spatial ones with 16-128 outputs per group,
+  (:mod:`numbnn.kernels.permute_conv_input_grad`, AVX-512; spatial ones with 16-256 outputs per group,
   pointwise ones from 64 inputs per group) against the table lookup, the register-tiled kernel or BLAS;
 - ``conv-moments``: a training batch norm after a binary conv taking the moments the conv's scaling pass summed
   (``Context.output_moments``) against reading the map for them (the scaling pass still sums them: off pays

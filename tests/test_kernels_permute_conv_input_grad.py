@@ -111,8 +111,8 @@ def test_binary_conv_backward_takes_the_permute_for_convs_it_wins_on(monkeypatch
         s = binary_module.conv_shape(x.shape, (o, k, k, c // groups), 1, k // 2, 1, groups)
         return binary_module._permute_input_grad(np.zeros((s.rows, o), np.float32), s)
 
-    assert takes(128, 64, 64, groups=4) and takes(128, 32, 32) and takes(128, 128, 128)
-    assert not takes(128, 256, 256) and not takes(128, 40, 40)
+    assert takes(128, 64, 64, groups=4) and takes(128, 32, 32) and takes(128, 256, 256, size=4)
+    assert not takes(128, 512, 512, size=4) and not takes(128, 40, 40)
     assert takes(128, 64, 64, k=1) and takes(128, 256, 512, k=1)
     assert not takes(128, 32, 128, k=1) and not takes(128, 256, 1024, k=1)
     assert not takes(1, 32, 32, size=4)  # below the multiply-adds that pay for the thread pool
