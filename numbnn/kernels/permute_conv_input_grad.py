@@ -125,24 +125,28 @@ def _sign_codes(w, groups):
 
 
 @intrinsic
-def _build_tables(typingctx, tables, at, g, g_at, scale, count):
-    """tables.flat[at + 16q : +16] = T_q for q < count: lane b = sum_{i<4} s_i(b) * scale[4q+i] * g.flat[g_at + 4q+i]
-    (a multiply, then fused multiply-adds, of the broadcast products with the constant sign patterns)."""
+def _build_tables(typingctx, tables, at, g, g_at, scale, scaled, count):
+    """tables.flat[at + 16q : +16] = T_q for q < count (a multiple of 4): lane b = sum_{i<4} s_i(b) * scale[4q+i] *
+    g.flat[g_at + 4q+i]. The row's products with the scale go to ``scaled`` first, 16 at a time, so each table
+    is a multiply and three fused multiply-adds of broadcast loads with the constant sign patterns."""
 
     def codegen(context, builder, sig, args):
-        at_, g_at_, count_ = as_int64s(context, builder, (args[1], args[3], args[5]), (sig.args[1], sig.args[3], sig.args[5]))
-        g_data = context.make_array(sig.args[2])(context, builder, args[2]).data
-        scale_data = context.make_array(sig.args[4])(context, builder, args[4]).data
+        at_, g_at_, count_ = as_int64s(context, builder, (args[1], args[3], args[6]), (sig.args[1], sig.args[3], sig.args[6]))
+        scaled_data = context.make_array(sig.args[5])(context, builder, args[5]).data
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(F16, [F16, F16, F16]), "llvm.fma.v16f32")
         patterns = [ir.Constant(F16, [ir.Constant(ir.FloatType(), v) for v in p]) for p in _PATTERNS]
         broadcast = ir.Constant(_I32x16, [0] * LANES)
+        with cgutils.for_range(builder, builder.udiv(count_, ir.Constant(_I64, 4))) as loop:
+            offset = builder.mul(loop.index, ir.Constant(_I64, LANES))
+            values = builder.load(vector_pointer(context, builder, sig.args[2], args[2], builder.add(g_at_, offset)), align=4)
+            factors = builder.load(vector_pointer(context, builder, sig.args[4], args[4], offset), align=4)
+            builder.store(builder.fmul(values, factors), vector_pointer(context, builder, sig.args[5], args[5], offset),
+                          align=64)
         with cgutils.for_range(builder, count_) as loop:
             first = builder.mul(loop.index, ir.Constant(_I64, 4))
             table = None
             for i in range(4):
-                k = builder.add(first, ir.Constant(_I64, i))
-                value = builder.fmul(builder.load(builder.gep(g_data, [builder.add(g_at_, k)])),
-                                     builder.load(builder.gep(scale_data, [k])))
+                value = builder.load(builder.gep(scaled_data, [builder.add(first, ir.Constant(_I64, i))]))
                 vector = builder.insert_element(ir.Constant(F16, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
                 vector = builder.shuffle_vector(vector, vector, broadcast)
                 table = builder.fmul(vector, patterns[i]) if table is None else builder.call(fma, [vector, patterns[i], table])
@@ -150,7 +154,7 @@ def _build_tables(typingctx, tables, at, g, g_at, scale, count):
             builder.store(table, vector_pointer(context, builder, sig.args[0], args[0], offset), align=64)
         return context.get_dummy_value()
 
-    return types.none(tables, at, g, g_at, scale, count), codegen
+    return types.none(tables, at, g, g_at, scale, scaled, count), codegen
 
 
 def _permute_pixels(pixels: int, chunk: int):
@@ -240,10 +244,11 @@ def _permute_conv_input_grad(g, scale, codes, h, w, c, kh, kw, sh, sw, ph, pw, d
         dx_image = dx[image].reshape(-1)
         tables = aligned_zeros(pixels * o * 4)  # each pixel's O/4 tables of 16 floats
         scratch = aligned_zeros(c)  # where taps in the padding add
+        scaled = aligned_zeros(o)  # a pixel's gradient times the scale
         for first in range(0, image_pixels, pixels):
             count = min(pixels, image_pixels - first)
             for k in range(count):
-                _build_tables(tables, k * o * 4, g_flat, (image * image_pixels + first + k) * o, scale, o // 4)
+                _build_tables(tables, k * o * 4, g_flat, (image * image_pixels + first + k) * o, scale, scaled, o // 4)
             targets = all_targets[first * taps :]
             for group in range(groups):
                 for q in range(0, quads, chunk):
