@@ -118,10 +118,10 @@ def _sign_weight_grad(x, grad2, s, pad_value, shift=None):
 # PERMUTE_INPUT_GRAD_MAX_OUTPUTS outputs per group, pointwise ones from PERMUTE_INPUT_GRAD_MIN_POINTWISE_INPUTS
 # inputs per group (below, building a pixel's tables costs more than its few lookups) up to
 # PERMUTE_INPUT_GRAD_MAX_OUTPUTS_POINTWISE outputs. Zen 4, 2 threads, batch 128, 2026-12-07
-# (docs/performance.md): on the zoo's 3x3 shapes with 16-256 outputs per group 0.42-0.88x the time of the
+# (docs/performance.md): on the zoo's 3x3 shapes with 16-256 outputs per group 0.45-0.90x the time of the
 # better of the tiled and lookup kernels (`python3 benchmarks/conv_input_grad.py --threads 2`); on 1x1 shapes
-# with 64-512 inputs and 64-512 outputs 0.61-0.77x the better of BLAS and the lookup, with 32 inputs
-# 0.81-1.17x (the same with `--pointwise`).
+# with 64-512 inputs and 32-512 outputs 0.55-0.84x the better of BLAS and the lookup, with 32 inputs
+# 0.56-1.33x (the same with `--pointwise`; BLAS's time on the narrow shapes moves from run to run).
 LOOKUP_INPUT_GRAD_MIN_OUTPUTS = 32
 LOOKUP_INPUT_GRAD_MIN_MACS = 1 << 22
 LOOKUP_INPUT_GRAD_MIN_POINTWISE_INPUTS = 128

@@ -32,8 +32,8 @@ add onto a scratch vector instead (a select between two pointers; no branch per 
 whole images, walking their pixel groups, taps and channels in one order: every element of dx sums
 its terms in the same order whatever the number of threads.
 
-On the zoo's 3x3 shapes at batch 128 with 16-256 outputs per group this took 0.42-0.88x the time of
-the better of the tiled and lookup kernels, on 1x1 shapes from 64 inputs 0.61-0.77x that of BLAS or the
+On the zoo's 3x3 shapes at batch 128 with 16-256 outputs per group this took 0.45-0.90x the time of
+the better of the tiled and lookup kernels, on 1x1 shapes from 64 inputs 0.55-0.84x that of BLAS or the
 lookup (2 threads, AMD EPYC Zen 4, 2026-12-07; `python3 benchmarks/conv_input_grad.py --threads 2
 [--pointwise]`, docs/performance.md).
 
