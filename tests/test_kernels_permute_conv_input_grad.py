@@ -5,10 +5,9 @@ import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import naive
-from conv_cases import assert_input_grad_matches, conv_geometry
+from conv_cases import assert_input_grad_matches, assert_same_bits_on_1_and_2_threads, sign_input_grad_case
 from numbnn.errors import InputError
 from numbnn.functional import binary as binary_module
 from numbnn.kernels.permute_conv_input_grad import available, permute_conv_input_grad
@@ -16,26 +15,14 @@ from numbnn.kernels.permute_conv_input_grad import available, permute_conv_input
 needs_avx512 = pytest.mark.skipif(not available(), reason="the permute kernel needs AVX-512F")
 
 
-@st.composite
-def grad_case(draw):
-    """Odd kernels, stride 2, padding, dilation, batch 1, groups; 16 outputs per group (chunks of 4 quads for 4
-    pixels), 32 and 64 (chunks of 8 quads for 2 pixels), and pixel counts that leave a last group of fewer pixels."""
-    h, w, ho, wo, args = draw(conv_geometry())
-    groups = draw(st.integers(1, 3))
-    cg, og = draw(st.sampled_from([16, 32, 48])), draw(st.sampled_from([16, 32, 48, 64]))
-    n = draw(st.integers(1, 5))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    o = groups * og
-    weights = rng.standard_normal((o, *args["kernel_size"], cg)).astype(draw(st.sampled_from([np.float32, np.float64])))
-    weights[rng.random(weights.shape) < 0.1] = 0.0  # sign(0) = +1
-    scale = rng.random(o).astype(np.float32) if draw(st.booleans()) else None
-    grad = rng.standard_normal((n * ho * wo, o)).astype(np.float32)
-    return grad, weights, (n, h, w, groups * cg), dict(args, groups=groups, scale=scale)
+# 16 outputs per group (chunks of 4 quads for 4 pixels), 32 and 64 (chunks of 8 quads for 2 pixels), 48 (4 quads
+# at a time again); pixel counts that leave a last group of fewer pixels
+GRAD_CASES = sign_input_grad_case([16, 32, 48, 64], 5)
 
 
 @needs_avx512
 @settings(max_examples=80, deadline=None)
-@given(grad_case())
+@given(GRAD_CASES)
 def test_permute_conv_input_grad_matches_naive(case):
     grad, w, shape, args = case
     assert_input_grad_matches(permute_conv_input_grad, naive.sign_conv_input_grad, grad, w, shape, args)
@@ -62,15 +49,7 @@ def test_the_sums_do_not_depend_on_the_thread_count():
     shape, o = (6, 7, 7, 32), 32
     w = rng.standard_normal((o, 3, 3, 32)).astype(np.float32)
     grad = rng.standard_normal((6 * 49, o)).astype(np.float32)
-    before = numba.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            numba.set_num_threads(threads)
-            results.append(permute_conv_input_grad(grad, w, shape, 3, padding=1))
-    finally:
-        numba.set_num_threads(before)
-    np.testing.assert_array_equal(results[0], results[1])
+    assert_same_bits_on_1_and_2_threads(permute_conv_input_grad, grad, w, shape, 3, padding=1)
 
 
 def test_the_gate_reads_the_features_numba_compiles_for(monkeypatch):

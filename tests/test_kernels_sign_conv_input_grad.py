@@ -4,36 +4,22 @@ import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import naive
-from conv_cases import assert_input_grad_matches, conv_geometry
+from conv_cases import assert_input_grad_matches, assert_same_bits_on_1_and_2_threads, sign_input_grad_case
 from numbnn.errors import InputError
 from numbnn.functional import binary as binary_module
 from numbnn.kernels.sign_conv_input_grad import sign_conv_input_grad
 
 
-@st.composite
-def grad_case(draw):
-    """Odd kernels, stride 2, padding, dilation, batch 1, groups; output channel counts per group off multiples
-    of 4 (a partial table) and past 32 (more than one step of 8 lookups); pixel counts that leave partial
-    16-pixel blocks."""
-    h, w, ho, wo, args = draw(conv_geometry())
-    groups = draw(st.integers(1, 3))
-    # 16 and 32: whole 16x16 blocks of grad, transposed in registers
-    cg, og = draw(st.sampled_from([16, 32, 48])), draw(st.sampled_from([1, 3, 4, 7, 16, 32, 33, 70]))
-    n = draw(st.integers(1, 9))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    o = groups * og
-    weights = rng.standard_normal((o, *args["kernel_size"], cg)).astype(draw(st.sampled_from([np.float32, np.float64])))
-    weights[rng.random(weights.shape) < 0.1] = 0.0  # sign(0) = +1
-    scale = rng.random(o).astype(np.float32) if draw(st.booleans()) else None
-    grad = rng.standard_normal((n * ho * wo, o)).astype(np.float32)
-    return grad, weights, (n, h, w, groups * cg), dict(args, groups=groups, scale=scale)
+# output channel counts per group off multiples of 4 (a partial table) and past 32 (more than one step of 8
+# lookups); 16 and 32 input channels: whole 16x16 blocks of grad, transposed in registers; up to 9 images: pixel
+# counts that leave partial 16-pixel blocks
+GRAD_CASES = sign_input_grad_case([1, 3, 4, 7, 16, 32, 33, 70], 9)
 
 
 @settings(max_examples=80, deadline=None)
-@given(grad_case())
+@given(GRAD_CASES)
 def test_sign_conv_input_grad_matches_naive(case):
     grad, w, shape, args = case
     assert_input_grad_matches(sign_conv_input_grad, naive.sign_conv_input_grad, grad, w, shape, args)
@@ -59,15 +45,7 @@ def test_the_sums_do_not_depend_on_the_thread_count():
     shape, o = (6, 7, 7, 32), 40
     w = rng.standard_normal((o, 3, 3, 32)).astype(np.float32)
     grad = rng.standard_normal((6 * 49, o)).astype(np.float32)
-    before = numba.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            numba.set_num_threads(threads)
-            results.append(sign_conv_input_grad(grad, w, shape, 3, padding=1))
-    finally:
-        numba.set_num_threads(before)
-    np.testing.assert_array_equal(results[0], results[1])
+    assert_same_bits_on_1_and_2_threads(sign_conv_input_grad, grad, w, shape, 3, padding=1)
 
 
 def test_bad_arguments_raise_input_error():

@@ -85,6 +85,20 @@ def input_grad_arguments(grad, w, input_shape, kernel_size, stride, padding, dil
     return grad, w, shape, groups, g
 
 
+def sign_input_grad_arguments(grad, w, input_shape, kernel_size, stride, padding, dilation, groups, scale, out):
+    """The checked arguments of an input-gradient kernel on scale_o * sign(W): those of
+    :func:`input_grad_arguments` (w float32 or float64), then ``scale`` (float32 [O], ones for None) and ``out``."""
+    grad, w, shape, groups, g = input_grad_arguments(grad, w, input_shape, kernel_size, stride, padding, dilation, groups,
+                                                     (np.float32, np.float64))
+    o = w.shape[0]
+    if scale is None:
+        scale = np.ones(o, np.float32)
+    scale = require_array(scale, "scale", (np.float32,), ndim=1)
+    if scale.shape != (o,):
+        raise InputError(f"scale must have shape ({o},), got {scale.shape}")
+    return grad, w, shape, groups, g, np.ascontiguousarray(scale), out_array(out, shape, np.float32)
+
+
 def _tile_product(rows: int, vectors: int):
     """An intrinsic ``f(out, at, out_stride, g, g_at, g_stride, w, w_at, w_stride, count)`` writing, for
     r < rows and k < 16*vectors, out.flat[at + r*out_stride + k] = sum_{o < count} g.flat[g_at + r*g_stride + o]

@@ -54,8 +54,7 @@ from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
 from numbnn.errors import InputError
-from numbnn.kernels._checks import out_array, require_array
-from numbnn.kernels.conv_input_grad import input_grad_arguments
+from numbnn.kernels.conv_input_grad import sign_input_grad_arguments
 from numbnn.kernels.intrinsics import F16, LANES, aligned_zeros, as_int64s, vector_pointer
 
 _I64 = ir.IntType(64)
@@ -87,19 +86,15 @@ def permute_conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding
 
     ``out``: a C-contiguous float32 array of ``input_shape``, overwritten and returned.
     """
-    grad, w, shape, groups, g = input_grad_arguments(grad, w, input_shape, kernel_size, stride, padding, dilation, groups,
-                                                     (np.float32, np.float64))
+    grad, w, shape, groups, g, scale, out = sign_input_grad_arguments(grad, w, input_shape, kernel_size, stride, padding,
+                                                                      dilation, groups, scale, out)
     n, h, width, c = shape
     o = w.shape[0]
     if not fits(c, o, groups):
         raise InputError(f"permute_conv_input_grad needs multiples of {LANES} input and output channels per group "
                          f"and AVX-512F, got {c // groups} and {o // groups}"
                          + ("" if available() else " on a target without AVX-512F"))
-    scale = np.ones(o, np.float32) if scale is None else require_array(scale, "scale", (np.float32,), ndim=1)
-    if scale.shape != (o,):
-        raise InputError(f"scale must have shape ({o},), got {scale.shape}")
-    out = out_array(out, shape, np.float32)
-    _permute_conv_input_grad(grad, np.ascontiguousarray(scale), _sign_codes(w, groups), h, width, c, g.kh, g.kw, g.sh,
+    _permute_conv_input_grad(grad, scale, _sign_codes(w, groups), h, width, c, g.kh, g.kw, g.sh,
                              g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, groups, out)
     return out
 

@@ -47,8 +47,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from numbnn.errors import InputError
-from numbnn.kernels._checks import out_array, require_array
-from numbnn.kernels.conv_input_grad import input_grad_arguments
+from numbnn.kernels.conv_input_grad import sign_input_grad_arguments
 from numbnn.kernels.geometry import next_pixel, pixel_coordinates
 from numbnn.kernels.intrinsics import F16, LANES, add_vector, aligned_zeros, as_int64s, store_transposed16, vector_pointer
 from numbnn.kernels.sign_matmul import build_table
@@ -73,16 +72,12 @@ def sign_conv_input_grad(grad, w, input_shape, kernel_size, stride=1, padding=0,
 
     ``out``: a C-contiguous float32 array of ``input_shape``, overwritten and returned.
     """
-    grad, w, shape, groups, g = input_grad_arguments(grad, w, input_shape, kernel_size, stride, padding, dilation, groups,
-                                                     (np.float32, np.float64))
+    grad, w, shape, groups, g, scale, out = sign_input_grad_arguments(grad, w, input_shape, kernel_size, stride, padding,
+                                                                      dilation, groups, scale, out)
     n, h, width, c = shape
     o = w.shape[0]
     if not fits(c, groups):
         raise InputError(f"sign_conv_input_grad needs a multiple of {LANES} input channels per group, got {c // groups}")
-    scale = np.ones(o, np.float32) if scale is None else require_array(scale, "scale", (np.float32,), ndim=1)
-    if scale.shape != (o,):
-        raise InputError(f"scale must have shape ({o},), got {scale.shape}")
-    out = out_array(out, shape, np.float32)
     _sign_conv_input_grad(grad, scale, _lookup_offsets(w.reshape(o, -1), groups), h, width, c, g.kh, g.kw, g.sh, g.sw,
                           g.ph, g.pw, g.dh, g.dw, g.ho, g.wo, groups, _images_per_task(n, g.ho * g.wo), out)
     return out
