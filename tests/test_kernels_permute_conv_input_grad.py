@@ -111,3 +111,37 @@ def test_binary_conv_backward_takes_the_permute_for_convs_it_wins_on(monkeypatch
     assert calls == [(3, 7, 7, 32)]
     want = naive.sign_conv_input_grad(grad2, w, x.shape, 3, 2, 1, groups=2, scale=scale)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@needs_avx512
+@pytest.mark.parametrize("model_name", ["reactnet-a", "ftbnn"])
+def test_a_model_gets_the_same_gradients_with_and_without_the_permute(monkeypatch, model_name):
+    """A zoo model's parameter gradients on a batch with the permute input gradient on and off (the lookup, tiled
+    and BLAS paths instead) agree to float32 rounding: every 3x3 and 1x1 binary conv shape of the model passes
+    through it (multiply-add thresholds off)."""
+    from numbnn.autograd.tensor import Tensor
+    from numbnn.bench.train import synthetic_batches
+    from numbnn.functional import cross_entropy
+    from numbnn.models import build_model
+
+    monkeypatch.setattr(binary_module, "LOOKUP_INPUT_GRAD_MIN_MACS", 0)
+    model = build_model(model_name)
+    model.train()
+    x, y = synthetic_batches(4, 1)[0]
+
+    def gradients():
+        for p in model.parameters():
+            p.grad = None
+        cross_entropy(model(Tensor(x)), y).backward()
+        return [np.array(p.grad, dtype=np.float64) for p in model.parameters()]
+
+    calls = []
+    kernel = binary_module.kernels.permute_conv_input_grad
+    monkeypatch.setattr(binary_module.kernels, "permute_conv_input_grad", lambda *a, **k: calls.append(1) or kernel(*a, **k))
+    with_permute = gradients()
+    assert calls
+    monkeypatch.setattr(binary_module, "PERMUTE_INPUT_GRAD_MAX_OUTPUTS", 0)
+    monkeypatch.setattr(binary_module, "PERMUTE_INPUT_GRAD_MAX_OUTPUTS_POINTWISE", 0)
+    without = gradients()
+    for got, want in zip(with_permute, without):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * max(np.abs(want).max(), 1e-12))
