@@ -9,8 +9,7 @@ For output pixel p and the quad of output channels 4q..4q+3 of a group, the 16 s
     T_pq[b] = sum_{i<4} s_i(b) * scale_{4q+i} * G[p, 4q+i],    s_i(b) = -1 if bit i of b is set, else +1,
 
 fill exactly one 16-float vector (a multiply and three fused multiply-adds of broadcast values with
-constant +-1 patterns).
-The weights' signs give, per tap t, input channel c and quad q, the 4-bit code
+constant +-1 patterns). The weights' signs give, per tap t, input channel c and quad q, the 4-bit code
 code[t, c, q] = sum_i [W[4q+i, t, c] < 0] << i, and
 
     dx[in(p, t), c] += sum_q T_pq[code[t, c, q]],
@@ -22,15 +21,15 @@ multiply-adds of 16 lanes for a product with +-1 weights (BLAS, or the register-
 :mod:`numbnn.kernels.conv_input_grad`), and no 16x16 transposes or scatter of 16-pixel columns
 (:mod:`numbnn.kernels.sign_conv_input_grad`, whose vectors run along pixels).
 
-A call handles PIXELS consecutive output pixels of one image and CHUNK quads of one group, with
-their PIXELS x CHUNK tables in registers (16 of the 32): each code vector is loaded once for all
-PIXELS pixels (the codes, 9*C*O bytes, are re-read for every pixel group, from L1 or L2); the taps' offsets
-in an image are computed once per call, the same for every image. Chunks of
-8 quads (32 outputs) and 2 pixels where a group has a multiple of 32 outputs, otherwise 4 quads and
-4 pixels; an image's last pixels, fewer than PIXELS, go one at a time. Taps that fall in the padding
-add onto a scratch vector instead (a select between two pointers; no branch per pixel). A task owns
-whole images, walking their pixel groups, taps and channels in one order: every element of dx sums
-its terms in the same order whatever the number of threads.
+A call handles PIXELS consecutive output pixels of one image and CHUNK quads of one group, with their
+PIXELS x CHUNK tables in registers (16 of the 32): each code vector is loaded once for all PIXELS pixels
+(the codes, 9*C*O bytes, are re-read for every pixel group, from L1 or L2). Chunks of 8 quads (32
+outputs) and 2 pixels where a group has a multiple of 32 outputs, otherwise 4 quads and 4 pixels; an
+image's last pixels, fewer than PIXELS, go one at a time. The taps' offsets in an image are computed
+once per call (the same for every image); taps that fall in the padding add onto a scratch vector
+instead (a select between two pointers; no branch per pixel). A task owns whole images, walking their
+pixel groups, taps and channels in one order: every element of dx sums its terms in the same order
+whatever the number of threads.
 
 On the zoo's 3x3 shapes at batch 128 with 16-256 outputs per group this took 0.45-0.90x the time of
 the better of the tiled and lookup kernels, on 1x1 shapes from 64 inputs 0.55-0.84x that of BLAS or the
