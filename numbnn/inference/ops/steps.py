@@ -36,7 +36,6 @@ STAGES = {
 WIDE_ROW = 64  # elements per row when a map's channels divide it (Elementwise._wide_rows)
 GATHERED_WIDE_ROW = 256  # the same for steps on a rearranged input (Elementwise.__call__ with moves)
 MEAN_INPUT_GROUPS = range(2, 8)  # add_mean_input: channels averaged per output channel (a short last axis)
-_NO_OTHER = _steps.NO_OTHER
 
 
 @register_op
@@ -154,8 +153,8 @@ class Elementwise(Op):
         if channels >= WIDE_ROW or WIDE_ROW % channels or x2.size % WIDE_ROW or self.fixed_width:
             return None
         rows = x2.size // WIDE_ROW
-        if other2 is _NO_OTHER:
-            other2, div = _NO_OTHER, max(1, rows)
+        if other2 is _steps.NO_OTHER:
+            div = max(1, rows)
         elif other2.shape == x2.shape:
             other2, div = other2.reshape(rows, WIDE_ROW), 1
         elif other2.shape[0] == images and (x2.size // images) % WIDE_ROW == 0 and channels % other2.shape[1] == 0:
@@ -179,7 +178,7 @@ class Elementwise(Op):
     def other_rows(other, rows):
         """The second input as [R, Co] rows and the number of our rows per row of it."""
         if other is None:
-            return _NO_OTHER, max(1, rows)
+            return _steps.NO_OTHER, max(1, rows)
         other2 = np.ascontiguousarray(other, dtype=np.float32).reshape(-1, other.shape[-1])
         return other2, rows // other2.shape[0]
 
