@@ -19,8 +19,8 @@ def kernels(
     json_output: bool = typer.Option(False, "--json", help="Also print one JSON object as the last stdout line."),
 ):
     """Binary MAC/s of binary_matmul and binary_conv2d against numpy's float32 BLAS matmul and an
-    im2col+BLAS float conv on the same shapes (conv GEMMs M=256*14*14 N=128 K=1152 and M=256*7*7
-    N=256 K=2304, M=N=K=4096; 3x3 convs at stride 1 and 2), with ratios, share of the machine's
+    im2col+BLAS float conv on the same shapes (conv GEMMs `M=256*14*14 N=128 K=1152` and
+    `M=256*7*7 N=256 K=2304`, `M=N=K=4096`; 3x3 convs at stride 1 and 2), with ratios, share of the machine's
     popcount ceiling, warm medians and the cold first call (compile or on-disk cache load)."""
     # deferred: keeps `numbnn --help` fast (start-up time)
     from numbnn.bench.kernels import FULL_CONVS, FULL_MATMULS, QUICK_CONVS, QUICK_MATMULS, run_kernel_benchmarks

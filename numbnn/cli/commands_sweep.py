@@ -49,8 +49,8 @@ def sweep(
 ):
     """Train every configuration of a sweep spec as Dask tasks and record accuracy and cost per run.
 
-    Each run writes OUT/<key>/checkpoint.h5 and metrics.json (config, test accuracy, epochs, seconds, history,
-    params/size/FLOPs/BOPs/OPs/ACE); <key> is a hash of the run's full configuration. Started again, the sweep
+    Each run writes `OUT/<key>/checkpoint.h5` and `metrics.json` (config, test accuracy, epochs, seconds, history,
+    params/size/FLOPs/BOPs/OPs/ACE); `<key>` is a hash of the run's full configuration. Started again, the sweep
     skips runs whose metrics.json exists and retries failed ones. A failing run writes error.json and does not
     stop the others; the command then exits with status 1. Then: `numbnn report OUT`.
     """

@@ -46,7 +46,7 @@ def train(
     ),
     step1_epochs: Optional[int] = typer.Option(None, "--step1-epochs", help="two-step: epochs of step 1 (default: half of --epochs)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory holding the FashionMNIST files."),
-    out: Optional[Path] = typer.Option(None, help="Checkpoint to write (default: the --resume file, else runs/<model>-<time>.h5)."),
+    out: Optional[Path] = typer.Option(None, help="Checkpoint to write (default: the --resume file, else `runs/<model>-<time>.h5`)."),
     resume: Optional[Path] = typer.Option(None, help="Continue exactly from this checkpoint (its settings are reused)."),
     threads: Optional[int] = typer.Option(
         None, help="Threads for the Numba kernels and BLAS (default: all cores; on --resume the checkpoint's count)."),

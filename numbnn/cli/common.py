@@ -15,6 +15,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # help texts are Markdown: each paragraph reflows to the terminal's width (in typer's default mode every
+    # line break of a docstring stays and wraps on its own); literal <tags> and *stars* go in `code` spans
+    rich_markup_mode="markdown",
 )
 bench_app = typer.Typer(help="Measure kernels and models (medians of repeats, warm and cold).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
