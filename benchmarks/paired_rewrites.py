@@ -13,6 +13,8 @@ turned order); the median of the paired ratios with / without is reported per ba
   fused conv whose output it pools);
 - ``stem-steps``: :func:`numbnn.inference.fuse.convs.fuse_steps_into_stems` (a 1-channel 3x3 stem conv and its batch
   norm as one kernel);
+- ``moved-steps``: :func:`numbnn.inference.fuse.convs.fuse_moved_steps_into_conv_steps` (RB-Net's depth-to-space and
+  the unit's batch norm, residual and RPReLU done by the fused conv);
 - ``unread-maps``: not a graph rewrite but the program's :meth:`numbnn.inference.ops.Op.drop_outputs` (a fused
   conv whose float map no node reads, a pooled downsampling shortcut's, keeps it in per-block scratch);
   without it every op writes every output.
@@ -36,7 +38,8 @@ from numbnn_contender import synthetic_images
 from paired_steps import paired_ratios
 
 REWRITES = {"squeeze-excite": "fuse_squeeze_excite_gates", "averaged-inputs": "averaged_inputs_as_other",
-            "pools": "fuse_pools_into_conv_steps", "stem-steps": "fuse_steps_into_stems", "unread-maps": None}
+            "pools": "fuse_pools_into_conv_steps", "stem-steps": "fuse_steps_into_stems", "moved-steps": "fuse_moved_steps_into_conv_steps",
+            "unread-maps": None}
 
 
 def compiled_pair(model_name: str, rewrite: str):

@@ -90,7 +90,7 @@ def test_packed_model_matches_the_float_model(name, test_images):
     probabilities = packed.predict_proba(images[:5])
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
     if any(isinstance(m, BinaryConv2d) for m in model.modules()):
-        binary_ops = ("bconv", "bconv_steps", "bdense")
+        binary_ops = ("bconv", "bconv_steps", "bconv_moved_steps", "bdense")
         assert sum(packed.op_counts().get(op, 0) for op in binary_ops) >= 1  # binary layers really run packed
 
 
@@ -302,6 +302,26 @@ def test_squeeze_excite_gates_are_one_node_each(test_images, tmp_path):
     assert_parity(float_logits(model, normalize(images)), logits)
     packed.save(tmp_path / "pokebnn.h5")
     np.testing.assert_array_equal(load(tmp_path / "pokebnn.h5").predict(images), logits)
+
+
+def test_rbnet_depth_to_space_runs_in_the_convs(test_images, tmp_path):
+    """Each reshaped point-wise conv of RB-Net that moves its output back to pixels (depth-to-space, shifted
+    back and cropped on odd maps) runs with that move and the unit's batch norm, residual and RPReLU as one
+    node: no steps node reads a moved map any more, the logits still equal the float model's, and the
+    fused node survives a save and a load."""
+    from numbnn.inference import load
+
+    model = trained("rbnet")
+    packed = compile(model)
+    counts = packed.op_counts()
+    assert counts["bconv_moved_steps"] == 10  # every stride-1 RPC (the two stride-2 ones move nothing back)
+    assert not any(n.op == "elementwise" and "moves" in n.attrs for n in packed.graph.nodes)
+    images, _ = test_images
+    logits = packed.predict(images)
+    assert_parity(float_logits(model, normalize(images)), logits)
+    np.testing.assert_array_equal(packed.predict(images[:3], batch_size=1), logits[:3])
+    packed.save(tmp_path / "rbnet.h5")
+    np.testing.assert_array_equal(load(tmp_path / "rbnet.h5").predict(images), logits)
 
 
 def test_rbnet_shifts_are_added_while_gathering(test_images):

@@ -533,3 +533,57 @@ def test_steps_overwrite_their_input_only_when_no_one_reads_it_again(monkeypatch
     got = program.run(x)
     np.testing.assert_array_equal(x, before)
     np.testing.assert_array_equal(got, (expected_2 * params[0] + params[1]) + expected_1)
+
+
+def _depth_to_space_moves(h, w, runs_side, width, crop):
+    """Moves of an [h, w, runs_side^2 * width] map to [h*r, w*r, width] pixels (RB-Net's depth-to-space), then
+    the last ``crop`` rows and columns cut off (its odd maps)."""
+    r = runs_side
+    moves = [{"op": "reshape", "inputs": [0], "attrs": {"shape": [{"batch": 1}, h, w, r, r, width]}},
+             {"op": "transpose", "inputs": [1], "attrs": {"axes": [0, 1, 3, 2, 4, 5]}},
+             {"op": "reshape", "inputs": [2], "attrs": {"shape": [{"batch": 1}, h * r, w * r, width]}}]
+    if crop:
+        moves.append({"op": "slice", "inputs": [3], "attrs": {"index": [[None, None, None], [0, h * r - crop, None],
+                                                                          [0, w * r - crop, None], [None, None, None]]}})
+    return moves
+
+
+@settings(max_examples=30)
+@given(st.integers(1, 3), st.integers(1, 5), st.sampled_from([8, 32, 64, 70]), st.sampled_from([1, 2]),
+       st.sampled_from([1, 3, 16]), st.integers(0, 1), st.integers(0, 2**32 - 1))
+def test_fused_conv_that_moves_its_output_equals_steps_then_moved_steps(batch, size, channels, runs_side, width, crop,
+                                                                        seed):
+    """bconv_moved_steps (RB-Net's point-wise conv, scale and centring, then depth-to-space, batch norm,
+    residual and RPReLU) writes the bits of bconv_steps followed by the elementwise node that reads its
+    output through the moves; moves that are not whole runs of channels (a channel shuffle) are refused."""
+    from numbnn.kernels import pack_conv_weight
+
+    rng = np.random.default_rng(seed)
+    out_channels = runs_side * runs_side * width
+    crop = crop if runs_side > 1 else 0
+    conv_attrs = {"in_channels": channels, "groups": 1, "stride": [1, 1], "padding": [0, 0], "dilation": [1, 1],
+                  "pad_value": 0}
+    weight = pack_conv_weight(rng.standard_normal((out_channels, 1, 1, channels)).astype(np.float32))
+    params = rng.standard_normal((2, out_channels)).astype(np.float32)
+    moved_params = rng.standard_normal((6, width)).astype(np.float32)
+    moves = _depth_to_space_moves(size, size + 1, runs_side, width, crop)
+    x = Pack({"groups": 1}, {})(rng.standard_normal((batch, size, size + 1, channels)).astype(np.float32))
+    source_shape = [size, size + 1, out_channels]
+    steps = build_op("bconv_steps", {**conv_attrs, "stages": ["mul", "add"]}, {"weight": weight, "params": params})
+    after = Elementwise({"stages": ["affine", "add_input", "dprelu"], "moves": moves, "source_shape": source_shape},
+                        {"params": moved_params})
+    residual = rng.standard_normal((batch, size * runs_side - crop, (size + 1) * runs_side - crop, width)).astype(np.float32)
+    expected = after(steps(x), residual)
+    attrs = {**conv_attrs, "stages": ["mul", "add"], "moved_stages": ["affine", "add_input", "dprelu"],
+             "moves": moves, "source_shape": source_shape}
+    consts = {"weight": weight, "params": params, "moved_params": moved_params}
+    fused = build_op("bconv_moved_steps", attrs, consts)
+    got = fused(x, residual)
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got.view(np.int32), expected.view(np.int32))
+    shuffle = [{"op": "reshape", "inputs": [0], "attrs": {"shape": [{"batch": 1}, size, size + 1, 2, out_channels // 2]}},
+               {"op": "transpose", "inputs": [1], "attrs": {"axes": [0, 1, 2, 4, 3]}},
+               {"op": "reshape", "inputs": [2], "attrs": {"shape": [{"batch": 1}, size, size + 1, out_channels]}}]
+    if out_channels % 2 == 0 and out_channels > 2:
+        with pytest.raises(GraphError, match="whole runs"):
+            build_op("bconv_moved_steps", {**attrs, "moves": shuffle}, consts)

@@ -112,7 +112,7 @@ def test_steps_transform_matches_naive(batch, size, groups, per_group, outputs, 
     divisors = [d for d in range(1, out_channels + 1) if out_channels % d == 0]
     shuffle_groups = divisors[min(shuffle, len(divisors) - 1)]
     driver.binary_conv(*args, driver.STEPS, np.empty((0, 0), np.int32), codes, first_rows, params, other, 1, out,
-                       thresholds, shuffle_groups, max(pack_groups, 1), packed, NO_POOL)
+                       thresholds, shuffle_groups, max(pack_groups, 1), packed, NO_POOL, *driver.NO_MOVES)
     want = naive.run_steps(codes, first_rows, params, expected, other, 1)
     np.testing.assert_array_equal(out.view(np.int32), want.view(np.int32))
     if pack_groups:  # the signs of the channel-shuffled output
@@ -144,7 +144,7 @@ def test_steps_transform_pools_like_the_float_model(batch, size, groups, per_gro
     hp, wp = -(-ho // 2), -(-wo // 2)
     pooled = np.full((batch * hp * wp, out_channels), np.nan, np.float32)
     driver.binary_conv(*args, driver.STEPS, np.empty((0, 0), np.int32), codes, first_rows, params, other, 1, out,
-                       thresholds, 1, 1, packed, pooled)
+                       thresholds, 1, 1, packed, pooled, *driver.NO_MOVES)
     want = naive.run_steps(codes, first_rows, params, expected, other, 1)
     if keep:
         np.testing.assert_array_equal(out.view(np.int32), want.view(np.int32))
@@ -155,6 +155,38 @@ def test_steps_transform_pools_like_the_float_model(batch, size, groups, per_gro
                                   avg_pool2d(maps, (2, 2), (2, 2), (0, 0), (hp, wp)).view(np.int32))
     np.testing.assert_allclose(pooled.reshape(batch, hp, wp, -1), naive.avg_pool2d(maps, (2, 2), (2, 2), (0, 0), (hp, wp)),
                                rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(**convolutions, runs=st.sampled_from([1, 2, 4]), drop=st.integers(0, 3), program=st.sampled_from(sorted(PROGRAMS)))
+def test_steps_transform_moves_rows_like_the_naive_steps(batch, size, groups, per_group, outputs, geometry, pad_value,
+                                                          seed, runs, drop, program):
+    """``moved``: each output row cut into ``runs`` runs of C' channels that land on other rows of the
+    destination in a random order, every ``drop``-th run dropped (a crop); the program reads the second input
+    at each run's destination. Equals the naive steps on the naive conv's runs moved so, bit for bit."""
+    rng, args, expected = setup(batch, size, groups, per_group, outputs * runs, geometry, pad_value, seed)
+    rows, out_channels = expected.shape
+    pixels, width = rows // batch, out_channels // runs
+    kept = np.ones(pixels * runs, bool)
+    if drop:
+        kept[::drop + 1] = False
+    dest_pixels = int(kept.sum())
+    moved = np.full(pixels * runs, -1, np.int64)
+    moved[kept] = rng.permutation(dest_pixels)
+    codes, first_rows, n_params = PROGRAMS[program]
+    codes, first_rows = np.array(codes, np.int64), np.array(first_rows, np.int64)
+    params = rng.standard_normal((n_params, out_channels)).astype(np.float32)
+    other = rng.standard_normal((batch * dest_pixels, width)).astype(np.float32)
+    out = np.full((batch * dest_pixels, width), np.nan, np.float32)
+    driver.binary_conv(*args, driver.STEPS, np.empty((0, 0), np.int32), codes, first_rows, params, other, 1, out,
+                       np.zeros(0, np.float32), 1, 1, np.empty((rows, 0), np.uint64), NO_POOL, moved, dest_pixels)
+    runs_at = np.flatnonzero(kept)  # source run numbers within an image, in destination order
+    order = np.argsort(moved[kept])
+    source = (np.arange(batch)[:, None] * pixels * runs + runs_at[order]).reshape(-1)  # run numbers, destination order
+    other_runs = np.zeros((rows * runs, width), np.float32)
+    other_runs[source] = other  # the second input where each run sits before the move
+    want = naive.run_steps(codes, first_rows, params, expected, other_runs.reshape(rows, out_channels), 1)
+    np.testing.assert_array_equal(out.view(np.int32), want.reshape(-1, width)[source].view(np.int32))
 
 
 @settings(max_examples=40, deadline=None)

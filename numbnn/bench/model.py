@@ -9,8 +9,8 @@ compilation or Numba's on-disk cache load included: once with the usual cache (w
 untimed run), once with ``NUMBA_CACHE_DIR`` pointing at an empty directory (everything compiles); the
 process's whole wall time, interpreter start and imports included, is reported too.
 
-``binary_layers`` sets each binary node of the packed graph (``bconv``, ``bconv_steps`` with its fused
-per-channel steps, ``bdense``) beside the standalone kernel on the same shape and batch
+``binary_layers`` sets each binary node of the packed graph (``bconv``, ``bconv_steps`` and
+``bconv_moved_steps`` with their fused per-channel steps, ``bdense``) beside the standalone kernel on the same shape and batch
 (:func:`numbnn.kernels.binary_conv2d` or :func:`numbnn.kernels.binary_matmul` on random signs, int32
 out: what ``numbnn bench kernels`` times): binary MACs, milliseconds and G binary MAC/s of each, and
 the graph's rate as a share of the kernel's (``kernel_ms / graph_ms``).
@@ -107,7 +107,7 @@ def op_breakdown(packed, runs: list[list[float]]) -> dict:
     return {kind: round(1e3 * float(np.median([run[kind] for run in sums])), 3) for kind in sorted(set(kinds))}
 
 
-BINARY_OPS = ("bconv", "bconv_steps", "bdense")
+BINARY_OPS = ("bconv", "bconv_steps", "bconv_moved_steps", "bdense")
 
 
 def binary_layers(packed, batch: int, runs: list[list[float]], repeats: int) -> dict:
@@ -140,7 +140,7 @@ def _bare_kernel(op, batch: int, in_shape: tuple, rng):
         out_features, k = op.weight.shape[0], op.in_features
         a = kernels.pack_bits(_signs(rng, (batch, k)))
         return (lambda: kernels.binary_matmul(a, op.weight, k)), batch * out_features * k, f"{batch}x{out_features}x{k}"
-    conv = op.conv if op.name == "bconv_steps" else op
+    conv = op.conv if op.name in ("bconv_steps", "bconv_moved_steps") else op
     h, w, _ = in_shape
     out_channels, kh, kw, _ = conv.weight.shape
     ho, wo = conv.output_size(h, w)

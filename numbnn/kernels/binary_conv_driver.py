@@ -105,7 +105,8 @@ _row_layout = nb.njit(inline="always")(row_layout)
 
 _SIGNATURE = (
     "void(uint64[:, :, :, ::1], UniTuple(int64, 10), int64, uint64[:, :, :, ::1], int64, int64[::1], int32[:, ::1], "
-    f"int64, int32[:, ::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS}, float32[::1], int64, int64, {WORDS}, {ROWS})"
+    f"int64, int32[:, ::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS}, float32[::1], int64, int64, {WORDS}, {ROWS}, "
+    "int64[::1], int64)"
 )
 
 
@@ -113,12 +114,14 @@ _NO_PROGRAM = np.zeros(0, np.int64)  # the STEPS-only arguments of an INT32 call
 _NO_ROWS = np.zeros((0, 1), np.float32)
 _NO_THRESHOLDS = np.zeros(0, np.float32)
 _NO_PACKED = np.zeros((0, 0), np.uint64)
+NO_MOVES = (np.zeros(0, np.int64), 0)  # binary_conv's (moved, dest_pixels) when rows stay where they are
 
 
 def binary_conv_int32(x, geometry, tap_bits, panels, k, border_row, correction, out):
     """:func:`binary_conv` with the INT32 transform: the bare convolution into int32 ``out`` [N*Ho*Wo, O]."""
     binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, INT32, out,
-                _NO_PROGRAM, _NO_PROGRAM, _NO_ROWS, _NO_ROWS, 1, _NO_ROWS, _NO_THRESHOLDS, NO_SHUFFLE, 1, _NO_PACKED, _NO_ROWS)
+                _NO_PROGRAM, _NO_PROGRAM, _NO_ROWS, _NO_ROWS, 1, _NO_ROWS, _NO_THRESHOLDS, NO_SHUFFLE, 1, _NO_PACKED, _NO_ROWS,
+                *NO_MOVES)
 
 
 @nb.njit(cache=True)
@@ -285,7 +288,8 @@ def _gather_3x3_pairs(bordered, first, last, geometry, cols):
 
 @typed_njit(_SIGNATURE, parallel=True, cache=True, error_model="numpy")
 def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transform, acc_out,
-                codes, first_rows, params, other, other_div, out, pack_thresholds, pack_shuffle, pack_groups, packed, pooled):
+                codes, first_rows, params, other, other_div, out, pack_thresholds, pack_shuffle, pack_groups, packed, pooled,
+                moved, dest_pixels):
     """One binary convolution of packed NHWC ``x`` [N, H, W, words] and its output transform.
 
     ``geometry`` = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo); ``panels`` [groups, panels, words, TILE_COLS]
@@ -303,6 +307,14 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     downsampling shortcut reads only the pool; without writing that map ReActNet-A's packed batch of 256
     took 0.895 of the time, bnn-small's 0.923: `benchmarks/paired_rewrites.py --rewrite unread-maps`, Zen 4,
     2026-12-07).
+
+    With ``moved`` not empty (STEPS, no packed or pooled output) each output row is split into segments of
+    C' = out.shape[1] channels that land on other pixels (RB-Net's depth-to-space, with its shift and crop):
+    segment s of pixel p of image b is row b * ``dest_pixels`` + moved[p * S + s] of ``out`` (S = O / C'; -1:
+    dropped). The program then reads ``other`` [N * dest_pixels, C'] at each segment's destination (gathered
+    per block, :func:`_gather_moved`) and runs on the block's rows in the scratch, which go to their
+    destinations afterwards (:func:`_scatter_moved`): the steps before and after the move in one pass, and
+    the unmoved map never written.
     """
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     n, h, w, all_words = x.shape
@@ -341,12 +353,14 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     n_blocks = n * per_image if pooling else (rows + CONV_BLOCK - 1) // CONV_BLOCK
     n_tasks = min(n_blocks, MAX_TASKS)
     scratch_rows = CONV_BLOCK if packed.shape[1] > 0 else 0
-    keep = out.shape[0] > 0
+    moving = moved.size > 0
+    keep = out.shape[0] > 0 and not moving  # rows_out is out itself
     for task in nb.prange(n_tasks):
         own_tiles = np.empty((CONV_BLOCK, width), np.int32)
         fields = np.empty((groups, CONV_BLOCK, panels.shape[2]), np.uint64)
         difference = difference_scratch(scratch_rows, out_channels)  # pack_rows_below's
         own_out = np.empty((0 if keep else CONV_BLOCK, out_channels), np.float32)
+        moved_other = np.empty((CONV_BLOCK if moving else 0, out_channels), np.float32)  # other at the destinations
         for block in range(task * n_blocks // n_tasks, (task + 1) * n_blocks // n_tasks):
             if pooling:  # output rows 2*pairs*q .. of image b
                 b, q = block // per_image, block % per_image
@@ -397,7 +411,7 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                 rows_out, row0 = out, 0
             else:
                 rows_out, row0 = own_out, first
-            kind = epilogue_kind(codes)
+            kind = 0 if moving else epilogue_kind(codes)
             packed_here = False
             if kind == BLOCK_EPILOGUE:
                 packed_here = block_epilogue(acc, first, last, params, first_rows, other, other_div, rows_out, row0,
@@ -409,12 +423,51 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                     source, target = acc[r - first], rows_out[r - row0]
                     for o in range(out_channels):
                         target[o] = np.float32(source[o])
+                if moving:  # the block's rows from 0 in the scratch, other's too
+                    _gather_moved(other, first, last, pixels, moved, dest_pixels, moved_other)
+                    apply_steps(rows_out, 0, 0, last - first, codes, first_rows, params, moved_other, 1)
+                    _scatter_moved(rows_out, first, last, pixels, moved, dest_pixels, out)
+                    continue
                 apply_steps(rows_out, row0, first, last, codes, first_rows, params, other, other_div)
             if packed.shape[1] > 0 and not packed_here:
                 pack_rows_below(rows_out, row0, first, last, pack_thresholds, pack_shuffle, pack_groups, difference,
                                 packed)
             if pooling:
                 _pool_rows(rows_out, row0, first, last, ho, wo, pooled)
+
+
+@nb.njit(cache=True)
+def _gather_moved(other, first, last, pixels, moved, dest_pixels, rows):
+    """rows[r - first, segment s] = other's row at that segment's destination, for the output rows first ..
+    last-1 (see :func:`binary_conv`'s ``moved``); a dropped segment's channels are left as they are (the steps
+    run on them, nothing reads them)."""
+    width = other.shape[1]
+    segments = rows.shape[1] // width
+    for r in range(first, last):
+        image, pixel = r // pixels, r % pixels
+        row = rows[r - first]
+        for s in range(segments):
+            d = moved[pixel * segments + s]
+            if d >= 0:
+                source, part = other[image * dest_pixels + d], row[s * width:(s + 1) * width]
+                for c in range(width):
+                    part[c] = source[c]
+
+
+@nb.njit(cache=True)
+def _scatter_moved(rows, first, last, pixels, moved, dest_pixels, out):
+    """out[destination of segment s of row r] = rows[r - first, segment s] (see :func:`binary_conv`'s ``moved``)."""
+    width = out.shape[1]
+    segments = rows.shape[1] // width
+    for r in range(first, last):
+        image, pixel = r // pixels, r % pixels
+        row = rows[r - first]
+        for s in range(segments):
+            d = moved[pixel * segments + s]
+            if d >= 0:
+                part, target = row[s * width:(s + 1) * width], out[image * dest_pixels + d]
+                for c in range(width):
+                    target[c] = part[c]
 
 
 @nb.njit(cache=True)

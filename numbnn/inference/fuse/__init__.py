@@ -41,18 +41,23 @@
 11. :func:`fuse_pools_into_conv_steps`: a 2x2 average pool that is the only reader of a fused conv's float
    output is done by that conv, block by block (blocks of whole row pairs): the strided blocks' shortcuts
    never read the full-size map back. Same sums in the same order.
-12. :func:`fuse_steps_into_stems`: a stem convolution (one input channel, 3x3) and the steps reading it (its
+12. :func:`fuse_moved_steps_into_conv_steps`: a fused conv's output read only through moves that carry whole
+   runs of its channels to other pixels, by steps with a residual (RB-Net's depth-to-space, then batch norm,
+   residual and RPReLU), becomes one node with them: the rows are stepped in the cache and moved, and the
+   conv's own map is never written. Same operations per element, same bits.
+13. :func:`fuse_steps_into_stems`: a stem convolution (one input channel, 3x3) and the steps reading it (its
    batch norm) run as one kernel, each output row stepped while in the cache. Same operations, same order.
 
 One module per family of rewrite: :mod:`~numbnn.inference.fuse.packs` (1, 6, 7's shifts, 8),
 :mod:`~numbnn.inference.fuse.steps` (2-4), :mod:`~numbnn.inference.fuse.gates` (5),
-:mod:`~numbnn.inference.fuse.movements` (7) and :mod:`~numbnn.inference.fuse.convs` (9-12).
+:mod:`~numbnn.inference.fuse.movements` (7) and :mod:`~numbnn.inference.fuse.convs` (9-13).
 """
 
 from __future__ import annotations
 
 from numbnn.inference.fuse.convs import (
-    fuse_convolutions_and_steps, fuse_packs_into_conv_steps, fuse_pools_into_conv_steps, fuse_steps_into_stems,
+    fuse_convolutions_and_steps, fuse_moved_steps_into_conv_steps, fuse_packs_into_conv_steps, fuse_pools_into_conv_steps,
+    fuse_steps_into_stems,
 )
 from numbnn.inference.fuse.gates import fuse_squeeze_excite_gates
 from numbnn.inference.fuse.movements import fold_movements_into_packs, fold_movements_into_steps
@@ -84,6 +89,7 @@ def optimize(graph: Graph) -> Graph:
     fuse_convolutions_and_steps(graph)
     fuse_packs_into_conv_steps(graph)
     fuse_pools_into_conv_steps(graph)
+    fuse_moved_steps_into_conv_steps(graph)
     fuse_steps_into_stems(graph)
     graph.prune()
     return graph

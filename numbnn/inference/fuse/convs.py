@@ -1,13 +1,14 @@
 """Kernel fusion: a binary conv and the steps reading it run as one kernel (``bconv_steps``), which then
-also packs its float output for the next sign, and averages it over 2x2 windows for a shortcut; a stem
-conv and its batch norm run as one kernel too (``conv2d_steps``)."""
+also packs its float output for the next sign, and averages it over 2x2 windows for a shortcut, or moves
+its rows to other pixels and runs the steps after the move (``bconv_moved_steps``); a stem conv and its
+batch norm run as one kernel too (``conv2d_steps``)."""
 
 from __future__ import annotations
 
 from numbnn.inference.graph import Graph, Node
 from numbnn.kernels.binary_conv_driver import CONV_BLOCK
 from numbnn.kernels.depthwise import is_stem_3x3
-from numbnn.inference.ops.packing import channel_shuffle_groups
+from numbnn.inference.ops.packing import channel_shuffle_groups, moved_rows
 
 
 def fuse_convolutions_and_steps(graph: Graph) -> None:
@@ -22,6 +23,27 @@ def fuse_convolutions_and_steps(graph: Graph) -> None:
         graph.nodes[index] = Node("bconv_steps", [conv.inputs[0], *node.inputs[1:]], node.output,
                                   {**conv.attrs, "stages": node.attrs["stages"]},
                                   {"weight": conv.consts["weight"], "params": node.consts["params"]})
+    graph.prune()
+
+
+def fuse_moved_steps_into_conv_steps(graph: Graph) -> None:
+    """An ``elementwise`` node that reads a ``bconv_steps`` node's output through moves carrying whole runs of
+    its channels to other pixels (:func:`~numbnn.inference.ops.packing.moved_rows`; RB-Net's depth-to-space
+    after each reshaped point-wise conv, folded in by ``fold_movements_into_steps``) and a residual, the conv's
+    only reader, becomes one ``bconv_moved_steps`` node: the conv's own map is never written."""
+    producers = graph.producers()
+    for index, node in enumerate(graph.nodes):
+        if node.op != "elementwise" or "moves" not in node.attrs or len(node.inputs) != 2:
+            continue
+        conv = producers.get(node.inputs[0])
+        if (conv is None or conv.op != "bconv_steps" or conv.extra_outputs or len(conv.inputs) != 1
+                or graph.use_count(conv.output) != 1 or "pack_groups" in conv.attrs or "pool_size" in conv.attrs
+                or moved_rows(node.attrs["source_shape"], node.attrs["moves"], node.op) is None):
+            continue
+        attrs = {**conv.attrs, "moved_stages": node.attrs["stages"], "source_shape": node.attrs["source_shape"],
+                 "moves": node.attrs["moves"]}
+        graph.nodes[index] = Node("bconv_moved_steps", [conv.inputs[0], node.inputs[1]], node.output, attrs,
+                                  {**conv.consts, "moved_params": node.consts["params"]})
     graph.prune()
 
 

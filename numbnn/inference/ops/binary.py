@@ -6,7 +6,7 @@ import numpy as np
 
 from numbnn import kernels
 from numbnn.inference.ops.base import Op, Spec, const_array, expect, get_attr, int_attr, int_list, pair_attr, register_op
-from numbnn.inference.ops.packing import channel_shuffle_groups, output_pack, pack_buffers
+from numbnn.inference.ops.packing import channel_shuffle_groups, moved_rows, output_pack, pack_buffers
 from numbnn.inference.ops.steps import Elementwise
 from numbnn.kernels import binary_conv_driver as driver
 from numbnn.kernels.padding import border_corrections, tap_weight_sums
@@ -79,12 +79,12 @@ class BinaryConv(Op):
         return self._corrections[(h, w)]
 
     def run(self, x, transform, acc_out, steps, other, div, out, pack_threshold, pack_shuffle, pack_groups, packed,
-            pooled):
+            pooled, moves=driver.NO_MOVES):
         """The driver on packed x [N, H, W, words] with ``transform`` (see binary_conv_driver)."""
         geometry, border_row, correction = self.geometry(x.shape[1], x.shape[2])
         driver.binary_conv(np.ascontiguousarray(x), geometry, self.tap_bits, self.panels, self.k, border_row, correction,
                            transform, acc_out, *steps, other, div, out, pack_threshold, pack_shuffle, pack_groups, packed,
-                           pooled)
+                           pooled, *moves)
 
     def __call__(self, x):
         n, h, w, _ = x.shape
@@ -180,6 +180,68 @@ class BinaryConvSteps(Op):
         if self.pooled:
             results.append(pooled.reshape(n, hp, wp, out_channels))
         return results[0] if len(results) == 1 else tuple(results)
+
+
+@register_op
+class BinaryConvMovedSteps(Op):
+    """float32: a ``bconv_steps`` node whose output only an ``elementwise`` node reads, through movement ops
+    that carry whole runs of its channels to other pixels (:func:`~numbnn.inference.ops.packing.moved_rows`),
+    fused: RB-Net's reshaped point-wise conv (Liu et al., IEEE TCSVT 32(9):6414-6424, 2022) with its scale and centring,
+    then the depth-to-space (with the shift back and crop) and the unit's batch norm, residual and RPReLU.
+
+    Attributes: the conv's, ``stages`` (the steps before the move), ``source_shape``/``moves`` (as the
+    ``elementwise`` node read them), ``moved_stages`` (the steps after the move, which read the second input,
+    the residual, in the moved layout); constants ``weight``, ``params``, ``moved_params``. Inputs: the packed
+    activations and the residual. The steps after the move run before it, on the conv's rows, their parameters
+    repeated for each of a row's O / C' runs and the residual gathered at each run's destination; the rows then
+    go to their destinations (the driver's ``moved``). Same float32 operations per element, same bits, and the
+    unmoved map is never written.
+    """
+
+    name = "bconv_moved_steps"
+    arity = 2
+    const_names = ("weight", "params", "moved_params")
+    _OWN_ATTRS = ("stages", "moved_stages", "moves", "source_shape")
+
+    def __init__(self, attrs, consts):
+        super().__init__(attrs, consts)
+        op = self.name
+        self.conv = BinaryConv({k: v for k, v in attrs.items() if k not in self._OWN_ATTRS}, {"weight": consts.get("weight")})
+        self.before = Elementwise({"stages": get_attr(attrs, "stages", op)}, {"params": consts.get("params")})
+        self.after = Elementwise({"stages": get_attr(attrs, "moved_stages", op), "moves": get_attr(attrs, "moves", op),
+                                  "source_shape": get_attr(attrs, "source_shape", op)}, {"params": consts.get("moved_params")})
+        expect(not self.before.uses_other and self.after.uses_other and not self.after.fixed_width,
+               f"{op}: only the steps after the move read the second input, as a plain residual")
+        rows = moved_rows(self.after.source_shape, attrs["moves"], op)
+        expect(rows is not None, f"{op}: the moves must carry whole runs of channels to other pixels")
+        self.moved = rows
+        out_channels, width = self.after.source_shape[-1], self.after.moves.shape[-1]
+        before = self.before.channel_params(out_channels)
+        self.codes = np.concatenate([self.before.codes, self.after.codes])
+        self.first_rows = np.concatenate([self.before.first_rows, self.after.first_rows + len(before)])
+        self.params = np.ascontiguousarray(np.vstack([before, np.tile(self.after.channel_params(width),
+                                                                      (1, out_channels // width))]), np.float32)
+
+    def output_spec(self, specs):
+        expect(len(specs) == 2, f"{self.name}: needs the packed input and the residual")
+        acc = self.conv.output_spec(specs[:1])
+        expect(acc.shape == self.after.source_shape, f"{self.name}: the conv writes {acc.shape}, the moves read "
+               f"{self.after.source_shape}")
+        out = self.after.output_spec([self.before.output_spec([acc]), specs[1]])
+        expect(specs[1].shape == out.shape, f"{self.name}: the residual must be {out.shape}, got {specs[1].shape}")
+        return out
+
+    def __call__(self, x, other):
+        n = x.shape[0]
+        moved, dest_pixels = self.moved
+        shape = self.after.moves.shape
+        out = np.empty((n * dest_pixels, shape[-1]), np.float32)
+        other2 = np.ascontiguousarray(other, dtype=np.float32).reshape(out.shape)
+        threshold, groups, packed = pack_buffers(None, 0, shape[-1])
+        self.conv.run(x, driver.STEPS, np.empty((0, 0), np.int32), (self.codes, self.first_rows, self.params), other2, 1,
+                      out, threshold, driver.NO_SHUFFLE, groups, packed, np.empty((0, shape[-1]), np.float32),
+                      (moved, dest_pixels))
+        return out.reshape(n, *shape)
 
 
 @register_op

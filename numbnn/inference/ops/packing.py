@@ -100,6 +100,30 @@ def movement_index(source_shape, moves, where):
     return values[-1][0].astype(np.int32), np.array(fill, np.float32)
 
 
+def moved_rows(source_shape, moves, where) -> tuple[np.ndarray, int] | None:
+    """(moved, dest_pixels) if ``moves`` carry whole runs of a ``source_shape`` [..., O] value's channels to
+    other pixels: every pixel of the result (C' channels, C' dividing O) is the C' consecutive channels
+    s*C' .. s*C' + C'-1 of one source pixel p, no padding constant, no run used twice (RB-Net's depth-to-space,
+    its shift back and crop). moved int64 [source pixels * O/C'] is the result pixel run s of pixel p lands on
+    (-1: dropped), dest_pixels the result's pixels per image (:func:`numbnn.kernels.binary_conv_driver.binary_conv`'s
+    ``moved``); None otherwise."""
+    index, _ = movement_index(tuple(source_shape), moves, where)
+    channels, source_channels = index.shape[-1], source_shape[-1]
+    if len(source_shape) < 2 or source_channels % channels:
+        return None
+    starts = index.reshape(-1, channels).astype(np.int64)
+    runs = starts[:, :1] + np.arange(channels)
+    first = starts[:, 0]
+    if (starts != runs).any() or (first < 0).any() or (first % channels).any():
+        return None
+    segment = first // channels  # source pixel * O/C' + run
+    if np.unique(segment).size != segment.size:
+        return None
+    moved = np.full(math.prod(source_shape) // channels, -1, np.int64)
+    moved[segment] = np.arange(segment.size)
+    return moved, segment.size
+
+
 def channel_shuffle_groups(source_shape, moves, where) -> int | None:
     """G if ``moves`` turn a ``source_shape`` [..., C] value into ShuffleNet's channel shuffle of it in G
     groups, every pixel alike (channel j*G + g of the result is channel g*(C/G) + j; the inverse shuffle in
