@@ -157,13 +157,18 @@ def test_steps_transform_pools_like_the_float_model(batch, size, groups, per_gro
                                rtol=1e-5, atol=1e-5)
 
 
-@settings(max_examples=40, deadline=None)
-@given(**convolutions, runs=st.sampled_from([1, 2, 4]), drop=st.integers(0, 3), program=st.sampled_from(sorted(PROGRAMS)))
+MOVED_UNIT = ([steps.MUL, steps.ADD, steps.AFFINE, steps.ADD_INPUT, steps.DPRELU], [0, 1, 2, 4, 4], 8)  # RB-Net's unit
+
+
+@settings(max_examples=60, deadline=None)
+@given(**convolutions, runs=st.sampled_from([1, 2, 4]), drop=st.integers(0, 3),
+       program=st.sampled_from(sorted(PROGRAMS) + ["moved_unit"]))
 def test_steps_transform_moves_rows_like_the_naive_steps(batch, size, groups, per_group, outputs, geometry, pad_value,
                                                           seed, runs, drop, program):
     """``moved``: each output row cut into ``runs`` runs of C' channels that land on other rows of the
     destination in a random order, every ``drop``-th run dropped (a crop); the program reads the second input
-    at each run's destination. Equals the naive steps on the naive conv's runs moved so, bit for bit."""
+    at each run's destination. Equals the naive steps on the naive conv's runs moved so, bit for bit. RB-Net's
+    program (``moved_unit``, one pass) has the same parameters after the move for every run, as the op gives them."""
     rng, args, expected = setup(batch, size, groups, per_group, outputs * runs, geometry, pad_value, seed)
     rows, out_channels = expected.shape
     pixels, width = rows // batch, out_channels // runs
@@ -173,9 +178,11 @@ def test_steps_transform_moves_rows_like_the_naive_steps(batch, size, groups, pe
     dest_pixels = int(kept.sum())
     moved = np.full(pixels * runs, -1, np.int64)
     moved[kept] = rng.permutation(dest_pixels)
-    codes, first_rows, n_params = PROGRAMS[program]
+    codes, first_rows, n_params = MOVED_UNIT if program == "moved_unit" else PROGRAMS[program]
     codes, first_rows = np.array(codes, np.int64), np.array(first_rows, np.int64)
     params = rng.standard_normal((n_params, out_channels)).astype(np.float32)
+    if program == "moved_unit":  # batch norm and RPReLU: one value per destination channel, repeated per run
+        params[2:] = np.tile(params[2:, :width], (1, runs))
     other = rng.standard_normal((batch * dest_pixels, width)).astype(np.float32)
     out = np.full((batch * dest_pixels, width), np.nan, np.float32)
     driver.binary_conv(*args, driver.STEPS, np.empty((0, 0), np.int32), codes, first_rows, params, other, 1, out,

@@ -45,7 +45,8 @@ import numpy as np
 from numbnn.kernels.geometry import next_pixel, pixel_coordinates
 from numbnn.kernels.padding import add_border_corrections
 from numbnn.kernels.steps import (
-    BLOCK_EPILOGUE, PROGRAM, ROWS, UNIT_EPILOGUE, apply_steps, block_epilogue, epilogue_kind, unit_epilogue,
+    BLOCK_EPILOGUE, PROGRAM, ROWS, UNIT_EPILOGUE, apply_steps, block_epilogue, epilogue_kind, is_moved_unit,
+    moved_unit_epilogue, unit_epilogue,
 )
 from numbnn.kernels.threshold_packing import NO_SHUFFLE, WORDS, difference_scratch, pack_rows_below
 from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot
@@ -411,6 +412,9 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                 rows_out, row0 = out, 0
             else:
                 rows_out, row0 = own_out, first
+            if moving and is_moved_unit(codes):  # RB-Net's unit: one pass, straight to the destinations
+                moved_unit_epilogue(acc, first, last, params, first_rows, other, pixels, moved, dest_pixels, out)
+                continue
             kind = 0 if moving else epilogue_kind(codes)
             packed_here = False
             if kind == BLOCK_EPILOGUE:

@@ -260,3 +260,39 @@ def block_epilogue_columns(typingctx, acc, acc_at, acc_stride, params, scale_at,
     return types.none(acc, acc_at, acc_stride, params, scale_at, bn_at, act_at, param_stride, other, other_at,
                       other_stride, out, out_at, out_stride, rows, thresholds, thresholds_at, bits, bits_at,
                       bits_stride), codegen
+
+
+@intrinsic
+def moved_unit_lanes(typingctx, acc, acc_at, params, scale_at, shift_at, bn_at, act_at, param_stride, other, out, at):
+    """RB-Net's unit on 16 lanes (float32 and int32, no bounds checks): with a = acc.flat[acc_at :][:16] (int32),
+    o = other.flat[at :][:16], P(k) = params.flat[k :][:16], s = param_stride,
+
+        v = float32(a) * P(scale_at) + P(shift_at);  v = v * P(bn_at) + P(bn_at + s)
+        u = (v + o) - P(act_at);  y = (P(act_at + s) if u >= 0 else P(act_at + 2s)) * u - P(act_at + 3s)
+
+    stored at out.flat[at :][:16]: the steps [mul, add, affine, add_input, dprelu] of
+    :func:`numbnn.kernels.steps.apply_steps`, IEEE and unfused, in their order (a loop over them in Numba was
+    left scalar: LLVM cannot prove the output apart from its ten inputs)."""
+
+    def codegen(context, builder, sig, args):
+        index = [1, 3, 4, 5, 6, 7, 10]
+        acc_at_, scale_at_, shift_at_, bn_at_, act_at_, param_stride_, at_ = as_int64s(
+            context, builder, [args[i] for i in index], [sig.args[i] for i in index])
+
+        def param(base, k):
+            offset = builder.add(base, builder.mul(param_stride_, ir.Constant(_I64, k)))
+            return builder.load(vector_pointer(context, builder, sig.args[2], args[2], offset), align=4)
+
+        acc_data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        a = builder.load(builder.bitcast(builder.gep(acc_data, [acc_at_]), _I32x16.as_pointer()), align=4)
+        v = builder.fadd(builder.fmul(builder.sitofp(a, F16), param(scale_at_, 0)), param(shift_at_, 0))
+        v = builder.fadd(builder.fmul(v, param(bn_at_, 0)), param(bn_at_, 1))
+        o = builder.load(vector_pointer(context, builder, sig.args[8], args[8], at_), align=4)
+        u = builder.fsub(builder.fadd(v, o), param(act_at_, 0))
+        zero = ir.Constant(F16, [ir.Constant(ir.FloatType(), 0.0)] * LANES)
+        slope = builder.select(builder.fcmp_ordered(">=", u, zero), param(act_at_, 1), param(act_at_, 2))
+        y = builder.fsub(builder.fmul(slope, u), param(act_at_, 3))
+        builder.store(y, vector_pointer(context, builder, sig.args[9], args[9], at_), align=4)
+        return context.get_dummy_value()
+
+    return types.none(acc, acc_at, params, scale_at, shift_at, bn_at, act_at, param_stride, other, out, at), codegen

@@ -27,7 +27,7 @@ explicit signatures (C-contiguous float32 rows, int64 programs) and no bounds ch
 import numba as nb
 import numpy as np
 
-from numbnn.kernels.intrinsics import LANES, block_epilogue_columns
+from numbnn.kernels.intrinsics import LANES, block_epilogue_columns, moved_unit_lanes
 from numbnn.kernels.typed import typed_njit
 
 ROW_BLOCK = 64  # rows per parallel task: amortises the task's scratch buffer and step dispatch
@@ -255,6 +255,52 @@ def unit_epilogue(acc, first, last, params, first_rows, other, other_div, out, r
             u = v - params[s, c]
             pos, neg = params[s + 1, c], params[s + 2, c]
             y[c] = ((pos if u >= 0 else neg) * u - params[s + 3, c]) + residual[c]
+
+
+@nb.njit(inline="always")
+def is_moved_unit(codes):
+    """Whether ``codes`` are [mul, add, affine, add_input, dprelu]: an RB-Net unit's scale and centring of its
+    reshaped point-wise conv, then batch norm, residual and RPReLU after the move (:func:`moved_unit_epilogue`)."""
+    return (codes.size == 5 and codes[0] == MUL and codes[1] == ADD and codes[2] == AFFINE and codes[3] == ADD_INPUT
+            and codes[4] == DPRELU)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def moved_unit_epilogue(acc, first, last, params, first_rows, other, pixels, moved, dest_pixels, out):
+    """The steps [mul, add, affine, add_input, dprelu] on the int32 rows first .. last-1 (``acc`` holds row first
+    at 0), each row's runs of C' = out.shape[1] channels written to their destinations as
+    :func:`numbnn.kernels.binary_conv_driver.binary_conv`'s ``moved`` places them and the residual ``other``
+    read there: the float32 operations of :func:`apply_steps` in its order, in one vectorised pass per run
+    with nothing stored in between. The parameters of the steps after the move are the same for every run
+    (repeated along the row): their first C' columns are read."""
+    width = out.shape[1]
+    channels = params.shape[1]
+    segments = channels // width  # O / C' (acc may have spare columns past O)
+    p, q, s = first_rows[0], first_rows[2], first_rows[4]
+    scale, shift, bn_scale, bn_shift = params[p], params[first_rows[1]], params[q], params[q + 1]
+    shift_x, pos, neg, shift_y = params[s], params[s + 1], params[s + 2], params[s + 3]
+    lanes = width % LANES == 0
+    for r in range(first, last):
+        image, pixel = r // pixels, r % pixels
+        row = acc[r - first]
+        for k in range(segments):
+            d = moved[pixel * segments + k]
+            if d < 0:
+                continue
+            c0, target = k * width, (image * dest_pixels + d) * width
+            if lanes:  # whole vectors: the intrinsic, since LLVM leaves the loop below scalar
+                for c in range(0, width, LANES):
+                    moved_unit_lanes(acc, (r - first) * acc.shape[1] + c0 + c, params, p * channels + c0 + c,
+                                     first_rows[1] * channels + c0 + c, q * channels + c, s * channels + c, channels,
+                                     other, out, target + c)
+                continue
+            a, mul, add = row[c0:c0 + width], scale[c0:c0 + width], shift[c0:c0 + width]
+            y, residual = out[image * dest_pixels + d], other[image * dest_pixels + d]
+            for c in range(width):
+                v = (np.float32(a[c]) * mul[c]) + add[c]
+                v = (v * bn_scale[c] + bn_shift[c]) + residual[c]
+                u = v - shift_x[c]
+                y[c] = (pos[c] if u >= 0 else neg[c]) * u - shift_y[c]
 
 
 @typed_njit(f"void({ROWS}, {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS})", parallel=True, cache=True, error_model="numpy")
