@@ -15,6 +15,8 @@ turned order); the median of the paired ratios with / without is reported per ba
   norm as one kernel);
 - ``moved-steps``: :func:`numbnn.inference.fuse.convs.fuse_moved_steps_into_conv_steps` (RB-Net's depth-to-space and
   the unit's batch norm, residual and RPReLU done by the fused conv);
+- ``moved-packs``: :func:`numbnn.inference.fuse.convs.fuse_gather_packs_into_moved_steps` (the next unit's
+  space-to-depth and signs packed by that conv from its registers);
 - ``unread-maps``: not a graph rewrite but the program's :meth:`numbnn.inference.ops.Op.drop_outputs` (a fused
   conv whose float map no node reads, a pooled downsampling shortcut's, keeps it in per-block scratch);
   without it every op writes every output.
@@ -39,6 +41,7 @@ from paired_steps import paired_ratios
 
 REWRITES = {"squeeze-excite": "fuse_squeeze_excite_gates", "averaged-inputs": "averaged_inputs_as_other",
             "pools": "fuse_pools_into_conv_steps", "stem-steps": "fuse_steps_into_stems", "moved-steps": "fuse_moved_steps_into_conv_steps",
+            "moved-packs": "fuse_gather_packs_into_moved_steps",
             "unread-maps": None}
 
 

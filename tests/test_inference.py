@@ -307,8 +307,9 @@ def test_squeeze_excite_gates_are_one_node_each(test_images, tmp_path):
 def test_rbnet_depth_to_space_runs_in_the_convs(test_images, tmp_path):
     """Each reshaped point-wise conv of RB-Net that moves its output back to pixels (depth-to-space, shifted
     back and cropped on odd maps) runs with that move and the unit's batch norm, residual and RPReLU as one
-    node: no steps node reads a moved map any more, the logits still equal the float model's, and the
-    fused node survives a save and a load."""
+    node, which also packs the next unit's shifted space-to-depth (all but the three read by a stride-2 conv or
+    a downsampling shortcut's input): no steps node reads a moved map any more, the logits still equal the
+    float model's, and the fused nodes survive a save and a load."""
     from numbnn.inference import load
 
     model = trained("rbnet")
@@ -316,6 +317,8 @@ def test_rbnet_depth_to_space_runs_in_the_convs(test_images, tmp_path):
     counts = packed.op_counts()
     assert counts["bconv_moved_steps"] == 10  # every stride-1 RPC (the two stride-2 ones move nothing back)
     assert not any(n.op == "elementwise" and "moves" in n.attrs for n in packed.graph.nodes)
+    packers = [n for n in packed.graph.nodes if n.op == "bconv_moved_steps" and n.extra_outputs]
+    assert len(packers) == 9 and counts["gather_pack"] == 3
     images, _ = test_images
     logits = packed.predict(images)
     assert_parity(float_logits(model, normalize(images)), logits)
@@ -326,12 +329,14 @@ def test_rbnet_depth_to_space_runs_in_the_convs(test_images, tmp_path):
 
 def test_rbnet_shifts_are_added_while_gathering(test_images):
     """RB-Net's balanced activation shifts x by t before every reshaped conv's space-to-depth: each
-    gather_pack adds t itself (its shift), no steps node is left doing only that add, and the logits
-    still equal the float model's."""
+    gather_pack adds t itself (its shift; or the conv that packs for it, its pack_shift), no steps node is left
+    doing only that add, and the logits still equal the float model's."""
     model = trained("rbnet")
     packed = compile(model)
     gathers = [n for n in packed.graph.nodes if n.op == "gather_pack"]
-    assert len(gathers) >= 6 and all("shift" in n.consts for n in gathers)
+    packers = [n for n in packed.graph.nodes if n.op == "bconv_moved_steps" and n.extra_outputs]  # gather_packs fused
+    assert all("shift" in n.consts for n in gathers) and all("pack_shift" in n.consts for n in packers)
+    assert len(gathers) + len(packers) == 12  # every reshaped conv's input
     assert not any(n.op == "elementwise" and n.attrs["stages"] in (["add"], ["sub"]) for n in packed.graph.nodes)
     images, _ = test_images
     assert_parity(float_logits(model, normalize(images)), packed.predict(images))

@@ -550,12 +550,14 @@ def _depth_to_space_moves(h, w, runs_side, width, crop):
 
 @settings(max_examples=30)
 @given(st.integers(1, 3), st.integers(1, 5), st.sampled_from([8, 32, 64, 70]), st.sampled_from([1, 2]),
-       st.sampled_from([1, 3, 16]), st.integers(0, 1), st.integers(0, 2**32 - 1))
+       st.sampled_from([1, 3, 16, 32]), st.integers(0, 1), st.integers(0, 2**32 - 1))
 def test_fused_conv_that_moves_its_output_equals_steps_then_moved_steps(batch, size, channels, runs_side, width, crop,
                                                                         seed):
     """bconv_moved_steps (RB-Net's point-wise conv, scale and centring, then depth-to-space, batch norm,
     residual and RPReLU) writes the bits of bconv_steps followed by the elementwise node that reads its
-    output through the moves; moves that are not whole runs of channels (a channel shuffle) are refused."""
+    output through the moves; moves that are not whole runs of channels (a channel shuffle) are refused. With
+    16-channel multiples it also packs its output as the next unit's gather_pack would (padding to even sides,
+    space-to-depth, shift and thresholds), and refuses to pack through a channel shuffle."""
     from numbnn.kernels import pack_conv_weight
 
     rng = np.random.default_rng(seed)
@@ -587,3 +589,26 @@ def test_fused_conv_that_moves_its_output_equals_steps_then_moved_steps(batch, s
     if out_channels % 2 == 0 and out_channels > 2:
         with pytest.raises(GraphError, match="whole runs"):
             build_op("bconv_moved_steps", {**attrs, "moves": shuffle}, consts)
+    if width % 16:
+        return
+    # packing its output as the next unit's gather_pack would: padded to even sides with +1, then space-to-depth
+    h, w = expected.shape[1:3]
+    ph, pw = h % 2, w % 2
+    to_cells = [{"op": "pad", "inputs": [0], "attrs": {"pad_width": [[0, 0], [0, ph], [0, pw], [0, 0]], "value": 1.0}},
+                {"op": "reshape", "inputs": [1], "attrs": {"shape": [{"batch": 1}, (h + ph) // 2, 2, (w + pw) // 2, 2, width]}},
+                {"op": "transpose", "inputs": [2], "attrs": {"axes": [0, 1, 3, 2, 4, 5]}},
+                {"op": "reshape", "inputs": [3], "attrs": {"shape": [{"batch": 1}, (h + ph) // 2, (w + pw) // 2, 4 * width]}}]
+    pack_consts = {"threshold": rng.standard_normal(4 * width).astype(np.float32),
+                   "shift": rng.standard_normal(width).astype(np.float32)}
+    gather = build_op("gather_pack", {"groups": 1, "source_shape": [h, w, width], "moves": to_cells}, pack_consts)
+    packing = build_op("bconv_moved_steps", {**attrs, "pack_moves": to_cells, "pack_source_shape": [h, w, width]},
+                       {**consts, **{f"pack_{k}": v for k, v in pack_consts.items()}})
+    values, bits = packing(x, residual)
+    np.testing.assert_array_equal(values.view(np.int32), expected.view(np.int32))
+    np.testing.assert_array_equal(bits, gather(expected))
+    with pytest.raises(GraphError, match="16-channel groups"):
+        build_op("bconv_moved_steps", {**attrs, "pack_moves": [
+            {"op": "reshape", "inputs": [0], "attrs": {"shape": [{"batch": 1}, h, w, 2, width // 2]}},
+            {"op": "transpose", "inputs": [1], "attrs": {"axes": [0, 1, 2, 4, 3]}},
+            {"op": "reshape", "inputs": [2], "attrs": {"shape": [{"batch": 1}, h, w, width]}}],
+            "pack_source_shape": [h, w, width]}, consts)

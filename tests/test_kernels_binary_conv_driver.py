@@ -160,15 +160,9 @@ def test_steps_transform_pools_like_the_float_model(batch, size, groups, per_gro
 MOVED_UNIT = ([steps.MUL, steps.ADD, steps.AFFINE, steps.ADD_INPUT, steps.DPRELU], [0, 1, 2, 4, 4], 8)  # RB-Net's unit
 
 
-@settings(max_examples=60, deadline=None)
-@given(**convolutions, runs=st.sampled_from([1, 2, 4]), drop=st.integers(0, 3),
-       program=st.sampled_from(sorted(PROGRAMS) + ["moved_unit"]))
-def test_steps_transform_moves_rows_like_the_naive_steps(batch, size, groups, per_group, outputs, geometry, pad_value,
-                                                          seed, runs, drop, program):
-    """``moved``: each output row cut into ``runs`` runs of C' channels that land on other rows of the
-    destination in a random order, every ``drop``-th run dropped (a crop); the program reads the second input
-    at each run's destination. Equals the naive steps on the naive conv's runs moved so, bit for bit. RB-Net's
-    program (``moved_unit``, one pass) has the same parameters after the move for every run, as the op gives them."""
+def _moved_case(batch, size, groups, per_group, outputs, geometry, pad_value, seed, runs, drop, program):
+    """Run the driver with ``moved`` (see the test below), check its output against the naive steps and return
+    the case for more checks."""
     rng, args, expected = setup(batch, size, groups, per_group, outputs * runs, geometry, pad_value, seed)
     rows, out_channels = expected.shape
     pixels, width = rows // batch, out_channels // runs
@@ -186,7 +180,8 @@ def test_steps_transform_moves_rows_like_the_naive_steps(batch, size, groups, pe
     other = rng.standard_normal((batch * dest_pixels, width)).astype(np.float32)
     out = np.full((batch * dest_pixels, width), np.nan, np.float32)
     driver.binary_conv(*args, driver.STEPS, np.empty((0, 0), np.int32), codes, first_rows, params, other, 1, out,
-                       np.zeros(0, np.float32), 1, 1, np.empty((rows, 0), np.uint64), NO_POOL, moved, dest_pixels)
+                       np.zeros(0, np.float32), 1, 1, np.empty((rows, 0), np.uint64), NO_POOL, moved, dest_pixels,
+                       *driver.NO_MOVES[2:])
     runs_at = np.flatnonzero(kept)  # source run numbers within an image, in destination order
     order = np.argsort(moved[kept])
     source = (np.arange(batch)[:, None] * pixels * runs + runs_at[order]).reshape(-1)  # run numbers, destination order
@@ -194,6 +189,52 @@ def test_steps_transform_moves_rows_like_the_naive_steps(batch, size, groups, pe
     other_runs[source] = other  # the second input where each run sits before the move
     want = naive.run_steps(codes, first_rows, params, expected, other_runs.reshape(rows, out_channels), 1)
     np.testing.assert_array_equal(out.view(np.int32), want.reshape(-1, width)[source].view(np.int32))
+    return rng, args, codes, first_rows, params, other, moved, dest_pixels, out
+
+
+@settings(max_examples=60, deadline=None)
+@given(**convolutions, runs=st.sampled_from([1, 2, 4]), drop=st.integers(0, 3),
+       program=st.sampled_from(sorted(PROGRAMS) + ["moved_unit"]))
+def test_steps_transform_moves_rows_like_the_naive_steps(batch, size, groups, per_group, outputs, geometry, pad_value,
+                                                          seed, runs, drop, program):
+    """``moved``: each output row cut into ``runs`` runs of C' channels that land on other rows of the
+    destination in a random order, every ``drop``-th run dropped (a crop); the program reads the second input
+    at each run's destination. Equals the naive steps on the naive conv's runs moved so, bit for bit. RB-Net's
+    program (``moved_unit``, one pass) has the same parameters after the move for every run, as the op gives them."""
+    _moved_case(batch, size, groups, per_group, outputs, geometry, pad_value, seed, runs, drop, program)
+
+
+@settings(max_examples=40, deadline=None)
+@given(**{**convolutions, "outputs": st.sampled_from([16, 32, 48])}, runs=st.sampled_from([1, 2, 4]),
+       drop=st.integers(0, 3), padding=st.integers(0, 2))
+def test_moved_unit_packs_the_moved_map_like_gather_pack(batch, size, groups, per_group, outputs, geometry, pad_value,
+                                                          seed, runs, drop, padding):
+    """RB-Net's unit with ``moved_packing``: each 16-channel group of the moved map lands on a random uint16 quarter
+    of the packed rows (``padding`` quarters of each row are nobody's and keep what was there), bit = (y + shift)
+    - threshold < 0 as gather_pack computes it; the float output is the same as without packing."""
+    rng, args, codes, first_rows, params, other, moved, dest_pixels, want = _moved_case(
+        batch, size, groups, per_group, outputs, geometry, pad_value, seed, runs, drop, "moved_unit")
+    width = want.shape[1]  # C' = groups * outputs
+    per_pixel = width // 16
+    words = -(-(width + 16 * padding) // 64)
+    slots = dest_pixels * 4 * words  # uint16 quarters of an image's packed rows (one row per destination pixel)
+    free = np.array([q for q in range(slots) if q % (4 * words) < per_pixel + padding], np.int64)
+    slot = rng.permutation(free)[:dest_pixels * per_pixel]
+    packing = np.stack([slot, rng.integers(0, 5, slot.size) * 16], axis=1).reshape(-1)  # quarter, first threshold
+    thresholds = rng.standard_normal(16 * 5).astype(np.float32)
+    shifts = rng.standard_normal(width).astype(np.float32)
+    template = rng.integers(0, 2**63, (batch * dest_pixels, words), dtype=np.uint64)
+    packed = template.copy()
+    out = np.empty_like(want)
+    driver.binary_conv(*args, driver.STEPS, np.empty((0, 0), np.int32), codes, first_rows, params, other, 1, out,
+                       thresholds, 1, 1, packed, NO_POOL, moved, dest_pixels, packing, shifts)
+    np.testing.assert_array_equal(out.view(np.int32), want.view(np.int32))
+    expect = template.view(np.uint16).reshape(batch, -1).copy()
+    groups16 = (want.reshape(batch, dest_pixels, per_pixel, 16) + shifts.reshape(per_pixel, 16)).reshape(batch, -1, 16)
+    for g, (quarter, limit) in enumerate(packing.reshape(-1, 2)):
+        below = (groups16[:, g] - thresholds[limit:limit + 16]) < 0
+        expect[:, quarter] = (below * (1 << np.arange(16))).sum(axis=1)
+    np.testing.assert_array_equal(packed.view(np.uint16).reshape(batch, -1), expect)
 
 
 @settings(max_examples=40, deadline=None)

@@ -107,7 +107,7 @@ _row_layout = nb.njit(inline="always")(row_layout)
 _SIGNATURE = (
     "void(uint64[:, :, :, ::1], UniTuple(int64, 10), int64, uint64[:, :, :, ::1], int64, int64[::1], int32[:, ::1], "
     f"int64, int32[:, ::1], {PROGRAM}, {ROWS}, {ROWS}, int64, {ROWS}, float32[::1], int64, int64, {WORDS}, {ROWS}, "
-    "int64[::1], int64)"
+    "int64[::1], int64, int64[::1], float32[::1])"
 )
 
 
@@ -115,7 +115,8 @@ _NO_PROGRAM = np.zeros(0, np.int64)  # the STEPS-only arguments of an INT32 call
 _NO_ROWS = np.zeros((0, 1), np.float32)
 _NO_THRESHOLDS = np.zeros(0, np.float32)
 _NO_PACKED = np.zeros((0, 0), np.uint64)
-NO_MOVES = (np.zeros(0, np.int64), 0)  # binary_conv's (moved, dest_pixels) when rows stay where they are
+# binary_conv's (moved, dest_pixels, moved_packing, pack_shifts) when rows stay where they are
+NO_MOVES = (np.zeros(0, np.int64), 0, np.zeros(0, np.int64), np.zeros(0, np.float32))
 
 
 def binary_conv_int32(x, geometry, tap_bits, panels, k, border_row, correction, out):
@@ -290,7 +291,7 @@ def _gather_3x3_pairs(bordered, first, last, geometry, cols):
 @typed_njit(_SIGNATURE, parallel=True, cache=True, error_model="numpy")
 def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transform, acc_out,
                 codes, first_rows, params, other, other_div, out, pack_thresholds, pack_shuffle, pack_groups, packed, pooled,
-                moved, dest_pixels):
+                moved, dest_pixels, moved_packing, pack_shifts):
     """One binary convolution of packed NHWC ``x`` [N, H, W, words] and its output transform.
 
     ``geometry`` = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo); ``panels`` [groups, panels, words, TILE_COLS]
@@ -315,7 +316,12 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     dropped). The program then reads ``other`` [N * dest_pixels, C'] at each segment's destination (gathered
     per block, :func:`_gather_moved`) and runs on the block's rows in the scratch, which go to their
     destinations afterwards (:func:`_scatter_moved`): the steps before and after the move in one pass, and
-    the unmoved map never written.
+    the unmoved map never written. RB-Net's unit ([mul, add, affine, add_input, dprelu], C' a multiple of 16)
+    runs in one vectorised pass (:func:`numbnn.kernels.steps.moved_unit_epilogue`), which can also pack the
+    moved map's signs as the next unit's ``gather_pack`` would: with ``moved_packing`` not empty, the 16 channels
+    from 16j of destination pixel d (of an image) go to the uint16 quarter moved_packing[2m] (m = d * C'/16 + j;
+    -1: not packed) of the image's rows of ``packed``, bit i = (y + pack_shifts[16j + i]) - t < 0 with t =
+    pack_thresholds[moved_packing[2m + 1] + i]; ``packed`` holds the padding's bits already.
     """
     kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = geometry
     n, h, w, all_words = x.shape
@@ -413,7 +419,8 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
             else:
                 rows_out, row0 = own_out, first
             if moving and is_moved_unit(codes):  # RB-Net's unit: one pass, straight to the destinations
-                moved_unit_epilogue(acc, first, last, params, first_rows, other, pixels, moved, dest_pixels, out)
+                moved_unit_epilogue(acc, first, last, params, first_rows, other, pixels, moved, dest_pixels, out,
+                                    moved_packing, pack_thresholds, pack_shifts, packed, n)
                 continue
             kind = 0 if moving else epilogue_kind(codes)
             packed_here = False

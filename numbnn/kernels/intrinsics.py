@@ -263,7 +263,8 @@ def block_epilogue_columns(typingctx, acc, acc_at, acc_stride, params, scale_at,
 
 
 @intrinsic
-def moved_unit_lanes(typingctx, acc, acc_at, params, scale_at, shift_at, bn_at, act_at, param_stride, other, out, at):
+def moved_unit_lanes(typingctx, acc, acc_at, params, scale_at, shift_at, bn_at, act_at, param_stride, other, out, at,
+                     bits, bits_at, thresholds, thresholds_at, shifts, shifts_at):
     """RB-Net's unit on 16 lanes (float32 and int32, no bounds checks): with a = acc.flat[acc_at :][:16] (int32),
     o = other.flat[at :][:16], P(k) = params.flat[k :][:16], s = param_stride,
 
@@ -272,12 +273,15 @@ def moved_unit_lanes(typingctx, acc, acc_at, params, scale_at, shift_at, bn_at, 
 
     stored at out.flat[at :][:16]: the steps [mul, add, affine, add_input, dprelu] of
     :func:`numbnn.kernels.steps.apply_steps`, IEEE and unfused, in their order (a loop over them in Numba was
-    left scalar: LLVM cannot prove the output apart from its ten inputs)."""
+    left scalar: LLVM cannot prove the output apart from its ten inputs). If ``bits_at`` >= 0 the 16 signs
+    (y + shifts.flat[shifts_at :][:16]) - thresholds.flat[thresholds_at :][:16] < 0 (as
+    :func:`numbnn.kernels.threshold_packing.gather_pack` computes them) are stored too, as the uint16
+    bits.flat[bits_at] (bit i: lane i)."""
 
     def codegen(context, builder, sig, args):
-        index = [1, 3, 4, 5, 6, 7, 10]
-        acc_at_, scale_at_, shift_at_, bn_at_, act_at_, param_stride_, at_ = as_int64s(
-            context, builder, [args[i] for i in index], [sig.args[i] for i in index])
+        index = [1, 3, 4, 5, 6, 7, 10, 12, 14, 16]
+        acc_at_, scale_at_, shift_at_, bn_at_, act_at_, param_stride_, at_, bits_at_, thresholds_at_, shifts_at_ = \
+            as_int64s(context, builder, [args[i] for i in index], [sig.args[i] for i in index])
 
         def param(base, k):
             offset = builder.add(base, builder.mul(param_stride_, ir.Constant(_I64, k)))
@@ -293,6 +297,14 @@ def moved_unit_lanes(typingctx, acc, acc_at, params, scale_at, shift_at, bn_at, 
         slope = builder.select(builder.fcmp_ordered(">=", u, zero), param(act_at_, 1), param(act_at_, 2))
         y = builder.fsub(builder.fmul(slope, u), param(act_at_, 3))
         builder.store(y, vector_pointer(context, builder, sig.args[9], args[9], at_), align=4)
+        with builder.if_then(builder.icmp_signed(">=", bits_at_, ir.Constant(_I64, 0))):
+            shifted = builder.fadd(y, builder.load(vector_pointer(context, builder, sig.args[15], args[15], shifts_at_),
+                                                   align=4))
+            limits = builder.load(vector_pointer(context, builder, sig.args[13], args[13], thresholds_at_), align=4)
+            signs = builder.bitcast(builder.fcmp_ordered("<", builder.fsub(shifted, limits), zero), ir.IntType(16))
+            bits_data = context.make_array(sig.args[11])(context, builder, args[11]).data
+            builder.store(signs, builder.gep(bits_data, [bits_at_]))
         return context.get_dummy_value()
 
-    return types.none(acc, acc_at, params, scale_at, shift_at, bn_at, act_at, param_stride, other, out, at), codegen
+    return types.none(acc, acc_at, params, scale_at, shift_at, bn_at, act_at, param_stride, other, out, at, bits, bits_at,
+                      thresholds, thresholds_at, shifts, shifts_at), codegen

@@ -266,13 +266,16 @@ def is_moved_unit(codes):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def moved_unit_epilogue(acc, first, last, params, first_rows, other, pixels, moved, dest_pixels, out):
+def moved_unit_epilogue(acc, first, last, params, first_rows, other, pixels, moved, dest_pixels, out, packing,
+                        pack_thresholds, pack_shifts, packed, images):
     """The steps [mul, add, affine, add_input, dprelu] on the int32 rows first .. last-1 (``acc`` holds row first
     at 0), each row's runs of C' = out.shape[1] channels written to their destinations as
     :func:`numbnn.kernels.binary_conv_driver.binary_conv`'s ``moved`` places them and the residual ``other``
     read there: the float32 operations of :func:`apply_steps` in its order, in one vectorised pass per run
     with nothing stored in between. The parameters of the steps after the move are the same for every run
-    (repeated along the row): their first C' columns are read."""
+    (repeated along the row): their first C' columns are read. With ``packing`` (the driver's
+    ``moved_packing``), the signs of 16-channel groups of the moved map go to their uint16 quarters of
+    ``packed`` ([images * rows, words]) in the same pass, as the next ``gather_pack`` would compute them."""
     width = out.shape[1]
     channels = params.shape[1]
     segments = channels // width  # O / C' (acc may have spare columns past O)
@@ -280,6 +283,10 @@ def moved_unit_epilogue(acc, first, last, params, first_rows, other, pixels, mov
     scale, shift, bn_scale, bn_shift = params[p], params[first_rows[1]], params[q], params[q + 1]
     shift_x, pos, neg, shift_y = params[s], params[s + 1], params[s + 2], params[s + 3]
     lanes = width % LANES == 0
+    quarters = packed.view(np.uint16)  # [images * rows, 4 * words]: a word's bits 16k .. 16k + 15 are quarter k
+    image_quarters = quarters.size // images if images > 0 else 0
+    groups = width // LANES  # 16-channel groups per destination pixel
+    packs = packing.size > 0
     for r in range(first, last):
         image, pixel = r // pixels, r % pixels
         row = acc[r - first]
@@ -289,10 +296,16 @@ def moved_unit_epilogue(acc, first, last, params, first_rows, other, pixels, mov
                 continue
             c0, target = k * width, (image * dest_pixels + d) * width
             if lanes:  # whole vectors: the intrinsic, since LLVM leaves the loop below scalar
-                for c in range(0, width, LANES):
+                for j in range(groups):
+                    c = j * LANES
+                    quarter, limit = -1, 0
+                    if packs:
+                        m = 2 * (d * groups + j)
+                        if packing[m] >= 0:
+                            quarter, limit = image * image_quarters + packing[m], packing[m + 1]
                     moved_unit_lanes(acc, (r - first) * acc.shape[1] + c0 + c, params, p * channels + c0 + c,
                                      first_rows[1] * channels + c0 + c, q * channels + c, s * channels + c, channels,
-                                     other, out, target + c)
+                                     other, out, target + c, quarters, quarter, pack_thresholds, limit, pack_shifts, c)
                 continue
             a, mul, add = row[c0:c0 + width], scale[c0:c0 + width], shift[c0:c0 + width]
             y, residual = out[image * dest_pixels + d], other[image * dest_pixels + d]

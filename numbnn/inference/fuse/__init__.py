@@ -45,19 +45,22 @@
    runs of its channels to other pixels, by steps with a residual (RB-Net's depth-to-space, then batch norm,
    residual and RPReLU), becomes one node with them: the rows are stepped in the cache and moved, and the
    conv's own map is never written. Same operations per element, same bits.
-13. :func:`fuse_steps_into_stems`: a stem convolution (one input channel, 3x3) and the steps reading it (its
+13. :func:`fuse_gather_packs_into_moved_steps`: the next unit's ``gather_pack`` of such a node's output (RB-Net's
+   shift, space-to-depth and signs) is done by that node from the values in its registers, 16 signs at a time:
+   the map is still written for the residual, but not read back to be packed. Same comparisons, same bits.
+14. :func:`fuse_steps_into_stems`: a stem convolution (one input channel, 3x3) and the steps reading it (its
    batch norm) run as one kernel, each output row stepped while in the cache. Same operations, same order.
 
 One module per family of rewrite: :mod:`~numbnn.inference.fuse.packs` (1, 6, 7's shifts, 8),
 :mod:`~numbnn.inference.fuse.steps` (2-4), :mod:`~numbnn.inference.fuse.gates` (5),
-:mod:`~numbnn.inference.fuse.movements` (7) and :mod:`~numbnn.inference.fuse.convs` (9-13).
+:mod:`~numbnn.inference.fuse.movements` (7) and :mod:`~numbnn.inference.fuse.convs` (9-14).
 """
 
 from __future__ import annotations
 
 from numbnn.inference.fuse.convs import (
-    fuse_convolutions_and_steps, fuse_moved_steps_into_conv_steps, fuse_packs_into_conv_steps, fuse_pools_into_conv_steps,
-    fuse_steps_into_stems,
+    fuse_convolutions_and_steps, fuse_gather_packs_into_moved_steps, fuse_moved_steps_into_conv_steps,
+    fuse_packs_into_conv_steps, fuse_pools_into_conv_steps, fuse_steps_into_stems,
 )
 from numbnn.inference.fuse.gates import fuse_squeeze_excite_gates
 from numbnn.inference.fuse.movements import fold_movements_into_packs, fold_movements_into_steps
@@ -90,6 +93,7 @@ def optimize(graph: Graph) -> Graph:
     fuse_packs_into_conv_steps(graph)
     fuse_pools_into_conv_steps(graph)
     fuse_moved_steps_into_conv_steps(graph)
+    fuse_gather_packs_into_moved_steps(graph)
     fuse_steps_into_stems(graph)
     graph.prune()
     return graph

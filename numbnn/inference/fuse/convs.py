@@ -8,7 +8,8 @@ from __future__ import annotations
 from numbnn.inference.graph import Graph, Node
 from numbnn.kernels.binary_conv_driver import CONV_BLOCK
 from numbnn.kernels.depthwise import is_stem_3x3
-from numbnn.inference.ops.packing import channel_shuffle_groups, moved_rows
+from numbnn.inference.ops.binary import MOVED_UNIT_STAGES
+from numbnn.inference.ops.packing import GatherPack, channel_shuffle_groups, moved_rows, quarter_packing
 
 
 def fuse_convolutions_and_steps(graph: Graph) -> None:
@@ -45,6 +46,30 @@ def fuse_moved_steps_into_conv_steps(graph: Graph) -> None:
         graph.nodes[index] = Node("bconv_moved_steps", [conv.inputs[0], node.inputs[1]], node.output, attrs,
                                   {**conv.consts, "moved_params": node.consts["params"]})
     graph.prune()
+
+
+def fuse_gather_packs_into_moved_steps(graph: Graph) -> None:
+    """The first ``gather_pack`` reading a ``bconv_moved_steps`` node's output whose moves carry whole 16-channel
+    groups (:func:`~numbnn.inference.ops.packing.quarter_packing`; RB-Net's next unit: the shift, space-to-depth
+    and signs of this unit's output) becomes that node's second output, packed from the registers: the map is
+    written (the next residual reads it) but not read back to be packed. Same comparison per element, same bits."""
+    producers = graph.producers()
+    specs = graph.value_specs()
+    for node in list(graph.nodes):
+        if node.op != "gather_pack" or node.attrs.get("groups", 1) != 1:
+            continue
+        conv = producers.get(node.inputs[0])
+        if conv is None or conv.op != "bconv_moved_steps" or conv.extra_outputs or conv.output != node.inputs[0]:
+            continue
+        width = specs[conv.output].shape[-1]
+        if (conv.attrs["moved_stages"] != MOVED_UNIT_STAGES or conv.attrs["stages"] != ["mul", "add"] or width % 16
+                or quarter_packing(GatherPack(node.attrs, node.consts)) is None):
+            continue
+        conv.attrs = {**conv.attrs, "pack_moves": node.attrs["moves"], "pack_source_shape": node.attrs["source_shape"]}
+        conv.consts = {**conv.consts, **{f"pack_{name}": node.consts[name] for name in ("threshold", "shift")
+                                         if node.consts.get(name) is not None}}
+        conv.extra_outputs = [node.output]
+        graph.nodes.remove(node)
 
 
 def fuse_steps_into_stems(graph: Graph) -> None:

@@ -6,7 +6,9 @@ import numpy as np
 
 from numbnn import kernels
 from numbnn.inference.ops.base import Op, Spec, const_array, expect, get_attr, int_attr, int_list, pair_attr, register_op
-from numbnn.inference.ops.packing import channel_shuffle_groups, moved_rows, output_pack, pack_buffers
+from numbnn.inference.ops.packing import (
+    GatherPack, channel_shuffle_groups, moved_rows, output_pack, pack_buffers, quarter_packing,
+)
 from numbnn.inference.ops.steps import Elementwise
 from numbnn.kernels import binary_conv_driver as driver
 from numbnn.kernels.padding import border_corrections, tap_weight_sums
@@ -182,6 +184,9 @@ class BinaryConvSteps(Op):
         return results[0] if len(results) == 1 else tuple(results)
 
 
+MOVED_UNIT_STAGES = ["affine", "add_input", "dprelu"]  # after RB-Net's move: batch norm, residual, RPReLU
+
+
 @register_op
 class BinaryConvMovedSteps(Op):
     """float32: a ``bconv_steps`` node whose output only an ``elementwise`` node reads, through movement ops
@@ -196,12 +201,18 @@ class BinaryConvMovedSteps(Op):
     repeated for each of a row's O / C' runs and the residual gathered at each run's destination; the rows then
     go to their destinations (the driver's ``moved``). Same float32 operations per element, same bits, and the
     unmoved map is never written.
+
+    With ``pack_moves`` (and ``pack_source_shape``, constants ``pack_threshold``/``pack_shift``) the node also
+    writes, second, what a ``gather_pack`` of those attributes would make of its output (the next unit's
+    shifted space-to-depth and signs; :func:`~numbnn.inference.ops.packing.quarter_packing`): 16 signs at a
+    time from the values in the registers, the padding's bits copied from a template. Only RB-Net's unit
+    ([mul, add, affine, add_input, dprelu]) with C' a multiple of 16 packs so.
     """
 
     name = "bconv_moved_steps"
     arity = 2
-    const_names = ("weight", "params", "moved_params")
-    _OWN_ATTRS = ("stages", "moved_stages", "moves", "source_shape")
+    const_names = ("weight", "params", "moved_params", "pack_threshold", "pack_shift")
+    _OWN_ATTRS = ("stages", "moved_stages", "moves", "source_shape", "pack_moves", "pack_source_shape")
 
     def __init__(self, attrs, consts):
         super().__init__(attrs, consts)
@@ -221,6 +232,19 @@ class BinaryConvMovedSteps(Op):
         self.first_rows = np.concatenate([self.before.first_rows, self.after.first_rows + len(before)])
         self.params = np.ascontiguousarray(np.vstack([before, np.tile(self.after.channel_params(width),
                                                                       (1, out_channels // width))]), np.float32)
+        self.pack = None
+        if "pack_moves" in attrs:  # the next gather_pack, done here (class docstring)
+            self.pack = GatherPack({"groups": 1, "source_shape": get_attr(attrs, "pack_source_shape", op),
+                                    "moves": attrs["pack_moves"]},
+                                   {"threshold": consts.get("pack_threshold"), "shift": consts.get("pack_shift")})
+            self.packing = quarter_packing(self.pack)
+            expect(self.packing is not None and self.pack.source_shape == self.after.moves.shape,
+                   f"{op}: pack_moves must carry whole 16-channel groups of the output to the packed layout")
+            expect(self.after.stages == MOVED_UNIT_STAGES and self.before.stages == ["mul", "add"] and width % 16 == 0,
+                   f"{op}: only RB-Net's unit with a multiple of 16 channels packs its output")
+            shifts = self.pack.shift if self.pack.shift.size else np.zeros(width, np.float32)
+            self.pack_shift = np.ascontiguousarray(shifts, np.float32)
+            self.pack_template = self.pack(np.zeros((1, *self.pack.source_shape), np.float32))[0]  # the padding's bits
 
     def output_spec(self, specs):
         expect(len(specs) == 2, f"{self.name}: needs the packed input and the residual")
@@ -231,17 +255,29 @@ class BinaryConvMovedSteps(Op):
         expect(specs[1].shape == out.shape, f"{self.name}: the residual must be {out.shape}, got {specs[1].shape}")
         return out
 
+    def output_specs(self, specs):
+        out = self.output_spec(specs)
+        return [out] if self.pack is None else [out, self.pack.output_spec([out])]
+
     def __call__(self, x, other):
         n = x.shape[0]
         moved, dest_pixels = self.moved
         shape = self.after.moves.shape
         out = np.empty((n * dest_pixels, shape[-1]), np.float32)
         other2 = np.ascontiguousarray(other, dtype=np.float32).reshape(out.shape)
-        threshold, groups, packed = pack_buffers(None, 0, shape[-1])
-        self.conv.run(x, driver.STEPS, np.empty((0, 0), np.int32), (self.codes, self.first_rows, self.params), other2, 1,
-                      out, threshold, driver.NO_SHUFFLE, groups, packed, np.empty((0, shape[-1]), np.float32),
-                      (moved, dest_pixels))
-        return out.reshape(n, *shape)
+        no_pool = np.empty((0, shape[-1]), np.float32)
+        steps = (self.codes, self.first_rows, self.params)
+        if self.pack is None:
+            threshold, groups, packed = pack_buffers(None, 0, shape[-1])
+            self.conv.run(x, driver.STEPS, np.empty((0, 0), np.int32), steps, other2, 1, out, threshold, driver.NO_SHUFFLE,
+                          groups, packed, no_pool, (moved, dest_pixels, *driver.NO_MOVES[2:]))
+            return out.reshape(n, *shape)
+        packed = np.empty((n, *self.pack_template.shape), np.uint64)
+        packed[...] = self.pack_template  # the padding's bits; the kernel writes every other quarter
+        self.conv.run(x, driver.STEPS, np.empty((0, 0), np.int32), steps, other2, 1, out, self.pack.threshold,
+                      driver.NO_SHUFFLE, 1, packed.reshape(-1, packed.shape[-1]), no_pool,
+                      (moved, dest_pixels, self.packing, self.pack_shift))
+        return out.reshape(n, *shape), packed
 
 
 @register_op

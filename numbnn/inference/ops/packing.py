@@ -124,6 +124,33 @@ def moved_rows(source_shape, moves, where) -> tuple[np.ndarray, int] | None:
     return moved, segment.size
 
 
+def quarter_packing(pack: "GatherPack") -> np.ndarray | None:
+    """Where a ``gather_pack`` (one group) puts each 16-channel group of its source's pixels, if every aligned
+    16-channel group of its packed layout is 16 consecutive source channels from a multiple of 16 (or 16
+    padding constants), each source group used at most once: int64 [2 * source groups] of pairs (uint16
+    quarter of an image's packed rows or -1, the group's first packed channel), for
+    :func:`numbnn.kernels.binary_conv_driver.binary_conv`'s ``moved_packing``; None otherwise."""
+    channels, source_channels = pack.shape[-1], pack.source_shape[-1]
+    if pack.groups != 1 or channels % 16 or source_channels % 16:
+        return None
+    quarters = pack.index.reshape(-1, 16).astype(np.int64)
+    first = quarters[:, 0]
+    real = first >= 0
+    consecutive = (quarters == first[:, None] + np.arange(16)).all(axis=1) & (first % 16 == 0)
+    if not ((real & consecutive) | (quarters < 0).all(axis=1)).all():
+        return None
+    groups = first[real] // 16  # source pixel * C/16 + 16-channel group
+    if np.unique(groups).size != groups.size:
+        return None
+    at = np.flatnonzero(real)  # packed row * (K/16) + the 16-channel group within the row
+    per_row, words = channels // 16, kernels.words_for(channels)
+    pairs = np.zeros((math.prod(pack.source_shape) // 16, 2), np.int64)
+    pairs[:, 0] = -1
+    pairs[groups, 0] = at // per_row * 4 * words + at % per_row
+    pairs[groups, 1] = at % per_row * 16
+    return pairs.reshape(-1)
+
+
 def channel_shuffle_groups(source_shape, moves, where) -> int | None:
     """G if ``moves`` turn a ``source_shape`` [..., C] value into ShuffleNet's channel shuffle of it in G
     groups, every pixel alike (channel j*G + g of the result is channel g*(C/G) + j; the inverse shuffle in
