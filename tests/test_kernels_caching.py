@@ -64,3 +64,56 @@ def test_a_typed_kernel_pickles_by_reference_and_names_its_function():
     kernel = pooling._short_rows_mean
     assert pickle.loads(pickle.dumps(kernel)) is kernel
     assert kernel.__name__ == "_short_rows_mean" and kernel.py_func.__name__ == "_short_rows_mean"
+
+
+def test_a_changed_kernel_source_drops_every_cached_kernel(tmp_path):
+    """Numba checks a cached kernel against its own file only; one hash of all kernel sources, recorded beside
+    the cache, drops every entry once when any file changed (an edited callee, an upgrade in place)."""
+    from numbnn.kernels.cache_freshness import MARKER, drop_stale_caches, sources_hash
+
+    sources = tmp_path / "kernels"
+    sources.mkdir()
+    (sources / "caller.py").write_text("def caller(): return callee()\n")
+    (sources / "callee.py").write_text("def callee(): return 1\n")
+    before = sources_hash(sources)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    entries = [cache / "caller.caller-1.py311.nbi", cache / "caller.caller-1.py311.1.nbc"]
+    for entry in entries:
+        entry.write_bytes(b"old")
+    (cache / "caller.cpython-311.pyc").write_bytes(b"bytecode")
+    assert drop_stale_caches(cache, before)  # no marker yet: dropped
+    assert not any(entry.exists() for entry in entries) and (cache / "caller.cpython-311.pyc").exists()
+    assert (cache / MARKER).read_text().strip() == before
+    for entry in entries:
+        entry.write_bytes(b"compiled from these sources")
+    assert not drop_stale_caches(cache, sources_hash(sources))  # nothing changed: kept
+    assert all(entry.exists() for entry in entries)
+    (sources / "callee.py").write_text("def callee(): return 2\n")  # only the callee's file
+    assert sources_hash(sources) != before and drop_stale_caches(cache, sources_hash(sources))
+    assert not any(entry.exists() for entry in entries)
+
+
+def test_an_unwritable_cache_is_left_alone(tmp_path, monkeypatch):
+    import os
+
+    from numbnn.kernels.cache_freshness import drop_stale_caches
+
+    (tmp_path / "a.nbi").write_bytes(b"x")
+
+    def refuse(*args):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    assert drop_stale_caches(tmp_path, "digest") is False  # no exception, nothing recorded
+    assert not (tmp_path / "numbnn-kernels.sha256").exists()
+
+
+def test_the_package_cache_records_the_current_sources():
+    from pathlib import Path
+
+    from numbnn.kernels.cache_freshness import MARKER, sources_hash
+    from numbnn.kernels.packing import _pack_parallel
+
+    marker = Path(_pack_parallel._cache._cache_path) / MARKER
+    assert marker.read_text().strip() == sources_hash(Path(numbnn.kernels.__file__).parent)

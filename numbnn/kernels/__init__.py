@@ -10,9 +10,11 @@ implementation compiled on first use and cached on disk. The packed runtime's en
 they carry explicit signatures instead, so a wrong dtype or layout is a TypeError, never a new
 specialisation running without bounds checks.
 
-Caching: Numba re-validates a cached function only against its own source file. After editing a
-kernel module, delete ``numbnn/kernels/__pycache__/*.nb[ic]`` (or set NUMBA_CACHE_DIR to a fresh
-directory), or callers in other files keep running their cached copies of the old code.
+Caching: Numba re-validates a cached function only against its own source file, so a caller in another
+file would keep running its cached copy of an edited callee. Importing this package therefore compares one
+hash of every kernel source with the one recorded beside the cache and, when they differ, drops the cached
+kernels once (:mod:`numbnn.kernels.cache_freshness`): after an edit or an upgrade in place everything
+compiles afresh.
 
 Threads: Numba's OpenMP layer (GNU libgomp) wakes its worker for every parallel region. Left to
 its default, libgomp lets idle workers spin only ~100 times before sleeping, so every region pays a
@@ -43,6 +45,10 @@ from numbnn.kernels.packing import pack_activations, pack_bits, pack_conv_weight
 from numbnn.kernels.permute_conv_input_grad import permute_conv_input_grad  # noqa: E402
 from numbnn.kernels.sign_matmul import pack_sign_columns, padding_tap_sums, sign_rows_matmul  # noqa: E402
 from numbnn.kernels.sign_conv_input_grad import sign_conv_input_grad  # noqa: E402
+from numbnn.kernels.cache_freshness import keep_kernel_caches_fresh  # noqa: E402
+from numbnn.kernels.packing import _pack_parallel  # noqa: E402  (any cached kernel: where Numba puts the cache)
+
+keep_kernel_caches_fresh(_pack_parallel)  # before any kernel is loaded
 
 __all__ = [
     "binary_conv2d",
