@@ -26,8 +26,24 @@ def test_pack_below_matches_naive(rows, groups, per_group, seed):
     x[0] = thresholds
     x[-1, :1] = np.float32(-0.0)
     packed = np.empty((rows, _words(channels, groups)), np.uint64)
-    tp.pack_below(x, thresholds, groups, packed)
+    tp.pack_below(x, thresholds, groups, tp.NO_SHUFFLE, packed)
     np.testing.assert_array_equal(packed, naive.pack_below(x, thresholds, groups))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 150), st.sampled_from([1, 2, 4]), st.sampled_from([2, 3, 4, 8]), st.integers(1, 40),
+       st.integers(0, 2**32 - 1))
+def test_pack_below_after_a_channel_shuffle_matches_naive(rows, groups, shuffle, per_shuffle_group, seed):
+    """``shuffle`` G: the signs of ShuffleNet's channel shuffle of each row in G groups (FTBNN's), any packing groups."""
+    rng = np.random.default_rng(seed)
+    channels = shuffle * per_shuffle_group
+    if channels % groups:
+        return
+    x = rng.standard_normal((rows, channels)).astype(np.float32)
+    thresholds = (rng.standard_normal(channels) * 0.5).astype(np.float32)
+    packed = np.empty((rows, _words(channels, groups)), np.uint64)
+    tp.pack_below(x, thresholds, groups, shuffle, packed)
+    np.testing.assert_array_equal(packed, naive.pack_below(naive.shuffle_columns(x, shuffle), thresholds, groups))
 
 
 @settings(max_examples=40, deadline=None)

@@ -102,17 +102,19 @@ def _pack_short_rows(x, thresholds, packed):
                 packed[first_row + q, 0] = (word >> np.uint64(q * channels)) & mask
 
 
-@typed_njit(f"void({ROWS}, float32[::1], int64, {WORDS})", parallel=True, cache=True)
-def pack_below(x, thresholds, groups, packed):
-    """packed[r] bit i of group g's word j = x[r, g*Cg + 64*j + i] < thresholds[...] (tail bits 0)."""
+@typed_njit(f"void({ROWS}, float32[::1], int64, int64, {WORDS})", parallel=True, cache=True)
+def pack_below(x, thresholds, groups, shuffle, packed):
+    """packed[r] bit i of group g's word j = x[r, g*Cg + 64*j + i] < thresholds[...] (tail bits 0); with ``shuffle``
+    > 1, of x's row after ShuffleNet's channel shuffle in that many groups, as :func:`pack_rows_below` takes it
+    (a packed model's shuffle of a map no fused conv wrote: FTBNN's stem, as a ``gather_pack`` reads it)."""
     rows, channels = x.shape
-    if groups == 1 and 64 % channels == 0:
+    if groups == 1 and 64 % channels == 0 and shuffle == NO_SHUFFLE:
         _pack_short_rows(x, thresholds, packed)
         return
     n_blocks = (rows + ROW_BLOCK - 1) // ROW_BLOCK
     for block in nb.prange(n_blocks):
         difference = difference_scratch(ROW_BLOCK, channels)
-        pack_rows_below(x, 0, block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK), thresholds, NO_SHUFFLE, groups, difference,
+        pack_rows_below(x, 0, block * ROW_BLOCK, min(rows, (block + 1) * ROW_BLOCK), thresholds, shuffle, groups, difference,
                         packed)
 
 
