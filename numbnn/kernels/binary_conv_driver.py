@@ -314,8 +314,8 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
     C' = out.shape[1] channels that land on other pixels (RB-Net's depth-to-space, with its shift and crop):
     segment s of pixel p of image b is row b * ``dest_pixels`` + moved[p * S + s] of ``out`` (S = O / C'; -1:
     dropped). The program then reads ``other`` [N * dest_pixels, C'] at each segment's destination (gathered
-    per block, :func:`_gather_moved`) and runs on the block's rows in the scratch, which go to their
-    destinations afterwards (:func:`_scatter_moved`): the steps before and after the move in one pass, and
+    per block, :func:`_move_segments`) and runs on the block's rows in the scratch, which go to their
+    destinations afterwards (the same function the other way): the steps before and after the move in one pass, and
     the unmoved map never written. RB-Net's unit ([mul, add, affine, add_input, dprelu], C' a multiple of 16)
     runs in one vectorised pass (:func:`numbnn.kernels.steps.moved_unit_epilogue`), which can also pack the
     moved map's signs as the next unit's ``gather_pack`` would: with ``moved_packing`` not empty, the 16 channels
@@ -435,9 +435,9 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                     for o in range(out_channels):
                         target[o] = np.float32(source[o])
                 if moving:  # the block's rows from 0 in the scratch, other's too
-                    _gather_moved(other, first, last, pixels, moved, dest_pixels, moved_other)
+                    _move_segments(moved_other, first, last, pixels, moved, dest_pixels, other, True)
                     apply_steps(rows_out, 0, 0, last - first, codes, first_rows, params, moved_other, 1)
-                    _scatter_moved(rows_out, first, last, pixels, moved, dest_pixels, out)
+                    _move_segments(rows_out, first, last, pixels, moved, dest_pixels, out, False)
                     continue
                 apply_steps(rows_out, row0, first, last, codes, first_rows, params, other, other_div)
             if packed.shape[1] > 0 and not packed_here:
@@ -448,35 +448,25 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
 
 
 @nb.njit(cache=True)
-def _gather_moved(other, first, last, pixels, moved, dest_pixels, rows):
-    """rows[r - first, segment s] = other's row at that segment's destination, for the output rows first ..
-    last-1 (see :func:`binary_conv`'s ``moved``); a dropped segment's channels are left as they are (the steps
-    run on them, nothing reads them)."""
-    width = other.shape[1]
+def _move_segments(rows, first, last, pixels, moved, dest_pixels, moved_rows, into_rows):
+    """Between the output rows first .. last-1 (row r in rows[r - first]) and ``moved_rows``, the rows at the
+    segments' destinations (see :func:`binary_conv`'s ``moved``): with ``into_rows`` each segment takes its
+    destination's row (the second input, gathered; a dropped segment's channels are left as they are, the
+    steps run on them and nothing reads them), else each destination row takes its segment (the output)."""
+    width = moved_rows.shape[1]
     segments = rows.shape[1] // width
     for r in range(first, last):
         image, pixel = r // pixels, r % pixels
         row = rows[r - first]
         for s in range(segments):
             d = moved[pixel * segments + s]
-            if d >= 0:
-                source, part = other[image * dest_pixels + d], row[s * width:(s + 1) * width]
+            if d < 0:
+                continue
+            part, target = row[s * width:(s + 1) * width], moved_rows[image * dest_pixels + d]
+            if into_rows:
                 for c in range(width):
-                    part[c] = source[c]
-
-
-@nb.njit(cache=True)
-def _scatter_moved(rows, first, last, pixels, moved, dest_pixels, out):
-    """out[destination of segment s of row r] = rows[r - first, segment s] (see :func:`binary_conv`'s ``moved``)."""
-    width = out.shape[1]
-    segments = rows.shape[1] // width
-    for r in range(first, last):
-        image, pixel = r // pixels, r % pixels
-        row = rows[r - first]
-        for s in range(segments):
-            d = moved[pixel * segments + s]
-            if d >= 0:
-                part, target = row[s * width:(s + 1) * width], out[image * dest_pixels + d]
+                    part[c] = target[c]
+            else:
                 for c in range(width):
                     target[c] = part[c]
 
