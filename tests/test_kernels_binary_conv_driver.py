@@ -157,6 +157,29 @@ def test_steps_transform_pools_like_the_float_model(batch, size, groups, per_gro
                                rtol=1e-5, atol=1e-5)
 
 
+@settings(max_examples=40, deadline=None)
+@given(**{**convolutions, "outputs": st.sampled_from([8, 16, 32, 40])})
+def test_shrink_epilogue_matches_naive(batch, size, groups, per_group, outputs, geometry, pad_value, seed):
+    """PokeBNN's shrinking unit [affine, add_mean_input, dprelu], a residual of twice the channels averaged in
+    pairs: one vectorised pass on whole 16-lane vectors (else the passes), bit for bit the naive steps; a pair
+    of -0.0 gives +0.0 (the mean starts from +0.0), kept to the end by the channel's identity steps."""
+    rng, args, expected = setup(batch, size, groups, per_group, outputs, geometry, pad_value, seed)
+    rows, out_channels = expected.shape
+    codes = np.array([steps.AFFINE, steps.ADD_MEAN_INPUT, steps.DPRELU], np.int64)
+    first_rows = np.array([0, 2, 2], np.int64)
+    params = rng.standard_normal((6, out_channels)).astype(np.float32)
+    other = rng.standard_normal((rows, 2 * out_channels)).astype(np.float32)
+    # channel 0 of row 0: v = acc * (+-0.0) + -0.0 = -0.0, plus the mean of (-0.0, -0.0), which is +0.0 only
+    # because the mean starts from +0.0; then the identity DPReLU keeps the sign of the zero
+    params[:, 0] = (-0.0 if expected[0, 0] >= 0 else 0.0, -0.0, 0.0, 1.0, 1.0, 0.0)
+    other[0, :2] = -0.0
+    out = np.empty((rows, out_channels), np.float32)
+    driver.binary_conv(*args, driver.STEPS, np.empty((0, 0), np.int32), codes, first_rows, params, other, 1, out,
+                       np.zeros(0, np.float32), 1, 1, np.empty((rows, 0), np.uint64), NO_POOL, *driver.NO_MOVES)
+    want = naive.run_steps(codes, first_rows, params, expected, other, 1)
+    np.testing.assert_array_equal(out.view(np.int32), want.view(np.int32))
+
+
 MOVED_UNIT = ([steps.MUL, steps.ADD, steps.AFFINE, steps.ADD_INPUT, steps.DPRELU], [0, 1, 2, 4, 4], 8)  # RB-Net's unit
 
 

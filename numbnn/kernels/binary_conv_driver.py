@@ -17,7 +17,8 @@ only real channels. Transforms (``transform``):
   block's tiles are written straight into acc_out.
 - ``STEPS``: out[p] = the per-channel float32 steps of :mod:`numbnn.kernels.steps` applied to
   float32(acc[p]) (scale, batch norm, residual, RPReLU, ...); for a ReActNet block
-  [mul, affine, add_input, dprelu] and an FTBNN unit [affine, dprelu, add_input] the same operations in
+  [mul, affine, add_input, dprelu], an FTBNN unit [affine, dprelu, add_input] and PokeBNN's shrinking unit
+  [affine, add_mean_input, dprelu] (:func:`~numbnn.kernels.steps.shrink_epilogue`) the same operations in
   one vectorised pass (:func:`numbnn.kernels.steps.block_epilogue`, which may pack the signs in that pass
   too, :func:`~numbnn.kernels.steps.unit_epilogue`).
   With ``packed`` words per row (> 0) the float rows are also packed through ``pack_thresholds`` (bit =
@@ -45,8 +46,8 @@ import numpy as np
 from numbnn.kernels.geometry import next_pixel, pixel_coordinates
 from numbnn.kernels.padding import add_border_corrections
 from numbnn.kernels.steps import (
-    BLOCK_EPILOGUE, PROGRAM, ROWS, UNIT_EPILOGUE, apply_steps, block_epilogue, epilogue_kind, is_moved_unit,
-    moved_unit_epilogue, unit_epilogue,
+    BLOCK_EPILOGUE, PROGRAM, ROWS, SHRINK_EPILOGUE, UNIT_EPILOGUE, apply_steps, block_epilogue, epilogue_kind,
+    is_moved_unit, moved_unit_epilogue, shrink_epilogue, unit_epilogue,
 )
 from numbnn.kernels.threshold_packing import NO_SHUFFLE, WORDS, difference_scratch, pack_rows_below
 from numbnn.kernels.tiles import TILE_COLS, TILE_ROWS, column_panels, tile_dot
@@ -429,6 +430,8 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                                              pack_thresholds, pack_groups, pack_shuffle, packed)
             elif kind == UNIT_EPILOGUE:
                 unit_epilogue(acc, first, last, params, first_rows, other, other_div, rows_out, row0)
+            elif kind == SHRINK_EPILOGUE:
+                shrink_epilogue(acc, first, last, params, codes, first_rows, other, other_div, rows_out, row0)
             else:
                 for r in range(first, last):
                     source, target = acc[r - first], rows_out[r - row0]

@@ -308,3 +308,47 @@ def moved_unit_lanes(typingctx, acc, acc_at, params, scale_at, shift_at, bn_at, 
 
     return types.none(acc, acc_at, params, scale_at, shift_at, bn_at, act_at, param_stride, other, out, at, bits, bits_at,
                       thresholds, thresholds_at, shifts, shifts_at), codegen
+
+
+@intrinsic
+def shrink_unit_lanes(typingctx, acc, acc_at, params, bn_at, act_at, param_stride, other, other_at, out, out_at):
+    """PokeBNN's shrinking unit on 16 lanes (float32 and int32, no bounds checks): with a = acc.flat[acc_at :][:16]
+    (int32), the 32 values o = other.flat[other_at :][:32] (two residual channels per lane), P(k) =
+    params.flat[k :][:16], s = param_stride,
+
+        v = float32(a) * P(bn_at) + P(bn_at + s);  v = v + ((0 + o[2i]) + o[2i + 1]) / 2
+        u = v - P(act_at);  y = (P(act_at + s) if u >= 0 else P(act_at + 2s)) * u - P(act_at + 3s)
+
+    stored at out.flat[out_at :][:16]: the steps [affine, add_mean_input (k = 2), dprelu] of
+    :func:`numbnn.kernels.steps.apply_steps`, IEEE and unfused, in their order; the pairs are split by two
+    shuffles of one 32-float load instead of the steps loop's strided reads, which stayed scalar."""
+
+    def codegen(context, builder, sig, args):
+        index = [1, 3, 4, 5, 7, 9]
+        acc_at_, bn_at_, act_at_, param_stride_, other_at_, out_at_ = as_int64s(
+            context, builder, [args[i] for i in index], [sig.args[i] for i in index])
+
+        def param(base, k):
+            offset = builder.add(base, builder.mul(param_stride_, ir.Constant(_I64, k)))
+            return builder.load(vector_pointer(context, builder, sig.args[2], args[2], offset), align=4)
+
+        acc_data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        a = builder.load(builder.bitcast(builder.gep(acc_data, [acc_at_]), _I32x16.as_pointer()), align=4)
+        v = builder.fadd(builder.fmul(builder.sitofp(a, F16), param(bn_at_, 0)), param(bn_at_, 1))
+        other_data = context.make_array(sig.args[6])(context, builder, args[6]).data
+        pairs_type = ir.VectorType(ir.FloatType(), 2 * LANES)
+        pairs = builder.load(builder.bitcast(builder.gep(other_data, [other_at_]), pairs_type.as_pointer()), align=4)
+        even = builder.shuffle_vector(pairs, pairs, ir.Constant(ir.VectorType(ir.IntType(32), LANES),
+                                                                [ir.Constant(ir.IntType(32), 2 * i) for i in range(LANES)]))
+        odd = builder.shuffle_vector(pairs, pairs, ir.Constant(ir.VectorType(ir.IntType(32), LANES),
+                                                               [ir.Constant(ir.IntType(32), 2 * i + 1) for i in range(LANES)]))
+        zero = ir.Constant(F16, [ir.Constant(ir.FloatType(), 0.0)] * LANES)
+        two = ir.Constant(F16, [ir.Constant(ir.FloatType(), 2.0)] * LANES)
+        v = builder.fadd(v, builder.fdiv(builder.fadd(builder.fadd(zero, even), odd), two))
+        u = builder.fsub(v, param(act_at_, 0))
+        slope = builder.select(builder.fcmp_ordered(">=", u, zero), param(act_at_, 1), param(act_at_, 2))
+        y = builder.fsub(builder.fmul(slope, u), param(act_at_, 3))
+        builder.store(y, vector_pointer(context, builder, sig.args[8], args[8], out_at_), align=4)
+        return context.get_dummy_value()
+
+    return types.none(acc, acc_at, params, bn_at, act_at, param_stride, other, other_at, out, out_at), codegen

@@ -27,7 +27,7 @@ explicit signatures (C-contiguous float32 rows, int64 programs) and no bounds ch
 import numba as nb
 import numpy as np
 
-from numbnn.kernels.intrinsics import LANES, block_epilogue_columns, moved_unit_lanes
+from numbnn.kernels.intrinsics import LANES, block_epilogue_columns, moved_unit_lanes, shrink_unit_lanes
 from numbnn.kernels.typed import typed_njit
 
 ROW_BLOCK = 64  # rows per parallel task: amortises the task's scratch buffer and step dispatch
@@ -161,7 +161,7 @@ def apply_steps(out, row0, first, last, codes, first_rows, params, other, other_
                     tail[c] = tail[c] + zero
 
 
-BLOCK_EPILOGUE, UNIT_EPILOGUE = 1, 2  # the programs with a one-pass epilogue (epilogue_kind)
+BLOCK_EPILOGUE, UNIT_EPILOGUE, SHRINK_EPILOGUE = 1, 2, 3  # the programs with a one-pass epilogue (epilogue_kind)
 _NO_LIMITS = np.zeros(LANES, np.float32)  # block_epilogue's thresholds when it does not pack
 
 
@@ -169,11 +169,14 @@ _NO_LIMITS = np.zeros(LANES, np.float32)  # block_epilogue's thresholds when it 
 def epilogue_kind(codes):
     """BLOCK_EPILOGUE for the steps [mul, affine, add_input, dprelu] (a ReActNet block's scale, batch norm,
     residual and RPReLU after its binary convolution), UNIT_EPILOGUE for [affine, dprelu, add_input]
-    (an FTBNN unit's batch norm, DPReLU and shortcut), else 0 (:func:`apply_steps`, a pass per step)."""
+    (an FTBNN unit's batch norm, DPReLU and shortcut), SHRINK_EPILOGUE for [affine, add_mean_input, dprelu]
+    (PokeBNN's shrinking unit), else 0 (:func:`apply_steps`, a pass per step)."""
     if codes.size == 4 and codes[0] == MUL and codes[1] == AFFINE and codes[2] == ADD_INPUT and codes[3] == DPRELU:
         return BLOCK_EPILOGUE
     if codes.size == 3 and codes[0] == AFFINE and codes[1] == DPRELU and codes[2] == ADD_INPUT:
         return UNIT_EPILOGUE
+    if codes.size == 3 and codes[0] == AFFINE and codes[1] == ADD_MEAN_INPUT and codes[2] == DPRELU:
+        return SHRINK_EPILOGUE
     return 0
 
 
@@ -255,6 +258,29 @@ def unit_epilogue(acc, first, last, params, first_rows, other, other_div, out, r
             u = v - params[s, c]
             pos, neg = params[s + 1, c], params[s + 2, c]
             y[c] = ((pos if u >= 0 else neg) * u - params[s + 3, c]) + residual[c]
+
+
+@nb.njit(cache=True, error_model="numpy")
+def shrink_epilogue(acc, first, last, params, codes, first_rows, other, other_div, out, row0):
+    """The steps [affine, add_mean_input, dprelu] (PokeBNN's shrinking unit, arXiv 2112.00133: batch norm, the
+    shortcut's mean of channel pairs, DPReLU) on the int32 rows first .. last-1 (``acc`` holds row first at 0;
+    row r of the output in out[r - row0], ``other`` as in :func:`run_stages`): with two residual channels per
+    channel, whole 16-lane vectors and a residual row per row, one vectorised pass per 16 channels
+    (:func:`numbnn.kernels.intrinsics.shrink_unit_lanes`); otherwise the float32 conversion and :func:`apply_steps`.
+    The same float32 operations in the same order either way."""
+    channels = out.shape[1]
+    q, s = first_rows[0], first_rows[2]
+    if other.shape[1] == 2 * channels and channels % LANES == 0 and other_div == 1:
+        for r in range(first, last):
+            for c in range(0, channels, LANES):
+                shrink_unit_lanes(acc, (r - first) * acc.shape[1] + c, params, q * channels + c, s * channels + c,
+                                  channels, other, r * other.shape[1] + 2 * c, out, (r - row0) * channels + c)
+        return
+    for r in range(first, last):
+        source, target = acc[r - first], out[r - row0]
+        for c in range(channels):
+            target[c] = np.float32(source[c])
+    apply_steps(out, row0, first, last, codes, first_rows, params, other, other_div)
 
 
 @nb.njit(inline="always")
