@@ -203,6 +203,24 @@ def add_vector(typingctx, target, at, source, src):
 _I32x16 = ir.VectorType(ir.IntType(32), LANES)
 
 
+def _parameter_rows(context, builder, sig, args, array_index, stride):
+    """load(base, k): the 16 floats at base + k * ``stride`` of argument ``array_index`` (row k of per-channel
+    parameters from column base), for the epilogue intrinsics below."""
+
+    def load(base, k):
+        offset = builder.add(base, builder.mul(stride, ir.Constant(_I64, k)))
+        return builder.load(vector_pointer(context, builder, sig.args[array_index], args[array_index], offset), align=4)
+
+    return load
+
+
+def _int32_lanes_as_float(context, builder, sig, args, array_index, at):
+    """float32 of the 16 int32 values at ``at`` of argument ``array_index`` (a block's accumulators)."""
+    data = context.make_array(sig.args[array_index])(context, builder, args[array_index]).data
+    values = builder.load(builder.bitcast(builder.gep(data, [at]), _I32x16.as_pointer()), align=4)
+    return builder.sitofp(values, F16)
+
+
 @intrinsic
 def block_epilogue_columns(typingctx, acc, acc_at, acc_stride, params, scale_at, bn_at, act_at, param_stride, other,
                            other_at, other_stride, out, out_at, out_stride, rows, thresholds, thresholds_at, bits, bits_at,
@@ -231,8 +249,7 @@ def block_epilogue_columns(typingctx, acc, acc_at, acc_stride, params, scale_at,
         def load(array_i, offset):
             return builder.load(vector_pointer(context, builder, sig.args[array_i], args[array_i], offset), align=4)
 
-        def param(base, k):
-            return load(3, builder.add(base, builder.mul(param_stride_, ir.Constant(_I64, k))))
+        param = _parameter_rows(context, builder, sig, args, 3, param_stride_)
 
         scale, bn_scale, bn_shift = param(scale_at_, 0), param(bn_at_, 0), param(bn_at_, 1)
         shift_x, pos, neg, shift_y = (param(act_at_, k) for k in range(4))
@@ -283,13 +300,9 @@ def moved_unit_lanes(typingctx, acc, acc_at, params, scale_at, shift_at, bn_at, 
         acc_at_, scale_at_, shift_at_, bn_at_, act_at_, param_stride_, at_, bits_at_, thresholds_at_, shifts_at_ = \
             as_int64s(context, builder, [args[i] for i in index], [sig.args[i] for i in index])
 
-        def param(base, k):
-            offset = builder.add(base, builder.mul(param_stride_, ir.Constant(_I64, k)))
-            return builder.load(vector_pointer(context, builder, sig.args[2], args[2], offset), align=4)
-
-        acc_data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        a = builder.load(builder.bitcast(builder.gep(acc_data, [acc_at_]), _I32x16.as_pointer()), align=4)
-        v = builder.fadd(builder.fmul(builder.sitofp(a, F16), param(scale_at_, 0)), param(shift_at_, 0))
+        param = _parameter_rows(context, builder, sig, args, 2, param_stride_)
+        a = _int32_lanes_as_float(context, builder, sig, args, 0, acc_at_)
+        v = builder.fadd(builder.fmul(a, param(scale_at_, 0)), param(shift_at_, 0))
         v = builder.fadd(builder.fmul(v, param(bn_at_, 0)), param(bn_at_, 1))
         o = builder.load(vector_pointer(context, builder, sig.args[8], args[8], at_), align=4)
         u = builder.fsub(builder.fadd(v, o), param(act_at_, 0))
@@ -328,13 +341,9 @@ def shrink_unit_lanes(typingctx, acc, acc_at, params, bn_at, act_at, param_strid
         acc_at_, bn_at_, act_at_, param_stride_, other_at_, out_at_ = as_int64s(
             context, builder, [args[i] for i in index], [sig.args[i] for i in index])
 
-        def param(base, k):
-            offset = builder.add(base, builder.mul(param_stride_, ir.Constant(_I64, k)))
-            return builder.load(vector_pointer(context, builder, sig.args[2], args[2], offset), align=4)
-
-        acc_data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        a = builder.load(builder.bitcast(builder.gep(acc_data, [acc_at_]), _I32x16.as_pointer()), align=4)
-        v = builder.fadd(builder.fmul(builder.sitofp(a, F16), param(bn_at_, 0)), param(bn_at_, 1))
+        param = _parameter_rows(context, builder, sig, args, 2, param_stride_)
+        a = _int32_lanes_as_float(context, builder, sig, args, 0, acc_at_)
+        v = builder.fadd(builder.fmul(a, param(bn_at_, 0)), param(bn_at_, 1))
         other_data = context.make_array(sig.args[6])(context, builder, args[6]).data
         pairs_type = ir.VectorType(ir.FloatType(), 2 * LANES)
         pairs = builder.load(builder.bitcast(builder.gep(other_data, [other_at_]), pairs_type.as_pointer()), align=4)
