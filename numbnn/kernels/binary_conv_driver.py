@@ -430,8 +430,9 @@ def binary_conv(x, geometry, tap_bits, panels, k, border_row, correction, transf
                                              pack_thresholds, pack_groups, pack_shuffle, packed)
             elif kind == UNIT_EPILOGUE:
                 unit_epilogue(acc, first, last, params, first_rows, other, other_div, rows_out, row0)
-            elif kind == SHRINK_EPILOGUE:
-                shrink_epilogue(acc, first, last, params, codes, first_rows, other, other_div, rows_out, row0)
+            elif kind == SHRINK_EPILOGUE and shrink_epilogue(acc, first, last, params, first_rows, other, other_div,
+                                                             rows_out, row0):
+                pass  # ran in one pass; otherwise the passes below
             else:
                 for r in range(first, last):
                     source, target = acc[r - first], rows_out[r - row0]

@@ -261,26 +261,22 @@ def unit_epilogue(acc, first, last, params, first_rows, other, other_div, out, r
 
 
 @nb.njit(cache=True, error_model="numpy")
-def shrink_epilogue(acc, first, last, params, codes, first_rows, other, other_div, out, row0):
+def shrink_epilogue(acc, first, last, params, first_rows, other, other_div, out, row0):
     """The steps [affine, add_mean_input, dprelu] (PokeBNN's shrinking unit, arXiv 2112.00133: batch norm, the
     shortcut's mean of channel pairs, DPReLU) on the int32 rows first .. last-1 (``acc`` holds row first at 0;
-    row r of the output in out[r - row0], ``other`` as in :func:`run_stages`): with two residual channels per
-    channel, whole 16-lane vectors and a residual row per row, one vectorised pass per 16 channels
-    (:func:`numbnn.kernels.intrinsics.shrink_unit_lanes`); otherwise the float32 conversion and :func:`apply_steps`.
-    The same float32 operations in the same order either way."""
+    row r of the output in out[r - row0], ``other`` as in :func:`run_stages`) in one vectorised pass per 16
+    channels (:func:`numbnn.kernels.intrinsics.shrink_unit_lanes`), the float32 operations of :func:`apply_steps`
+    in its order, when the residual has two channels per channel, one row per row, and the channels are whole
+    16-lane vectors. Returns whether it ran (if not, the caller runs the steps as passes)."""
     channels = out.shape[1]
+    if other.shape[1] != 2 * channels or channels % LANES or other_div != 1:
+        return False
     q, s = first_rows[0], first_rows[2]
-    if other.shape[1] == 2 * channels and channels % LANES == 0 and other_div == 1:
-        for r in range(first, last):
-            for c in range(0, channels, LANES):
-                shrink_unit_lanes(acc, (r - first) * acc.shape[1] + c, params, q * channels + c, s * channels + c,
-                                  channels, other, r * other.shape[1] + 2 * c, out, (r - row0) * channels + c)
-        return
     for r in range(first, last):
-        source, target = acc[r - first], out[r - row0]
-        for c in range(channels):
-            target[c] = np.float32(source[c])
-    apply_steps(out, row0, first, last, codes, first_rows, params, other, other_div)
+        for c in range(0, channels, LANES):
+            shrink_unit_lanes(acc, (r - first) * acc.shape[1] + c, params, q * channels + c, s * channels + c,
+                              channels, other, r * other.shape[1] + 2 * c, out, (r - row0) * channels + c)
+    return True
 
 
 @nb.njit(inline="always")

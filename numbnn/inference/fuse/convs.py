@@ -8,7 +8,7 @@ from __future__ import annotations
 from numbnn.inference.graph import Graph, Node
 from numbnn.kernels.binary_conv_driver import CONV_BLOCK
 from numbnn.kernels.depthwise import is_stem_3x3
-from numbnn.inference.ops.binary import MOVED_UNIT_STAGES
+from numbnn.inference.ops.binary import packs_moved_output
 from numbnn.inference.ops.packing import GatherPack, channel_shuffle_groups, moved_rows, quarter_packing
 
 
@@ -61,8 +61,7 @@ def fuse_gather_packs_into_moved_steps(graph: Graph) -> None:
         conv = producers.get(node.inputs[0])
         if conv is None or conv.op != "bconv_moved_steps" or conv.extra_outputs or conv.output != node.inputs[0]:
             continue
-        width = specs[conv.output].shape[-1]
-        if (conv.attrs["moved_stages"] != MOVED_UNIT_STAGES or conv.attrs["stages"] != ["mul", "add"] or width % 16
+        if (not packs_moved_output(conv.attrs["stages"], conv.attrs["moved_stages"], specs[conv.output].shape[-1])
                 or quarter_packing(GatherPack(node.attrs, node.consts)) is None):
             continue
         conv.attrs = {**conv.attrs, "pack_moves": node.attrs["moves"], "pack_source_shape": node.attrs["source_shape"]}

@@ -187,6 +187,12 @@ class BinaryConvSteps(Op):
 MOVED_UNIT_STAGES = ["affine", "add_input", "dprelu"]  # after RB-Net's move: batch norm, residual, RPReLU
 
 
+def packs_moved_output(stages, moved_stages, width) -> bool:
+    """Whether a ``bconv_moved_steps`` node with these steps and C' = ``width`` can also pack its output: RB-Net's
+    unit (scale and centring, then batch norm, residual and RPReLU), whose driver epilogue packs 16 lanes at a time."""
+    return list(stages) == ["mul", "add"] and list(moved_stages) == MOVED_UNIT_STAGES and width % 16 == 0
+
+
 @register_op
 class BinaryConvMovedSteps(Op):
     """float32: a ``bconv_steps`` node whose output only an ``elementwise`` node reads, through movement ops
@@ -240,7 +246,7 @@ class BinaryConvMovedSteps(Op):
             self.packing = quarter_packing(self.pack)
             expect(self.packing is not None and self.pack.source_shape == self.after.moves.shape,
                    f"{op}: pack_moves must carry whole 16-channel groups of the output to the packed layout")
-            expect(self.after.stages == MOVED_UNIT_STAGES and self.before.stages == ["mul", "add"] and width % 16 == 0,
+            expect(packs_moved_output(self.before.stages, self.after.stages, width),
                    f"{op}: only RB-Net's unit with a multiple of 16 channels packs its output")
             shifts = self.pack.shift if self.pack.shift.size else np.zeros(width, np.float32)
             self.pack_shift = np.ascontiguousarray(shifts, np.float32)
